@@ -1,0 +1,363 @@
+//! Validated identifiers. Each is constructed only by parsing (`FromStr`, `TryFrom`,
+//! serde), so holding one is proof it passed validation.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Values that must never name an owner: the sentinels that caused cross-tenant
+/// fallbacks in the source systems.
+pub const RESERVED_OWNER_IDS: [&str; 3] = ["default", "<unset>", "system"];
+
+/// Longest accepted owner id, in bytes.
+pub const OWNER_ID_MAX_BYTES: usize = 128;
+
+/// Who owns a resource. 1–128 bytes, no whitespace or control characters, never one of
+/// [`RESERVED_OWNER_IDS`]. Compared exactly (case-sensitive, no normalization).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OwnerId(String);
+
+impl OwnerId {
+    /// Parses and validates an owner id.
+    pub fn parse(raw: &str) -> Result<Self> {
+        if raw.is_empty() {
+            return Err(Error::invalid("owner_id", "must not be empty"));
+        }
+        if raw.len() > OWNER_ID_MAX_BYTES {
+            return Err(Error::invalid(
+                "owner_id",
+                format!("must be at most {OWNER_ID_MAX_BYTES} bytes"),
+            ));
+        }
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control() || is_bidi_control(c)) {
+            return Err(Error::invalid(
+                "owner_id",
+                "must not contain whitespace, control or bidirectional-override characters",
+            ));
+        }
+        if RESERVED_OWNER_IDS.contains(&raw) {
+            return Err(Error::invalid("owner_id", format!("`{raw}` is reserved")));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Unicode bidirectional formatting characters, refused in ids so an id cannot render as
+/// another (Trojan Source, CVE-2021-42574).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Longest accepted channel name, in bytes.
+pub const CHANNEL_NAME_MAX_BYTES: usize = 32;
+
+/// A chat channel (`telegram`, `slack`, ...). Normalized to lower case; ASCII letters,
+/// digits, `-` and `_`, starting with a letter, at most 32 bytes.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ChannelName(String);
+
+impl ChannelName {
+    /// Parses a channel name, normalizing it to lower case.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let name = raw.to_ascii_lowercase();
+        if name.is_empty() {
+            return Err(Error::invalid("channel", "must not be empty"));
+        }
+        if name.len() > CHANNEL_NAME_MAX_BYTES {
+            return Err(Error::invalid(
+                "channel",
+                format!("must be at most {CHANNEL_NAME_MAX_BYTES} bytes"),
+            ));
+        }
+        let mut chars = name.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !first_ok || !rest_ok {
+            return Err(Error::invalid(
+                "channel",
+                "must start with a letter and hold only letters, digits, `-` and `_`",
+            ));
+        }
+        Ok(Self(name))
+    }
+
+    /// The normalized name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Longest accepted external id, in bytes.
+pub const EXTERNAL_ID_MAX_BYTES: usize = 256;
+
+/// A sender's id on a channel (a Telegram user id, a Slack member id). 1–256 bytes, no
+/// control or bidirectional characters, no leading or trailing whitespace. Compared exactly.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ExternalId(String);
+
+impl ExternalId {
+    /// Parses and validates an external id.
+    pub fn parse(raw: &str) -> Result<Self> {
+        if raw.is_empty() {
+            return Err(Error::invalid("external_id", "must not be empty"));
+        }
+        if raw.len() > EXTERNAL_ID_MAX_BYTES {
+            return Err(Error::invalid(
+                "external_id",
+                format!("must be at most {EXTERNAL_ID_MAX_BYTES} bytes"),
+            ));
+        }
+        if raw.trim() != raw {
+            return Err(Error::invalid(
+                "external_id",
+                "must not start or end with whitespace",
+            ));
+        }
+        if raw.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+            return Err(Error::invalid(
+                "external_id",
+                "must not contain control or bidirectional-override characters",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A chat account: `(channel, external_id)`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ChannelKey {
+    /// The normalized channel.
+    pub channel: ChannelName,
+    /// The sender's id on it.
+    pub external_id: ExternalId,
+}
+
+impl ChannelKey {
+    /// Pairs a channel with an external id.
+    pub fn new(channel: ChannelName, external_id: ExternalId) -> Self {
+        Self {
+            channel,
+            external_id,
+        }
+    }
+}
+
+/// Public ids of stored objects (tokens, resources, pairing requests, webhook
+/// deliveries): a short family tag and 20 lower-case hex digits, e.g. `tok_0123456789abcdef0123`.
+/// Not secret; safe in URLs and logs.
+macro_rules! public_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The tag every id of this kind starts with.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// Makes a new id from 10 random bytes of the caller's random source.
+            pub fn generate(rng: &mut dyn crate::RandomSource) -> Self {
+                let mut bytes = [0u8; 10];
+                rng.fill(&mut bytes);
+                Self(format!("{}{}", $prefix, hex::encode(bytes)))
+            }
+
+            /// Parses an id: the tag, then exactly 20 lower-case hex digits.
+            pub fn parse(raw: &str) -> Result<Self> {
+                let ok = raw
+                    .strip_prefix($prefix)
+                    .is_some_and(|rest| rest.len() == 20 && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+                if ok {
+                    Ok(Self(raw.to_owned()))
+                } else {
+                    Err(Error::invalid("id", concat!("expected `", $prefix, "` and 20 hex digits")))
+                }
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                Self::parse(s)
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = Error;
+            fn try_from(s: String) -> Result<Self> {
+                Self::parse(&s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+    };
+}
+
+public_id!(
+    /// A token's public id.
+    TokenId,
+    "tok_"
+);
+public_id!(
+    /// A registered resource's public id.
+    ResourceId,
+    "res_"
+);
+public_id!(
+    /// A pairing request's public id (listed to admins instead of its code).
+    PairingRequestId,
+    "pair_"
+);
+public_id!(
+    /// A webhook delivery's public id (also its `webhook-id` header).
+    DeliveryId,
+    "msg_"
+);
+
+/// The plumbing shared by the validated string newtypes.
+macro_rules! string_newtype_impls {
+    ($($name:ident),*) => {$(
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                Self::parse(s)
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = Error;
+            fn try_from(s: String) -> Result<Self> {
+                Self::parse(&s)
+            }
+        }
+        impl TryFrom<&str> for $name {
+            type Error = Error;
+            fn try_from(s: &str) -> Result<Self> {
+                Self::parse(s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    )*};
+}
+
+string_newtype_impls!(OwnerId, ChannelName, ExternalId);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn reserved_owner_ids_are_refused() {
+        for r in RESERVED_OWNER_IDS {
+            assert!(OwnerId::parse(r).is_err(), "{r} accepted");
+        }
+        assert!(OwnerId::parse("Default").is_ok(), "comparison is exact, not case-folded");
+    }
+
+    #[test]
+    fn owner_id_bounds() {
+        assert!(OwnerId::parse("").is_err());
+        assert!(OwnerId::parse(&"a".repeat(128)).is_ok());
+        assert!(OwnerId::parse(&"a".repeat(129)).is_err());
+        assert!(OwnerId::parse("a b").is_err());
+        assert!(OwnerId::parse("a\u{202E}b").is_err());
+        assert!(OwnerId::parse("a\0").is_err());
+    }
+
+    #[test]
+    fn serde_validates() {
+        assert!(serde_json::from_str::<OwnerId>("\"system\"").is_err());
+        assert!(serde_json::from_str::<OwnerId>("\"alice\"").is_ok());
+        assert_eq!(
+            serde_json::from_str::<ChannelName>("\"Telegram\"").map(|c| c.as_str().to_owned()).ok(),
+            Some("telegram".to_owned())
+        );
+        assert!(serde_json::from_str::<TokenId>("\"tok_xyz\"").is_err());
+    }
+
+    #[test]
+    fn channel_names() {
+        assert_eq!(ChannelName::parse("SLACK").map(String::from).ok(), Some("slack".into()));
+        for bad in ["", "1abc", "a b", "a/b", "../x", "é", &"a".repeat(33)] {
+            assert!(ChannelName::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn external_ids() {
+        assert!(ExternalId::parse("12345").is_ok());
+        assert!(ExternalId::parse("U0 123").is_ok());
+        assert!(ExternalId::parse(" x").is_err());
+        assert!(ExternalId::parse("x\n").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn owner_id_parse_roundtrips(s in "[^\\s\\p{Cc}]{1,64}") {
+            match OwnerId::parse(&s) {
+                Ok(id) => prop_assert_eq!(id.as_str(), s.as_str()),
+                Err(_) => prop_assert!(RESERVED_OWNER_IDS.contains(&s.as_str()) || s.len() > OWNER_ID_MAX_BYTES || s.chars().any(is_bidi_control)),
+            }
+        }
+
+        #[test]
+        fn channel_name_is_idempotent(s in "[A-Za-z][A-Za-z0-9_-]{0,31}") {
+            let once = ChannelName::parse(&s).unwrap();
+            let twice = ChannelName::parse(once.as_str()).unwrap();
+            prop_assert_eq!(once, twice);
+        }
+    }
+}
