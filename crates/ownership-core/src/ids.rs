@@ -292,7 +292,44 @@ macro_rules! string_newtype_impls {
     )*};
 }
 
-string_newtype_impls!(OwnerId, ChannelName, ExternalId);
+/// Longest accepted secret name, in bytes.
+pub const SECRET_NAME_MAX_BYTES: usize = 128;
+
+/// The name of an owner's secret: 1–128 bytes of ASCII letters, digits, `_`, `-` and `.`,
+/// not starting with `.`. Names are per owner: two owners may both hold `OPENAI_KEY`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SecretName(String);
+
+impl SecretName {
+    /// Parses and validates a secret name.
+    pub fn parse(raw: &str) -> Result<Self> {
+        if raw.is_empty() || raw.len() > SECRET_NAME_MAX_BYTES {
+            return Err(Error::invalid(
+                "name",
+                format!("must be 1 to {SECRET_NAME_MAX_BYTES} bytes"),
+            ));
+        }
+        if raw.starts_with('.')
+            || !raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            return Err(Error::invalid(
+                "name",
+                "must hold only letters, digits, `_`, `-` and `.`, and not start with `.`",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+string_newtype_impls!(OwnerId, ChannelName, ExternalId, SecretName);
 
 #[cfg(test)]
 mod tests {

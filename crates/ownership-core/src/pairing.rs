@@ -1,0 +1,581 @@
+//! Pairing codes for channel identity pairing (SPEC §4; format in `docs/tokens.md`).
+//!
+//! A code is 8 symbols from the 32-symbol [`PAIRING_ALPHABET`] (40 bits), shown as
+//! `ABCD-EFGH` and normalized on input (case, spaces and dashes are ignored).
+//!
+//! The store never holds a code. It keeps, per pending request, a random
+//! [`PairingSeed`] and the code's [`CodeHash`] (HMAC-SHA256 under the [`PairingKey`]):
+//!
+//! - issuing: `code = PairingCode::derive(&key, &seed)`, store `(seed, key.hash(&code))`;
+//! - the same sender asks again: re-derive the code from the stored seed;
+//! - redeeming: `PairingCode::parse(input)`, look up `key.hash(&code)`.
+//!
+//! Both steps need the key, so a database dump without it reveals no code and allows
+//! no offline guessing. The key is derived from the master key with HKDF-SHA256
+//! ([`PairingKey::derive_from_master`]) or, without a master key, generated and kept in
+//! the store (`docs/security.md` says what that mode gives up).
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use subtle::ConstantTimeEq;
+
+use crate::RandomSource;
+use crate::error::{Error, Result};
+use crate::token::{decode_hex32, hmac_sha256, short_hex};
+
+/// The 32 code symbols, in value order: upper-case letters and digits without the
+/// look-alikes `0`, `O`, `1` and `I`. Each symbol carries 5 bits.
+pub const PAIRING_ALPHABET: &str = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/// Symbols in a code (8 × 5 = 40 bits).
+pub const CODE_LEN: usize = 8;
+
+/// Random bytes needed for one code (40 bits).
+const CODE_BYTES: usize = 5;
+
+/// Domain-separation label of [`PairingCode::derive`].
+pub const DERIVE_LABEL: &[u8] = b"ownership/pairing-code/v1";
+
+/// HKDF `info` of [`PairingKey::derive_from_master`].
+pub const KEY_INFO: &[u8] = b"ownership/pairing-code-key/v1";
+
+/// A normalized pairing code: exactly 8 symbols of [`PAIRING_ALPHABET`]. `Debug` is
+/// redacted; equality is constant-time.
+#[derive(Clone)]
+pub struct PairingCode(String);
+
+impl PairingCode {
+    /// Parses user input: ASCII whitespace and `-` are removed and letters upper-cased,
+    /// then exactly 8 symbols of [`PAIRING_ALPHABET`] must remain. Errors never echo the
+    /// input.
+    pub fn parse(input: &str) -> Result<Self> {
+        if input.trim().is_empty() {
+            return Err(blank());
+        }
+        let mut code = String::with_capacity(CODE_LEN);
+        for c in input.chars() {
+            if c.is_ascii_whitespace() || c == '-' {
+                continue;
+            }
+            let upper = c.to_ascii_uppercase();
+            if !upper.is_ascii() || !PAIRING_ALPHABET.contains(upper) {
+                return Err(Error::invalid(
+                    "code",
+                    "contains a character outside the pairing alphabet",
+                ));
+            }
+            if code.len() == CODE_LEN {
+                return Err(wrong_length());
+            }
+            code.push(upper);
+        }
+        match code.len() {
+            0 => Err(blank()),
+            CODE_LEN => Ok(Self(code)),
+            _ => Err(wrong_length()),
+        }
+    }
+
+    /// A uniformly random code: 5 random bytes read as 8 groups of 5 bits, one symbol
+    /// each (no modulo bias).
+    pub fn generate(rng: &mut dyn RandomSource) -> Self {
+        let mut bytes = [0_u8; CODE_BYTES];
+        rng.fill(&mut bytes);
+        Self::from_40_bits(bytes)
+    }
+
+    /// The code for `seed` under `key`: the first 40 bits of
+    /// HMAC-SHA256(key, `ownership/pairing-code/v1` ‖ seed), 5 bits per symbol.
+    pub fn derive(key: &PairingKey, seed: &PairingSeed) -> Self {
+        let mac = hmac_sha256(&key.0, &[DERIVE_LABEL, &seed.0]);
+        let [a, b, c, d, e, ..] = mac;
+        Self::from_40_bits([a, b, c, d, e])
+    }
+
+    /// The display form, `ABCD-EFGH`.
+    pub fn display(&self) -> String {
+        match self.0.split_at_checked(CODE_LEN / 2) {
+            Some((head, tail)) => format!("{head}-{tail}"),
+            None => self.0.clone(),
+        }
+    }
+
+    /// The normalized code (8 symbols, no dash).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn from_40_bits(bytes: [u8; CODE_BYTES]) -> Self {
+        let bits = bytes
+            .iter()
+            .fold(0_u64, |acc, &b| (acc << 8) | u64::from(b));
+        let code = (0..CODE_LEN)
+            .rev()
+            .map(|i| {
+                let group = (bits >> (5 * i)) & 0x1f;
+                char::from(symbol(u8::try_from(group).unwrap_or(0)))
+            })
+            .collect();
+        Self(code)
+    }
+}
+
+impl fmt::Debug for PairingCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PairingCode(****)")
+    }
+}
+
+impl PartialEq for PairingCode {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for PairingCode {}
+
+fn blank() -> Error {
+    Error::invalid("code", "must not be blank")
+}
+
+fn wrong_length() -> Error {
+    Error::invalid("code", "must be 8 characters from the pairing alphabet")
+}
+
+/// The symbol for a 5-bit value (the value's position in [`PAIRING_ALPHABET`]).
+fn symbol(value: u8) -> u8 {
+    let value = value & 0x1f;
+    match value {
+        0..=7 => b'A' + value,          // A-H
+        8..=12 => b'J' + (value - 8),   // J-N
+        13..=23 => b'P' + (value - 13), // P-Z
+        _ => b'2' + (value - 24),       // 2-9
+    }
+}
+
+/// The random seed a pending pairing request keeps; with the [`PairingKey`] it
+/// re-derives the request's code. Not secret on its own.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PairingSeed([u8; 16]);
+
+impl PairingSeed {
+    /// 16 random bytes from `rng`.
+    pub fn generate(rng: &mut dyn RandomSource) -> Self {
+        let mut bytes = [0_u8; 16];
+        rng.fill(&mut bytes);
+        Self(bytes)
+    }
+
+    /// Wraps a seed read back from the store.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
+    /// The seed's bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// The seed as 32 lower-case hex characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses 32 hex characters.
+    pub fn from_hex(text: &str) -> Result<Self> {
+        let mut bytes = [0_u8; 16];
+        hex::decode_to_slice(text, &mut bytes)
+            .map_err(|_| Error::invalid("pairing_seed", "must be 32 hexadecimal characters"))?;
+        Ok(Self(bytes))
+    }
+}
+
+impl fmt::Debug for PairingSeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PairingSeed({}…)", short_hex(&self.0))
+    }
+}
+
+/// The 256-bit key that derives codes from seeds and hashes codes for storage. Secret:
+/// `Debug` is redacted and it is never stored beside the rows it protects when a master
+/// key is configured.
+#[derive(Clone)]
+pub struct PairingKey([u8; 32]);
+
+impl PairingKey {
+    /// Wraps key bytes (for example a generated key read back from the store).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A random key from `rng`, for deployments without a master key.
+    pub fn generate(rng: &mut dyn RandomSource) -> Self {
+        let mut bytes = [0_u8; 32];
+        rng.fill(&mut bytes);
+        Self(bytes)
+    }
+
+    /// The key derived from the master key: HKDF-SHA256 (RFC 5869) with an empty salt,
+    /// info `ownership/pairing-code-key/v1`, 32 bytes of output.
+    pub fn derive_from_master(master_key: &[u8; 32]) -> Self {
+        let hkdf = hkdf::Hkdf::<sha2::Sha256>::new(Some(&[]), master_key);
+        let mut okm = [0_u8; 32];
+        #[expect(
+            clippy::expect_used,
+            reason = "HKDF-SHA256 only fails for outputs over 255 × 32 bytes; this one is 32"
+        )]
+        hkdf.expand(KEY_INFO, &mut okm)
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        Self(okm)
+    }
+
+    /// The stored form of `code`: HMAC-SHA256(key, normalized code).
+    pub fn hash(&self, code: &PairingCode) -> CodeHash {
+        CodeHash(hmac_sha256(&self.0, &[code.0.as_bytes()]))
+    }
+}
+
+impl fmt::Debug for PairingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PairingKey(****)")
+    }
+}
+
+/// A pairing code's keyed hash, the only form of a code the store keeps. Equality is
+/// constant-time; `Debug` shows the first 4 bytes in hex.
+#[derive(Clone, Copy)]
+pub struct CodeHash([u8; 32]);
+
+impl CodeHash {
+    /// Wraps a hash read back from the store.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The hash's bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The hash as 64 lower-case hex characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses 64 hex characters.
+    pub fn from_hex(text: &str) -> Result<Self> {
+        decode_hex32(text)
+            .map(Self)
+            .ok_or_else(|| Error::invalid("code_hash", "must be 64 hexadecimal characters"))
+    }
+}
+
+impl PartialEq for CodeHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for CodeHash {}
+
+impl Hash for CodeHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl fmt::Debug for CodeHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CodeHash({}…)", short_hex(&self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A deterministic source that repeats `bytes`.
+    fn repeating(bytes: Vec<u8>) -> impl FnMut(&mut [u8]) {
+        let mut i = 0;
+        move |buf: &mut [u8]| {
+            for b in buf.iter_mut() {
+                *b = bytes[i % bytes.len()];
+                i += 1;
+            }
+        }
+    }
+
+    fn code_from(bytes: [u8; 5]) -> PairingCode {
+        PairingCode::generate(&mut repeating(bytes.to_vec()))
+    }
+
+    fn invalid_reason(result: Result<PairingCode>) -> String {
+        match result {
+            Err(Error::Invalid {
+                field: "code",
+                reason,
+            }) => reason,
+            other => panic!("expected an invalid code, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn alphabet_has_32_distinct_symbols_without_look_alikes() {
+        let symbols: std::collections::BTreeSet<char> = PAIRING_ALPHABET.chars().collect();
+        assert_eq!(symbols.len(), 32);
+        assert_eq!(PAIRING_ALPHABET.len(), 32);
+        for c in ['0', 'O', '1', 'I'] {
+            assert!(!PAIRING_ALPHABET.contains(c));
+        }
+        assert!(
+            PAIRING_ALPHABET
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        );
+        for (value, expected) in PAIRING_ALPHABET.bytes().enumerate() {
+            assert_eq!(symbol(u8::try_from(value).unwrap()), expected);
+        }
+    }
+
+    #[test]
+    fn generate_reads_5_bits_per_symbol() {
+        assert_eq!(code_from([0; 5]).as_str(), "AAAAAAAA");
+        assert_eq!(code_from([0xff; 5]).as_str(), "99999999");
+        // 00000 00001 00010 ... : 0x00 0x44 0x32 0x14 0xc7 encodes 0,1,2,3,4,5,6,7.
+        assert_eq!(
+            code_from([0x00, 0x44, 0x32, 0x14, 0xc7]).as_str(),
+            "ABCDEFGH"
+        );
+    }
+
+    #[test]
+    fn parse_normalizes_case_spaces_and_dashes() {
+        let code = PairingCode::parse("abcd-efgh").unwrap();
+        assert_eq!(code.as_str(), "ABCDEFGH");
+        assert_eq!(code.display(), "ABCD-EFGH");
+        assert_eq!(PairingCode::parse("  ab cd\t-ef-gh\n").unwrap(), code);
+        assert_eq!(PairingCode::parse("ABCDEFGH").unwrap(), code);
+    }
+
+    #[test]
+    fn parse_refuses_blank_input_with_a_precise_error() {
+        for input in ["", "   ", "\t\n", "--", " - "] {
+            assert_eq!(
+                PairingCode::parse(input).err(),
+                Some(Error::invalid("code", "must not be blank"))
+            );
+        }
+    }
+
+    #[test]
+    fn parse_refuses_wrong_lengths_and_foreign_symbols_without_echoing_input() {
+        for input in ["ABCDEFG", "ABCDEFGHJ", "ABCD-EFGH-J", "A"] {
+            let reason = invalid_reason(PairingCode::parse(input));
+            assert!(reason.contains("8 characters"), "{reason}");
+            assert!(!reason.contains(input));
+        }
+        for input in [
+            "ABCD-EFG0",
+            "OBCDEFGH",
+            "ABCDEFG1",
+            "IBCDEFGH",
+            "ABCD_EFGH",
+            "ABCDÉFGH",
+            "ABCD.EFGH",
+        ] {
+            let reason = invalid_reason(PairingCode::parse(input));
+            assert!(reason.contains("alphabet"), "{reason}");
+            assert!(!reason.contains(input));
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let code = PairingCode::parse("ABCD-EFGH").unwrap();
+        assert_eq!(format!("{code:?}"), "PairingCode(****)");
+        let key = PairingKey::from_bytes([0x42; 32]);
+        assert_eq!(format!("{key:?}"), "PairingKey(****)");
+        let hash = key.hash(&code);
+        assert_eq!(
+            format!("{hash:?}"),
+            format!("CodeHash({}…)", &hash.to_hex()[..8])
+        );
+    }
+
+    #[test]
+    fn hkdf_matches_rfc_5869() {
+        // RFC 5869 test case 1 and test case 3 (empty salt and info), run through the same
+        // crate and hash as `derive_from_master`.
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(
+            Some(&hex::decode("000102030405060708090a0b0c").unwrap()),
+            &[0x0b; 22],
+        );
+        let mut okm = [0; 42];
+        hk.expand(&hex::decode("f0f1f2f3f4f5f6f7f8f9").unwrap(), &mut okm)
+            .unwrap();
+        assert_eq!(
+            hex::encode(okm),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+        );
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(&[]), &[0x0b; 22]);
+        hk.expand(&[], &mut okm).unwrap();
+        assert_eq!(
+            hex::encode(okm),
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"
+        );
+    }
+
+    #[test]
+    fn key_derivation_and_code_derivation_match_independent_vectors() {
+        // Python 3:
+        //   prk = hmac.new(b"", bytes(range(32)), sha256).digest()
+        //   key = hmac.new(prk, b"ownership/pairing-code-key/v1\x01", sha256).digest()
+        let master: [u8; 32] = core::array::from_fn(|i| i as u8);
+        let key = PairingKey::derive_from_master(&master);
+        assert_eq!(
+            hex::encode(key.as_bytes()),
+            "f4778cbd05663e9c3a5c92b8605c3f376b7e6f2e121e8bb7b7f036cc79d27044"
+        );
+        //   mac = hmac.new(key, b"ownership/pairing-code/v1" + bytes(16), sha256).digest()
+        //   n = int.from_bytes(mac[:5], "big"); symbols = 5-bit groups, high first
+        //   hash = hmac.new(key, code.encode(), sha256).hexdigest()
+        let seed = PairingSeed::from_bytes([0; 16]);
+        let code = PairingCode::derive(&key, &seed);
+        assert_eq!(code.as_str(), KNOWN_CODE);
+        assert_eq!(key.hash(&code).to_hex(), KNOWN_CODE_HASH);
+    }
+
+    const KNOWN_CODE: &str = "H9CPDVCN";
+    const KNOWN_CODE_HASH: &str =
+        "98df8a6e9c8bafd5e27ef541a0ba0e74ba4722ebfdbf712b945ebd8afe192c61";
+
+    #[test]
+    fn hex_forms_round_trip() {
+        let seed = PairingSeed::from_bytes([9; 16]);
+        assert_eq!(PairingSeed::from_hex(&seed.to_hex()).unwrap(), seed);
+        assert!(PairingSeed::from_hex("zz").is_err());
+        let hash = CodeHash::from_bytes([7; 32]);
+        assert_eq!(CodeHash::from_hex(&hash.to_hex()).unwrap(), hash);
+        assert_eq!(CodeHash::from_bytes(*hash.as_bytes()), hash);
+        assert!(CodeHash::from_hex(&"0".repeat(63)).is_err());
+    }
+
+    fn noisy_display() -> impl Strategy<Value = ([u8; 5], Vec<(bool, u8)>)> {
+        (
+            any::<[u8; 5]>(),
+            prop::collection::vec((any::<bool>(), 0_u8..6), 9),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn generated_codes_use_only_the_alphabet(bytes in any::<[u8; 5]>()) {
+            let code = code_from(bytes);
+            prop_assert_eq!(code.as_str().len(), CODE_LEN);
+            prop_assert!(code.as_str().chars().all(|c| PAIRING_ALPHABET.contains(c)));
+        }
+
+        #[test]
+        fn normalization_is_idempotent(bytes in any::<[u8; 5]>()) {
+            let code = code_from(bytes);
+            prop_assert_eq!(&PairingCode::parse(&code.display()).unwrap(), &code);
+            prop_assert_eq!(&PairingCode::parse(code.as_str()).unwrap(), &code);
+            let again = PairingCode::parse(&code.display()).unwrap();
+            prop_assert_eq!(PairingCode::parse(again.as_str()).unwrap(), again);
+        }
+
+        /// The display form with random case and random spaces and dashes inserted
+        /// between (and around) symbols parses to the same code.
+        #[test]
+        fn case_spaces_and_dashes_do_not_matter((bytes, noise) in noisy_display()) {
+            let code = code_from(bytes);
+            let mut input = String::new();
+            for (i, (lower, gap)) in noise.iter().enumerate() {
+                input.push_str(match gap {
+                    0 => "",
+                    1 => " ",
+                    2 => "-",
+                    3 => " - ",
+                    4 => "\t",
+                    _ => "--",
+                });
+                if let Some(c) = code.as_str().chars().nth(i) {
+                    input.push(if *lower { c.to_ascii_lowercase() } else { c });
+                }
+            }
+            prop_assert_eq!(PairingCode::parse(&input).unwrap(), code);
+        }
+
+        #[test]
+        fn any_symbol_outside_the_alphabet_is_refused(
+            bytes in any::<[u8; 5]>(),
+            position in 0..CODE_LEN,
+            bad in any::<char>(),
+        ) {
+            let upper = bad.to_ascii_uppercase();
+            prop_assume!(!(upper.is_ascii() && PAIRING_ALPHABET.contains(upper)));
+            prop_assume!(!bad.is_ascii_whitespace() && bad != '-');
+            let mut chars: Vec<char> = code_from(bytes).as_str().chars().collect();
+            chars[position] = bad;
+            let input: String = chars.into_iter().collect();
+            prop_assert!(PairingCode::parse(&input).is_err());
+        }
+
+        #[test]
+        fn derive_is_deterministic_and_seed_dependent(
+            key in any::<[u8; 32]>(),
+            a in any::<[u8; 16]>(),
+            b in any::<[u8; 16]>(),
+        ) {
+            prop_assume!(a != b);
+            let key = PairingKey::from_bytes(key);
+            let (a, b) = (PairingSeed::from_bytes(a), PairingSeed::from_bytes(b));
+            prop_assert_eq!(PairingCode::derive(&key, &a), PairingCode::derive(&key, &a));
+            // 40-bit codes: a collision has probability 2^-40 per pair.
+            prop_assert_ne!(PairingCode::derive(&key, &a), PairingCode::derive(&key, &b));
+        }
+
+        #[test]
+        fn derive_depends_on_the_key(
+            k1 in any::<[u8; 32]>(),
+            k2 in any::<[u8; 32]>(),
+            seed in any::<[u8; 16]>(),
+        ) {
+            prop_assume!(k1 != k2);
+            let seed = PairingSeed::from_bytes(seed);
+            prop_assert_ne!(
+                PairingCode::derive(&PairingKey::from_bytes(k1), &seed),
+                PairingCode::derive(&PairingKey::from_bytes(k2), &seed)
+            );
+        }
+
+        #[test]
+        fn hash_differs_under_a_different_key(
+            k1 in any::<[u8; 32]>(),
+            k2 in any::<[u8; 32]>(),
+            bytes in any::<[u8; 5]>(),
+        ) {
+            prop_assume!(k1 != k2);
+            let code = code_from(bytes);
+            let (k1, k2) = (PairingKey::from_bytes(k1), PairingKey::from_bytes(k2));
+            prop_assert_eq!(k1.hash(&code), k1.hash(&code));
+            prop_assert_ne!(k1.hash(&code), k2.hash(&code));
+        }
+
+        #[test]
+        fn hash_is_of_the_normalized_code(bytes in any::<[u8; 5]>(), key in any::<[u8; 32]>()) {
+            let key = PairingKey::from_bytes(key);
+            let code = code_from(bytes);
+            let lower = code.display().to_lowercase();
+            prop_assert_eq!(key.hash(&PairingCode::parse(&lower).unwrap()), key.hash(&code));
+        }
+    }
+}

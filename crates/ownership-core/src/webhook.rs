@@ -1,0 +1,825 @@
+//! Webhook signatures (SPEC §6; header formats in `docs/tokens.md`).
+//!
+//! Every delivery carries two signatures so receivers can use either family's stock
+//! verifier:
+//!
+//! - [Standard Webhooks](https://www.standardwebhooks.com/): `webhook-id`,
+//!   `webhook-timestamp` and `webhook-signature: v1,<base64>`, the HMAC-SHA256 of
+//!   `<id>.<timestamp>.<body>` keyed with the base64-decoded part of the `whsec_` secret
+//!   ([`standard_sign`], [`standard_verify`]);
+//! - Stripe style: `Ownership-Signature: t=<unix>,v1=<hex>`, the HMAC-SHA256 of
+//!   `<t>.<body>` keyed (as Stripe does) with the whole secret string, prefix included
+//!   ([`stripe_sign`], [`stripe_verify`]).
+//!
+//! During a signing-secret rotation both secrets sign ([`sign_headers`]) and a verifier
+//! accepts a match with any secret it is given. Comparisons are constant-time. Time is a
+//! parameter: verification takes the receiver's clock as `now_unix`.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use subtle::ConstantTimeEq;
+
+use crate::RandomSource;
+use crate::error::{Error, Result};
+use crate::token::hmac_sha256;
+
+/// Default timestamp tolerance of the verifiers, in seconds, either way.
+pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
+
+/// The prefix of a signing secret.
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// Random bytes in a generated secret.
+pub const SECRET_BYTES: usize = 32;
+
+/// Fewest key bytes a parsed secret may decode to (the Standard Webhooks examples use 24).
+pub const SECRET_MIN_BYTES: usize = 24;
+
+/// Most key bytes a parsed secret may decode to.
+pub const SECRET_MAX_BYTES: usize = 64;
+
+/// Standard base64 that accepts the key with or without `=` padding.
+const LENIENT_STANDARD: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// A webhook signing secret, `whsec_<base64 of the key>`. Secret: `Debug` is redacted,
+/// equality is constant-time, and the value is shown once on creation or rotation.
+#[derive(Clone)]
+pub struct WebhookSecret {
+    /// The whole secret string (the Stripe-style key).
+    text: String,
+    /// The decoded part after the prefix (the Standard Webhooks key).
+    key: Vec<u8>,
+}
+
+impl WebhookSecret {
+    /// A new secret of 32 random bytes: `whsec_` and 44 characters of padded base64.
+    pub fn generate(rng: &mut dyn RandomSource) -> Self {
+        let mut key = vec![0_u8; SECRET_BYTES];
+        rng.fill(&mut key);
+        let text = format!("{SECRET_PREFIX}{}", STANDARD.encode(&key));
+        Self { text, key }
+    }
+
+    /// Parses `whsec_<base64>` whose key decodes to 24 to 64 bytes (padding optional).
+    /// Errors never echo the input.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let encoded = raw
+            .strip_prefix(SECRET_PREFIX)
+            .ok_or_else(|| Error::invalid("webhook_secret", "must start with `whsec_`"))?;
+        let key = LENIENT_STANDARD
+            .decode(encoded)
+            .map_err(|_| Error::invalid("webhook_secret", "must be `whsec_` followed by base64"))?;
+        if !(SECRET_MIN_BYTES..=SECRET_MAX_BYTES).contains(&key.len()) {
+            return Err(Error::invalid(
+                "webhook_secret",
+                format!("key must be {SECRET_MIN_BYTES} to {SECRET_MAX_BYTES} bytes"),
+            ));
+        }
+        Ok(Self {
+            text: raw.to_owned(),
+            key,
+        })
+    }
+
+    /// The whole secret string, to show once or to encrypt for storage. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.text
+    }
+
+    /// The HMAC key of the Standard Webhooks scheme: the decoded part after `whsec_`.
+    pub fn key_bytes(&self) -> Vec<u8> {
+        self.key.clone()
+    }
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret(****)")
+    }
+}
+
+impl PartialEq for WebhookSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.text.as_bytes().ct_eq(other.text.as_bytes()).into()
+    }
+}
+
+impl Eq for WebhookSecret {}
+
+/// Why a webhook signature was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// A header is missing its parts or its timestamp is not a plain integer.
+    #[error("malformed webhook signature headers")]
+    Malformed,
+    /// The timestamp is further from the receiver's clock than the tolerance.
+    #[error("webhook timestamp outside the tolerance")]
+    Timestamp,
+    /// No `v1` signature matches any of the secrets.
+    #[error("no matching webhook signature")]
+    Signature,
+}
+
+/// The Standard Webhooks signature of one message: `v1,<base64 of
+/// HMAC-SHA256(key_bytes, "{msg_id}.{timestamp}.{body}")>`.
+pub fn standard_sign(secret: &WebhookSecret, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mac = standard_mac(secret, msg_id, &timestamp.to_string(), body);
+    format!("v1,{}", STANDARD.encode(mac))
+}
+
+/// Verifies a Standard Webhooks delivery.
+///
+/// `signature_header` holds one or more space-separated `<version>,<signature>` entries;
+/// entries of other versions are ignored. It succeeds when any `v1` entry matches any of
+/// `secrets`. Errors, checked in this order: [`WebhookError::Malformed`] when the
+/// timestamp is not a plain decimal integer, `msg_id` is empty or the header holds no
+/// `<version>,<signature>` entry; [`WebhookError::Timestamp`] when the timestamp is more
+/// than `tolerance_secs` from `now_unix` either way; [`WebhookError::Signature`]
+/// otherwise.
+pub fn standard_verify(
+    secrets: &[&WebhookSecret],
+    msg_id: &str,
+    timestamp_header: &str,
+    signature_header: &str,
+    body: &[u8],
+    now_unix: i64,
+    tolerance_secs: i64,
+) -> Result<(), WebhookError> {
+    let timestamp = parse_timestamp(timestamp_header)?;
+    let entries: Vec<(&str, &str)> = signature_header
+        .split_ascii_whitespace()
+        .filter_map(|entry| entry.split_once(','))
+        .collect();
+    if msg_id.is_empty() || entries.is_empty() {
+        return Err(WebhookError::Malformed);
+    }
+    check_timestamp(timestamp, now_unix, tolerance_secs)?;
+    let presented: Vec<Vec<u8>> = entries
+        .iter()
+        .filter(|(version, _)| *version == "v1")
+        .filter_map(|(_, signature)| STANDARD.decode(signature).ok())
+        .collect();
+    let matched = secrets.iter().any(|secret| {
+        let expected = standard_mac(secret, msg_id, timestamp_header, body);
+        presented
+            .iter()
+            .any(|p| bool::from(p.as_slice().ct_eq(&expected)))
+    });
+    if matched {
+        Ok(())
+    } else {
+        Err(WebhookError::Signature)
+    }
+}
+
+/// The Stripe-style signature header for one secret: `t=<timestamp>,v1=<lower hex
+/// HMAC-SHA256 keyed with the whole secret string, over "{timestamp}.{body}">`.
+pub fn stripe_sign(secret: &WebhookSecret, timestamp: i64, body: &[u8]) -> String {
+    let mac = stripe_mac(secret, &timestamp.to_string(), body);
+    format!("t={timestamp},v1={}", hex::encode(mac))
+}
+
+/// Verifies a Stripe-style `Ownership-Signature` header.
+///
+/// The header is comma-separated `key=value` items: exactly one `t=<unix>` and any
+/// number of `v1=<hex>` (other keys are ignored). It succeeds when any `v1` matches any
+/// of `secrets`. Errors, checked in this order: [`WebhookError::Malformed`] when `t` is
+/// missing, repeated or not a plain decimal integer, or an item has no `=`;
+/// [`WebhookError::Timestamp`] when `t` is more than `tolerance_secs` from `now_unix`
+/// either way; [`WebhookError::Signature`] otherwise (including a header without `v1`).
+pub fn stripe_verify(
+    secrets: &[&WebhookSecret],
+    header: &str,
+    body: &[u8],
+    now_unix: i64,
+    tolerance_secs: i64,
+) -> Result<(), WebhookError> {
+    let mut timestamp_text = None;
+    let mut presented = Vec::new();
+    for item in header.split(',') {
+        let (key, value) = item.trim().split_once('=').ok_or(WebhookError::Malformed)?;
+        match key {
+            "t" if timestamp_text.is_none() => timestamp_text = Some(value),
+            "t" => return Err(WebhookError::Malformed),
+            "v1" => {
+                if let Ok(signature) = hex::decode(value) {
+                    presented.push(signature);
+                }
+            }
+            _ => {}
+        }
+    }
+    let timestamp_text = timestamp_text.ok_or(WebhookError::Malformed)?;
+    let timestamp = parse_timestamp(timestamp_text)?;
+    check_timestamp(timestamp, now_unix, tolerance_secs)?;
+    let matched = secrets.iter().any(|secret| {
+        let expected = stripe_mac(secret, timestamp_text, body);
+        presented
+            .iter()
+            .any(|p| bool::from(p.as_slice().ct_eq(&expected)))
+    });
+    if matched {
+        Ok(())
+    } else {
+        Err(WebhookError::Signature)
+    }
+}
+
+/// The signature headers of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureHeaders {
+    /// `webhook-id`: the message id, the same across retries.
+    pub webhook_id: String,
+    /// `webhook-timestamp`: unix seconds of this attempt.
+    pub webhook_timestamp: String,
+    /// `webhook-signature`: one `v1,<base64>` per secret, space-separated.
+    pub webhook_signature: String,
+    /// `Ownership-Signature`: `t=<unix>` then one `,v1=<hex>` per secret.
+    pub ownership_signature: String,
+}
+
+/// Signs one delivery with every secret in `secrets` (the current one, and the previous
+/// one during a rotation's grace period), in both schemes.
+pub fn sign_headers(
+    secrets: &[&WebhookSecret],
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> SignatureHeaders {
+    let webhook_signature = secrets
+        .iter()
+        .map(|secret| standard_sign(secret, msg_id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut ownership_signature = format!("t={timestamp}");
+    for secret in secrets {
+        ownership_signature.push_str(",v1=");
+        ownership_signature.push_str(&hex::encode(stripe_mac(
+            secret,
+            &timestamp.to_string(),
+            body,
+        )));
+    }
+    SignatureHeaders {
+        webhook_id: msg_id.to_owned(),
+        webhook_timestamp: timestamp.to_string(),
+        webhook_signature,
+        ownership_signature,
+    }
+}
+
+fn standard_mac(secret: &WebhookSecret, msg_id: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
+    hmac_sha256(
+        &secret.key,
+        &[msg_id.as_bytes(), b".", timestamp.as_bytes(), b".", body],
+    )
+}
+
+fn stripe_mac(secret: &WebhookSecret, timestamp: &str, body: &[u8]) -> [u8; 32] {
+    hmac_sha256(secret.text.as_bytes(), &[timestamp.as_bytes(), b".", body])
+}
+
+/// A timestamp header must be the canonical decimal form of an `i64` (what the signer
+/// wrote), so the signed text and the parsed value cannot disagree.
+fn parse_timestamp(text: &str) -> Result<i64, WebhookError> {
+    let value: i64 = text.parse().map_err(|_| WebhookError::Malformed)?;
+    if value.to_string() == text {
+        Ok(value)
+    } else {
+        Err(WebhookError::Malformed)
+    }
+}
+
+fn check_timestamp(timestamp: i64, now_unix: i64, tolerance_secs: i64) -> Result<(), WebhookError> {
+    let tolerance = u64::try_from(tolerance_secs).unwrap_or(0);
+    if now_unix.abs_diff(timestamp) > tolerance {
+        Err(WebhookError::Timestamp)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const VECTOR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const VECTOR_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const VECTOR_TS: i64 = 1_614_265_330;
+    const VECTOR_BODY: &[u8] = br#"{"test": 2432232314}"#;
+
+    fn secret_from(bytes: [u8; 32]) -> WebhookSecret {
+        let mut bytes = bytes.into_iter().cycle();
+        WebhookSecret::generate(&mut |buf: &mut [u8]| {
+            for b in buf.iter_mut() {
+                *b = bytes.next().unwrap();
+            }
+        })
+    }
+
+    #[test]
+    fn standard_webhooks_published_vector_reproduces_exactly() {
+        // The test vector of the Standard Webhooks reference libraries
+        // (standard-webhooks/standard-webhooks, libraries/php/tests/WebhookTest.php
+        // `testSignFunctionWorks`; the same vector appears in the svix libraries).
+        let secret = WebhookSecret::parse(VECTOR_SECRET).unwrap();
+        assert_eq!(secret.key_bytes().len(), 24);
+        let signature = standard_sign(&secret, VECTOR_ID, VECTOR_TS, VECTOR_BODY);
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert_eq!(
+            standard_verify(
+                &[&secret],
+                VECTOR_ID,
+                "1614265330",
+                &signature,
+                VECTOR_BODY,
+                VECTOR_TS,
+                300
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn standard_webhooks_rust_library_vector_reproduces_exactly() {
+        // libraries/rust/src/lib.rs `test_sign` in standard-webhooks/standard-webhooks.
+        let secret = WebhookSecret::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+        let body = br#"{"email":"test@example.com","username":"test_user"}"#;
+        assert_eq!(
+            standard_sign(
+                &secret,
+                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+                1_649_367_553,
+                body
+            ),
+            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
+        );
+    }
+
+    #[test]
+    fn stripe_style_vector_computed_independently() {
+        // Python 3:
+        //   hmac.new(b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        //            b'1614265330.{"test": 2432232314}', hashlib.sha256).hexdigest()
+        // The key is the whole secret string including `whsec_`, as Stripe's libraries
+        // key with the endpoint secret as given.
+        let secret = WebhookSecret::parse(VECTOR_SECRET).unwrap();
+        let header = stripe_sign(&secret, VECTOR_TS, VECTOR_BODY);
+        assert_eq!(
+            header,
+            "t=1614265330,v1=2e37df5d4a028c51a7f3133d64ae1e300d2c2c900f1b1d49d4369ad2530f8964"
+        );
+        assert_eq!(
+            stripe_verify(&[&secret], &header, VECTOR_BODY, VECTOR_TS, 300),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn secrets_parse_only_in_the_documented_form() {
+        let generated = secret_from([3; 32]);
+        assert!(generated.expose().starts_with("whsec_"));
+        assert_eq!(generated.expose().len(), 6 + 44);
+        assert_eq!(generated.key_bytes(), vec![3; 32]);
+        assert_eq!(WebhookSecret::parse(generated.expose()).unwrap(), generated);
+        // Unpadded base64 is accepted too.
+        let unpadded = generated.expose().trim_end_matches('=').to_owned();
+        assert_eq!(
+            WebhookSecret::parse(&unpadded).unwrap().key_bytes(),
+            vec![3; 32]
+        );
+
+        let too_short = format!("whsec_{}", STANDARD.encode([1; 23]));
+        let too_long = format!("whsec_{}", STANDARD.encode([1; 65]));
+        let no_prefix = STANDARD.encode([1; 32]);
+        for bad in [
+            "",
+            "whsec_",
+            "whsec_not base64!",
+            no_prefix.as_str(),
+            too_short.as_str(),
+            too_long.as_str(),
+        ] {
+            match WebhookSecret::parse(bad) {
+                Err(Error::Invalid {
+                    field: "webhook_secret",
+                    reason,
+                }) => {
+                    assert!(bad.len() < 8 || !reason.contains(&bad[6..]));
+                }
+                other => panic!("expected invalid, got {other:?}"),
+            }
+        }
+        assert!(WebhookSecret::parse(&format!("whsec_{}", STANDARD.encode([1; 24]))).is_ok());
+        assert!(WebhookSecret::parse(&format!("whsec_{}", STANDARD.encode([1; 64]))).is_ok());
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let secret = WebhookSecret::parse(VECTOR_SECRET).unwrap();
+        assert_eq!(format!("{secret:?}"), "WebhookSecret(****)");
+    }
+
+    #[test]
+    fn standard_verify_accepts_any_matching_entry_and_ignores_other_versions() {
+        let secret = WebhookSecret::parse(VECTOR_SECRET).unwrap();
+        let good = standard_sign(&secret, VECTOR_ID, VECTOR_TS, VECTOR_BODY);
+        let header = format!(
+            "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,{} v1,not-base64 {good}",
+            &good[3..]
+        );
+        let verify = |header: &str| {
+            standard_verify(
+                &[&secret],
+                VECTOR_ID,
+                "1614265330",
+                header,
+                VECTOR_BODY,
+                VECTOR_TS,
+                300,
+            )
+        };
+        assert_eq!(verify(&header), Ok(()));
+        assert_eq!(
+            verify(&good.replacen("v1,", "v2,", 1)),
+            Err(WebhookError::Signature)
+        );
+        assert_eq!(
+            verify("v1,dawfeoifkpqwoekfpqoekf"),
+            Err(WebhookError::Signature)
+        );
+        assert_eq!(verify(""), Err(WebhookError::Malformed));
+        assert_eq!(verify("garbage"), Err(WebhookError::Malformed));
+    }
+
+    #[test]
+    fn standard_verify_reports_malformed_before_timestamp_before_signature() {
+        let secret = WebhookSecret::parse(VECTOR_SECRET).unwrap();
+        let good = standard_sign(&secret, VECTOR_ID, VECTOR_TS, VECTOR_BODY);
+        let verify = |id: &str, ts: &str, sig: &str, now: i64| {
+            standard_verify(
+                &[&secret],
+                id,
+                ts,
+                sig,
+                VECTOR_BODY,
+                now,
+                DEFAULT_TOLERANCE_SECS,
+            )
+        };
+        for ts in [
+            "",
+            "abc",
+            "1614265330.0",
+            "+1614265330",
+            "01614265330",
+            " 1614265330",
+        ] {
+            assert_eq!(
+                verify(VECTOR_ID, ts, &good, VECTOR_TS),
+                Err(WebhookError::Malformed),
+                "{ts}"
+            );
+        }
+        assert_eq!(
+            verify("", "1614265330", &good, VECTOR_TS),
+            Err(WebhookError::Malformed)
+        );
+        assert_eq!(
+            verify(VECTOR_ID, "1614265330", "v1,AAAA", 0),
+            Err(WebhookError::Timestamp)
+        );
+        assert_eq!(
+            verify(VECTOR_ID, "1614265330", "v1,AAAA", VECTOR_TS),
+            Err(WebhookError::Signature)
+        );
+        // Both edges of the window are inclusive.
+        assert_eq!(
+            verify(VECTOR_ID, "1614265330", &good, VECTOR_TS + 300),
+            Ok(())
+        );
+        assert_eq!(
+            verify(VECTOR_ID, "1614265330", &good, VECTOR_TS - 300),
+            Ok(())
+        );
+        assert_eq!(
+            verify(VECTOR_ID, "1614265330", &good, VECTOR_TS + 301),
+            Err(WebhookError::Timestamp)
+        );
+        assert_eq!(
+            verify(VECTOR_ID, "1614265330", &good, VECTOR_TS - 301),
+            Err(WebhookError::Timestamp)
+        );
+        // Extreme clocks do not overflow.
+        assert_eq!(
+            verify(VECTOR_ID, "1614265330", &good, i64::MIN),
+            Err(WebhookError::Timestamp)
+        );
+        assert_eq!(
+            verify(VECTOR_ID, "-9223372036854775808", &good, i64::MAX),
+            Err(WebhookError::Timestamp)
+        );
+    }
+
+    #[test]
+    fn stripe_verify_parses_the_header_strictly() {
+        let secret = WebhookSecret::parse(VECTOR_SECRET).unwrap();
+        let good = stripe_sign(&secret, VECTOR_TS, VECTOR_BODY);
+        let verify = |header: &str| stripe_verify(&[&secret], header, VECTOR_BODY, VECTOR_TS, 300);
+        let sig = good.split_once(",v1=").unwrap().1;
+        assert_eq!(
+            verify(&format!("t=1614265330,v0=abc,v1=00ff,v1=zz,v1={sig}")),
+            Ok(())
+        );
+        assert_eq!(verify(&format!("v1={sig}, t=1614265330")), Ok(()));
+        assert_eq!(verify(&format!("v1={sig}")), Err(WebhookError::Malformed));
+        assert_eq!(
+            verify(&format!("t=1614265330,t=1614265330,v1={sig}")),
+            Err(WebhookError::Malformed)
+        );
+        assert_eq!(
+            verify(&format!("t=16142653.0,v1={sig}")),
+            Err(WebhookError::Malformed)
+        );
+        assert_eq!(
+            verify(&format!("t=1614265330,junk,v1={sig}")),
+            Err(WebhookError::Malformed)
+        );
+        assert_eq!(verify(""), Err(WebhookError::Malformed));
+        assert_eq!(verify("t=1614265330"), Err(WebhookError::Signature));
+        assert_eq!(
+            verify(&format!("t=1614265330,v0={sig}")),
+            Err(WebhookError::Signature)
+        );
+        assert_eq!(
+            stripe_verify(&[&secret], &good, VECTOR_BODY, VECTOR_TS + 301, 300),
+            Err(WebhookError::Timestamp)
+        );
+        // Uppercase hex is the same signature.
+        assert_eq!(
+            verify(
+                &good
+                    .to_uppercase()
+                    .replace("T=", "t=")
+                    .replace("V1=", "v1=")
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn both_secrets_sign_during_rotation() {
+        let old = secret_from([1; 32]);
+        let new = secret_from([2; 32]);
+        let third = secret_from([3; 32]);
+        let body = b"{\"event\":\"ping\"}";
+        let headers = sign_headers(&[&new, &old], "msg_1", 1_700_000_000, body);
+        assert_eq!(headers.webhook_id, "msg_1");
+        assert_eq!(headers.webhook_timestamp, "1700000000");
+        assert_eq!(
+            headers.webhook_signature,
+            format!(
+                "{} {}",
+                standard_sign(&new, "msg_1", 1_700_000_000, body),
+                standard_sign(&old, "msg_1", 1_700_000_000, body)
+            )
+        );
+        let new_only = stripe_sign(&new, 1_700_000_000, body);
+        let old_only = stripe_sign(&old, 1_700_000_000, body);
+        assert_eq!(
+            headers.ownership_signature,
+            format!("{new_only},v1={}", old_only.split_once(",v1=").unwrap().1)
+        );
+        for receiver in [&old, &new] {
+            assert_eq!(
+                standard_verify(
+                    &[receiver],
+                    "msg_1",
+                    &headers.webhook_timestamp,
+                    &headers.webhook_signature,
+                    body,
+                    1_700_000_000,
+                    300
+                ),
+                Ok(())
+            );
+            assert_eq!(
+                stripe_verify(
+                    &[receiver],
+                    &headers.ownership_signature,
+                    body,
+                    1_700_000_000,
+                    300
+                ),
+                Ok(())
+            );
+        }
+        assert_eq!(
+            standard_verify(
+                &[&third],
+                "msg_1",
+                &headers.webhook_timestamp,
+                &headers.webhook_signature,
+                body,
+                1_700_000_000,
+                300
+            ),
+            Err(WebhookError::Signature)
+        );
+        assert_eq!(
+            stripe_verify(
+                &[&third],
+                &headers.ownership_signature,
+                body,
+                1_700_000_000,
+                300
+            ),
+            Err(WebhookError::Signature)
+        );
+        // A receiver holding both secrets accepts a delivery signed by either.
+        let single = sign_headers(&[&old], "msg_2", 1_700_000_000, body);
+        assert_eq!(
+            stripe_verify(
+                &[&new, &old],
+                &single.ownership_signature,
+                body,
+                1_700_000_000,
+                300
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn no_secrets_never_verify() {
+        let secret = WebhookSecret::parse(VECTOR_SECRET).unwrap();
+        let headers = sign_headers(&[&secret], VECTOR_ID, VECTOR_TS, VECTOR_BODY);
+        assert_eq!(
+            standard_verify(
+                &[],
+                VECTOR_ID,
+                &headers.webhook_timestamp,
+                &headers.webhook_signature,
+                VECTOR_BODY,
+                VECTOR_TS,
+                300
+            ),
+            Err(WebhookError::Signature)
+        );
+        assert_eq!(
+            stripe_verify(
+                &[],
+                &headers.ownership_signature,
+                VECTOR_BODY,
+                VECTOR_TS,
+                300
+            ),
+            Err(WebhookError::Signature)
+        );
+    }
+
+    fn message() -> impl Strategy<Value = ([u8; 32], String, i64, Vec<u8>)> {
+        (
+            any::<[u8; 32]>(),
+            "msg_[A-Za-z0-9]{1,32}",
+            0_i64..4_000_000_000,
+            prop::collection::vec(any::<u8>(), 0..256),
+        )
+    }
+
+    /// Verifies `headers` in the Standard Webhooks scheme with the default tolerance.
+    fn check_standard(
+        secrets: &[&WebhookSecret],
+        id: &str,
+        headers: &SignatureHeaders,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), WebhookError> {
+        let (ts, sig) = (&headers.webhook_timestamp, &headers.webhook_signature);
+        standard_verify(secrets, id, ts, sig, body, now, DEFAULT_TOLERANCE_SECS)
+    }
+
+    /// Verifies `headers` in the Stripe-style scheme with the default tolerance.
+    fn check_stripe(
+        secrets: &[&WebhookSecret],
+        headers: &SignatureHeaders,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), WebhookError> {
+        let header = &headers.ownership_signature;
+        stripe_verify(secrets, header, body, now, DEFAULT_TOLERANCE_SECS)
+    }
+
+    proptest! {
+        #[test]
+        fn verify_accepts_what_sign_produced(
+            (key, id, ts, body) in message(),
+            skew in -DEFAULT_TOLERANCE_SECS..=DEFAULT_TOLERANCE_SECS,
+        ) {
+            let secret = secret_from(key);
+            let headers = sign_headers(&[&secret], &id, ts, &body);
+            prop_assert_eq!(check_standard(&[&secret], &id, &headers, &body, ts + skew), Ok(()));
+            prop_assert_eq!(check_stripe(&[&secret], &headers, &body, ts + skew), Ok(()));
+            prop_assert_eq!(&headers.ownership_signature, &stripe_sign(&secret, ts, &body));
+            prop_assert_eq!(&headers.webhook_signature, &standard_sign(&secret, &id, ts, &body));
+        }
+
+        #[test]
+        fn any_flipped_body_byte_fails(
+            (key, id, ts, body) in message(),
+            index in any::<prop::sample::Index>(),
+            mask in 1_u8..=255,
+        ) {
+            prop_assume!(!body.is_empty());
+            let secret = secret_from(key);
+            let headers = sign_headers(&[&secret], &id, ts, &body);
+            let mut tampered = body.clone();
+            tampered[index.index(body.len())] ^= mask;
+            prop_assert_eq!(
+                check_standard(&[&secret], &id, &headers, &tampered, ts),
+                Err(WebhookError::Signature)
+            );
+            prop_assert_eq!(
+                check_stripe(&[&secret], &headers, &tampered, ts),
+                Err(WebhookError::Signature)
+            );
+        }
+
+        #[test]
+        fn a_wrong_secret_fails((key, id, ts, body) in message(), other in any::<[u8; 32]>()) {
+            prop_assume!(key != other);
+            let (secret, wrong) = (secret_from(key), secret_from(other));
+            let headers = sign_headers(&[&secret], &id, ts, &body);
+            prop_assert_eq!(
+                check_standard(&[&wrong], &id, &headers, &body, ts),
+                Err(WebhookError::Signature)
+            );
+            prop_assert_eq!(
+                check_stripe(&[&wrong], &headers, &body, ts),
+                Err(WebhookError::Signature)
+            );
+        }
+
+        #[test]
+        fn another_message_id_fails((key, id, ts, body) in message()) {
+            let secret = secret_from(key);
+            let headers = sign_headers(&[&secret], &id, ts, &body);
+            prop_assert_eq!(
+                check_standard(&[&secret], &format!("{id}x"), &headers, &body, ts),
+                Err(WebhookError::Signature)
+            );
+        }
+
+        #[test]
+        fn a_stale_or_future_timestamp_fails(
+            (key, id, ts, body) in message(),
+            beyond in 1_i64..1_000_000,
+            future in any::<bool>(),
+        ) {
+            let secret = secret_from(key);
+            let headers = sign_headers(&[&secret], &id, ts, &body);
+            let now = if future {
+                ts - DEFAULT_TOLERANCE_SECS - beyond
+            } else {
+                ts + DEFAULT_TOLERANCE_SECS + beyond
+            };
+            prop_assert_eq!(
+                check_standard(&[&secret], &id, &headers, &body, now),
+                Err(WebhookError::Timestamp)
+            );
+            prop_assert_eq!(
+                check_stripe(&[&secret], &headers, &body, now),
+                Err(WebhookError::Timestamp)
+            );
+        }
+
+        #[test]
+        fn a_changed_timestamp_header_fails(
+            (key, id, ts, body) in message(),
+            delta in 1_i64..DEFAULT_TOLERANCE_SECS,
+        ) {
+            let secret = secret_from(key);
+            let mut headers = sign_headers(&[&secret], &id, ts, &body);
+            let moved = (ts + delta).to_string();
+            headers.webhook_timestamp.clone_from(&moved);
+            headers.ownership_signature =
+                headers.ownership_signature.replacen(&format!("t={ts}"), &format!("t={moved}"), 1);
+            prop_assert_eq!(
+                check_standard(&[&secret], &id, &headers, &body, ts),
+                Err(WebhookError::Signature)
+            );
+            prop_assert_eq!(
+                check_stripe(&[&secret], &headers, &body, ts),
+                Err(WebhookError::Signature)
+            );
+        }
+    }
+}
