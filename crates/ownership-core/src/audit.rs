@@ -280,7 +280,10 @@ pub fn canonical_bytes(seq: i64, event: &NewAuditEvent) -> Vec<u8> {
     let at = event.at.unix_timestamp_nanos() / 1_000;
     push_field(&mut out, &at.to_be_bytes());
     push_field(&mut out, event.actor.to_string().as_bytes());
-    push_field(&mut out, event.owner.as_ref().map_or("", |o| o.as_str()).as_bytes());
+    push_field(
+        &mut out,
+        event.owner.as_ref().map_or("", |o| o.as_str()).as_bytes(),
+    );
     push_field(&mut out, event.action.as_str().as_bytes());
     push_field(&mut out, event.target.as_bytes());
     push_field(&mut out, event.details.as_bytes());
@@ -348,7 +351,10 @@ impl ChainVerifier {
             return;
         }
         let problem = if event.seq != self.next_seq {
-            Some(format!("expected event {}, found {}", self.next_seq, event.seq))
+            Some(format!(
+                "expected event {}, found {}",
+                self.next_seq, event.seq
+            ))
         } else if event.prev_hash != self.prev {
             Some("previous-hash link does not match".to_owned())
         } else if chain_hash(&self.prev, event.seq, &event.content()) != event.hash {

@@ -89,7 +89,11 @@ fn sanitize_operator(name: &str) -> String {
         .filter(|c| !c.is_control() && !c.is_whitespace())
         .take(64)
         .collect();
-    if cleaned.is_empty() { "unknown".to_owned() } else { cleaned }
+    if cleaned.is_empty() {
+        "unknown".to_owned()
+    } else {
+        cleaned
+    }
 }
 
 /// An authenticated bearer token: whose it is, what it may do. Produced only by a store's
@@ -309,7 +313,9 @@ impl MintPermit {
             return Err(Error::Forbidden("only `manage` tokens mint tokens".into()));
         }
         if admin.acting_user() != Some(&minter.identity.owner_id) {
-            return Err(Error::Forbidden("admin scope does not match the token".into()));
+            return Err(Error::Forbidden(
+                "admin scope does not match the token".into(),
+            ));
         }
         if !requested.iter().all(TokenKind::is_service) {
             return Err(Error::invalid(
@@ -327,7 +333,9 @@ impl MintPermit {
     /// A token minted by the operator at the command line for any user, with any kinds.
     pub fn by_operator(admin: &AdminScope, owner: OwnerId, kinds: TokenKinds) -> Result<Self> {
         if admin.acting_user().is_some() {
-            return Err(Error::Forbidden("only the operator mints for other users".into()));
+            return Err(Error::Forbidden(
+                "only the operator mints for other users".into(),
+            ));
         }
         Ok(Self {
             owner,
@@ -383,7 +391,9 @@ pub fn check_create(scope: &AdminScope, role: UserRole) -> Result<()> {
 /// May the scope manage this target at all? Admins manage Members; Owners manage everyone.
 fn check_manages(scope: &AdminScope, target_role: UserRole) -> Result<()> {
     if target_role.is_admin() && scope.role() != UserRole::Owner {
-        return Err(Error::Forbidden("only an Owner may manage Admins and Owners".into()));
+        return Err(Error::Forbidden(
+            "only an Owner may manage Admins and Owners".into(),
+        ));
     }
     Ok(())
 }
@@ -401,7 +411,9 @@ pub fn check_role_change(
     }
     check_manages(scope, state.role)?;
     if new_role.is_admin() && scope.role() != UserRole::Owner {
-        return Err(Error::Forbidden("only an Owner may promote to Admin or Owner".into()));
+        return Err(Error::Forbidden(
+            "only an Owner may promote to Admin or Owner".into(),
+        ));
     }
     if new_role != UserRole::Owner && state.is_last_active_owner() {
         return Err(Error::Conflict("the last Owner cannot be demoted".into()));

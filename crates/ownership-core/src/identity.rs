@@ -10,7 +10,9 @@ use crate::ids::OwnerId;
 
 /// A user's role. Roles gate user management only; they never bypass
 /// [`can_act_on`](crate::authz::can_act_on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(try_from = "String", into = "&'static str")]
 pub enum UserRole {
     /// Ordinary user (the default: least privilege).
@@ -32,7 +34,10 @@ impl UserRole {
             "member" => Ok(Self::Member),
             "admin" => Ok(Self::Admin),
             "owner" => Ok(Self::Owner),
-            _ => Err(Error::invalid("role", "expected `owner`, `admin` or `member`")),
+            _ => Err(Error::invalid(
+                "role",
+                "expected `owner`, `admin` or `member`",
+            )),
         }
     }
 
@@ -154,7 +159,10 @@ mod tests {
         assert_eq!(UserRole::parse("member").ok(), Some(UserRole::Member));
         assert!(UserRole::parse("root").is_err());
         assert_eq!(UserRole::default(), UserRole::Member);
-        assert_eq!(serde_json::to_string(&UserRole::Admin).ok().as_deref(), Some("\"admin\""));
+        assert_eq!(
+            serde_json::to_string(&UserRole::Admin).ok().as_deref(),
+            Some("\"admin\"")
+        );
         assert!(serde_json::from_str::<UserRole>("\"superuser\"").is_err());
     }
 }

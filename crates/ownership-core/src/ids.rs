@@ -33,7 +33,10 @@ impl OwnerId {
                 format!("must be at most {OWNER_ID_MAX_BYTES} bytes"),
             ));
         }
-        if raw.chars().any(|c| c.is_whitespace() || c.is_control() || is_bidi_control(c)) {
+        if raw
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_bidi_control(c))
+        {
             return Err(Error::invalid(
                 "owner_id",
                 "must not contain whitespace, control or bidirectional-override characters",
@@ -81,7 +84,8 @@ impl ChannelName {
         }
         let mut chars = name.chars();
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        let rest_ok =
+            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if !first_ok || !rest_ok {
             return Err(Error::invalid(
                 "channel",
@@ -341,7 +345,10 @@ mod tests {
         for r in RESERVED_OWNER_IDS {
             assert!(OwnerId::parse(r).is_err(), "{r} accepted");
         }
-        assert!(OwnerId::parse("Default").is_ok(), "comparison is exact, not case-folded");
+        assert!(
+            OwnerId::parse("Default").is_ok(),
+            "comparison is exact, not case-folded"
+        );
     }
 
     #[test]
@@ -359,7 +366,9 @@ mod tests {
         assert!(serde_json::from_str::<OwnerId>("\"system\"").is_err());
         assert!(serde_json::from_str::<OwnerId>("\"alice\"").is_ok());
         assert_eq!(
-            serde_json::from_str::<ChannelName>("\"Telegram\"").map(|c| c.as_str().to_owned()).ok(),
+            serde_json::from_str::<ChannelName>("\"Telegram\"")
+                .map(|c| c.as_str().to_owned())
+                .ok(),
             Some("telegram".to_owned())
         );
         assert!(serde_json::from_str::<TokenId>("\"tok_xyz\"").is_err());
@@ -367,7 +376,10 @@ mod tests {
 
     #[test]
     fn channel_names() {
-        assert_eq!(ChannelName::parse("SLACK").map(String::from).ok(), Some("slack".into()));
+        assert_eq!(
+            ChannelName::parse("SLACK").map(String::from).ok(),
+            Some("slack".into())
+        );
         for bad in ["", "1abc", "a b", "a/b", "../x", "é", &"a".repeat(33)] {
             assert!(ChannelName::parse(bad).is_err(), "{bad:?} accepted");
         }

@@ -32,9 +32,12 @@ impl TokenKind {
             "api" => Ok(Self::Api),
             "verify" => Ok(Self::Verify),
             other => match other.strip_prefix("channel:") {
-                Some(name) => ChannelName::parse(name)
-                    .map(Self::Channel)
-                    .map_err(|_| Error::invalid("kinds", "`channel:` must be followed by a valid channel name")),
+                Some(name) => ChannelName::parse(name).map(Self::Channel).map_err(|_| {
+                    Error::invalid(
+                        "kinds",
+                        "`channel:` must be followed by a valid channel name",
+                    )
+                }),
                 None => Err(Error::invalid(
                     "kinds",
                     "expected `manage`, `api`, `verify` or `channel:<name>`",
@@ -111,7 +114,11 @@ impl TokenKinds {
 
     /// The comma-separated form, sorted.
     pub fn to_csv(&self) -> String {
-        self.0.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+        self.0
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Whether the set holds `kind`.
@@ -153,7 +160,12 @@ mod tests {
 
     #[test]
     fn kinds_parse_and_print() {
-        assert_eq!(TokenKind::parse("Channel:Telegram").ok().map(|k| k.to_string()), Some("channel:telegram".into()));
+        assert_eq!(
+            TokenKind::parse("Channel:Telegram")
+                .ok()
+                .map(|k| k.to_string()),
+            Some("channel:telegram".into())
+        );
         assert!(TokenKind::parse("channel:").is_err());
         assert!(TokenKind::parse("root").is_err());
         let set = TokenKinds::parse_csv("api, manage").unwrap();

@@ -193,7 +193,8 @@ pub trait UserStore: Send + Sync {
 
     /// Installs the grandfathered legacy token for `owner` (created as an Owner if missing),
     /// with kinds `manage`+`api`. Idempotent; a changed value revokes the old row.
-    async fn install_legacy_token(&self, owner: &OwnerId, token: NewToken) -> Result<LegacyOutcome>;
+    async fn install_legacy_token(&self, owner: &OwnerId, token: NewToken)
+    -> Result<LegacyOutcome>;
 
     /// Whether any Owner exists.
     async fn has_owner(&self) -> Result<bool>;
@@ -218,7 +219,12 @@ pub trait UserStore: Send + Sync {
     async fn set_role(&self, scope: &AdminScope, id: &OwnerId, role: UserRole) -> Result<User>;
 
     /// Suspends or resumes under [`crate::authz::check_status_change`].
-    async fn set_status(&self, scope: &AdminScope, id: &OwnerId, status: UserStatus) -> Result<User>;
+    async fn set_status(
+        &self,
+        scope: &AdminScope,
+        id: &OwnerId,
+        status: UserStatus,
+    ) -> Result<User>;
 
     /// Deletes under [`crate::authz::check_delete`]: revokes every token, removes every
     /// channel identity and pending pairing, revokes resources, destroys the data key and
@@ -265,7 +271,11 @@ pub trait TokenStore: Send + Sync {
     ) -> Result<TokenRecord>;
 
     /// Records uses batched by the write-behind (never on a request's path).
-    async fn record_last_used(&self, scope: &SystemScope, uses: &[(TokenId, OffsetDateTime)]) -> Result<()>;
+    async fn record_last_used(
+        &self,
+        scope: &SystemScope,
+        uses: &[(TokenId, OffsetDateTime)],
+    ) -> Result<()>;
 
     /// Whether any live token lacks our prefix (provisioned or legacy). When false, an
     /// unprefixed token is refused without a store read.
@@ -347,8 +357,8 @@ pub trait PairingStore: Send + Sync {
     /// The sender's live request, or a new one from the first candidate whose code hash is
     /// free. One live request per sender, however many concurrent calls. Expired requests
     /// of the channel are purged first; past the per-channel cap,
-    /// [`crate::Error::RateLimited`]. [`crate::Error::Conflict`] if the sender is already
-    /// bound.
+    /// [`crate::Error::RateLimited`]. A sender already bound may ask (to move the chat
+    /// account); approving that for another owner is refused until the binding is removed.
     async fn request_pairing(
         &self,
         scope: &ChannelScope,
@@ -359,13 +369,22 @@ pub trait PairingStore: Send + Sync {
     ) -> Result<PairingIssue>;
 
     /// Live requests of a channel, oldest first, for admins.
-    async fn list_pending(&self, scope: &AdminScope, channel: &ChannelName) -> Result<Vec<PendingPairing>>;
+    async fn list_pending(
+        &self,
+        scope: &AdminScope,
+        channel: &ChannelName,
+    ) -> Result<Vec<PendingPairing>>;
 
     /// Self-claim: binds the sender of the live request with this code hash to the caller.
     /// One transaction; of concurrent redemptions exactly one succeeds. Unknown, expired
     /// or used codes are all [`crate::Error::NotFound`]; a sender bound to another owner is
     /// [`crate::Error::Conflict`] and consumes nothing.
-    async fn redeem_pairing(&self, scope: &OwnerScope, channel: &ChannelName, code_hash: &CodeHash) -> Result<ChannelBinding>;
+    async fn redeem_pairing(
+        &self,
+        scope: &OwnerScope,
+        channel: &ChannelName,
+        code_hash: &CodeHash,
+    ) -> Result<ChannelBinding>;
 
     /// Admin approval for a named active owner; otherwise as [`Self::redeem_pairing`].
     async fn approve_pairing(
@@ -380,11 +399,19 @@ pub trait PairingStore: Send + Sync {
     async fn burn_pending(&self, scope: &SystemScope, channel: &ChannelName) -> Result<u64>;
 
     /// The identity bound to a chat account, if its owner is active.
-    async fn resolve_identity(&self, scope: &ChannelScope, external_id: &ExternalId) -> Result<Option<Identity>>;
+    async fn resolve_identity(
+        &self,
+        scope: &ChannelScope,
+        external_id: &ExternalId,
+    ) -> Result<Option<Identity>>;
 
     /// The pairing-code key kept in the store (used when no master key is configured):
     /// stores `candidate` if none is kept yet, and returns the kept one either way.
-    async fn stored_pairing_key(&self, scope: &SystemScope, candidate: &PairingKey) -> Result<PairingKey>;
+    async fn stored_pairing_key(
+        &self,
+        scope: &SystemScope,
+        candidate: &PairingKey,
+    ) -> Result<PairingKey>;
 
     /// The owner's bound chat accounts.
     async fn list_identities(&self, scope: &OwnerScope) -> Result<Vec<ChannelBinding>>;
@@ -406,10 +433,19 @@ pub enum AuditFilter<'a> {
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     /// Events newest first. Cursor: the `seq` of the last item.
-    async fn list_events(&self, filter: AuditFilter<'_>, page: &PageRequest) -> Result<Page<AuditEvent>>;
+    async fn list_events(
+        &self,
+        filter: AuditFilter<'_>,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>>;
 
     /// The owner's events with `seq > after`, oldest first (for the event stream).
-    async fn events_after(&self, scope: &OwnerScope, after: i64, limit: u32) -> Result<Vec<AuditEvent>>;
+    async fn events_after(
+        &self,
+        scope: &OwnerScope,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>>;
 
     /// Checks the whole chain, and that its head matches the recorded head.
     async fn verify_chain(&self) -> Result<ChainVerdict>;
@@ -478,7 +514,11 @@ pub trait SecretStore: Send + Sync {
 
     /// Replaces wrapped data keys (the rewrapped forms), each only if it still equals the
     /// one read. Returns how many were replaced.
-    async fn replace_data_keys(&self, scope: &SystemScope, keys: &[(OwnerId, Sealed, Sealed)]) -> Result<u64>;
+    async fn replace_data_keys(
+        &self,
+        scope: &SystemScope,
+        keys: &[(OwnerId, Sealed, Sealed)],
+    ) -> Result<u64>;
 }
 
 /// A resource to register.
@@ -519,7 +559,8 @@ pub struct ResourceRecord {
 #[async_trait]
 pub trait ResourceStore: Send + Sync {
     /// Registers a resource.
-    async fn create_resource(&self, scope: &OwnerScope, new: NewResource) -> Result<ResourceRecord>;
+    async fn create_resource(&self, scope: &OwnerScope, new: NewResource)
+    -> Result<ResourceRecord>;
     /// One of the owner's resources.
     async fn get_resource(&self, scope: &OwnerScope, id: &ResourceId) -> Result<ResourceRecord>;
     /// The owner's resources.
@@ -605,21 +646,53 @@ pub struct Delivery {
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
     /// Sets (or replaces) the owner's endpoint with a new signing secret.
-    async fn put_endpoint(&self, scope: &OwnerScope, url: &str, secret: Sealed) -> Result<WebhookEndpoint>;
+    async fn put_endpoint(
+        &self,
+        scope: &OwnerScope,
+        url: &str,
+        secret: Sealed,
+    ) -> Result<WebhookEndpoint>;
     /// The owner's endpoint.
     async fn get_endpoint(&self, scope: &OwnerScope) -> Result<Option<WebhookEndpoint>>;
     /// Removes it. [`crate::Error::NotFound`] if none.
     async fn delete_endpoint(&self, scope: &OwnerScope) -> Result<()>;
     /// Rotates the signing secret; the old one keeps signing until `grace_until`.
-    async fn rotate_endpoint_secret(&self, scope: &OwnerScope, secret: Sealed, grace_until: OffsetDateTime) -> Result<WebhookEndpoint>;
+    async fn rotate_endpoint_secret(
+        &self,
+        scope: &OwnerScope,
+        secret: Sealed,
+        grace_until: OffsetDateTime,
+    ) -> Result<WebhookEndpoint>;
     /// Queues a delivery for an owner with an endpoint; `None` if they have none.
-    async fn enqueue_delivery(&self, scope: &SystemScope, owner: &OwnerId, id: DeliveryId, event_type: &str, payload: &str) -> Result<Option<Delivery>>;
+    async fn enqueue_delivery(
+        &self,
+        scope: &SystemScope,
+        owner: &OwnerId,
+        id: DeliveryId,
+        event_type: &str,
+        payload: &str,
+    ) -> Result<Option<Delivery>>;
     /// Pending deliveries due at or before now, oldest first, with their endpoints.
-    async fn due_deliveries(&self, scope: &SystemScope, limit: u32) -> Result<Vec<(Delivery, WebhookEndpoint)>>;
+    async fn due_deliveries(
+        &self,
+        scope: &SystemScope,
+        limit: u32,
+    ) -> Result<Vec<(Delivery, WebhookEndpoint)>>;
     /// Records an attempt's outcome and the next state.
-    async fn record_attempt(&self, scope: &SystemScope, id: &DeliveryId, state: DeliveryState, next_attempt_at: OffsetDateTime, result: &str) -> Result<()>;
+    async fn record_attempt(
+        &self,
+        scope: &SystemScope,
+        id: &DeliveryId,
+        state: DeliveryState,
+        next_attempt_at: OffsetDateTime,
+        result: &str,
+    ) -> Result<()>;
     /// The owner's deliveries, newest first.
-    async fn list_deliveries(&self, scope: &OwnerScope, page: &PageRequest) -> Result<Page<Delivery>>;
+    async fn list_deliveries(
+        &self,
+        scope: &OwnerScope,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>>;
 }
 
 /// Health of the backing store.
@@ -631,11 +704,25 @@ pub trait Health: Send + Sync {
 
 /// Every port at once: what the HTTP layer and the CLI are generic over.
 pub trait Store:
-    UserStore + TokenStore + PairingStore + AuditLog + SecretStore + ResourceStore + WebhookStore + Health
+    UserStore
+    + TokenStore
+    + PairingStore
+    + AuditLog
+    + SecretStore
+    + ResourceStore
+    + WebhookStore
+    + Health
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + TokenStore + PairingStore + AuditLog + SecretStore + ResourceStore + WebhookStore + Health
+    T: UserStore
+        + TokenStore
+        + PairingStore
+        + AuditLog
+        + SecretStore
+        + ResourceStore
+        + WebhookStore
+        + Health
 {
 }

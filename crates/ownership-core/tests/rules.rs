@@ -23,7 +23,11 @@ fn owner(i: u8) -> OwnerId {
 }
 
 fn role() -> impl Strategy<Value = UserRole> {
-    prop_oneof![Just(UserRole::Member), Just(UserRole::Admin), Just(UserRole::Owner)]
+    prop_oneof![
+        Just(UserRole::Member),
+        Just(UserRole::Admin),
+        Just(UserRole::Owner)
+    ]
 }
 
 fn kind() -> impl Strategy<Value = TokenKind> {
@@ -125,22 +129,55 @@ fn outcome<T>(r: &Result<T, Error>) -> Outcome {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create { actor: u8, target: u8, role: UserRole },
-    SetRole { actor: u8, target: u8, role: UserRole },
-    SetStatus { actor: u8, target: u8, status: UserStatus },
-    Delete { actor: u8, target: u8 },
-    Touch { actor: u8, resource_owner: u8 },
+    Create {
+        actor: u8,
+        target: u8,
+        role: UserRole,
+    },
+    SetRole {
+        actor: u8,
+        target: u8,
+        role: UserRole,
+    },
+    SetStatus {
+        actor: u8,
+        target: u8,
+        status: UserStatus,
+    },
+    Delete {
+        actor: u8,
+        target: u8,
+    },
+    Touch {
+        actor: u8,
+        resource_owner: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let id = 0u8..6;
     let status = prop_oneof![Just(UserStatus::Active), Just(UserStatus::Suspended)];
     prop_oneof![
-        (id.clone(), id.clone(), role()).prop_map(|(actor, target, role)| Op::Create { actor, target, role }),
-        (id.clone(), id.clone(), role()).prop_map(|(actor, target, role)| Op::SetRole { actor, target, role }),
-        (id.clone(), id.clone(), status).prop_map(|(actor, target, status)| Op::SetStatus { actor, target, status }),
+        (id.clone(), id.clone(), role()).prop_map(|(actor, target, role)| Op::Create {
+            actor,
+            target,
+            role
+        }),
+        (id.clone(), id.clone(), role()).prop_map(|(actor, target, role)| Op::SetRole {
+            actor,
+            target,
+            role
+        }),
+        (id.clone(), id.clone(), status).prop_map(|(actor, target, status)| Op::SetStatus {
+            actor,
+            target,
+            status
+        }),
         (id.clone(), id.clone()).prop_map(|(actor, target)| Op::Delete { actor, target }),
-        (id.clone(), id).prop_map(|(actor, resource_owner)| Op::Touch { actor, resource_owner }),
+        (id.clone(), id).prop_map(|(actor, resource_owner)| Op::Touch {
+            actor,
+            resource_owner
+        }),
     ]
 }
 
@@ -153,7 +190,8 @@ impl Model {
     }
 
     fn is_last_owner(&self, target: u8) -> bool {
-        self.users.get(&target) == Some(&(UserRole::Owner, UserStatus::Active)) && self.active_owners() == 1
+        self.users.get(&target) == Some(&(UserRole::Owner, UserStatus::Active))
+            && self.active_owners() == 1
     }
 
     /// What the rules of SPEC §2 say, written as a table rather than as code paths.
@@ -162,9 +200,17 @@ impl Model {
         let manages = |target_role: UserRole| is_owner || target_role == UserRole::Member;
         match *op {
             Op::Create { role, .. } => {
-                if role == UserRole::Member || is_owner { Outcome::Ok } else { Outcome::Forbidden }
+                if role == UserRole::Member || is_owner {
+                    Outcome::Ok
+                } else {
+                    Outcome::Forbidden
+                }
             }
-            Op::SetRole { actor, target, role } => {
+            Op::SetRole {
+                actor,
+                target,
+                role,
+            } => {
                 let (cur, _) = self.users[&target];
                 if actor == target || !manages(cur) || (role != UserRole::Member && !is_owner) {
                     Outcome::Forbidden
@@ -174,7 +220,11 @@ impl Model {
                     Outcome::Ok
                 }
             }
-            Op::SetStatus { actor, target, status } => {
+            Op::SetStatus {
+                actor,
+                target,
+                status,
+            } => {
                 let (cur, _) = self.users[&target];
                 if actor == target || !manages(cur) {
                     Outcome::Forbidden
@@ -194,8 +244,15 @@ impl Model {
                     Outcome::Ok
                 }
             }
-            Op::Touch { actor, resource_owner } => {
-                if actor == resource_owner { Outcome::Ok } else { Outcome::NotFound }
+            Op::Touch {
+                actor,
+                resource_owner,
+            } => {
+                if actor == resource_owner {
+                    Outcome::Ok
+                } else {
+                    Outcome::NotFound
+                }
             }
         }
     }
@@ -265,8 +322,16 @@ proptest! {
 #[test]
 fn admins_manage_members_only() {
     let admin = AdminScope::new(&Identity::new(owner(1), UserRole::Admin)).unwrap();
-    let member = TargetState { role: UserRole::Member, status: UserStatus::Active, active_owners: 1 };
-    let an_owner = TargetState { role: UserRole::Owner, status: UserStatus::Active, active_owners: 2 };
+    let member = TargetState {
+        role: UserRole::Member,
+        status: UserStatus::Active,
+        active_owners: 1,
+    };
+    let an_owner = TargetState {
+        role: UserRole::Owner,
+        status: UserStatus::Active,
+        active_owners: 2,
+    };
     assert!(check_status_change(&admin, &owner(2), &member, UserStatus::Suspended).is_ok());
     assert!(check_status_change(&admin, &owner(3), &an_owner, UserStatus::Suspended).is_err());
     assert!(check_role_change(&admin, &owner(2), &member, UserRole::Admin).is_err());
@@ -277,8 +342,18 @@ fn admins_manage_members_only() {
 #[test]
 fn the_operator_acts_as_an_owner_but_keeps_the_last_owner() {
     let op = AdminScope::operator("root");
-    let last = TargetState { role: UserRole::Owner, status: UserStatus::Active, active_owners: 1 };
-    assert_eq!(outcome(&check_delete(&op, &owner(0), &last)), Outcome::Conflict);
-    assert_eq!(outcome(&check_role_change(&op, &owner(0), &last, UserRole::Admin)), Outcome::Conflict);
+    let last = TargetState {
+        role: UserRole::Owner,
+        status: UserStatus::Active,
+        active_owners: 1,
+    };
+    assert_eq!(
+        outcome(&check_delete(&op, &owner(0), &last)),
+        Outcome::Conflict
+    );
+    assert_eq!(
+        outcome(&check_role_change(&op, &owner(0), &last, UserRole::Admin)),
+        Outcome::Conflict
+    );
     assert!(check_create(&op, UserRole::Owner).is_ok());
 }

@@ -1,0 +1,79 @@
+//! `cargo xtask ci`: every check, in order, stopping at the first failure.
+//!
+//! `.ci/run` ends in exactly this command, so what passes here passes in CI.
+
+use std::time::Instant;
+
+use crate::cmd::{self, Result, cargo, run, say};
+use crate::{purity, testing};
+
+type Step = (&'static str, fn() -> Result);
+
+const STEPS: [Step; 6] = [
+    ("fmt", fmt),
+    ("clippy", clippy),
+    ("purity", purity::run),
+    ("test", testing::run_all),
+    ("deny", deny),
+    ("doc", doc),
+];
+
+pub fn run_all() -> Result {
+    let started = Instant::now();
+    for (index, (name, step)) in STEPS.iter().enumerate() {
+        say(&format!(
+            "\n==> ci step {}/{}: {name}",
+            index + 1,
+            STEPS.len()
+        ));
+        let step_started = Instant::now();
+        let outcome = step();
+        let seconds = step_started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => say(&format!("==> {name}: ok ({seconds:.1} s)")),
+            Err(error) => {
+                return Err(format!(
+                    "ci step `{name}` failed after {seconds:.1} s: {error}"
+                ));
+            }
+        }
+    }
+    say(&format!(
+        "\n==> ci: all {} steps passed ({:.1} s)",
+        STEPS.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn fmt() -> Result {
+    run(cargo().args(["fmt", "--all", "--check"]))
+}
+
+fn clippy() -> Result {
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+/// Licences, bans and sources. The advisory database lives on a host this network cannot
+/// reach, so `advisories` is not checked and cargo-deny runs offline.
+fn deny() -> Result {
+    if cmd::cargo_subcommand("cargo-deny").is_none() {
+        say("cargo-deny is not installed; installing it (takes a few minutes)");
+        run(cargo().args(["install", "--locked", "cargo-deny"]))?;
+    }
+    run(cargo().args(["deny", "--offline", "check", "licenses", "bans", "sources"]))
+}
+
+fn doc() -> Result {
+    run(cargo()
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings"))
+}

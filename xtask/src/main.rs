@@ -1,0 +1,66 @@
+//! `cargo xtask <task>`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! A thin dispatcher: each task lives in its own module. Checks that CI runs (core purity,
+//! migration naming) are plain functions with `#[test]`s, so `cargo test` catches what
+//! `cargo xtask ci` catches. Standard library only.
+
+mod ci;
+mod cmd;
+mod migrations;
+mod postgres;
+mod purity;
+mod testing;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  ci                          fmt check, clippy (-D warnings), core purity, all tests,
+                              cargo-deny (licenses, bans, sources; offline), docs (-D warnings)
+  test                        all tests (nextest if installed, else cargo test) and doc tests,
+                              with a PostgreSQL server binary directory found or installed
+  purity                      fail if ownership-core depends on an IO crate
+  migrate --database-url URL  apply migrations (runs `ownership migrate`); URL defaults to
+                              $DATABASE_URL
+  new-migration NAME          create migrations/{libsql,postgres}/NNNN_NAME.sql ([a-z0-9_]+)
+  help                        this text
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((task, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match task.as_str() {
+        "ci" => no_args(task, rest).and_then(|()| ci::run_all()),
+        "test" => no_args(task, rest).and_then(|()| testing::run_all()),
+        "purity" => no_args(task, rest).and_then(|()| purity::run()),
+        "migrate" => migrations::migrate(rest),
+        "new-migration" => migrations::new_migration(rest),
+        "help" | "-h" | "--help" => {
+            cmd::say(USAGE.trim_end());
+            Ok(())
+        }
+        unknown => {
+            eprint!("xtask: unknown task `{unknown}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask {task}: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn no_args(task: &str, rest: &[String]) -> cmd::Result {
+    match rest.first() {
+        None => Ok(()),
+        Some(extra) => Err(format!("`{task}` takes no arguments, got `{extra}`")),
+    }
+}
