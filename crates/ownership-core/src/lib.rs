@@ -17,6 +17,7 @@ pub mod ids;
 pub mod kinds;
 pub mod pairing;
 pub mod ports;
+pub mod service;
 pub mod token;
 pub mod webhook;
 

@@ -1,0 +1,347 @@
+//! Extractors that authenticate a request, for our routes and for downstream apps' own
+//! routes: [`Authenticated`], [`RequireKind`], [`RequireAdmin`].
+//!
+//! They need an [`AuthState`] reachable from the router's state (`FromRef`). A token is
+//! read from `Authorization: Bearer …` only (the SSE route alone also accepts
+//! `?access_token=`, through [`AuthenticatedSse`]). Every failure is the same 401 with
+//! `WWW-Authenticate: Bearer`; a store outage is 503, never a pass.
+
+use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use ownership_core::authz::{AdminScope, OwnerScope, Principal};
+use ownership_core::ports::TokenStore;
+use ownership_core::{Error, TokenKind};
+
+use crate::error::ApiError;
+use crate::limits::Limits;
+
+/// Turns a presented token into a principal. Implemented for every [`TokenStore`] through
+/// [`StoreAuthenticator`]; object-safe so the extractors need no store type parameter.
+#[async_trait]
+pub trait Authenticator: Send + Sync {
+    /// The principal, or [`Error::Unauthenticated`] (whatever was wrong), or
+    /// [`Error::Unavailable`] when the store cannot answer.
+    async fn principal(&self, raw: &str) -> Result<Principal, Error>;
+}
+
+/// [`Authenticator`] over a token store (usually the cache decorator).
+pub struct StoreAuthenticator<S: ?Sized> {
+    store: Arc<S>,
+    foreign_allowed: Arc<AtomicBool>,
+}
+
+impl<S: ?Sized> std::fmt::Debug for StoreAuthenticator<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreAuthenticator").finish_non_exhaustive()
+    }
+}
+
+impl<S: ?Sized> StoreAuthenticator<S> {
+    /// Authenticates against `store`. Tokens without our prefix are looked up only while
+    /// `foreign_allowed` is set (the store holds provisioned or legacy tokens); otherwise
+    /// they are refused without a store read.
+    pub fn new(store: Arc<S>, foreign_allowed: Arc<AtomicBool>) -> Self {
+        Self {
+            store,
+            foreign_allowed,
+        }
+    }
+}
+
+#[async_trait]
+impl<S: TokenStore + ?Sized + 'static> Authenticator for StoreAuthenticator<S> {
+    async fn principal(&self, raw: &str) -> Result<Principal, Error> {
+        ownership_core::service::authenticate(
+            &*self.store,
+            raw,
+            self.foreign_allowed.load(Ordering::Relaxed),
+        )
+        .await
+    }
+}
+
+/// What the extractors need. Put it in your router state and implement
+/// `FromRef<YourState> for AuthState`, or use it as the state itself.
+#[derive(Clone)]
+pub struct AuthState {
+    authn: Arc<dyn Authenticator>,
+    limits: Limits,
+    trust_forwarded_for: bool,
+}
+
+impl std::fmt::Debug for AuthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthState")
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthState {
+    /// Authentication through `authn`, limited by `limits`. With `trust_forwarded_for`, the
+    /// client address for per-address limits is the last entry of `X-Forwarded-For` (set
+    /// it only behind a proxy you run that appends it); otherwise the TCP peer.
+    pub fn new(authn: Arc<dyn Authenticator>, limits: Limits, trust_forwarded_for: bool) -> Self {
+        Self {
+            authn,
+            limits,
+            trust_forwarded_for,
+        }
+    }
+
+    /// Authentication against a token store with default limits: the one-liner for
+    /// downstream apps.
+    pub fn for_store<S: TokenStore + 'static>(store: Arc<S>) -> Self {
+        let authn = StoreAuthenticator::new(store, Arc::new(AtomicBool::new(false)));
+        Self::new(
+            Arc::new(authn),
+            Limits::new(&crate::limits::LimitsConfig::default()),
+            false,
+        )
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The client address of a request, as the limits see it.
+    pub fn client_ip(&self, parts: &Parts) -> Option<IpAddr> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        self.client_ip_from(&parts.headers, peer)
+    }
+
+    /// The client address from the headers and the TCP peer.
+    pub fn client_ip_from(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
+        if self.trust_forwarded_for {
+            let forwarded = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+                .next_back();
+            if forwarded.is_some() {
+                return forwarded;
+            }
+        }
+        peer.map(|p| p.ip())
+    }
+
+    /// Authenticates a raw token presented by the request in `parts`, applying the
+    /// per-address failure limit and the per-identity rate.
+    pub async fn authenticate_raw(
+        &self,
+        parts: &Parts,
+        raw: Option<&str>,
+    ) -> Result<Principal, ApiError> {
+        let ip = self.client_ip(parts);
+        if let Some(wait) = ip.and_then(|ip| self.limits.address_blocked(ip)) {
+            return Err(ApiError::rate_limited(wait));
+        }
+        let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+            return Err(ApiError::unauthenticated());
+        };
+        match self.authn.principal(raw).await {
+            Ok(p) => {
+                self.limits
+                    .identity_request(&p.identity.owner_id)
+                    .map_err(ApiError::rate_limited)?;
+                tracing::debug!(owner = %p.identity.owner_id, token_id = %p.token_id, "authenticated");
+                Ok(p)
+            }
+            Err(Error::Unauthenticated) => {
+                tracing::info!(client = ?ip, "authentication failed");
+                if let Some(wait) = ip.and_then(|ip| self.limits.address_failed(ip)) {
+                    return Err(ApiError::rate_limited(wait));
+                }
+                Err(ApiError::unauthenticated())
+            }
+            Err(e) => Err(ApiError::from(e)),
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    bearer_from(&parts.headers)
+}
+
+/// [`bearer`] from a header map.
+pub fn bearer_from(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// An authenticated caller: identity, the token's kinds and its id.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl Authenticated {
+    /// The caller's own scope (for owner-scoped operations on their own objects).
+    pub fn scope(&self) -> OwnerScope {
+        OwnerScope::own(&self.0.identity)
+    }
+}
+
+impl<T> FromRequestParts<T> for Authenticated
+where
+    T: Send + Sync,
+    AuthState: FromRef<T>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &T) -> Result<Self, Self::Rejection> {
+        let auth = AuthState::from_ref(state);
+        let raw = bearer(parts).map(str::to_owned);
+        auth.authenticate_raw(parts, raw.as_deref()).await.map(Self)
+    }
+}
+
+/// Like [`Authenticated`], also accepting `?access_token=` (only the SSE route uses it:
+/// `EventSource` cannot set headers). Carries the token's digest so a long-lived stream
+/// can check that its token still works.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedSse(pub Principal, pub ownership_core::token::TokenDigest);
+
+impl<T> FromRequestParts<T> for AuthenticatedSse
+where
+    T: Send + Sync,
+    AuthState: FromRef<T>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &T) -> Result<Self, Self::Rejection> {
+        let auth = AuthState::from_ref(state);
+        let raw = match bearer(parts) {
+            Some(b) => Some(b.to_owned()),
+            None => parts.uri.query().and_then(|q| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(k, _)| *k == "access_token")
+                    .map(|(_, v)| v.to_owned())
+            }),
+        };
+        let principal = auth.authenticate_raw(parts, raw.as_deref()).await?;
+        let digest = ownership_core::token::digest_of(raw.as_deref().unwrap_or_default());
+        Ok(Self(principal, digest))
+    }
+}
+
+/// A token kind a route requires.
+pub trait KindMarker: Send + Sync {
+    /// The kind.
+    fn kind() -> TokenKind;
+}
+
+/// Marker: `manage`.
+#[derive(Debug, Clone, Copy)]
+pub struct Manage;
+/// Marker: `api`.
+#[derive(Debug, Clone, Copy)]
+pub struct Api;
+/// Marker: `verify`.
+#[derive(Debug, Clone, Copy)]
+pub struct Verify;
+
+impl KindMarker for Manage {
+    fn kind() -> TokenKind {
+        TokenKind::Manage
+    }
+}
+impl KindMarker for Api {
+    fn kind() -> TokenKind {
+        TokenKind::Api
+    }
+}
+impl KindMarker for Verify {
+    fn kind() -> TokenKind {
+        TokenKind::Verify
+    }
+}
+
+/// An authenticated caller whose token holds kind `K` (else 403).
+#[derive(Debug, Clone)]
+pub struct RequireKind<K>(pub Principal, PhantomData<K>);
+
+impl<K> RequireKind<K> {
+    /// The caller's own scope.
+    pub fn scope(&self) -> OwnerScope {
+        OwnerScope::own(&self.0.identity)
+    }
+}
+
+impl<T, K> FromRequestParts<T> for RequireKind<K>
+where
+    T: Send + Sync,
+    AuthState: FromRef<T>,
+    K: KindMarker,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &T) -> Result<Self, Self::Rejection> {
+        let Authenticated(p) = Authenticated::from_request_parts(parts, state).await?;
+        if !p.has_kind(&K::kind()) {
+            return Err(ApiError::forbidden(format!(
+                "token kind `{}` required",
+                K::kind()
+            )));
+        }
+        Ok(Self(p, PhantomData))
+    }
+}
+
+/// An Admin or Owner calling with a `manage` token (else 403): the proof user-management
+/// operations take.
+#[derive(Debug, Clone)]
+pub struct RequireAdmin {
+    /// The caller.
+    pub principal: Principal,
+    /// Their admin scope.
+    pub scope: AdminScope,
+}
+
+impl<T> FromRequestParts<T> for RequireAdmin
+where
+    T: Send + Sync,
+    AuthState: FromRef<T>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &T) -> Result<Self, Self::Rejection> {
+        let RequireKind(principal, _) =
+            RequireKind::<Manage>::from_request_parts(parts, state).await?;
+        let scope = AdminScope::new(&principal.identity)
+            .ok_or_else(|| ApiError::forbidden("an Admin or Owner role is required"))?;
+        Ok(Self { principal, scope })
+    }
+}
+
+/// The TCP peer address, when the server was started with connect info.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<SocketAddr>);
+
+impl<T: Send + Sync> FromRequestParts<T> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &T) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}

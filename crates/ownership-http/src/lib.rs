@@ -1,0 +1,107 @@
+//! # ownership-http
+//!
+//! The axum adapter of `ownership`, twice over:
+//!
+//! - **for your own routes**: the extractors [`auth::Authenticated`], [`auth::RequireKind`]
+//!   and [`auth::RequireAdmin`], which need an [`auth::AuthState`] in your router's state;
+//! - **as a service**: [`router`], the `/v1` REST routes of the specification with their
+//!   OpenAPI document at `/v1/openapi.json`.
+//!
+//! Architecture invariant: this crate knows no database. It speaks the ports of
+//! `ownership-core`; the binary (or your app) hands it a store. It is also the only place
+//! that knows HTTP status codes and the JSON error body ([`error`]).
+
+pub mod auth;
+pub mod error;
+pub mod limits;
+mod routes;
+pub mod state;
+pub mod wire;
+
+use axum::Router;
+use axum::http::{HeaderName, Request};
+use axum::routing::get;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+pub use auth::{AuthState, Authenticated, RequireAdmin, RequireKind};
+pub use error::ApiError;
+pub use state::{AppState, ServiceConfig};
+
+/// The OpenAPI document's frame; the paths come from the routes themselves.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ownership", description = "Who owns what, and who is calling."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The OpenAPI document of every route [`router`] serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = routes::api().split_for_parts();
+    let mut doc = ApiDoc::openapi();
+    doc.merge(api);
+    doc
+}
+
+/// The REST service: every route, `GET /v1/openapi.json`, and the layers: body limit,
+/// timeout, request ids, tracing that records no credentials, and JSON errors for
+/// everything.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = routes::api().split_for_parts();
+    let mut full = ApiDoc::openapi();
+    full.merge(doc);
+    let doc = std::sync::Arc::new(full);
+    let request_id = HeaderName::from_static("x-request-id");
+    let body_limit = state.config.body_limit;
+    let timeout = state.config.request_timeout;
+    api.route(
+        "/v1/openapi.json",
+        get(move || {
+            let doc = std::sync::Arc::clone(&doc);
+            async move { axum::Json((*doc).clone()) }
+        }),
+    )
+    .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        timeout,
+    ))
+    .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+    .layer(axum::middleware::from_fn(error::log_errors))
+    .layer(PropagateRequestIdLayer::new(request_id.clone()))
+    .layer(
+        TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            // Method and path only: never headers, query strings or bodies, which may
+            // carry tokens, codes or secrets.
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_owned();
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }),
+    )
+    .layer(SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION, axum::http::header::COOKIE]))
+    .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+    .with_state(state)
+}

@@ -1,0 +1,243 @@
+//! Rate limits, counted by `governor` (GCRA), with a short block list so that a key over
+//! its budget is refused *before* the next attempt is evaluated.
+//!
+//! - Per identity: every authenticated request spends from its owner's bucket.
+//! - Per address: every failed authentication spends from the client address's bucket;
+//!   past it, the address gets 429 without its tokens being checked, until the bucket
+//!   refills. Only the address is blocked, never an account, so nobody can lock a user out.
+//! - Pairing redemption failures per user (default 5 per 15 minutes): past it, 429.
+//! - A failure budget per channel: past it, every pending code of that channel is burned
+//!   (callers do the burning) and must be asked for again.
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use moka::sync::Cache;
+use ownership_core::{ChannelName, OwnerId};
+
+/// The limits' settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Requests per second each identity may sustain.
+    pub identity_per_second: u32,
+    /// Burst each identity may spend at once.
+    pub identity_burst: u32,
+    /// Failed authentications an address may make per `failed_auth_window` before it is
+    /// refused outright.
+    pub failed_auth_per_address: u32,
+    /// The window of `failed_auth_per_address`.
+    pub failed_auth_window: Duration,
+    /// Failed pairing redemptions a user may make per `redeem_window` (default 5 per 15 min).
+    pub redeem_failures_per_user: u32,
+    /// The window of `redeem_failures_per_user`.
+    pub redeem_window: Duration,
+    /// Failed redemptions a channel absorbs per `channel_window` before its pending codes
+    /// are burned.
+    pub channel_failure_budget: u32,
+    /// The window of `channel_failure_budget`.
+    pub channel_window: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            identity_per_second: 50,
+            identity_burst: 200,
+            failed_auth_per_address: 30,
+            failed_auth_window: Duration::from_secs(60),
+            redeem_failures_per_user: 5,
+            redeem_window: Duration::from_secs(15 * 60),
+            channel_failure_budget: 100,
+            channel_window: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// "`n` per `window`, all of it available at once."
+fn quota(n: u32, window: Duration) -> Quota {
+    let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+    let period = (window / n.get()).max(Duration::from_nanos(1));
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(n))
+        .allow_burst(n)
+}
+
+/// A keyed failure budget: failures spend from the key's bucket; once it is empty the key
+/// is blocked until the bucket refills.
+struct FailureBudget<K: Hash + Eq + Clone + Send + Sync + 'static> {
+    limiter: DefaultKeyedRateLimiter<K>,
+    blocked: Cache<K, Instant>,
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> FailureBudget<K> {
+    fn new(n: u32, window: Duration) -> Self {
+        Self {
+            limiter: RateLimiter::keyed(quota(n, window)),
+            blocked: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(window)
+                .build(),
+        }
+    }
+
+    /// How long `key` must still wait, if it is blocked.
+    fn blocked_for(&self, key: &K) -> Option<Duration> {
+        let until = self.blocked.get(key)?;
+        let now = Instant::now();
+        (until > now).then(|| until - now)
+    }
+
+    /// Spends one failure; returns the wait if this exhausted the budget.
+    fn fail(&self, key: &K) -> Option<Duration> {
+        match self.limiter.check_key(key) {
+            Ok(()) => None,
+            Err(not_until) => {
+                let wait = not_until
+                    .wait_time_from(DefaultClock::default().now())
+                    .max(Duration::from_secs(1));
+                self.blocked.insert(key.clone(), Instant::now() + wait);
+                Some(wait)
+            }
+        }
+    }
+
+    fn forget(&self, key: &K) {
+        self.blocked.invalidate(key);
+    }
+}
+
+/// Every limit of the service. Cheap to clone.
+#[derive(Clone)]
+pub struct Limits {
+    inner: Arc<LimitsInner>,
+}
+
+struct LimitsInner {
+    identity: DefaultKeyedRateLimiter<OwnerId>,
+    failed_auth: FailureBudget<IpAddr>,
+    redeem: FailureBudget<OwnerId>,
+    channel: FailureBudget<ChannelName>,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits").finish_non_exhaustive()
+    }
+}
+
+impl Limits {
+    /// Limits with these settings.
+    pub fn new(config: &LimitsConfig) -> Self {
+        let per_second =
+            NonZeroU32::new(config.identity_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.identity_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        Self {
+            inner: Arc::new(LimitsInner {
+                identity: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+                failed_auth: FailureBudget::new(
+                    config.failed_auth_per_address,
+                    config.failed_auth_window,
+                ),
+                redeem: FailureBudget::new(config.redeem_failures_per_user, config.redeem_window),
+                channel: FailureBudget::new(config.channel_failure_budget, config.channel_window),
+            }),
+        }
+    }
+
+    /// Spends one request of `owner`'s budget; the wait when it is empty.
+    pub fn identity_request(&self, owner: &OwnerId) -> Result<(), Duration> {
+        self.inner.identity.check_key(owner).map_err(|nu| {
+            nu.wait_time_from(DefaultClock::default().now())
+                .max(Duration::from_secs(1))
+        })
+    }
+
+    /// Whether `addr` is refused for failing authentication too often, and for how long.
+    pub fn address_blocked(&self, addr: IpAddr) -> Option<Duration> {
+        self.inner.failed_auth.blocked_for(&addr)
+    }
+
+    /// Records a failed authentication from `addr`; the wait if it is now blocked.
+    pub fn address_failed(&self, addr: IpAddr) -> Option<Duration> {
+        self.inner.failed_auth.fail(&addr)
+    }
+
+    /// Whether `owner` may try another pairing code now.
+    pub fn redeem_blocked(&self, owner: &OwnerId) -> Option<Duration> {
+        self.inner.redeem.blocked_for(owner)
+    }
+
+    /// Records a failed redemption by `owner` and against `channel`. Returns the user's
+    /// wait if they are now blocked, and whether the channel's budget just ran out (the
+    /// caller then burns the channel's pending codes).
+    pub fn redeem_failed(
+        &self,
+        owner: &OwnerId,
+        channel: &ChannelName,
+    ) -> (Option<Duration>, bool) {
+        let user = self.inner.redeem.fail(owner);
+        let burn = self.inner.channel.fail(channel).is_some();
+        if burn {
+            // The codes are gone; a fresh budget applies to the new ones.
+            self.inner.channel.forget(channel);
+        }
+        (user, burn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oid(s: &str) -> OwnerId {
+        OwnerId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn redemption_failures_block_the_user_after_the_budget() {
+        let limits = Limits::new(&LimitsConfig::default());
+        let tg = ChannelName::parse("telegram").unwrap();
+        for _ in 0..5 {
+            assert_eq!(limits.redeem_failed(&oid("a"), &tg).0, None);
+        }
+        assert!(limits.redeem_blocked(&oid("a")).is_none());
+        let (wait, _) = limits.redeem_failed(&oid("a"), &tg);
+        let wait = wait.expect("sixth failure blocks");
+        assert!(wait > Duration::from_secs(60) && wait <= Duration::from_secs(180));
+        assert!(limits.redeem_blocked(&oid("a")).is_some());
+        assert!(limits.redeem_blocked(&oid("b")).is_none(), "only that user");
+    }
+
+    #[test]
+    fn the_channel_budget_burns_once_then_resets() {
+        let limits = Limits::new(&LimitsConfig {
+            channel_failure_budget: 3,
+            ..LimitsConfig::default()
+        });
+        let tg = ChannelName::parse("telegram").unwrap();
+        let burns: Vec<bool> = (0..4)
+            .map(|i| limits.redeem_failed(&oid(&format!("u{i}")), &tg).1)
+            .collect();
+        assert_eq!(burns, vec![false, false, false, true]);
+    }
+
+    #[test]
+    fn failed_authentication_blocks_the_address_only() {
+        let limits = Limits::new(&LimitsConfig {
+            failed_auth_per_address: 2,
+            ..LimitsConfig::default()
+        });
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let b: IpAddr = "127.0.0.3".parse().unwrap();
+        assert!(limits.address_failed(a).is_none());
+        assert!(limits.address_failed(a).is_none());
+        assert!(limits.address_failed(a).is_some());
+        assert!(limits.address_blocked(a).is_some());
+        assert!(limits.address_blocked(b).is_none());
+    }
+}

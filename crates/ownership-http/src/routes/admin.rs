@@ -1,0 +1,205 @@
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use ownership_core::ports::AuditFilter;
+use ownership_core::service;
+use ownership_core::token::digest_of;
+use ownership_core::{OwnerId, TokenKind, TokenKinds, UserRole, UserStatus};
+
+use super::{CREATED, owner_id, page};
+use crate::auth::{Peer, RequireAdmin, bearer_from};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::wire::*;
+
+/// A user id in a path that cannot name a user is simply not found.
+fn target(raw: &str) -> Result<OwnerId, ApiError> {
+    OwnerId::parse(raw).map_err(|_| ApiError::not_found())
+}
+
+/// Creates the first Owner with the configured bootstrap secret, once (409 after).
+#[utoipa::path(post, path = "/v1/bootstrap", tag = "users", request_body = BootstrapRequest,
+    responses((status = 201, body = UserWithToken), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn bootstrap(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<BootstrapRequest>,
+) -> Result<(StatusCode, ApiJson<UserWithToken>), ApiError> {
+    let Some(expected) = state.bootstrap else {
+        return Err(ApiError::not_found());
+    };
+    let ip = state.auth.client_ip_from(&headers, peer);
+    if let Some(wait) = ip.and_then(|ip| state.auth.limits().address_blocked(ip)) {
+        return Err(ApiError::rate_limited(wait));
+    }
+    // Constant-time comparison of digests (`TokenDigest`'s equality is `subtle`'s).
+    if bearer_from(&headers).map(digest_of) != Some(expected) {
+        if let Some(wait) = ip.and_then(|ip| state.auth.limits().address_failed(ip)) {
+            return Err(ApiError::rate_limited(wait));
+        }
+        return Err(ApiError::unauthenticated());
+    }
+    let id = owner_id(&body.user_id)?;
+    let (user, secret) = service::bootstrap_owner(&*state.store, &id, &mut state.rng()).await?;
+    Ok((
+        CREATED,
+        ApiJson(UserWithToken {
+            user_id: user.id.to_string(),
+            role: user.role.to_string(),
+            status: user.status.to_string(),
+            token: secret.expose().to_owned(),
+        }),
+    ))
+}
+
+/// Creates a user and returns their first token, once.
+#[utoipa::path(post, path = "/v1/admin/users", tag = "users", request_body = CreateUserRequest,
+    responses((status = 201, body = UserWithToken), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    admin: RequireAdmin,
+    ApiJson(body): ApiJson<CreateUserRequest>,
+) -> Result<(StatusCode, ApiJson<UserWithToken>), ApiError> {
+    let id = owner_id(&body.user_id)?;
+    let role = body
+        .role
+        .as_deref()
+        .map(UserRole::parse)
+        .transpose()?
+        .unwrap_or_default();
+    let (user, secret) =
+        service::create_user(&*state.store, &admin.scope, &id, role, &mut state.rng()).await?;
+    Ok((
+        CREATED,
+        ApiJson(UserWithToken {
+            user_id: user.id.to_string(),
+            role: user.role.to_string(),
+            status: user.status.to_string(),
+            token: secret.expose().to_owned(),
+        }),
+    ))
+}
+
+/// Users, by id.
+#[utoipa::path(get, path = "/v1/admin/users", tag = "users", params(PageQuery),
+    responses((status = 200, body = UserList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    admin: RequireAdmin,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<ApiJson<UserList>, ApiError> {
+    let p = state.store.list_users(&admin.scope, &page(q)).await?;
+    Ok(ApiJson(UserList {
+        users: p.items.iter().map(UserView::from).collect(),
+        next: p.next,
+    }))
+}
+
+/// One user.
+#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    admin: RequireAdmin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<UserView>, ApiError> {
+    let user = state.store.get_user(&admin.scope, &target(&id)?).await?;
+    Ok(ApiJson(UserView::from(&user)))
+}
+
+/// Deletes a user: their tokens, chat accounts, secrets and data key go with them.
+#[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    admin: RequireAdmin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    state.store.delete_user(&admin.scope, &target(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes a role (only Owners touch Admins and Owners; nobody their own; never the last Owner).
+#[utoipa::path(put, path = "/v1/admin/users/{id}/role", tag = "users", request_body = RoleRequest, params(("id" = String, Path)),
+    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn set_role(
+    State(state): State<AppState>,
+    admin: RequireAdmin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RoleRequest>,
+) -> Result<ApiJson<UserView>, ApiError> {
+    let role = UserRole::parse(&body.role)?;
+    let user = state
+        .store
+        .set_role(&admin.scope, &target(&id)?, role)
+        .await?;
+    Ok(ApiJson(UserView::from(&user)))
+}
+
+/// Suspends or resumes a user. A suspended user's tokens stop working at once.
+#[utoipa::path(put, path = "/v1/admin/users/{id}/status", tag = "users", request_body = StatusRequest, params(("id" = String, Path)),
+    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn set_status(
+    State(state): State<AppState>,
+    admin: RequireAdmin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<StatusRequest>,
+) -> Result<ApiJson<UserView>, ApiError> {
+    let status = UserStatus::parse(&body.status)?;
+    let user = state
+        .store
+        .set_status(&admin.scope, &target(&id)?, status)
+        .await?;
+    Ok(ApiJson(UserView::from(&user)))
+}
+
+/// Mints a service token (`channel:<name>`, `verify`) owned by the calling Admin or Owner.
+#[utoipa::path(post, path = "/v1/admin/service-tokens", tag = "tokens", request_body = ServiceTokenRequest,
+    responses((status = 201, body = NewTokenView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn service_token(
+    State(state): State<AppState>,
+    admin: RequireAdmin,
+    ApiJson(body): ApiJson<ServiceTokenRequest>,
+) -> Result<(StatusCode, ApiJson<NewTokenView>), ApiError> {
+    let kinds = TokenKinds::new(
+        body.kinds
+            .iter()
+            .map(|k| TokenKind::parse(k))
+            .collect::<Result<Vec<_>, _>>()?,
+    )?;
+    let (record, secret) = service::issue_service_token(
+        &*state.store,
+        &admin.principal,
+        &admin.scope,
+        kinds,
+        body.label,
+        &mut state.rng(),
+    )
+    .await?;
+    Ok((
+        CREATED,
+        ApiJson(NewTokenView {
+            meta: TokenView::from(&record),
+            token: secret.expose().to_owned(),
+        }),
+    ))
+}
+
+/// Everyone's audit events, newest first.
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "audit", params(PageQuery),
+    responses((status = 200, body = EventList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn all_audit(
+    State(state): State<AppState>,
+    admin: RequireAdmin,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<ApiJson<EventList>, ApiError> {
+    let p = state
+        .store
+        .list_events(AuditFilter::All(&admin.scope), &page(q))
+        .await?;
+    Ok(ApiJson(EventList {
+        events: p.items.iter().map(EventView::from).collect(),
+        next: p.next,
+    }))
+}

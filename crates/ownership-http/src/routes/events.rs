@@ -1,0 +1,105 @@
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
+use ownership_core::TokenKind;
+use ownership_core::authz::OwnerScope;
+use ownership_core::ports::{AuditFilter, PageRequest};
+use ownership_core::token::TokenDigest;
+
+use crate::auth::AuthenticatedSse;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::wire::EventView;
+
+struct Cursor {
+    state: AppState,
+    scope: OwnerScope,
+    token: TokenDigest,
+    after: i64,
+    pending: std::collections::VecDeque<EventView>,
+    first: bool,
+}
+
+/// The caller's own audit events as Server-Sent Events, from now (or after the
+/// `Last-Event-ID` the client resumes from). The one route that also takes
+/// `?access_token=`, since `EventSource` cannot send headers. The stream ends when the
+/// token stops working.
+#[utoipa::path(get, path = "/v1/me/events", tag = "audit",
+    params(("access_token" = Option<String>, Query, description = "the bearer token, for clients that cannot set headers")),
+    responses((status = 200, description = "text/event-stream of the caller's events"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn my_events(
+    State(state): State<AppState>,
+    AuthenticatedSse(p, digest): AuthenticatedSse,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    if !(p.has_kind(&TokenKind::Manage) || p.has_kind(&TokenKind::Api)) {
+        return Err(ApiError::forbidden("token kind `manage` or `api` required"));
+    }
+    let scope = OwnerScope::own(&p.identity);
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok());
+    let after = match resume {
+        Some(seq) => seq,
+        None => state
+            .store
+            .list_events(
+                AuditFilter::Owner(&scope),
+                &PageRequest {
+                    after: None,
+                    limit: 1,
+                },
+            )
+            .await?
+            .items
+            .first()
+            .map_or(0, |e| e.seq),
+    };
+    let cursor = Cursor {
+        state,
+        scope,
+        token: digest,
+        after,
+        pending: Default::default(),
+        first: true,
+    };
+    let stream = stream::unfold(cursor, |mut c| async move {
+        loop {
+            if let Some(ev) = c.pending.pop_front() {
+                let event = Event::default()
+                    .id(ev.seq.to_string())
+                    .event(ev.action.clone())
+                    .json_data(&ev)
+                    .unwrap_or_else(|_| Event::default().comment("unserializable event"));
+                return Some((Ok(event), c));
+            }
+            if !c.first {
+                tokio::time::sleep(c.state.config.events_poll).await;
+            }
+            c.first = false;
+            // The stream lives only as long as its token does.
+            match c.state.store.authenticate(&c.token).await {
+                Ok(Some(p)) if p.identity.owner_id == *c.scope.owner() => {}
+                _ => return None,
+            }
+            match c.state.store.events_after(&c.scope, c.after, 100).await {
+                Ok(events) => {
+                    if let Some(last) = events.last() {
+                        c.after = last.seq;
+                    }
+                    c.pending.extend(events.iter().map(EventView::from));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "event stream read failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

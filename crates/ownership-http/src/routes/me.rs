@@ -1,0 +1,210 @@
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use ownership_core::ids::TokenId;
+use ownership_core::ports::AuditFilter;
+use ownership_core::service::{self, TokenRequest};
+use ownership_core::{ChannelKey, ExternalId, TokenKind, TokenKinds};
+
+use super::{CREATED, channel, page};
+use crate::auth::{Authenticated, Manage, RequireKind, Verify};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::wire::*;
+
+fn kinds(raw: &[String]) -> Result<TokenKinds, ApiError> {
+    Ok(TokenKinds::new(
+        raw.iter()
+            .map(|k| TokenKind::parse(k))
+            .collect::<Result<Vec<_>, _>>()?,
+    )?)
+}
+
+/// Who is calling.
+#[utoipa::path(get, path = "/v1/me", tag = "me",
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn me(Authenticated(p): Authenticated) -> ApiJson<Me> {
+    ApiJson(Me {
+        user_id: p.identity.owner_id.to_string(),
+        role: p.identity.role.to_string(),
+        token: MeToken {
+            id: p.token_id.to_string(),
+            kinds: p.kinds.iter().map(ToString::to_string).collect(),
+            expires_at: p.expires_at.map(ownership_core::audit::rfc3339),
+        },
+    })
+}
+
+/// The caller's tokens (never their values).
+#[utoipa::path(get, path = "/v1/me/tokens", tag = "tokens",
+    responses((status = 200, body = TokenList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    caller: RequireKind<Manage>,
+) -> Result<ApiJson<TokenList>, ApiError> {
+    let tokens = state.store.list_tokens(&caller.scope()).await?;
+    Ok(ApiJson(TokenList {
+        tokens: tokens.iter().map(TokenView::from).collect(),
+    }))
+}
+
+/// Mints a token with a subset of the calling token's kinds; its value is shown once.
+#[utoipa::path(post, path = "/v1/me/tokens", tag = "tokens", request_body = CreateTokenRequest,
+    responses((status = 201, body = NewTokenView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    caller: RequireKind<Manage>,
+    ApiJson(body): ApiJson<CreateTokenRequest>,
+) -> Result<(StatusCode, ApiJson<NewTokenView>), ApiError> {
+    let request = TokenRequest {
+        kinds: kinds(&body.kinds)?,
+        label: body.label,
+        expires_in: body.expires_in_seconds.map(Duration::from_secs),
+    };
+    let now = state.clock.now();
+    let (record, secret) =
+        service::issue_token(&*state.store, &caller.0, request, now, &mut state.rng()).await?;
+    Ok((
+        CREATED,
+        ApiJson(NewTokenView {
+            meta: TokenView::from(&record),
+            token: secret.expose().to_owned(),
+        }),
+    ))
+}
+
+/// Replaces a token; the old one is revoked now or after `grace_seconds`.
+#[utoipa::path(post, path = "/v1/me/tokens/{id}/rotate", tag = "tokens", request_body = RotateRequest,
+    params(("id" = String, Path, description = "token id")),
+    responses((status = 201, body = NewTokenView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn rotate_token(
+    State(state): State<AppState>,
+    caller: RequireKind<Manage>,
+    ApiPath(id): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, ApiJson<NewTokenView>), ApiError> {
+    let id = TokenId::parse(&id).map_err(|_| ApiError::not_found())?;
+    // The body is optional: empty means "no grace".
+    let body: RotateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
+    };
+    let grace = body
+        .grace_seconds
+        .filter(|g| *g > 0)
+        .map(Duration::from_secs);
+    if grace.is_some_and(|g| g > Duration::from_secs(30 * 24 * 3600)) {
+        return Err(ApiError::bad_request(
+            "invalid grace_seconds: at most 30 days",
+        ));
+    }
+    let (record, secret) =
+        service::rotate_token(&*state.store, &caller.scope(), &id, grace, &mut state.rng()).await?;
+    Ok((
+        CREATED,
+        ApiJson(NewTokenView {
+            meta: TokenView::from(&record),
+            token: secret.expose().to_owned(),
+        }),
+    ))
+}
+
+/// Revokes a token. With `?kind=`, the token must hold that kind or nothing happens (409).
+#[utoipa::path(delete, path = "/v1/me/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "token id"), RevokeQuery),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: RequireKind<Manage>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RevokeQuery>,
+) -> Result<StatusCode, ApiError> {
+    let id = TokenId::parse(&id).map_err(|_| ApiError::not_found())?;
+    let kind = q.kind.as_deref().map(TokenKind::parse).transpose()?;
+    state
+        .store
+        .revoke_token(&caller.scope(), &id, kind.as_ref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's linked chat accounts.
+#[utoipa::path(get, path = "/v1/me/identities", tag = "pairing",
+    responses((status = 200, body = IdentityList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_identities(
+    State(state): State<AppState>,
+    caller: RequireKind<Manage>,
+) -> Result<ApiJson<IdentityList>, ApiError> {
+    let list = state.store.list_identities(&caller.scope()).await?;
+    Ok(ApiJson(IdentityList {
+        identities: list.iter().map(IdentityView::from).collect(),
+    }))
+}
+
+/// Unlinks one of the caller's chat accounts.
+#[utoipa::path(delete, path = "/v1/me/identities/{channel}/{external_id}", tag = "pairing",
+    params(("channel" = String, Path), ("external_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn unlink_identity(
+    State(state): State<AppState>,
+    caller: RequireKind<Manage>,
+    ApiPath((ch, ext)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    // A malformed key cannot name one of the caller's accounts: the same 404.
+    let key = match (channel(&ch), ExternalId::parse(&ext)) {
+        (Ok(c), Ok(e)) => ChannelKey::new(c, e),
+        _ => return Err(ApiError::not_found()),
+    };
+    state.store.unlink_identity(&caller.scope(), &key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's audit events, newest first.
+#[utoipa::path(get, path = "/v1/me/audit", tag = "audit", params(PageQuery),
+    responses((status = 200, body = EventList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn my_audit(
+    State(state): State<AppState>,
+    caller: RequireKind<Manage>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<ApiJson<EventList>, ApiError> {
+    let scope = caller.scope();
+    let p = state
+        .store
+        .list_events(AuditFilter::Owner(&scope), &page(q))
+        .await?;
+    Ok(ApiJson(EventList {
+        events: p.items.iter().map(EventView::from).collect(),
+        next: p.next,
+    }))
+}
+
+/// Checks a token for a service that cannot link this library (`verify` tokens only).
+#[utoipa::path(post, path = "/v1/tokens/verify", tag = "tokens", request_body = VerifyRequest,
+    responses((status = 200, body = VerifyResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn verify(
+    State(state): State<AppState>,
+    _caller: RequireKind<Verify>,
+    ApiJson(body): ApiJson<VerifyRequest>,
+) -> Result<ApiJson<VerifyResponse>, ApiError> {
+    let allowed = state
+        .foreign_allowed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    match service::authenticate(&*state.store, &body.token, allowed).await {
+        Ok(p) => Ok(ApiJson(VerifyResponse {
+            valid: true,
+            owner_id: Some(p.identity.owner_id.to_string()),
+            role: Some(p.identity.role.to_string()),
+            kinds: Some(p.kinds.iter().map(ToString::to_string).collect()),
+        })),
+        Err(ownership_core::Error::Unauthenticated) => Ok(ApiJson(VerifyResponse {
+            valid: false,
+            owner_id: None,
+            role: None,
+            kinds: None,
+        })),
+        Err(e) => Err(e.into()),
+    }
+}

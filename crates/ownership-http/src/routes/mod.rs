@@ -1,0 +1,65 @@
+//! The REST routes of SPEC §8 (secrets, resources and webhooks come with their own
+//! module), collected with their OpenAPI descriptions so the document lists exactly what
+//! the router serves.
+
+mod admin;
+mod events;
+mod health;
+mod me;
+mod pairing;
+
+use axum::http::StatusCode;
+use ownership_core::ports::PageRequest;
+use ownership_core::{ChannelName, OwnerId};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::wire::PageQuery;
+
+/// Every route with its OpenAPI operation.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(admin::bootstrap))
+        .routes(routes!(me::me))
+        .routes(routes!(me::list_tokens, me::create_token))
+        .routes(routes!(me::rotate_token))
+        .routes(routes!(me::revoke_token))
+        .routes(routes!(me::list_identities))
+        .routes(routes!(me::unlink_identity))
+        .routes(routes!(me::my_audit))
+        .routes(routes!(events::my_events))
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(admin::get_user, admin::delete_user))
+        .routes(routes!(admin::set_role))
+        .routes(routes!(admin::set_status))
+        .routes(routes!(admin::service_token))
+        .routes(routes!(admin::all_audit))
+        .routes(routes!(pairing::request_code))
+        .routes(routes!(pairing::resolve))
+        .routes(routes!(pairing::redeem))
+        .routes(routes!(pairing::pending))
+        .routes(routes!(pairing::approve))
+        .routes(routes!(me::verify))
+}
+
+pub(crate) fn page(q: PageQuery) -> PageRequest {
+    PageRequest {
+        after: q.after,
+        limit: q.limit.unwrap_or(100),
+    }
+}
+
+pub(crate) fn owner_id(raw: &str) -> Result<OwnerId, ApiError> {
+    OwnerId::parse(raw).map_err(ApiError::from)
+}
+
+pub(crate) fn channel(raw: &str) -> Result<ChannelName, ApiError> {
+    ChannelName::parse(raw).map_err(ApiError::from)
+}
+
+/// 201 Created.
+pub(crate) const CREATED: StatusCode = StatusCode::CREATED;

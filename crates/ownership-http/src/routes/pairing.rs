@@ -1,0 +1,199 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use ownership_core::authz::{ChannelScope, SystemScope};
+use ownership_core::ports::ChannelBinding;
+use ownership_core::{ChannelName, Error, ExternalId, OwnerId, service};
+
+use super::{CREATED, channel, owner_id};
+use crate::auth::{Authenticated, Manage, RequireAdmin, RequireKind};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::wire::*;
+
+/// Largest adapter `meta` kept with a pairing request, in bytes of JSON.
+const META_MAX_BYTES: usize = 2048;
+
+fn channel_scope(
+    caller: &Authenticated,
+    ch: &str,
+) -> Result<(ChannelName, ChannelScope), ApiError> {
+    let name = channel(ch)?;
+    let scope = ChannelScope::authorize(&caller.0, &name)?;
+    Ok((name, scope))
+}
+
+/// A channel adapter asks for a code for an unknown sender: a new one (201) or the one
+/// still pending (200).
+#[utoipa::path(post, path = "/v1/channels/{channel}/pairing-requests", tag = "pairing", request_body = PairingRequestBody,
+    params(("channel" = String, Path)),
+    responses((status = 201, body = PairingCodeView), (status = 200, body = PairingCodeView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn request_code(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiPath(ch): ApiPath<String>,
+    ApiJson(body): ApiJson<PairingRequestBody>,
+) -> Result<(StatusCode, ApiJson<PairingCodeView>), ApiError> {
+    let (_, scope) = channel_scope(&caller, &ch)?;
+    let external_id = ExternalId::parse(&body.external_id)?;
+    let meta = body.meta.map(|m| m.to_string());
+    if meta.as_ref().is_some_and(|m| m.len() > META_MAX_BYTES) {
+        return Err(ApiError::bad_request(format!(
+            "invalid meta: at most {META_MAX_BYTES} bytes of JSON"
+        )));
+    }
+    let (issue, code) = service::request_pairing(
+        &*state.store,
+        &scope,
+        &state.pairing_key,
+        &external_id,
+        meta.as_deref(),
+        &state.config.pairing,
+        &mut state.rng(),
+    )
+    .await?;
+    let status = if issue.created {
+        CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        ApiJson(PairingCodeView {
+            code: code.display(),
+            expires_at: ownership_core::audit::rfc3339(issue.expires_at),
+            created: issue.created,
+        }),
+    ))
+}
+
+/// The owner a chat account is bound to (404 if none), for the channel's adapter.
+#[utoipa::path(get, path = "/v1/channels/{channel}/identities/{external_id}", tag = "pairing",
+    params(("channel" = String, Path), ("external_id" = String, Path)),
+    responses((status = 200, body = ResolvedIdentity), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn resolve(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    ApiPath((ch, ext)): ApiPath<(String, String)>,
+) -> Result<ApiJson<ResolvedIdentity>, ApiError> {
+    let (_, scope) = channel_scope(&caller, &ch)?;
+    let external_id = ExternalId::parse(&ext).map_err(|_| ApiError::not_found())?;
+    let identity = state
+        .store
+        .resolve_identity(&scope, &external_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(ApiJson(ResolvedIdentity {
+        owner_id: identity.owner_id.to_string(),
+        role: identity.role.to_string(),
+    }))
+}
+
+/// Counts a failed redemption against the user and the channel; burns the channel's
+/// pending codes when its budget runs out.
+async fn redeem_outcome(
+    state: &AppState,
+    who: &OwnerId,
+    ch: &ChannelName,
+    result: Result<ChannelBinding, Error>,
+) -> Result<ApiJson<IdentityView>, ApiError> {
+    match result {
+        Ok(b) => Ok(ApiJson(IdentityView::from(&b))),
+        Err(Error::NotFound) => {
+            let (_, burn) = state.auth.limits().redeem_failed(who, ch);
+            if burn {
+                match state
+                    .store
+                    .burn_pending(&SystemScope::background(), ch)
+                    .await
+                {
+                    Ok(n) => {
+                        tracing::warn!(channel = %ch, burned = n, "pairing failure budget exhausted; pending codes burned")
+                    }
+                    Err(e) => {
+                        tracing::error!(channel = %ch, error = %e, "burning pending codes failed")
+                    }
+                }
+            }
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_code",
+                "that code is not valid or has expired",
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Self-claim: the signed-in user redeems the code their chat bot showed them.
+#[utoipa::path(post, path = "/v1/pairing/{channel}/redeem", tag = "pairing", request_body = RedeemRequest,
+    params(("channel" = String, Path)),
+    responses((status = 200, body = IdentityView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn redeem(
+    State(state): State<AppState>,
+    caller: RequireKind<Manage>,
+    ApiPath(ch): ApiPath<String>,
+    ApiJson(body): ApiJson<RedeemRequest>,
+) -> Result<ApiJson<IdentityView>, ApiError> {
+    let ch = channel(&ch)?;
+    let who = caller.0.identity.owner_id.clone();
+    if let Some(wait) = state.auth.limits().redeem_blocked(&who) {
+        return Err(ApiError::rate_limited(wait));
+    }
+    // Blank or malformed codes are refused here, before any store read or budget spent.
+    ownership_core::pairing::PairingCode::parse(&body.code)?;
+    let result = service::redeem_pairing(
+        &*state.store,
+        &caller.scope(),
+        &state.pairing_key,
+        &ch,
+        &body.code,
+    )
+    .await;
+    redeem_outcome(&state, &who, &ch, result).await
+}
+
+/// Pending requests of a channel, for Admins and Owners (never their codes).
+#[utoipa::path(get, path = "/v1/admin/pairing/{channel}", tag = "pairing", params(("channel" = String, Path)),
+    responses((status = 200, body = PendingList), (status = 403, body = ErrorBody)))]
+pub async fn pending(
+    State(state): State<AppState>,
+    admin: RequireAdmin,
+    ApiPath(ch): ApiPath<String>,
+) -> Result<ApiJson<PendingList>, ApiError> {
+    let list = state
+        .store
+        .list_pending(&admin.scope, &channel(&ch)?)
+        .await?;
+    Ok(ApiJson(PendingList {
+        requests: list.iter().map(PendingView::from).collect(),
+    }))
+}
+
+/// An Admin or Owner approves the code a person reads out, for a named user.
+#[utoipa::path(post, path = "/v1/admin/pairing/{channel}/approve", tag = "pairing", request_body = ApproveRequest,
+    params(("channel" = String, Path)),
+    responses((status = 200, body = IdentityView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn approve(
+    State(state): State<AppState>,
+    admin: RequireAdmin,
+    ApiPath(ch): ApiPath<String>,
+    ApiJson(body): ApiJson<ApproveRequest>,
+) -> Result<ApiJson<IdentityView>, ApiError> {
+    let ch = channel(&ch)?;
+    let owner = owner_id(&body.owner_id)?;
+    let who = admin.principal.identity.owner_id.clone();
+    if let Some(wait) = state.auth.limits().redeem_blocked(&who) {
+        return Err(ApiError::rate_limited(wait));
+    }
+    ownership_core::pairing::PairingCode::parse(&body.code)?;
+    let result = service::approve_pairing(
+        &*state.store,
+        &admin.scope,
+        &state.pairing_key,
+        &ch,
+        &body.code,
+        &owner,
+    )
+    .await;
+    redeem_outcome(&state, &who, &ch, result).await
+}

@@ -1,0 +1,138 @@
+//! The REST service's state: the store behind every port, the clock, the pairing key, the
+//! limits and the settings.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use ownership_core::pairing::PairingKey;
+use ownership_core::ports::{Clock, PairingPolicy, Store};
+use ownership_core::token::TokenDigest;
+
+use crate::auth::{AuthState, StoreAuthenticator};
+use crate::limits::{Limits, LimitsConfig};
+
+/// Settings of the REST service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Pairing-code lifetime and per-channel cap.
+    pub pairing: PairingPolicy,
+    /// Rate limits.
+    pub limits: LimitsConfig,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Longest a request may take (SSE streams excepted).
+    pub request_timeout: Duration,
+    /// Take the client address from `X-Forwarded-For` (only behind your own proxy).
+    pub trust_forwarded_for: bool,
+    /// How often the event stream polls for new events.
+    pub events_poll: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            pairing: PairingPolicy::default(),
+            limits: LimitsConfig::default(),
+            body_limit: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            trust_forwarded_for: false,
+            events_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A source of cryptographically secure random bytes (the CLI passes the operating
+/// system's; tests may pass a seeded one).
+pub type RandomFn = Arc<dyn Fn(&mut [u8]) + Send + Sync>;
+
+/// The state every route shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) pairing_key: PairingKey,
+    pub(crate) config: Arc<ServiceConfig>,
+    pub(crate) auth: AuthState,
+    pub(crate) foreign_allowed: Arc<AtomicBool>,
+    pub(crate) bootstrap: Option<TokenDigest>,
+    pub(crate) random: RandomFn,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The state for `store` (usually the cache decorator around a backend).
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        random: RandomFn,
+        pairing_key: PairingKey,
+        config: ServiceConfig,
+    ) -> Self {
+        let foreign_allowed = Arc::new(AtomicBool::new(false));
+        let limits = Limits::new(&config.limits);
+        let authn = StoreAuthenticator::new(Arc::clone(&store), Arc::clone(&foreign_allowed));
+        let auth = AuthState::new(Arc::new(authn), limits, config.trust_forwarded_for);
+        Self {
+            store,
+            clock,
+            pairing_key,
+            config: Arc::new(config),
+            auth,
+            foreign_allowed,
+            bootstrap: None,
+            random,
+        }
+    }
+
+    /// Enables `POST /v1/bootstrap` with this secret (its digest is kept, not the value).
+    pub fn with_bootstrap_secret(mut self, secret: &str) -> Self {
+        self.bootstrap = Some(ownership_core::token::digest_of(secret));
+        self
+    }
+
+    /// Whether tokens without our prefix may be looked up (the store holds provisioned
+    /// or legacy tokens). Set at start from `TokenStore::has_foreign_tokens`.
+    pub fn set_foreign_tokens_allowed(&self, allowed: bool) {
+        self.foreign_allowed.store(allowed, Ordering::Relaxed);
+    }
+
+    /// A random source for one use case.
+    pub fn rng(&self) -> impl FnMut(&mut [u8]) + '_ {
+        |buf: &mut [u8]| (self.random)(buf)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The pairing key.
+    pub fn pairing_key(&self) -> &PairingKey {
+        &self.pairing_key
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+}
+
+impl FromRef<AppState> for AuthState {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}

@@ -1,0 +1,430 @@
+//! Request and response bodies of SPEC §11, and the extractors that give bad input the
+//! same JSON error as everything else.
+
+use axum::extract::{FromRequest, FromRequestParts};
+use ownership_core::audit::AuditEvent;
+use ownership_core::ports::{ChannelBinding, PendingPairing, TokenRecord, User};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+/// `Json` whose rejections are [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl<T: Serialize> axum::response::IntoResponse for ApiJson<T> {
+    fn into_response(self) -> axum::response::Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `Path` whose rejections are [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// `Query` whose rejections are [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    ownership_core::audit::rfc3339(t)
+}
+
+/// `POST /v1/bootstrap`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapRequest {
+    /// The first Owner's id.
+    pub user_id: String,
+}
+
+/// A user and their one-time token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserWithToken {
+    /// The user's id.
+    pub user_id: String,
+    /// Their role.
+    pub role: String,
+    /// Their status.
+    pub status: String,
+    /// Their first token: shown once, never again.
+    pub token: String,
+}
+
+/// A user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Id.
+    pub user_id: String,
+    /// Role.
+    pub role: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// When created (RFC 3339).
+    pub created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            user_id: u.id.to_string(),
+            role: u.role.to_string(),
+            status: u.status.to_string(),
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+/// `GET /v1/admin/users`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    /// Users, by id.
+    pub users: Vec<UserView>,
+    /// Cursor for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `POST /v1/admin/users`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// The new user's id.
+    pub user_id: String,
+    /// Their role (default `member`).
+    pub role: Option<String>,
+}
+
+/// `PUT /v1/admin/users/{id}/role`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequest {
+    /// `owner`, `admin` or `member`.
+    pub role: String,
+}
+
+/// `PUT /v1/admin/users/{id}/status`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    /// `active` or `suspended`.
+    pub status: String,
+}
+
+/// The token behind a request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeToken {
+    /// Its id.
+    pub id: String,
+    /// Its kinds.
+    pub kinds: Vec<String>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<String>,
+}
+
+/// `GET /v1/me`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// The caller's id.
+    pub user_id: String,
+    /// Their role.
+    pub role: String,
+    /// The token used.
+    pub token: MeToken,
+}
+
+/// A token, never its value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    /// Id.
+    pub id: String,
+    /// Kinds.
+    pub kinds: Vec<String>,
+    /// Label.
+    pub label: Option<String>,
+    /// The first characters of the value.
+    pub display_prefix: String,
+    /// `issued`, `provisioned` or `legacy`.
+    pub origin: String,
+    /// When made.
+    pub created_at: String,
+    /// When it stops working, if ever.
+    pub expires_at: Option<String>,
+    /// When revoked (or, during a rotation grace, when it will be).
+    pub revoked_at: Option<String>,
+    /// When last used.
+    pub last_used_at: Option<String>,
+}
+
+impl From<&TokenRecord> for TokenView {
+    fn from(t: &TokenRecord) -> Self {
+        Self {
+            id: t.id.to_string(),
+            kinds: t.kinds.iter().map(ToString::to_string).collect(),
+            label: t.label.clone(),
+            display_prefix: t.display_prefix.clone(),
+            origin: t.origin.as_str().to_owned(),
+            created_at: rfc3339(t.created_at),
+            expires_at: t.expires_at.map(rfc3339),
+            revoked_at: t.revoked_at.map(rfc3339),
+            last_used_at: t.last_used_at.map(rfc3339),
+        }
+    }
+}
+
+/// A token with its value, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewTokenView {
+    /// The token's metadata.
+    #[serde(flatten)]
+    pub meta: TokenView,
+    /// The value: shown once, never again.
+    pub token: String,
+}
+
+/// `GET /v1/me/tokens`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    /// Tokens, newest first.
+    pub tokens: Vec<TokenView>,
+}
+
+/// `POST /v1/me/tokens`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    /// Kinds, a subset of the calling token's.
+    pub kinds: Vec<String>,
+    /// Optional label.
+    pub label: Option<String>,
+    /// Optional lifetime in seconds.
+    pub expires_in_seconds: Option<u64>,
+}
+
+/// `POST /v1/me/tokens/{id}/rotate`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// Keep the old token working this many seconds (default 0: revoked now).
+    pub grace_seconds: Option<u64>,
+}
+
+/// `DELETE /v1/me/tokens/{id}?kind=…`.
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeQuery {
+    /// When given, the token must hold this kind or nothing is revoked (409).
+    pub kind: Option<String>,
+}
+
+/// `POST /v1/admin/service-tokens`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceTokenRequest {
+    /// `channel:<name>` and/or `verify`.
+    pub kinds: Vec<String>,
+    /// Optional label.
+    pub label: Option<String>,
+}
+
+/// A bound chat account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityView {
+    /// Channel.
+    pub channel: String,
+    /// The sender's id on it.
+    pub external_id: String,
+    /// Its owner.
+    pub owner_id: String,
+}
+
+impl From<&ChannelBinding> for IdentityView {
+    fn from(b: &ChannelBinding) -> Self {
+        Self {
+            channel: b.key.channel.to_string(),
+            external_id: b.key.external_id.to_string(),
+            owner_id: b.owner_id.to_string(),
+        }
+    }
+}
+
+/// `GET /v1/me/identities`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityList {
+    /// The caller's chat accounts.
+    pub identities: Vec<IdentityView>,
+}
+
+/// An audit event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// Position in the chain.
+    pub seq: i64,
+    /// When.
+    pub at: String,
+    /// Who acted.
+    pub actor: String,
+    /// Whose object.
+    pub owner_id: Option<String>,
+    /// What happened.
+    pub action: String,
+    /// Which object.
+    pub target: String,
+    /// Details (JSON).
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+impl From<&AuditEvent> for EventView {
+    fn from(e: &AuditEvent) -> Self {
+        Self {
+            seq: e.seq,
+            at: rfc3339(e.at),
+            actor: e.actor.to_string(),
+            owner_id: e.owner.as_ref().map(ToString::to_string),
+            action: e.action.as_str().to_owned(),
+            target: e.target.clone(),
+            details: serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// Audit listings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    /// Events, newest first.
+    pub events: Vec<EventView>,
+    /// Cursor for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// Paging of listings.
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    /// Page size (1–500, default 100).
+    pub limit: Option<u32>,
+}
+
+/// `POST /v1/channels/{channel}/pairing-requests`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PairingRequestBody {
+    /// The sender's id on the channel.
+    pub external_id: String,
+    /// Optional adapter data (a display name, say), kept as JSON.
+    #[schema(value_type = Object)]
+    pub meta: Option<serde_json::Value>,
+}
+
+/// A pairing code for a sender.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PairingCodeView {
+    /// The code, shown as `ABCD-EFGH`.
+    pub code: String,
+    /// When it expires.
+    pub expires_at: String,
+    /// True when made by this call.
+    pub created: bool,
+}
+
+/// `GET /v1/channels/{channel}/identities/{external_id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResolvedIdentity {
+    /// The owner the chat account is bound to.
+    pub owner_id: String,
+    /// Their role.
+    pub role: String,
+}
+
+/// `POST /v1/pairing/{channel}/redeem`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRequest {
+    /// The code the chat bot showed.
+    pub code: String,
+}
+
+/// `POST /v1/admin/pairing/{channel}/approve`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveRequest {
+    /// The code the person reads out.
+    pub code: String,
+    /// Whom to bind the chat account to.
+    pub owner_id: String,
+}
+
+/// A pending request, never its code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PendingView {
+    /// Its id.
+    pub id: String,
+    /// The sender.
+    pub external_id: String,
+    /// Adapter data.
+    #[schema(value_type = Object)]
+    pub meta: Option<serde_json::Value>,
+    /// When asked.
+    pub created_at: String,
+    /// When it expires.
+    pub expires_at: String,
+}
+
+impl From<&PendingPairing> for PendingView {
+    fn from(p: &PendingPairing) -> Self {
+        Self {
+            id: p.id.to_string(),
+            external_id: p.key.external_id.to_string(),
+            meta: p.meta.as_deref().and_then(|m| serde_json::from_str(m).ok()),
+            created_at: rfc3339(p.created_at),
+            expires_at: rfc3339(p.expires_at),
+        }
+    }
+}
+
+/// `GET /v1/admin/pairing/{channel}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PendingList {
+    /// Pending requests, oldest first.
+    pub requests: Vec<PendingView>,
+}
+
+/// `POST /v1/tokens/verify`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The token to check.
+    pub token: String,
+}
+
+/// The verdict on a token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResponse {
+    /// Whether it is valid now.
+    pub valid: bool,
+    /// Its owner, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+    /// Their role, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Its kinds, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kinds: Option<Vec<String>>,
+}
+
+/// `GET /healthz` and `GET /readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    pub status: &'static str,
+}

@@ -1,0 +1,727 @@
+//! The cache decorator: the same ports, served from memory on the warm path.
+//!
+//! [`Cached`] wraps any [`Store`] and caches three lookups: token digest → [`Principal`],
+//! `(channel, external_id)` → [`Identity`], and resource-token digest → resource. Capacity
+//! and time-to-live are bounded ([`CacheConfig`]). Every mutation through the decorator
+//! evicts what it invalidates before it returns, and [`Cached::apply`] lets another process's
+//! invalidations (PostgreSQL `LISTEN/NOTIFY`) do the same.
+//!
+//! A lookup that races a mutation never re-inserts stale data: every invalidation bumps an
+//! epoch; a lookup inserts only if the epoch did not move while it read the store, and
+//! removes its own insert if the epoch moved while it inserted.
+//!
+//! `last_used_at` is written behind: uses are collected in memory and flushed in batches
+//! by a background task ([`CacheConfig::last_used_flush`]) and by [`Cached::flush`] at
+//! shutdown, never on a request's path.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::sync::Cache;
+use ownership_core::audit::{AuditEvent, ChainVerdict};
+use ownership_core::authz::{
+    AdminScope, ChannelScope, MintPermit, OwnerScope, Principal, SystemScope,
+};
+use ownership_core::ids::{
+    ChannelKey, ChannelName, DeliveryId, ExternalId, ResourceId, SecretName, TokenId,
+};
+use ownership_core::pairing::{CodeHash, PairingKey};
+use ownership_core::ports::{
+    AuditFilter, AuditLog, ChannelBinding, Clock, Delivery, DeliveryState, FreshToken, Health,
+    LegacyOutcome, NewResource, NewToken, Page, PageRequest, PairingCandidate, PairingIssue,
+    PairingPolicy, PairingStore, PendingPairing, ResourceRecord, ResourceStore, Sealed, SecretMeta,
+    SecretStore, Store, TokenRecord, TokenStore, User, UserStore, WebhookEndpoint, WebhookStore,
+};
+use ownership_core::token::TokenDigest;
+use ownership_core::{Identity, OwnerId, Result, TokenKind, UserRole, UserStatus};
+use time::OffsetDateTime;
+
+/// Bounds of the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Most entries per cached lookup.
+    pub capacity: u64,
+    /// How long an entry may be served before it is read again (bounds staleness if an
+    /// invalidation is ever lost).
+    pub ttl: Duration,
+    /// How often `last_used_at` is flushed.
+    pub last_used_flush: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 100_000,
+            ttl: Duration::from_secs(30),
+            last_used_flush: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a mutation invalidates, here or (broadcast) in another process.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Invalidation {
+    /// One token (revoked, rotated).
+    Token(TokenId),
+    /// Everything cached for an owner (deleted, suspended, resumed, role changed).
+    Owner(OwnerId),
+    /// One chat account (unlinked).
+    Identity(ChannelKey),
+    /// One resource (revoked).
+    Resource(ResourceId),
+    /// Everything (a lost notification channel, a replaced legacy token).
+    All,
+}
+
+/// Receives every local invalidation, to broadcast it to other processes.
+pub type Publisher = Arc<dyn Fn(&Invalidation) + Send + Sync>;
+
+struct Shared<S> {
+    inner: S,
+    clock: Arc<dyn Clock>,
+    principals: Cache<TokenDigest, Principal>,
+    token_digests: Cache<TokenId, TokenDigest>,
+    identities: Cache<ChannelKey, Identity>,
+    resources: Cache<TokenDigest, ResourceRecord>,
+    epoch: AtomicU64,
+    uses: Mutex<HashMap<TokenId, OffsetDateTime>>,
+    publish: Option<Publisher>,
+}
+
+/// A [`Store`] decorated with the cache. Cheap to clone.
+pub struct Cached<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> Clone for Cached<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Cached<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached")
+            .field("principals", &self.shared.principals.entry_count())
+            .field("identities", &self.shared.identities.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+fn build<K, V>(config: &CacheConfig) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(config.capacity)
+        .time_to_live(config.ttl)
+        .support_invalidation_closures()
+        .build()
+}
+
+impl<S: Store + 'static> Cached<S> {
+    /// Wraps `inner`. When called inside a tokio runtime, starts the write-behind task for
+    /// `last_used_at` (it stops when the last clone is dropped).
+    pub fn new(inner: S, clock: Arc<dyn Clock>, config: CacheConfig) -> Self {
+        Self::with_publisher(inner, clock, config, None)
+    }
+
+    /// Like [`Cached::new`], and every local invalidation is also handed to `publish` (to
+    /// broadcast it to other processes).
+    pub fn with_publisher(
+        inner: S,
+        clock: Arc<dyn Clock>,
+        config: CacheConfig,
+        publish: Option<Publisher>,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            inner,
+            clock,
+            principals: build(&config),
+            token_digests: build(&config),
+            identities: build(&config),
+            resources: build(&config),
+            epoch: AtomicU64::new(0),
+            uses: Mutex::new(HashMap::new()),
+            publish,
+        });
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&shared);
+            handle.spawn(write_behind(weak, config.last_used_flush));
+        }
+        Self { shared }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.shared.inner
+    }
+
+    /// Writes collected `last_used_at` values now (call at shutdown).
+    pub async fn flush(&self) -> Result<()> {
+        flush_uses(&self.shared).await
+    }
+
+    /// Applies an invalidation (a local mutation's, or one received from another process).
+    pub fn apply(&self, inv: &Invalidation) {
+        let s = &self.shared;
+        s.epoch.fetch_add(1, Ordering::SeqCst);
+        match inv {
+            Invalidation::Token(id) => {
+                if let Some(digest) = s.token_digests.get(id) {
+                    s.principals.invalidate(&digest);
+                }
+                s.token_digests.invalidate(id);
+                let id = id.clone();
+                self.invalidate_principals_if(move |p| p.token_id == id);
+            }
+            Invalidation::Owner(owner) => {
+                let o = owner.clone();
+                self.invalidate_principals_if(move |p| p.identity.owner_id == o);
+                let o = owner.clone();
+                if s.identities
+                    .invalidate_entries_if(move |_, i| i.owner_id == o)
+                    .is_err()
+                {
+                    s.identities.invalidate_all();
+                }
+                let o = owner.clone();
+                if s.resources
+                    .invalidate_entries_if(move |_, r| r.owner_id == o)
+                    .is_err()
+                {
+                    s.resources.invalidate_all();
+                }
+            }
+            Invalidation::Identity(key) => s.identities.invalidate(key),
+            Invalidation::Resource(id) => {
+                let id = id.clone();
+                if s.resources
+                    .invalidate_entries_if(move |_, r| r.id == id)
+                    .is_err()
+                {
+                    s.resources.invalidate_all();
+                }
+            }
+            Invalidation::All => {
+                s.principals.invalidate_all();
+                s.token_digests.invalidate_all();
+                s.identities.invalidate_all();
+                s.resources.invalidate_all();
+            }
+        }
+        s.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn invalidate_principals_if(&self, pred: impl Fn(&Principal) -> bool + Send + Sync + 'static) {
+        let s = &self.shared;
+        if s.principals
+            .invalidate_entries_if(move |_, p| pred(p))
+            .is_err()
+        {
+            s.principals.invalidate_all();
+        }
+    }
+
+    /// Applies locally and hands to the publisher.
+    fn invalidate(&self, inv: Invalidation) {
+        self.apply(&inv);
+        if let Some(publish) = &self.shared.publish {
+            publish(&inv);
+        }
+    }
+
+    /// Inserts `value` unless an invalidation ran since `epoch` was read; removes it again
+    /// if one ran while inserting.
+    fn insert_if_current<K, V>(&self, cache: &Cache<K, V>, epoch: u64, key: K, value: V)
+    where
+        K: std::hash::Hash + Eq + Send + Sync + Clone + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let s = &self.shared;
+        if s.epoch.load(Ordering::SeqCst) != epoch {
+            return;
+        }
+        cache.insert(key.clone(), value);
+        if s.epoch.load(Ordering::SeqCst) != epoch {
+            cache.invalidate(&key);
+        }
+    }
+
+    fn note_use(&self, id: &TokenId) {
+        let now = self.shared.clock.now();
+        self.shared
+            .uses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.clone(), now);
+    }
+}
+
+async fn write_behind<S: Store + 'static>(shared: Weak<Shared<S>>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(s) = shared.upgrade() else { return };
+        if let Err(e) = flush_uses(&s).await {
+            tracing::warn!(error = %e, "writing last_used_at failed; will retry");
+        }
+    }
+}
+
+async fn flush_uses<S: Store>(s: &Shared<S>) -> Result<()> {
+    let batch: Vec<(TokenId, OffsetDateTime)> = {
+        let mut uses = s.uses.lock().unwrap_or_else(PoisonError::into_inner);
+        uses.drain().collect()
+    };
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let result = s
+        .inner
+        .record_last_used(&SystemScope::background(), &batch)
+        .await;
+    if result.is_err() {
+        // Put them back (newer uses win) so a store outage loses nothing.
+        let mut uses = s.uses.lock().unwrap_or_else(PoisonError::into_inner);
+        for (id, at) in batch {
+            uses.entry(id)
+                .and_modify(|t| *t = (*t).max(at))
+                .or_insert(at);
+        }
+    }
+    result
+}
+
+#[async_trait]
+impl<S: Store + 'static> UserStore for Cached<S> {
+    async fn bootstrap_owner(&self, owner: &OwnerId, token: NewToken) -> Result<User> {
+        self.shared.inner.bootstrap_owner(owner, token).await
+    }
+
+    async fn install_legacy_token(
+        &self,
+        owner: &OwnerId,
+        token: NewToken,
+    ) -> Result<LegacyOutcome> {
+        let out = self.shared.inner.install_legacy_token(owner, token).await?;
+        if out == LegacyOutcome::Replaced {
+            self.invalidate(Invalidation::All);
+        }
+        Ok(out)
+    }
+
+    async fn has_owner(&self) -> Result<bool> {
+        self.shared.inner.has_owner().await
+    }
+
+    async fn create_user(
+        &self,
+        scope: &AdminScope,
+        id: &OwnerId,
+        role: UserRole,
+        first_token: NewToken,
+    ) -> Result<User> {
+        self.shared
+            .inner
+            .create_user(scope, id, role, first_token)
+            .await
+    }
+
+    async fn get_user(&self, scope: &AdminScope, id: &OwnerId) -> Result<User> {
+        self.shared.inner.get_user(scope, id).await
+    }
+
+    async fn list_users(&self, scope: &AdminScope, page: &PageRequest) -> Result<Page<User>> {
+        self.shared.inner.list_users(scope, page).await
+    }
+
+    async fn set_role(&self, scope: &AdminScope, id: &OwnerId, role: UserRole) -> Result<User> {
+        let out = self.shared.inner.set_role(scope, id, role).await;
+        self.invalidate(Invalidation::Owner(id.clone()));
+        out
+    }
+
+    async fn set_status(
+        &self,
+        scope: &AdminScope,
+        id: &OwnerId,
+        status: UserStatus,
+    ) -> Result<User> {
+        let out = self.shared.inner.set_status(scope, id, status).await;
+        self.invalidate(Invalidation::Owner(id.clone()));
+        out
+    }
+
+    async fn delete_user(&self, scope: &AdminScope, id: &OwnerId) -> Result<()> {
+        let out = self.shared.inner.delete_user(scope, id).await;
+        self.invalidate(Invalidation::Owner(id.clone()));
+        out
+    }
+}
+
+#[async_trait]
+impl<S: Store + 'static> TokenStore for Cached<S> {
+    async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>> {
+        let s = &self.shared;
+        if let Some(p) = s.principals.get(digest) {
+            if p.is_expired(s.clock.now()) {
+                s.principals.invalidate(digest);
+                return Ok(None);
+            }
+            self.note_use(&p.token_id);
+            return Ok(Some(p));
+        }
+        let epoch = s.epoch.load(Ordering::SeqCst);
+        let found = s.inner.authenticate(digest).await?;
+        if let Some(p) = &found {
+            self.insert_if_current(&s.token_digests, epoch, p.token_id.clone(), *digest);
+            self.insert_if_current(&s.principals, epoch, *digest, p.clone());
+            self.note_use(&p.token_id);
+        }
+        Ok(found)
+    }
+
+    async fn issue_token(&self, permit: &MintPermit, token: NewToken) -> Result<TokenRecord> {
+        self.shared.inner.issue_token(permit, token).await
+    }
+
+    async fn list_tokens(&self, scope: &OwnerScope) -> Result<Vec<TokenRecord>> {
+        self.shared.inner.list_tokens(scope).await
+    }
+
+    async fn get_token(&self, scope: &OwnerScope, id: &TokenId) -> Result<TokenRecord> {
+        self.shared.inner.get_token(scope, id).await
+    }
+
+    async fn rotate_token(
+        &self,
+        scope: &OwnerScope,
+        id: &TokenId,
+        new: FreshToken,
+        grace: Option<Duration>,
+    ) -> Result<TokenRecord> {
+        let out = self.shared.inner.rotate_token(scope, id, new, grace).await;
+        self.invalidate(Invalidation::Token(id.clone()));
+        out
+    }
+
+    async fn revoke_token(
+        &self,
+        scope: &OwnerScope,
+        id: &TokenId,
+        expected_kind: Option<&TokenKind>,
+    ) -> Result<TokenRecord> {
+        let out = self
+            .shared
+            .inner
+            .revoke_token(scope, id, expected_kind)
+            .await;
+        self.invalidate(Invalidation::Token(id.clone()));
+        out
+    }
+
+    async fn record_last_used(
+        &self,
+        scope: &SystemScope,
+        uses: &[(TokenId, OffsetDateTime)],
+    ) -> Result<()> {
+        self.shared.inner.record_last_used(scope, uses).await
+    }
+
+    async fn has_foreign_tokens(&self) -> Result<bool> {
+        self.shared.inner.has_foreign_tokens().await
+    }
+}
+
+#[async_trait]
+impl<S: Store + 'static> PairingStore for Cached<S> {
+    async fn request_pairing(
+        &self,
+        scope: &ChannelScope,
+        external_id: &ExternalId,
+        meta: Option<&str>,
+        candidates: &[PairingCandidate],
+        policy: &PairingPolicy,
+    ) -> Result<PairingIssue> {
+        self.shared
+            .inner
+            .request_pairing(scope, external_id, meta, candidates, policy)
+            .await
+    }
+
+    async fn list_pending(
+        &self,
+        scope: &AdminScope,
+        channel: &ChannelName,
+    ) -> Result<Vec<PendingPairing>> {
+        self.shared.inner.list_pending(scope, channel).await
+    }
+
+    async fn redeem_pairing(
+        &self,
+        scope: &OwnerScope,
+        channel: &ChannelName,
+        code_hash: &CodeHash,
+    ) -> Result<ChannelBinding> {
+        let out = self
+            .shared
+            .inner
+            .redeem_pairing(scope, channel, code_hash)
+            .await?;
+        self.invalidate(Invalidation::Identity(out.key.clone()));
+        Ok(out)
+    }
+
+    async fn approve_pairing(
+        &self,
+        scope: &AdminScope,
+        channel: &ChannelName,
+        code_hash: &CodeHash,
+        owner: &OwnerId,
+    ) -> Result<ChannelBinding> {
+        let out = self
+            .shared
+            .inner
+            .approve_pairing(scope, channel, code_hash, owner)
+            .await?;
+        self.invalidate(Invalidation::Identity(out.key.clone()));
+        Ok(out)
+    }
+
+    async fn burn_pending(&self, scope: &SystemScope, channel: &ChannelName) -> Result<u64> {
+        self.shared.inner.burn_pending(scope, channel).await
+    }
+
+    async fn resolve_identity(
+        &self,
+        scope: &ChannelScope,
+        external_id: &ExternalId,
+    ) -> Result<Option<Identity>> {
+        let s = &self.shared;
+        let key = ChannelKey::new(scope.channel().clone(), external_id.clone());
+        if let Some(identity) = s.identities.get(&key) {
+            return Ok(Some(identity));
+        }
+        let epoch = s.epoch.load(Ordering::SeqCst);
+        let found = s.inner.resolve_identity(scope, external_id).await?;
+        if let Some(identity) = &found {
+            self.insert_if_current(&s.identities, epoch, key, identity.clone());
+        }
+        Ok(found)
+    }
+
+    async fn stored_pairing_key(
+        &self,
+        scope: &SystemScope,
+        candidate: &PairingKey,
+    ) -> Result<PairingKey> {
+        self.shared.inner.stored_pairing_key(scope, candidate).await
+    }
+
+    async fn list_identities(&self, scope: &OwnerScope) -> Result<Vec<ChannelBinding>> {
+        self.shared.inner.list_identities(scope).await
+    }
+
+    async fn unlink_identity(&self, scope: &OwnerScope, key: &ChannelKey) -> Result<()> {
+        let out = self.shared.inner.unlink_identity(scope, key).await;
+        self.invalidate(Invalidation::Identity(key.clone()));
+        out
+    }
+}
+
+#[async_trait]
+impl<S: Store + 'static> AuditLog for Cached<S> {
+    async fn list_events(
+        &self,
+        filter: AuditFilter<'_>,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>> {
+        self.shared.inner.list_events(filter, page).await
+    }
+
+    async fn events_after(
+        &self,
+        scope: &OwnerScope,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>> {
+        self.shared.inner.events_after(scope, after, limit).await
+    }
+
+    async fn verify_chain(&self) -> Result<ChainVerdict> {
+        self.shared.inner.verify_chain().await
+    }
+}
+
+#[async_trait]
+impl<S: Store + 'static> SecretStore for Cached<S> {
+    async fn data_key(&self, scope: &OwnerScope) -> Result<Option<Sealed>> {
+        self.shared.inner.data_key(scope).await
+    }
+
+    async fn put_secret(
+        &self,
+        scope: &OwnerScope,
+        name: &SecretName,
+        value: Sealed,
+        new_data_key: Option<Sealed>,
+    ) -> Result<SecretMeta> {
+        self.shared
+            .inner
+            .put_secret(scope, name, value, new_data_key)
+            .await
+    }
+
+    async fn get_secret(&self, scope: &OwnerScope, name: &SecretName) -> Result<Option<Sealed>> {
+        self.shared.inner.get_secret(scope, name).await
+    }
+
+    async fn list_secrets(&self, scope: &OwnerScope) -> Result<Vec<SecretMeta>> {
+        self.shared.inner.list_secrets(scope).await
+    }
+
+    async fn delete_secret(&self, scope: &OwnerScope, name: &SecretName) -> Result<()> {
+        self.shared.inner.delete_secret(scope, name).await
+    }
+
+    async fn all_data_keys(&self, scope: &SystemScope) -> Result<Vec<(OwnerId, Sealed)>> {
+        self.shared.inner.all_data_keys(scope).await
+    }
+
+    async fn replace_data_keys(
+        &self,
+        scope: &SystemScope,
+        keys: &[(OwnerId, Sealed, Sealed)],
+    ) -> Result<u64> {
+        self.shared.inner.replace_data_keys(scope, keys).await
+    }
+}
+
+#[async_trait]
+impl<S: Store + 'static> ResourceStore for Cached<S> {
+    async fn create_resource(
+        &self,
+        scope: &OwnerScope,
+        new: NewResource,
+    ) -> Result<ResourceRecord> {
+        self.shared.inner.create_resource(scope, new).await
+    }
+
+    async fn get_resource(&self, scope: &OwnerScope, id: &ResourceId) -> Result<ResourceRecord> {
+        self.shared.inner.get_resource(scope, id).await
+    }
+
+    async fn list_resources(&self, scope: &OwnerScope) -> Result<Vec<ResourceRecord>> {
+        self.shared.inner.list_resources(scope).await
+    }
+
+    async fn revoke_resource(&self, scope: &OwnerScope, id: &ResourceId) -> Result<()> {
+        let out = self.shared.inner.revoke_resource(scope, id).await;
+        self.invalidate(Invalidation::Resource(id.clone()));
+        out
+    }
+
+    async fn resolve_resource(&self, digest: &TokenDigest) -> Result<Option<ResourceRecord>> {
+        let s = &self.shared;
+        if let Some(r) = s.resources.get(digest) {
+            return Ok(Some(r));
+        }
+        let epoch = s.epoch.load(Ordering::SeqCst);
+        let found = s.inner.resolve_resource(digest).await?;
+        if let Some(r) = &found {
+            self.insert_if_current(&s.resources, epoch, *digest, r.clone());
+        }
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl<S: Store + 'static> WebhookStore for Cached<S> {
+    async fn put_endpoint(
+        &self,
+        scope: &OwnerScope,
+        url: &str,
+        secret: Sealed,
+    ) -> Result<WebhookEndpoint> {
+        self.shared.inner.put_endpoint(scope, url, secret).await
+    }
+
+    async fn get_endpoint(&self, scope: &OwnerScope) -> Result<Option<WebhookEndpoint>> {
+        self.shared.inner.get_endpoint(scope).await
+    }
+
+    async fn delete_endpoint(&self, scope: &OwnerScope) -> Result<()> {
+        self.shared.inner.delete_endpoint(scope).await
+    }
+
+    async fn rotate_endpoint_secret(
+        &self,
+        scope: &OwnerScope,
+        secret: Sealed,
+        grace_until: OffsetDateTime,
+    ) -> Result<WebhookEndpoint> {
+        self.shared
+            .inner
+            .rotate_endpoint_secret(scope, secret, grace_until)
+            .await
+    }
+
+    async fn enqueue_delivery(
+        &self,
+        scope: &SystemScope,
+        owner: &OwnerId,
+        id: DeliveryId,
+        event_type: &str,
+        payload: &str,
+    ) -> Result<Option<Delivery>> {
+        self.shared
+            .inner
+            .enqueue_delivery(scope, owner, id, event_type, payload)
+            .await
+    }
+
+    async fn due_deliveries(
+        &self,
+        scope: &SystemScope,
+        limit: u32,
+    ) -> Result<Vec<(Delivery, WebhookEndpoint)>> {
+        self.shared.inner.due_deliveries(scope, limit).await
+    }
+
+    async fn record_attempt(
+        &self,
+        scope: &SystemScope,
+        id: &DeliveryId,
+        state: DeliveryState,
+        next_attempt_at: OffsetDateTime,
+        result: &str,
+    ) -> Result<()> {
+        self.shared
+            .inner
+            .record_attempt(scope, id, state, next_attempt_at, result)
+            .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        scope: &OwnerScope,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>> {
+        self.shared.inner.list_deliveries(scope, page).await
+    }
+}
+
+#[async_trait]
+impl<S: Store + 'static> Health for Cached<S> {
+    async fn ping(&self) -> Result<()> {
+        self.shared.inner.ping().await
+    }
+}

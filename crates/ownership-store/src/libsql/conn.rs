@@ -1,0 +1,413 @@
+//! The database thread and the small vocabulary every area uses: transactions, statements,
+//! row parsing and error mapping.
+//!
+//! libSQL's "async" calls on a local database are synchronous underneath and would block
+//! whichever tokio worker polls them. So one dedicated OS thread owns the
+//! [`::libsql::Connection`] and a current-thread runtime; the store sends it jobs over a
+//! channel and awaits each reply on a oneshot. All access is serialized there (SQLite has
+//! one writer anyway). When the last handle to the store is dropped the channel closes and
+//! the thread ends, closing the database.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use ::libsql::{Builder, Connection, Value};
+use ownership_core::{Error, Result};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+/// A unit of work for the database thread. It gets its own handle to the connection (a
+/// cheap clone) so its future borrows nothing from the thread.
+type Job = Box<dyn FnOnce(Connection) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+
+/// Where the database lives.
+#[derive(Debug, Clone)]
+pub(super) enum Target {
+    /// A fresh, private in-memory database.
+    Memory,
+    /// A file, opened in WAL mode with a busy timeout.
+    File(PathBuf),
+}
+
+/// How long a writer waits for another process's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
+
+/// The handle the store keeps: the sending side of the database thread's job queue.
+#[derive(Debug, Clone)]
+pub(super) struct Worker {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+/// The generic answer for anything the database did wrong. The cause goes to the log only.
+pub(super) fn unavailable() -> Error {
+    Error::Unavailable("store unavailable".into())
+}
+
+/// Logs a driver error and hides it behind [`unavailable`].
+pub(super) fn db_err(e: ::libsql::Error) -> Error {
+    tracing::error!(error = %e, "libsql statement failed");
+    unavailable()
+}
+
+/// A row that does not parse back into domain types.
+pub(super) fn integrity(what: &str) -> Error {
+    tracing::error!(what, "stored row failed to parse");
+    Error::Integrity(format!("stored {what} does not parse"))
+}
+
+impl Worker {
+    /// Starts the database thread, opens the database on it and waits until it is ready.
+    pub(super) async fn start(target: Target) -> Result<Self> {
+        let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
+        std::thread::Builder::new()
+            .name("ownership-libsql".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the libsql runtime");
+                        let _ = ready_tx.send(Err(unavailable()));
+                        return;
+                    }
+                };
+                let (_db, conn) = match runtime.block_on(open(&target)) {
+                    Ok(opened) => opened,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                if ready_tx.send(Ok(())).is_err() {
+                    return;
+                }
+                while let Some(job) = queue.blocking_recv() {
+                    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        runtime.block_on(job(conn.clone()))
+                    }));
+                    if ran.is_err() {
+                        // The caller sees its reply channel closed (Unavailable); make sure
+                        // no half-done transaction survives into the next job.
+                        tracing::error!("a libsql job panicked; rolling back");
+                        if !conn.is_autocommit() {
+                            let _ = runtime.block_on(conn.execute("ROLLBACK", ()));
+                        }
+                    }
+                }
+            })
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot spawn the libsql thread");
+                unavailable()
+            })?;
+        ready_rx.await.map_err(|_| unavailable())??;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` on the database thread with the connection and returns its result.
+    pub(super) async fn run<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Connection) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            Box::pin(async move {
+                let _ = reply.send(f(conn).await);
+            })
+        });
+        self.jobs.send(job).map_err(|_| {
+            tracing::error!("the libsql thread has stopped");
+            unavailable()
+        })?;
+        answer.await.map_err(|_| {
+            tracing::error!("the libsql thread dropped a job without answering");
+            unavailable()
+        })?
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction: committed when `f` returns `Ok`, rolled
+    /// back on any error. Every mutation goes through here.
+    pub(super) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: AsyncFnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.run(move |conn| async move { transaction(&conn, "BEGIN IMMEDIATE", f).await })
+            .await
+    }
+
+    /// Runs `f` in a read transaction (one consistent snapshot for all its statements).
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: AsyncFnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.run(move |conn| async move { transaction(&conn, "BEGIN DEFERRED", f).await })
+            .await
+    }
+}
+
+/// `begin`, `f`, then COMMIT on success or ROLLBACK on any error.
+pub(super) async fn transaction<T, F>(conn: &Connection, begin: &str, f: F) -> Result<T>
+where
+    F: AsyncFnOnce(&Connection) -> Result<T>,
+{
+    conn.execute(begin, ()).await.map_err(db_err)?;
+    match f(conn).await {
+        Ok(value) => match conn.execute("COMMIT", ()).await {
+            Ok(_) => Ok(value),
+            Err(e) => {
+                let err = db_err(e);
+                rollback(conn).await;
+                Err(err)
+            }
+        },
+        Err(e) => {
+            rollback(conn).await;
+            Err(e)
+        }
+    }
+}
+
+/// Rolls back the open transaction, if any (logged, never fails).
+pub(super) async fn rollback(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(e) = conn.execute("ROLLBACK", ()).await
+    {
+        tracing::error!(error = %e, "libsql rollback failed");
+    }
+}
+
+/// Opens the database and sets the connection up: foreign keys on (verified), a busy
+/// timeout, and WAL for files.
+async fn open(target: &Target) -> Result<(::libsql::Database, Connection)> {
+    let db = match target {
+        Target::Memory => Builder::new_local(":memory:").build().await,
+        Target::File(path) => Builder::new_local(path).build().await,
+    }
+    .map_err(db_err)?;
+    let conn = db.connect().map_err(db_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+    pragma(&conn, "PRAGMA busy_timeout = 5000").await?;
+    if matches!(target, Target::File(_)) {
+        let mode = pragma(&conn, "PRAGMA journal_mode = WAL").await?;
+        if !matches!(mode.first(), Some(Value::Text(m)) if m.eq_ignore_ascii_case("wal")) {
+            tracing::error!("libsql refused WAL journal mode");
+            return Err(unavailable());
+        }
+    }
+    pragma(&conn, "PRAGMA foreign_keys = ON").await?;
+    let fk = pragma(&conn, "PRAGMA foreign_keys").await?;
+    if !matches!(fk.first(), Some(Value::Integer(1))) {
+        // Deleting a user relies on ON DELETE CASCADE: without foreign keys it would leave
+        // their tokens behind. Fail closed.
+        tracing::error!("libsql foreign keys could not be enabled");
+        return Err(unavailable());
+    }
+    Ok((db, conn))
+}
+
+/// Runs a PRAGMA with `query()` (some return a row, which `execute()` refuses) and returns
+/// its first row, if any.
+async fn pragma(conn: &Connection, sql: &str) -> Result<Vec<Value>> {
+    Ok(query_opt(conn, sql, Vec::new()).await?.unwrap_or_default())
+}
+
+/// Positional parameters: `args![a, b]` is `vec![Value::from(a), Value::from(b)]`.
+macro_rules! args {
+    ($($v:expr),* $(,)?) => {
+        vec![$(::libsql::Value::from($v)),*]
+    };
+}
+pub(super) use args;
+
+/// Executes a statement; returns the rows changed.
+pub(super) async fn exec(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<u64> {
+    conn.execute(sql, params).await.map_err(db_err)
+}
+
+/// Every row of a query, each as its column values (read fully, so no statement stays
+/// open across a COMMIT).
+pub(super) async fn query_all(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<Vec<Vec<Value>>> {
+    let mut rows = conn.query(sql, params).await.map_err(db_err)?;
+    let columns = rows.column_count();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().await.map_err(db_err)? {
+        let mut values = Vec::with_capacity(usize::try_from(columns).unwrap_or(0));
+        for i in 0..columns {
+            values.push(row.get_value(i).map_err(db_err)?);
+        }
+        out.push(values);
+    }
+    Ok(out)
+}
+
+/// The first row of a query, if any.
+pub(super) async fn query_opt(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<Option<Vec<Value>>> {
+    Ok(query_all(conn, sql, params).await?.into_iter().next())
+}
+
+/// A query whose first column of its first row is an integer (a `COUNT(*)`, say).
+pub(super) async fn query_i64(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<i64> {
+    match query_opt(conn, sql, params).await? {
+        Some(row) => int(&row, 0),
+        None => Err(integrity("count")),
+    }
+}
+
+/// Whether a query returns any row.
+pub(super) async fn exists(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<bool> {
+    Ok(query_opt(conn, sql, params).await?.is_some())
+}
+
+// ---- values out -------------------------------------------------------------------------
+
+fn value(row: &[Value], i: usize) -> Result<&Value> {
+    row.get(i).ok_or_else(|| integrity("row (missing column)"))
+}
+
+/// A TEXT column.
+pub(super) fn text(row: &[Value], i: usize) -> Result<String> {
+    match value(row, i)? {
+        Value::Text(s) => Ok(s.clone()),
+        _ => Err(integrity("text column")),
+    }
+}
+
+/// A nullable TEXT column.
+pub(super) fn opt_text(row: &[Value], i: usize) -> Result<Option<String>> {
+    match value(row, i)? {
+        Value::Null => Ok(None),
+        Value::Text(s) => Ok(Some(s.clone())),
+        _ => Err(integrity("text column")),
+    }
+}
+
+/// An INTEGER column.
+pub(super) fn int(row: &[Value], i: usize) -> Result<i64> {
+    match value(row, i)? {
+        Value::Integer(n) => Ok(*n),
+        _ => Err(integrity("integer column")),
+    }
+}
+
+/// A nullable INTEGER column.
+pub(super) fn opt_int(row: &[Value], i: usize) -> Result<Option<i64>> {
+    match value(row, i)? {
+        Value::Null => Ok(None),
+        Value::Integer(n) => Ok(Some(*n)),
+        _ => Err(integrity("integer column")),
+    }
+}
+
+/// A BLOB column.
+pub(super) fn blob(row: &[Value], i: usize) -> Result<Vec<u8>> {
+    match value(row, i)? {
+        Value::Blob(b) => Ok(b.clone()),
+        _ => Err(integrity("blob column")),
+    }
+}
+
+/// A nullable BLOB column.
+pub(super) fn opt_blob(row: &[Value], i: usize) -> Result<Option<Vec<u8>>> {
+    match value(row, i)? {
+        Value::Null => Ok(None),
+        Value::Blob(b) => Ok(Some(b.clone())),
+        _ => Err(integrity("blob column")),
+    }
+}
+
+/// A BLOB column of exactly `N` bytes.
+pub(super) fn bytes<const N: usize>(row: &[Value], i: usize, what: &str) -> Result<[u8; N]> {
+    <[u8; N]>::try_from(blob(row, i)?.as_slice()).map_err(|_| integrity(what))
+}
+
+/// A TEXT column parsed by `parse` (an id newtype, say); a failure is an integrity error.
+pub(super) fn parsed<T>(
+    row: &[Value],
+    i: usize,
+    what: &str,
+    parse: impl FnOnce(&str) -> Result<T>,
+) -> Result<T> {
+    parse(&text(row, i)?).map_err(|_| integrity(what))
+}
+
+/// A time column (unix microseconds).
+pub(super) fn time_at(row: &[Value], i: usize) -> Result<OffsetDateTime> {
+    from_micros(int(row, i)?)
+}
+
+/// A nullable time column.
+pub(super) fn opt_time(row: &[Value], i: usize) -> Result<Option<OffsetDateTime>> {
+    opt_int(row, i)?.map(from_micros).transpose()
+}
+
+/// A non-negative INTEGER column that fits a `u32`.
+pub(super) fn u32_at(row: &[Value], i: usize, what: &str) -> Result<u32> {
+    u32::try_from(int(row, i)?).map_err(|_| integrity(what))
+}
+
+// ---- times ------------------------------------------------------------------------------
+
+/// A time as stored: unix microseconds, truncated.
+pub(super) fn micros(at: OffsetDateTime) -> Result<i64> {
+    i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000))
+        .map_err(|_| Error::invalid("time", "out of range"))
+}
+
+/// A stored time back.
+pub(super) fn from_micros(us: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).map_err(|_| integrity("time"))
+}
+
+/// Now from the store's clock, truncated to what is stored.
+pub(super) fn now_of(clock: &dyn ownership_core::ports::Clock) -> OffsetDateTime {
+    ownership_core::audit::truncate_to_micros(clock.now())
+}
+
+/// `at + d`, refusing overflow.
+pub(super) fn add(at: OffsetDateTime, d: Duration, field: &'static str) -> Result<OffsetDateTime> {
+    let d = time::Duration::try_from(d).map_err(|_| Error::invalid(field, "too long"))?;
+    at.checked_add(d)
+        .ok_or_else(|| Error::invalid(field, "too long"))
+}
+
+/// The limit of a page request as a SQL parameter, plus one to detect a next page.
+pub(super) fn page_limit(limit: u32) -> i64 {
+    i64::from(limit.clamp(1, 500)) + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micros_roundtrip() {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
+        let us = micros(at).unwrap();
+        assert_eq!(us, 1_700_000_000_123_456);
+        assert_eq!(
+            from_micros(us).unwrap(),
+            ownership_core::audit::truncate_to_micros(at)
+        );
+        let before = OffsetDateTime::from_unix_timestamp_nanos(-1_500).unwrap();
+        assert_eq!(
+            from_micros(micros(before).unwrap())
+                .unwrap()
+                .unix_timestamp_nanos(),
+            -2_000
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! Every port of `ownership-core` on libSQL, the embedded SQLite fork: a file (the default
+//! deployment) or a private in-memory database (tests).
+//!
+//! All database work runs on one dedicated thread (see `conn`); every mutation is one
+//! `BEGIN IMMEDIATE` transaction that appends its audit event (see `audit`), which makes
+//! mutations serial: the audit chain cannot fork and the read-check-write of each use case
+//! cannot race. The schema and the rules of each use case are in `docs/storage.md`.
+
+mod audit;
+mod conn;
+mod migrate;
+mod pairing;
+mod resources;
+mod secrets;
+mod tokens;
+mod users;
+mod webhooks;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ownership_core::ports::{Clock, Health};
+use ownership_core::{Error, Result};
+
+use self::conn::{Target, Worker, query_i64};
+
+/// The libSQL store. Cheap to clone: clones share one database thread, which ends when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct LibsqlStore {
+    worker: Worker,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for LibsqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LibsqlStore")
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LibsqlStore {
+    /// A fresh in-memory database, independent of every other (each call is a new one).
+    /// It has no schema yet: run the migrations ([`crate::Migrator::migrate_to`]).
+    pub async fn open_memory(clock: Arc<dyn Clock>) -> Result<Self> {
+        Ok(Self {
+            worker: Worker::start(Target::Memory).await?,
+            clock,
+        })
+    }
+
+    /// Opens (or creates) a database file, in WAL mode with a 5 s busy timeout and foreign
+    /// keys on. It is not migrated here: run the migrations ([`crate::Migrator::migrate_to`]).
+    pub async fn open_file(path: &Path, clock: Arc<dyn Clock>) -> Result<Self> {
+        Ok(Self {
+            worker: Worker::start(Target::File(path.to_path_buf())).await?,
+            clock,
+        })
+    }
+
+    /// Now, from the store's clock, truncated to microseconds.
+    fn now(&self) -> time::OffsetDateTime {
+        conn::now_of(self.clock.as_ref())
+    }
+
+    /// **Test support.** Runs raw SQL statements (fixture rows for the migration tests on
+    /// populated databases) outside any use case: no audit event, no checks. Never call it
+    /// from application code.
+    pub async fn execute_batch_for_tests(&self, sql: &str) -> Result<(), Error> {
+        let sql = sql.to_owned();
+        self.worker
+            .run(move |conn| async move {
+                conn.execute_batch(&sql).await.map_err(conn::db_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// **Test support.** Runs a query whose first column of its first row is an integer
+    /// (`SELECT COUNT(*) FROM …`) and returns it. Never call it from application code.
+    pub async fn query_count_for_tests(&self, sql: &str) -> Result<i64, Error> {
+        let sql = sql.to_owned();
+        self.worker
+            .run(move |conn| async move { query_i64(&conn, &sql, Vec::new()).await })
+            .await
+    }
+}
+
+#[async_trait]
+impl Health for LibsqlStore {
+    async fn ping(&self) -> Result<()> {
+        self.worker
+            .run(move |conn| async move {
+                let one = query_i64(&conn, "SELECT 1", Vec::new()).await?;
+                if one == 1 {
+                    Ok(())
+                } else {
+                    Err(conn::unavailable())
+                }
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,303 @@
+use ownership_core::authz::SystemScope;
+use ownership_core::ids::{DeliveryId, ResourceId, SecretName};
+use ownership_core::ports::{DeliveryState, NewResource, PageRequest, Store};
+use ownership_core::token::TokenFamily;
+use ownership_core::{Error, UserRole, UserStatus};
+use ownership_store::OsRandom;
+
+use super::Ctx;
+use super::support::*;
+use super::users::sealed;
+
+fn name(s: &str) -> SecretName {
+    SecretName::parse(s).unwrap()
+}
+
+pub async fn secrets_are_scoped_to_their_owner<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let alice = add_user(s, &root, "alice", UserRole::Member).await;
+    let bob = add_user(s, &root, "bob", UserRole::Member).await;
+    s.put_secret(
+        &alice.scope(),
+        &name("OPENAI_KEY"),
+        sealed(1),
+        Some(sealed(11)),
+    )
+    .await
+    .unwrap();
+    s.put_secret(
+        &bob.scope(),
+        &name("OPENAI_KEY"),
+        sealed(2),
+        Some(sealed(12)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.get_secret(&alice.scope(), &name("OPENAI_KEY"))
+            .await
+            .unwrap(),
+        Some(sealed(1))
+    );
+    assert_eq!(
+        s.get_secret(&bob.scope(), &name("OPENAI_KEY"))
+            .await
+            .unwrap(),
+        Some(sealed(2))
+    );
+    assert_eq!(
+        s.get_secret(&root.scope(), &name("OPENAI_KEY"))
+            .await
+            .unwrap(),
+        None,
+        "no fallback to another scope"
+    );
+    assert_eq!(s.data_key(&alice.scope()).await.unwrap(), Some(sealed(11)));
+    let list = s.list_secrets(&alice.scope()).await.unwrap();
+    assert_eq!(
+        list.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        vec!["OPENAI_KEY"]
+    );
+    // Overwrite keeps created_at, moves updated_at.
+    cx.clock.advance(std::time::Duration::from_secs(5));
+    let meta = s
+        .put_secret(&alice.scope(), &name("OPENAI_KEY"), sealed(3), None)
+        .await
+        .unwrap();
+    assert!(meta.updated_at > meta.created_at);
+    assert_eq!(
+        s.get_secret(&alice.scope(), &name("OPENAI_KEY"))
+            .await
+            .unwrap(),
+        Some(sealed(3))
+    );
+    assert_not_found(s.delete_secret(&root.scope(), &name("OPENAI_KEY")).await);
+    s.delete_secret(&alice.scope(), &name("OPENAI_KEY"))
+        .await
+        .unwrap();
+    assert_not_found(s.delete_secret(&alice.scope(), &name("OPENAI_KEY")).await);
+    assert_eq!(
+        s.get_secret(&bob.scope(), &name("OPENAI_KEY"))
+            .await
+            .unwrap(),
+        Some(sealed(2))
+    );
+}
+
+pub async fn data_key_is_installed_once<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    assert_conflict(
+        s.put_secret(&root.scope(), &name("A"), sealed(1), None)
+            .await,
+    );
+    s.put_secret(&root.scope(), &name("A"), sealed(1), Some(sealed(10)))
+        .await
+        .unwrap();
+    assert_conflict(
+        s.put_secret(&root.scope(), &name("B"), sealed(2), Some(sealed(20)))
+            .await,
+    );
+    assert_eq!(
+        s.get_secret(&root.scope(), &name("B")).await.unwrap(),
+        None,
+        "nothing written on conflict"
+    );
+    assert_eq!(s.data_key(&root.scope()).await.unwrap(), Some(sealed(10)));
+    let all = s.all_data_keys(&SystemScope::background()).await.unwrap();
+    assert_eq!(all, vec![(oid("root"), sealed(10))]);
+    // Rewrap replaces only a key that still matches what was read.
+    let n = s
+        .replace_data_keys(
+            &SystemScope::background(),
+            &[(oid("root"), sealed(99), sealed(30))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let n = s
+        .replace_data_keys(
+            &SystemScope::background(),
+            &[(oid("root"), sealed(10), sealed(30))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(s.data_key(&root.scope()).await.unwrap(), Some(sealed(30)));
+}
+
+async fn resource<S: Store>(
+    s: &S,
+    who: &Signed,
+    grants: &[&str],
+) -> Result<(ownership_core::token::TokenSecret, ResourceId), Error> {
+    let (secret, token) = fresh(TokenFamily::Resource);
+    let id = ResourceId::generate(&mut OsRandom);
+    let new = NewResource {
+        id: id.clone(),
+        kind: "job".into(),
+        external_ref: Some("job-1".into()),
+        grants: grants.iter().map(|g| name(g)).collect(),
+        token,
+    };
+    s.create_resource(&who.scope(), new).await?;
+    Ok((secret, id))
+}
+
+pub async fn resources_resolve_only_while_live<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let alice = add_user(s, &root, "alice", UserRole::Member).await;
+    s.put_secret(&alice.scope(), &name("K"), sealed(1), Some(sealed(2)))
+        .await
+        .unwrap();
+    let (secret, id) = resource(s, &alice, &["K"]).await.unwrap();
+    let r = s.resolve_resource(&secret.digest()).await.unwrap().unwrap();
+    assert_eq!(
+        (r.id.clone(), r.owner_id.clone(), r.grants.clone()),
+        (id.clone(), oid("alice"), vec![name("K")])
+    );
+    assert_eq!(s.get_resource(&alice.scope(), &id).await.unwrap(), r);
+    assert_eq!(s.list_resources(&alice.scope()).await.unwrap().len(), 1);
+    assert_not_found(s.get_resource(&root.scope(), &id).await);
+    assert_not_found(s.revoke_resource(&root.scope(), &id).await);
+    // A suspended creator's resources stop resolving.
+    s.set_status(&root.admin(), &oid("alice"), UserStatus::Suspended)
+        .await
+        .unwrap();
+    assert!(
+        s.resolve_resource(&secret.digest())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    s.set_status(&root.admin(), &oid("alice"), UserStatus::Active)
+        .await
+        .unwrap();
+    s.revoke_resource(&alice.scope(), &id).await.unwrap();
+    assert!(
+        s.resolve_resource(&secret.digest())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.get_resource(&alice.scope(), &id)
+            .await
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    // A resource token is not a user token.
+    assert!(s.authenticate(&secret.digest()).await.unwrap().is_none());
+}
+
+pub async fn resources_need_existing_grants<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let alice = add_user(s, &root, "alice", UserRole::Member).await;
+    s.put_secret(&root.scope(), &name("ROOTS"), sealed(1), Some(sealed(2)))
+        .await
+        .unwrap();
+    // Granting a secret that is only in another owner's scope fails.
+    let r = resource(s, &alice, &["ROOTS"]).await;
+    assert!(
+        matches!(
+            r,
+            Err(Error::Invalid {
+                field: "grants",
+                ..
+            })
+        ),
+        "got {r:?}"
+    );
+    assert!(s.list_resources(&alice.scope()).await.unwrap().is_empty());
+}
+
+pub async fn webhook_endpoints_and_deliveries<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let alice = add_user(s, &root, "alice", UserRole::Member).await;
+    let sys = SystemScope::background();
+    assert!(
+        s.enqueue_delivery(
+            &sys,
+            &oid("alice"),
+            DeliveryId::generate(&mut OsRandom),
+            "token.issued",
+            "{}"
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
+    s.put_endpoint(&alice.scope(), "https://example.com/hook", sealed(1))
+        .await
+        .unwrap();
+    let ep = s.get_endpoint(&alice.scope()).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            ep.url.as_str(),
+            ep.secret.clone(),
+            ep.previous_secret.clone()
+        ),
+        ("https://example.com/hook", sealed(1), None)
+    );
+    assert!(s.get_endpoint(&root.scope()).await.unwrap().is_none());
+    let until = cx.clock_now() + std::time::Duration::from_secs(3600);
+    let ep = s
+        .rotate_endpoint_secret(&alice.scope(), sealed(2), until)
+        .await
+        .unwrap();
+    assert_eq!(ep.secret, sealed(2));
+    assert_eq!(
+        ep.previous_secret,
+        Some((sealed(1), ownership_core::audit::truncate_to_micros(until)))
+    );
+    let id = DeliveryId::generate(&mut OsRandom);
+    let d = s
+        .enqueue_delivery(&sys, &oid("alice"), id.clone(), "token.issued", "{\"a\":1}")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.state, d.attempts), (DeliveryState::Pending, 0));
+    let due = s.due_deliveries(&sys, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].0.id, id);
+    let later = cx.clock_now() + std::time::Duration::from_secs(60);
+    s.record_attempt(&sys, &id, DeliveryState::Pending, later, "503")
+        .await
+        .unwrap();
+    assert!(
+        s.due_deliveries(&sys, 10).await.unwrap().is_empty(),
+        "not due until later"
+    );
+    cx.clock.advance(std::time::Duration::from_secs(61));
+    assert_eq!(s.due_deliveries(&sys, 10).await.unwrap().len(), 1);
+    s.record_attempt(&sys, &id, DeliveryState::Delivered, later, "200")
+        .await
+        .unwrap();
+    let log = s
+        .list_deliveries(&alice.scope(), &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            log.items[0].state,
+            log.items[0].attempts,
+            log.items[0].last_result.as_deref()
+        ),
+        (DeliveryState::Delivered, 2, Some("200"))
+    );
+    assert!(
+        s.list_deliveries(&root.scope(), &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_not_found(s.delete_endpoint(&root.scope()).await);
+    s.delete_endpoint(&alice.scope()).await.unwrap();
+    assert!(s.get_endpoint(&alice.scope()).await.unwrap().is_none());
+}

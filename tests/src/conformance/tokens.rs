@@ -1,0 +1,235 @@
+use std::time::Duration;
+
+use ownership_core::authz::{MintPermit, OwnerScope, SystemScope};
+use ownership_core::ids::TokenId;
+use ownership_core::ports::{NewToken, Store};
+use ownership_core::token::{TokenFamily, digest_of};
+use ownership_core::{TokenKind, TokenKinds, UserRole, UserStatus};
+
+use super::Ctx;
+use super::support::*;
+
+pub async fn issued_tokens_are_listed_newest_first_without_values<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    cx.clock.advance(Duration::from_secs(1));
+    let (secret, id) = issue(s, &root, "api").await;
+    let list = s.list_tokens(&root.scope()).await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].id, id, "newest first");
+    assert_eq!(list[0].kinds.to_csv(), "api");
+    assert_eq!(list[0].display_prefix, secret.display_prefix());
+    assert!(
+        !format!("{list:?}").contains(secret.expose()),
+        "no token value in a listing"
+    );
+    let got = s.get_token(&root.scope(), &id).await.unwrap();
+    assert_eq!(got, list[0]);
+    let p = s.authenticate(&secret.digest()).await.unwrap().unwrap();
+    assert_eq!(p.token_id, id);
+    assert!(p.has_kind(&TokenKind::Api) && !p.has_kind(&TokenKind::Manage));
+}
+
+pub async fn unknown_digest_is_not_authenticated<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    boot(s).await;
+    assert!(
+        s.authenticate(&digest_of("own_u_nope"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn another_owners_token_is_not_found<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let alice = add_user(s, &root, "alice", UserRole::Member).await;
+    let (_, id) = issue(s, &alice, "api").await;
+    // The root Owner's scope does not reach alice's tokens: no role bypasses ownership.
+    assert_not_found(s.get_token(&root.scope(), &id).await);
+    assert_not_found(s.revoke_token(&root.scope(), &id, None).await);
+    let (_, f) = fresh(TokenFamily::User);
+    assert_not_found(s.rotate_token(&root.scope(), &id, f, None).await);
+    assert_not_found(
+        s.get_token(
+            &alice.scope(),
+            &TokenId::generate(&mut ownership_store::OsRandom),
+        )
+        .await,
+    );
+    assert!(
+        s.authenticate(&alice.secret.digest())
+            .await
+            .unwrap()
+            .is_some(),
+        "still alive"
+    );
+}
+
+pub async fn expired_token_is_refused<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let permit =
+        MintPermit::for_self(&root.principal, TokenKinds::parse_csv("api").unwrap()).unwrap();
+    let (secret, mut token) = new_token(None);
+    token.expires_at = Some(cx.clock_now() + Duration::from_secs(60));
+    s.issue_token(&permit, token).await.unwrap();
+    let p = s.authenticate(&secret.digest()).await.unwrap().unwrap();
+    assert!(p.expires_at.is_some());
+    cx.clock.advance(Duration::from_secs(61));
+    assert!(s.authenticate(&secret.digest()).await.unwrap().is_none());
+}
+
+pub async fn rotation_without_grace_revokes_the_old_token_now<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let (old, id) = issue(s, &root, "api").await;
+    let (new_secret, f) = fresh(TokenFamily::User);
+    let rec = s.rotate_token(&root.scope(), &id, f, None).await.unwrap();
+    assert_eq!(rec.kinds.to_csv(), "api", "same kinds");
+    assert_eq!(rec.label.as_deref(), Some("issued"), "same label");
+    assert!(s.authenticate(&old.digest()).await.unwrap().is_none());
+    assert_eq!(
+        s.authenticate(&new_secret.digest())
+            .await
+            .unwrap()
+            .unwrap()
+            .token_id,
+        rec.id
+    );
+}
+
+pub async fn rotation_with_grace_keeps_the_old_token_until_it_ends<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let (old, id) = issue(s, &root, "api").await;
+    let (new_secret, f) = fresh(TokenFamily::User);
+    s.rotate_token(&root.scope(), &id, f, Some(Duration::from_secs(300)))
+        .await
+        .unwrap();
+    let p = s
+        .authenticate(&old.digest())
+        .await
+        .unwrap()
+        .expect("old token works during grace");
+    assert!(
+        p.expires_at.is_some(),
+        "the grace end is the old token's expiry"
+    );
+    assert!(
+        s.authenticate(&new_secret.digest())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    cx.clock.advance(Duration::from_secs(301));
+    assert!(s.authenticate(&old.digest()).await.unwrap().is_none());
+    // A token inside its grace period is no longer live for another rotation.
+    let (_, f) = fresh(TokenFamily::User);
+    assert_not_found(s.rotate_token(&root.scope(), &id, f, None).await);
+}
+
+pub async fn rotating_a_revoked_token_is_not_found<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let (_, id) = issue(s, &root, "api").await;
+    s.revoke_token(&root.scope(), &id, None).await.unwrap();
+    let (_, f) = fresh(TokenFamily::User);
+    assert_not_found(s.rotate_token(&root.scope(), &id, f, None).await);
+}
+
+pub async fn revoke_with_the_wrong_kind_changes_nothing<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let (secret, id) = issue(s, &root, "manage").await;
+    assert_conflict(
+        s.revoke_token(&root.scope(), &id, Some(&TokenKind::Api))
+            .await,
+    );
+    assert!(s.authenticate(&secret.digest()).await.unwrap().is_some());
+    let rec = s
+        .revoke_token(&root.scope(), &id, Some(&TokenKind::Manage))
+        .await
+        .unwrap();
+    assert!(rec.revoked_at.is_some());
+    assert!(s.authenticate(&secret.digest()).await.unwrap().is_none());
+}
+
+pub async fn revoke_twice_is_harmless_and_audited_once<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let (_, id) = issue(s, &root, "api").await;
+    s.revoke_token(&root.scope(), &id, None).await.unwrap();
+    cx.clock.advance(Duration::from_secs(1));
+    let again = s.revoke_token(&root.scope(), &id, None).await.unwrap();
+    assert!(again.revoked_at.is_some());
+    let events = s
+        .list_events(
+            ownership_core::ports::AuditFilter::Owner(&root.scope()),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let revokes = events
+        .items
+        .iter()
+        .filter(|e| e.action == ownership_core::audit::AuditAction::TokenRevoked)
+        .count();
+    assert_eq!(revokes, 1);
+}
+
+pub async fn last_used_is_recorded_in_batches<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let (_, id) = issue(s, &root, "api").await;
+    assert!(
+        s.get_token(&root.scope(), &id)
+            .await
+            .unwrap()
+            .last_used_at
+            .is_none()
+    );
+    let at = cx.clock_now();
+    s.record_last_used(
+        &SystemScope::background(),
+        &[(id.clone(), at), (root.principal.token_id.clone(), at)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.get_token(&root.scope(), &id).await.unwrap().last_used_at,
+        Some(at)
+    );
+    // Unknown ids in a batch are ignored.
+    s.record_last_used(
+        &SystemScope::background(),
+        &[(TokenId::generate(&mut ownership_store::OsRandom), at)],
+    )
+    .await
+    .unwrap();
+}
+
+pub async fn foreign_tokens_are_reported<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    boot(s).await;
+    assert!(!s.has_foreign_tokens().await.unwrap());
+    let (_, mut t) = new_token(None);
+    t.fresh.digest = digest_of("plain-legacy-value");
+    s.install_legacy_token(&oid("root"), t).await.unwrap();
+    assert!(s.has_foreign_tokens().await.unwrap());
+}
+
+pub async fn tokens_for_a_suspended_owner_are_not_issued<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let alice = add_user(s, &root, "alice", UserRole::Member).await;
+    s.set_status(&root.admin(), &oid("alice"), UserStatus::Suspended)
+        .await
+        .unwrap();
+    let permit =
+        MintPermit::for_self(&alice.principal, TokenKinds::parse_csv("api").unwrap()).unwrap();
+    let (_, t): (_, NewToken) = new_token(None);
+    assert_not_found(s.issue_token(&permit, t).await);
+    let _ = OwnerScope::own(&alice.principal.identity);
+}

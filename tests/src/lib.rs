@@ -1,0 +1,20 @@
+//! Test support for the workspace: the harness the end-to-end tests and the backend
+//! conformance suite share.
+//!
+//! - [`pg`]: a throwaway PostgreSQL cluster per test process (or the server named by
+//!   `DATABASE_URL`), handing out a fresh database per test.
+//! - [`conformance`]: the backend conformance suite, written once against the ports.
+//! - [`backends`]: fresh, migrated stores of every backend.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test support: a failed unwrap is a failed test"
+)]
+
+pub mod backends;
+pub mod conformance;
+pub mod counting;
+pub mod pg;
