@@ -1,0 +1,228 @@
+//! What every area of the adapter shares: error mapping, row decoding, the serialized
+//! write transaction and the audit append.
+
+use std::time::Duration;
+
+use ownership_core::audit::{AuditEvent, ChainHash, NewAuditEvent};
+use ownership_core::ids::OwnerId;
+use ownership_core::ports::{PageRequest, Sealed};
+use ownership_core::{Error, Result};
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use time::OffsetDateTime;
+
+/// Logs a driver error and answers the generic, client-safe [`Error::Unavailable`].
+pub(super) fn unavailable(e: sqlx::Error) -> Error {
+    tracing::error!(error = %e, "postgres store error");
+    Error::Unavailable("store unavailable".into())
+}
+
+/// Whether `e` is a unique-constraint violation (SQLSTATE 23505).
+pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "23505")
+}
+
+/// A driver error, or `conflict` when it is a unique violation (which the use case
+/// expects and documents).
+pub(super) fn unique_or_unavailable(e: sqlx::Error, conflict: &str) -> Error {
+    if is_unique_violation(&e) {
+        Error::Conflict(conflict.to_owned())
+    } else {
+        unavailable(e)
+    }
+}
+
+/// A stored value that does not parse back into its domain type.
+pub(super) fn integrity(what: &'static str) -> Error {
+    tracing::error!(what, "a stored row does not parse");
+    Error::Integrity(format!("a stored {what} does not parse"))
+}
+
+/// One column of a row, decoded; a value that does not decode is [`Error::Integrity`].
+pub(super) fn col<'r, T>(row: &'r PgRow, name: &'static str) -> Result<T>
+where
+    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+{
+    row.try_get::<T, _>(name).map_err(|e| {
+        tracing::error!(error = %e, column = name, "a stored value does not decode");
+        Error::Integrity("a stored row does not parse".into())
+    })
+}
+
+/// A text column parsed through a validated newtype's `parse`.
+pub(super) fn parsed<T>(
+    row: &PgRow,
+    name: &'static str,
+    parse: impl FnOnce(&str) -> Result<T>,
+) -> Result<T> {
+    let raw: String = col(row, name)?;
+    parse(&raw).map_err(|_| integrity(name))
+}
+
+/// A nullable text column parsed through a validated newtype's `parse`.
+pub(super) fn parsed_opt<T>(
+    row: &PgRow,
+    name: &'static str,
+    parse: impl FnOnce(&str) -> Result<T>,
+) -> Result<Option<T>> {
+    let raw: Option<String> = col(row, name)?;
+    raw.map(|raw| parse(&raw).map_err(|_| integrity(name)))
+        .transpose()
+}
+
+/// An owner id column.
+pub(super) fn owner_col(row: &PgRow, name: &'static str) -> Result<OwnerId> {
+    parsed(row, name, OwnerId::parse)
+}
+
+/// A `BYTEA` column of exactly `N` bytes.
+pub(super) fn bytes_col<const N: usize>(row: &PgRow, name: &'static str) -> Result<[u8; N]> {
+    let raw: Vec<u8> = col(row, name)?;
+    <[u8; N]>::try_from(raw.as_slice()).map_err(|_| integrity(name))
+}
+
+/// A non-negative `INTEGER`/`BIGINT` count or version column as an unsigned number.
+pub(super) fn u32_col(row: &PgRow, name: &'static str) -> Result<u32> {
+    let raw: i32 = col(row, name)?;
+    u32::try_from(raw).map_err(|_| integrity(name))
+}
+
+/// A `BIGINT` count as `u64`.
+pub(super) fn count_col(row: &PgRow, name: &'static str) -> Result<u64> {
+    let raw: i64 = col(row, name)?;
+    u64::try_from(raw).map_err(|_| integrity(name))
+}
+
+/// A sealed value from three columns.
+pub(super) fn sealed_cols(
+    row: &PgRow,
+    nonce: &'static str,
+    ciphertext: &'static str,
+    version: &'static str,
+) -> Result<Sealed> {
+    Ok(Sealed {
+        nonce: bytes_col::<12>(row, nonce)?,
+        ciphertext: col(row, ciphertext)?,
+        key_version: u32_col(row, version)?,
+    })
+}
+
+/// A key or generation version as PostgreSQL's `INTEGER`.
+pub(super) fn version_param(version: u32) -> Result<i32> {
+    i32::try_from(version).map_err(|_| Error::invalid("key_version", "must be below 2^31"))
+}
+
+/// A page's limit plus one (to learn whether there is a next page), for `LIMIT`.
+pub(super) fn limit_plus_one(page: &PageRequest) -> i64 {
+    i64::from(page.clamped_limit()) + 1
+}
+
+/// Splits `rows` (fetched with [`limit_plus_one`]) into the page's items and whether
+/// there is more.
+pub(super) fn take_page<T>(mut items: Vec<T>, page: &PageRequest) -> (Vec<T>, bool) {
+    let limit = usize::try_from(page.clamped_limit()).unwrap_or(usize::MAX);
+    let more = items.len() > limit;
+    items.truncate(limit);
+    (items, more)
+}
+
+/// `at + by`, refusing what does not fit (`field` names the input).
+pub(super) fn add_duration(
+    at: OffsetDateTime,
+    by: Duration,
+    field: &'static str,
+) -> Result<OffsetDateTime> {
+    time::Duration::try_from(by)
+        .ok()
+        .and_then(|d| at.checked_add(d))
+        .ok_or_else(|| Error::invalid(field, "is too long"))
+}
+
+/// The recorded head of the audit chain, as locked by a write transaction.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    seq: i64,
+    hash: ChainHash,
+}
+
+/// A mutating transaction that holds the audit-head lock. Dropping it without
+/// [`commit`](Self::commit) rolls everything back.
+pub(super) struct Write {
+    tx: Transaction<'static, Postgres>,
+    head: Head,
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Write")
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Write {
+    /// Begins a transaction and locks the audit head (`FOR UPDATE`), which serializes it
+    /// after every other mutation.
+    pub(super) async fn begin(pool: &PgPool) -> Result<Self> {
+        let mut tx = pool.begin().await.map_err(unavailable)?;
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| integrity("audit head"))?;
+        let head = Head {
+            seq: col(&row, "seq")?,
+            hash: ChainHash::from_bytes(bytes_col::<32>(&row, "hash")?),
+        };
+        Ok(Self { tx, head })
+    }
+
+    /// The transaction's connection, for the use case's statements.
+    pub(super) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Links `event` after the head, inserts it and moves the head.
+    pub(super) async fn audit(&mut self, event: NewAuditEvent) -> Result<AuditEvent> {
+        let seq = self
+            .head
+            .seq
+            .checked_add(1)
+            .ok_or_else(|| Error::Integrity("the audit chain is full".into()))?;
+        let event = event.link(seq, self.head.hash);
+        sqlx::query(
+            "INSERT INTO audit_events (seq, at, actor, owner_id, action, target, details, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(event.seq)
+        .bind(event.at)
+        .bind(event.actor.to_string())
+        .bind(event.owner.as_ref().map(OwnerId::as_str))
+        .bind(event.action.as_str())
+        .bind(&event.target)
+        .bind(&event.details)
+        .bind(event.prev_hash.as_bytes().as_slice())
+        .bind(event.hash.as_bytes().as_slice())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(event.seq)
+            .bind(event.hash.as_bytes().as_slice())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        self.head = Head {
+            seq: event.seq,
+            hash: event.hash,
+        };
+        Ok(event)
+    }
+
+    /// Commits.
+    pub(super) async fn commit(self) -> Result<()> {
+        self.tx.commit().await.map_err(unavailable)
+    }
+}
