@@ -14,6 +14,7 @@ use ownership_core::ids::{
 };
 use ownership_core::pairing::{CodeHash, PairingKey};
 use ownership_core::ports::*;
+use ownership_core::provision::{ProvisionPlan, ProvisionTable};
 use ownership_core::token::TokenDigest;
 use ownership_core::{Identity, OwnerId, Result, TokenKind, UserRole, UserStatus};
 use time::OffsetDateTime;
@@ -79,6 +80,14 @@ impl<S: Store> UserStore for Counting<S> {
     }
     async fn delete_user(&self, a: &AdminScope, id: &OwnerId) -> Result<()> {
         self.hit().delete_user(a, id).await
+    }
+    async fn provision(
+        &self,
+        a: &AdminScope,
+        t: &ProvisionTable,
+        dry_run: bool,
+    ) -> Result<ProvisionPlan> {
+        self.hit().provision(a, t, dry_run).await
     }
 }
 

@@ -11,9 +11,11 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
+    missing_debug_implementations,
     reason = "test support: a failed unwrap is a failed test"
 )]
 
+pub mod app;
 pub mod backends;
 pub mod conformance;
 pub mod counting;

@@ -18,10 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ownership_core::authz::{AdminScope, OwnerScope};
-use ownership_core::ports::{
-    AuditFilter, AuditLog, Clock, PageRequest, PairingStore, ResourceStore, SecretStore, Store,
-    TokenStore, UserStore,
-};
+use ownership_core::ports::{AuditFilter, Clock, PageRequest, Store};
 use ownership_core::token::digest_of;
 use ownership_core::{Identity, OwnerId, UserRole};
 use ownership_store::libsql::LibsqlStore;

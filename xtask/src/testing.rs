@@ -29,6 +29,7 @@ pub fn run_all() -> Result {
         "--lib",
         "--bins",
         "--tests",
+        "--examples",
     ]);
     run(tests.env(BINDIR_VAR, &bindir))?;
 

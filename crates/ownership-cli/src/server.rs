@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use ownership_core::OwnerId;
-use ownership_core::authz::SystemScope;
+use ownership_core::authz::{AdminScope, SystemScope};
+use ownership_core::crypto::{MasterKey, MasterKeys};
 use ownership_core::pairing::PairingKey;
-use ownership_core::ports::{Clock, FreshToken, NewToken};
+use ownership_core::ports::{Clock, FreshToken, NewToken, Store};
 use ownership_core::service;
 use ownership_core::token::{TokenSecret, digest_of};
 use ownership_http::{AppState, ServiceConfig};
@@ -24,26 +25,47 @@ use crate::backend::{Location, Opened};
 /// (which anyone on the machine can read in `ps`).
 #[derive(Default, Clone)]
 pub struct Secrets {
-    /// 32 bytes: wraps per-owner data keys and derives the pairing-code key.
+    /// 32 bytes: wraps per-owner data keys and seals webhook signing secrets (and derives
+    /// the pairing-code key). Without it, secrets, resources and webhooks are off.
     pub master_key: Option<[u8; 32]>,
+    /// The master key's version (`OWNERSHIP_MASTER_KEY_VERSION`, default 1).
+    pub master_key_version: Option<u32>,
+    /// During a master-key rotation, the previous key, so keys wrapped under it still open
+    /// until `ownership secrets rewrap` has moved them (see `docs/secrets.md`).
+    pub previous_master_key: Option<[u8; 32]>,
+    /// The previous key's version (`OWNERSHIP_PREVIOUS_MASTER_KEY_VERSION`, default: the
+    /// current version minus one).
+    pub previous_master_key_version: Option<u32>,
     /// 32 bytes: the pairing-code key, if given explicitly.
     pub pairing_key: Option<[u8; 32]>,
     /// Enables `POST /v1/bootstrap` with this secret (instead of printing a first token).
     pub bootstrap_token: Option<String>,
     /// Grandfathered as the first Owner's token (SPEC §3).
     pub legacy_token: Option<String>,
+    /// A static user-token table (JSON), provisioned at start (SPEC §3).
+    pub user_tokens: Option<String>,
 }
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Secrets")
             .field("master_key", &self.master_key.map(|_| "****"))
+            .field("master_key_version", &self.master_key_version)
+            .field(
+                "previous_master_key",
+                &self.previous_master_key.map(|_| "****"),
+            )
+            .field(
+                "previous_master_key_version",
+                &self.previous_master_key_version,
+            )
             .field("pairing_key", &self.pairing_key.map(|_| "****"))
             .field(
                 "bootstrap_token",
                 &self.bootstrap_token.as_ref().map(|_| "****"),
             )
             .field("legacy_token", &self.legacy_token.as_ref().map(|_| "****"))
+            .field("user_tokens", &self.user_tokens.as_ref().map(|_| "****"))
             .finish()
     }
 }
@@ -72,22 +94,80 @@ fn key32(name: &str, raw: Option<String>) -> Result<Option<[u8; 32]>, String> {
         .map_err(|_| format!("{name} must be the base64 of exactly 32 bytes"))
 }
 
+fn version_from_env(name: &str) -> Result<Option<u32>, String> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|v| *v >= 1)
+            .map(Some)
+            .ok_or_else(|| format!("{name} must be a whole number of 1 or more")),
+        _ => Ok(None),
+    }
+}
+
 impl Secrets {
-    /// From `OWNERSHIP_MASTER_KEY`, `OWNERSHIP_PAIRING_KEY`, `OWNERSHIP_BOOTSTRAP_TOKEN`,
-    /// `OWNERSHIP_LEGACY_TOKEN` (or each with `_FILE`).
+    /// From `OWNERSHIP_MASTER_KEY`, `OWNERSHIP_PREVIOUS_MASTER_KEY`,
+    /// `OWNERSHIP_PAIRING_KEY`, `OWNERSHIP_BOOTSTRAP_TOKEN`, `OWNERSHIP_LEGACY_TOKEN` (or
+    /// each with `_FILE`), and `OWNERSHIP_MASTER_KEY_VERSION`,
+    /// `OWNERSHIP_PREVIOUS_MASTER_KEY_VERSION`.
     pub fn from_env() -> Result<Self, String> {
         Ok(Self {
             master_key: key32(
                 "OWNERSHIP_MASTER_KEY",
                 secret_from_env("OWNERSHIP_MASTER_KEY")?,
             )?,
+            master_key_version: version_from_env("OWNERSHIP_MASTER_KEY_VERSION")?,
+            previous_master_key: key32(
+                "OWNERSHIP_PREVIOUS_MASTER_KEY",
+                secret_from_env("OWNERSHIP_PREVIOUS_MASTER_KEY")?,
+            )?,
+            previous_master_key_version: version_from_env("OWNERSHIP_PREVIOUS_MASTER_KEY_VERSION")?,
             pairing_key: key32(
                 "OWNERSHIP_PAIRING_KEY",
                 secret_from_env("OWNERSHIP_PAIRING_KEY")?,
             )?,
             bootstrap_token: secret_from_env("OWNERSHIP_BOOTSTRAP_TOKEN")?,
             legacy_token: secret_from_env("OWNERSHIP_LEGACY_TOKEN")?,
+            user_tokens: secret_from_env("OWNERSHIP_USER_TOKENS")?,
         })
+    }
+
+    /// The master keys these secrets configure: `None` without a master key; the current
+    /// key (version 1 unless set) and, when given, the previous one (version: as set, else
+    /// the current minus one). A previous key without a master key, or two keys of one
+    /// version, is an error.
+    pub fn master_keys(&self) -> Result<Option<MasterKeys>, String> {
+        let Some(key) = self.master_key else {
+            if self.previous_master_key.is_some() {
+                return Err(
+                    "OWNERSHIP_PREVIOUS_MASTER_KEY is set without OWNERSHIP_MASTER_KEY".into(),
+                );
+            }
+            return Ok(None);
+        };
+        let version = self.master_key_version.unwrap_or(1);
+        let current = MasterKey::new(version, key).map_err(|e| e.to_string())?;
+        let previous = match self.previous_master_key {
+            None => None,
+            Some(old) => {
+                let old_version = match self.previous_master_key_version {
+                    Some(v) => v,
+                    None if version > 1 => version - 1,
+                    None => {
+                        return Err("OWNERSHIP_PREVIOUS_MASTER_KEY needs \
+                             OWNERSHIP_PREVIOUS_MASTER_KEY_VERSION when the master key is \
+                             version 1"
+                            .into());
+                    }
+                };
+                Some(MasterKey::new(old_version, old).map_err(|e| e.to_string())?)
+            }
+        };
+        MasterKeys::new(current, previous)
+            .map(Some)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -146,6 +226,25 @@ fn os_random() -> ownership_http::state::RandomFn {
     Arc::new(|buf: &mut [u8]| ownership_core::RandomSource::fill(&mut OsRandom, buf))
 }
 
+/// The key that pairing codes are hashed under, resolved the same way by the server and
+/// by the operator's `ownership pairing approve`: `OWNERSHIP_PAIRING_KEY` when given, else
+/// derived from `OWNERSHIP_MASTER_KEY`, else the key kept in the store (generated and kept
+/// there on first use). Two processes that resolve different keys cannot redeem each
+/// other's codes, so both must see the same secrets.
+pub async fn pairing_key(store: &dyn Store, secrets: &Secrets) -> Result<PairingKey, String> {
+    match (secrets.pairing_key, secrets.master_key) {
+        (Some(k), _) => Ok(PairingKey::from_bytes(k)),
+        (None, Some(master)) => Ok(PairingKey::derive_from_master(&master)),
+        (None, None) => store
+            .stored_pairing_key(
+                &SystemScope::background(),
+                &PairingKey::generate(&mut OsRandom),
+            )
+            .await
+            .map_err(|e| format!("reading the pairing-code key failed: {e}")),
+    }
+}
+
 /// Opens and migrates the store, installs the legacy token, creates the first Owner on an
 /// empty store (unless a bootstrap secret is configured), and builds the service state.
 pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
@@ -178,6 +277,22 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         tracing::info!(?outcome, owner = %config.first_owner, "legacy token");
     }
 
+    if let Some(table) = &config.secrets.user_tokens {
+        // Validated whole before anything is written; a bad table stops the start.
+        let scope = AdminScope::operator("OWNERSHIP_USER_TOKENS");
+        let plan = service::provision(&*store, &scope, table, false)
+            .await
+            .map_err(|e| format!("OWNERSHIP_USER_TOKENS: {e}"))?;
+        tracing::info!(
+            users_created = plan.users_created.len(),
+            roles_changed = plan.roles_changed.len(),
+            tokens_added = plan.tokens_added.len(),
+            tokens_updated = plan.tokens_updated.len(),
+            tokens_revoked = plan.tokens_revoked.len(),
+            "user-token table provisioned"
+        );
+    }
+
     let mut first_owner_token = None;
     if !store.has_owner().await.map_err(|e| e.to_string())?
         && config.secrets.bootstrap_token.is_none()
@@ -188,14 +303,7 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         first_owner_token = Some((user.id, secret));
     }
 
-    let pairing_key = match (config.secrets.pairing_key, config.secrets.master_key) {
-        (Some(k), _) => PairingKey::from_bytes(k),
-        (None, Some(master)) => PairingKey::derive_from_master(&master),
-        (None, None) => store
-            .stored_pairing_key(&SystemScope::background(), &PairingKey::generate(&mut rng))
-            .await
-            .map_err(|e| format!("reading the pairing-code key failed: {e}"))?,
-    };
+    let pairing_key = pairing_key(&*store, &config.secrets).await?;
 
     let mut state = AppState::new(
         Arc::clone(&store),
@@ -206,6 +314,9 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
     );
     if let Some(b) = &config.secrets.bootstrap_token {
         state = state.with_bootstrap_secret(b);
+    }
+    if let Some(keys) = config.secrets.master_keys()? {
+        state = state.with_master_keys(keys);
     }
     state.set_foreign_tokens_allowed(
         store
@@ -229,6 +340,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let app = ownership_http::router(prepared.state.clone());
+    // The webhook delivery worker reads every owner's events as the operator who runs
+    // this server; it stops when the HTTP server has finished.
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(ownership_http::webhooks::run_worker(
+        prepared.state.clone(),
+        AdminScope::operator("webhook-worker"),
+        async move {
+            let _ = worker_stopped.await;
+        },
+    ));
     let result = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -236,6 +357,10 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await
     .map_err(|e| format!("server failed: {e}"));
+    let _ = stop_worker.send(());
+    if let Err(e) = worker.await {
+        tracing::warn!(error = %e, "the webhook worker ended abnormally");
+    }
     if let Err(e) = prepared.opened.flush().await {
         tracing::warn!(error = %e, "flushing last-used times at shutdown failed");
     }

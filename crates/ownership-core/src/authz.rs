@@ -158,6 +158,20 @@ impl OwnerScope {
         }
     }
 
+    /// The scope of the command-line operator acting for `owner` (rotating or revoking
+    /// a user's token on their behalf). Only the operator's [`AdminScope`] yields one; an
+    /// Admin or Owner signed in over HTTP gets [`Error::Forbidden`]: no role reaches
+    /// another owner's resources. Audited as the operator.
+    pub fn for_operator(admin: &AdminScope, owner: OwnerId) -> Result<Self> {
+        if admin.acting_user().is_some() {
+            return Err(Error::Forbidden("only the operator acts for another owner".into()));
+        }
+        Ok(Self {
+            owner,
+            actor: admin.actor().clone(),
+        })
+    }
+
     /// The owner whose resources this scope reaches.
     pub fn owner(&self) -> &OwnerId {
         &self.owner

@@ -3,7 +3,8 @@
 //! The pure domain of `ownership`: typed identities ([`OwnerId`], [`Identity`],
 //! [`UserRole`]), the one resource rule ([`authz::can_act_on`]) and the proof values that
 //! make it impossible to skip, token and pairing-code formats, webhook signatures, the
-//! audit hash chain, and the port traits the stores implement.
+//! envelope encryption of secrets ([`crypto`]), the audit hash chain, and the port traits
+//! the stores implement.
 //!
 //! Architecture invariant: this crate does no IO. It has no async runtime, no database
 //! driver and no HTTP types; time and randomness are parameters ([`ports::Clock`],
@@ -11,12 +12,14 @@
 
 pub mod audit;
 pub mod authz;
+pub mod crypto;
 pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod kinds;
 pub mod pairing;
 pub mod ports;
+pub mod provision;
 pub mod service;
 pub mod token;
 pub mod webhook;

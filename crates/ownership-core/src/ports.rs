@@ -25,6 +25,7 @@ use crate::ids::{
 };
 use crate::kinds::{TokenKind, TokenKinds};
 use crate::pairing::{CodeHash, PairingKey, PairingSeed};
+use crate::provision::{ProvisionPlan, ProvisionTable};
 use crate::token::TokenDigest;
 
 /// The current time, supplied to stores so tests control it.
@@ -230,6 +231,22 @@ pub trait UserStore: Send + Sync {
     /// channel identity and pending pairing, revokes resources, destroys the data key and
     /// secrets and the webhook endpoint, all in one transaction.
     async fn delete_user(&self, scope: &AdminScope, id: &OwnerId) -> Result<()>;
+
+    /// Applies a static user-token table (SPEC §3) in one transaction: reads what the
+    /// table touches, plans with [`crate::provision::plan`] (the operator's scope only;
+    /// Conflict, nothing written, when a table token is stored as a token that was not
+    /// provisioned, as another user's, or revoked; the last Owner is never demoted), then
+    /// creates the missing users, changes roles, adds the missing tokens (origin
+    /// `provisioned`, digest only), updates changed kinds and labels in place and revokes
+    /// the provisioned tokens whose digest left the table, auditing each change under the
+    /// scope's actor. Applying the same table again writes nothing, not even an audit
+    /// event. With `dry_run` the plan is computed the same way and nothing is written.
+    async fn provision(
+        &self,
+        scope: &AdminScope,
+        table: &ProvisionTable,
+        dry_run: bool,
+    ) -> Result<ProvisionPlan>;
 }
 
 /// Bearer tokens.

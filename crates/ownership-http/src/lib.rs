@@ -6,16 +6,19 @@
 //!   and [`auth::RequireAdmin`], which need an [`auth::AuthState`] in your router's state;
 //! - **as a service**: [`router`], the `/v1` REST routes of the specification with their
 //!   OpenAPI document at `/v1/openapi.json`.
+//! - **for people**: the web console under `/console` ([`console`]), mounted by [`router`].
 //!
 //! Architecture invariant: this crate knows no database. It speaks the ports of
 //! `ownership-core`; the binary (or your app) hands it a store. It is also the only place
 //! that knows HTTP status codes and the JSON error body ([`error`]).
 
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod limits;
 mod routes;
 pub mod state;
+pub mod webhooks;
 pub mod wire;
 
 use axum::Router;
@@ -74,7 +77,8 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = state.config.body_limit;
     let timeout = state.config.request_timeout;
-    api.route(
+    api.merge(console::router(&state))
+    .route(
         "/v1/openapi.json",
         get(move || {
             let doc = std::sync::Arc::clone(&doc);

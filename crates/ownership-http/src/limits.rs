@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock as _, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::sync::Cache;
 use ownership_core::{ChannelName, OwnerId};
@@ -67,21 +68,31 @@ fn quota(n: u32, window: Duration) -> Quota {
         .allow_burst(n)
 }
 
-/// A keyed failure budget: failures spend from the key's bucket; once it is empty the key
-/// is blocked until the bucket refills.
+/// A keyed failure budget: failures spend from the key's bucket; the failure that empties
+/// it blocks the key until the bucket refills, so `n` failures are evaluated, never `n + 1`.
 struct FailureBudget<K: Hash + Eq + Clone + Send + Sync + 'static> {
-    limiter: DefaultKeyedRateLimiter<K>,
+    /// Keyed by the key and its generation: [`forget`](Self::forget) starts a new one, with
+    /// a full bucket.
+    limiter: DefaultKeyedRateLimiter<(K, u64), StateInformationMiddleware>,
     blocked: Cache<K, Instant>,
+    generations: Cache<K, u64>,
+    /// How long the bucket takes to win back one failure.
+    period: Duration,
 }
 
 impl<K: Hash + Eq + Clone + Send + Sync + 'static> FailureBudget<K> {
     fn new(n: u32, window: Duration) -> Self {
         Self {
-            limiter: RateLimiter::keyed(quota(n, window)),
+            limiter: RateLimiter::keyed(quota(n, window)).with_middleware(),
             blocked: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(window)
                 .build(),
+            generations: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(window)
+                .build(),
+            period: window / n.max(1),
         }
     }
 
@@ -94,20 +105,24 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> FailureBudget<K> {
 
     /// Spends one failure; returns the wait if this exhausted the budget.
     fn fail(&self, key: &K) -> Option<Duration> {
-        match self.limiter.check_key(key) {
-            Ok(()) => None,
-            Err(not_until) => {
-                let wait = not_until
-                    .wait_time_from(DefaultClock::default().now())
-                    .max(Duration::from_secs(1));
-                self.blocked.insert(key.clone(), Instant::now() + wait);
-                Some(wait)
-            }
+        let generation = self.generations.get(key).unwrap_or(0);
+        let wait = match self.limiter.check_key(&(key.clone(), generation)) {
+            Ok(state) if state.remaining_burst_capacity() > 0 => return None,
+            // This failure spent the last of the budget.
+            Ok(_) => self.period,
+            Err(not_until) => not_until.wait_time_from(DefaultClock::default().now()),
         }
+        .max(Duration::from_secs(1));
+        self.blocked.insert(key.clone(), Instant::now() + wait);
+        Some(wait)
     }
 
+    /// Unblocks `key` and gives it a full budget again.
     fn forget(&self, key: &K) {
         self.blocked.invalidate(key);
+        let generation = self.generations.get(key).unwrap_or(0);
+        self.generations
+            .insert(key.clone(), generation.wrapping_add(1));
     }
 }
 
@@ -122,6 +137,28 @@ struct LimitsInner {
     failed_auth: FailureBudget<IpAddr>,
     redeem: FailureBudget<OwnerId>,
     channel: FailureBudget<ChannelName>,
+    /// Checks since the limiters last dropped keys whose buckets are full again.
+    checks: std::sync::atomic::AtomicU64,
+}
+
+/// Every this many checks, the keyed limiters forget keys whose buckets have refilled, so
+/// an attacker cycling through addresses cannot grow them without bound.
+const PRUNE_EVERY: u64 = 4096;
+
+impl LimitsInner {
+    fn tick(&self) {
+        let n = self.checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.identity.retain_recent();
+            self.identity.shrink_to_fit();
+            self.failed_auth.limiter.retain_recent();
+            self.failed_auth.limiter.shrink_to_fit();
+            self.redeem.limiter.retain_recent();
+            self.redeem.limiter.shrink_to_fit();
+            self.channel.limiter.retain_recent();
+            self.channel.limiter.shrink_to_fit();
+        }
+    }
 }
 
 impl std::fmt::Debug for Limits {
@@ -145,12 +182,14 @@ impl Limits {
                 ),
                 redeem: FailureBudget::new(config.redeem_failures_per_user, config.redeem_window),
                 channel: FailureBudget::new(config.channel_failure_budget, config.channel_window),
+                checks: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
 
     /// Spends one request of `owner`'s budget; the wait when it is empty.
     pub fn identity_request(&self, owner: &OwnerId) -> Result<(), Duration> {
+        self.inner.tick();
         self.inner.identity.check_key(owner).map_err(|nu| {
             nu.wait_time_from(DefaultClock::default().now())
                 .max(Duration::from_secs(1))
@@ -164,6 +203,7 @@ impl Limits {
 
     /// Records a failed authentication from `addr`; the wait if it is now blocked.
     pub fn address_failed(&self, addr: IpAddr) -> Option<Duration> {
+        self.inner.tick();
         self.inner.failed_auth.fail(&addr)
     }
 
@@ -202,12 +242,12 @@ mod tests {
     fn redemption_failures_block_the_user_after_the_budget() {
         let limits = Limits::new(&LimitsConfig::default());
         let tg = ChannelName::parse("telegram").unwrap();
-        for _ in 0..5 {
+        for _ in 0..4 {
             assert_eq!(limits.redeem_failed(&oid("a"), &tg).0, None);
         }
         assert!(limits.redeem_blocked(&oid("a")).is_none());
         let (wait, _) = limits.redeem_failed(&oid("a"), &tg);
-        let wait = wait.expect("sixth failure blocks");
+        let wait = wait.expect("the fifth failure spends the budget: no sixth guess");
         assert!(wait > Duration::from_secs(60) && wait <= Duration::from_secs(180));
         assert!(limits.redeem_blocked(&oid("a")).is_some());
         assert!(limits.redeem_blocked(&oid("b")).is_none(), "only that user");
@@ -220,10 +260,10 @@ mod tests {
             ..LimitsConfig::default()
         });
         let tg = ChannelName::parse("telegram").unwrap();
-        let burns: Vec<bool> = (0..4)
+        let burns: Vec<bool> = (0..6)
             .map(|i| limits.redeem_failed(&oid(&format!("u{i}")), &tg).1)
             .collect();
-        assert_eq!(burns, vec![false, false, false, true]);
+        assert_eq!(burns, vec![false, false, true, false, false, true]);
     }
 
     #[test]
@@ -234,9 +274,12 @@ mod tests {
         });
         let a: IpAddr = "127.0.0.2".parse().unwrap();
         let b: IpAddr = "127.0.0.3".parse().unwrap();
+        assert!(limits.address_blocked(a).is_none());
         assert!(limits.address_failed(a).is_none());
-        assert!(limits.address_failed(a).is_none());
-        assert!(limits.address_failed(a).is_some());
+        assert!(
+            limits.address_failed(a).is_some(),
+            "the second failure spends it"
+        );
         assert!(limits.address_blocked(a).is_some());
         assert!(limits.address_blocked(b).is_none());
     }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::FromRef;
+use ownership_core::crypto::MasterKeys;
 use ownership_core::pairing::PairingKey;
 use ownership_core::ports::{Clock, PairingPolicy, Store};
 use ownership_core::token::TokenDigest;
@@ -28,6 +29,18 @@ pub struct ServiceConfig {
     pub trust_forwarded_for: bool,
     /// How often the event stream polls for new events.
     pub events_poll: Duration,
+    /// The web console is served over HTTPS (set it behind a TLS-terminating proxy): its
+    /// cookies get the `__Host-` prefix and `Secure`, and its same-origin check expects
+    /// `https://`. Without it, `X-Forwarded-Proto: https` means the same, but only when
+    /// `trust_forwarded_for` is set.
+    pub console_secure_cookies: bool,
+    /// Let webhook endpoints resolve to loopback, private, link-local and other
+    /// non-public addresses, and let them use plain `http://` to loopback (for tests and
+    /// single-machine setups). Off by default: endpoints must be public HTTPS (SSRF
+    /// defence, see `docs/webhooks.md`).
+    pub allow_private_webhooks: bool,
+    /// The webhook delivery worker's settings.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Default for ServiceConfig {
@@ -39,6 +52,9 @@ impl Default for ServiceConfig {
             request_timeout: Duration::from_secs(30),
             trust_forwarded_for: false,
             events_poll: Duration::from_secs(1),
+            console_secure_cookies: false,
+            allow_private_webhooks: false,
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 }
@@ -58,6 +74,8 @@ pub struct AppState {
     pub(crate) foreign_allowed: Arc<AtomicBool>,
     pub(crate) bootstrap: Option<TokenDigest>,
     pub(crate) random: RandomFn,
+    /// The master keys; `None` switches secrets, resources and webhooks off.
+    pub(crate) master_keys: Option<Arc<MasterKeys>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -90,7 +108,21 @@ impl AppState {
             foreign_allowed,
             bootstrap: None,
             random,
+            master_keys: None,
         }
+    }
+
+    /// Enables secrets, resource credentials and webhooks with these master keys (the
+    /// current one, and the previous one while a rotation runs). Without them those routes
+    /// answer 503 `secrets_disabled` / `webhooks_disabled`.
+    pub fn with_master_keys(mut self, keys: MasterKeys) -> Self {
+        self.master_keys = Some(Arc::new(keys));
+        self
+    }
+
+    /// The master keys, when configured.
+    pub fn master_keys(&self) -> Option<&MasterKeys> {
+        self.master_keys.as_deref()
     }
 
     /// Enables `POST /v1/bootstrap` with this secret (its digest is kept, not the value).

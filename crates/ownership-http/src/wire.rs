@@ -428,3 +428,256 @@ pub struct Health {
     /// `ok` or `unavailable`.
     pub status: &'static str,
 }
+
+// ---------------------------------------------------------------------------------------
+// Secrets, resources and webhooks (SPEC §5, §6)
+
+/// `PUT /v1/me/secrets/{name}`. `Debug` never shows the value.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSecretRequest {
+    /// The value (at most 32 KiB). Stored encrypted; never shown again.
+    pub value: String,
+}
+
+impl std::fmt::Debug for PutSecretRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PutSecretRequest { value: **** }")
+    }
+}
+
+/// A secret's metadata: never its value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretView {
+    /// Its name.
+    pub name: String,
+    /// When first written.
+    pub created_at: String,
+    /// When last written.
+    pub updated_at: String,
+}
+
+impl From<&ownership_core::ports::SecretMeta> for SecretView {
+    fn from(m: &ownership_core::ports::SecretMeta) -> Self {
+        Self {
+            name: m.name.to_string(),
+            created_at: rfc3339(m.created_at),
+            updated_at: rfc3339(m.updated_at),
+        }
+    }
+}
+
+/// `GET /v1/me/secrets`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretList {
+    /// The caller's secrets, by name (metadata only).
+    pub secrets: Vec<SecretView>,
+}
+
+/// `POST /v1/me/resources`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateResourceRequest {
+    /// What it is (`job`, say): 1–64 bytes.
+    pub kind: String,
+    /// Your own id for it (at most 256 bytes).
+    pub external_ref: Option<String>,
+    /// Names of your secrets it may fetch.
+    pub grants: Vec<String>,
+}
+
+/// A registered resource (never its token).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResourceView {
+    /// Its id.
+    pub id: String,
+    /// What it is.
+    pub kind: String,
+    /// Your own id for it.
+    pub external_ref: Option<String>,
+    /// The secret names it may fetch.
+    pub grants: Vec<String>,
+    /// When registered.
+    pub created_at: String,
+    /// When revoked, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+impl From<&ownership_core::ports::ResourceRecord> for ResourceView {
+    fn from(r: &ownership_core::ports::ResourceRecord) -> Self {
+        Self {
+            id: r.id.to_string(),
+            kind: r.kind.clone(),
+            external_ref: r.external_ref.clone(),
+            grants: r.grants.iter().map(ToString::to_string).collect(),
+            created_at: rfc3339(r.created_at),
+            revoked_at: r.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+/// A new resource with its token, shown once. `Debug` never shows the token.
+#[derive(Serialize, ToSchema)]
+pub struct NewResourceView {
+    /// The resource.
+    #[serde(flatten)]
+    pub meta: ResourceView,
+    /// Its resource token: shown once, never again.
+    pub token: String,
+}
+
+impl std::fmt::Debug for NewResourceView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewResourceView")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /v1/me/resources`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResourceList {
+    /// The caller's resources, newest first.
+    pub resources: Vec<ResourceView>,
+}
+
+/// `GET /v1/resource/credentials`: the granted secrets by name. `Debug` never shows them.
+#[derive(Serialize, ToSchema)]
+pub struct Credentials {
+    /// Name → value.
+    pub secrets: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("names", &self.secrets.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `PUT /v1/me/webhook`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    /// The endpoint: `https://`, a public host, no user information.
+    pub url: String,
+}
+
+/// The caller's endpoint (never its signing secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    /// The endpoint URL.
+    pub url: String,
+    /// When it was set.
+    pub created_at: String,
+    /// While a rotation's grace lasts, when the previous secret stops signing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<String>,
+}
+
+impl From<&ownership_core::ports::WebhookEndpoint> for WebhookView {
+    fn from(e: &ownership_core::ports::WebhookEndpoint) -> Self {
+        Self {
+            url: e.url.clone(),
+            created_at: rfc3339(e.created_at),
+            previous_secret_expires_at: e
+                .previous_secret
+                .as_ref()
+                .map(|(_, until)| rfc3339(*until)),
+        }
+    }
+}
+
+/// The endpoint with its new signing secret, shown once. `Debug` never shows the secret.
+#[derive(Serialize, ToSchema)]
+pub struct NewWebhookView {
+    /// The endpoint URL.
+    pub url: String,
+    /// When it was set.
+    pub created_at: String,
+    /// The signing secret (`whsec_…`): shown once, never again.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for NewWebhookView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewWebhookView")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/me/webhook/rotate-secret`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateWebhookRequest {
+    /// Keep the old secret signing beside the new one this many seconds (default 0, at
+    /// most 30 days).
+    pub grace_seconds: Option<u64>,
+}
+
+/// A rotated signing secret, shown once. `Debug` never shows it.
+#[derive(Serialize, ToSchema)]
+pub struct RotatedWebhookSecret {
+    /// The new signing secret (`whsec_…`): shown once, never again.
+    pub secret: String,
+    /// When the previous secret stops signing (absent when it stopped at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<String>,
+}
+
+impl std::fmt::Debug for RotatedWebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatedWebhookSecret")
+            .finish_non_exhaustive()
+    }
+}
+
+/// One webhook delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// Its id (the `webhook-id` header).
+    pub id: String,
+    /// The event type (`token.revoked`).
+    pub event_type: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When the next attempt is due (meaningful while pending).
+    pub next_attempt_at: String,
+    /// The last attempt's outcome (`HTTP 200`, `timeout`, …).
+    pub last_result: Option<String>,
+    /// When it was queued.
+    pub created_at: String,
+    /// The JSON body sent.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+impl From<&ownership_core::ports::Delivery> for DeliveryView {
+    fn from(d: &ownership_core::ports::Delivery) -> Self {
+        Self {
+            id: d.id.to_string(),
+            event_type: d.event_type.clone(),
+            state: d.state.as_str().to_owned(),
+            attempts: d.attempts,
+            next_attempt_at: rfc3339(d.next_attempt_at),
+            last_result: d.last_result.clone(),
+            created_at: rfc3339(d.created_at),
+            payload: serde_json::from_str(&d.payload).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// `GET /v1/me/webhook/deliveries`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    /// Deliveries, newest first.
+    pub deliveries: Vec<DeliveryView>,
+    /// Cursor for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}

@@ -35,8 +35,9 @@ use ownership_core::ports::{
     PairingPolicy, PairingStore, PendingPairing, ResourceRecord, ResourceStore, Sealed, SecretMeta,
     SecretStore, Store, TokenRecord, TokenStore, User, UserStore, WebhookEndpoint, WebhookStore,
 };
+use ownership_core::provision::{ProvisionPlan, ProvisionTable};
 use ownership_core::token::TokenDigest;
-use ownership_core::{Identity, OwnerId, Result, TokenKind, UserRole, UserStatus};
+use ownership_core::{Error, Identity, OwnerId, Result, TokenKind, UserRole, UserStatus};
 use time::OffsetDateTime;
 
 /// Bounds of the cache.
@@ -357,6 +358,37 @@ impl<S: Store + 'static> UserStore for Cached<S> {
     ) -> Result<User> {
         let out = self.shared.inner.set_status(scope, id, status).await;
         self.invalidate(Invalidation::Owner(id.clone()));
+        out
+    }
+
+    async fn provision(
+        &self,
+        scope: &AdminScope,
+        table: &ProvisionTable,
+        dry_run: bool,
+    ) -> Result<ProvisionPlan> {
+        let out = self.shared.inner.provision(scope, table, dry_run).await;
+        match &out {
+            // A revoked or changed token and a changed role are evicted; added tokens and
+            // new users were never cached. A dry run changed nothing.
+            Ok(plan) if !dry_run => {
+                for t in &plan.tokens_revoked {
+                    self.invalidate(Invalidation::Token(t.token_id.clone()));
+                }
+                for t in &plan.tokens_updated {
+                    self.invalidate(Invalidation::Token(t.token_id.clone()));
+                }
+                for r in &plan.roles_changed {
+                    self.invalidate(Invalidation::Owner(r.user_id.clone()));
+                }
+            }
+            Ok(_) => {}
+            // Refused before anything was written: nothing to evict.
+            Err(Error::Conflict(_) | Error::Forbidden(_) | Error::Invalid { .. }) => {}
+            // Whether the transaction committed is unknown (a lost connection, say).
+            Err(_) if !dry_run => self.invalidate(Invalidation::All),
+            Err(_) => {}
+        }
         out
     }
 

@@ -7,6 +7,7 @@ pub mod support;
 mod audit;
 mod concurrency;
 mod pairing;
+mod provision;
 mod resources;
 mod tokens;
 mod users;
@@ -110,6 +111,19 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         blank_codes_are_rejected_before_the_store,
         the_stored_pairing_key_is_kept_once,
         a_colliding_candidate_falls_through_to_the_next,
+    );
+    register!(out, provision:
+        tokens_map_to_users_and_roles,
+        role_defaults_to_member,
+        refusals_name_the_entry_never_the_token_and_write_nothing,
+        reapplying_the_same_table_writes_nothing,
+        a_removed_entry_is_refused_right_after_apply,
+        a_role_change_and_a_kinds_change_apply,
+        the_last_owner_is_never_demoted_by_a_table,
+        a_token_colliding_with_a_stored_token_is_refused,
+        provisioned_tokens_are_foreign_tokens,
+        a_dry_run_writes_nothing,
+        random_tables_converge,
     );
     register!(out, audit:
         every_mutation_is_audited_in_order,

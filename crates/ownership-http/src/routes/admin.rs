@@ -55,7 +55,7 @@ pub async fn bootstrap(
 
 /// Creates a user and returns their first token, once.
 #[utoipa::path(post, path = "/v1/admin/users", tag = "users", request_body = CreateUserRequest,
-    responses((status = 201, body = UserWithToken), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = UserWithToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
     admin: RequireAdmin,
@@ -98,7 +98,7 @@ pub async fn list_users(
 
 /// One user.
 #[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn get_user(
     State(state): State<AppState>,
     admin: RequireAdmin,
@@ -110,7 +110,7 @@ pub async fn get_user(
 
 /// Deletes a user: their tokens, chat accounts, secrets and data key go with them.
 #[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_user(
     State(state): State<AppState>,
     admin: RequireAdmin,
@@ -122,7 +122,7 @@ pub async fn delete_user(
 
 /// Changes a role (only Owners touch Admins and Owners; nobody their own; never the last Owner).
 #[utoipa::path(put, path = "/v1/admin/users/{id}/role", tag = "users", request_body = RoleRequest, params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn set_role(
     State(state): State<AppState>,
     admin: RequireAdmin,
@@ -139,7 +139,7 @@ pub async fn set_role(
 
 /// Suspends or resumes a user. A suspended user's tokens stop working at once.
 #[utoipa::path(put, path = "/v1/admin/users/{id}/status", tag = "users", request_body = StatusRequest, params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn set_status(
     State(state): State<AppState>,
     admin: RequireAdmin,
@@ -156,7 +156,7 @@ pub async fn set_status(
 
 /// Mints a service token (`channel:<name>`, `verify`) owned by the calling Admin or Owner.
 #[utoipa::path(post, path = "/v1/admin/service-tokens", tag = "tokens", request_body = ServiceTokenRequest,
-    responses((status = 201, body = NewTokenView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 201, body = NewTokenView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn service_token(
     State(state): State<AppState>,
     admin: RequireAdmin,

@@ -7,6 +7,9 @@ mod events;
 mod health;
 mod me;
 mod pairing;
+pub(crate) mod resources;
+mod secrets;
+mod webhook;
 
 use axum::http::StatusCode;
 use ownership_core::ports::PageRequest;
@@ -44,6 +47,21 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(pairing::pending))
         .routes(routes!(pairing::approve))
         .routes(routes!(me::verify))
+        .routes(routes!(secrets::list_secrets))
+        .routes(routes!(secrets::put_secret, secrets::delete_secret))
+        .routes(routes!(
+            resources::list_resources,
+            resources::create_resource
+        ))
+        .routes(routes!(resources::get_resource, resources::revoke_resource))
+        .routes(routes!(resources::credentials))
+        .routes(routes!(
+            webhook::get_webhook,
+            webhook::put_webhook,
+            webhook::delete_webhook
+        ))
+        .routes(routes!(webhook::rotate_webhook_secret))
+        .routes(routes!(webhook::list_deliveries))
 }
 
 pub(crate) fn page(q: PageQuery) -> PageRequest {

@@ -26,7 +26,7 @@ fn channel_scope(
 /// still pending (200).
 #[utoipa::path(post, path = "/v1/channels/{channel}/pairing-requests", tag = "pairing", request_body = PairingRequestBody,
     params(("channel" = String, Path)),
-    responses((status = 201, body = PairingCodeView), (status = 200, body = PairingCodeView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 201, body = PairingCodeView), (status = 200, body = PairingCodeView), (status = 401, body = ErrorBody), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn request_code(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -69,7 +69,7 @@ pub async fn request_code(
 /// The owner a chat account is bound to (404 if none), for the channel's adapter.
 #[utoipa::path(get, path = "/v1/channels/{channel}/identities/{external_id}", tag = "pairing",
     params(("channel" = String, Path), ("external_id" = String, Path)),
-    responses((status = 200, body = ResolvedIdentity), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = ResolvedIdentity), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn resolve(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -127,7 +127,7 @@ async fn redeem_outcome(
 /// Self-claim: the signed-in user redeems the code their chat bot showed them.
 #[utoipa::path(post, path = "/v1/pairing/{channel}/redeem", tag = "pairing", request_body = RedeemRequest,
     params(("channel" = String, Path)),
-    responses((status = 200, body = IdentityView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = IdentityView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn redeem(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -154,7 +154,7 @@ pub async fn redeem(
 
 /// Pending requests of a channel, for Admins and Owners (never their codes).
 #[utoipa::path(get, path = "/v1/admin/pairing/{channel}", tag = "pairing", params(("channel" = String, Path)),
-    responses((status = 200, body = PendingList), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = PendingList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn pending(
     State(state): State<AppState>,
     admin: RequireAdmin,
@@ -172,7 +172,7 @@ pub async fn pending(
 /// An Admin or Owner approves the code a person reads out, for a named user.
 #[utoipa::path(post, path = "/v1/admin/pairing/{channel}/approve", tag = "pairing", request_body = ApproveRequest,
     params(("channel" = String, Path)),
-    responses((status = 200, body = IdentityView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = IdentityView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn approve(
     State(state): State<AppState>,
     admin: RequireAdmin,

@@ -10,6 +10,7 @@ mod audit;
 mod conn;
 mod migrate;
 mod pairing;
+mod provision;
 mod resources;
 mod secrets;
 mod tokens;

@@ -9,6 +9,7 @@ use ownership_core::authz::{
 use ownership_core::ports::{
     LegacyOutcome, NewToken, Page, PageRequest, TokenOrigin, User, UserStore,
 };
+use ownership_core::provision::{ProvisionPlan, ProvisionTable};
 use ownership_core::{Error, OwnerId, Result, UserRole, UserStatus};
 use time::OffsetDateTime;
 
@@ -48,7 +49,8 @@ pub(super) async fn active_user(conn: &Connection, id: &OwnerId) -> Result<Optio
         .filter(|u| u.status == UserStatus::Active))
 }
 
-async fn insert_user(
+/// Inserts an active user; Conflict if the id is taken.
+pub(super) async fn insert_user(
     conn: &Connection,
     id: &OwnerId,
     role: UserRole,
@@ -295,6 +297,15 @@ impl UserStore for LibsqlStore {
                 user(c, &id).await?.ok_or(Error::NotFound)
             })
             .await
+    }
+
+    async fn provision(
+        &self,
+        scope: &AdminScope,
+        table: &ProvisionTable,
+        dry_run: bool,
+    ) -> Result<ProvisionPlan> {
+        super::provision::provision(self, scope, table, dry_run).await
     }
 
     async fn delete_user(&self, scope: &AdminScope, id: &OwnerId) -> Result<()> {

@@ -22,6 +22,7 @@
 mod audit;
 mod migrate;
 mod pairing;
+mod provision;
 mod resources;
 mod secrets;
 mod support;

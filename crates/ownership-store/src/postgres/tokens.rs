@@ -20,7 +20,8 @@ use super::support::{
 };
 use crate::events;
 
-fn token_from_row(row: &PgRow) -> Result<TokenRecord> {
+/// A `tokens` row (all columns but `digest` and `replaced_by`).
+pub(super) fn token_from_row(row: &PgRow) -> Result<TokenRecord> {
     Ok(TokenRecord {
         id: parsed(row, "id", TokenId::parse)?,
         owner_id: owner_col(row, "owner_id")?,

@@ -6,6 +6,7 @@ use ownership_core::authz::{self, AdminScope, TargetState};
 use ownership_core::ports::{
     LegacyOutcome, NewToken, Page, PageRequest, TokenOrigin, User, UserStore,
 };
+use ownership_core::provision::{ProvisionPlan, ProvisionTable};
 use ownership_core::{Error, OwnerId, Result, TokenKinds, UserRole, UserStatus};
 use sqlx::postgres::{PgConnection, PgRow};
 use time::OffsetDateTime;
@@ -18,7 +19,8 @@ use super::support::{
 use super::tokens::insert_token;
 use crate::events;
 
-fn user_from_row(row: &PgRow) -> Result<User> {
+/// A `users` row (`id, role, status, created_at`).
+pub(super) fn user_from_row(row: &PgRow) -> Result<User> {
     Ok(User {
         id: owner_col(row, "id")?,
         role: parsed(row, "role", UserRole::parse)?,
@@ -46,7 +48,7 @@ async fn any_owner(conn: &mut PgConnection) -> Result<bool> {
 }
 
 /// How many Owners are active.
-async fn active_owners(conn: &mut PgConnection) -> Result<u64> {
+pub(super) async fn active_owners(conn: &mut PgConnection) -> Result<u64> {
     let row =
         sqlx::query("SELECT count(*) AS n FROM users WHERE role = 'owner' AND status = 'active'")
             .fetch_one(conn)
@@ -55,7 +57,8 @@ async fn active_owners(conn: &mut PgConnection) -> Result<u64> {
     count_col(&row, "n")
 }
 
-async fn insert_user(
+/// Inserts an active user; Conflict if the id is taken.
+pub(super) async fn insert_user(
     conn: &mut PgConnection,
     id: &OwnerId,
     role: UserRole,
@@ -292,6 +295,15 @@ impl UserStore for PgStore {
             .await?;
         w.commit().await?;
         Ok(User { status, ..user })
+    }
+
+    async fn provision(
+        &self,
+        scope: &AdminScope,
+        table: &ProvisionTable,
+        dry_run: bool,
+    ) -> Result<ProvisionPlan> {
+        super::provision::provision(self, scope, table, dry_run).await
     }
 
     async fn delete_user(&self, scope: &AdminScope, id: &OwnerId) -> Result<()> {

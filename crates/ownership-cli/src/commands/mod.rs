@@ -1,0 +1,367 @@
+//! The command line: its grammar and every command.
+//!
+//! `serve` and `migrate` run the service and its schema. The operator commands (`users`,
+//! `tokens`, `pairing`, `audit`) work on the store directly, as whoever holds the database
+//! does: they act with an Owner's powers through [`AdminScope::operator`], named by the OS
+//! user (`$USER`, else `operator`), and every change they make is audited like any other
+//! (SPEC §7, §10). They never migrate: a store with pending migrations is refused with a
+//! message that says to run `ownership migrate`.
+//!
+//! Output is JSON with `--json` and aligned tables otherwise ([`output`]). A failure is one
+//! line on stderr, `error: …`, and a non-zero exit code ([`CliError`]). No secret is ever
+//! printed, except a new token's value, once, by the command that made it.
+
+pub mod audit;
+pub mod output;
+pub mod pairing;
+pub mod serve;
+pub mod tokens;
+pub mod users;
+
+use std::fmt;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use ownership_core::authz::{AdminScope, OwnerScope};
+use ownership_core::ports::{Clock, Store, User};
+use ownership_core::{Error, OwnerId, UserRole};
+use ownership_store::cache::CacheConfig;
+use ownership_store::{MigrationError, SystemClock};
+
+use crate::backend::{Location, Opened};
+use output::Output;
+
+/// Exit code: the command failed (not found, refused by a rule, store unreachable, …).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code: the command line itself was wrong (unknown command, missing or bad argument).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code of `audit verify` when the chain is broken.
+pub const EXIT_BROKEN_CHAIN: u8 = 3;
+
+/// Who owns what, and who is calling.
+#[derive(Debug, Parser)]
+#[command(name = "ownership", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Where the data lives: a libSQL file path (default `./ownership.db`) or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        default_value = "ownership.db",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Print machine-readable JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Log format (logs go to stderr).
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the REST service (migrating the store first unless `--no-migrate`).
+    Serve(serve::ServeArgs),
+    /// Apply pending migrations.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
+    /// Issue, list, rotate and revoke a user's tokens.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
+    /// Pending channel pairing requests.
+    #[command(subcommand)]
+    Pairing(pairing::PairingCommand),
+    /// Read and verify the audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Print a shell completion script (`ownership completions bash > /etc/bash_completion.d/ownership`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+impl Cli {
+    /// The log filter used when `RUST_LOG` is not set: `info` for the server, nothing for
+    /// the one-shot commands (whose one-line errors say what went wrong).
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Serve(_) => "info",
+            _ => "off",
+        }
+    }
+}
+
+/// A failure: the one line printed after `error: `, and the exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    message: String,
+    code: u8,
+}
+
+impl CliError {
+    /// A failure with [`EXIT_FAILURE`].
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: one_line(&message.into()),
+            code: EXIT_FAILURE,
+        }
+    }
+
+    /// A failure with a chosen exit code.
+    pub fn with_code(message: impl Into<String>, code: u8) -> Self {
+        Self {
+            message: one_line(&message.into()),
+            code,
+        }
+    }
+
+    /// The message, one line.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The process exit code.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.code)
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<String> for CliError {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A domain error as a one-line message. `NotFound` is given context by the caller.
+pub fn domain(e: Error) -> CliError {
+    CliError::new(match e {
+        Error::Conflict(m) | Error::Forbidden(m) => m,
+        Error::NotFound => "not found".to_owned(),
+        Error::Unavailable(_) => {
+            "the store is unavailable (run with RUST_LOG=error to see why)".to_owned()
+        }
+        Error::Integrity(m) => format!("stored data failed an integrity check: {m}"),
+        Error::RateLimited { .. } => "too many attempts; try again later".to_owned(),
+        other => other.to_string(),
+    })
+}
+
+/// A clap error as one line (`--help` and `--version` print as usual): clap's message up
+/// to its usage block, lines joined.
+pub fn usage_error(e: &clap::Error) -> Option<CliError> {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return None;
+    }
+    let rendered = e.render().to_string();
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let text = parts.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    let text = if text.is_empty() {
+        "invalid command line"
+    } else {
+        text
+    };
+    Some(CliError::with_code(
+        format!("{text} (see `--help`)"),
+        EXIT_USAGE,
+    ))
+}
+
+/// Runs a parsed command line; the exit code on success is 0 except for `audit verify`
+/// on a broken chain.
+pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let out = Output::new(cli.json);
+    let location = Location::parse(&cli.database_url).map_err(CliError::new)?;
+    match cli.command {
+        Command::Serve(args) => serve::serve(args, location).await,
+        Command::Migrate => serve::migrate(&location, out).await,
+        Command::Users(cmd) => users::run(cmd, &Operator::open(&location).await?, out).await,
+        Command::Tokens(cmd) => tokens::run(cmd, &Operator::open(&location).await?, out).await,
+        Command::Pairing(cmd) => pairing::run(cmd, &Operator::open(&location).await?, out).await,
+        Command::Audit(cmd) => audit::run(cmd, &Operator::open(&location).await?, out).await,
+        Command::Completions { shell } => {
+            let mut stdout = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "ownership", &mut stdout);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The operator's name for the audit log: `$USER`, else `operator`.
+pub fn operator_name() -> String {
+    std::env::var("USER")
+        .ok()
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "operator".to_owned())
+}
+
+/// An open, migrated store and the operator's scope over it.
+pub struct Operator {
+    /// Every port (through the cache, as the server uses it).
+    pub store: Arc<dyn Store>,
+    /// The operator's scope: an Owner's powers, audited as `operator:<name>`.
+    pub scope: AdminScope,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    _opened: Opened,
+}
+
+impl fmt::Debug for Operator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Operator")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Operator {
+    /// Opens the store without creating or migrating it: a missing libSQL file and pending
+    /// migrations are refused.
+    pub async fn open(location: &Location) -> Result<Self, CliError> {
+        if let Location::LibsqlFile(path) = location
+            && !path.exists()
+        {
+            return Err(CliError::new(format!(
+                "no database at `{}`: start `ownership serve` or run `ownership migrate` to create one, or set --database-url / DATABASE_URL",
+                path.display()
+            )));
+        }
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let opened = Opened::open(location, Arc::clone(&clock), CacheConfig::default()).await?;
+        match opened.ensure_migrated(false).await {
+            Ok(_) => {}
+            Err(MigrationError::Pending { pending }) => {
+                return Err(CliError::new(format!(
+                    "the store ({}) needs {pending} migration(s): run `ownership migrate` first",
+                    location.display()
+                )));
+            }
+            Err(e) => return Err(CliError::new(e.to_string())),
+        }
+        Ok(Self {
+            store: opened.store(),
+            scope: AdminScope::operator(&operator_name()),
+            clock,
+            _opened: opened,
+        })
+    }
+
+    /// A user, or `user `ID` not found`.
+    pub async fn user(&self, id: &OwnerId) -> Result<User, CliError> {
+        self.store
+            .get_user(&self.scope, id)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound => CliError::new(format!("user `{id}` not found")),
+                e => domain(e),
+            })
+    }
+
+    /// The scope in which the operator acts on `user`'s own resources (their tokens),
+    /// after reading the user with the operator's [`AdminScope`]. Changes made in it are
+    /// audited with the operator as the actor.
+    pub fn for_owner(&self, user: &User) -> Result<OwnerScope, CliError> {
+        OwnerScope::for_operator(&self.scope, user.id.clone()).map_err(domain)
+    }
+}
+
+/// Parses a user id (never a secret, so it may be echoed).
+pub fn user_id(raw: &str) -> Result<OwnerId, CliError> {
+    OwnerId::parse(raw).map_err(|e| match e {
+        Error::Invalid { reason, .. } => {
+            CliError::new(format!("invalid user id `{raw}`: {reason}"))
+        }
+        e => domain(e),
+    })
+}
+
+/// The role argument (case-insensitive on the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Manages everyone, including Admins and other Owners.
+    Owner,
+    /// Manages Members.
+    Admin,
+    /// An ordinary user.
+    Member,
+}
+
+impl From<RoleArg> for UserRole {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Owner => UserRole::Owner,
+            RoleArg::Admin => UserRole::Admin,
+            RoleArg::Member => UserRole::Member,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        let e = Cli::try_parse_from(["ownership", "users", "role", "bob", "boss"]).unwrap_err();
+        let line = usage_error(&e).unwrap();
+        assert!(!line.message().contains('\n'), "{line}");
+        assert!(line.message().contains("boss"), "{line}");
+        assert!(line.message().contains("owner, admin, member"), "{line}");
+        let e = Cli::try_parse_from(["ownership", "--help"]).unwrap_err();
+        assert!(usage_error(&e).is_none());
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        assert_eq!(CliError::new("a\n  b").message(), "a b");
+    }
+}

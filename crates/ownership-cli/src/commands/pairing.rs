@@ -1,0 +1,127 @@
+//! `ownership pairing list CHANNEL` and `ownership pairing approve CHANNEL CODE --user ID`.
+//!
+//! Codes are stored as keyed hashes, so `list` shows who asked, never a code; `approve`
+//! takes the code the person reads out. The key is resolved exactly as the server resolves
+//! it ([`crate::server::pairing_key`]): this command must see the same
+//! `OWNERSHIP_PAIRING_KEY` / `OWNERSHIP_MASTER_KEY` (or their `_FILE` forms) as the server.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use ownership_core::ports::PendingPairing;
+use ownership_core::{ChannelName, Error, UserStatus, service};
+use ownership_http::wire::{IdentityView, PendingView};
+use serde::Serialize;
+
+use super::output::{Output, when};
+use super::{CliError, Operator, domain, user_id};
+use crate::server::{self, Secrets};
+
+/// Channel pairing.
+#[derive(Debug, Subcommand)]
+pub enum PairingCommand {
+    /// List a channel's pending pairing requests, oldest first (never their codes).
+    List {
+        /// The channel (`telegram`, …; case-insensitive).
+        channel: String,
+    },
+    /// Approve the code a person reads out, binding their chat account to a user.
+    Approve {
+        /// The channel (`telegram`, …; case-insensitive).
+        channel: String,
+        /// The code the chat bot showed (`ABCD-EFGH`; case, spaces and dashes do not matter).
+        code: String,
+        /// The user to bind the chat account to.
+        #[arg(long, value_name = "ID")]
+        user: String,
+    },
+}
+
+fn channel(raw: &str) -> Result<ChannelName, CliError> {
+    ChannelName::parse(raw).map_err(|e| match e {
+        Error::Invalid { reason, .. } => {
+            CliError::new(format!("invalid channel `{raw}`: {reason}"))
+        }
+        e => domain(e),
+    })
+}
+
+#[derive(Serialize)]
+struct PendingList {
+    channel: String,
+    requests: Vec<PendingView>,
+}
+
+fn rows(list: &[PendingPairing]) -> Vec<Vec<String>> {
+    list.iter()
+        .map(|p| {
+            vec![
+                p.id.to_string(),
+                p.key.external_id.to_string(),
+                p.meta.clone().unwrap_or_else(|| "-".to_owned()),
+                when(p.created_at),
+                when(p.expires_at),
+            ]
+        })
+        .collect()
+}
+
+/// Runs a `pairing` command.
+pub async fn run(cmd: PairingCommand, op: &Operator, out: Output) -> Result<ExitCode, CliError> {
+    match cmd {
+        PairingCommand::List { channel: raw } => {
+            let ch = channel(&raw)?;
+            let list = op
+                .store
+                .list_pending(&op.scope, &ch)
+                .await
+                .map_err(domain)?;
+            let view = PendingList {
+                channel: ch.to_string(),
+                requests: list.iter().map(PendingView::from).collect(),
+            };
+            out.show(&view, |o| {
+                o.table(
+                    &["ID", "EXTERNAL ID", "META", "ASKED", "EXPIRES"],
+                    &rows(&list),
+                    &format!("no pending pairing requests on `{ch}`"),
+                )
+            })?;
+        }
+        PairingCommand::Approve {
+            channel: raw,
+            code,
+            user,
+        } => {
+            let ch = channel(&raw)?;
+            let user = op.user(&user_id(&user)?).await?;
+            if user.status == UserStatus::Suspended {
+                return Err(CliError::new(format!(
+                    "user `{}` is suspended: resume them first",
+                    user.id
+                )));
+            }
+            let secrets = Secrets::from_env()?;
+            let key = server::pairing_key(&*op.store, &secrets).await?;
+            let binding =
+                service::approve_pairing(&*op.store, &op.scope, &key, &ch, &code, &user.id)
+                    .await
+                    .map_err(|e| match e {
+                        Error::NotFound => CliError::new(format!(
+                            "that code is not valid on `{ch}` or has expired (if the server runs with OWNERSHIP_PAIRING_KEY or OWNERSHIP_MASTER_KEY, give this command the same)"
+                        )),
+                        Error::Invalid { reason, .. } => {
+                            CliError::new(format!("invalid code: {reason}"))
+                        }
+                        e => domain(e),
+                    })?;
+            out.show(&IdentityView::from(&binding), |o| {
+                o.line(&format!(
+                    "bound {}/{} to user `{}`",
+                    binding.key.channel, binding.key.external_id, binding.owner_id
+                ))
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,444 @@
+//! The Admin and Owner pages: pairing approvals and user management. Every handler first
+//! asks for the `AdminScope` proof (a Member gets 403) and passes it to the same use case
+//! or port the `/v1/admin` routes call; the rules of SPEC §2 are checked there.
+
+use std::collections::BTreeSet;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ownership_core::ports::PageRequest;
+use ownership_core::service;
+use ownership_core::{ChannelName, Error, OwnerId, TokenKind, UserRole, UserStatus};
+use serde::Deserialize;
+
+use super::ConsoleState;
+use super::guard::{CsrfForm, Posted, Refusal, Signed, render};
+use super::pages::{AfterQuery, alert, count_failed_code, done, invalid_code, refused, sentence};
+use super::session::{Flash, random_text};
+use super::views::{
+    DeleteUserPage, PairingPage, PendingGroup, PendingRow, Reveal, UserRow, UsersPage,
+};
+
+const PAIRING: &str = "/console/admin/pairing";
+const USERS: &str = "/console/admin/users";
+
+// ---- pairing ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ChannelQuery {
+    channel: Option<String>,
+}
+
+/// `GET /console/admin/pairing`: the pending requests (never their codes) of the channel
+/// asked for and of the channels the admin's own `channel:*` service tokens serve.
+pub(crate) async fn pairing_page(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    q: Result<Query<ChannelQuery>, QueryRejection>,
+) -> Response {
+    let admin = match user.admin() {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let asked = q
+        .ok()
+        .and_then(|Query(q)| q.channel)
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    let mut channels = BTreeSet::new();
+    let mut chrome_alert = None;
+    let mut shown = None;
+    if let Some(raw) = &asked {
+        match ChannelName::parse(raw) {
+            Ok(c) => {
+                shown = Some(c.clone());
+                channels.insert(c);
+            }
+            Err(e) => chrome_alert = super::pages::say(&e),
+        }
+    }
+    let now = state.app.clock.now();
+    match state.app.store.list_tokens(&user.scope()).await {
+        Ok(tokens) => {
+            for t in tokens.iter().filter(|t| t.is_live(now)) {
+                for k in t.kinds.iter() {
+                    if let TokenKind::Channel(c) = k {
+                        channels.insert(c.clone());
+                    }
+                }
+            }
+        }
+        Err(e) => return Refusal::from_error(e).into_response(),
+    }
+    let mut groups = Vec::with_capacity(channels.len());
+    for channel in &channels {
+        match state.app.store.list_pending(&admin, channel).await {
+            Ok(list) => groups.push(PendingGroup {
+                channel: channel.to_string(),
+                requests: list.iter().map(PendingRow::from).collect(),
+            }),
+            Err(e) => return Refusal::from_error(e).into_response(),
+        }
+    }
+    let users = match state
+        .app
+        .store
+        .list_users(
+            &admin,
+            &PageRequest {
+                after: None,
+                limit: 500,
+            },
+        )
+        .await
+    {
+        Ok(p) => p.items.iter().map(|u| u.id.to_string()).collect(),
+        Err(e) => return Refusal::from_error(e).into_response(),
+    };
+    let mut chrome = user.chrome("Pairing requests", "pairing");
+    if let Some(text) = chrome_alert {
+        chrome.flashes.push(Flash::alert(text));
+    }
+    let approve_channel = shown
+        .as_ref()
+        .or(channels.first())
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let page = PairingPage {
+        chrome,
+        approve_channel,
+        shown_channel: shown.map(|c| c.to_string()).unwrap_or_default(),
+        users,
+        groups,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ApproveForm {
+    csrf: String,
+    channel: String,
+    code: String,
+    user: String,
+}
+
+impl CsrfForm for ApproveForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /console/admin/pairing`: `service::approve_pairing` under the admin's scope,
+/// limited like `POST /v1/admin/pairing/{channel}/approve`. A chat account bound to
+/// another user is refused (the 409 of the API) with the store's message.
+pub(crate) async fn approve(
+    State(state): State<ConsoleState>,
+    Posted { user, form }: Posted<ApproveForm>,
+) -> Response {
+    let admin = match user.admin() {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let channel = match ChannelName::parse(form.channel.trim()) {
+        Ok(c) => c,
+        Err(e) => return refused(&user, e, PAIRING),
+    };
+    let here = format!("{PAIRING}?channel={channel}");
+    let who = user.principal.identity.owner_id.clone();
+    if let Some(wait) = state.app.auth.limits().redeem_blocked(&who) {
+        return alert(
+            &user,
+            format!(
+                "Too many wrong codes: try again in {}.",
+                super::guard::wait_text(wait)
+            ),
+            &here,
+        );
+    }
+    let owner = match OwnerId::parse(form.user.trim()) {
+        Ok(o) => o,
+        Err(e) => return refused(&user, e, &here),
+    };
+    // Name the user's absence plainly rather than let it read as a wrong code.
+    match state.app.store.get_user(&admin, &owner).await {
+        Ok(_) => {}
+        Err(Error::NotFound) => {
+            return alert(&user, format!("There is no user {owner}."), &here);
+        }
+        Err(e) => return refused(&user, e, &here),
+    }
+    if form.code.trim().is_empty() {
+        return alert(&user, "Enter the pairing code the person read out.", &here);
+    }
+    match service::approve_pairing(
+        &*state.app.store,
+        &admin,
+        &state.app.pairing_key,
+        &channel,
+        &form.code,
+        &owner,
+    )
+    .await
+    {
+        Ok(b) => done(
+            &user,
+            format!(
+                "Linked the {} account {} to {}.",
+                b.key.channel, b.key.external_id, b.owner_id
+            ),
+            &here,
+        ),
+        Err(Error::Invalid { .. }) => alert(&user, invalid_code(None), &here),
+        Err(Error::NotFound) => {
+            let wait = count_failed_code(&state, &who, &channel).await;
+            alert(&user, invalid_code(wait), &here)
+        }
+        Err(Error::Conflict(m)) => alert(&user, sentence(&m), &here),
+        Err(e) => refused(&user, e, &here),
+    }
+}
+
+// ---- users ----
+
+async fn users_view(
+    state: &ConsoleState,
+    user: &Signed,
+    after: PageRequest,
+    reveal: Option<Reveal>,
+) -> Response {
+    let admin = match user.admin() {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let page = match state.app.store.list_users(&admin, &after).await {
+        Ok(p) => p,
+        Err(e) => return Refusal::from_error(e).into_response(),
+    };
+    let me = &user.principal.identity.owner_id;
+    let view = UsersPage {
+        chrome: user.chrome("Users", "users"),
+        new_token: reveal,
+        form_id: random_text::<16>(&mut state.app.rng()),
+        users: page
+            .items
+            .iter()
+            .map(|u| UserRow::new(u, u.id == *me))
+            .collect(),
+        next: page.next,
+    };
+    render(StatusCode::OK, &view)
+}
+
+/// `GET /console/admin/users`.
+pub(crate) async fn users_page(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    q: Result<Query<AfterQuery>, QueryRejection>,
+) -> Response {
+    let q = AfterQuery::or_default(q);
+    users_view(&state, &user, q.page(), None).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct CreateUserForm {
+    csrf: String,
+    form_id: String,
+    user_id: String,
+    role: String,
+}
+
+impl CsrfForm for CreateUserForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /console/admin/users`: `service::create_user` under the admin's scope; the new
+/// user's first token is rendered once, by this response.
+pub(crate) async fn create_user(
+    State(state): State<ConsoleState>,
+    Posted { user, form }: Posted<CreateUserForm>,
+) -> Response {
+    let admin = match user.admin() {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    if !user.session.use_form(&form.form_id) {
+        return alert(
+            &user,
+            "That form was already submitted, so nothing new was made. The user's token was \
+             shown once, on the page that answered it.",
+            USERS,
+        );
+    }
+    let id = match OwnerId::parse(form.user_id.trim()) {
+        Ok(id) => id,
+        Err(e) => return refused(&user, e, USERS),
+    };
+    let role = match UserRole::parse(&form.role) {
+        Ok(r) => r,
+        Err(e) => return refused(&user, e, USERS),
+    };
+    match service::create_user(&*state.app.store, &admin, &id, role, &mut state.app.rng()).await {
+        Ok((created, secret)) => {
+            let reveal = Reveal {
+                heading: format!("Token for {}", created.id),
+                note: format!(
+                    "Created the {} {}. Give them this token (kinds manage and api) over a safe channel.",
+                    created.role, created.id
+                ),
+                value: secret.expose().to_owned(),
+            };
+            users_view(&state, &user, PageRequest::default(), Some(reveal)).await
+        }
+        Err(e) => refused(&user, e, USERS),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RoleForm {
+    csrf: String,
+    user: String,
+    role: String,
+}
+
+impl CsrfForm for RoleForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// A user id from a form: one that cannot name a user is simply not found.
+fn target(raw: &str) -> Result<OwnerId, Error> {
+    OwnerId::parse(raw).map_err(|_| Error::NotFound)
+}
+
+/// `POST /console/admin/users/role`.
+pub(crate) async fn set_role(
+    State(state): State<ConsoleState>,
+    Posted { user, form }: Posted<RoleForm>,
+) -> Response {
+    let admin = match user.admin() {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let (id, role) = match (target(&form.user), UserRole::parse(&form.role)) {
+        (Ok(id), Ok(role)) => (id, role),
+        (Err(e), _) | (_, Err(e)) => return refused(&user, e, USERS),
+    };
+    match state.app.store.set_role(&admin, &id, role).await {
+        Ok(u) => done(&user, format!("{} is now {}.", u.id, u.role), USERS),
+        Err(e) => refused(&user, e, USERS),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct StatusForm {
+    csrf: String,
+    user: String,
+    status: String,
+}
+
+impl CsrfForm for StatusForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /console/admin/users/status`: suspend or resume. A suspended user's tokens stop
+/// working at once, and with them their console sessions.
+pub(crate) async fn set_status(
+    State(state): State<ConsoleState>,
+    Posted { user, form }: Posted<StatusForm>,
+) -> Response {
+    let admin = match user.admin() {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let (id, status) = match (target(&form.user), UserStatus::parse(&form.status)) {
+        (Ok(id), Ok(s)) => (id, s),
+        (Err(e), _) | (_, Err(e)) => return refused(&user, e, USERS),
+    };
+    match state.app.store.set_status(&admin, &id, status).await {
+        Ok(u) if u.status == UserStatus::Suspended => done(
+            &user,
+            format!("{} is suspended: their tokens stopped working.", u.id),
+            USERS,
+        ),
+        Ok(u) => done(&user, format!("{} is active again.", u.id), USERS),
+        Err(e) => refused(&user, e, USERS),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct UserQuery {
+    user: String,
+}
+
+/// `GET /console/admin/users/delete?user=…`: the confirmation page.
+pub(crate) async fn delete_page(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    q: Result<Query<UserQuery>, QueryRejection>,
+) -> Response {
+    let admin = match user.admin() {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let found = match target(&q.user) {
+        Ok(id) => state.app.store.get_user(&admin, &id).await,
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok(u) => render(
+            StatusCode::OK,
+            &DeleteUserPage {
+                chrome: user.chrome("Delete a user", "users"),
+                user_id: u.id.to_string(),
+            },
+        ),
+        Err(e) => Refusal::from_error(e).into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct DeleteForm {
+    csrf: String,
+    user: String,
+}
+
+impl CsrfForm for DeleteForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /console/admin/users/delete`: the user, their tokens, chat accounts, secrets and
+/// data key go (the rules of SPEC §2 apply in the store's transaction).
+pub(crate) async fn delete_user(
+    State(state): State<ConsoleState>,
+    Posted { user, form }: Posted<DeleteForm>,
+) -> Response {
+    let admin = match user.admin() {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let id = match target(&form.user) {
+        Ok(id) => id,
+        Err(e) => return refused(&user, e, USERS),
+    };
+    match state.app.store.delete_user(&admin, &id).await {
+        Ok(()) => done(&user, format!("Deleted {id}."), USERS),
+        Err(e) => refused(&user, e, USERS),
+    }
+}

@@ -1,0 +1,190 @@
+//! `/v1/me/resources` (an owner registers resources with grants to their secrets) and
+//! `/v1/resource/credentials` (a resource fetches its granted secrets with its token),
+//! SPEC §5.
+//!
+//! The credentials route reads only from the resource creator's scope, built from the
+//! resolved record; it has exactly two answers: 200 with the secrets, or one fixed 403
+//! body for every failure — malformed, unknown or user token, revoked resource, creator
+//! suspended or deleted, a granted secret missing or not decrypting, secrets switched off,
+//! a store error — so that the answer is no oracle.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse as _;
+use ownership_core::Error;
+use ownership_core::authz::OwnerScope;
+use ownership_core::ids::{ResourceId, SecretName};
+use ownership_core::service::{self, ResourceRequest};
+
+use super::CREATED;
+use super::secrets::{require_manage_or_api, secret_keys};
+use crate::auth::{Authenticated, Peer, bearer_from};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::wire::*;
+
+/// The one answer to every refused credentials request.
+pub fn credentials_denied() -> ApiError {
+    ApiError::forbidden("access denied")
+}
+
+/// Registers a resource with grants to some of the caller's secrets; its resource token is
+/// shown once.
+#[utoipa::path(post, path = "/v1/me/resources", tag = "secrets", request_body = CreateResourceRequest,
+    responses((status = 201, body = NewResourceView), (status = 400, body = ErrorBody, description = "bad kind, reference or grants (every granted secret must exist)"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody, description = "`secrets_disabled` without a master key")))]
+pub async fn create_resource(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    ApiJson(body): ApiJson<CreateResourceRequest>,
+) -> Result<(StatusCode, ApiJson<NewResourceView>), ApiError> {
+    require_manage_or_api(&p)?;
+    secret_keys(&state)?;
+    let grants = body
+        .grants
+        .iter()
+        .map(|g| SecretName::parse(g))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| Error::invalid("grants", "each grant must be a valid secret name"))?;
+    let request = ResourceRequest {
+        kind: body.kind,
+        external_ref: body.external_ref,
+        grants,
+    };
+    let (record, token) = service::create_resource(
+        &*state.store,
+        &OwnerScope::own(&p.identity),
+        request,
+        &mut state.rng(),
+    )
+    .await?;
+    Ok((
+        CREATED,
+        ApiJson(NewResourceView {
+            meta: ResourceView::from(&record),
+            token: token.expose().to_owned(),
+        }),
+    ))
+}
+
+/// One of the caller's resources (404 when absent or another owner's).
+#[utoipa::path(get, path = "/v1/me/resources/{id}", tag = "secrets",
+    params(("id" = String, Path, description = "resource id")),
+    responses((status = 200, body = ResourceView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn get_resource(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<ResourceView>, ApiError> {
+    require_manage_or_api(&p)?;
+    secret_keys(&state)?;
+    let id = ResourceId::parse(&id).map_err(|_| ApiError::not_found())?;
+    let record = state
+        .store
+        .get_resource(&OwnerScope::own(&p.identity), &id)
+        .await?;
+    Ok(ApiJson(ResourceView::from(&record)))
+}
+
+/// The caller's resources, newest first (never their tokens).
+#[utoipa::path(get, path = "/v1/me/resources", tag = "secrets",
+    responses((status = 200, body = ResourceList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list_resources(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+) -> Result<ApiJson<ResourceList>, ApiError> {
+    require_manage_or_api(&p)?;
+    secret_keys(&state)?;
+    let list = state
+        .store
+        .list_resources(&OwnerScope::own(&p.identity))
+        .await?;
+    Ok(ApiJson(ResourceList {
+        resources: list.iter().map(ResourceView::from).collect(),
+    }))
+}
+
+/// Revokes one of the caller's resources: its token stops working at once.
+#[utoipa::path(delete, path = "/v1/me/resources/{id}", tag = "secrets",
+    params(("id" = String, Path, description = "resource id")),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn revoke_resource(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    require_manage_or_api(&p)?;
+    secret_keys(&state)?;
+    let id = ResourceId::parse(&id).map_err(|_| ApiError::not_found())?;
+    state
+        .store
+        .revoke_resource(&OwnerScope::own(&p.identity), &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Why a credentials request was refused, for the server's log only.
+fn denial_reason(e: &Error) -> &'static str {
+    match e {
+        Error::Unauthenticated => "no live resource for this token, or its creator is not active",
+        Error::NotFound => "a granted secret or the data key is missing",
+        Error::Integrity(_) => "a granted secret does not decrypt",
+        Error::Unavailable(_) => "store unavailable",
+        Error::Disabled(_) => "secrets are disabled",
+        _ => "refused",
+    }
+}
+
+/// A resource fetches its granted secrets with its resource token (`Authorization:
+/// Bearer own_r_…`), read from its creator's scope only. Every failure is the same 403.
+#[utoipa::path(get, path = "/v1/resource/credentials", tag = "secrets",
+    responses((status = 200, body = Credentials), (status = 403, body = ErrorBody, description = "every failure, whatever its cause"),
+        (status = 429, body = ErrorBody, description = "too many refused requests from this address")))]
+pub async fn credentials(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let ip: Option<IpAddr> = state.auth.client_ip_from(&headers, peer);
+    if let Some(wait) = ip.and_then(|ip| state.auth.limits().address_blocked(ip)) {
+        return Err(ApiError::rate_limited(wait));
+    }
+    let outcome = match (&state.master_keys, bearer_from(&headers)) {
+        (Some(keys), Some(raw)) => service::resource_credentials(&*state.store, keys, raw).await,
+        (None, _) => Err(Error::Disabled("secrets")),
+        (_, None) => Err(Error::Unauthenticated),
+    };
+    match outcome {
+        Ok((record, values)) => {
+            tracing::info!(resource = %record.id, owner = %record.owner_id, granted = values.len(), "resource credentials served");
+            let body = Credentials {
+                secrets: values
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), value.expose().to_owned()))
+                    .collect::<BTreeMap<_, _>>(),
+            };
+            Ok((
+                [(axum::http::header::CACHE_CONTROL, "no-store")],
+                ApiJson(body),
+            )
+                .into_response())
+        }
+        Err(e) => {
+            let reason = denial_reason(&e);
+            if matches!(e, Error::Unavailable(_) | Error::Integrity(_)) {
+                tracing::warn!(client = ?ip, reason, "resource credentials denied");
+            } else {
+                tracing::info!(client = ?ip, reason, "resource credentials denied");
+            }
+            // Every refusal spends from the address's failure budget alike, so the
+            // budget tells nothing about why either.
+            if let Some(wait) = ip.and_then(|ip| state.auth.limits().address_failed(ip)) {
+                tracing::info!(client = ?ip, wait_secs = wait.as_secs(), "address over its failure budget");
+            }
+            Err(credentials_denied())
+        }
+    }
+}

@@ -1,0 +1,843 @@
+//! Outbound webhooks (SPEC §6; design and trade-offs in `docs/webhooks.md`): endpoint URL
+//! validation, the destination check that runs again at delivery time, and the delivery
+//! worker.
+//!
+//! # Destinations (ASVS 5.0 1.3.6, 13.2.4, 15.3.2)
+//!
+//! An endpoint URL must be `https://` with a host and no user information
+//! ([`parse_endpoint_url`]). Its host is resolved when it is registered *and again every
+//! time a delivery connects*: the worker's HTTP client resolves names through
+//! [`GuardedResolver`], which refuses the whole name when any address it resolves to is
+//! loopback, private, link-local, unspecified, multicast, shared (CGNAT), reserved or an
+//! IPv4-mapped/translated form ([`address_allowed`]), so a name that later moves to an
+//! internal address (DNS rebinding) is refused at the connection that would use it. The
+//! client follows no redirects, uses no proxy and has timeouts.
+//!
+//! With [`ServiceConfig::allow_private_webhooks`](crate::ServiceConfig) every unicast
+//! address is allowed, and plain `http://` too, but only to loopback (`127.0.0.0/8`, `::1`,
+//! `localhost`).
+//!
+//! # The delivery queue
+//!
+//! The audit log is the outbox: every mutation appends its event in the same transaction
+//! as the change, so an event exists exactly when its change does. [`run_worker`] tails the
+//! log and enqueues one delivery per event for owners whose endpoint existed when the event
+//! happened, with a delivery id derived from the event's sequence number
+//! ([`service::event_delivery_id`]): enqueueing twice is a conflict, not a second message.
+//! The worker keeps no cursor of its own. At start it reads the head of the log, then for
+//! every owner with an endpoint enqueues what is missing after the newest delivery in that
+//! owner's log; from then on it follows the log. Deliveries live in the store with their
+//! attempts and next attempt time, so a restart (or a crash) between enqueue and delivery
+//! loses nothing; a crash between a send and its record means the message is sent again
+//! (at-least-once; receivers deduplicate on `webhook-id`).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use ownership_core::audit::AuditEvent;
+use ownership_core::authz::{AdminScope, OwnerScope, SystemScope};
+use ownership_core::crypto::MasterKeys;
+use ownership_core::ports::{
+    AuditFilter, Delivery, DeliveryState, PageRequest, Store, WebhookEndpoint,
+};
+use ownership_core::service::{self, RetryPolicy};
+use ownership_core::webhook::{WebhookSecret, sign_headers};
+use ownership_core::{Error, Identity, OwnerId, UserRole};
+use reqwest::Url;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use time::OffsetDateTime;
+
+use crate::state::AppState;
+
+/// Longest accepted endpoint URL, in bytes.
+pub const URL_MAX_BYTES: usize = 2048;
+
+/// Events read per page while following the audit log.
+const PAGE: u32 = 500;
+
+/// How far behind (in events) the worker may fall before it catches up owner by owner
+/// instead of reading the whole gap from the global log.
+const MAX_TAIL_EVENTS: usize = 5_000;
+
+/// Settings of the delivery worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// Run the worker in this process (several processes may run it; see
+    /// `docs/webhooks.md`).
+    pub worker: bool,
+    /// How often the worker looks for new events and due deliveries.
+    pub poll_interval: Duration,
+    /// Attempts and backoff.
+    pub retry: RetryPolicy,
+    /// Longest a delivery request may take, connection included.
+    pub request_timeout: Duration,
+    /// Longest the connection may take.
+    pub connect_timeout: Duration,
+    /// Due deliveries taken per round.
+    pub batch: u32,
+    /// Deliveries sent at once.
+    pub concurrency: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            poll_interval: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            batch: 50,
+            concurrency: 8,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Destinations
+
+fn refuse(reason: &str) -> Error {
+    Error::invalid("url", reason.to_owned())
+}
+
+/// Whether `host` is `localhost` or a name under `.localhost` (RFC 6761: always loopback).
+pub fn is_localhost_name(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost")
+}
+
+/// Whether an address is one a public webhook endpoint may have: not loopback, private,
+/// link-local, unspecified, multicast, broadcast, shared (CGNAT `100.64.0.0/10`),
+/// reserved, documentation or benchmarking space, and not an IPv6 form that carries or
+/// translates to an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo).
+pub fn is_public_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || a == 0 // "this network"
+        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 192 && b == 0 && c == 2) // TEST-NET-1
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || (a == 198 && b == 51 && c == 100) // TEST-NET-2
+        || (a == 203 && b == 0 && c == 113) // TEST-NET-3
+        || a >= 240) // reserved
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let s = ip.segments();
+    let [s0, s1, ..] = s;
+    let embeds_v4 = s.get(..5).is_some_and(|head| head.iter().all(|x| *x == 0))
+        && matches!(s.get(5), Some(0 | 0xffff)); // IPv4-compatible ::/96 and mapped ::ffff:0:0/96
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || embeds_v4
+        || (s0 & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (s0 & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (s0 & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated)
+        || (s0 == 0x64 && s1 == 0xff9b) // NAT64 64:ff9b::/96 and 64:ff9b:1::/48
+        || s0 == 0x2002 // 6to4
+        || (s0 == 0x2001 && s1 == 0) // Teredo 2001::/32
+        || (s0 == 0x2001 && s1 == 0x0db8) // documentation
+        || (s0 == 0x0100 && s.get(1..4).is_some_and(|x| x.iter().all(|v| *v == 0)))) // discard 100::/64
+}
+
+/// Whether a webhook may connect to `ip`: public addresses always; with `allow_private`
+/// any unicast address. Unspecified, multicast and broadcast addresses never.
+pub fn address_allowed(ip: IpAddr, allow_private: bool) -> bool {
+    let never = match ip {
+        IpAddr::V4(v4) => v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast(),
+        IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
+    };
+    !never && (allow_private || is_public_address(ip))
+}
+
+/// Parses and checks an endpoint URL without resolving it: at most 2048 bytes, no
+/// whitespace or control characters, `https` (or, with `allow_private`, `http` to a
+/// loopback host), a host, no user information, no fragment; a host written as an IP
+/// address must pass [`address_allowed`], and `localhost` names need `allow_private`.
+/// Errors are [`Error::Invalid`] on `url`, never echoing the URL.
+pub fn parse_endpoint_url(raw: &str, allow_private: bool) -> Result<Url, Error> {
+    if raw.len() > URL_MAX_BYTES {
+        return Err(refuse("must be at most 2048 bytes"));
+    }
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(refuse("must not contain whitespace or control characters"));
+    }
+    let url = Url::parse(raw).map_err(|_| refuse("is not an absolute URL"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse("must not carry user information"));
+    }
+    if url.fragment().is_some() {
+        return Err(refuse("must not have a fragment"));
+    }
+    let loopback_host = match url.host() {
+        None => return Err(refuse("must name a host")),
+        Some(url::Host::Domain("")) => return Err(refuse("must name a host")),
+        Some(url::Host::Domain(d)) => {
+            if is_localhost_name(d) && !allow_private {
+                return Err(refuse(
+                    "must not point at a loopback, private or link-local address",
+                ));
+            }
+            is_localhost_name(d)
+        }
+        Some(url::Host::Ipv4(ip)) => check_literal(IpAddr::V4(ip), allow_private)?,
+        Some(url::Host::Ipv6(ip)) => check_literal(IpAddr::V6(ip), allow_private)?,
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if allow_private && loopback_host => Ok(url),
+        _ => Err(refuse("must use https")),
+    }
+}
+
+/// Checks an IP-literal host; returns whether it is loopback.
+fn check_literal(ip: IpAddr, allow_private: bool) -> Result<bool, Error> {
+    if address_allowed(ip, allow_private) {
+        Ok(ip.is_loopback())
+    } else {
+        Err(refuse(
+            "must not point at a loopback, private or link-local address",
+        ))
+    }
+}
+
+/// A destination the webhook client refused to connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationRefused(pub String);
+
+impl std::fmt::Display for DestinationRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "destination refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for DestinationRefused {}
+
+/// Resolves `host` and checks every address: a name is refused as a whole when any of its
+/// addresses is not allowed (an attacker must not get to mix one public address with an
+/// internal one), and a `localhost` name must resolve to loopback only.
+pub async fn resolve_checked(
+    host: &str,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, DestinationRefused> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+        .await
+        .map_err(|_| DestinationRefused("the host does not resolve".into()))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(DestinationRefused("the host does not resolve".into()));
+    }
+    let localhost = is_localhost_name(host);
+    if addrs
+        .iter()
+        .any(|a| !address_allowed(a.ip(), allow_private) || (localhost && !a.ip().is_loopback()))
+    {
+        return Err(DestinationRefused(
+            "the host resolves to a loopback, private, link-local or otherwise non-public address"
+                .into(),
+        ));
+    }
+    Ok(addrs)
+}
+
+/// Validates an endpoint URL at registration: [`parse_endpoint_url`], then (for a host
+/// name) [`resolve_checked`].
+pub async fn check_endpoint_url(raw: &str, allow_private: bool) -> Result<Url, Error> {
+    let url = parse_endpoint_url(raw, allow_private)?;
+    if let Some(url::Host::Domain(host)) = url.host() {
+        resolve_checked(host, allow_private)
+            .await
+            .map_err(|e| Error::invalid("url", e.0))?;
+    }
+    Ok(url)
+}
+
+/// The DNS resolver of the delivery client: [`resolve_checked`] at every connection, so
+/// the destination is checked at delivery time on exactly the addresses the connection
+/// will use.
+#[derive(Debug, Clone, Copy)]
+pub struct GuardedResolver {
+    /// Allow non-public addresses.
+    pub allow_private: bool,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs = resolve_checked(&host, allow_private).await?;
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The delivery client: no redirects (ASVS 15.3.2), no proxy, HTTPS only unless private
+/// destinations are allowed, timeouts, and the [`GuardedResolver`].
+pub fn delivery_client(
+    settings: &WebhookSettings,
+    allow_private: bool,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .https_only(!allow_private)
+        .timeout(settings.request_timeout)
+        .connect_timeout(settings.connect_timeout)
+        .dns_resolver(Arc::new(GuardedResolver { allow_private }))
+        .user_agent(concat!("ownership-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+// ---------------------------------------------------------------------------------------
+// The worker
+
+/// Runs the delivery worker until `shutdown` resolves: follows the audit log, enqueues
+/// deliveries, sends the due ones with retries and backoff.
+///
+/// `reader` is the scope the worker reads every owner's audit events and the user list
+/// with: the operator's, from the process that runs the server (request handlers never
+/// hold one). It returns at once when no master key is configured (webhooks are off) or
+/// when [`WebhookSettings::worker`] is false. A shutdown in the middle of a round drops
+/// the round; what was not recorded is sent again later.
+pub async fn run_worker(
+    state: AppState,
+    reader: AdminScope,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let Some(keys) = state.master_keys.clone() else {
+        tracing::info!("webhooks are disabled: no master key is configured");
+        return;
+    };
+    let settings = state.config.webhooks.clone();
+    if !settings.worker {
+        return;
+    }
+    let client = match delivery_client(&settings, state.config.allow_private_webhooks) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "the webhook client could not be built; webhooks will not be delivered");
+            return;
+        }
+    };
+    let mut worker = Worker {
+        store: Arc::clone(&state.store),
+        clock: Arc::clone(&state.clock),
+        keys,
+        reader,
+        client,
+        allow_private: state.config.allow_private_webhooks,
+        settings,
+        cursor: None,
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            () = worker.round() => {}
+        }
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            () = tokio::time::sleep(worker.settings.poll_interval) => {}
+        }
+    }
+    tracing::debug!("webhook worker stopped");
+}
+
+struct Worker {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn ownership_core::ports::Clock>,
+    keys: Arc<MasterKeys>,
+    reader: AdminScope,
+    client: reqwest::Client,
+    allow_private: bool,
+    settings: WebhookSettings,
+    /// The newest audit event examined; `None` until the start-up catch-up has run.
+    cursor: Option<i64>,
+}
+
+/// The owner's own scope, for the worker's owner-scoped reads.
+fn owner_scope(owner: &OwnerId) -> OwnerScope {
+    OwnerScope::own(&Identity::new(owner.clone(), UserRole::Member))
+}
+
+impl Worker {
+    async fn round(&mut self) {
+        if let Err(e) = self.enqueue_new_events().await {
+            tracing::warn!(error = %e, "webhook worker could not read or enqueue events; retrying");
+        }
+        if let Err(e) = self.send_due().await {
+            tracing::warn!(error = %e, "webhook worker could not read due deliveries; retrying");
+        }
+    }
+
+    async fn head(&self) -> Result<i64, Error> {
+        let page = self
+            .store
+            .list_events(
+                AuditFilter::All(&self.reader),
+                &PageRequest {
+                    after: None,
+                    limit: 1,
+                },
+            )
+            .await?;
+        Ok(page.items.first().map_or(0, |e| e.seq))
+    }
+
+    async fn enqueue_new_events(&mut self) -> Result<(), Error> {
+        let Some(after) = self.cursor else {
+            let head = self.head().await?;
+            self.catch_up(head).await?;
+            self.cursor = Some(head);
+            return Ok(());
+        };
+        let Some(events) = self.global_events_after(after).await? else {
+            // Too far behind to read the gap from the global log: catch up per owner.
+            let head = self.head().await?;
+            self.catch_up(head).await?;
+            self.cursor = Some(head);
+            return Ok(());
+        };
+        let mut endpoints = HashMap::new();
+        for event in &events {
+            self.enqueue_event(event, &mut endpoints).await?;
+            self.cursor = Some(event.seq);
+        }
+        Ok(())
+    }
+
+    /// Events with `seq > after`, oldest first; `None` when there are too many.
+    async fn global_events_after(&self, after: i64) -> Result<Option<Vec<AuditEvent>>, Error> {
+        let mut out = Vec::new();
+        let mut page = PageRequest {
+            after: None,
+            limit: PAGE,
+        };
+        loop {
+            let got = self
+                .store
+                .list_events(AuditFilter::All(&self.reader), &page)
+                .await?;
+            let mut reached = false;
+            for event in got.items {
+                if event.seq <= after {
+                    reached = true;
+                    break;
+                }
+                out.push(event);
+            }
+            if reached || got.next.is_none() {
+                break;
+            }
+            if out.len() >= MAX_TAIL_EVENTS {
+                return Ok(None);
+            }
+            page.after = got.next;
+        }
+        out.reverse();
+        Ok(Some(out))
+    }
+
+    /// Enqueues `event` if its owner's endpoint existed when it happened. `endpoints`
+    /// memoizes the endpoint reads of one round.
+    async fn enqueue_event(
+        &self,
+        event: &AuditEvent,
+        endpoints: &mut HashMap<OwnerId, Option<WebhookEndpoint>>,
+    ) -> Result<(), Error> {
+        let Some(owner) = &event.owner else {
+            return Ok(());
+        };
+        let endpoint = match endpoints.get(owner) {
+            Some(known) => known.clone(),
+            None => {
+                let found = self.store.get_endpoint(&owner_scope(owner)).await?;
+                endpoints.insert(owner.clone(), found.clone());
+                found
+            }
+        };
+        match endpoint {
+            Some(endpoint) if service::event_is_for(event, &endpoint) => {
+                self.enqueue(owner, event).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn enqueue(&self, owner: &OwnerId, event: &AuditEvent) -> Result<(), Error> {
+        let id = service::event_delivery_id(event.seq)?;
+        let payload = service::event_payload(event);
+        match self
+            .store
+            .enqueue_delivery(
+                &SystemScope::background(),
+                owner,
+                id,
+                event.action.as_str(),
+                &payload,
+            )
+            .await
+        {
+            Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// For every owner with an endpoint, enqueues the events up to `head` that follow the
+    /// newest delivery in the owner's log (or, with none, every event since the endpoint
+    /// was set).
+    async fn catch_up(&self, head: i64) -> Result<(), Error> {
+        let mut users = PageRequest {
+            after: None,
+            limit: PAGE,
+        };
+        loop {
+            let page = self.store.list_users(&self.reader, &users).await?;
+            for user in &page.items {
+                self.catch_up_owner(&user.id, head).await?;
+            }
+            match page.next {
+                Some(next) => users.after = Some(next),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    async fn catch_up_owner(&self, owner: &OwnerId, head: i64) -> Result<(), Error> {
+        let scope = owner_scope(owner);
+        let Some(endpoint) = self.store.get_endpoint(&scope).await? else {
+            return Ok(());
+        };
+        let newest = self
+            .store
+            .list_deliveries(
+                &scope,
+                &PageRequest {
+                    after: None,
+                    limit: 1,
+                },
+            )
+            .await?;
+        let mut after = newest
+            .items
+            .first()
+            .and_then(|d| service::delivery_event_seq(&d.id))
+            .unwrap_or(0);
+        loop {
+            let events = self.store.events_after(&scope, after, PAGE).await?;
+            let full = events.len() >= PAGE as usize;
+            for event in &events {
+                if event.seq > head {
+                    return Ok(());
+                }
+                if service::event_is_for(event, &endpoint) {
+                    self.enqueue(owner, event).await?;
+                }
+                after = event.seq;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn send_due(&self) -> Result<(), Error> {
+        let due = self
+            .store
+            .due_deliveries(&SystemScope::background(), self.settings.batch)
+            .await?;
+        futures_util::stream::iter(due)
+            .for_each_concurrent(self.settings.concurrency.max(1), |(delivery, endpoint)| {
+                self.deliver(delivery, endpoint)
+            })
+            .await;
+        Ok(())
+    }
+
+    async fn deliver(&self, delivery: Delivery, endpoint: WebhookEndpoint) {
+        let now = self.clock.now();
+        let (state, next, result) = if delivery.created_at < endpoint.created_at {
+            // The endpoint was set anew after this was queued: it belongs to the old one.
+            (
+                DeliveryState::Failed,
+                now,
+                "endpoint replaced before delivery".to_owned(),
+            )
+        } else {
+            match self.attempt(&delivery, &endpoint, now).await {
+                Ok(status) => (DeliveryState::Delivered, now, format!("HTTP {status}")),
+                Err(reason) => match self.settings.retry.after_failure(delivery.attempts + 1) {
+                    Some(wait) => (DeliveryState::Pending, now + wait, reason),
+                    None => (DeliveryState::Failed, now, reason),
+                },
+            }
+        };
+        tracing::info!(
+            delivery = %delivery.id,
+            owner = %delivery.owner_id,
+            attempt = delivery.attempts + 1,
+            state = state.as_str(),
+            result = %result,
+            "webhook delivery attempt"
+        );
+        if let Err(e) = self
+            .store
+            .record_attempt(
+                &SystemScope::background(),
+                &delivery.id,
+                state,
+                next,
+                &result,
+            )
+            .await
+        {
+            tracing::warn!(delivery = %delivery.id, error = %e, "recording a webhook attempt failed; it will be sent again");
+        }
+    }
+
+    /// One attempt: `Ok(status)` on a 2xx, else a short reason for the log (never a
+    /// response body, a header or a secret).
+    async fn attempt(
+        &self,
+        delivery: &Delivery,
+        endpoint: &WebhookEndpoint,
+        now: OffsetDateTime,
+    ) -> Result<u16, String> {
+        let url = parse_endpoint_url(&endpoint.url, self.allow_private)
+            .map_err(|_| "destination refused: the endpoint URL is not allowed".to_owned())?;
+        let secrets: Vec<WebhookSecret> = service::signing_secrets(&self.keys, endpoint, now)
+            .map_err(|e| {
+                tracing::error!(owner = %endpoint.owner_id, error = %e, "a webhook signing secret does not open");
+                "signing secret unavailable".to_owned()
+            })?;
+        let refs: Vec<&WebhookSecret> = secrets.iter().collect();
+        let body = delivery.payload.as_bytes();
+        let signed = sign_headers(&refs, delivery.id.as_str(), now.unix_timestamp(), body);
+        let response = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", &signed.webhook_id)
+            .header("webhook-timestamp", &signed.webhook_timestamp)
+            .header("webhook-signature", &signed.webhook_signature)
+            .header("ownership-signature", &signed.ownership_signature)
+            .body(delivery.payload.clone())
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(status.as_u16())
+        } else if status.is_redirection() {
+            Err(format!(
+                "HTTP {} (redirects are not followed)",
+                status.as_u16()
+            ))
+        } else {
+            Err(format!("HTTP {}", status.as_u16()))
+        }
+    }
+}
+
+/// A short, secret-free description of a failed request.
+fn describe(e: &reqwest::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(refused) = err.downcast_ref::<DestinationRefused>() {
+            return refused.to_string();
+        }
+        source = err.source();
+    }
+    if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        "request failed".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_public_unicast_addresses_pass_by_default() {
+        for bad in [
+            "127.0.0.1",
+            "127.255.0.9",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "0.1.2.3",
+            "100.64.0.1",
+            "100.127.255.254",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "192.0.2.1",
+            "198.18.0.1",
+            "::",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fec0::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:8.8.8.8",
+            "::127.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::",
+            "2001:0:a00::1",
+            "2001:db8::1",
+        ] {
+            assert!(!address_allowed(ip(bad), false), "{bad} allowed");
+        }
+        for good in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "2a00:1450::1",
+        ] {
+            assert!(address_allowed(ip(good), false), "{good} refused");
+        }
+    }
+
+    #[test]
+    fn allowing_private_destinations_still_refuses_non_unicast() {
+        for ok in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "::1",
+            "::ffff:127.0.0.1",
+            "169.254.1.1",
+        ] {
+            assert!(address_allowed(ip(ok), true), "{ok}");
+        }
+        for never in ["0.0.0.0", "::", "224.0.0.1", "ff02::1", "255.255.255.255"] {
+            assert!(!address_allowed(ip(never), true), "{never}");
+        }
+    }
+
+    #[test]
+    fn urls_must_be_https_with_a_host_and_no_user_information() {
+        assert!(parse_endpoint_url("https://hooks.example.com/in?x=1", false).is_ok());
+        assert!(parse_endpoint_url("https://8.8.8.8:8443/hook", false).is_ok());
+        for bad in [
+            "http://hooks.example.com/",
+            "ftp://hooks.example.com/",
+            "https://user:pw@hooks.example.com/",
+            "https://user@hooks.example.com/",
+            "https://:8443/path",
+            "https://hooks.example.com/#frag",
+            "https://hooks.example.com/a b",
+            "https://hooks.example.com/\n",
+            "hooks.example.com",
+            "",
+            "https://127.0.0.1/",
+            "https://[::1]/",
+            "https://[::ffff:10.0.0.1]/",
+            "https://10.0.0.1/",
+            "https://169.254.169.254/latest/meta-data",
+            "https://localhost/",
+            "https://api.localhost./",
+            "https://0x7f000001/",
+            "https://2130706433/",
+        ] {
+            let e = parse_endpoint_url(bad, false);
+            assert!(e.is_err(), "{bad:?} accepted");
+            if let Err(Error::Invalid { field, reason }) = e {
+                assert_eq!(field, "url");
+                assert!(bad.len() < 12 || !reason.contains(bad), "echoes the URL");
+            }
+        }
+        let long = format!("https://example.com/{}", "a".repeat(URL_MAX_BYTES));
+        assert!(parse_endpoint_url(&long, false).is_err());
+    }
+
+    #[test]
+    fn private_mode_allows_plain_http_to_loopback_only() {
+        assert!(parse_endpoint_url("http://127.0.0.1:9000/hook", true).is_ok());
+        assert!(parse_endpoint_url("http://[::1]:9000/hook", true).is_ok());
+        assert!(parse_endpoint_url("http://localhost:9000/hook", true).is_ok());
+        assert!(parse_endpoint_url("https://10.0.0.1/hook", true).is_ok());
+        assert!(parse_endpoint_url("http://10.0.0.1/hook", true).is_err());
+        assert!(parse_endpoint_url("http://hooks.example.com/", true).is_err());
+        assert!(parse_endpoint_url("https://user:pw@127.0.0.1/", true).is_err());
+        assert!(parse_endpoint_url("http://0.0.0.0:9000/", true).is_err());
+    }
+
+    #[tokio::test]
+    async fn names_are_resolved_and_checked() {
+        // `localhost` resolves from the hosts file: no network is needed.
+        assert!(resolve_checked("localhost", false).await.is_err());
+        let addrs = resolve_checked("localhost", true).await.unwrap();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()));
+        assert!(
+            check_endpoint_url("https://localhost/", false)
+                .await
+                .is_err()
+        );
+        assert!(
+            check_endpoint_url("http://localhost:1/", true)
+                .await
+                .is_ok()
+        );
+        assert!(
+            check_endpoint_url("https://127.0.0.1/", false)
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_client_refuses_a_private_destination_when_it_connects() {
+        let client = delivery_client(&WebhookSettings::default(), false).unwrap();
+        // An IP literal never reaches the resolver, so the worker checks the URL itself
+        // (parse_endpoint_url); a name is checked by the resolver at connection time.
+        let err = client
+            .post("https://localhost:9/")
+            .send()
+            .await
+            .expect_err("refused");
+        assert!(describe(&err).starts_with("destination refused"), "{err}");
+        let err = client
+            .post("http://localhost:9/")
+            .send()
+            .await
+            .expect_err("https only");
+        assert!(!describe(&err).is_empty());
+    }
+}

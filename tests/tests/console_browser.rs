@@ -1,0 +1,1220 @@
+//! The web console (SPEC §12) in a real browser: headless Chromium driven over WebDriver
+//! (chromedriver, through `fantoccini`), against the real server (`spawn_app`) on a fresh
+//! libSQL file and on a fresh PostgreSQL database.
+//!
+//! Every scenario asserts what a person sees and finds elements the way a person (or a
+//! screen reader) does: by their accessible names — label text, button text, link text
+//! (`//label[normalize-space()='Access token']`, `//button[normalize-space()='Sign in']`).
+//! Cross-site requests are sent raw, with `reqwest`, carrying the session cookie read
+//! from the browser.
+//!
+//! Each test starts its own `chromedriver --port=<free port>` in its own process group
+//! and kills the group (chromedriver and the Chromium it started) when it ends, pass or
+//! fail. Missing or broken browser binaries fail the tests, saying why; they never skip.
+//! `OWNERSHIP_CHROMEDRIVER` and `OWNERSHIP_CHROMIUM` override the default paths
+//! (`/usr/bin/chromedriver`, `/usr/bin/chromium`: Debian's `chromium-driver` and
+//! `chromium`, which `.ci/run` installs).
+//!
+//! `narrow_screens_and_screenshots` also writes the screenshots in `docs/img/console-*.png`
+//! (on its libSQL run).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use ownership_tests::app::{Backend, TestApp, spawn_app};
+use serde_json::{Value, json};
+
+/// Declares each named `async fn scenario(backend: Backend)` as two tests,
+/// `scenario::libsql` and `scenario::postgres`.
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn libsql() {
+                super::$scenario(ownership_tests::app::Backend::Libsql).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$scenario(ownership_tests::app::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    sign_in_and_out,
+    member_links_a_chat_account,
+    admin_approves_a_code_for_a_user,
+    owner_creates_a_user_whose_token_works,
+    hostile_labels_and_ids_render_as_text,
+    cross_site_posts_are_refused,
+    revoking_the_sign_in_token_ends_the_session,
+    narrow_screens_and_screenshots,
+);
+
+/// The session cookie's name over plain HTTP.
+const SESSION_COOKIE: &str = "ownership_session";
+/// The message for a wrong, expired or used pairing code.
+const INVALID_CODE: &str = "That code is not valid or has expired";
+/// How long to wait for a page to show something.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------------------------------
+// The browser
+// ---------------------------------------------------------------------------------------
+
+fn binary(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A chromedriver of our own, in its own process group (killed whole on drop).
+struct Driver {
+    child: Child,
+    url: String,
+    chromium: String,
+}
+
+impl Driver {
+    async fn start() -> Self {
+        let exe = binary("OWNERSHIP_CHROMEDRIVER", "/usr/bin/chromedriver");
+        let chromium = binary("OWNERSHIP_CHROMIUM", "/usr/bin/chromium");
+        for (what, path) in [("chromedriver", &exe), ("chromium", &chromium)] {
+            assert!(
+                Path::new(path).exists(),
+                "{what} not found at `{path}`: the console browser tests need Debian's \
+                 `chromium` and `chromium-driver` packages (`.ci/run` installs them: \
+                 `apt-get install -y --no-install-recommends chromium chromium-driver`)"
+            );
+        }
+        let port = free_port();
+        let mut child = Command::new(&exe)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{exe}`: {e}"));
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(res) = http.get(format!("{url}/status")).send().await
+                && let Ok(v) = res.json::<Value>().await
+                && v["value"]["ready"] == json!(true)
+            {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("`{exe} --port={port}` exited at start ({status})");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{exe} --port={port}` did not report ready within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            child,
+            url,
+            chromium,
+        }
+    }
+
+    /// A fresh headless Chromium (its own profile) pointed at `app`.
+    async fn browser(&self, app: &TestApp) -> Browser {
+        let profile = tempfile::tempdir().expect("profile dir");
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": self.chromium,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--no-first-run",
+                    "--disable-dev-shm-usage",
+                    "--hide-scrollbars",
+                    "--window-size=1024,768",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let mut builder =
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        builder.capabilities(caps);
+        let client = builder.connect(&self.url).await.unwrap_or_else(|e| {
+            panic!(
+                "chromium (`{}`) did not start through chromedriver: {e}",
+                self.chromium
+            )
+        });
+        Browser {
+            c: client,
+            base: app.base.clone(),
+            _profile: profile,
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and every Chromium process it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One browser, and the helpers that find things by their accessible names.
+struct Browser {
+    c: Client,
+    base: String,
+    _profile: tempfile::TempDir,
+}
+
+fn quoted(name: &str) -> String {
+    assert!(!name.contains('\''), "names with quotes are not supported");
+    format!("'{name}'")
+}
+
+impl Browser {
+    async fn goto(&self, path: &str) {
+        self.c
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap_or_else(|e| panic!("goto {path}: {e}"));
+    }
+
+    async fn path(&self) -> String {
+        self.c
+            .current_url()
+            .await
+            .expect("current url")
+            .path()
+            .to_owned()
+    }
+
+    async fn page_text(&self) -> String {
+        self.c
+            .find(Locator::Css("body"))
+            .await
+            .expect("body")
+            .text()
+            .await
+            .expect("body text")
+    }
+
+    /// Waits for an element, failing with the page's text when it never comes.
+    async fn wait_for(&self, xpath: &str) -> Element {
+        let found = self
+            .c
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::XPath(xpath))
+            .await;
+        match found {
+            Ok(e) => e,
+            Err(e) => panic!(
+                "`{xpath}` not found on {} ({e}); the page says:\n{}",
+                self.path().await,
+                self.page_text().await
+            ),
+        }
+    }
+
+    async fn count(&self, xpath: &str) -> usize {
+        self.c
+            .find_all(Locator::XPath(xpath))
+            .await
+            .expect("find_all")
+            .len()
+    }
+
+    /// The field labelled `label` (through the label's `for`).
+    async fn field(&self, label: &str) -> Element {
+        let l = self
+            .wait_for(&format!("//label[normalize-space()={}]", quoted(label)))
+            .await;
+        let id = l
+            .attr("for")
+            .await
+            .expect("attr")
+            .unwrap_or_else(|| panic!("label `{label}` has no `for`"));
+        self.c
+            .find(Locator::Id(&id))
+            .await
+            .unwrap_or_else(|e| panic!("label `{label}` names no field `{id}`: {e}"))
+    }
+
+    async fn fill(&self, label: &str, text: &str) {
+        let f = self.field(label).await;
+        f.clear().await.expect("clear");
+        f.send_keys(text).await.expect("type");
+    }
+
+    async fn choose(&self, label: &str, option: &str) {
+        self.field(label)
+            .await
+            .select_by_label(option)
+            .await
+            .unwrap_or_else(|e| panic!("choose `{option}` in `{label}`: {e}"));
+    }
+
+    async fn check(&self, label: &str) {
+        let f = self.field(label).await;
+        if !f.is_selected().await.expect("is_selected") {
+            f.click().await.expect("check");
+        }
+    }
+
+    async fn press(&self, button: &str) {
+        self.wait_for(&format!("//button[normalize-space()={}]", quoted(button)))
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("press `{button}`: {e}"));
+    }
+
+    /// Presses the button named `button` in the table row that mentions `row`.
+    async fn press_in_row(&self, row: &str, button: &str) {
+        self.wait_for(&format!(
+            "//tr[td[contains(normalize-space(), {})]]//button[normalize-space()={}]",
+            quoted(row),
+            quoted(button)
+        ))
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("press `{button}` for `{row}`: {e}"));
+    }
+
+    async fn follow(&self, link: &str) {
+        self.wait_for(&format!("//a[normalize-space()={}]", quoted(link)))
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("follow `{link}`: {e}"));
+    }
+
+    async fn has_link(&self, link: &str) -> bool {
+        self.count(&format!("//a[normalize-space()={}]", quoted(link)))
+            .await
+            > 0
+    }
+
+    /// Waits for a `role` message (`status` or `alert`) containing `text`.
+    async fn expect_message(&self, role: &str, text: &str) -> String {
+        self.wait_for(&format!(
+            "//*[@role={}][contains(normalize-space(), {})]",
+            quoted(role),
+            quoted(text)
+        ))
+        .await
+        .text()
+        .await
+        .expect("text")
+    }
+
+    async fn heading(&self) -> String {
+        self.wait_for("//h1")
+            .await
+            .text()
+            .await
+            .expect("heading text")
+    }
+
+    async fn sign_in(&self, token: &str) {
+        self.goto("/console/login").await;
+        self.fill("Access token", token).await;
+        self.press("Sign in").await;
+        self.wait_for("//button[normalize-space()='Sign out']")
+            .await;
+    }
+
+    async fn is_on_sign_in_page(&self) -> bool {
+        self.path().await == "/console/login"
+            && self
+                .count("//label[normalize-space()='Access token']")
+                .await
+                == 1
+    }
+
+    async fn session_cookie(&self) -> String {
+        self.c
+            .get_named_cookie(SESSION_COOKIE)
+            .await
+            .expect("the session cookie")
+            .value()
+            .to_owned()
+    }
+
+    /// The value of the hidden `csrf` field of the page's first form.
+    async fn csrf(&self) -> String {
+        self.c
+            .find(Locator::Css("input[name=csrf]"))
+            .await
+            .expect("a csrf field")
+            .attr("value")
+            .await
+            .expect("attr")
+            .expect("a csrf value")
+    }
+
+    async fn new_token(&self) -> String {
+        let value = self
+            .field("New token")
+            .await
+            .prop("value")
+            .await
+            .expect("prop")
+            .expect("a value");
+        assert!(value.starts_with("own_"), "New token shows `{value}`");
+        value
+    }
+
+    /// Whether the page is wider than the window (horizontal scroll).
+    async fn widths(&self) -> (u64, u64) {
+        let v = self
+            .c
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .expect("execute");
+        (v[0].as_u64().expect("width"), v[1].as_u64().expect("width"))
+    }
+
+    async fn close(self) {
+        let _ = self.c.close().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The REST side
+// ---------------------------------------------------------------------------------------
+
+/// A client that does not follow redirects, for raw console requests.
+fn raw_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// A `channel:<channel>` service token minted by the first Owner.
+async fn service_token(app: &TestApp, channel: &str) -> String {
+    let r = app
+        .post(
+            "/v1/admin/service-tokens",
+            &app.owner_token,
+            json!({ "kinds": [format!("channel:{channel}")], "label": "bot" }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "service token: {}", r.text);
+    r.body["token"].as_str().expect("token").to_owned()
+}
+
+/// A pairing code for `external_id`, as the chat bot would show it (`ABCD-EFGH`).
+async fn pairing_code(app: &TestApp, bot: &str, channel: &str, external_id: &str) -> String {
+    let r = app
+        .post(
+            &format!("/v1/channels/{channel}/pairing-requests"),
+            bot,
+            json!({ "external_id": external_id, "meta": { "name": "Test Person" } }),
+        )
+        .await;
+    assert!(
+        r.status == 201 || r.status == 200,
+        "pairing request: {}",
+        r.text
+    );
+    r.body["code"].as_str().expect("code").to_owned()
+}
+
+/// How a person might type a code: lower case, a space instead of the dash.
+fn typed_loosely(code: &str) -> String {
+    code.to_lowercase().replace('-', " ")
+}
+
+async fn token_count(app: &TestApp) -> usize {
+    let r = app.get("/v1/me/tokens", &app.owner_token).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["tokens"].as_array().expect("tokens").len()
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------
+
+/// Sign-in says only **Invalid token** for a wrong token and for one without `manage`;
+/// a good one lands on the home page with the user and role; every sign-in gets a new
+/// session; **Sign out** ends the session on the server (its cookie replayed is refused).
+async fn sign_in_and_out(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let driver = Driver::start().await;
+    let b = driver.browser(&app).await;
+    let raw = raw_http();
+
+    b.goto("/").await;
+    assert!(
+        b.is_on_sign_in_page().await,
+        "`/` leads to the sign-in page"
+    );
+    assert_eq!(b.heading().await, "Sign in");
+
+    b.fill("Access token", "own_u_not-a-real-token").await;
+    b.press("Sign in").await;
+    assert_eq!(
+        b.expect_message("alert", "Invalid token").await,
+        "Invalid token"
+    );
+    assert!(b.is_on_sign_in_page().await);
+
+    let api_only = app
+        .post(
+            "/v1/me/tokens",
+            &app.owner_token,
+            json!({ "kinds": ["api"] }),
+        )
+        .await;
+    assert_eq!(api_only.status, 201, "{}", api_only.text);
+    b.fill("Access token", api_only.body["token"].as_str().unwrap())
+        .await;
+    b.press("Sign in").await;
+    assert_eq!(
+        b.expect_message("alert", "Invalid token").await,
+        "Invalid token"
+    );
+    assert!(
+        !b.page_text().await.contains("own_u_"),
+        "no token is echoed back"
+    );
+
+    b.sign_in(&app.owner_token).await;
+    assert_eq!(b.path().await, "/console");
+    let heading = b.heading().await;
+    assert!(
+        heading.contains("owner") && heading.contains("(owner)"),
+        "home heading: {heading}"
+    );
+    for link in [
+        "Link a chat account",
+        "Tokens",
+        "Audit",
+        "Pairing requests",
+        "Users",
+    ] {
+        assert!(b.has_link(link).await, "home links to {link}");
+    }
+    let first = b.session_cookie().await;
+    assert!(
+        !b.c.current_url().await.unwrap().as_str().contains("own_"),
+        "no token in the URL"
+    );
+
+    // Sign out ends the session on the server: its cookie, replayed, opens nothing.
+    b.press("Sign out").await;
+    b.wait_for("//label[normalize-space()='Access token']")
+        .await;
+    assert!(b.is_on_sign_in_page().await);
+    let replay = raw
+        .get(format!("{}/console/tokens", app.base))
+        .header("cookie", format!("{SESSION_COOKIE}={first}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 303, "a signed-out session is refused");
+    assert_eq!(replay.headers()["location"], "/console/login");
+
+    // Every sign-in gets a new session, and a session the browser already carried (one
+    // planted by someone else, say) ends rather than being taken over.
+    b.sign_in(&app.owner_token).await;
+    let second = b.session_cookie().await;
+    assert_ne!(first, second, "a new session at every sign-in");
+    let form = raw
+        .get(format!("{}/console/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = form.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = form.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the sign-in form's csrf field")
+        .to_owned();
+    let res = raw
+        .post(format!("{}/console/login", app.base))
+        .header(
+            "cookie",
+            format!("{SESSION_COOKIE}={second}; {login_cookie}"),
+        )
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("access_token", app.owner_token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "signed in");
+    let third = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{SESSION_COOKIE}=")))
+        .and_then(|v| v.split(';').next())
+        .expect("a new session cookie")
+        .to_owned();
+    assert!(!third.is_empty() && third != second);
+    for (cookie, status) in [(&second, 303), (&third, 200)] {
+        let res = raw
+            .get(format!("{}/console", app.base))
+            .header("cookie", format!("{SESSION_COOKIE}={cookie}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status);
+    }
+
+    b.close().await;
+    app.stop().await;
+}
+
+/// A member links a chat account with a code typed loosely, sees it listed, gets
+/// **That code is not valid or has expired** for a wrong or used code, unlinks it, has
+/// no **Pairing requests** link and gets 403 at its URL.
+async fn member_links_a_chat_account(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_user("alice", "member").await;
+    let bot = service_token(&app, "telegram").await;
+    let code = pairing_code(&app, &bot, "telegram", "tg-4242").await;
+
+    let driver = Driver::start().await;
+    let b = driver.browser(&app).await;
+    b.sign_in(&alice).await;
+    let heading = b.heading().await;
+    assert!(
+        heading.contains("alice") && heading.contains("member"),
+        "{heading}"
+    );
+    assert!(
+        !b.has_link("Pairing requests").await,
+        "members see no Pairing requests"
+    );
+    assert!(!b.has_link("Users").await, "members see no Users");
+
+    b.follow("Link a chat account").await;
+    assert_eq!(b.heading().await, "Link a chat account");
+    b.fill("Channel", "Telegram").await;
+    b.fill("Pairing code", &typed_loosely(&code)).await;
+    b.press("Link account").await;
+    let said = b.expect_message("status", "tg-4242").await;
+    assert!(said.contains("telegram"), "{said}");
+    b.wait_for("//tr/td[normalize-space()='tg-4242']").await;
+    let resolved = app
+        .get("/v1/channels/telegram/identities/tg-4242", &bot)
+        .await;
+    assert_eq!(resolved.body["owner_id"], "alice", "{}", resolved.text);
+
+    // The same code again, and a code nobody was given.
+    for wrong in [code.clone(), "zzzz zzzz".to_owned()] {
+        b.fill("Channel", "telegram").await;
+        b.fill("Pairing code", &wrong).await;
+        b.press("Link account").await;
+        b.expect_message("alert", INVALID_CODE).await;
+    }
+
+    b.press_in_row("tg-4242", "Unlink").await;
+    b.expect_message("status", "Unlinked").await;
+    assert_eq!(b.count("//tr/td[normalize-space()='tg-4242']").await, 0);
+
+    // The admin page by its URL: refused, and the browser says so.
+    b.goto("/console/admin/pairing").await;
+    b.expect_message("alert", "Only Admins and Owners").await;
+    let raw = raw_http();
+    let res = raw
+        .get(format!("{}/console/admin/pairing", app.base))
+        .header(
+            "cookie",
+            format!("{SESSION_COOKIE}={}", b.session_cookie().await),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = raw
+        .get(format!("{}/console/admin/users", app.base))
+        .header(
+            "cookie",
+            format!("{SESSION_COOKIE}={}", b.session_cookie().await),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    b.close().await;
+    app.stop().await;
+}
+
+/// An Admin sees a pending request (never its code), approves the code a person reads out
+/// for a named user, and sees the 409 of a rebind as a message.
+async fn admin_approves_a_code_for_a_user(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = app.create_user("ada", "admin").await;
+    app.create_user("bob", "member").await;
+    let bot = service_token(&app, "telegram").await;
+    let code = pairing_code(&app, &bot, "telegram", "tg-777").await;
+
+    let driver = Driver::start().await;
+    let b = driver.browser(&app).await;
+    b.sign_in(&ada).await;
+    b.follow("Pairing requests").await;
+    assert_eq!(b.heading().await, "Pairing requests");
+    b.fill("Show channel", "telegram").await;
+    b.press("Show").await;
+    b.wait_for("//tr/td[normalize-space()='tg-777']").await;
+    let source = b.c.source().await.unwrap();
+    let bare = code.replace('-', "");
+    assert!(
+        !source.contains(&code) && !source.contains(&bare),
+        "the pending list never shows a code"
+    );
+    assert!(
+        source.contains("Test Person"),
+        "the adapter's meta is shown"
+    );
+
+    b.fill("Channel", "telegram").await;
+    b.fill("Pairing code", &typed_loosely(&code)).await;
+    b.fill("User", "bob").await;
+    b.press("Approve").await;
+    let said = b.expect_message("status", "tg-777").await;
+    assert!(said.contains("bob"), "{said}");
+    assert_eq!(
+        b.count("//tr/td[normalize-space()='tg-777']").await,
+        0,
+        "no longer pending"
+    );
+    let resolved = app
+        .get("/v1/channels/telegram/identities/tg-777", &bot)
+        .await;
+    assert_eq!(resolved.body["owner_id"], "bob", "{}", resolved.text);
+
+    // The same chat account asks again; approving it for someone else is a conflict.
+    let again = pairing_code(&app, &bot, "telegram", "tg-777").await;
+    b.fill("Channel", "telegram").await;
+    b.fill("Pairing code", &again).await;
+    b.fill("User", "ada").await;
+    b.press("Approve").await;
+    let said = b.expect_message("alert", "This chat account is").await;
+    assert!(said.contains("unlink"), "{said}");
+    let resolved = app
+        .get("/v1/channels/telegram/identities/tg-777", &bot)
+        .await;
+    assert_eq!(resolved.body["owner_id"], "bob", "never silently moved");
+
+    // A wrong code for a real user.
+    b.fill("Channel", "telegram").await;
+    b.fill("Pairing code", "zzzz-zzzz").await;
+    b.fill("User", "bob").await;
+    b.press("Approve").await;
+    b.expect_message("alert", INVALID_CODE).await;
+
+    b.close().await;
+    app.stop().await;
+}
+
+/// An Owner creates a user; the token shown once works against the REST API; the user
+/// signs in; suspending them through the API ends their console session. A role change
+/// and a deletion behind its confirmation page go through the same rules.
+async fn owner_creates_a_user_whose_token_works(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let driver = Driver::start().await;
+    let owner = driver.browser(&app).await;
+    owner.sign_in(&app.owner_token).await;
+    owner.follow("Users").await;
+    assert_eq!(owner.heading().await, "Users");
+    owner.fill("User id", "carol").await;
+    owner.choose("Role", "member").await;
+    owner.press("Create user").await;
+    owner.expect_message("status", "carol").await;
+    let carol = owner.new_token().await;
+    let me = app.get("/v1/me", &carol).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.body["user_id"], "carol");
+    assert_eq!(me.body["role"], "member");
+
+    // Shown once: the next view of the page has no token.
+    owner.follow("Users").await;
+    owner
+        .wait_for("//tr/td[contains(normalize-space(), 'carol')]")
+        .await;
+    assert_eq!(
+        owner.count("//label[normalize-space()='New token']").await,
+        0
+    );
+    assert!(!owner.c.source().await.unwrap().contains(&carol));
+
+    let cb = driver.browser(&app).await;
+    cb.sign_in(&carol).await;
+    assert!(cb.heading().await.contains("carol"));
+    let suspended = app
+        .call(
+            "PUT",
+            "/v1/admin/users/carol/status",
+            Some(&app.owner_token),
+            Some(json!({ "status": "suspended" })),
+        )
+        .await;
+    assert_eq!(suspended.status, 200, "{}", suspended.text);
+    cb.goto("/console/tokens").await;
+    assert!(
+        cb.is_on_sign_in_page().await,
+        "a suspended user's console session ends on the next request"
+    );
+    cb.fill("Access token", &carol).await;
+    cb.press("Sign in").await;
+    cb.expect_message("alert", "Invalid token").await;
+    cb.close().await;
+
+    // The owner's view follows; resume, promote, then delete behind a confirmation.
+    owner.follow("Users").await;
+    owner.press_in_row("carol", "Resume").await;
+    owner
+        .expect_message("status", "carol is active again")
+        .await;
+    owner.choose("Role for carol", "admin").await;
+    owner.press_in_row("carol", "Change role").await;
+    owner.expect_message("status", "carol is now admin").await;
+    owner.press_in_row("carol", "Delete").await;
+    assert_eq!(owner.heading().await, "Delete carol?");
+    owner.press("Delete user").await;
+    owner.expect_message("status", "Deleted carol").await;
+    assert_eq!(app.get("/v1/me", &carol).await.status, 401);
+
+    // The rules of SPEC §2 hold here too: nobody suspends themselves.
+    let raw = raw_http();
+    let res = raw
+        .post(format!("{}/console/admin/users/status", app.base))
+        .header(
+            "cookie",
+            format!("{SESSION_COOKIE}={}", owner.session_cookie().await),
+        )
+        .header("origin", app.base.clone())
+        .form(&[
+            ("csrf", owner.csrf().await.as_str()),
+            ("user", "owner"),
+            ("status", "suspended"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    owner.goto("/console/admin/users").await;
+    owner.expect_message("alert", "own status").await;
+
+    owner.close().await;
+    app.stop().await;
+}
+
+/// Script in a label or a user id renders as text: no element is made of it and no
+/// dialog opens.
+async fn hostile_labels_and_ids_render_as_text(backend: Backend) {
+    const LABEL: &str = "<img src=x onerror=alert(1)>";
+    const USER: &str = "\"><svg/onload=alert(2)>";
+    let app = spawn_app(backend).await;
+    let driver = Driver::start().await;
+    let b = driver.browser(&app).await;
+    b.sign_in(&app.owner_token).await;
+
+    b.follow("Tokens").await;
+    b.fill("Label", LABEL).await;
+    b.check("api").await;
+    b.press("Create token").await;
+    let minted = b.new_token().await;
+    let me = app.get("/v1/me", &minted).await;
+    assert_eq!(me.body["token"]["kinds"], json!(["api"]), "{}", me.text);
+    let cell = b
+        .wait_for("//tr/td[@data-label='Label'][starts-with(normalize-space(), '<img')]")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(cell, LABEL);
+    assert_eq!(b.count("//img").await, 0, "no image element was made");
+    assert!(b.c.get_alert_text().await.is_err(), "no dialog opened");
+
+    b.follow("Users").await;
+    b.fill("User id", USER).await;
+    b.press("Create user").await;
+    b.expect_message("status", "Created").await;
+    b.wait_for("//tr/td[@data-label='User'][contains(., 'svg')]")
+        .await;
+    assert_eq!(b.count("//svg | //*[local-name()='svg']").await, 0);
+    b.follow("Pairing requests").await;
+    b.follow("Audit").await;
+    b.wait_for("//tr/td[@data-label='Object'][contains(., 'svg')]")
+        .await;
+    assert_eq!(b.count("//img | //*[local-name()='svg']").await, 0);
+    assert!(b.c.get_alert_text().await.is_err(), "no dialog opened");
+
+    b.close().await;
+    app.stop().await;
+}
+
+/// Forged requests carrying a live session's cookie are refused (403) and change
+/// nothing: another `Origin`, `Sec-Fetch-Site: cross-site`, a missing or wrong CSRF token.
+/// The cookie opens no `/v1` route. Every console response carries the security headers.
+async fn cross_site_posts_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let driver = Driver::start().await;
+    let b = driver.browser(&app).await;
+    b.sign_in(&app.owner_token).await;
+    b.follow("Tokens").await;
+    let cookie = format!("{SESSION_COOKIE}={}", b.session_cookie().await);
+    let csrf = b.csrf().await;
+    let before = token_count(&app).await;
+    let raw = raw_http();
+    let url = format!("{}/console/tokens", app.base);
+    let post = |headers: Vec<(&'static str, String)>, form: Vec<(&'static str, String)>| {
+        let mut req = raw.post(&url).header("cookie", &cookie);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.form(&form).send()
+    };
+    let evil = ("origin", "https://evil.example".to_owned());
+    let ours = ("origin", app.base.clone());
+    let fields = |csrf: &str, form_id: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("form_id", form_id.to_owned()),
+            ("label", "forged".to_owned()),
+            ("kind", "manage".to_owned()),
+        ]
+    };
+
+    // A cross-site form post: no CSRF token, another origin.
+    let res = post(vec![evil.clone()], fields("", "f1")).await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("did not come from a page of this console")
+    );
+    // Each defence on its own.
+    let res = post(vec![evil.clone()], fields(&csrf, "f2")).await.unwrap();
+    assert_eq!(res.status(), 403, "another origin, even with the token");
+    let res = post(
+        vec![("sec-fetch-site", "cross-site".to_owned())],
+        fields(&csrf, "f3"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 403, "Sec-Fetch-Site: cross-site");
+    let res = post(vec![ours.clone()], fields("", "f4")).await.unwrap();
+    assert_eq!(res.status(), 403, "no CSRF token");
+    let res = post(vec![ours.clone()], fields("not-the-token", "f5"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "a wrong CSRF token");
+    assert_eq!(token_count(&app).await, before, "nothing was minted");
+
+    // Sign-in and sign-out cannot be forged either.
+    let res = raw
+        .post(format!("{}/console/logout", app.base))
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = raw
+        .post(format!("{}/console/login", app.base))
+        .header("origin", "https://evil.example")
+        .form(&[("access_token", app.owner_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "login CSRF");
+    let res = raw
+        .post(format!("{}/console/login", app.base))
+        .form(&[("access_token", app.owner_token.as_str()), ("csrf", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "sign-in without its cookie's value");
+
+    // The control: the same request from the page itself works, so the refusals above
+    // were the defences at work.
+    let res = post(vec![ours.clone()], fields(&csrf, "f6")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(token_count(&app).await, before + 1);
+    b.goto("/console/tokens").await;
+    b.wait_for("//tr/td[normalize-space()='forged']").await;
+
+    // The console cookie is no credential for the API.
+    let res = raw
+        .get(format!("{}/v1/me", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    // Headers on pages, redirects, refusals and the stylesheet.
+    for (path, with_cookie) in [
+        ("/console", true),
+        ("/console/tokens", true),
+        ("/console/login", false),
+        ("/console/tokens", false),
+        ("/console/nowhere", true),
+        ("/console/assets/console.css", false),
+    ] {
+        let mut req = raw.get(format!("{}{path}", app.base));
+        if with_cookie {
+            req = req.header("cookie", &cookie);
+        }
+        let res = req.send().await.unwrap();
+        let h = res.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        for directive in [
+            "default-src 'self'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+            "base-uri 'none'",
+            "object-src 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: CSP `{csp}`");
+        }
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+    }
+    let login = raw
+        .get(format!("{}/console/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let set_cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attr), "{set_cookie}");
+    }
+
+    b.close().await;
+    app.stop().await;
+}
+
+/// Revoking the token a session signed in with, through the API, ends the session on the
+/// next request.
+async fn revoking_the_sign_in_token_ends_the_session(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let minted = app
+        .post(
+            "/v1/me/tokens",
+            &app.owner_token,
+            json!({ "kinds": ["manage"], "label": "console" }),
+        )
+        .await;
+    assert_eq!(minted.status, 201, "{}", minted.text);
+    let token = minted.body["token"].as_str().unwrap().to_owned();
+    let id = minted.body["id"].as_str().unwrap().to_owned();
+
+    let driver = Driver::start().await;
+    let b = driver.browser(&app).await;
+    b.sign_in(&token).await;
+    b.follow("Tokens").await;
+    b.wait_for("//tr/td[contains(normalize-space(), 'this session')]")
+        .await;
+
+    let revoked = app
+        .call(
+            "DELETE",
+            &format!("/v1/me/tokens/{id}"),
+            Some(&app.owner_token),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, 204, "{}", revoked.text);
+    b.goto("/console/tokens").await;
+    assert!(
+        b.is_on_sign_in_page().await,
+        "the session ended with its token"
+    );
+    b.goto("/console").await;
+    assert!(b.is_on_sign_in_page().await, "and stays ended");
+
+    // Rotating the session's own token from the console keeps the session, on the new
+    // token; the old value stops working.
+    b.sign_in(&app.owner_token).await;
+    b.follow("Tokens").await;
+    b.press_in_row("this session", "Rotate").await;
+    let fresh = b.new_token().await;
+    assert_eq!(app.get("/v1/me", &app.owner_token).await.status, 401);
+    assert_eq!(app.get("/v1/me", &fresh).await.status, 200);
+    b.follow("Audit").await;
+    b.expect_message("status", "Audit chain intact").await;
+
+    b.close().await;
+    app.stop().await;
+}
+
+/// Every page fits a 360 px wide window (no horizontal scroll), and, on the libSQL run,
+/// the main pages are saved as screenshots in `docs/img/`.
+async fn narrow_screens_and_screenshots(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_user("alice", "member").await;
+    app.create_user("bob-the-builder", "admin").await;
+    let bot = service_token(&app, "telegram").await;
+    let code = pairing_code(&app, &bot, "telegram", "tg-100200300").await;
+    let r = app
+        .post(
+            "/v1/pairing/telegram/redeem",
+            &alice,
+            json!({ "code": code }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    pairing_code(&app, &bot, "telegram", "tg-555000111").await;
+    pairing_code(&app, &bot, "telegram", "tg-424242").await;
+    let ci = app
+        .post(
+            "/v1/me/tokens",
+            &app.owner_token,
+            json!({ "kinds": ["api"], "label": "ci deploy key with a rather long label", "expires_in_seconds": 2_592_000 }),
+        )
+        .await;
+    assert_eq!(ci.status, 201);
+
+    let driver = Driver::start().await;
+    let b = driver.browser(&app).await;
+    let pages = [
+        ("login", "/console/login"),
+        ("home", "/console"),
+        ("link", "/console/link"),
+        ("tokens", "/console/tokens"),
+        ("admin-users", "/console/admin/users"),
+        ("admin-pairing", "/console/admin/pairing?channel=telegram"),
+        ("audit", "/console/audit"),
+    ];
+
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/img");
+    let save = |name: &str, png: Vec<u8>| {
+        if backend == Backend::Libsql {
+            std::fs::create_dir_all(&dir).expect("docs/img");
+            std::fs::write(dir.join(format!("console-{name}.png")), png).expect("write");
+        }
+    };
+
+    // 360 px: nothing scrolls sideways.
+    b.c.set_window_size(360, 800).await.expect("resize");
+    for (name, path) in pages {
+        if name == "home" {
+            b.sign_in(&app.owner_token).await;
+        }
+        b.goto(path).await;
+        b.wait_for("//h1").await;
+        let (scroll, inner) = b.widths().await;
+        assert!(inner <= 360, "the window is 360 px wide (inner {inner})");
+        assert!(
+            scroll <= inner,
+            "{path} scrolls sideways at 360 px: {scroll} > {inner}"
+        );
+        if name == "tokens" {
+            save("tokens-360", b.c.screenshot().await.expect("screenshot"));
+        }
+    }
+    b.goto("/console/link").await;
+    b.fill("Channel", "telegram").await;
+    b.fill("Pairing code", "zzzz zzzz").await;
+    b.press("Link account").await;
+    b.expect_message("alert", INVALID_CODE).await;
+    let (scroll, inner) = b.widths().await;
+    assert!(scroll <= inner, "messages fit too");
+
+    // A small desktop window: nothing scrolls sideways either, and (on the libSQL run)
+    // each page, with something on it, is saved as a screenshot.
+    b.press("Sign out").await;
+    b.c.set_window_size(880, 860).await.expect("resize");
+    for (name, path) in pages {
+        match name {
+            "login" => b.goto(path).await,
+            "home" => b.sign_in(&app.owner_token).await,
+            "tokens" => {
+                b.goto(path).await;
+                b.fill("Label", "laptop").await;
+                b.check("api").await;
+                b.press("Create token").await;
+                b.new_token().await;
+            }
+            "admin-users" => {
+                b.goto(path).await;
+                b.fill("User id", "carol").await;
+                b.press("Create user").await;
+                b.new_token().await;
+            }
+            "admin-pairing" => {
+                b.goto(path).await;
+                b.wait_for("//tr/td[normalize-space()='tg-424242']").await;
+            }
+            "link" => {
+                b.press("Sign out").await;
+                b.sign_in(&alice).await;
+                b.goto(path).await;
+                b.wait_for("//tr/td[normalize-space()='tg-100200300']")
+                    .await;
+                save(name, b.c.screenshot().await.expect("screenshot"));
+                b.press("Sign out").await;
+                b.sign_in(&app.owner_token).await;
+                continue;
+            }
+            _ => b.goto(path).await,
+        }
+        b.wait_for("//h1").await;
+        let (scroll, inner) = b.widths().await;
+        assert!(scroll <= inner, "{path} scrolls sideways at {inner} px");
+        save(name, b.c.screenshot().await.expect("screenshot"));
+    }
+
+    b.close().await;
+    app.stop().await;
+}

@@ -1,0 +1,199 @@
+//! `GET /v1/me/events`: the caller's own audit events as Server-Sent Events, and nobody
+//! else's. Streams are read with a deadline; a test never waits unboundedly.
+
+use std::time::Duration;
+
+use ownership_tests::app::{Backend, TestApp, spawn_app_with};
+use serde_json::{Value, json};
+use tokio::time::{Instant, timeout_at};
+
+use crate::support::*;
+
+on_both_backends!(
+    the_event_stream_delivers_the_callers_events_and_never_anothers,
+    the_event_stream_refuses_bad_tokens_and_ends_with_its_token,
+);
+
+/// How long a test waits for an event it expects.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+async fn app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |c| {
+        c.service.events_poll = Duration::from_millis(50);
+    })
+    .await
+}
+
+/// An open event stream.
+struct Stream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Stream {
+    /// Opens the stream with `?access_token=` (as `EventSource` does).
+    async fn open(app: &TestApp, token: &str) -> Self {
+        let response = app
+            .http
+            .get(format!("{}/v1/me/events?access_token={token}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event's `data` as JSON, `None` if the stream ended. Panics at the deadline.
+    async fn next(&mut self, deadline: Instant) -> Option<Value> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let data: Vec<&str> = frame
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some(serde_json::from_str(&data.join("\n")).unwrap());
+            }
+            let chunk = timeout_at(deadline, self.response.chunk())
+                .await
+                .expect("no event before the deadline")
+                .expect("stream read");
+            match chunk {
+                Some(bytes) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
+                None => return None,
+            }
+        }
+    }
+
+    /// Reads events until one matches `wanted`; every event read is passed to `check`.
+    async fn until(&mut self, wanted: impl Fn(&Value) -> bool, check: impl Fn(&Value)) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let event = self.next(deadline).await.expect("the stream ended early");
+            check(&event);
+            if wanted(&event) {
+                return event;
+            }
+        }
+    }
+}
+
+/// Matches the `token.issued` event of token `id`.
+fn issued(id: String) -> impl Fn(&Value) -> bool {
+    move |e| e["action"] == "token.issued" && e["target"] == id.as_str()
+}
+
+/// Mints an `api` token with `token`; returns its id (the event's target).
+async fn mint_marker(app: &TestApp, token: &str) -> String {
+    mint(app, token, &["api"]).await.0
+}
+
+async fn the_event_stream_delivers_the_callers_events_and_never_anothers(backend: Backend) {
+    let app = app(backend).await;
+    let alice = app.create_user("alice", "member").await;
+    let bob = app.create_user("bob", "member").await;
+    let mut alices = Stream::open(&app, &alice).await;
+    let mut owners = Stream::open(&app, &app.owner_token).await;
+
+    // Bob's event is older than Alice's: had it leaked into her stream, it would arrive
+    // before hers.
+    mint_marker(&app, &bob).await;
+    let marker = mint_marker(&app, &alice).await;
+    let only = |owner: &'static str| {
+        move |e: &Value| {
+            assert_eq!(
+                e["owner_id"], owner,
+                "another owner's event in the stream: {e}"
+            );
+        }
+    };
+    let event = alices.until(issued(marker), only("alice")).await;
+    assert!(event["seq"].is_i64() && event["at"].is_string(), "{event}");
+    assert_eq!(
+        event["actor"].as_str().map(|a| a.contains("alice")),
+        Some(true),
+        "{event}"
+    );
+
+    // An Owner's stream is theirs only, too: not even the users they manage.
+    let r = app
+        .call(
+            "PUT",
+            "/v1/admin/users/bob/status",
+            Some(&app.owner_token),
+            Some(json!({"status": "suspended"})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let marker = mint_marker(&app, &app.owner_token).await;
+    owners.until(issued(marker), only("owner")).await;
+
+    // More events keep coming to Alice, still only hers.
+    let marker = mint_marker(&app, &alice).await;
+    alices.until(issued(marker), only("alice")).await;
+}
+
+async fn the_event_stream_refuses_bad_tokens_and_ends_with_its_token(backend: Backend) {
+    let app = app(backend).await;
+    let alice = app.create_user("alice", "member").await;
+    let verify = service_token(&app, &["verify"]).await;
+
+    assert_unauthenticated(&app.call("GET", "/v1/me/events", None, None).await);
+    assert_unauthenticated(
+        &app.call("GET", "/v1/me/events?access_token=garbage", None, None)
+            .await,
+    );
+    // A token for neither the account nor its programs has no stream.
+    let r = app
+        .call(
+            "GET",
+            &format!("/v1/me/events?access_token={verify}"),
+            None,
+            None,
+        )
+        .await;
+    assert_error(&r, 403, "forbidden");
+
+    // An `api` token may listen, by header too; revoking it ends its stream.
+    let (api_id, api) = mint(&app, &alice, &["api"]).await;
+    let response = app
+        .http
+        .get(format!("{}/v1/me/events", app.base))
+        .bearer_auth(&api)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = Stream {
+        response,
+        buffer: String::new(),
+    };
+    let marker = mint_marker(&app, &alice).await;
+    stream
+        .until(issued(marker), |e| assert_eq!(e["owner_id"], "alice"))
+        .await;
+    let r = app
+        .call(
+            "DELETE",
+            &format!("/v1/me/tokens/{api_id}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match stream.next(deadline).await {
+            None => break,
+            // The revocation itself may still be delivered before the stream ends.
+            Some(e) => assert_eq!(e["owner_id"], "alice", "{e}"),
+        }
+    }
+}
