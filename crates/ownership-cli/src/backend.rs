@@ -1,8 +1,9 @@
 //! Opening the store a database URL names: a libSQL file (the default) or PostgreSQL, with
 //! the cache in front.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use ownership_core::ports::{Clock, Store};
 use ownership_store::cache::{CacheConfig, Cached};
@@ -70,6 +71,53 @@ pub fn redact(url: &str) -> String {
             None => url.to_owned(),
         },
         None => url.to_owned(),
+    }
+}
+
+/// The sidecar lock file of a libSQL database: `<db>.lock`.
+pub fn libsql_lock_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the exclusive advisory lock that makes one `ownership serve` the only server on a
+/// libSQL file; it is held until the returned file is dropped. A second server is refused
+/// with a message that says why. (Operator commands do not take it: they may run while the
+/// server does.)
+pub fn lock_libsql_for_serving(db: &Path) -> Result<std::fs::File, String> {
+    let lock_path = libsql_lock_path(db);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open the lock file {}: {e}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another `ownership serve` is already using {}; libSQL is single-process: use \
+             PostgreSQL to run several",
+            db.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(format!("cannot lock {}: {e}", lock_path.display()))
+        }
+    }
+}
+
+/// The running cache-invalidation listener (PostgreSQL); it stops when this is dropped.
+#[derive(Debug, Default)]
+pub struct InvalidationListener {
+    healthy: Option<Arc<AtomicBool>>,
+    _stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl InvalidationListener {
+    /// `true` while the listener is connected; `None` when there is no listener (libSQL).
+    pub fn healthy(&self) -> Option<Arc<AtomicBool>> {
+        self.healthy.clone()
     }
 }
 
@@ -141,6 +189,29 @@ impl Opened {
                 0 => Ok(0),
                 pending => Err(MigrationError::Pending { pending }),
             }
+        }
+    }
+
+    /// On PostgreSQL, starts applying other processes' cache invalidations
+    /// ([`ownership_store::postgres::listen_invalidations`]) until the returned guard is
+    /// dropped; on libSQL (one process) there is nothing to listen to.
+    pub fn listen_for_invalidations(&self, location: &Location) -> InvalidationListener {
+        let (Self::Postgres(cached), Location::Postgres(url)) = (self, location) else {
+            return InvalidationListener::default();
+        };
+        let healthy = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(ownership_store::postgres::listen_invalidations(
+            url.clone(),
+            Cached::clone(cached),
+            Arc::clone(&healthy),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        InvalidationListener {
+            healthy: Some(healthy),
+            _stop: Some(stop),
         }
     }
 

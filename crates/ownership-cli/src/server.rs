@@ -212,6 +212,9 @@ pub struct Prepared {
     pub first_owner_token: Option<(OwnerId, TokenSecret)>,
     /// How many migrations this start applied.
     pub migrations_applied: usize,
+    /// Held for the server's lifetime: the libSQL single-server lock, the PostgreSQL
+    /// cache-invalidation listener.
+    _held: (Option<std::fs::File>, crate::backend::InvalidationListener),
 }
 
 impl std::fmt::Debug for Prepared {
@@ -249,7 +252,13 @@ pub async fn pairing_key(store: &dyn Store, secrets: &Secrets) -> Result<Pairing
 /// empty store (unless a bootstrap secret is configured), and builds the service state.
 pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // libSQL is single-process: a second server on the same file is refused.
+    let lock = match &config.location {
+        Location::LibsqlFile(path) => Some(crate::backend::lock_libsql_for_serving(path)?),
+        Location::Postgres(_) => None,
+    };
     let opened = Opened::open(&config.location, Arc::clone(&clock), config.cache).await?;
+    let listener = opened.listen_for_invalidations(&config.location);
     let migrations_applied = opened
         .ensure_migrated(config.migrate)
         .await
@@ -315,6 +324,9 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
     if let Some(b) = &config.secrets.bootstrap_token {
         state = state.with_bootstrap_secret(b);
     }
+    if let Some(healthy) = listener.healthy() {
+        state = state.with_readiness(healthy);
+    }
     if let Some(keys) = config.secrets.master_keys()? {
         state = state.with_master_keys(keys);
     }
@@ -329,6 +341,7 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         state,
         first_owner_token,
         migrations_applied,
+        _held: (lock, listener),
     })
 }
 
@@ -390,4 +403,64 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_keys_default_to_version_one_and_take_a_previous_key() {
+        let none = Secrets::default();
+        assert!(none.master_keys().unwrap().is_none());
+
+        let one = Secrets {
+            master_key: Some([1; 32]),
+            ..Secrets::default()
+        };
+        let keys = one.master_keys().unwrap().unwrap();
+        assert_eq!(keys.current().version(), 1);
+        assert!(keys.previous().is_none());
+
+        let rotating = Secrets {
+            master_key: Some([2; 32]),
+            master_key_version: Some(2),
+            previous_master_key: Some([1; 32]),
+            ..Secrets::default()
+        };
+        let keys = rotating.master_keys().unwrap().unwrap();
+        assert_eq!(keys.current().version(), 2);
+        assert_eq!(keys.previous().map(MasterKey::version), Some(1));
+
+        // The new key beside the old, for the first round of a multi-process roll-out.
+        let staged = Secrets {
+            master_key: Some([1; 32]),
+            previous_master_key: Some([2; 32]),
+            previous_master_key_version: Some(2),
+            ..Secrets::default()
+        };
+        assert!(staged.master_keys().unwrap().unwrap().get(2).is_some());
+
+        for bad in [
+            Secrets {
+                previous_master_key: Some([1; 32]),
+                ..Secrets::default()
+            },
+            Secrets {
+                master_key: Some([2; 32]),
+                previous_master_key: Some([1; 32]),
+                ..Secrets::default()
+            },
+            Secrets {
+                master_key: Some([2; 32]),
+                master_key_version: Some(3),
+                previous_master_key: Some([1; 32]),
+                previous_master_key_version: Some(3),
+                ..Secrets::default()
+            },
+        ] {
+            assert!(bad.master_keys().is_err(), "{bad:?}");
+        }
+        assert!(!format!("{rotating:?}").contains("[2, 2"));
+    }
 }

@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod output;
 pub mod pairing;
+pub mod secrets;
 pub mod serve;
 pub mod tokens;
 pub mod users;
@@ -95,6 +96,9 @@ pub enum Command {
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Encrypted secrets: move every data key to the current master key.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
     /// Print a shell completion script (`ownership completions bash > /etc/bash_completion.d/ownership`).
     Completions {
         /// The shell.
@@ -222,6 +226,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Tokens(cmd) => tokens::run(cmd, &Operator::open(&location).await?, out).await,
         Command::Pairing(cmd) => pairing::run(cmd, &Operator::open(&location).await?, out).await,
         Command::Audit(cmd) => audit::run(cmd, &Operator::open(&location).await?, out).await,
+        Command::Secrets(cmd) => secrets::run(cmd, &Operator::open(&location).await?, out).await,
         Command::Completions { shell } => {
             let mut stdout = std::io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "ownership", &mut stdout);

@@ -26,6 +26,14 @@ pub struct ServeArgs {
     /// The id of the Owner created on an empty store.
     #[arg(long, default_value = "owner")]
     pub first_owner: String,
+    /// Allow webhook endpoints on loopback and private addresses, over plain HTTP too
+    /// (local development and tests only).
+    #[arg(long)]
+    pub allow_private_webhooks: bool,
+    /// Do not run the webhook delivery worker in this process (when several processes
+    /// share one PostgreSQL, run it in one of them).
+    #[arg(long)]
+    pub no_webhook_worker: bool,
 }
 
 /// The banner around the first Owner's token, which `serve` shows once.
@@ -47,6 +55,10 @@ pub async fn serve(args: ServeArgs, location: Location) -> Result<ExitCode, CliE
     config.migrate = !args.no_migrate;
     config.first_owner = super::user_id(&args.first_owner)?;
     config.secrets = Secrets::from_env()?;
+    config.service.allow_private_webhooks = args.allow_private_webhooks;
+    if args.no_webhook_worker {
+        config.service.webhooks.worker = false;
+    }
     let prepared = server::prepare(&config).await?;
     if prepared.migrations_applied > 0 {
         tracing::info!(applied = prepared.migrations_applied, "migrations applied");

@@ -240,22 +240,50 @@ pub async fn run(cmd: UsersCommand, op: &Operator, out: Output) -> Result<ExitCo
             out.show(&plan, |o| {
                 let mut rows: Vec<Vec<String>> = Vec::new();
                 for u in &plan.users_created {
-                    rows.push(vec!["create user".into(), u.user_id.to_string(), u.role.to_string()]);
+                    rows.push(vec![
+                        "create user".into(),
+                        u.user_id.to_string(),
+                        u.role.to_string(),
+                    ]);
                 }
                 for r in &plan.roles_changed {
-                    rows.push(vec!["change role".into(), r.user_id.to_string(), format!("{} -> {}", r.from, r.to)]);
+                    rows.push(vec![
+                        "change role".into(),
+                        r.user_id.to_string(),
+                        format!("{} -> {}", r.from, r.to),
+                    ]);
                 }
                 for t in &plan.tokens_added {
-                    rows.push(vec!["add token".into(), t.user_id.to_string(), format!("{} ({})", t.token_id, t.kinds.to_csv())]);
+                    rows.push(vec![
+                        "add token".into(),
+                        t.user_id.to_string(),
+                        format!("{} ({})", t.token_id, t.kinds.to_csv()),
+                    ]);
                 }
                 for t in &plan.tokens_updated {
-                    rows.push(vec!["update token".into(), t.user_id.to_string(), format!("{} ({})", t.token_id, t.kinds.to_csv())]);
+                    rows.push(vec![
+                        "update token".into(),
+                        t.user_id.to_string(),
+                        format!("{} ({})", t.token_id, t.kinds.to_csv()),
+                    ]);
                 }
                 for t in &plan.tokens_revoked {
-                    rows.push(vec!["revoke token".into(), t.user_id.to_string(), t.token_id.to_string()]);
+                    rows.push(vec![
+                        "revoke token".into(),
+                        t.user_id.to_string(),
+                        t.token_id.to_string(),
+                    ]);
                 }
-                let verdict = if dry_run { "dry run: nothing written" } else { "applied" };
-                o.table(&["CHANGE", "USER", "DETAIL"], &rows, "no changes: the store already matches the table")?;
+                let verdict = if dry_run {
+                    "dry run: nothing written"
+                } else {
+                    "applied"
+                };
+                o.table(
+                    &["CHANGE", "USER", "DETAIL"],
+                    &rows,
+                    "no changes: the store already matches the table",
+                )?;
                 o.note(verdict)
             })?;
         }

@@ -10,19 +10,23 @@ pub async fn healthz() -> ApiJson<Health> {
     ApiJson(Health { status: "ok" })
 }
 
-/// The store answers (else 503).
+/// The store answers and, on PostgreSQL, the cache-invalidation listener is connected
+/// (else 503).
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, ApiJson<Health>) {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, ApiJson(Health { status: "ok" })),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                ApiJson(Health {
-                    status: "unavailable",
-                }),
-            )
-        }
+    let unavailable = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        ApiJson(Health {
+            status: "unavailable",
+        }),
+    );
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "readiness check failed");
+        return unavailable;
     }
+    if !state.extra_ready() {
+        tracing::warn!("readiness check failed: the cache-invalidation listener is reconnecting");
+        return unavailable;
+    }
+    (StatusCode::OK, ApiJson(Health { status: "ok" }))
 }
