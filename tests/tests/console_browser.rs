@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
-use ownership_tests::app::{Backend, TestApp, spawn_app};
+use ownership_tests::app::{Backend, TestApp, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 
 /// Declares each named `async fn scenario(backend: Backend)` as two tests,
@@ -56,6 +56,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     sign_in_and_out,
+    failed_sign_ins_spend_the_address_budget,
     member_links_a_chat_account,
     admin_approves_a_code_for_a_user,
     owner_creates_a_user_whose_token_works,
@@ -63,6 +64,7 @@ on_both_backends!(
     cross_site_posts_are_refused,
     revoking_the_sign_in_token_ends_the_session,
     narrow_screens_and_screenshots,
+    behind_https_the_cookies_are_host_prefixed_and_secure,
 );
 
 /// The session cookie's name over plain HTTP.
@@ -611,6 +613,64 @@ async fn sign_in_and_out(backend: Backend) {
             .unwrap();
         assert_eq!(res.status(), status);
     }
+
+    b.close().await;
+    app.stop().await;
+}
+
+/// Failed sign-ins spend the client address's failed-authentication budget, as failed
+/// bearer tokens do: past it, the address is refused for a while, even with a good token.
+async fn failed_sign_ins_spend_the_address_budget(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.service.limits.failed_auth_per_address = 3;
+    })
+    .await;
+    let driver = Driver::start().await;
+    let b = driver.browser(&app).await;
+    b.goto("/console/login").await;
+    let mut said = Vec::new();
+    for _ in 0..4 {
+        // Each rendering of the form carries a fresh CSRF value: wait for the next one.
+        let before = b.csrf().await;
+        b.fill("Access token", "own_u_wrong").await;
+        b.press("Sign in").await;
+        let deadline = Instant::now() + PATIENCE;
+        while b.csrf().await == before {
+            assert!(
+                Instant::now() < deadline,
+                "the sign-in page never came back"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let alert = b.wait_for("//*[@role='alert']").await.text().await.unwrap();
+        let blocked = alert.starts_with("Too many failed sign-ins");
+        said.push(alert);
+        if blocked {
+            break;
+        }
+    }
+    let (last, first) = said.split_last().expect("at least one attempt");
+    assert!(
+        first.len() >= 2 && first.iter().all(|m| m == "Invalid token"),
+        "before the budget runs out, only `Invalid token`: {said:?}"
+    );
+    assert!(
+        last.starts_with("Too many failed sign-ins") && last.contains("try again in"),
+        "the budget of 3 runs out: {said:?}"
+    );
+    b.fill("Access token", &app.owner_token).await;
+    b.press("Sign in").await;
+    b.expect_message("alert", "Too many failed sign-ins").await;
+    assert!(
+        b.is_on_sign_in_page().await,
+        "refused, even with a good token"
+    );
+    let api = app.get("/v1/me", &app.owner_token).await;
+    assert_eq!(
+        api.status, 429,
+        "the same budget as the API's: {}",
+        api.text
+    );
 
     b.close().await;
     app.stop().await;
@@ -1216,5 +1276,90 @@ async fn narrow_screens_and_screenshots(backend: Backend) {
     }
 
     b.close().await;
+    app.stop().await;
+}
+
+/// Served over HTTPS (`console_secure_cookies`, as behind a TLS-terminating proxy), the
+/// cookies are `__Host-` prefixed and `Secure`, and the same-origin check expects
+/// `https://`. Raw requests: the test browser speaks plain HTTP, where a browser would not
+/// send `Secure` cookies back.
+async fn behind_https_the_cookies_are_host_prefixed_and_secure(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.service.console_secure_cookies = true).await;
+    let raw = raw_http();
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let form = raw
+        .get(format!("{}/console/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let set = form.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.starts_with("__Host-ownership_login="), "{set}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(!set.contains("Domain"), "{set}");
+    let login_cookie = set.split(';').next().unwrap().to_owned();
+    let html = form.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let sign_in = |origin: String| {
+        raw.post(format!("{}/console/login", app.base))
+            .header("cookie", &login_cookie)
+            .header("origin", origin)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("access_token", app.owner_token.as_str()),
+            ])
+            .send()
+    };
+    let res = sign_in(format!("http://{host}")).await.unwrap();
+    assert_eq!(
+        res.status(),
+        403,
+        "over HTTPS, an http:// origin is another site"
+    );
+    let res = sign_in(format!("https://{host}")).await.unwrap();
+    assert_eq!(res.status(), 303);
+    let session = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-ownership_session="))
+        .expect("the session cookie")
+        .to_owned();
+    assert!(
+        session.contains("Secure") && session.contains("HttpOnly"),
+        "{session}"
+    );
+    let res = raw
+        .get(format!("{}/console", app.base))
+        .header("cookie", session.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = raw
+        .get(format!("{}/console", app.base))
+        .header(
+            "cookie",
+            session
+                .split(';')
+                .next()
+                .unwrap()
+                .replace("__Host-ownership_session", SESSION_COOKIE),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        303,
+        "the unprefixed name means nothing over HTTPS"
+    );
     app.stop().await;
 }

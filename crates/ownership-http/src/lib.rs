@@ -7,6 +7,8 @@
 //! - **as a service**: [`router`], the `/v1` REST routes of the specification with their
 //!   OpenAPI document at `/v1/openapi.json`.
 //! - **for people**: the web console under `/console` ([`console`]), mounted by [`router`].
+//! - **in the background**: [`webhooks::run_worker`], which delivers owners' events to
+//!   their signed-webhook endpoints (run it beside the router, as `ownership serve` does).
 //!
 //! Architecture invariant: this crate knows no database. It speaks the ports of
 //! `ownership-core`; the binary (or your app) hands it a store. It is also the only place
@@ -66,9 +68,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The REST service: every route, `GET /v1/openapi.json`, and the layers: body limit,
+/// The REST service: every route, `GET /v1/openapi.json`, the web console under
+/// `/console` ([`console::router`]; `/` redirects there), and the layers: body limit,
 /// timeout, request ids, tracing that records no credentials, and JSON errors for
-/// everything.
+/// everything but the console's own HTML pages.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = routes::api().split_for_parts();
     let mut full = ApiDoc::openapi();

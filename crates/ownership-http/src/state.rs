@@ -76,6 +76,9 @@ pub struct AppState {
     pub(crate) random: RandomFn,
     /// The master keys; `None` switches secrets, resources and webhooks off.
     pub(crate) master_keys: Option<Arc<MasterKeys>>,
+    /// Another readiness condition besides the store's ping (the cache-invalidation
+    /// listener on PostgreSQL): `false` makes `/readyz` answer 503.
+    pub(crate) ready: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -109,7 +112,20 @@ impl AppState {
             bootstrap: None,
             random,
             master_keys: None,
+            ready: None,
         }
+    }
+
+    /// Makes `/readyz` also require `ready` to be `true` (for example "the
+    /// cache-invalidation listener is connected").
+    pub fn with_readiness(mut self, ready: Arc<AtomicBool>) -> Self {
+        self.ready = Some(ready);
+        self
+    }
+
+    /// Whether the extra readiness condition, if any, holds.
+    pub fn extra_ready(&self) -> bool {
+        self.ready.as_ref().is_none_or(|r| r.load(Ordering::SeqCst))
     }
 
     /// Enables secrets, resource credentials and webhooks with these master keys (the

@@ -371,9 +371,12 @@ impl Signed {
         OwnerScope::own(&self.principal.identity)
     }
 
-    /// The user's admin scope, or 403 for a Member.
+    /// The user's admin scope, or 403 for a Member (logged: a refused authorization).
     pub fn admin(&self) -> Result<AdminScope, Refusal> {
-        AdminScope::new(&self.principal.identity).ok_or_else(Refusal::admins_only)
+        AdminScope::new(&self.principal.identity).ok_or_else(|| {
+            tracing::info!(owner = %self.principal.identity.owner_id, "console admin page refused: the role is not Admin or Owner");
+            Refusal::admins_only()
+        })
     }
 
     /// The page frame for this user, with the session's queued messages.
@@ -467,7 +470,9 @@ where
     type Rejection = Refusal;
 
     async fn from_request(req: Request, state: &ConsoleState) -> Result<Self, Self::Rejection> {
-        same_origin(&state.app.config, req.headers(), req.uri())?;
+        same_origin(&state.app.config, req.headers(), req.uri()).inspect_err(|_| {
+            tracing::info!(path = %req.uri().path(), "console form refused: sent from another site");
+        })?;
         let (mut parts, body) = req.into_parts();
         let user = Signed::from_request_parts(&mut parts, state).await?;
         let req = Request::from_parts(parts, body);

@@ -196,6 +196,7 @@ pub(crate) async fn login(State(state): State<ConsoleState>, req: Request) -> Re
     let config = &state.app.config;
     let secure = is_secure(config, req.headers());
     if let Err(r) = same_origin(config, req.headers(), req.uri()) {
+        tracing::info!("console sign-in refused: sent from another site");
         return r.into_response();
     }
     let (parts, body) = req.into_parts();
