@@ -77,6 +77,47 @@ pub enum Invalidation {
     All,
 }
 
+impl Invalidation {
+    /// A compact text form, for a `NOTIFY` payload: `token:<id>`, `owner:<id>`,
+    /// `identity:<channel>/<external_id>`, `resource:<id>` or `all`.
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Token(id) => format!("token:{}", id.as_str()),
+            Self::Owner(id) => format!("owner:{}", id.as_str()),
+            Self::Identity(key) => format!(
+                "identity:{}/{}",
+                key.channel.as_str(),
+                key.external_id.as_str()
+            ),
+            Self::Resource(id) => format!("resource:{}", id.as_str()),
+            Self::All => "all".to_owned(),
+        }
+    }
+
+    /// Reads [`Invalidation::encode`]'s form back; anything else is `None` (a receiver
+    /// that cannot read a payload should flush everything).
+    pub fn decode(raw: &str) -> Option<Self> {
+        if raw == "all" {
+            return Some(Self::All);
+        }
+        let (kind, rest) = raw.split_once(':')?;
+        match kind {
+            "token" => TokenId::parse(rest).ok().map(Self::Token),
+            "owner" => OwnerId::parse(rest).ok().map(Self::Owner),
+            "resource" => ResourceId::parse(rest).ok().map(Self::Resource),
+            "identity" => {
+                // A channel name holds no `/`; an external id may.
+                let (channel, external) = rest.split_once('/')?;
+                Some(Self::Identity(ChannelKey::new(
+                    ChannelName::parse(channel).ok()?,
+                    ExternalId::parse(external).ok()?,
+                )))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Receives every local invalidation, to broadcast it to other processes.
 pub type Publisher = Arc<dyn Fn(&Invalidation) + Send + Sync>;
 
@@ -755,5 +796,37 @@ impl<S: Store + 'static> WebhookStore for Cached<S> {
 impl<S: Store + 'static> Health for Cached<S> {
     async fn ping(&self) -> Result<()> {
         self.shared.inner.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalidations_round_trip_through_text() {
+        let all = [
+            Invalidation::Token(TokenId::parse("tok_0123456789abcdef0123").unwrap()),
+            Invalidation::Owner(OwnerId::parse("alice").unwrap()),
+            Invalidation::Identity(ChannelKey::new(
+                ChannelName::parse("telegram").unwrap(),
+                ExternalId::parse("a/b:c 1").unwrap(),
+            )),
+            Invalidation::Resource(ResourceId::parse("res_0123456789abcdef0123").unwrap()),
+            Invalidation::All,
+        ];
+        for inv in all {
+            assert_eq!(Invalidation::decode(&inv.encode()), Some(inv.clone()));
+        }
+        for bad in [
+            "",
+            "tok",
+            "token:nope",
+            "identity:telegram",
+            "what:x",
+            "ALL",
+        ] {
+            assert_eq!(Invalidation::decode(bad), None, "{bad}");
+        }
     }
 }

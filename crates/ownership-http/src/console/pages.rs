@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::Form;
 use axum_extra::extract::cookie::CookieJar;
-use ownership_core::authz::{AdminScope, SystemScope};
+use ownership_core::authz::AdminScope;
 use ownership_core::ids::TokenId;
 use ownership_core::ports::{AuditFilter, PageRequest};
 use ownership_core::service::{self, TokenRequest};
@@ -96,21 +96,7 @@ pub(crate) async fn count_failed_code(
     who: &OwnerId,
     channel: &ChannelName,
 ) -> Option<Duration> {
-    let (wait, burn) = state.app.auth.limits().redeem_failed(who, channel);
-    if burn {
-        match state
-            .app
-            .store
-            .burn_pending(&SystemScope::background(), channel)
-            .await
-        {
-            Ok(n) => {
-                tracing::warn!(%channel, burned = n, "pairing failure budget exhausted; pending codes burned")
-            }
-            Err(e) => tracing::error!(%channel, error = %e, "burning pending codes failed"),
-        }
-    }
-    wait
+    state.app.count_failed_code(who, channel).await
 }
 
 /// The message for a wrong code, with when to try again if the user is now blocked.

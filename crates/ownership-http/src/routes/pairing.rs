@@ -1,6 +1,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
-use ownership_core::authz::{ChannelScope, SystemScope};
+use ownership_core::authz::ChannelScope;
 use ownership_core::ports::ChannelBinding;
 use ownership_core::{ChannelName, Error, ExternalId, OwnerId, service};
 
@@ -99,21 +99,7 @@ async fn redeem_outcome(
     match result {
         Ok(b) => Ok(ApiJson(IdentityView::from(&b))),
         Err(Error::NotFound) => {
-            let (_, burn) = state.auth.limits().redeem_failed(who, ch);
-            if burn {
-                match state
-                    .store
-                    .burn_pending(&SystemScope::background(), ch)
-                    .await
-                {
-                    Ok(n) => {
-                        tracing::warn!(channel = %ch, burned = n, "pairing failure budget exhausted; pending codes burned")
-                    }
-                    Err(e) => {
-                        tracing::error!(channel = %ch, error = %e, "burning pending codes failed")
-                    }
-                }
-            }
+            state.count_failed_code(who, ch).await;
             Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "invalid_code",

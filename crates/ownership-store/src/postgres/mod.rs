@@ -16,10 +16,15 @@
 //!   other driver error (pool timeout and refused connection included) is logged with
 //!   `tracing::error!` and returned as `Error::Unavailable("store unavailable")`. A row
 //!   that does not parse back into the domain types is [`Error::Integrity`].
+//! - **Cross-process invalidation.** A use case that changes what a cache may hold (a
+//!   token, a user, an identity binding, a resource) also runs `pg_notify` on
+//!   [`INVALIDATION_CHANNEL`] inside its transaction, so the notification goes out on commit
+//!   only; [`listen_invalidations`] applies them in every server process.
 //! - **Times** are truncated to microseconds before they are written, so what is read
 //!   back equals what was written.
 
 mod audit;
+mod listen;
 mod migrate;
 mod pairing;
 mod provision;
@@ -41,7 +46,13 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use time::OffsetDateTime;
 
+pub use self::listen::{RECONNECT_MAX, RECONNECT_MIN, listen_invalidations};
 use self::support::unavailable;
+
+/// The `LISTEN/NOTIFY` channel on which every mutating transaction publishes what it
+/// invalidates ([`Invalidation::encode`](crate::cache::Invalidation::encode)); see
+/// [`listen_invalidations`].
+pub const INVALIDATION_CHANNEL: &str = "ownership_invalidate";
 
 /// Most connections the pool opens.
 pub const MAX_CONNECTIONS: u32 = 16;

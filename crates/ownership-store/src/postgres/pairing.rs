@@ -20,6 +20,7 @@ use super::PgStore;
 use super::support::{
     Write, add_duration, bytes_col, col, count_col, owner_col, parsed, unavailable,
 };
+use crate::cache::Invalidation;
 use crate::events;
 
 /// The `settings` key of the generated pairing-code key.
@@ -142,6 +143,8 @@ impl PgStore {
                 }
             }
         };
+        w.notify(&Invalidation::Identity(binding.key.clone()))
+            .await?;
         w.commit().await?;
         Ok(binding)
     }
@@ -407,6 +410,7 @@ impl PairingStore for PgStore {
             key,
         ))
         .await?;
+        w.notify(&Invalidation::Identity(key.clone())).await?;
         w.commit().await
     }
 }

@@ -12,6 +12,7 @@ use sqlx::postgres::{PgConnection, PgRow};
 
 use super::PgStore;
 use super::support::{Write, col, owner_col, parsed, unavailable, unique_or_unavailable};
+use crate::cache::Invalidation;
 use crate::events;
 
 /// Longest resource kind, in bytes.
@@ -217,6 +218,7 @@ impl ResourceStore for PgStore {
             id,
         ))
         .await?;
+        w.notify(&Invalidation::Resource(id.clone())).await?;
         w.commit().await
     }
 

@@ -11,6 +11,9 @@ use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 
+use super::INVALIDATION_CHANNEL;
+use crate::cache::Invalidation;
+
 /// Logs a driver error and answers the generic, client-safe [`Error::Unavailable`].
 pub(super) fn unavailable(e: sqlx::Error) -> Error {
     tracing::error!(error = %e, "postgres store error");
@@ -219,6 +222,19 @@ impl Write {
             hash: event.hash,
         };
         Ok(event)
+    }
+
+    /// Publishes `inv` to every process that listens on [`INVALIDATION_CHANNEL`]
+    /// (`pg_notify` inside this transaction, so it is delivered on commit and never if the
+    /// transaction rolls back).
+    pub(super) async fn notify(&mut self, inv: &Invalidation) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(INVALIDATION_CHANNEL)
+            .bind(inv.encode())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     /// Commits.

@@ -18,6 +18,7 @@ use super::PgStore;
 use super::support::{
     Write, add_duration, col, owner_col, parsed, unavailable, unique_or_unavailable,
 };
+use crate::cache::Invalidation;
 use crate::events;
 
 /// A `tokens` row (all columns but `digest` and `replaced_by`).
@@ -248,6 +249,7 @@ impl TokenStore for PgStore {
             grace,
         ))
         .await?;
+        w.notify(&Invalidation::Token(id.clone())).await?;
         w.commit().await?;
         Ok(record)
     }
@@ -280,6 +282,7 @@ impl TokenStore for PgStore {
             .map_err(unavailable)?;
         w.audit(events::token_revoked(now, scope.actor(), scope.owner(), id))
             .await?;
+        w.notify(&Invalidation::Token(id.clone())).await?;
         w.commit().await?;
         Ok(TokenRecord {
             revoked_at: Some(now),

@@ -17,6 +17,7 @@ use super::support::{
     unique_or_unavailable,
 };
 use super::tokens::insert_token;
+use crate::cache::Invalidation;
 use crate::events;
 
 /// A `users` row (`id, role, status, created_at`).
@@ -181,6 +182,9 @@ impl UserStore for PgStore {
             outcome,
         ))
         .await?;
+        if outcome == LegacyOutcome::Replaced {
+            w.notify(&Invalidation::All).await?;
+        }
         w.commit().await?;
         Ok(outcome)
     }
@@ -270,6 +274,7 @@ impl UserStore for PgStore {
             role,
         ))
         .await?;
+        w.notify(&Invalidation::Owner(id.clone())).await?;
         w.commit().await?;
         Ok(User { role, ..user })
     }
@@ -293,6 +298,7 @@ impl UserStore for PgStore {
             .map_err(unavailable)?;
         w.audit(events::user_status_changed(now, scope.actor(), id, status))
             .await?;
+        w.notify(&Invalidation::Owner(id.clone())).await?;
         w.commit().await?;
         Ok(User { status, ..user })
     }
@@ -342,6 +348,7 @@ impl UserStore for PgStore {
             identities,
         ))
         .await?;
+        w.notify(&Invalidation::Owner(id.clone())).await?;
         w.commit().await
     }
 }

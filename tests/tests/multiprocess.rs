@@ -1,0 +1,703 @@
+//! Several `ownership serve` processes (the real binary) on one PostgreSQL database: a
+//! change made through one is honoured by the others within the bound (cache invalidation
+//! over `LISTEN/NOTIFY`), a lost listening connection flushes the cache, and libSQL refuses
+//! a second server on one file.
+//!
+//! Every check first warms the other processes' caches with a successful request, so what
+//! is shown is invalidation, not a cold miss (the cache TTL, 30 s, is far above the 5 s
+//! bound).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    reason = "tests; the propagation times are printed"
+)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use ownership_tests::pg::PgCluster;
+use serde_json::{Value, json};
+
+/// How long another process may take to honour a change.
+const BOUND: Duration = Duration::from_secs(5);
+
+/// The `ownership` binary, built now (a no-op when it is up to date), as
+/// `tests/tests/cli.rs` does: cargo reports where the executable is.
+fn ownership_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace).args([
+            "build",
+            "--quiet",
+            "--workspace",
+            "--all-features",
+            "--bin",
+            "ownership",
+            "--message-format=json-render-diagnostics",
+        ]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let out = cmd.stderr(Stdio::inherit()).output().expect("cargo runs");
+        assert!(out.status.success(), "building the ownership binary failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "ownership")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported the ownership executable")
+    })
+}
+
+fn serve_command(database_url: &str) -> Command {
+    let mut cmd = Command::new(ownership_bin());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--database-url")
+        .arg(database_url)
+        .env_remove("DATABASE_URL")
+        .env_remove("OWNERSHIP_MASTER_KEY")
+        .env_remove("OWNERSHIP_PAIRING_KEY")
+        .env_remove("OWNERSHIP_BOOTSTRAP_TOKEN")
+        .env_remove("OWNERSHIP_LEGACY_TOKEN")
+        .env_remove("OWNERSHIP_USER_TOKENS")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// A running `ownership serve`, killed when dropped.
+struct Serve {
+    child: Child,
+    base: String,
+    /// The first Owner's token, when this process created them.
+    token: Option<String>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+enum Seen {
+    Token(String),
+    Address(String),
+    Closed,
+}
+
+/// Starts `ownership serve` on `database_url` and waits for its address (and, with
+/// `first`, for the first Owner's token it prints).
+fn start(database_url: &str, first: bool) -> Serve {
+    let mut child = serve_command(database_url)
+        .spawn()
+        .expect("ownership serve starts");
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let tx_out = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(token) = line.strip_prefix("token: ") {
+                let _ = tx_out.send(Seen::Token(token.trim().to_owned()));
+            }
+        }
+        let _ = tx_out.send(Seen::Closed);
+    });
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                eprintln!("serve: {line}");
+                continue;
+            };
+            let level = event["level"].as_str().unwrap_or("");
+            if level == "WARN" || level == "ERROR" {
+                eprintln!("serve: {line}");
+            }
+            if event["fields"]["message"] == "serving"
+                && let Some(address) = event["fields"]["address"].as_str()
+            {
+                let _ = tx.send(Seen::Address(address.to_owned()));
+            }
+        }
+        let _ = tx.send(Seen::Closed);
+    });
+    let (mut token, mut address) = (None, None);
+    while (first && token.is_none()) || address.is_none() {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(Seen::Token(t)) => token = Some(t),
+            Ok(Seen::Address(a)) => address = Some(a),
+            Ok(Seen::Closed) | Err(_) => {
+                let status = child.try_wait().ok().flatten();
+                let _ = child.kill();
+                panic!("serve stopped or stalled before it was serving ({status:?})");
+            }
+        }
+    }
+    Serve {
+        child,
+        base: format!("http://{}", address.unwrap()),
+        token,
+    }
+}
+
+/// An HTTP reply.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+async fn call(
+    http: &reqwest::Client,
+    node: &Serve,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Reply {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = http.request(method, format!("{}{path}", node.base));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply { status, body }
+}
+
+async fn get(http: &reqwest::Client, node: &Serve, path: &str, token: &str) -> u16 {
+    call(http, node, "GET", path, Some(token), None)
+        .await
+        .status
+}
+
+/// Polls until `path` answers `want` on `node`, at most [`BOUND`]; returns how long it took.
+async fn eventually(
+    http: &reqwest::Client,
+    node: &Serve,
+    path: &str,
+    token: &str,
+    want: u16,
+    what: &str,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let status = get(http, node, path, token).await;
+        if status == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < BOUND,
+            "{what}: {} still answers {status} for {path}, not {want}, after {BOUND:?}",
+            node.base
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Waits until every node's `/readyz` answers 200 (the listener is connected).
+async fn ready(http: &reqwest::Client, nodes: &[&Serve]) {
+    for node in nodes {
+        let start = Instant::now();
+        loop {
+            let r = call(http, node, "GET", "/readyz", None, None).await;
+            if r.status == 200 {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{} never got ready: {r:?}",
+                node.base
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The same request answers `want` on every node now (a warm-up, or a precondition).
+async fn answers(
+    http: &reqwest::Client,
+    nodes: &[&Serve],
+    path: &str,
+    token: &str,
+    want: u16,
+    what: &str,
+) {
+    for node in nodes {
+        assert_eq!(
+            get(http, node, path, token).await,
+            want,
+            "{what} on {}",
+            node.base
+        );
+    }
+}
+
+async fn mint(http: &reqwest::Client, node: &Serve, token: &str) -> (String, String) {
+    let r = call(
+        http,
+        node,
+        "POST",
+        "/v1/me/tokens",
+        Some(token),
+        Some(json!({ "kinds": ["api"] })),
+    )
+    .await;
+    assert_eq!(r.status, 201, "mint: {r:?}");
+    (
+        r.body["id"].as_str().unwrap().to_owned(),
+        r.body["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn add_user(http: &reqwest::Client, node: &Serve, owner: &str, id: &str) -> String {
+    let r = call(
+        http,
+        node,
+        "POST",
+        "/v1/admin/users",
+        Some(owner),
+        Some(json!({ "user_id": id })),
+    )
+    .await;
+    assert_eq!(r.status, 201, "add user: {r:?}");
+    r.body["token"].as_str().unwrap().to_owned()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn pg_url() -> (&'static PgCluster, String) {
+    let cluster = PgCluster::shared().expect("a PostgreSQL cluster for the tests");
+    let url = cluster.fresh_database_url().expect("a fresh database");
+    (cluster, url)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_through_one_process_is_honoured_by_the_others() {
+    let (_, url) = pg_url();
+    let a = start(&url, true);
+    let b = start(&url, false);
+    let c = start(&url, false);
+    let http = reqwest::Client::new();
+    ready(&http, &[&a, &b, &c]).await;
+    let owner = a.token.clone().expect("A created the first Owner");
+    let others = [&b, &c];
+    let alice = add_user(&http, &a, &owner, "alice").await;
+
+    // Revoke.
+    let (id, t) = mint(&http, &a, &alice).await;
+    answers(&http, &others, "/v1/me", &t, 200, "warm").await;
+    let r = call(
+        &http,
+        &a,
+        "DELETE",
+        &format!("/v1/me/tokens/{id}"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert!(r.status == 200 || r.status == 204, "revoke: {r:?}");
+    for node in others {
+        eventually(&http, node, "/v1/me", &t, 401, "revoke").await;
+    }
+
+    // Rotate (no grace): the old value stops working everywhere.
+    let (id, t) = mint(&http, &a, &alice).await;
+    answers(&http, &others, "/v1/me", &t, 200, "warm").await;
+    let r = call(
+        &http,
+        &a,
+        "POST",
+        &format!("/v1/me/tokens/{id}/rotate"),
+        Some(&alice),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "rotate: {r:?}");
+    let rotated = r.body["token"].as_str().unwrap().to_owned();
+    for node in others {
+        eventually(&http, node, "/v1/me", &t, 401, "rotate").await;
+        assert_eq!(get(&http, node, "/v1/me", &rotated).await, 200);
+    }
+
+    // Role change: a cached Member becomes an Admin everywhere.
+    answers(&http, &others, "/v1/me", &alice, 200, "warm").await;
+    answers(&http, &others, "/v1/admin/users", &alice, 403, "a member").await;
+    let r = call(
+        &http,
+        &a,
+        "PUT",
+        "/v1/admin/users/alice/role",
+        Some(&owner),
+        Some(json!({ "role": "admin" })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "role: {r:?}");
+    for node in others {
+        eventually(&http, node, "/v1/admin/users", &alice, 200, "role change").await;
+    }
+
+    // Unlink: a cached identity stops resolving everywhere.
+    let r = call(
+        &http,
+        &a,
+        "POST",
+        "/v1/admin/service-tokens",
+        Some(&owner),
+        Some(json!({ "kinds": ["channel:telegram"], "label": "adapter" })),
+    )
+    .await;
+    assert_eq!(r.status, 201, "service token: {r:?}");
+    let telegram = r.body["token"].as_str().unwrap().to_owned();
+    let r = call(
+        &http,
+        &a,
+        "POST",
+        "/v1/channels/telegram/pairing-requests",
+        Some(&telegram),
+        Some(json!({ "external_id": "42" })),
+    )
+    .await;
+    assert_eq!(r.status, 201, "pairing request: {r:?}");
+    let code = r.body["code"].as_str().unwrap().to_owned();
+    let r = call(
+        &http,
+        &a,
+        "POST",
+        "/v1/pairing/telegram/redeem",
+        Some(&alice),
+        Some(json!({ "code": code })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "redeem: {r:?}");
+    let identity = "/v1/channels/telegram/identities/42";
+    answers(&http, &others, identity, &telegram, 200, "warm identity").await;
+    let r = call(
+        &http,
+        &a,
+        "DELETE",
+        "/v1/me/identities/telegram/42",
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204, "unlink: {r:?}");
+    for node in others {
+        eventually(&http, node, identity, &telegram, 404, "unlink").await;
+    }
+
+    // Suspend, then resume.
+    answers(&http, &others, "/v1/me", &alice, 200, "warm").await;
+    let status = |s: &str| Some(json!({ "status": s }));
+    let r = call(
+        &http,
+        &a,
+        "PUT",
+        "/v1/admin/users/alice/status",
+        Some(&owner),
+        status("suspended"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "suspend: {r:?}");
+    for node in others {
+        eventually(&http, node, "/v1/me", &alice, 401, "suspend").await;
+    }
+    let r = call(
+        &http,
+        &a,
+        "PUT",
+        "/v1/admin/users/alice/status",
+        Some(&owner),
+        status("active"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "resume: {r:?}");
+    for node in others {
+        eventually(&http, node, "/v1/me", &alice, 200, "resume").await;
+    }
+
+    // Delete.
+    let bob = add_user(&http, &a, &owner, "bob").await;
+    answers(&http, &others, "/v1/me", &bob, 200, "warm").await;
+    let r = call(
+        &http,
+        &a,
+        "DELETE",
+        "/v1/admin/users/bob",
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert!(r.status == 200 || r.status == 204, "delete: {r:?}");
+    for node in others {
+        eventually(&http, node, "/v1/me", &bob, 401, "delete").await;
+    }
+}
+
+/// Whether `token` is valid, asked of `node` through `POST /v1/tokens/verify` (so a
+/// refused token is not a failed authentication of the caller's address).
+async fn verified(http: &reqwest::Client, node: &Serve, verifier: &str, token: &str) -> bool {
+    let r = call(
+        http,
+        node,
+        "POST",
+        "/v1/tokens/verify",
+        Some(verifier),
+        Some(json!({ "token": token })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "verify: {r:?}");
+    r.body["valid"].as_bool().expect("valid")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn propagation_time_of_a_hundred_revocations() {
+    let (_, url) = pg_url();
+    let a = start(&url, true);
+    let b = start(&url, false);
+    let http = reqwest::Client::new();
+    ready(&http, &[&a, &b]).await;
+    let owner = a.token.clone().expect("A created the first Owner");
+    let r = call(
+        &http,
+        &a,
+        "POST",
+        "/v1/admin/service-tokens",
+        Some(&owner),
+        Some(json!({ "kinds": ["verify"], "label": "verifier" })),
+    )
+    .await;
+    assert_eq!(r.status, 201, "service token: {r:?}");
+    let verifier = r.body["token"].as_str().unwrap().to_owned();
+
+    let mut tokens = Vec::new();
+    for _ in 0..100 {
+        tokens.push(mint(&http, &a, &owner).await);
+    }
+    for (_, t) in &tokens {
+        assert!(verified(&http, &b, &verifier, t).await, "warm on B");
+        // Stay inside the per-identity rate limit (50/s).
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut times = Vec::new();
+    for (id, t) in &tokens {
+        let r = call(
+            &http,
+            &a,
+            "DELETE",
+            &format!("/v1/me/tokens/{id}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+        assert!(r.status == 200 || r.status == 204, "revoke: {r:?}");
+        // From the revocation's commit (A answered) to B refusing the token.
+        let start = Instant::now();
+        while verified(&http, &b, &verifier, t).await {
+            assert!(
+                start.elapsed() < BOUND,
+                "B still accepts a token revoked {BOUND:?} ago"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        times.push(start.elapsed());
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    times.sort();
+    println!(
+        "propagation of 100 revocations from A to B: p50 {:?}, p99 {:?}, max {:?}",
+        percentile(&times, 50.0),
+        percentile(&times, 99.0),
+        times[times.len() - 1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_listener_connection_flushes_the_cache() {
+    let (cluster, url) = pg_url();
+    let a = start(&url, true);
+    let b = start(&url, false);
+    let http = reqwest::Client::new();
+    ready(&http, &[&a, &b]).await;
+    let owner = a.token.clone().expect("A created the first Owner");
+
+    // A revocation whose notification is lost: written behind the service's back, so
+    // nothing is published. B keeps serving its cached principal.
+    let (lost_id, lost) = mint(&http, &a, &owner).await;
+    let (id, t) = mint(&http, &a, &owner).await;
+    answers(&http, &[&b], "/v1/me", &lost, 200, "warm").await;
+    answers(&http, &[&b], "/v1/me", &t, 200, "warm").await;
+    cluster
+        .psql(
+            &url,
+            &format!(
+                "UPDATE tokens SET revoked_at = now() - interval '1 second' WHERE id = '{lost_id}'"
+            ),
+        )
+        .unwrap();
+    assert_eq!(
+        get(&http, &b, "/v1/me", &lost).await,
+        200,
+        "B serves the revoked token from its cache (no notification was sent)"
+    );
+
+    // Kill every listening connection; revoke through A during the outage.
+    let killed = cluster
+        .psql(
+            &url,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'
+               AND pid <> pg_backend_pid()",
+        )
+        .unwrap();
+    assert!(
+        killed.parse::<u32>().unwrap() >= 2,
+        "both listeners were killed: {killed}"
+    );
+    let r = call(
+        &http,
+        &a,
+        "DELETE",
+        &format!("/v1/me/tokens/{id}"),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert!(r.status == 200 || r.status == 204, "revoke: {r:?}");
+
+    // Once B listens again its cache was flushed: both revocations are honoured.
+    eventually(&http, &b, "/v1/me", &t, 401, "revoked during the outage").await;
+    eventually(
+        &http,
+        &b,
+        "/v1/me",
+        &lost,
+        401,
+        "cache flushed on reconnect",
+    )
+    .await;
+    let start = Instant::now();
+    loop {
+        let r = call(&http, &b, "GET", "/readyz", None, None).await;
+        if r.status == 200 {
+            assert_eq!(r.body, json!({ "status": "ok" }));
+            break;
+        }
+        assert_eq!(r.body, json!({ "status": "unavailable" }));
+        assert!(start.elapsed() < BOUND, "B's /readyz stays {r:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And the listener works again: a new revocation reaches B.
+    let (id, t) = mint(&http, &a, &owner).await;
+    answers(&http, &[&b], "/v1/me", &t, 200, "warm").await;
+    let r = call(
+        &http,
+        &a,
+        "DELETE",
+        &format!("/v1/me/tokens/{id}"),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert!(r.status == 200 || r.status == 204, "revoke: {r:?}");
+    eventually(&http, &b, "/v1/me", &t, 401, "revoked after the reconnect").await;
+}
+
+/// Runs `cmd` to completion (killed after a minute); returns its exit code and output.
+fn run_to_end(mut cmd: Command) -> (Option<i32>, String) {
+    let mut child = cmd.spawn().expect("ownership runs");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = Arc::new(Mutex::new(String::new()));
+    let readers = [
+        {
+            let out = Arc::clone(&out);
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = stdout.read_to_string(&mut s);
+                out.lock().unwrap().push_str(&s);
+            })
+        },
+        {
+            let out = Arc::clone(&out);
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = stderr.read_to_string(&mut s);
+                out.lock().unwrap().push_str(&s);
+            })
+        },
+    ];
+    let start = Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the second serve did not stop: {}", out.lock().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for r in readers {
+        r.join().unwrap();
+    }
+    let out = out.lock().unwrap().clone();
+    (code, out)
+}
+
+#[test]
+fn a_second_serve_on_one_libsql_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ownership.db");
+    let db_arg = db.to_str().unwrap().to_owned();
+    let first = start(&db_arg, true);
+
+    let (code, out) = run_to_end(serve_command(&db_arg));
+    assert_eq!(code, Some(1), "{out}");
+    let expected = format!(
+        "another `ownership serve` is already using {}; libSQL is single-process: use \
+         PostgreSQL to run several",
+        db.display()
+    );
+    assert!(out.contains(&expected), "{out}");
+
+    // Operator commands still work while the server runs.
+    let mut list = Command::new(ownership_bin());
+    list.args(["users", "list", "--database-url", &db_arg])
+        .env_remove("DATABASE_URL")
+        .env("USER", "tester")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (code, out) = run_to_end(list);
+    assert_eq!(code, Some(0), "{out}");
+
+    // Once the first server is gone, a new one starts.
+    drop(first);
+    let again = start(&db_arg, false);
+    drop(again);
+}
