@@ -17,6 +17,7 @@
 
 pub mod app;
 pub mod backends;
+pub mod bin;
 pub mod conformance;
 pub mod counting;
 pub mod pg;

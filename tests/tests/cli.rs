@@ -13,9 +13,8 @@
 )]
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ownership_cli::backend::Location;
@@ -25,39 +24,7 @@ use ownership_tests::app::{Backend, spawn_app_with};
 use ownership_tests::pg::PgCluster;
 use serde_json::{Value, json};
 
-/// The `ownership` binary, built now (a no-op when it is up to date): `cargo test` builds
-/// only the binaries of the package under test, and this crate is not `ownership-cli`.
-/// Cargo reports where the executable is, whatever the target directory.
-fn ownership_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let mut cmd = Command::new(cargo);
-        // `--workspace --all-features`, as `cargo xtask test` builds the tests: the same
-        // feature unification, so the dependencies already built for the tests are reused.
-        cmd.current_dir(workspace).args([
-            "build",
-            "--quiet",
-            "--workspace",
-            "--all-features",
-            "--bin",
-            "ownership",
-            "--message-format=json-render-diagnostics",
-        ]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let out = cmd.stderr(Stdio::inherit()).output().expect("cargo runs");
-        assert!(out.status.success(), "building the ownership binary failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "ownership")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported the ownership executable")
-    })
-}
+use ownership_tests::bin::ownership_bin;
 
 /// How long one command may take before the test calls it hung.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);

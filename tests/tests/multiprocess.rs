@@ -17,10 +17,9 @@
 )]
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ownership_tests::pg::PgCluster;
@@ -29,36 +28,7 @@ use serde_json::{Value, json};
 /// How long another process may take to honour a change.
 const BOUND: Duration = Duration::from_secs(5);
 
-/// The `ownership` binary, built now (a no-op when it is up to date), as
-/// `tests/tests/cli.rs` does: cargo reports where the executable is.
-fn ownership_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace).args([
-            "build",
-            "--quiet",
-            "--workspace",
-            "--all-features",
-            "--bin",
-            "ownership",
-            "--message-format=json-render-diagnostics",
-        ]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let out = cmd.stderr(Stdio::inherit()).output().expect("cargo runs");
-        assert!(out.status.success(), "building the ownership binary failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "ownership")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported the ownership executable")
-    })
-}
+use ownership_tests::bin::ownership_bin;
 
 fn serve_command(database_url: &str) -> Command {
     let mut cmd = Command::new(ownership_bin());

@@ -16,49 +16,15 @@
 )]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use ownership_store::SystemClock;
 use ownership_store::libsql::LibsqlStore;
 
-/// The `ownership` binary, built now (a no-op when it is up to date) so the test never
-/// runs a stale one: `cargo test` builds only the binaries of the package under test, and
-/// this crate is not `ownership-cli`. Cargo reports where the executable is, whatever the
-/// target directory.
-fn ownership_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let mut cmd = Command::new(cargo);
-        // `--workspace --all-features`, as `cargo xtask test` builds the tests: the same
-        // feature unification, so the dependencies already built for the tests are reused.
-        cmd.current_dir(workspace).args([
-            "build",
-            "--quiet",
-            "--workspace",
-            "--all-features",
-            "--bin",
-            "ownership",
-            "--message-format=json-render-diagnostics",
-        ]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let out = cmd.stderr(Stdio::inherit()).output().expect("cargo runs");
-        assert!(out.status.success(), "building the ownership binary failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "ownership")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported the ownership executable")
-    })
-}
+use ownership_tests::bin::ownership_bin;
 
 /// The ```sh blocks of the README's `## Quickstart` section.
 fn quickstart_blocks() -> Vec<String> {

@@ -4,6 +4,7 @@
 //! migration naming) are plain functions with `#[test]`s, so `cargo test` catches what
 //! `cargo xtask ci` catches. Standard library only.
 
+mod bench;
 mod ci;
 mod cmd;
 mod migrations;
@@ -25,6 +26,8 @@ tasks:
   migrate --database-url URL  apply migrations (runs `ownership migrate`); URL defaults to
                               $DATABASE_URL
   new-migration NAME          create migrations/{libsql,postgres}/NNNN_NAME.sql ([a-z0-9_]+)
+  bench [--quick]             benches (ratios against same-run baselines); writes
+                              docs/benchmarks.md and docs/img/verify-growth.svg
   help                        this text
 ";
 
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         "purity" => no_args(task, rest).and_then(|()| purity::run()),
         "migrate" => migrations::migrate(rest),
         "new-migration" => migrations::new_migration(rest),
+        "bench" => bench::run(rest),
         "help" | "-h" | "--help" => {
             cmd::say(USAGE.trim_end());
             Ok(())

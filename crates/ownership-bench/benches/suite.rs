@@ -1,0 +1,651 @@
+//! The benchmark suite behind `cargo xtask bench`. Every measurement is paired with a
+//! baseline measured in the same run, and the ratio is what is reported; nothing asserts a
+//! timing. Results are printed as machine-readable lines, `BENCH <key> <value>`, which
+//! `xtask/src/bench.rs` collects into `docs/benchmarks.md`.
+//!
+//! `OWNERSHIP_BENCH_QUICK=1` shortens every section (and leaves out the 1M-token growth
+//! point). An argument (`cargo bench -p ownership-bench -- warm`) runs only the sections
+//! whose name contains it: `warm`, `growth`, `cold`, `http`, `pairing`.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a benchmark binary: it reports on stdout and stops at the first failure"
+)]
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ownership_core::authz::{ChannelScope, OwnerScope, Principal};
+use ownership_core::ids::{ChannelName, ExternalId};
+use ownership_core::pairing::PairingKey;
+use ownership_core::ports::{Clock, PairingPolicy, PairingStore, TokenStore};
+use ownership_core::service;
+use ownership_core::token::{TokenDigest, TokenFamily, TokenSecret};
+use ownership_store::OsRandom;
+use ownership_store::cache::{CacheConfig, Cached};
+use ownership_store::libsql::LibsqlStore;
+use ownership_store::postgres::PgStore;
+use ownership_tests::app::{Backend, spawn_app_with};
+use ownership_tests::backends::{libsql_memory, manual_clock, postgres};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+
+const OWNER: &str = "bench-owner";
+
+fn main() {
+    let quick = std::env::var_os("OWNERSHIP_BENCH_QUICK").is_some_and(|v| v != "0");
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wants = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        report("quick", if quick { 1.0 } else { 0.0 });
+        // Each section is its own task, so one that fails (it panics) leaves the others'
+        // results standing; the failure is reported as a `BENCH failed.<section>` line.
+        if wants("warm") {
+            section("warm", tokio::spawn(warm(quick))).await;
+        }
+        if wants("growth") || wants("cold") {
+            section("growth", tokio::spawn(growth_and_cold_libsql(quick))).await;
+        }
+        if wants("cold") {
+            section("cold_postgres", tokio::spawn(cold_postgres(quick))).await;
+        }
+        if wants("http") {
+            section("http", tokio::spawn(http(quick))).await;
+        }
+        if wants("pairing") {
+            section("pairing", tokio::spawn(pairing(quick))).await;
+        }
+    });
+}
+
+async fn section(name: &str, task: tokio::task::JoinHandle<()>) {
+    if task.await.is_err() {
+        eprintln!("bench section `{name}` failed");
+        report(&format!("failed.{name}"), 1.0);
+    }
+}
+
+/// One result line.
+fn report(key: &str, value: f64) {
+    println!("BENCH {key} {value:.3}");
+}
+
+/// A small deterministic generator (xorshift64*), for shuffles and filler digests.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = usize::try_from(self.next() % (i as u64 + 1)).unwrap_or(0);
+            v.swap(i, j);
+        }
+    }
+
+    fn bytes32(&mut self) -> [u8; 32] {
+        let mut out = [0_u8; 32];
+        for chunk in out.chunks_mut(8) {
+            chunk.copy_from_slice(&self.next().to_le_bytes());
+        }
+        out
+    }
+}
+
+/// Issued-format tokens: value, digest, public id.
+struct Tok {
+    secret: String,
+    digest: TokenDigest,
+    id: String,
+}
+
+fn make_tokens(n: usize, tag: char) -> Vec<Tok> {
+    (0..n)
+        .map(|i| {
+            let secret = TokenSecret::generate(TokenFamily::User, &mut OsRandom);
+            Tok {
+                digest: secret.digest(),
+                secret: secret.expose().to_owned(),
+                id: format!("tok_{tag}{i:019x}"),
+            }
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Libsql,
+    Postgres,
+}
+
+fn seed_owner_sql(d: Dialect) -> String {
+    match d {
+        Dialect::Libsql => {
+            format!("INSERT INTO users VALUES ('{OWNER}', 'owner', 'active', 0, 0);")
+        }
+        Dialect::Postgres => {
+            format!("INSERT INTO users VALUES ('{OWNER}', 'owner', 'active', now(), now());")
+        }
+    }
+}
+
+/// `INSERT` statements for `tokens` (kinds `kinds`), in chunks of 500 rows, one transaction.
+fn insert_tokens_sql(d: Dialect, tokens: &[Tok], kinds: &str) -> Vec<String> {
+    tokens
+        .chunks(500)
+        .map(|chunk| {
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|t| {
+                    let hex = hex::encode(t.digest.as_bytes());
+                    match d {
+                        Dialect::Libsql => format!(
+                            "('{}', '{OWNER}', X'{hex}', '{kinds}', 'own_u_bnch', 'issued', 0)",
+                            t.id
+                        ),
+                        Dialect::Postgres => format!(
+                            "('{}', '{OWNER}', decode('{hex}', 'hex'), '{kinds}', 'own_u_bnch', 'issued', now())",
+                            t.id
+                        ),
+                    }
+                })
+                .collect();
+            format!(
+                "INSERT INTO tokens (id, owner_id, digest, kinds, display_prefix, origin, created_at) VALUES {};",
+                rows.join(", ")
+            )
+        })
+        .collect()
+}
+
+async fn libsql_exec(store: &LibsqlStore, statements: &[String]) {
+    for batch in statements.chunks(20) {
+        let sql = format!("BEGIN; {} COMMIT;", batch.join("\n"));
+        store
+            .execute_batch_for_tests(&sql)
+            .await
+            .expect("libsql seed");
+    }
+}
+
+async fn pg_exec(store: &PgStore, statements: &[String]) {
+    for batch in statements.chunks(20) {
+        store
+            .execute_batch_for_tests(&batch.join("\n"))
+            .await
+            .expect("postgres seed");
+    }
+}
+
+fn sha256(raw: &str) -> [u8; 32] {
+    Sha256::digest(raw.as_bytes()).into()
+}
+
+/// Best mean (ns per item) of `rounds` passes of `pass` over `items` items.
+fn best_of(rounds: usize, items: usize, mut pass: impl FnMut()) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..rounds {
+        let start = Instant::now();
+        pass();
+        let ns = start.elapsed().as_nanos() as f64 / items as f64;
+        best = best.min(ns);
+    }
+    best
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Warm authenticate.
+
+async fn warm(quick: bool) {
+    let n = 100_000;
+    let clock = manual_clock();
+    let store = libsql_memory(Arc::clone(&clock)).await;
+    store
+        .execute_batch_for_tests(&seed_owner_sql(Dialect::Libsql))
+        .await
+        .expect("owner");
+    let tokens = make_tokens(n, 'a');
+    libsql_exec(
+        &store,
+        &insert_tokens_sql(Dialect::Libsql, &tokens, "api,manage"),
+    )
+    .await;
+    let config = CacheConfig {
+        capacity: 2 * n as u64,
+        ttl: Duration::from_secs(3600),
+        last_used_flush: Duration::from_secs(3600),
+    };
+    let cached = Cached::new(store, clock as Arc<dyn Clock>, config);
+    let mut floor_map: HashMap<[u8; 32], Principal> = HashMap::with_capacity(n);
+    for t in &tokens {
+        let p = service::authenticate(&cached, &t.secret, false)
+            .await
+            .expect("token authenticates");
+        floor_map.insert(*t.digest.as_bytes(), p);
+    }
+    let mut order: Vec<&str> = tokens.iter().map(|t| t.secret.as_str()).collect();
+    Rng(0x9E37_79B9_7F4A_7C15).shuffle(&mut order);
+    // One more pass, so every lookup below is a hit.
+    for t in &order {
+        service::authenticate(&cached, t, false)
+            .await
+            .expect("cache hit");
+    }
+    let rounds = if quick { 3 } else { 7 };
+    let mut ours = f64::INFINITY;
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for t in &order {
+            black_box(
+                service::authenticate(&cached, black_box(t), false)
+                    .await
+                    .is_ok(),
+            );
+        }
+        ours = ours.min(start.elapsed().as_nanos() as f64 / n as f64);
+    }
+    let floor = best_of(rounds, n, || {
+        for t in &order {
+            let digest = sha256(black_box(t));
+            black_box(floor_map.get(&digest));
+        }
+    });
+    report("warm.ours_ns", ours);
+    report("warm.floor_ns", floor);
+    report("warm.ratio", ours / floor);
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Growth (uncached libSQL lookup by digest vs. a constant-time linear scan), and
+// 3a. the libSQL cold path vs. a raw point SELECT on the same connection.
+
+async fn growth_and_cold_libsql(quick: bool) {
+    let sizes: &[usize] = if quick {
+        &[1, 1_000, 100_000]
+    } else {
+        &[1, 1_000, 100_000, 1_000_000]
+    };
+    let budget = Duration::from_millis(if quick { 400 } else { 2_000 });
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    for &n in sizes {
+        let store = libsql_memory(manual_clock()).await;
+        store
+            .execute_batch_for_tests(&seed_owner_sql(Dialect::Libsql))
+            .await
+            .expect("owner");
+        let real = make_tokens(n.min(256), 'a');
+        let filler = n - real.len();
+        if filler > 0 {
+            store
+                .execute_batch_for_tests(&format!(
+                    "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < {filler}) \
+                     INSERT INTO tokens (id, owner_id, digest, kinds, display_prefix, origin, created_at) \
+                     SELECT printf('tok_f%019x', i), '{OWNER}', randomblob(32), 'api', 'own_u_fill', 'issued', 0 FROM c;"
+                ))
+                .await
+                .expect("filler tokens");
+        }
+        libsql_exec(&store, &insert_tokens_sql(Dialect::Libsql, &real, "api")).await;
+        let stored = store
+            .query_count_for_tests("SELECT COUNT(*) FROM tokens")
+            .await
+            .expect("count");
+        assert_eq!(stored, n as i64, "seeded token count");
+
+        // Ours: the store's lookup by digest (the cold path, no cache).
+        let mut i = 0_usize;
+        let start = Instant::now();
+        while i < 20 || start.elapsed() < budget {
+            let t = &real[i % real.len()];
+            let p = store.authenticate(&t.digest).await.expect("lookup");
+            assert!(p.is_some(), "seeded token found");
+            i += 1;
+        }
+        let ours = start.elapsed().as_nanos() as f64 / i as f64;
+
+        // Baseline: constant-time scan over every stored digest (the static authenticator).
+        let mut all: Vec<[u8; 32]> = (0..filler).map(|_| rng.bytes32()).collect();
+        all.extend(real.iter().map(|t| *t.digest.as_bytes()));
+        let probes: Vec<[u8; 32]> = real.iter().map(|t| sha256(&t.secret)).collect();
+        let mut j = 0_usize;
+        let start = Instant::now();
+        while j < 5 || start.elapsed() < budget {
+            let probe = &probes[j % probes.len()];
+            let mut found = subtle::Choice::from(0);
+            for d in &all {
+                found |= d.ct_eq(probe);
+            }
+            assert!(bool::from(black_box(found)), "scan finds the token");
+            j += 1;
+        }
+        let scan = start.elapsed().as_nanos() as f64 / j as f64;
+        report(&format!("growth.ours_ns.{n}"), ours);
+        report(&format!("growth.scan_ns.{n}"), scan);
+
+        if n == 1_000 {
+            // The raw point SELECT by primary key, through the same worker and connection.
+            let ids: Vec<String> = real
+                .iter()
+                .map(|t| format!("SELECT COUNT(*) FROM tokens WHERE id = '{}'", t.id))
+                .collect();
+            let mut k = 0_usize;
+            let start = Instant::now();
+            while k < 20 || start.elapsed() < budget {
+                let c = store
+                    .query_count_for_tests(&ids[k % ids.len()])
+                    .await
+                    .expect("point select");
+                assert_eq!(c, 1, "point select finds the row");
+                k += 1;
+            }
+            let raw = start.elapsed().as_nanos() as f64 / k as f64;
+            report("cold.libsql.ours_ns", ours);
+            report("cold.libsql.raw_ns", raw);
+            report("cold.libsql.ratio", ours / raw);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 3b. The PostgreSQL cold path vs. a raw point SELECT with the same pool.
+
+async fn cold_postgres(quick: bool) {
+    let budget = Duration::from_millis(if quick { 500 } else { 3_000 });
+    let store = postgres(manual_clock()).await;
+    store
+        .execute_batch_for_tests(&seed_owner_sql(Dialect::Postgres))
+        .await
+        .expect("owner");
+    let real = make_tokens(1_000, 'a');
+    pg_exec(&store, &insert_tokens_sql(Dialect::Postgres, &real, "api")).await;
+    let pool = store.pool().clone();
+    // Warm the pool's connections and statement caches.
+    for t in real.iter().take(50) {
+        store.authenticate(&t.digest).await.expect("lookup");
+        sqlx::query("SELECT id, owner_id FROM tokens WHERE id = $1")
+            .bind(&t.id)
+            .fetch_one(&pool)
+            .await
+            .expect("point select");
+    }
+    let mut i = 0_usize;
+    let start = Instant::now();
+    while i < 20 || start.elapsed() < budget {
+        let t = &real[i % real.len()];
+        let p = store.authenticate(&t.digest).await.expect("lookup");
+        assert!(p.is_some(), "seeded token found");
+        i += 1;
+    }
+    let ours = start.elapsed().as_nanos() as f64 / i as f64;
+    let mut k = 0_usize;
+    let start = Instant::now();
+    while k < 20 || start.elapsed() < budget {
+        let t = &real[k % real.len()];
+        sqlx::query("SELECT id, owner_id FROM tokens WHERE id = $1")
+            .bind(&t.id)
+            .fetch_one(&pool)
+            .await
+            .expect("point select");
+        k += 1;
+    }
+    let raw = start.elapsed().as_nanos() as f64 / k as f64;
+    report("cold.postgres.ours_ns", ours);
+    report("cold.postgres.raw_ns", raw);
+    report("cold.postgres.ratio", ours / raw);
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. HTTP: authenticated `GET /v1/me` vs. a bare axum route serving the same JSON.
+
+const HTTP_CONCURRENCY: usize = 32;
+
+async fn http(quick: bool) {
+    let duration = Duration::from_secs(if quick { 3 } else { 10 });
+    // The per-identity rate limit (50/s by default) would measure the limiter, not the
+    // path: raise it far above what loopback can reach (it is still checked per request).
+    let app = spawn_app_with(Backend::Libsql, |c| {
+        c.service.limits.identity_per_second = 1_000_000_000;
+        c.service.limits.identity_burst = 1_000_000_000;
+    })
+    .await;
+    let me_url = format!("{}/v1/me", app.base);
+    let reply = app
+        .call("GET", "/v1/me", Some(&app.owner_token), None)
+        .await;
+    assert_eq!(reply.status, 200, "GET /v1/me answers");
+    let body = reply.text.clone();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let bare = axum::Router::new().route(
+        "/v1/me",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+            }
+        }),
+    );
+    let bare_server = tokio::spawn(async move { axum::serve(listener, bare).await });
+    let bare_url = format!("http://{addr}/v1/me");
+
+    let (ours, ours_err) = load(&me_url, Some(&app.owner_token), duration).await;
+    let (base, base_err) = load(&bare_url, None, duration).await;
+    bare_server.abort();
+    report("http.concurrency", HTTP_CONCURRENCY as f64);
+    report("http.ours_rps", ours);
+    report("http.bare_rps", base);
+    report("http.errors", (ours_err + base_err) as f64);
+    report("http.ratio", ours / base);
+}
+
+/// Requests per second of `HTTP_CONCURRENCY` keep-alive clients for `duration` (after a
+/// short warm-up), and the count of non-200 answers.
+async fn load(url: &str, token: Option<&str>, duration: Duration) -> (f64, u64) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(HTTP_CONCURRENCY)
+        .build()
+        .expect("client");
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let counting = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut tasks = Vec::new();
+    for _ in 0..HTTP_CONCURRENCY {
+        let (client, url, auth) = (client.clone(), url.to_owned(), auth.clone());
+        let (done, errors, counting, stop) = (
+            Arc::clone(&done),
+            Arc::clone(&errors),
+            Arc::clone(&counting),
+            Arc::clone(&stop),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let mut req = client.get(&url);
+                if let Some(a) = &auth {
+                    req = req.header("authorization", a);
+                }
+                let ok = match req.send().await {
+                    Ok(res) => res.status().is_success() && res.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if counting.load(Ordering::Relaxed) {
+                    if ok {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    counting.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    tokio::time::sleep(duration).await;
+    counting.store(false, Ordering::SeqCst);
+    let elapsed = start.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        let _ = t.await;
+    }
+    (
+        done.load(Ordering::SeqCst) as f64 / elapsed.as_secs_f64(),
+        errors.load(Ordering::SeqCst),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Pairing: request a code and redeem it, 64 concurrent clients, through the store API.
+
+const PAIRING_CLIENTS: usize = 64;
+
+async fn pairing(quick: bool) {
+    let duration = Duration::from_secs(if quick { 3 } else { 10 });
+    let (lib, _dir) = ownership_tests::backends::libsql_file(manual_clock()).await;
+    lib.execute_batch_for_tests(&seed_owner_sql(Dialect::Libsql))
+        .await
+        .expect("owner");
+    let tokens = make_tokens(2, 'a');
+    let (svc, own) = (&tokens[0..1], &tokens[1..2]);
+    libsql_exec(
+        &lib,
+        &insert_tokens_sql(Dialect::Libsql, svc, "channel:bench"),
+    )
+    .await;
+    libsql_exec(&lib, &insert_tokens_sql(Dialect::Libsql, own, "api,manage")).await;
+    pairing_run("libsql", Arc::new(lib), &tokens, duration).await;
+
+    let pg = postgres(manual_clock()).await;
+    pg.execute_batch_for_tests(&seed_owner_sql(Dialect::Postgres))
+        .await
+        .expect("owner");
+    pg_exec(
+        &pg,
+        &insert_tokens_sql(Dialect::Postgres, svc, "channel:bench"),
+    )
+    .await;
+    pg_exec(
+        &pg,
+        &insert_tokens_sql(Dialect::Postgres, own, "api,manage"),
+    )
+    .await;
+    pairing_run("postgres", Arc::new(pg), &tokens, duration).await;
+}
+
+async fn pairing_run<S>(name: &str, store: Arc<S>, tokens: &[Tok], duration: Duration)
+where
+    S: PairingStore + TokenStore + Send + Sync + 'static,
+{
+    let channel = ChannelName::parse("bench").expect("channel name");
+    let svc = store
+        .authenticate(&tokens[0].digest)
+        .await
+        .expect("lookup")
+        .expect("service token");
+    let own = store
+        .authenticate(&tokens[1].digest)
+        .await
+        .expect("lookup")
+        .expect("owner token");
+    let scope = Arc::new(ChannelScope::authorize(&svc, &channel).expect("channel scope"));
+    let owner_scope = Arc::new(OwnerScope::own(&own.identity));
+    let key = Arc::new(PairingKey::generate(&mut OsRandom));
+    let policy = Arc::new(PairingPolicy {
+        ttl: Duration::from_secs(600),
+        max_pending_per_channel: 100_000,
+    });
+    let deadline = Instant::now() + duration;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..PAIRING_CLIENTS {
+        let (store, scope, owner_scope, key, policy, channel) = (
+            Arc::clone(&store),
+            Arc::clone(&scope),
+            Arc::clone(&owner_scope),
+            Arc::clone(&key),
+            Arc::clone(&policy),
+            channel.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0_u64;
+            let mut i = 0_u64;
+            while Instant::now() < deadline {
+                let ext = ExternalId::parse(&format!("c{c}-{i}")).expect("external id");
+                i += 1;
+                let t0 = Instant::now();
+                let requested = service::request_pairing(
+                    store.as_ref(),
+                    &scope,
+                    &key,
+                    &ext,
+                    None,
+                    &policy,
+                    &mut OsRandom,
+                )
+                .await;
+                let redeemed = match requested {
+                    Ok((_, code)) => {
+                        service::redeem_pairing(
+                            store.as_ref(),
+                            &owner_scope,
+                            &key,
+                            &channel,
+                            code.as_str(),
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                };
+                match redeemed {
+                    Ok(_) => latencies.push(t0.elapsed()),
+                    Err(_) => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0_u64;
+    for t in tasks {
+        let (latencies, failed) = t.await.expect("pairing client");
+        all.extend(latencies);
+        errors += failed;
+    }
+    report(&format!("pairing.{name}.errors"), errors as f64);
+    let elapsed = start.elapsed();
+    all.sort_unstable();
+    let p99 = all
+        .get(all.len().saturating_mul(99) / 100)
+        .copied()
+        .unwrap_or_default();
+    report(
+        &format!("pairing.{name}.per_s"),
+        all.len() as f64 / elapsed.as_secs_f64(),
+    );
+    report(&format!("pairing.{name}.p99_ms"), p99.as_secs_f64() * 1e3);
+}
