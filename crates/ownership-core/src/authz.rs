@@ -164,7 +164,9 @@ impl OwnerScope {
     /// another owner's resources. Audited as the operator.
     pub fn for_operator(admin: &AdminScope, owner: OwnerId) -> Result<Self> {
         if admin.acting_user().is_some() {
-            return Err(Error::Forbidden("only the operator acts for another owner".into()));
+            return Err(Error::Forbidden(
+                "only the operator acts for another owner".into(),
+            ));
         }
         Ok(Self {
             owner,

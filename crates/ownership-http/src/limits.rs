@@ -147,7 +147,9 @@ const PRUNE_EVERY: u64 = 4096;
 
 impl LimitsInner {
     fn tick(&self) {
-        let n = self.checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if n % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.identity.retain_recent();
             self.identity.shrink_to_fit();
