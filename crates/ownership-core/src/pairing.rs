@@ -16,13 +16,13 @@
 //! the store (`docs/security.md` says what that mode gives up).
 
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 
 use subtle::ConstantTimeEq;
 
 use crate::RandomSource;
 use crate::error::{Error, Result};
-use crate::token::{decode_hex32, hmac_sha256, short_hex};
+use crate::token::{hmac_sha256, short_hex};
 
 /// The 32 code symbols, in value order: upper-case letters and digits without the
 /// look-alikes `0`, `O`, `1` and `I`. Each symbol carries 5 bits.
@@ -247,54 +247,12 @@ impl fmt::Debug for PairingKey {
     }
 }
 
-/// A pairing code's keyed hash, the only form of a code the store keeps. Equality is
-/// constant-time; `Debug` shows the first 4 bytes in hex.
-#[derive(Clone, Copy)]
-pub struct CodeHash([u8; 32]);
-
-impl CodeHash {
-    /// Wraps a hash read back from the store.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// The hash's bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// The hash as 64 lower-case hex characters.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    /// Parses 64 hex characters.
-    pub fn from_hex(text: &str) -> Result<Self> {
-        decode_hex32(text)
-            .map(Self)
-            .ok_or_else(|| Error::invalid("code_hash", "must be 64 hexadecimal characters"))
-    }
-}
-
-impl PartialEq for CodeHash {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl Eq for CodeHash {}
-
-impl Hash for CodeHash {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
-    }
-}
-
-impl fmt::Debug for CodeHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CodeHash({}…)", short_hex(&self.0))
-    }
-}
+crate::token::secret_digest!(
+    /// A pairing code's keyed hash, the only form of a code the store keeps. Equality is
+    /// constant-time; `Debug` shows the first 4 bytes in hex.
+    CodeHash,
+    "code_hash"
+);
 
 #[cfg(test)]
 mod tests {

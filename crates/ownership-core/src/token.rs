@@ -19,7 +19,7 @@
 //! time. No type here prints a token's value: `Debug` shows at most the display prefix.
 
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
@@ -217,54 +217,68 @@ pub fn classify(raw: &str) -> Result<PresentedToken> {
     Ok(PresentedToken::Foreign(TokenSecret(raw.to_owned())))
 }
 
-/// The SHA-256 digest of a token, the only form in which tokens are stored. Equality is
-/// constant-time; `Debug` shows the first 4 bytes in hex.
-#[derive(Clone, Copy)]
-pub struct TokenDigest([u8; 32]);
+/// A 32-byte digest kept in place of a secret (a token's SHA-256, a pairing code's keyed
+/// hash): raw bytes in and out, hex for text, constant-time equality, and a `Debug` that
+/// shows only the first 4 bytes.
+macro_rules! secret_digest {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy)]
+        pub struct $name([u8; 32]);
 
-impl TokenDigest {
-    /// Wraps a digest read back from the store.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
+        impl $name {
+            /// Wraps a digest read back from the store.
+            pub fn from_bytes(bytes: [u8; 32]) -> Self {
+                Self(bytes)
+            }
 
-    /// The digest's bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
+            /// The digest's bytes.
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
 
-    /// The digest as 64 lower-case hex characters.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
+            /// The digest as 64 lower-case hex characters.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
 
-    /// Parses 64 hex characters.
-    pub fn from_hex(hex: &str) -> Result<Self> {
-        decode_hex32(hex)
-            .map(Self)
-            .ok_or_else(|| Error::invalid("token_digest", "must be 64 hexadecimal characters"))
-    }
+            /// Parses 64 hex characters.
+            pub fn from_hex(text: &str) -> $crate::error::Result<Self> {
+                $crate::token::decode_hex32(text).map(Self).ok_or_else(|| {
+                    $crate::error::Error::invalid($field, "must be 64 hexadecimal characters")
+                })
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                subtle::ConstantTimeEq::ct_eq(&self.0[..], &other.0[..]).into()
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                std::hash::Hash::hash(&self.0, state);
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({}…)", stringify!($name), $crate::token::short_hex(&self.0))
+            }
+        }
+    };
 }
+pub(crate) use secret_digest;
 
-impl PartialEq for TokenDigest {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl Eq for TokenDigest {}
-
-impl Hash for TokenDigest {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
-    }
-}
-
-impl fmt::Debug for TokenDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenDigest({}…)", short_hex(&self.0))
-    }
-}
+secret_digest!(
+    /// The SHA-256 digest of a token, the only form in which tokens are stored. Equality
+    /// is constant-time; `Debug` shows the first 4 bytes in hex.
+    TokenDigest,
+    "token_digest"
+);
 
 /// The SHA-256 digest of a raw token's exact bytes (no trimming or normalization).
 pub fn digest_of(raw: &str) -> TokenDigest {
