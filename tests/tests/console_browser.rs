@@ -234,6 +234,23 @@ impl Browser {
     }
 
     /// Waits for an element, failing with the page's text when it never comes.
+    /// The text of the element at `xpath`, retried while the page navigates (an element
+    /// found on the old page can go stale before its text is read).
+    async fn wait_text(&self, xpath: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(e) = self.c.find(Locator::XPath(xpath)).await
+                && let Ok(text) = e.text().await
+            {
+                return text;
+            }
+            if Instant::now() >= deadline {
+                return self.wait_for(xpath).await.text().await.expect("text");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn wait_for(&self, xpath: &str) -> Element {
         let found = self
             .c
@@ -333,23 +350,16 @@ impl Browser {
 
     /// Waits for a `role` message (`status` or `alert`) containing `text`.
     async fn expect_message(&self, role: &str, text: &str) -> String {
-        self.wait_for(&format!(
+        self.wait_text(&format!(
             "//*[@role={}][contains(normalize-space(), {})]",
             quoted(role),
             quoted(text)
         ))
         .await
-        .text()
-        .await
-        .expect("text")
     }
 
     async fn heading(&self) -> String {
-        self.wait_for("//h1")
-            .await
-            .text()
-            .await
-            .expect("heading text")
+        self.wait_text("//h1").await
     }
 
     async fn sign_in(&self, token: &str) {
@@ -375,6 +385,12 @@ impl Browser {
             .expect("the session cookie")
             .value()
             .to_owned()
+    }
+
+    /// The `csrf` field's value, or `None` while the page is still loading.
+    async fn try_csrf(&self) -> Option<String> {
+        let field = self.c.find(Locator::Css("input[name=csrf]")).await.ok()?;
+        field.attr("value").await.ok().flatten()
     }
 
     /// The value of the hidden `csrf` field of the page's first form.
@@ -635,14 +651,14 @@ async fn failed_sign_ins_spend_the_address_budget(backend: Backend) {
         b.fill("Access token", "own_u_wrong").await;
         b.press("Sign in").await;
         let deadline = Instant::now() + PATIENCE;
-        while b.csrf().await == before {
+        while b.try_csrf().await.is_none_or(|now| now == before) {
             assert!(
                 Instant::now() < deadline,
                 "the sign-in page never came back"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let alert = b.wait_for("//*[@role='alert']").await.text().await.unwrap();
+        let alert = b.wait_text("//*[@role='alert']").await;
         let blocked = alert.starts_with("Too many failed sign-ins");
         said.push(alert);
         if blocked {

@@ -118,9 +118,6 @@ impl Invalidation {
     }
 }
 
-/// Receives every local invalidation, to broadcast it to other processes.
-pub type Publisher = Arc<dyn Fn(&Invalidation) + Send + Sync>;
-
 struct Shared<S> {
     inner: S,
     clock: Arc<dyn Clock>,
@@ -130,7 +127,6 @@ struct Shared<S> {
     resources: Cache<TokenDigest, ResourceRecord>,
     epoch: AtomicU64,
     uses: Mutex<HashMap<TokenId, OffsetDateTime>>,
-    publish: Option<Publisher>,
 }
 
 /// A [`Store`] decorated with the cache. Cheap to clone.
@@ -171,17 +167,6 @@ impl<S: Store + 'static> Cached<S> {
     /// Wraps `inner`. When called inside a tokio runtime, starts the write-behind task for
     /// `last_used_at` (it stops when the last clone is dropped).
     pub fn new(inner: S, clock: Arc<dyn Clock>, config: CacheConfig) -> Self {
-        Self::with_publisher(inner, clock, config, None)
-    }
-
-    /// Like [`Cached::new`], and every local invalidation is also handed to `publish` (to
-    /// broadcast it to other processes).
-    pub fn with_publisher(
-        inner: S,
-        clock: Arc<dyn Clock>,
-        config: CacheConfig,
-        publish: Option<Publisher>,
-    ) -> Self {
         let shared = Arc::new(Shared {
             inner,
             clock,
@@ -191,7 +176,6 @@ impl<S: Store + 'static> Cached<S> {
             resources: build(&config),
             epoch: AtomicU64::new(0),
             uses: Mutex::new(HashMap::new()),
-            publish,
         });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let weak = Arc::downgrade(&shared);
@@ -271,12 +255,10 @@ impl<S: Store + 'static> Cached<S> {
         }
     }
 
-    /// Applies locally and hands to the publisher.
+    /// Applies a local mutation's invalidation. (Other processes learn of it from the
+    /// store: PostgreSQL publishes inside the mutation's own transaction.)
     fn invalidate(&self, inv: Invalidation) {
         self.apply(&inv);
-        if let Some(publish) = &self.shared.publish {
-            publish(&inv);
-        }
     }
 
     /// Inserts `value` unless an invalidation ran since `epoch` was read; removes it again

@@ -125,8 +125,8 @@ pub async fn redeem(
     if let Some(wait) = state.auth.limits().redeem_blocked(&who) {
         return Err(ApiError::rate_limited(wait));
     }
-    // Blank or malformed codes are refused here, before any store read or budget spent.
-    ownership_core::pairing::PairingCode::parse(&body.code)?;
+    // Blank or malformed codes are refused by the use case before any store read, as 400:
+    // they spend no budget.
     let result = service::redeem_pairing(
         &*state.store,
         &caller.scope(),
@@ -171,7 +171,6 @@ pub async fn approve(
     if let Some(wait) = state.auth.limits().redeem_blocked(&who) {
         return Err(ApiError::rate_limited(wait));
     }
-    ownership_core::pairing::PairingCode::parse(&body.code)?;
     let result = service::approve_pairing(
         &*state.store,
         &admin.scope,
