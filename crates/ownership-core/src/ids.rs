@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +20,7 @@ pub const OWNER_ID_MAX_BYTES: usize = 128;
 /// [`RESERVED_OWNER_IDS`]. Compared exactly (case-sensitive, no normalization).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct OwnerId(String);
+pub struct OwnerId(Arc<str>);
 
 impl OwnerId {
     /// Parses and validates an owner id.
@@ -45,7 +46,7 @@ impl OwnerId {
         if RESERVED_OWNER_IDS.contains(&raw) {
             return Err(Error::invalid("owner_id", format!("`{raw}` is reserved")));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(raw.into()))
     }
 
     /// The id as text.
@@ -170,7 +171,7 @@ macro_rules! public_id {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// The tag every id of this kind starts with.
@@ -180,7 +181,7 @@ macro_rules! public_id {
             pub fn generate(rng: &mut dyn crate::RandomSource) -> Self {
                 let mut bytes = [0u8; 10];
                 rng.fill(&mut bytes);
-                Self(format!("{}{}", $prefix, hex::encode(bytes)))
+                Self(format!("{}{}", $prefix, hex::encode(bytes)).into())
             }
 
             /// Parses an id: the tag, then exactly 20 lower-case hex digits.
@@ -189,7 +190,7 @@ macro_rules! public_id {
                     .strip_prefix($prefix)
                     .is_some_and(|rest| rest.len() == 20 && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
                 if ok {
-                    Ok(Self(raw.to_owned()))
+                    Ok(Self(raw.into()))
                 } else {
                     Err(Error::invalid("id", concat!("expected `", $prefix, "` and 20 hex digits")))
                 }
@@ -225,7 +226,7 @@ macro_rules! public_id {
         }
         impl From<$name> for String {
             fn from(v: $name) -> String {
-                v.0
+                v.0.as_ref().to_owned()
             }
         }
     };
@@ -285,7 +286,7 @@ macro_rules! string_newtype_impls {
         }
         impl From<$name> for String {
             fn from(v: $name) -> String {
-                v.0
+                String::from(&*v.0)
             }
         }
         impl AsRef<str> for $name {

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -81,10 +82,11 @@ impl From<TokenKind> for String {
     }
 }
 
-/// A non-empty set of kinds.
+/// A non-empty set of kinds. Immutable and shared: a clone (one per authenticated
+/// request) copies a pointer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "Vec<TokenKind>", into = "Vec<TokenKind>")]
-pub struct TokenKinds(BTreeSet<TokenKind>);
+pub struct TokenKinds(Arc<BTreeSet<TokenKind>>);
 
 impl TokenKinds {
     /// Builds a set; refuses an empty one.
@@ -93,12 +95,14 @@ impl TokenKinds {
         if set.is_empty() {
             return Err(Error::invalid("kinds", "at least one kind is required"));
         }
-        Ok(Self(set))
+        Ok(Self(Arc::new(set)))
     }
 
     /// `manage` + `api`: the kinds of a user's first token.
     pub fn manage_api() -> Self {
-        Self([TokenKind::Manage, TokenKind::Api].into_iter().collect())
+        Self(Arc::new(
+            [TokenKind::Manage, TokenKind::Api].into_iter().collect(),
+        ))
     }
 
     /// Parses a comma-separated list (`manage,api`), as stored and as typed on a command line.
@@ -150,7 +154,7 @@ impl TryFrom<Vec<TokenKind>> for TokenKinds {
 }
 impl From<TokenKinds> for Vec<TokenKind> {
     fn from(k: TokenKinds) -> Self {
-        k.0.into_iter().collect()
+        k.0.iter().cloned().collect()
     }
 }
 

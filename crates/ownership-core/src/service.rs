@@ -25,7 +25,7 @@ use crate::ports::{
     PairingPolicy, PairingStore, ResourceRecord, ResourceStore, Sealed, SecretMeta, SecretStore,
     TokenRecord, TokenStore, User, UserStore, WebhookEndpoint, WebhookStore,
 };
-use crate::token::{PresentedToken, TokenFamily, TokenSecret, classify};
+use crate::token::{PresentedToken, TokenFamily, TokenSecret, classify, digest_of, family_of};
 use crate::webhook::WebhookSecret;
 
 /// How many candidate codes a pairing request carries (a collision among live codes of
@@ -76,15 +76,14 @@ pub async fn authenticate<S: TokenStore + ?Sized>(
     raw: &str,
     foreign_allowed: bool,
 ) -> Result<Principal> {
-    let presented = classify(raw).map_err(|_| Error::Unauthenticated)?;
-    match &presented {
-        PresentedToken::Ours(_, TokenFamily::User | TokenFamily::Service) => {}
-        PresentedToken::Ours(_, TokenFamily::Resource) => return Err(Error::Unauthenticated),
-        PresentedToken::Foreign(_) if foreign_allowed => {}
-        PresentedToken::Foreign(_) => return Err(Error::Unauthenticated),
+    match family_of(raw).map_err(|_| Error::Unauthenticated)? {
+        Some(TokenFamily::User | TokenFamily::Service) => {}
+        Some(TokenFamily::Resource) => return Err(Error::Unauthenticated),
+        None if foreign_allowed => {}
+        None => return Err(Error::Unauthenticated),
     }
     store
-        .authenticate(&presented.secret().digest())
+        .authenticate(&digest_of(raw))
         .await?
         .ok_or(Error::Unauthenticated)
 }

@@ -205,16 +205,24 @@ impl PresentedToken {
 /// - Everything else (empty, too long, whitespace, control or non-ASCII characters, or a
 ///   malformed `own_` token) is [`Error::Unauthenticated`], which says nothing about why.
 pub fn classify(raw: &str) -> Result<PresentedToken> {
+    let secret = TokenSecret(raw.to_owned());
+    Ok(match family_of(raw)? {
+        Some(family) => PresentedToken::Ours(secret, family),
+        None => PresentedToken::Foreign(secret),
+    })
+}
+
+/// [`classify`] without copying the token: `Some(family)` for one of ours, `None` for a
+/// foreign token, the same error for everything else. The request path uses it.
+pub fn family_of(raw: &str) -> Result<Option<TokenFamily>> {
     if raw.starts_with(PRODUCT_PREFIX) {
-        return parse_ours(raw)
-            .map(|family| PresentedToken::Ours(TokenSecret(raw.to_owned()), family))
-            .ok_or(Error::Unauthenticated);
+        return parse_ours(raw).map(Some).ok_or(Error::Unauthenticated);
     }
     let visible = raw.bytes().all(|b| (0x21..=0x7e).contains(&b));
     if raw.is_empty() || raw.len() > FOREIGN_TOKEN_MAX_BYTES || !visible {
         return Err(Error::Unauthenticated);
     }
-    Ok(PresentedToken::Foreign(TokenSecret(raw.to_owned())))
+    Ok(None)
 }
 
 /// A 32-byte digest kept in place of a secret (a token's SHA-256, a pairing code's keyed
@@ -297,15 +305,27 @@ fn parse_ours(raw: &str) -> Option<TokenFamily> {
         return None;
     }
     let (body, checksum) = raw.split_at_checked(TOKEN_LEN - CHECKSUM_CHARS)?;
-    (checksum_of(body) == checksum).then_some(family)
+    (checksum_digits(body) == *checksum.as_bytes()).then_some(family)
 }
 
 /// The base62 CRC32 (IEEE) of `body`, [`CHECKSUM_CHARS`] characters.
 fn checksum_of(body: &str) -> String {
-    base62_fixed(
-        &crc32fast::hash(body.as_bytes()).to_be_bytes(),
-        CHECKSUM_CHARS,
-    )
+    checksum_digits(body)
+        .iter()
+        .map(|&d| char::from(d))
+        .collect()
+}
+
+/// [`checksum_of`] on the stack (the check of every presented token).
+fn checksum_digits(body: &str) -> [u8; CHECKSUM_CHARS] {
+    let mut number = crc32fast::hash(body.as_bytes());
+    let mut digits = [b'0'; CHECKSUM_CHARS];
+    // 62^6 > 2^32: six digits hold every CRC32.
+    for digit in digits.iter_mut().rev() {
+        *digit = base62_digit(u8::try_from(number % 62).unwrap_or(0));
+        number /= 62;
+    }
+    digits
 }
 
 /// Writes the big-endian number `bytes` in base62, left-padded with `0` to `width`

@@ -205,8 +205,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &T) -> Result<Self, Self::Rejection> {
         let auth = AuthState::from_ref(state);
-        let raw = bearer(parts).map(str::to_owned);
-        auth.authenticate_raw(parts, raw.as_deref()).await.map(Self)
+        let parts = &*parts;
+        auth.authenticate_raw(parts, bearer(parts)).await.map(Self)
     }
 }
 

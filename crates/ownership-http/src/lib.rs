@@ -69,46 +69,56 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The REST service: every route, `GET /v1/openapi.json`, the web console under
-/// `/console` ([`console::router`]; `/` redirects there), and the layers: body limit,
-/// timeout, request ids, tracing that records no credentials, and JSON errors for
-/// everything but the console's own HTML pages.
+/// `/console` ([`console::router`]; `/` redirects there), and the [`standard_layers`].
 pub fn router(state: AppState) -> Router {
     let (api, doc) = routes::api().split_for_parts();
     let mut full = ApiDoc::openapi();
     full.merge(doc);
     let doc = std::sync::Arc::new(full);
-    let request_id = HeaderName::from_static("x-request-id");
-    let body_limit = state.config.body_limit;
-    let timeout = state.config.request_timeout;
-    api.merge(console::router(&state))
-    .route(
+    let config = state.config.clone();
+    let routes = api.merge(console::router(&state)).route(
         "/v1/openapi.json",
         get(move || {
             let doc = std::sync::Arc::clone(&doc);
             async move { axum::Json((*doc).clone()) }
         }),
-    )
-    .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-        axum::http::StatusCode::REQUEST_TIMEOUT,
-        timeout,
-    ))
-    .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-    .layer(axum::middleware::from_fn(error::log_errors))
-    .layer(PropagateRequestIdLayer::new(request_id.clone()))
-    .layer(
-        TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            // Method and path only: never headers, query strings or bodies, which may
-            // carry tokens, codes or secrets.
-            let id = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-")
-                .to_owned();
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }),
-    )
-    .layer(SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION, axum::http::header::COOKIE]))
-    .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-    .with_state(state)
+    );
+    standard_layers(routes, &config).with_state(state)
+}
+
+/// The layers every route of [`router`] runs under: body limit, timeout, request ids,
+/// tracing that records no credentials, and JSON errors for everything but the console's
+/// own HTML pages. Public so that routes of your own (and the benchmarks' baseline) can
+/// run under exactly the same stack.
+pub fn standard_layers<S>(routes: Router<S>, config: &ServiceConfig) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let request_id = HeaderName::from_static("x-request-id");
+    routes
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(config.body_limit))
+        .layer(axum::middleware::from_fn(error::log_errors))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                // Method and path only: never headers, query strings or bodies, which may
+                // carry tokens, codes or secrets.
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_owned();
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::COOKIE,
+        ]))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }

@@ -13,6 +13,7 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock as _, DefaultClock};
@@ -78,6 +79,12 @@ struct FailureBudget<K: Hash + Eq + Clone + Send + Sync + 'static> {
     generations: Cache<K, u64>,
     /// How long the bucket takes to win back one failure.
     period: Duration,
+    /// When the budget was made; the origin of `latest_block`.
+    origin: Instant,
+    /// Nanoseconds after `origin` at which the last block of any key ends: once past it,
+    /// nothing is blocked and [`blocked_for`](Self::blocked_for) answers without a lookup
+    /// (the path of every authenticated request).
+    latest_block: AtomicU64,
 }
 
 impl<K: Hash + Eq + Clone + Send + Sync + 'static> FailureBudget<K> {
@@ -93,13 +100,22 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> FailureBudget<K> {
                 .time_to_live(window)
                 .build(),
             period: window / n.max(1),
+            origin: Instant::now(),
+            latest_block: AtomicU64::new(0),
         }
+    }
+
+    fn since_origin(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// How long `key` must still wait, if it is blocked.
     fn blocked_for(&self, key: &K) -> Option<Duration> {
-        let until = self.blocked.get(key)?;
         let now = Instant::now();
+        if self.since_origin(now) >= self.latest_block.load(Ordering::Acquire) {
+            return None;
+        }
+        let until = self.blocked.get(key)?;
         (until > now).then(|| until - now)
     }
 
@@ -113,7 +129,11 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> FailureBudget<K> {
             Err(not_until) => not_until.wait_time_from(DefaultClock::default().now()),
         }
         .max(Duration::from_secs(1));
-        self.blocked.insert(key.clone(), Instant::now() + wait);
+        let until = Instant::now() + wait;
+        // Raised before the entry is visible, so a lookup that finds it is never skipped.
+        self.latest_block
+            .fetch_max(self.since_origin(until), Ordering::AcqRel);
+        self.blocked.insert(key.clone(), until);
         Some(wait)
     }
 
@@ -138,7 +158,7 @@ struct LimitsInner {
     redeem: FailureBudget<OwnerId>,
     channel: FailureBudget<ChannelName>,
     /// Checks since the limiters last dropped keys whose buckets are full again.
-    checks: std::sync::atomic::AtomicU64,
+    checks: AtomicU64,
 }
 
 /// Every this many checks, the keyed limiters forget keys whose buckets have refilled, so
@@ -149,7 +169,7 @@ impl LimitsInner {
     fn tick(&self) {
         let n = self
             .checks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(1, Ordering::Relaxed);
         if n % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.identity.retain_recent();
             self.identity.shrink_to_fit();
@@ -184,7 +204,7 @@ impl Limits {
                 ),
                 redeem: FailureBudget::new(config.redeem_failures_per_user, config.redeem_window),
                 channel: FailureBudget::new(config.channel_failure_budget, config.channel_window),
-                checks: std::sync::atomic::AtomicU64::new(0),
+                checks: AtomicU64::new(0),
             }),
         }
     }

@@ -10,17 +10,22 @@
 //! epoch; a lookup inserts only if the epoch did not move while it read the store, and
 //! removes its own insert if the epoch moved while it inserted.
 //!
-//! `last_used_at` is written behind: uses are collected in memory and flushed in batches
-//! by a background task ([`CacheConfig::last_used_flush`]) and by [`Cached::flush`] at
-//! shutdown, never on a request's path.
+//! `last_used_at` is written behind: a hit stamps its cache entry (one relaxed atomic), and
+//! the stamps are collected and flushed in batches by a background task
+//! ([`CacheConfig::last_used_flush`]) and by [`Cached::flush`] at shutdown, never on a
+//! request's path.
+//!
+//! The entries live in a sharded map of our own (`ttl_map`), not moka: a warm token
+//! check is one lookup, and a moka hit alone cost several times the whole target
+//! (docs/benchmarks.md). Time-to-live is measured with the store's [`Clock`], the same
+//! clock that decides token expiry.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use moka::sync::Cache;
 use ownership_core::audit::{AuditEvent, ChainVerdict};
 use ownership_core::authz::{
     AdminScope, ChannelScope, MintPermit, OwnerScope, Principal, SystemScope,
@@ -39,6 +44,8 @@ use ownership_core::provision::{ProvisionPlan, ProvisionTable};
 use ownership_core::token::TokenDigest;
 use ownership_core::{Error, Identity, OwnerId, Result, TokenKind, UserRole, UserStatus};
 use time::OffsetDateTime;
+
+use crate::ttl_map::TtlMap;
 
 /// Bounds of the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,12 +128,15 @@ impl Invalidation {
 struct Shared<S> {
     inner: S,
     clock: Arc<dyn Clock>,
-    principals: Cache<TokenDigest, Principal>,
-    token_digests: Cache<TokenId, TokenDigest>,
-    identities: Cache<ChannelKey, Identity>,
-    resources: Cache<TokenDigest, ResourceRecord>,
+    /// Token digest → principal; the entries carry the last-use stamps.
+    principals: TtlMap<TokenDigest, Principal>,
+    /// Token id → digest, to evict one token's principal without a scan.
+    token_digests: TtlMap<TokenId, TokenDigest>,
+    identities: TtlMap<ChannelKey, Identity>,
+    resources: TtlMap<TokenDigest, ResourceRecord>,
+    /// Time-to-live in nanoseconds.
+    ttl: i64,
     epoch: AtomicU64,
-    uses: Mutex<HashMap<TokenId, OffsetDateTime>>,
 }
 
 /// A [`Store`] decorated with the cache. Cheap to clone.
@@ -145,22 +155,16 @@ impl<S> Clone for Cached<S> {
 impl<S> std::fmt::Debug for Cached<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cached")
-            .field("principals", &self.shared.principals.entry_count())
-            .field("identities", &self.shared.identities.entry_count())
+            .field("principals", &self.shared.principals.len())
+            .field("identities", &self.shared.identities.len())
             .finish_non_exhaustive()
     }
 }
 
-fn build<K, V>(config: &CacheConfig) -> Cache<K, V>
-where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    Cache::builder()
-        .max_capacity(config.capacity)
-        .time_to_live(config.ttl)
-        .support_invalidation_closures()
-        .build()
+/// `at` in Unix nanoseconds, saturated to `i64` (good until the year 2262).
+fn nanos(at: OffsetDateTime) -> i64 {
+    let n = at.unix_timestamp_nanos();
+    i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
 }
 
 impl<S: Store + 'static> Cached<S> {
@@ -170,12 +174,12 @@ impl<S: Store + 'static> Cached<S> {
         let shared = Arc::new(Shared {
             inner,
             clock,
-            principals: build(&config),
-            token_digests: build(&config),
-            identities: build(&config),
-            resources: build(&config),
+            principals: TtlMap::new(config.capacity),
+            token_digests: TtlMap::new(config.capacity),
+            identities: TtlMap::new(config.capacity),
+            resources: TtlMap::new(config.capacity),
+            ttl: i64::try_from(config.ttl.as_nanos()).unwrap_or(i64::MAX),
             epoch: AtomicU64::new(0),
-            uses: Mutex::new(HashMap::new()),
         });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let weak = Arc::downgrade(&shared);
@@ -200,59 +204,29 @@ impl<S: Store + 'static> Cached<S> {
         s.epoch.fetch_add(1, Ordering::SeqCst);
         match inv {
             Invalidation::Token(id) => {
-                if let Some(digest) = s.token_digests.get(id) {
-                    s.principals.invalidate(&digest);
+                // The id → digest entry finds it at once; the scan covers an entry whose
+                // id → digest entry was evicted first.
+                if let Some(digest) = s.token_digests.get(id, i64::MIN) {
+                    s.principals.remove(&digest);
                 }
-                s.token_digests.invalidate(id);
-                let id = id.clone();
-                self.invalidate_principals_if(move |p| p.token_id == id);
+                s.token_digests.remove(id);
+                s.principals.remove_if(|p| p.token_id == *id);
             }
             Invalidation::Owner(owner) => {
-                let o = owner.clone();
-                self.invalidate_principals_if(move |p| p.identity.owner_id == o);
-                let o = owner.clone();
-                if s.identities
-                    .invalidate_entries_if(move |_, i| i.owner_id == o)
-                    .is_err()
-                {
-                    s.identities.invalidate_all();
-                }
-                let o = owner.clone();
-                if s.resources
-                    .invalidate_entries_if(move |_, r| r.owner_id == o)
-                    .is_err()
-                {
-                    s.resources.invalidate_all();
-                }
+                s.principals.remove_if(|p| p.identity.owner_id == *owner);
+                s.identities.remove_if(|i| i.owner_id == *owner);
+                s.resources.remove_if(|r| r.owner_id == *owner);
             }
-            Invalidation::Identity(key) => s.identities.invalidate(key),
-            Invalidation::Resource(id) => {
-                let id = id.clone();
-                if s.resources
-                    .invalidate_entries_if(move |_, r| r.id == id)
-                    .is_err()
-                {
-                    s.resources.invalidate_all();
-                }
-            }
+            Invalidation::Identity(key) => s.identities.remove(key),
+            Invalidation::Resource(id) => s.resources.remove_if(|r| r.id == *id),
             Invalidation::All => {
-                s.principals.invalidate_all();
-                s.token_digests.invalidate_all();
-                s.identities.invalidate_all();
-                s.resources.invalidate_all();
+                s.principals.clear();
+                s.token_digests.clear();
+                s.identities.clear();
+                s.resources.clear();
             }
         }
         s.epoch.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn invalidate_principals_if(&self, pred: impl Fn(&Principal) -> bool + Send + Sync + 'static) {
-        let s = &self.shared;
-        if s.principals
-            .invalidate_entries_if(move |_, p| pred(p))
-            .is_err()
-        {
-            s.principals.invalidate_all();
-        }
     }
 
     /// Applies a local mutation's invalidation. (Other processes learn of it from the
@@ -261,30 +235,35 @@ impl<S: Store + 'static> Cached<S> {
         self.apply(&inv);
     }
 
-    /// Inserts `value` unless an invalidation ran since `epoch` was read; removes it again
-    /// if one ran while inserting.
-    fn insert_if_current<K, V>(&self, cache: &Cache<K, V>, epoch: u64, key: K, value: V)
+    /// Inserts `value`, served until `deadline`, unless an invalidation ran since `epoch`
+    /// was read; removes it again if one ran while inserting. Whether it was inserted.
+    fn insert_if_current<K, V>(
+        &self,
+        map: &TtlMap<K, V>,
+        epoch: u64,
+        key: K,
+        value: V,
+        deadline: i64,
+    ) -> bool
     where
-        K: std::hash::Hash + Eq + Send + Sync + Clone + 'static,
-        V: Clone + Send + Sync + 'static,
+        K: std::hash::Hash + Eq + Clone,
+        V: Clone,
     {
         let s = &self.shared;
         if s.epoch.load(Ordering::SeqCst) != epoch {
-            return;
+            return false;
         }
-        cache.insert(key.clone(), value);
+        map.insert(key.clone(), value, deadline);
         if s.epoch.load(Ordering::SeqCst) != epoch {
-            cache.invalidate(&key);
+            map.remove(&key);
+            return false;
         }
+        true
     }
 
-    fn note_use(&self, id: &TokenId) {
-        let now = self.shared.clock.now();
-        self.shared
-            .uses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.clone(), now);
+    /// When an entry read at `now` stops being served.
+    fn deadline(&self, now: i64) -> i64 {
+        now.saturating_add(self.shared.ttl)
     }
 }
 
@@ -301,25 +280,33 @@ async fn write_behind<S: Store + 'static>(shared: Weak<Shared<S>>, every: Durati
 }
 
 async fn flush_uses<S: Store>(s: &Shared<S>) -> Result<()> {
-    let batch: Vec<(TokenId, OffsetDateTime)> = {
-        let mut uses = s.uses.lock().unwrap_or_else(PoisonError::into_inner);
-        uses.drain().collect()
-    };
-    if batch.is_empty() {
+    let taken = s.principals.take_uses();
+    if taken.is_empty() {
         return Ok(());
     }
+    // One row per token, its latest use (a token may have been cached more than once).
+    let mut latest: HashMap<&TokenId, i64> = HashMap::with_capacity(taken.len());
+    for (p, at) in &taken {
+        latest
+            .entry(&p.token_id)
+            .and_modify(|t| *t = (*t).max(*at))
+            .or_insert(*at);
+    }
+    let batch: Vec<(TokenId, OffsetDateTime)> = latest
+        .into_iter()
+        .filter_map(|(id, at)| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(at))
+                .ok()
+                .map(|at| (id.clone(), at))
+        })
+        .collect();
     let result = s
         .inner
         .record_last_used(&SystemScope::background(), &batch)
         .await;
     if result.is_err() {
-        // Put them back (newer uses win) so a store outage loses nothing.
-        let mut uses = s.uses.lock().unwrap_or_else(PoisonError::into_inner);
-        for (id, at) in batch {
-            uses.entry(id)
-                .and_modify(|t| *t = (*t).max(at))
-                .or_insert(at);
-        }
+        // Put them back so a store outage loses nothing.
+        s.principals.restore_uses(taken);
     }
     result
 }
@@ -426,20 +413,31 @@ impl<S: Store + 'static> UserStore for Cached<S> {
 impl<S: Store + 'static> TokenStore for Cached<S> {
     async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>> {
         let s = &self.shared;
-        if let Some(p) = s.principals.get(digest) {
-            if p.is_expired(s.clock.now()) {
-                s.principals.invalidate(digest);
-                return Ok(None);
-            }
-            self.note_use(&p.token_id);
+        let now = nanos(s.clock.now());
+        // An entry is never served past its token's expiry: its deadline is the earlier
+        // of that and the time-to-live, and a lookup after it reads the store again.
+        if let Some(p) = s.principals.get_and_touch(digest, now) {
             return Ok(Some(p));
         }
         let epoch = s.epoch.load(Ordering::SeqCst);
         let found = s.inner.authenticate(digest).await?;
         if let Some(p) = &found {
-            self.insert_if_current(&s.token_digests, epoch, p.token_id.clone(), *digest);
-            self.insert_if_current(&s.principals, epoch, *digest, p.clone());
-            self.note_use(&p.token_id);
+            let deadline = p
+                .expires_at
+                .map_or(self.deadline(now), |at| self.deadline(now).min(nanos(at)));
+            self.insert_if_current(
+                &s.token_digests,
+                epoch,
+                p.token_id.clone(),
+                *digest,
+                deadline,
+            );
+            if !self.insert_if_current(&s.principals, epoch, *digest, p.clone(), deadline)
+                || s.principals.get_and_touch(digest, now).is_none()
+            {
+                // Not cached (an invalidation raced it): the use is still recorded.
+                s.principals.restore_uses(vec![(p.clone(), now)]);
+            }
         }
         Ok(found)
     }
@@ -562,13 +560,15 @@ impl<S: Store + 'static> PairingStore for Cached<S> {
     ) -> Result<Option<Identity>> {
         let s = &self.shared;
         let key = ChannelKey::new(scope.channel().clone(), external_id.clone());
-        if let Some(identity) = s.identities.get(&key) {
+        let now = nanos(s.clock.now());
+        if let Some(identity) = s.identities.get(&key, now) {
             return Ok(Some(identity));
         }
         let epoch = s.epoch.load(Ordering::SeqCst);
         let found = s.inner.resolve_identity(scope, external_id).await?;
         if let Some(identity) = &found {
-            self.insert_if_current(&s.identities, epoch, key, identity.clone());
+            let deadline = self.deadline(now);
+            self.insert_if_current(&s.identities, epoch, key, identity.clone(), deadline);
         }
         Ok(found)
     }
@@ -686,13 +686,15 @@ impl<S: Store + 'static> ResourceStore for Cached<S> {
 
     async fn resolve_resource(&self, digest: &TokenDigest) -> Result<Option<ResourceRecord>> {
         let s = &self.shared;
-        if let Some(r) = s.resources.get(digest) {
+        let now = nanos(s.clock.now());
+        if let Some(r) = s.resources.get(digest, now) {
             return Ok(Some(r));
         }
         let epoch = s.epoch.load(Ordering::SeqCst);
         let found = s.inner.resolve_resource(digest).await?;
         if let Some(r) = &found {
-            self.insert_if_current(&s.resources, epoch, *digest, r.clone());
+            let deadline = self.deadline(now);
+            self.insert_if_current(&s.resources, epoch, *digest, r.clone(), deadline);
         }
         Ok(found)
     }
