@@ -20,4 +20,6 @@ pub mod backends;
 pub mod bin;
 pub mod conformance;
 pub mod counting;
+pub mod logcheck;
 pub mod pg;
+pub mod serve;

@@ -6,6 +6,10 @@
 //! when no server can be had, `shared` returns an error that names the cause, and the
 //! test that asked fails.
 //!
+//! A test that stops and restarts the server takes a [`PgCluster::private`] cluster of its
+//! own instead (never the shared one), with [`stop`](PgCluster::stop) and
+//! [`start_again`](PgCluster::start_again) on the same port.
+//!
 //! # Where the server comes from
 //!
 //! - `DATABASE_URL=postgres://…` (or `postgresql://…`): that server is used and no
@@ -80,6 +84,8 @@ enum Server {
     Owned {
         root: PathBuf,
         _watchdog: ChildStdin,
+        /// What [`PgCluster::start_again`] needs to start it again on the same port.
+        restart: Restart,
     },
     /// The server from `DATABASE_URL`.
     External,
@@ -100,7 +106,11 @@ impl fmt::Debug for PgCluster {
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Owned { root, .. } => f.debug_struct("Owned").field("root", root).finish(),
+            Self::Owned { root, restart, .. } => f
+                .debug_struct("Owned")
+                .field("root", root)
+                .field("port", &restart.port)
+                .finish(),
             Self::External => f.write_str("External"),
         }
     }
@@ -252,11 +262,7 @@ impl PgCluster {
         let mut attempt = 1;
         let port = loop {
             let port = free_port()?;
-            let options = format!(
-                "-c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c unix_socket_directories='{root_text}' \
-                 -c max_connections=300"
-            );
+            let options = server_options(port, &root_text);
             let started = run(
                 as_owner("pg_ctl")
                     .arg("-D")
@@ -286,14 +292,130 @@ impl PgCluster {
             }
         };
 
+        let restart = Restart {
+            port,
+            as_root,
+            data,
+            log,
+            options: server_options(port, &root_text),
+        };
         Ok(Self {
             bindir,
             base_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
             server: Server::Owned {
                 root,
                 _watchdog: watchdog,
+                restart,
             },
         })
+    }
+}
+
+/// How an owned cluster was started, to start it again after [`PgCluster::stop`].
+struct Restart {
+    port: u16,
+    as_root: bool,
+    data: PathBuf,
+    log: PathBuf,
+    options: String,
+}
+
+/// The `pg_ctl -o` options of an owned cluster.
+fn server_options(port: u16, root_text: &str) -> String {
+    format!(
+        "-c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c synchronous_commit=off \
+         -c full_page_writes=off -c unix_socket_directories='{root_text}' \
+         -c max_connections=300"
+    )
+}
+
+impl PgCluster {
+    /// A cluster of the caller's own, started now (never the shared one, and never the
+    /// server in `DATABASE_URL`): for tests that stop and start the server. It has the same
+    /// watchdog teardown as [`shared`](Self::shared), and is also stopped and removed when
+    /// dropped.
+    pub fn private() -> Result<PgCluster, String> {
+        Self::owned()
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: connections are ended, no new one is
+    /// accepted) and waits until it is down. Only for a cluster started here.
+    pub fn stop(&self) -> Result<(), String> {
+        let restart = self.restart()?;
+        run(
+            self.pg_ctl(restart)
+                .arg("-D")
+                .arg(&restart.data)
+                .args(["-m", "fast", "-w", "-t", "60", "stop"]),
+            "pg_ctl stop",
+        )
+        .map(|_| ())
+    }
+
+    /// Starts a server stopped with [`stop`](Self::stop) again, on the same port with the
+    /// same data, and waits until it accepts connections.
+    pub fn start_again(&self) -> Result<(), String> {
+        let restart = self.restart()?;
+        run(
+            self.pg_ctl(restart)
+                .arg("-D")
+                .arg(&restart.data)
+                .arg("-o")
+                .arg(&restart.options)
+                .arg("-l")
+                .arg(&restart.log)
+                .args(["-w", "-t", "60", "start"]),
+            "pg_ctl start",
+        )
+        .map(|_| ())
+        .map_err(|error| {
+            format!(
+                "{error}\n--- last lines of {} ---\n{}",
+                restart.log.display(),
+                log_tail(&restart.log)
+            )
+        })
+    }
+
+    fn restart(&self) -> Result<&Restart, String> {
+        match &self.server {
+            Server::Owned { restart, .. } => Ok(restart),
+            Server::External => Err("the server in DATABASE_URL is not ours to stop".to_owned()),
+        }
+    }
+
+    /// `pg_ctl`, behind `runuser -u postgres --` as root.
+    fn pg_ctl(&self, restart: &Restart) -> Command {
+        let binary = self.bindir.join("pg_ctl");
+        let mut command = if restart.as_root {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(binary);
+            command
+        } else {
+            Command::new(binary)
+        };
+        command.current_dir("/");
+        command
+    }
+}
+
+impl Drop for PgCluster {
+    /// Stops a cluster started here now, rather than when the test process exits (which
+    /// the watchdog also does); the shared cluster is a static and is never dropped.
+    fn drop(&mut self) {
+        if let Ok(restart) = self.restart() {
+            let _ = run(
+                self.pg_ctl(restart).arg("-D").arg(&restart.data).args([
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "-t",
+                    "60",
+                    "stop",
+                ]),
+                "pg_ctl stop",
+            );
+        }
     }
 }
 

@@ -16,113 +16,16 @@
     reason = "tests; the propagation times are printed"
 )]
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ownership_tests::bin::ownership_bin;
 use ownership_tests::pg::PgCluster;
+use ownership_tests::serve::{Serve, run_to_end, serve_command, start};
 use serde_json::{Value, json};
 
 /// How long another process may take to honour a change.
 const BOUND: Duration = Duration::from_secs(5);
-
-use ownership_tests::bin::ownership_bin;
-
-fn serve_command(database_url: &str) -> Command {
-    let mut cmd = Command::new(ownership_bin());
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .arg("--database-url")
-        .arg(database_url)
-        .env_remove("DATABASE_URL")
-        .env_remove("OWNERSHIP_MASTER_KEY")
-        .env_remove("OWNERSHIP_PAIRING_KEY")
-        .env_remove("OWNERSHIP_BOOTSTRAP_TOKEN")
-        .env_remove("OWNERSHIP_LEGACY_TOKEN")
-        .env_remove("OWNERSHIP_USER_TOKENS")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// A running `ownership serve`, killed when dropped.
-struct Serve {
-    child: Child,
-    base: String,
-    /// The first Owner's token, when this process created them.
-    token: Option<String>,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-enum Seen {
-    Token(String),
-    Address(String),
-    Closed,
-}
-
-/// Starts `ownership serve` on `database_url` and waits for its address (and, with
-/// `first`, for the first Owner's token it prints).
-fn start(database_url: &str, first: bool) -> Serve {
-    let mut child = serve_command(database_url)
-        .spawn()
-        .expect("ownership serve starts");
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    let tx_out = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(token) = line.strip_prefix("token: ") {
-                let _ = tx_out.send(Seen::Token(token.trim().to_owned()));
-            }
-        }
-        let _ = tx_out.send(Seen::Closed);
-    });
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let Ok(event) = serde_json::from_str::<Value>(&line) else {
-                eprintln!("serve: {line}");
-                continue;
-            };
-            let level = event["level"].as_str().unwrap_or("");
-            if level == "WARN" || level == "ERROR" {
-                eprintln!("serve: {line}");
-            }
-            if event["fields"]["message"] == "serving"
-                && let Some(address) = event["fields"]["address"].as_str()
-            {
-                let _ = tx.send(Seen::Address(address.to_owned()));
-            }
-        }
-        let _ = tx.send(Seen::Closed);
-    });
-    let (mut token, mut address) = (None, None);
-    while (first && token.is_none()) || address.is_none() {
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(Seen::Token(t)) => token = Some(t),
-            Ok(Seen::Address(a)) => address = Some(a),
-            Ok(Seen::Closed) | Err(_) => {
-                let status = child.try_wait().ok().flatten();
-                let _ = child.kill();
-                panic!("serve stopped or stalled before it was serving ({status:?})");
-            }
-        }
-    }
-    Serve {
-        child,
-        base: format!("http://{}", address.unwrap()),
-        token,
-    }
-}
 
 /// An HTTP reply.
 #[derive(Debug)]
@@ -593,49 +496,6 @@ async fn a_lost_listener_connection_flushes_the_cache() {
     .await;
     assert!(r.status == 200 || r.status == 204, "revoke: {r:?}");
     eventually(&http, &b, "/v1/me", &t, 401, "revoked after the reconnect").await;
-}
-
-/// Runs `cmd` to completion (killed after a minute); returns its exit code and output.
-fn run_to_end(mut cmd: Command) -> (Option<i32>, String) {
-    let mut child = cmd.spawn().expect("ownership runs");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = Arc::new(Mutex::new(String::new()));
-    let readers = [
-        {
-            let out = Arc::clone(&out);
-            std::thread::spawn(move || {
-                let mut s = String::new();
-                let _ = stdout.read_to_string(&mut s);
-                out.lock().unwrap().push_str(&s);
-            })
-        },
-        {
-            let out = Arc::clone(&out);
-            std::thread::spawn(move || {
-                let mut s = String::new();
-                let _ = stderr.read_to_string(&mut s);
-                out.lock().unwrap().push_str(&s);
-            })
-        },
-    ];
-    let start = Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the second serve did not stop: {}", out.lock().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    for r in readers {
-        r.join().unwrap();
-    }
-    let out = out.lock().unwrap().clone();
-    (code, out)
 }
 
 #[test]
