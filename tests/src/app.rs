@@ -10,6 +10,7 @@ use ownership_cli::server::{self, ServerConfig};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::logcheck::{self, Kind, Secrets};
 use crate::pg::PgCluster;
 
 /// Which store the server runs on.
@@ -39,6 +40,11 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<Result<(), String>>>,
     _dir: Option<tempfile::TempDir>,
+    /// Every secret handed out or sent during the run (see [`crate::logcheck`]).
+    pub secrets: Secrets,
+    /// Where this server's part of the captured log starts.
+    pub log_from: usize,
+    log_checked: bool,
 }
 
 impl std::fmt::Debug for TestApp {
@@ -51,6 +57,7 @@ impl std::fmt::Debug for TestApp {
 
 /// Starts the server on `backend`; `tweak` may change the configuration first.
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    let log_from = logcheck::capture().len();
     let (location, url, dir) = match backend {
         Backend::Libsql => {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -72,12 +79,15 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerConf
     };
     let mut config = ServerConfig::new(location).expect("config");
     tweak(&mut config);
+    let secrets = Secrets::default();
+    record_configured(&secrets, &config);
     let prepared = server::prepare(&config).await.expect("server prepares");
     let owner_token = prepared
         .first_owner_token
         .as_ref()
         .map(|(_, t)| t.expose().to_owned())
         .unwrap_or_default();
+    secrets.record(Kind::Token, &owner_token);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -94,6 +104,31 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerConf
         shutdown: Some(tx),
         handle: Some(handle),
         _dir: dir,
+        secrets,
+        log_from,
+        log_checked: false,
+    }
+}
+
+/// Records the secrets of a configuration: bootstrap, legacy and provisioned tokens and
+/// key material.
+fn record_configured(secrets: &Secrets, config: &ServerConfig) {
+    let s = &config.secrets;
+    for token in [&s.bootstrap_token, &s.legacy_token].into_iter().flatten() {
+        secrets.record_config(Kind::Token, token);
+    }
+    if let Some(table) = &s.user_tokens {
+        secrets.record_config(Kind::Token, table);
+    }
+    for key in [&s.master_key, &s.previous_master_key, &s.pairing_key]
+        .into_iter()
+        .flatten()
+    {
+        secrets.record_key(key);
+    }
+    if let Some(master) = &s.master_key {
+        let derived = ownership_core::pairing::PairingKey::derive_from_master(master);
+        secrets.record_key(derived.as_bytes());
     }
 }
 
@@ -126,17 +161,22 @@ impl TestApp {
     ) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.http.request(method, format!("{}{path}", self.base));
+        self.record_query(path);
         if let Some(t) = token {
+            self.secrets.record(Kind::Token, t);
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
+            self.secrets.record_json(&b);
             req = req.json(&b);
         }
         let res = req.send().await.expect("request sent");
         let status = res.status().as_u16();
         let headers = res.headers().clone();
+        self.secrets.record_set_cookies(&headers);
         let text = res.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        self.secrets.record_json(&body);
         Reply {
             status,
             headers,
@@ -168,7 +208,37 @@ impl TestApp {
         r.body["token"].as_str().expect("token").to_owned()
     }
 
-    /// Stops the server (in-flight requests finish) and waits for it.
+    /// Records the token of a query string (`?token=…`, accepted on the SSE route).
+    fn record_query(&self, path: &str) {
+        let Some((_, query)) = path.split_once('?') else {
+            return;
+        };
+        for pair in query.split('&') {
+            if let Some((key, value)) = pair.split_once('=')
+                && (key == "token" || key == "access_token")
+            {
+                self.secrets.record(Kind::Token, value);
+            }
+        }
+    }
+
+    /// Asserts that no secret recorded by this app, nor anything shaped like one of our
+    /// tokens or signing secrets, appears in the captured log from this app's start
+    /// (whichever server or task wrote it). Earlier bytes cannot hold this app's secrets:
+    /// its server issued them after it started, and a value the test sent it that was
+    /// also sent to an earlier app is checked by that app from its own start. (Scanning
+    /// the whole buffer for every app made `http_e2e` take twice as long.)
+    #[track_caller]
+    pub fn assert_logs_clean(&mut self) {
+        self.log_checked = true;
+        let secrets = self.secrets.snapshot();
+        if let Err(leak) = logcheck::capture().check_since(self.log_from, &secrets) {
+            panic!("secret leaked into the server log ({}): {leak}", self.base);
+        }
+    }
+
+    /// Stops the server (in-flight requests finish), waits for it and checks its log
+    /// ([`TestApp::assert_logs_clean`]).
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -176,6 +246,7 @@ impl TestApp {
         if let Some(h) = self.handle.take() {
             let _ = h.await;
         }
+        self.assert_logs_clean();
     }
 }
 
@@ -183,6 +254,9 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if !self.log_checked && !std::thread::panicking() {
+            self.assert_logs_clean();
         }
     }
 }

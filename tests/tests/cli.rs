@@ -21,6 +21,7 @@ use ownership_cli::backend::Location;
 use ownership_store::SystemClock;
 use ownership_store::libsql::LibsqlStore;
 use ownership_tests::app::{Backend, spawn_app_with};
+use ownership_tests::logcheck;
 use ownership_tests::pg::PgCluster;
 use serde_json::{Value, json};
 
@@ -157,6 +158,8 @@ impl Db {
         }
         cmd.env("USER", "tester");
         for (k, v) in env {
+            // Secrets given through the environment must not come back on stderr either.
+            logcheck::global().record_config(logcheck::Kind::KeyMaterial, v);
             cmd.env(k, v);
         }
         run_with_timeout(cmd, args)
@@ -215,12 +218,23 @@ fn run_with_timeout(mut cmd: Command, args: &[&str]) -> Run {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Run {
+    let run = Run {
         args: args.iter().map(|a| (*a).to_owned()).collect(),
         code: status.code(),
         stdout: out.join().unwrap(),
         stderr: err.join().unwrap(),
+    };
+    // A token is revealed once, on stdout; stderr (errors, warnings, logs) never holds a
+    // secret: not one printed now, nor one seen earlier in this test binary.
+    logcheck::global().record_text(&run.stdout);
+    for arg in args {
+        logcheck::global().record_text(arg);
     }
+    logcheck::assert_text_clean(
+        &format!("the stderr of `ownership {}`", args.join(" ")),
+        &run.stderr,
+    );
+    run
 }
 
 /// Declares the test once per backend.

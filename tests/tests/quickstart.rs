@@ -25,6 +25,7 @@ use ownership_store::SystemClock;
 use ownership_store::libsql::LibsqlStore;
 
 use ownership_tests::bin::ownership_bin;
+use ownership_tests::logcheck;
 
 /// The ```sh blocks of the README's `## Quickstart` section.
 fn quickstart_blocks() -> Vec<String> {
@@ -88,7 +89,7 @@ fn start_server(db: &Path, serve_args: &[&str]) -> Server {
         .env_remove("OWNERSHIP_PAIRING_KEY")
         .env_remove("OWNERSHIP_BOOTSTRAP_TOKEN")
         .env_remove("OWNERSHIP_LEGACY_TOKEN")
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", logcheck::VERBOSE_FILTER)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -108,6 +109,7 @@ fn start_server(db: &Path, serve_args: &[&str]) -> Server {
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            logcheck::process_line(&line);
             let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
                 eprintln!("serve: {line}");
                 continue;
@@ -233,6 +235,7 @@ async fn the_readme_quickstart_works_as_written() {
                 code.len() == 9 && code.as_bytes()[4] == b'-',
                 "a code looks like ABCD-EFGH: {code:?}"
             );
+            logcheck::global().record(logcheck::Kind::PairingCode, code);
             checked += 1;
         } else if step.contains("/redeem") {
             let reply: serde_json::Value = serde_json::from_str(output).unwrap();
@@ -268,6 +271,16 @@ async fn the_readme_quickstart_works_as_written() {
     assert!(killed.success());
     let status = server.child.wait().unwrap();
     assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
+    // Its whole log, at the most verbose level, holds no token (the Owner's, printed
+    // once on stdout, or any made in the session) and no pairing code.
+    logcheck::global().record(logcheck::Kind::Token, &server.owner_token);
+    assert!(
+        logcheck::process_log()
+            .text_since(0)
+            .contains("/v1/pairing/telegram/redeem"),
+        "the server's request log was captured"
+    );
+    logcheck::assert_process_logs_clean();
     drop(server);
 
     // The chain holds ...
