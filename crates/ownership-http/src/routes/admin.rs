@@ -83,12 +83,22 @@ pub async fn create_user(
 
 /// Users, by id.
 #[utoipa::path(get, path = "/v1/admin/users", tag = "users", params(PageQuery),
-    responses((status = 200, body = UserList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = UserList), (status = 400, body = ErrorBody, description = "a cursor that is no user id"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_users(
     State(state): State<AppState>,
     admin: RequireAdmin,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<UserList>, ApiError> {
+    // The cursor is the last user id of the previous page: what cannot be a user id is no
+    // cursor (a NUL, say, which PostgreSQL refuses in text: a 503 instead of a 400).
+    if q.after
+        .as_deref()
+        .is_some_and(|a| OwnerId::parse(a).is_err())
+    {
+        return Err(
+            ownership_core::Error::invalid("cursor", "not a cursor from a previous page").into(),
+        );
+    }
     let p = state.store.list_users(&admin.scope, &page(q)).await?;
     Ok(ApiJson(UserList {
         users: p.items.iter().map(UserView::from).collect(),
