@@ -167,9 +167,7 @@ const PRUNE_EVERY: u64 = 4096;
 
 impl LimitsInner {
     fn tick(&self) {
-        let n = self
-            .checks
-            .fetch_add(1, Ordering::Relaxed);
+        let n = self.checks.fetch_add(1, Ordering::Relaxed);
         if n % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.identity.retain_recent();
             self.identity.shrink_to_fit();
