@@ -6,7 +6,11 @@
 //!   (which calls [`can_act_on`]) and [`OwnerScope::own`] make, so code that skips the check
 //!   does not compile.
 //! * User management takes an [`AdminScope`], which exists only for Admins and Owners (and
-//!   for the operator at the command line, who holds the database itself).
+//!   for the operator at the command line, who holds the database itself). The role it was
+//!   built with is the role the caller had when the request was authenticated; a store
+//!   applies a change only under [`AdminScope::recheck`], with the acting user's account as
+//!   read inside the transaction that applies it, so an Admin or Owner demoted, suspended or
+//!   deleted meanwhile acts with what they have now, not what they had.
 //! * Minting takes a [`MintPermit`]: only `manage` tokens mint, and only kinds they hold.
 
 use std::fmt;
@@ -233,6 +237,43 @@ impl AdminScope {
     fn is_self(&self, target: &OwnerId) -> bool {
         self.acting_user.as_ref() == Some(target)
     }
+
+    /// The scope as it stands when a change is applied: `current` is the acting user's
+    /// account as read inside the transaction that applies the change, once it holds the
+    /// store's write lock (`None` when the account no longer exists). The role the scope
+    /// was built with is the one the request was authenticated with, which a change
+    /// committed meanwhile (or a cached principal) may have outdated.
+    ///
+    /// The operator has no account: their scope is returned as it is and `current` is not
+    /// looked at. A signed-in user who no longer exists, is suspended or is no longer an
+    /// Admin or Owner gets the same [`Error::Forbidden`] a Member gets; otherwise the scope
+    /// is returned with the role they hold now (an Owner demoted to Admin acts as an Admin).
+    pub fn recheck(&self, current: Option<ActorState>) -> Result<Self> {
+        if self.acting_user.is_none() {
+            return Ok(self.clone());
+        }
+        match current {
+            Some(state) if state.status == UserStatus::Active && state.role.is_admin() => {
+                Ok(Self {
+                    role: state.role,
+                    ..self.clone()
+                })
+            }
+            _ => Err(Error::Forbidden(
+                "an Admin or Owner role is required".into(),
+            )),
+        }
+    }
+}
+
+/// The acting user's account, as read inside the transaction that applies a change made
+/// under an [`AdminScope`] or a service [`MintPermit`] (see [`AdminScope::recheck`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActorState {
+    /// Their role now.
+    pub role: UserRole,
+    /// Their status now.
+    pub status: UserStatus,
 }
 
 /// Proof for background work of the service itself (webhook delivery, write-behind,
@@ -299,6 +340,7 @@ pub struct MintPermit {
     owner: OwnerId,
     kinds: TokenKinds,
     actor: Actor,
+    needs_admin: bool,
 }
 
 impl MintPermit {
@@ -317,6 +359,7 @@ impl MintPermit {
             owner: minter.identity.owner_id.clone(),
             kinds: requested,
             actor: minter.actor(),
+            needs_admin: false,
         })
     }
 
@@ -343,6 +386,7 @@ impl MintPermit {
             owner: minter.identity.owner_id.clone(),
             kinds: requested,
             actor: minter.actor(),
+            needs_admin: true,
         })
     }
 
@@ -357,7 +401,25 @@ impl MintPermit {
             owner,
             kinds,
             actor: admin.actor().clone(),
+            needs_admin: false,
         })
+    }
+
+    /// Checks the permit against its owner's account as read inside the transaction that
+    /// stores the token (`None` when the account no longer exists): the owner must exist
+    /// and be active ([`Error::NotFound`] otherwise), and a service permit, which an Admin
+    /// or Owner got from their role, needs that role still
+    /// ([`Error::Forbidden`] for an owner demoted to Member meanwhile).
+    pub fn recheck(&self, owner: Option<ActorState>) -> Result<()> {
+        let Some(state) = owner.filter(|s| s.status == UserStatus::Active) else {
+            return Err(Error::NotFound);
+        };
+        if self.needs_admin && !state.role.is_admin() {
+            return Err(Error::Forbidden(
+                "an Admin or Owner role is required".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The owner the token will belong to.
@@ -466,4 +528,81 @@ pub fn check_delete(scope: &AdminScope, target: &OwnerId, state: &TargetState) -
         return Err(Error::Conflict("the last Owner cannot be deleted".into()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+    use super::*;
+
+    fn oid(s: &str) -> OwnerId {
+        OwnerId::parse(s).unwrap()
+    }
+
+    fn state(role: UserRole, status: UserStatus) -> Option<ActorState> {
+        Some(ActorState { role, status })
+    }
+
+    #[test]
+    fn recheck_uses_the_role_held_now() {
+        let owner = AdminScope::new(&Identity::new(oid("o"), UserRole::Owner)).unwrap();
+        let now = owner
+            .recheck(state(UserRole::Admin, UserStatus::Active))
+            .unwrap();
+        assert_eq!(now.role(), UserRole::Admin);
+        assert_eq!(now.acting_user(), Some(&oid("o")));
+        assert!(check_create(&now, UserRole::Admin).is_err());
+        for gone in [
+            None,
+            state(UserRole::Member, UserStatus::Active),
+            state(UserRole::Owner, UserStatus::Suspended),
+            state(UserRole::Admin, UserStatus::Suspended),
+        ] {
+            assert!(matches!(owner.recheck(gone), Err(Error::Forbidden(_))));
+        }
+    }
+
+    #[test]
+    fn the_operator_has_no_account_to_recheck() {
+        let op = AdminScope::operator("root");
+        assert_eq!(op.recheck(None).unwrap(), op);
+    }
+
+    #[test]
+    fn service_permits_need_the_role_at_write_time() {
+        let minter = Principal {
+            identity: Identity::new(oid("a"), UserRole::Admin),
+            token_id: TokenId::parse("tok_0123456789abcdef0123").unwrap(),
+            kinds: TokenKinds::manage_api(),
+            expires_at: None,
+        };
+        let admin = AdminScope::new(&minter.identity).unwrap();
+        let service = MintPermit::service(
+            &minter,
+            &admin,
+            TokenKinds::new([TokenKind::Verify]).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            service
+                .recheck(state(UserRole::Admin, UserStatus::Active))
+                .is_ok()
+        );
+        assert!(matches!(
+            service.recheck(state(UserRole::Member, UserStatus::Active)),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(matches!(service.recheck(None), Err(Error::NotFound)));
+        let own =
+            MintPermit::for_self(&minter, TokenKinds::new([TokenKind::Api]).unwrap()).unwrap();
+        assert!(
+            own.recheck(state(UserRole::Member, UserStatus::Active))
+                .is_ok()
+        );
+        assert!(matches!(
+            own.recheck(state(UserRole::Member, UserStatus::Suspended)),
+            Err(Error::NotFound)
+        ));
+    }
 }

@@ -9,6 +9,13 @@
 //! channel adapters a [`ChannelScope`] and background work a [`SystemScope`]: the proof
 //! values of [`crate::authz`]. A store is built with a [`Clock`]; callers pass no times
 //! except where the time is the request itself.
+//!
+//! Two rules every adapter keeps inside each mutating transaction, once it holds the lock
+//! that serializes mutations: it reads its clock there (never before waiting for the
+//! lock, so no change is stamped earlier than one committed before it), and it re-reads
+//! the acting user of an [`AdminScope`] ([`AdminScope::recheck`]) and the owner of a
+//! [`MintPermit`] ([`MintPermit::recheck`]), so a user demoted, suspended or deleted after
+//! their request was authenticated acts with what they have now.
 
 use std::time::Duration;
 
@@ -257,7 +264,10 @@ pub trait TokenStore: Send + Sync {
     /// anything else, whatever the reason.
     async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>>;
 
-    /// Stores a new token under a [`MintPermit`].
+    /// Stores a new token under a [`MintPermit`], re-checked ([`MintPermit::recheck`])
+    /// against its owner's account inside the transaction: [`crate::Error::NotFound`] when
+    /// the owner is gone or suspended, [`crate::Error::Forbidden`] for a service token
+    /// whose minter is no longer an Admin or Owner.
     async fn issue_token(&self, permit: &MintPermit, token: NewToken) -> Result<TokenRecord>;
 
     /// The owner's tokens, newest first, revoked ones included.

@@ -164,3 +164,216 @@ pub async fn concurrent_mutations_never_fork_the_chain<S: Store + 'static>(cx: C
         ChainVerdict::Intact { events: 1 + 32 * 3 }
     );
 }
+
+/// Eight rounds of one revocation racing sixteen rotations with a one-hour grace of the
+/// same token, while a task keeps the clock moving (a microsecond a step). Whatever the
+/// interleaving: once the revocation returned the token never authenticates again, no
+/// rotation of it is audited after its revocation, it is audited as revoked once, at most
+/// one rotation wins, and times never go backwards along the audit chain. A store that
+/// read its clock before taking its write lock could apply a rotation that waited on
+/// the lock after the revocation, with an earlier time that still saw the token live,
+/// and move its revocation an hour into the future.
+pub async fn revocation_racing_rotations_with_a_moving_clock_is_final<S: Store + 'static>(
+    cx: Ctx<S>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use ownership_core::audit::AuditAction;
+    use ownership_core::authz::AdminScope;
+    use ownership_core::ports::{AuditFilter, PageRequest};
+
+    let s = Arc::clone(&cx.store);
+    let root = boot(&*s).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticker = {
+        let clock = Arc::clone(&cx.clock);
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                clock.advance(Duration::from_micros(1));
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    for _ in 0..8 {
+        let (old, id) = issue(&*s, &root, "api").await;
+        let mut set = JoinSet::new();
+        for _ in 0..16 {
+            let s = Arc::clone(&s);
+            let scope = root.scope();
+            let id = id.clone();
+            set.spawn(async move {
+                let (_, f) = fresh(TokenFamily::User);
+                match s
+                    .rotate_token(&scope, &id, f, Some(Duration::from_secs(3600)))
+                    .await
+                {
+                    Ok(_) => true,
+                    Err(Error::NotFound) => false,
+                    Err(e) => panic!("unexpected {e:?}"),
+                }
+            });
+        }
+        let revoker = {
+            let s = Arc::clone(&s);
+            let scope = root.scope();
+            let id = id.clone();
+            let old = old.clone();
+            tokio::spawn(async move {
+                s.revoke_token(&scope, &id, None).await.unwrap();
+                // From here on the token is dead, while the rotations still run.
+                for _ in 0..16 {
+                    assert!(
+                        s.authenticate(&old.digest()).await.unwrap().is_none(),
+                        "a revoked token authenticated again"
+                    );
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let mut wins = 0;
+        while let Some(r) = set.join_next().await {
+            wins += usize::from(r.unwrap());
+        }
+        revoker.await.unwrap();
+        assert!(wins <= 1, "at most one rotation wins, got {wins}");
+        assert!(s.authenticate(&old.digest()).await.unwrap().is_none());
+        let rec = s.get_token(&root.scope(), &id).await.unwrap();
+        assert!(
+            rec.revoked_at.is_some_and(|at| at <= cx.clock_now()),
+            "the revocation is in the past: {:?}",
+            rec.revoked_at
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    ticker.await.unwrap();
+
+    let op = AdminScope::operator("t");
+    let mut events = Vec::new();
+    let mut page = PageRequest {
+        after: None,
+        limit: 500,
+    };
+    loop {
+        let p = s.list_events(AuditFilter::All(&op), &page).await.unwrap();
+        events.extend(p.items);
+        match p.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    events.reverse();
+    let mut revoked = std::collections::HashSet::new();
+    for pair in events.windows(2) {
+        assert!(
+            pair[1].at >= pair[0].at,
+            "audit times go backwards: event {} at {} after event {} at {}",
+            pair[1].seq,
+            pair[1].at,
+            pair[0].seq,
+            pair[0].at
+        );
+    }
+    for e in &events {
+        match e.action {
+            AuditAction::TokenRevoked => {
+                assert!(
+                    revoked.insert(e.target.clone()),
+                    "event {}: token {} revoked twice",
+                    e.seq,
+                    e.target
+                );
+            }
+            AuditAction::TokenRotated => assert!(
+                !revoked.contains(&e.target),
+                "event {}: token {} rotated after its revocation",
+                e.seq,
+                e.target
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// A rotation (with a one-hour grace) that had to wait for the store's write lock while
+/// a revocation of the same token committed must see that revocation: it is NotFound and
+/// the token stays revoked. On PostgreSQL this is forced deterministically: the case holds
+/// the audit-head lock every mutation takes, starts the rotation, waits until PostgreSQL
+/// reports it waiting for that lock, moves the clock on, revokes the token at the new time
+/// in the lock-holding transaction and commits. A store that read its clock before taking
+/// the lock would find the revocation still in its future, rotate, and push the
+/// revocation an hour on, so the revoked token would authenticate again. On libSQL, whose
+/// writes run one after the other on one thread (the clock read inside), the same
+/// history is run in order.
+pub async fn a_rotation_that_waited_for_the_lock_sees_the_revocation<S: Store + 'static>(
+    cx: Ctx<S>,
+) {
+    use std::time::Duration;
+
+    use ownership_store::postgres::PgStore;
+
+    let s = Arc::clone(&cx.store);
+    let root = boot(&*s).await;
+    let (old, id) = issue(&*s, &root, "api").await;
+    let grace = Some(Duration::from_secs(3600));
+    let any: &dyn std::any::Any = &*s;
+    let Some(pg) = any.downcast_ref::<PgStore>() else {
+        cx.clock.advance(Duration::from_secs(1));
+        s.revoke_token(&root.scope(), &id, None).await.unwrap();
+        let (_, f) = fresh(TokenFamily::User);
+        assert!(matches!(
+            s.rotate_token(&root.scope(), &id, f, grace).await,
+            Err(Error::NotFound)
+        ));
+        assert!(s.authenticate(&old.digest()).await.unwrap().is_none());
+        return;
+    };
+    let mut tx = pg.pool().begin().await.unwrap();
+    sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let rotation = {
+        let s = Arc::clone(&s);
+        let scope = root.scope();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let (_, f) = fresh(TokenFamily::User);
+            s.rotate_token(&scope, &id, f, grace).await
+        })
+    };
+    // Until the rotation waits for the lock (a generous bound: the machine may be loaded).
+    let waiting = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while pg.query_count_for_tests(waiting).await.unwrap() < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rotation never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cx.clock.advance(Duration::from_secs(1));
+    let revoked_at = cx.clock_now();
+    sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2")
+        .bind(revoked_at)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let rotated = rotation.await.unwrap();
+    assert!(
+        matches!(rotated, Err(Error::NotFound)),
+        "a rotation applied after the revocation must not find the token live: {rotated:?}"
+    );
+    assert!(
+        s.authenticate(&old.digest()).await.unwrap().is_none(),
+        "the revoked token authenticates again"
+    );
+    assert_eq!(
+        s.get_token(&root.scope(), &id).await.unwrap().revoked_at,
+        Some(revoked_at)
+    );
+}

@@ -81,6 +81,9 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         suspension_blocks_every_credential_until_resumed,
         role_change_shows_in_the_next_authentication,
         delete_user_removes_tokens_identities_and_secrets,
+        a_demoted_admin_keeps_no_powers,
+        a_demoted_owner_acts_with_the_role_held_now,
+        a_suspended_or_deleted_admin_keeps_no_powers,
     );
     register!(out, tokens:
         issued_tokens_are_listed_newest_first_without_values,
@@ -95,6 +98,8 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         last_used_is_recorded_in_batches,
         foreign_tokens_are_reported,
         tokens_for_a_suspended_owner_are_not_issued,
+        service_tokens_need_the_role_at_mint_time,
+        a_rotation_never_revives_a_revoked_token,
     );
     register!(out, pairing:
         request_is_idempotent_per_sender,
@@ -111,6 +116,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         blank_codes_are_rejected_before_the_store,
         the_stored_pairing_key_is_kept_once,
         a_colliding_candidate_falls_through_to_the_next,
+        approval_by_a_demoted_admin_is_forbidden,
     );
     register!(out, provision:
         tokens_map_to_users_and_roles,
@@ -143,6 +149,8 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         thirty_two_requests_for_one_sender_share_one_code,
         sixteen_rotations_of_one_token_leave_one_successor,
         concurrent_mutations_never_fork_the_chain,
+        revocation_racing_rotations_with_a_moving_clock_is_final,
+        a_rotation_that_waited_for_the_lock_sees_the_revocation,
     );
     out
 }

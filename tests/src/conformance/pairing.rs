@@ -383,3 +383,29 @@ pub async fn a_colliding_candidate_falls_through_to_the_next<S: Store>(cx: Ctx<S
         "got {r:?}"
     );
 }
+
+/// An approval made under an Admin's scope after that Admin was demoted to Member is
+/// Forbidden and consumes nothing: the code still works for an Admin who still is one.
+pub async fn approval_by_a_demoted_admin_is_forbidden<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let adm = add_user(s, &root, "adm", UserRole::Admin).await;
+    add_user(s, &root, "bob", UserRole::Member).await;
+    let tg = channel_scope(s, &root, "telegram").await;
+    let (_, code) = request(s, &tg, "42").await;
+    let hash = pairing_key().hash(&code);
+    let stale = adm.admin();
+    s.set_role(&root.admin(), &oid("adm"), UserRole::Member)
+        .await
+        .unwrap();
+    assert_forbidden(
+        s.approve_pairing(&stale, &channel("telegram"), &hash, &oid("bob"))
+            .await,
+    );
+    assert!(s.resolve_identity(&tg, &ext("42")).await.unwrap().is_none());
+    let b = s
+        .approve_pairing(&root.admin(), &channel("telegram"), &hash, &oid("bob"))
+        .await
+        .unwrap();
+    assert_eq!(b.owner_id, oid("bob"));
+}

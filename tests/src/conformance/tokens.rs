@@ -233,3 +233,110 @@ pub async fn tokens_for_a_suspended_owner_are_not_issued<S: Store>(cx: Ctx<S>) {
     assert_not_found(s.issue_token(&permit, t).await);
     let _ = OwnerScope::own(&alice.principal.identity);
 }
+
+/// A service token is minted from the minter's role: an Admin demoted to Member after
+/// their request was authenticated gets Forbidden and no token is stored; their own
+/// tokens (a subset of their kinds) they still mint.
+pub async fn service_tokens_need_the_role_at_mint_time<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let adm = add_user(s, &root, "adm", UserRole::Admin).await;
+    let permit = MintPermit::service(
+        &adm.principal,
+        &adm.admin(),
+        TokenKinds::parse_csv("verify").unwrap(),
+    )
+    .unwrap();
+    s.set_role(&root.admin(), &oid("adm"), UserRole::Member)
+        .await
+        .unwrap();
+    let (_, fresh_service) = fresh(TokenFamily::Service);
+    assert_forbidden(
+        s.issue_token(
+            &permit,
+            NewToken {
+                fresh: fresh_service,
+                label: None,
+                expires_at: None,
+            },
+        )
+        .await,
+    );
+    let tokens = s.list_tokens(&adm.scope()).await.unwrap();
+    assert_eq!(tokens.len(), 1, "no service token was stored");
+    issue(s, &adm, "api").await;
+    // Suspended, nothing is minted at all.
+    s.set_status(&root.admin(), &oid("adm"), UserStatus::Suspended)
+        .await
+        .unwrap();
+    let own = MintPermit::for_self(&adm.principal, TokenKinds::parse_csv("api").unwrap()).unwrap();
+    let (_, t) = new_token(None);
+    assert_not_found(s.issue_token(&own, t).await);
+}
+
+/// Rotation with grace, then revocation, then another rotation with grace: the second
+/// rotation is NotFound and leaves the revocation where it was; the token never
+/// authenticates again; the token was revoked (and audited as revoked) once; and times
+/// never go backwards along the audit chain.
+pub async fn a_rotation_never_revives_a_revoked_token<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let (old, id) = issue(s, &root, "api").await;
+    let hour = Duration::from_secs(3600);
+    let (next, f) = fresh(TokenFamily::User);
+    s.rotate_token(&root.scope(), &id, f, Some(hour))
+        .await
+        .unwrap();
+    assert!(s.authenticate(&old.digest()).await.unwrap().is_some());
+    cx.clock.advance(Duration::from_secs(1));
+    let revoked = s.revoke_token(&root.scope(), &id, None).await.unwrap();
+    let revoked_at = revoked.revoked_at.expect("revoked");
+    assert!(revoked_at <= cx.clock_now());
+    assert!(s.authenticate(&old.digest()).await.unwrap().is_none());
+    cx.clock.advance(Duration::from_secs(1));
+    let (_, f) = fresh(TokenFamily::User);
+    assert_not_found(s.rotate_token(&root.scope(), &id, f, Some(hour)).await);
+    let (_, f) = fresh(TokenFamily::User);
+    assert_not_found(s.rotate_token(&root.scope(), &id, f, None).await);
+    assert!(s.authenticate(&old.digest()).await.unwrap().is_none());
+    assert_eq!(
+        s.get_token(&root.scope(), &id).await.unwrap().revoked_at,
+        Some(revoked_at),
+        "the revocation stays where it was"
+    );
+    s.revoke_token(&root.scope(), &id, None).await.unwrap();
+    assert!(
+        s.authenticate(&next.digest()).await.unwrap().is_some(),
+        "the successor is untouched"
+    );
+    let events = s
+        .list_events(
+            ownership_core::ports::AuditFilter::Owner(&root.scope()),
+            &ownership_core::ports::PageRequest {
+                after: None,
+                limit: 500,
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    let of_id = |action| {
+        events
+            .iter()
+            .filter(|e| e.action == action && e.target == id.as_str())
+            .count()
+    };
+    assert_eq!(of_id(ownership_core::audit::AuditAction::TokenRotated), 1);
+    assert_eq!(of_id(ownership_core::audit::AuditAction::TokenRevoked), 1);
+    // Newest first: each event's time is at or after the next (older) one's.
+    for pair in events.windows(2) {
+        assert!(
+            pair[0].seq > pair[1].seq && pair[0].at >= pair[1].at,
+            "audit times go backwards: {} at {} after {} at {}",
+            pair[0].seq,
+            pair[0].at,
+            pair[1].seq,
+            pair[1].at
+        );
+    }
+}

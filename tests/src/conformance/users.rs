@@ -334,3 +334,147 @@ pub fn sealed(tag: u8) -> ownership_core::ports::Sealed {
         key_version: 1,
     }
 }
+
+/// Every event of the log, oldest first (the operator's view, page by page).
+async fn all_events<S: Store>(s: &S) -> Vec<ownership_core::audit::AuditEvent> {
+    let op = AdminScope::operator("t");
+    let mut out = Vec::new();
+    let mut page = PageRequest {
+        after: None,
+        limit: 500,
+    };
+    loop {
+        let p = s
+            .list_events(ownership_core::ports::AuditFilter::All(&op), &page)
+            .await
+            .unwrap();
+        out.extend(p.items);
+        match p.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// An Admin's scope was made when their request was authenticated; the Owner demotes them
+/// to Member before their change is applied. The change is refused with the Forbidden a
+/// Member gets, and nothing is written: the store re-reads the acting user's role inside
+/// the transaction that applies the change.
+pub async fn a_demoted_admin_keeps_no_powers<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let adm = add_user(s, &root, "adm", UserRole::Admin).await;
+    add_user(s, &root, "mem", UserRole::Member).await;
+    let stale = adm.admin();
+    s.set_role(&root.admin(), &oid("adm"), UserRole::Member)
+        .await
+        .unwrap();
+    let before = all_events(s).await.len();
+    let (_, t) = new_token(None);
+    assert_forbidden(
+        s.create_user(&stale, &oid("late"), UserRole::Member, t)
+            .await,
+    );
+    assert_forbidden(
+        s.set_status(&stale, &oid("mem"), UserStatus::Suspended)
+            .await,
+    );
+    assert_forbidden(s.set_role(&stale, &oid("mem"), UserRole::Member).await);
+    assert_forbidden(s.delete_user(&stale, &oid("mem")).await);
+    assert_eq!(
+        all_events(s).await.len(),
+        before,
+        "a refused change writes nothing"
+    );
+    assert_not_found(s.get_user(&root.admin(), &oid("late")).await);
+    let mem = s.get_user(&root.admin(), &oid("mem")).await.unwrap();
+    assert_eq!(
+        (mem.role, mem.status),
+        (UserRole::Member, UserStatus::Active)
+    );
+    // Promoted again, the same stale scope works again: the role held now decides.
+    s.set_role(&root.admin(), &oid("adm"), UserRole::Admin)
+        .await
+        .unwrap();
+    s.set_status(&stale, &oid("mem"), UserStatus::Suspended)
+        .await
+        .unwrap();
+}
+
+/// An Owner demoted to Admin acts as an Admin (Members only); demoted to Member, as
+/// nobody: in particular they no longer demote the remaining Owners.
+pub async fn a_demoted_owner_acts_with_the_role_held_now<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let o2 = add_user(s, &root, "o2", UserRole::Owner).await;
+    add_user(s, &root, "o3", UserRole::Owner).await;
+    add_user(s, &root, "mem", UserRole::Member).await;
+    let stale = o2.admin();
+    assert_eq!(stale.role(), UserRole::Owner);
+    s.set_role(&root.admin(), &oid("o2"), UserRole::Admin)
+        .await
+        .unwrap();
+    let (_, t) = new_token(None);
+    assert_forbidden(s.create_user(&stale, &oid("a2"), UserRole::Admin, t).await);
+    assert_forbidden(s.set_role(&stale, &oid("o3"), UserRole::Member).await);
+    assert_forbidden(
+        s.set_status(&stale, &oid("o3"), UserStatus::Suspended)
+            .await,
+    );
+    assert_forbidden(s.delete_user(&stale, &oid("o3")).await);
+    assert_forbidden(s.set_role(&stale, &oid("mem"), UserRole::Admin).await);
+    // What an Admin may do, they still may.
+    let (_, t) = new_token(None);
+    s.create_user(&stale, &oid("m2"), UserRole::Member, t)
+        .await
+        .unwrap();
+    s.set_role(&root.admin(), &oid("o2"), UserRole::Member)
+        .await
+        .unwrap();
+    assert_forbidden(s.set_role(&stale, &oid("root"), UserRole::Member).await);
+    assert_forbidden(s.delete_user(&stale, &oid("m2")).await);
+    for id in ["root", "o3"] {
+        assert_eq!(
+            s.get_user(&root.admin(), &oid(id)).await.unwrap().role,
+            UserRole::Owner
+        );
+    }
+    let by_o2 = all_events(s)
+        .await
+        .into_iter()
+        .filter(|e| e.actor == ownership_core::authz::Actor::User(oid("o2")))
+        .count();
+    assert_eq!(by_o2, 1, "only the Member creation as an Admin is o2's");
+}
+
+/// A suspended or deleted Admin's scope is refused too; the operator, who has no account,
+/// is not affected.
+pub async fn a_suspended_or_deleted_admin_keeps_no_powers<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let a1 = add_user(s, &root, "a1", UserRole::Admin).await;
+    let a2 = add_user(s, &root, "a2", UserRole::Admin).await;
+    add_user(s, &root, "mem", UserRole::Member).await;
+    s.set_status(&root.admin(), &oid("a1"), UserStatus::Suspended)
+        .await
+        .unwrap();
+    s.delete_user(&root.admin(), &oid("a2")).await.unwrap();
+    for stale in [a1.admin(), a2.admin()] {
+        let (_, t) = new_token(None);
+        assert_forbidden(
+            s.create_user(&stale, &oid("late"), UserRole::Member, t)
+                .await,
+        );
+        assert_forbidden(s.delete_user(&stale, &oid("mem")).await);
+    }
+    let op = AdminScope::operator("tester");
+    s.set_status(&op, &oid("mem"), UserStatus::Suspended)
+        .await
+        .unwrap();
+    let (_, t) = new_token(None);
+    s.create_user(&op, &oid("late"), UserRole::Owner, t)
+        .await
+        .unwrap();
+}

@@ -4,7 +4,10 @@
 //! All database work runs on one dedicated thread (see `conn`); every mutation is one
 //! `BEGIN IMMEDIATE` transaction that appends its audit event (see `audit`), which makes
 //! mutations serial: the audit chain cannot fork and the read-check-write of each use case
-//! cannot race. The schema and the rules of each use case are in `docs/storage.md`.
+//! cannot race. Inside that transaction each use case reads the clock, and a change under
+//! an `AdminScope` or a `MintPermit` re-reads who acts (`AdminScope::recheck`,
+//! `MintPermit::recheck`), so a demotion committed while a request was in flight counts.
+//! The schema and the rules of each use case are in `docs/storage.md`.
 
 mod audit;
 mod conn;

@@ -20,7 +20,7 @@ use super::conn::{
     add, args, bytes, exec, exists, micros, now_of, opt_text, parsed, query_all, query_i64,
     query_opt, time_at,
 };
-use super::users::active_user;
+use super::users::{active_user, current_scope};
 use crate::events;
 
 /// The `settings` key of the generated pairing-code key.
@@ -284,6 +284,8 @@ impl PairingStore for LibsqlStore {
         self.worker
             .write(async move |c: &Connection| {
                 let now = now_of(clock.as_ref());
+                // The approver as they are now: still an active Admin or Owner.
+                current_scope(c, &scope).await?;
                 approve(c, now, scope.actor(), &channel, &code_hash, &owner).await
             })
             .await?

@@ -143,6 +143,7 @@ pub(super) async fn provision(
     let clock = store.clock.clone();
     let job = async move |c: &Connection| {
         let now = now_of(clock.as_ref());
+        let scope = super::users::current_scope(c, &scope).await?;
         let state = read_state(c, &table, now).await?;
         let plan = provision::plan(&scope, &table, &state, now, &mut OsRandom)?;
         if !dry_run && !plan.is_empty() {

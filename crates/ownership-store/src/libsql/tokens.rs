@@ -20,7 +20,7 @@ use super::conn::{
     add, args, exec, exists, micros, opt_text, opt_time, parsed, query_all, query_opt, text,
     time_at,
 };
-use super::users::active_user;
+use super::users::actor_state;
 use crate::events;
 
 /// The columns [`token_from`] reads, in order.
@@ -186,9 +186,9 @@ impl TokenStore for LibsqlStore {
             .write(async move |c: &Connection| {
                 let now = super::conn::now_of(clock.as_ref());
                 let owner = permit.owner();
-                if active_user(c, owner).await?.is_none() {
-                    return Err(Error::NotFound);
-                }
+                // The owner as they are now: active, and for a service token still an
+                // Admin or Owner.
+                permit.recheck(actor_state(c, owner).await?)?;
                 let record = insert_token(
                     c,
                     TokenRow {
@@ -279,10 +279,14 @@ impl TokenStore for LibsqlStore {
                     },
                 )
                 .await?;
+                // Only a live, unreplaced row is rotated, and a revocation time already set
+                // is never moved later: a rotation never revives a token.
                 let changed = exec(
                     c,
-                    "UPDATE tokens SET revoked_at = ?1, replaced_by = ?2 WHERE id = ?3 AND owner_id = ?4",
-                    args![micros(ends)?, record.id.as_str(), id.as_str(), owner.as_str()],
+                    "UPDATE tokens SET revoked_at = MIN(COALESCE(revoked_at, ?1), ?1), replaced_by = ?2 \
+                     WHERE id = ?3 AND owner_id = ?4 AND replaced_by IS NULL \
+                       AND (revoked_at IS NULL OR revoked_at > ?5)",
+                    args![micros(ends)?, record.id.as_str(), id.as_str(), owner.as_str(), micros(now)?],
                 )
                 .await?;
                 if changed != 1 {

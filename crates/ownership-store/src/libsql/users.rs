@@ -4,7 +4,8 @@
 use ::libsql::{Connection, Value};
 use async_trait::async_trait;
 use ownership_core::authz::{
-    AdminScope, TargetState, check_create, check_delete, check_role_change, check_status_change,
+    ActorState, AdminScope, TargetState, check_create, check_delete, check_role_change,
+    check_status_change,
 };
 use ownership_core::ports::{
     LegacyOutcome, NewToken, Page, PageRequest, TokenOrigin, User, UserStore,
@@ -47,6 +48,27 @@ pub(super) async fn active_user(conn: &Connection, id: &OwnerId) -> Result<Optio
     Ok(user(conn, id)
         .await?
         .filter(|u| u.status == UserStatus::Active))
+}
+
+/// A user's role and status, as [`AdminScope::recheck`] and
+/// [`ownership_core::authz::MintPermit::recheck`] read them.
+pub(super) async fn actor_state(conn: &Connection, id: &OwnerId) -> Result<Option<ActorState>> {
+    Ok(user(conn, id).await?.map(|u| ActorState {
+        role: u.role,
+        status: u.status,
+    }))
+}
+
+/// `scope` re-checked ([`AdminScope::recheck`]) against the acting user's account as it
+/// is now, read inside the write transaction: a demotion, suspension or deletion
+/// committed before it counts, whatever role the request was authenticated with. The
+/// operator has no account and nothing is read.
+pub(super) async fn current_scope(conn: &Connection, scope: &AdminScope) -> Result<AdminScope> {
+    let current = match scope.acting_user() {
+        None => None,
+        Some(actor) => actor_state(conn, actor).await?,
+    };
+    scope.recheck(current)
 }
 
 /// Inserts an active user; Conflict if the id is taken.
@@ -192,6 +214,7 @@ impl UserStore for LibsqlStore {
         self.worker
             .write(async move |c: &Connection| {
                 let now = now_of(clock.as_ref());
+                let scope = current_scope(c, &scope).await?;
                 check_create(&scope, role)?;
                 let user = insert_user(c, &id, role, now).await?;
                 let record =
@@ -251,6 +274,7 @@ impl UserStore for LibsqlStore {
         self.worker
             .write(async move |c: &Connection| {
                 let now = now_of(clock.as_ref());
+                let scope = current_scope(c, &scope).await?;
                 let (target, state) = target_state(c, &id).await?;
                 check_role_change(&scope, &id, &state, role)?;
                 exec(
@@ -281,6 +305,7 @@ impl UserStore for LibsqlStore {
         self.worker
             .write(async move |c: &Connection| {
                 let now = now_of(clock.as_ref());
+                let scope = current_scope(c, &scope).await?;
                 let (_, state) = target_state(c, &id).await?;
                 check_status_change(&scope, &id, &state, status)?;
                 exec(
@@ -316,6 +341,7 @@ impl UserStore for LibsqlStore {
             .write(async move |c: &Connection| {
                 let now = now_of(clock.as_ref());
                 let at = micros(now)?;
+                let scope = current_scope(c, &scope).await?;
                 let (_, state) = target_state(c, &id).await?;
                 check_delete(&scope, &id, &state)?;
                 let tokens = query_i64(

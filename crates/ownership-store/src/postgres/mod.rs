@@ -21,7 +21,14 @@
 //!   [`INVALIDATION_CHANNEL`] inside its transaction, so the notification goes out on commit
 //!   only; [`listen_invalidations`] applies them in every server process.
 //! - **Times** are truncated to microseconds before they are written, so what is read
-//!   back equals what was written.
+//!   back equals what was written. A mutation's time is read once the audit-head lock is
+//!   held (`Write::begin` reads the clock, `Write::now` gives it), never before: a
+//!   transaction that waited for the lock is never stamped earlier than one committed
+//!   before it (a rotation would otherwise find a just-revoked token still live).
+//! - **Who acts is re-read under the lock.** Changes under an `AdminScope` re-read the
+//!   acting user (`AdminScope::recheck`) and minting re-reads the token's owner
+//!   (`MintPermit::recheck`) inside the transaction, so a demotion committed while a
+//!   request was in flight counts.
 
 mod audit;
 mod listen;

@@ -20,6 +20,7 @@ use super::PgStore;
 use super::support::{
     Write, add_duration, bytes_col, col, count_col, owner_col, parsed, unavailable,
 };
+use super::users::current_scope;
 use crate::cache::Invalidation;
 use crate::events;
 
@@ -71,15 +72,20 @@ fn retry_after(now: OffsetDateTime, until: OffsetDateTime) -> Duration {
 impl PgStore {
     /// Redemption and approval, one transaction: find the live request by code hash,
     /// bind its sender to `owner` (or find it already bound to them), consume it, audit.
+    /// An approval passes the approver's `admin` scope, re-checked under the lock.
     async fn consume_pairing(
         &self,
+        admin: Option<&AdminScope>,
         actor: &Actor,
         channel: &ChannelName,
         code_hash: &CodeHash,
         owner: &OwnerId,
     ) -> Result<ChannelBinding> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
+        if let Some(admin) = admin {
+            current_scope(w.conn(), admin).await?;
+        }
         let row = sqlx::query(
             "SELECT id, external_id, expires_at FROM pairing_requests WHERE channel = $1 AND code_hash = $2",
         )
@@ -160,13 +166,13 @@ impl PairingStore for PgStore {
         candidates: &[PairingCandidate],
         policy: &PairingPolicy,
     ) -> Result<PairingIssue> {
-        let now = self.now();
-        let expires_at = add_duration(now, policy.ttl, "ttl")?;
         let key = ChannelKey::new(scope.channel().clone(), external_id.clone());
         // A sender already bound may ask too: that is how a chat account moves to another
         // owner (redeeming or approving it for a different owner stays a conflict until
         // the old binding is removed).
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
+        let expires_at = add_duration(now, policy.ttl, "ttl")?;
         sqlx::query("DELETE FROM pairing_requests WHERE channel = $1 AND expires_at <= $2")
             .bind(key.channel.as_str())
             .bind(now)
@@ -293,7 +299,7 @@ impl PairingStore for PgStore {
         channel: &ChannelName,
         code_hash: &CodeHash,
     ) -> Result<ChannelBinding> {
-        self.consume_pairing(scope.actor(), channel, code_hash, scope.owner())
+        self.consume_pairing(None, scope.actor(), channel, code_hash, scope.owner())
             .await
     }
 
@@ -304,13 +310,13 @@ impl PairingStore for PgStore {
         code_hash: &CodeHash,
         owner: &OwnerId,
     ) -> Result<ChannelBinding> {
-        self.consume_pairing(scope.actor(), channel, code_hash, owner)
+        self.consume_pairing(Some(scope), scope.actor(), channel, code_hash, owner)
             .await
     }
 
     async fn burn_pending(&self, _scope: &SystemScope, channel: &ChannelName) -> Result<u64> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         let burned =
             sqlx::query("DELETE FROM pairing_requests WHERE channel = $1 AND expires_at > $2")
                 .bind(channel.as_str())
@@ -355,7 +361,7 @@ impl PairingStore for PgStore {
         _scope: &SystemScope,
         candidate: &PairingKey,
     ) -> Result<PairingKey> {
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         sqlx::query(
             "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
         )
@@ -388,8 +394,8 @@ impl PairingStore for PgStore {
     }
 
     async fn unlink_identity(&self, scope: &OwnerScope, key: &ChannelKey) -> Result<()> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         let removed = sqlx::query(
             "DELETE FROM channel_identities WHERE channel = $1 AND external_id = $2 AND owner_id = $3",
         )

@@ -173,8 +173,8 @@ pub(super) async fn provision(
     table: &ProvisionTable,
     dry_run: bool,
 ) -> Result<ProvisionPlan> {
-    let now = store.now();
     if dry_run {
+        let now = store.now();
         let mut tx = store.pool.begin().await.map_err(unavailable)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
@@ -185,7 +185,9 @@ pub(super) async fn provision(
         tx.rollback().await.map_err(unavailable)?;
         return Ok(plan);
     }
-    let mut w = Write::begin(&store.pool).await?;
+    let mut w = Write::begin(&store.pool, store.clock.as_ref()).await?;
+    let now = w.now();
+    let scope = &super::users::current_scope(w.conn(), scope).await?;
     let state = read_state(w.conn(), table, now).await?;
     let plan = provision::plan(scope, table, &state, now, &mut OsRandom)?;
     if plan.is_empty() {

@@ -88,8 +88,8 @@ impl ResourceStore for PgStore {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE id = $1")
             .bind(scope.owner().as_str())
             .fetch_optional(w.conn())
@@ -189,8 +189,8 @@ impl ResourceStore for PgStore {
     }
 
     async fn revoke_resource(&self, scope: &OwnerScope, id: &ResourceId) -> Result<()> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         let revoked_at: Option<Option<time::OffsetDateTime>> =
             sqlx::query_scalar("SELECT revoked_at FROM resources WHERE owner_id = $1 AND id = $2")
                 .bind(scope.owner().as_str())

@@ -40,9 +40,9 @@ impl SecretStore for PgStore {
         value: Sealed,
         new_data_key: Option<Sealed>,
     ) -> Result<SecretMeta> {
-        let now = self.now();
         let value_version = version_param(value.key_version)?;
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE id = $1")
             .bind(scope.owner().as_str())
             .fetch_optional(w.conn())
@@ -131,8 +131,8 @@ impl SecretStore for PgStore {
     }
 
     async fn delete_secret(&self, scope: &OwnerScope, name: &SecretName) -> Result<()> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         let removed = sqlx::query("DELETE FROM secrets WHERE owner_id = $1 AND name = $2")
             .bind(scope.owner().as_str())
             .bind(name.as_str())
@@ -175,8 +175,8 @@ impl SecretStore for PgStore {
         _scope: &SystemScope,
         keys: &[(OwnerId, Sealed, Sealed)],
     ) -> Result<u64> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         let mut replaced = 0;
         for (owner, old, new) in keys {
             replaced += sqlx::query(

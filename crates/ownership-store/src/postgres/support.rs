@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use ownership_core::audit::{AuditEvent, ChainHash, NewAuditEvent};
+use ownership_core::audit::{AuditEvent, ChainHash, NewAuditEvent, truncate_to_micros};
 use ownership_core::ids::OwnerId;
-use ownership_core::ports::{PageRequest, Sealed};
+use ownership_core::ports::{Clock, PageRequest, Sealed};
 use ownership_core::{Error, Result};
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
@@ -155,20 +155,25 @@ struct Head {
 pub(super) struct Write {
     tx: Transaction<'static, Postgres>,
     head: Head,
+    now: OffsetDateTime,
 }
 
 impl std::fmt::Debug for Write {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Write")
             .field("head", &self.head)
+            .field("now", &self.now)
             .finish_non_exhaustive()
     }
 }
 
 impl Write {
-    /// Begins a transaction and locks the audit head (`FOR UPDATE`), which serializes it
-    /// after every other mutation.
-    pub(super) async fn begin(pool: &PgPool) -> Result<Self> {
+    /// Begins a transaction, locks the audit head (`FOR UPDATE`), which serializes it
+    /// after every other mutation, and only then reads `clock`: the transaction's
+    /// [`now`](Self::now). Read after the lock, it is never earlier than the time of a
+    /// mutation committed before this one, so times (a revocation, an audit event) never
+    /// go backwards along the serialization order however long the lock was waited for.
+    pub(super) async fn begin(pool: &PgPool, clock: &dyn Clock) -> Result<Self> {
         let mut tx = pool.begin().await.map_err(unavailable)?;
         let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
             .fetch_optional(&mut *tx)
@@ -179,7 +184,14 @@ impl Write {
             seq: col(&row, "seq")?,
             hash: ChainHash::from_bytes(bytes_col::<32>(&row, "hash")?),
         };
-        Ok(Self { tx, head })
+        let now = truncate_to_micros(clock.now());
+        Ok(Self { tx, head, now })
+    }
+
+    /// The transaction's time: the clock as read once the audit-head lock was held,
+    /// truncated to microseconds (what PostgreSQL keeps).
+    pub(super) fn now(&self) -> OffsetDateTime {
+        self.now
     }
 
     /// The transaction's connection, for the use case's statements.

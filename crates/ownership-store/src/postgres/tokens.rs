@@ -8,9 +8,7 @@ use ownership_core::authz::{MintPermit, OwnerScope, Principal, SystemScope};
 use ownership_core::ids::TokenId;
 use ownership_core::ports::{FreshToken, NewToken, TokenOrigin, TokenRecord, TokenStore};
 use ownership_core::token::TokenDigest;
-use ownership_core::{
-    Error, Identity, OwnerId, Result, TokenKind, TokenKinds, UserRole, UserStatus,
-};
+use ownership_core::{Error, Identity, OwnerId, Result, TokenKind, TokenKinds, UserRole};
 use sqlx::postgres::{PgConnection, PgRow};
 use time::OffsetDateTime;
 
@@ -18,6 +16,7 @@ use super::PgStore;
 use super::support::{
     Write, add_duration, col, owner_col, parsed, unavailable, unique_or_unavailable,
 };
+use super::users::actor_state;
 use crate::cache::Invalidation;
 use crate::events;
 
@@ -140,16 +139,11 @@ impl TokenStore for PgStore {
     }
 
     async fn issue_token(&self, permit: &MintPermit, token: NewToken) -> Result<TokenRecord> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE id = $1")
-            .bind(permit.owner().as_str())
-            .fetch_optional(w.conn())
-            .await
-            .map_err(unavailable)?;
-        if status.as_deref() != Some(UserStatus::Active.as_str()) {
-            return Err(Error::NotFound);
-        }
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
+        // The owner as they are now, under the lock: active, and for a service token still
+        // an Admin or Owner.
+        permit.recheck(actor_state(w.conn(), permit.owner()).await?)?;
         let record = insert_token(
             w.conn(),
             permit.owner(),
@@ -196,12 +190,12 @@ impl TokenStore for PgStore {
         new: FreshToken,
         grace: Option<Duration>,
     ) -> Result<TokenRecord> {
-        let now = self.now();
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         let revoke_at = match grace {
             Some(grace) => add_duration(now, grace, "grace_seconds")?,
             None => now,
         };
-        let mut w = Write::begin(&self.pool).await?;
         let old = scoped_token(w.conn(), scope.owner(), id).await?;
         // Live now, and not already replaced: a token inside its rotation grace still
         // authenticates but has had its one rotation, so of concurrent rotations exactly
@@ -230,16 +224,25 @@ impl TokenStore for PgStore {
             now,
         )
         .await?;
-        sqlx::query(
-            "UPDATE tokens SET revoked_at = $3, replaced_by = $4 WHERE id = $1 AND owner_id = $2",
+        // Only a live, unreplaced row is rotated, and a revocation time already set is
+        // never moved later (`LEAST` ignores a NULL): a rotation never revives a token.
+        let changed = sqlx::query(
+            "UPDATE tokens SET revoked_at = LEAST(revoked_at, $3), replaced_by = $4
+             WHERE id = $1 AND owner_id = $2 AND replaced_by IS NULL
+               AND (revoked_at IS NULL OR revoked_at > $5)",
         )
         .bind(id.as_str())
         .bind(scope.owner().as_str())
         .bind(revoke_at)
         .bind(record.id.as_str())
+        .bind(now)
         .execute(w.conn())
         .await
-        .map_err(unavailable)?;
+        .map_err(unavailable)?
+        .rows_affected();
+        if changed != 1 {
+            return Err(Error::NotFound);
+        }
         w.audit(events::token_rotated(
             now,
             scope.actor(),
@@ -260,8 +263,8 @@ impl TokenStore for PgStore {
         id: &TokenId,
         expected_kind: Option<&TokenKind>,
     ) -> Result<TokenRecord> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         let token = scoped_token(w.conn(), scope.owner(), id).await?;
         if let Some(kind) = expected_kind
             && !token.kinds.contains(kind)
@@ -311,7 +314,7 @@ impl TokenStore for PgStore {
             .into_iter()
             .map(|(id, at)| (id.to_owned(), at))
             .unzip();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         sqlx::query(
             "UPDATE tokens AS t
              SET last_used_at = GREATEST(COALESCE(t.last_used_at, u.at), u.at)

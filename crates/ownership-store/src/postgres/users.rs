@@ -2,7 +2,7 @@
 //! last-Owner rules of `ownership_core::authz`.
 
 use async_trait::async_trait;
-use ownership_core::authz::{self, AdminScope, TargetState};
+use ownership_core::authz::{self, ActorState, AdminScope, TargetState};
 use ownership_core::ports::{
     LegacyOutcome, NewToken, Page, PageRequest, TokenOrigin, User, UserStore,
 };
@@ -82,6 +82,35 @@ pub(super) async fn insert_user(
     })
 }
 
+/// `scope` re-checked ([`AdminScope::recheck`]) against the acting user's account as it
+/// is now: read inside the write transaction, under the audit-head lock, so a demotion,
+/// suspension or deletion committed before this transaction counts. The operator has no
+/// account and nothing is read.
+pub(super) async fn current_scope(
+    conn: &mut PgConnection,
+    scope: &AdminScope,
+) -> Result<AdminScope> {
+    let current = match scope.acting_user() {
+        None => None,
+        Some(actor) => find_user(conn, actor).await?.map(|u| ActorState {
+            role: u.role,
+            status: u.status,
+        }),
+    };
+    scope.recheck(current)
+}
+
+/// The owner of a token about to be minted, as [`authz::MintPermit::recheck`] reads it.
+pub(super) async fn actor_state(
+    conn: &mut PgConnection,
+    id: &OwnerId,
+) -> Result<Option<ActorState>> {
+    Ok(find_user(conn, id).await?.map(|u| ActorState {
+        role: u.role,
+        status: u.status,
+    }))
+}
+
 /// The target of a management rule and the state the rule needs, read under the lock.
 async fn target_state(conn: &mut PgConnection, id: &OwnerId) -> Result<(User, TargetState)> {
     let user = find_user(&mut *conn, id).await?.ok_or(Error::NotFound)?;
@@ -96,8 +125,8 @@ async fn target_state(conn: &mut PgConnection, id: &OwnerId) -> Result<(User, Ta
 #[async_trait]
 impl UserStore for PgStore {
     async fn bootstrap_owner(&self, owner: &OwnerId, token: NewToken) -> Result<User> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         if any_owner(w.conn()).await? {
             return Err(Error::Conflict("an Owner already exists".into()));
         }
@@ -122,8 +151,8 @@ impl UserStore for PgStore {
         owner: &OwnerId,
         token: NewToken,
     ) -> Result<LegacyOutcome> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         let same = sqlx::query(
             "SELECT owner_id, origin, revoked_at, expires_at FROM tokens WHERE digest = $1",
         )
@@ -201,8 +230,9 @@ impl UserStore for PgStore {
         role: UserRole,
         first_token: NewToken,
     ) -> Result<User> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
+        let scope = &current_scope(w.conn(), scope).await?;
         authz::check_create(scope, role)?;
         if find_user(w.conn(), id).await?.is_some() {
             return Err(Error::Conflict("a user with this id already exists".into()));
@@ -255,8 +285,9 @@ impl UserStore for PgStore {
     }
 
     async fn set_role(&self, scope: &AdminScope, id: &OwnerId, role: UserRole) -> Result<User> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
+        let scope = &current_scope(w.conn(), scope).await?;
         let (user, state) = target_state(w.conn(), id).await?;
         authz::check_role_change(scope, id, &state, role)?;
         sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
@@ -285,8 +316,9 @@ impl UserStore for PgStore {
         id: &OwnerId,
         status: UserStatus,
     ) -> Result<User> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
+        let scope = &current_scope(w.conn(), scope).await?;
         let (user, state) = target_state(w.conn(), id).await?;
         authz::check_status_change(scope, id, &state, status)?;
         sqlx::query("UPDATE users SET status = $2, updated_at = $3 WHERE id = $1")
@@ -313,8 +345,9 @@ impl UserStore for PgStore {
     }
 
     async fn delete_user(&self, scope: &AdminScope, id: &OwnerId) -> Result<()> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
+        let scope = &current_scope(w.conn(), scope).await?;
         let (_, state) = target_state(w.conn(), id).await?;
         authz::check_delete(scope, id, &state)?;
         let row = sqlx::query(

@@ -94,9 +94,9 @@ impl WebhookStore for PgStore {
         url: &str,
         secret: Sealed,
     ) -> Result<WebhookEndpoint> {
-        let now = self.now();
         let version = version_param(secret.key_version)?;
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE id = $1")
             .bind(scope.owner().as_str())
             .fetch_optional(w.conn())
@@ -150,8 +150,8 @@ impl WebhookStore for PgStore {
     }
 
     async fn delete_endpoint(&self, scope: &OwnerScope) -> Result<()> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         let removed = sqlx::query("DELETE FROM webhook_endpoints WHERE owner_id = $1")
             .bind(scope.owner().as_str())
             .execute(w.conn())
@@ -172,10 +172,10 @@ impl WebhookStore for PgStore {
         secret: Sealed,
         grace_until: OffsetDateTime,
     ) -> Result<WebhookEndpoint> {
-        let now = self.now();
         let grace_until = ownership_core::audit::truncate_to_micros(grace_until);
         let version = version_param(secret.key_version)?;
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         // On the right of SET, columns hold their old values: the current secret becomes
         // the previous one.
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -215,8 +215,8 @@ impl WebhookStore for PgStore {
         event_type: &str,
         payload: &str,
     ) -> Result<Option<Delivery>> {
-        let now = self.now();
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
         let has_endpoint: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE owner_id = $1)",
         )
@@ -287,7 +287,7 @@ impl WebhookStore for PgStore {
         result: &str,
     ) -> Result<()> {
         let next_attempt_at = ownership_core::audit::truncate_to_micros(next_attempt_at);
-        let mut w = Write::begin(&self.pool).await?;
+        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let updated = sqlx::query(
             "UPDATE webhook_deliveries
              SET state = $2, attempts = attempts + 1, next_attempt_at = $3, last_result = $4
