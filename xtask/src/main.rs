@@ -7,10 +7,12 @@
 mod bench;
 mod ci;
 mod cmd;
+mod fuzz;
 mod migrations;
 mod postgres;
 mod purity;
 mod testing;
+mod timing;
 
 use std::process::ExitCode;
 
@@ -28,6 +30,12 @@ tasks:
   new-migration NAME          create migrations/{libsql,postgres}/NNNN_NAME.sql ([a-z0-9_]+)
   bench [--quick]             benches (ratios against same-run baselines); writes
                               docs/benchmarks.md and docs/img/verify-growth.svg
+  fuzz [--seconds N] [--target T]
+                              build the libFuzzer targets in fuzz/ (stable Rust) and run each
+                              (or T) for N seconds (default 60) on a scratch copy of its seed
+                              corpus; fails on any crash and names the reproducer
+  timing [--samples N]        dudect-style timing test of token verification (Welch's t per
+                              test; |t| < 4.5 = no evidence of a leak); prints, judges nothing
   help                        this text
 ";
 
@@ -44,6 +52,8 @@ fn main() -> ExitCode {
         "migrate" => migrations::migrate(rest),
         "new-migration" => migrations::new_migration(rest),
         "bench" => bench::run(rest),
+        "fuzz" => fuzz::run(rest),
+        "timing" => timing::run(rest),
         "help" | "-h" | "--help" => {
             cmd::say(USAGE.trim_end());
             Ok(())
