@@ -65,12 +65,16 @@ fn clippy() -> Result {
 }
 
 /// Licences, bans and sources. The advisory database lives on a host this network cannot
-/// reach, so `advisories` is not checked and cargo-deny runs offline.
+/// reach, so `advisories` is not checked and cargo-deny runs offline. Offline, its
+/// `cargo metadata` needs every crate in the lock file on disk, including those only
+/// other platforms build (a build here never downloads them), so `cargo fetch` (from the
+/// package registry, which is reachable) runs first.
 fn deny() -> Result {
     if cmd::cargo_subcommand("cargo-deny").is_none() {
         say("cargo-deny is not installed; installing it (takes a few minutes)");
         run(cargo().args(["install", "--locked", "cargo-deny"]))?;
     }
+    run(cargo().args(["fetch", "--locked"]))?;
     run(cargo().args(["deny", "--offline", "check", "licenses", "bans", "sources"]))
 }
 
