@@ -187,7 +187,10 @@ pub(super) async fn rollback(conn: &Connection) {
 async fn open(target: &Target) -> Result<(::libsql::Database, Connection)> {
     let db = match target {
         Target::Memory => Builder::new_local(":memory:").build().await,
-        Target::File(path) => Builder::new_local(path).build().await,
+        Target::File(path) => {
+            create_private(path);
+            Builder::new_local(path).build().await
+        }
     }
     .map_err(db_err)?;
     let conn = db.connect().map_err(db_err)?;
@@ -209,6 +212,23 @@ async fn open(target: &Target) -> Result<(::libsql::Database, Connection)> {
         return Err(unavailable());
     }
     Ok((db, conn))
+}
+
+/// Creates the database file, if it does not exist yet, readable and writable by its owner
+/// only (0600): it holds token digests, sealed secrets and the pairing tables. SQLite gives
+/// the `-wal` and `-shm` files it creates beside it the same mode. Best effort: when this
+/// fails, opening the database fails too (or succeeds with SQLite's default mode on a
+/// file someone else created meanwhile), with SQLite's own error.
+fn create_private(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let _created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+    }
 }
 
 /// Runs a PRAGMA with `query()` (some return a row, which `execute()` refuses) and returns

@@ -111,6 +111,38 @@ async fn migrations_apply_on_an_empty_database_and_are_idempotent() {
     );
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn new_database_files_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ownership.db");
+    let store = LibsqlStore::open_file(&path, clock()).await.unwrap();
+    store.migrate_to(None).await.unwrap();
+    store
+        .bootstrap_owner(&id("alice"), new_token(&secret()))
+        .await
+        .unwrap();
+    let mut seen = 0;
+    for name in ["ownership.db", "ownership.db-wal", "ownership.db-shm"] {
+        if let Ok(meta) = std::fs::metadata(dir.path().join(name)) {
+            seen += 1;
+            let mode = meta.permissions().mode() & 0o777;
+            assert_eq!(mode & 0o077, 0, "{name} has mode {mode:o}");
+        }
+    }
+    assert!(seen >= 2, "the database and its WAL exist");
+    drop(store);
+    // An existing file keeps the mode its owner gave it.
+    let shared = dir.path().join("shared.db");
+    std::fs::write(&shared, b"").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let store = LibsqlStore::open_file(&shared, clock()).await.unwrap();
+    store.migrate_to(None).await.unwrap();
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+}
+
 #[tokio::test]
 async fn each_memory_database_is_independent() {
     let (a, _) = store().await;
