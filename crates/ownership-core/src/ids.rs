@@ -20,7 +20,7 @@ pub const OWNER_ID_MAX_BYTES: usize = 128;
 /// [`RESERVED_OWNER_IDS`]. Compared exactly (case-sensitive, no normalization).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct OwnerId(Arc<str>);
+pub struct OwnerId(SmallStr);
 
 impl OwnerId {
     /// Parses and validates an owner id.
@@ -46,12 +46,12 @@ impl OwnerId {
         if RESERVED_OWNER_IDS.contains(&raw) {
             return Err(Error::invalid("owner_id", format!("`{raw}` is reserved")));
         }
-        Ok(Self(raw.into()))
+        Ok(Self(SmallStr::new(raw)))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
@@ -163,6 +163,85 @@ impl ChannelKey {
     }
 }
 
+/// Text held inline when it is short (up to [`SmallStr::INLINE`] bytes: public ids, UUIDs,
+/// most user names), shared behind an `Arc` otherwise. A clone of the usual id copies
+/// bytes and touches no shared counter on another cache line: a warm token check clones
+/// an owner id and a token id for every request.
+#[derive(Clone)]
+enum SmallStr {
+    Inline {
+        len: u8,
+        bytes: [u8; SmallStr::INLINE],
+    },
+    Shared(Arc<str>),
+}
+
+impl SmallStr {
+    /// The longest text held inline (the whole value is then 40 bytes).
+    const INLINE: usize = 38;
+
+    fn new(text: &str) -> Self {
+        match u8::try_from(text.len()) {
+            Ok(len) if text.len() <= Self::INLINE => {
+                let mut bytes = [0; Self::INLINE];
+                for (to, from) in bytes.iter_mut().zip(text.as_bytes()) {
+                    *to = *from;
+                }
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Shared(text.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Inline { len, bytes } => {
+                let text = bytes.get(..usize::from(*len)).unwrap_or_default();
+                // Always valid: the bytes were copied from a `str`.
+                std::str::from_utf8(text).unwrap_or_default()
+            }
+            Self::Shared(text) => text,
+        }
+    }
+}
+
+impl std::ops::Deref for SmallStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for SmallStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+// Compared, ordered and hashed as the text (a text is always held the same way, but the
+// order of the variants is not the order of the texts).
+impl PartialEq for SmallStr {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+impl Eq for SmallStr {}
+impl PartialOrd for SmallStr {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SmallStr {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+impl std::hash::Hash for SmallStr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
 /// Public ids of stored objects (tokens, resources, pairing requests, webhook
 /// deliveries): a short family tag and 20 lower-case hex digits, e.g. `tok_0123456789abcdef0123`.
 /// Not secret; safe in URLs and logs.
@@ -171,7 +250,9 @@ macro_rules! public_id {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(Arc<str>);
+        pub struct $name(SmallStr);
+
+        const _: () = assert!($prefix.len() + 20 <= SmallStr::INLINE);
 
         impl $name {
             /// The tag every id of this kind starts with.
@@ -181,7 +262,7 @@ macro_rules! public_id {
             pub fn generate(rng: &mut dyn crate::RandomSource) -> Self {
                 let mut bytes = [0u8; 10];
                 rng.fill(&mut bytes);
-                Self(format!("{}{}", $prefix, hex::encode(bytes)).into())
+                Self(SmallStr::new(&format!("{}{}", $prefix, hex::encode(bytes))))
             }
 
             /// Parses an id: the tag, then exactly 20 lower-case hex digits.
@@ -190,7 +271,7 @@ macro_rules! public_id {
                     .strip_prefix($prefix)
                     .is_some_and(|rest| rest.len() == 20 && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
                 if ok {
-                    Ok(Self(raw.into()))
+                    Ok(Self(SmallStr::new(raw)))
                 } else {
                     Err(Error::invalid("id", concat!("expected `", $prefix, "` and 20 hex digits")))
                 }
@@ -198,18 +279,18 @@ macro_rules! public_id {
 
             /// The id as text.
             pub fn as_str(&self) -> &str {
-                &self.0
+                self.0.as_str()
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&self.0, f)
+                fmt::Debug::fmt(self.as_str(), f)
             }
         }
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
             }
         }
         impl FromStr for $name {
@@ -226,7 +307,7 @@ macro_rules! public_id {
         }
         impl From<$name> for String {
             fn from(v: $name) -> String {
-                v.0.as_ref().to_owned()
+                v.as_str().to_owned()
             }
         }
     };
@@ -340,6 +421,46 @@ string_newtype_impls!(OwnerId, ChannelName, ExternalId, SecretName);
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn owner_ids_short_and_long_behave_as_their_text() {
+        use std::collections::hash_map::DefaultHasher;
+        use std::hash::{Hash, Hasher};
+        let hash = |id: &OwnerId| {
+            let mut h = DefaultHasher::new();
+            id.hash(&mut h);
+            h.finish()
+        };
+        let texts = [
+            "a".to_owned(),
+            "b".repeat(38),
+            "b".repeat(39),
+            "ab".repeat(64),
+            "é".repeat(19),
+            "é".repeat(20),
+            "zz".to_owned(),
+        ];
+        let ids: Vec<OwnerId> = texts.iter().map(|t| OwnerId::parse(t).unwrap()).collect();
+        for (a, ta) in ids.iter().zip(&texts) {
+            assert_eq!(a.as_str(), ta);
+            assert_eq!(a.to_string(), *ta);
+            assert_eq!(format!("{a:?}"), format!("{ta:?}"));
+            for (b, tb) in ids.iter().zip(&texts) {
+                assert_eq!(a.cmp(b), ta.cmp(tb), "{ta} vs {tb}");
+                assert_eq!(a == b, ta == tb);
+            }
+            let again = OwnerId::parse(ta).unwrap();
+            assert_eq!(hash(a), hash(&again));
+            assert_eq!(
+                serde_json::from_str::<OwnerId>(&serde_json::to_string(a).unwrap()).unwrap(),
+                *a
+            );
+        }
+        let token = TokenId::parse("tok_0123456789abcdef0123").unwrap();
+        assert_eq!(token.as_str(), "tok_0123456789abcdef0123");
+        assert_eq!(String::from(token.clone()), "tok_0123456789abcdef0123");
+        assert!(token < TokenId::parse("tok_0123456789abcdef0124").unwrap());
+    }
 
     #[test]
     fn reserved_owner_ids_are_refused() {

@@ -1,6 +1,5 @@
 //! Token kinds: what a token may be used for, independent of its owner's role.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -82,27 +81,56 @@ impl From<TokenKind> for String {
     }
 }
 
-/// A non-empty set of kinds. Immutable and shared: a clone (one per authenticated
-/// request) copies a pointer.
+/// A non-empty set of kinds, iterated in [`TokenKind`]'s order (`manage`, `api`, the
+/// channels by name, `verify`).
+///
+/// Held as flags for the three plain kinds and a shared, sorted list of channels (absent
+/// for the usual sets), so a clone, one per authenticated request, copies a byte and at
+/// most one pointer, and a set read from the store allocates nothing unless it names a
+/// channel.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "Vec<TokenKind>", into = "Vec<TokenKind>")]
-pub struct TokenKinds(Arc<BTreeSet<TokenKind>>);
+pub struct TokenKinds {
+    /// [`MANAGE`], [`API`] and [`VERIFY`] bits.
+    flags: u8,
+    /// The `channel:*` kinds (only those), sorted and distinct; `None` when there are none.
+    channels: Option<Arc<[TokenKind]>>,
+}
+
+const MANAGE: u8 = 1;
+const API: u8 = 2;
+const VERIFY: u8 = 4;
 
 impl TokenKinds {
     /// Builds a set; refuses an empty one.
     pub fn new(kinds: impl IntoIterator<Item = TokenKind>) -> Result<Self> {
-        let set: BTreeSet<_> = kinds.into_iter().collect();
-        if set.is_empty() {
+        let mut flags = 0;
+        let mut channels = Vec::new();
+        for kind in kinds {
+            match kind {
+                TokenKind::Manage => flags |= MANAGE,
+                TokenKind::Api => flags |= API,
+                TokenKind::Verify => flags |= VERIFY,
+                channel @ TokenKind::Channel(_) => channels.push(channel),
+            }
+        }
+        if flags == 0 && channels.is_empty() {
             return Err(Error::invalid("kinds", "at least one kind is required"));
         }
-        Ok(Self(Arc::new(set)))
+        channels.sort_unstable();
+        channels.dedup();
+        Ok(Self {
+            flags,
+            channels: (!channels.is_empty()).then(|| channels.into()),
+        })
     }
 
     /// `manage` + `api`: the kinds of a user's first token.
     pub fn manage_api() -> Self {
-        Self(Arc::new(
-            [TokenKind::Manage, TokenKind::Api].into_iter().collect(),
-        ))
+        Self {
+            flags: MANAGE | API,
+            channels: None,
+        }
     }
 
     /// Parses a comma-separated list (`manage,api`), as stored and as typed on a command line.
@@ -118,8 +146,7 @@ impl TokenKinds {
 
     /// The comma-separated form, sorted.
     pub fn to_csv(&self) -> String {
-        self.0
-            .iter()
+        self.iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(",")
@@ -127,25 +154,44 @@ impl TokenKinds {
 
     /// Whether the set holds `kind`.
     pub fn contains(&self, kind: &TokenKind) -> bool {
-        self.0.contains(kind)
+        match kind {
+            TokenKind::Manage => self.flags & MANAGE != 0,
+            TokenKind::Api => self.flags & API != 0,
+            TokenKind::Verify => self.flags & VERIFY != 0,
+            channel @ TokenKind::Channel(_) => self.channels().binary_search(channel).is_ok(),
+        }
     }
 
     /// Whether every kind here is also in `other`.
     pub fn is_subset(&self, other: &TokenKinds) -> bool {
-        self.0.is_subset(&other.0)
+        self.flags & !other.flags == 0
+            && self
+                .channels()
+                .iter()
+                .all(|c| other.channels().binary_search(c).is_ok())
     }
 
     /// The kinds, sorted.
     pub fn iter(&self) -> impl Iterator<Item = &TokenKind> {
-        self.0.iter()
+        const PLAIN: [(u8, TokenKind); 2] = [(MANAGE, TokenKind::Manage), (API, TokenKind::Api)];
+        let flags = self.flags;
+        let plain = PLAIN
+            .iter()
+            .filter(move |(bit, _)| flags & bit != 0)
+            .map(|(_, kind)| kind);
+        let verify = (flags & VERIFY != 0).then_some(&TokenKind::Verify);
+        plain.chain(self.channels()).chain(verify)
     }
 
     /// Whether any kind is a service kind (`channel:*`, `verify`).
     pub fn has_service_kind(&self) -> bool {
-        self.0.iter().any(TokenKind::is_service)
+        self.flags & VERIFY != 0 || self.channels.is_some()
+    }
+
+    fn channels(&self) -> &[TokenKind] {
+        self.channels.as_deref().unwrap_or_default()
     }
 }
-
 impl TryFrom<Vec<TokenKind>> for TokenKinds {
     type Error = Error;
     fn try_from(v: Vec<TokenKind>) -> Result<Self> {
@@ -154,7 +200,7 @@ impl TryFrom<Vec<TokenKind>> for TokenKinds {
 }
 impl From<TokenKinds> for Vec<TokenKind> {
     fn from(k: TokenKinds) -> Self {
-        k.0.iter().cloned().collect()
+        k.iter().cloned().collect()
     }
 }
 
@@ -177,5 +223,39 @@ mod tests {
         assert!(TokenKinds::parse_csv("").is_err());
         assert!(serde_json::from_str::<TokenKinds>("[]").is_err());
         assert!(serde_json::from_str::<TokenKinds>("[\"api\",\"channel:slack\"]").is_ok());
+    }
+
+    #[test]
+    fn sets_are_sorted_distinct_and_compare_by_content() {
+        let all =
+            TokenKinds::parse_csv("verify,channel:zulip,api,channel:slack,manage,api").unwrap();
+        assert_eq!(
+            all.to_csv(),
+            "manage,api,channel:slack,channel:zulip,verify"
+        );
+        assert_eq!(
+            all,
+            TokenKinds::parse_csv("manage,api,channel:slack,channel:zulip,verify").unwrap()
+        );
+        let slack = TokenKind::parse("channel:slack").unwrap();
+        let teams = TokenKind::parse("channel:teams").unwrap();
+        assert!(all.contains(&slack) && !all.contains(&teams));
+        assert!(all.has_service_kind());
+        assert!(!TokenKinds::manage_api().has_service_kind());
+        let some = TokenKinds::new([TokenKind::Api, slack.clone()]).unwrap();
+        assert!(some.is_subset(&all) && !all.is_subset(&some));
+        assert!(!TokenKinds::new([teams]).unwrap().is_subset(&all));
+        assert!(
+            !TokenKinds::new([TokenKind::Verify])
+                .unwrap()
+                .is_subset(&some)
+        );
+        assert!(TokenKinds::manage_api().is_subset(&all));
+        let json = serde_json::to_string(&all).unwrap();
+        assert_eq!(
+            json,
+            r#"["manage","api","channel:slack","channel:zulip","verify"]"#
+        );
+        assert_eq!(serde_json::from_str::<TokenKinds>(&json).unwrap(), all);
     }
 }

@@ -45,7 +45,7 @@ use ownership_core::token::TokenDigest;
 use ownership_core::{Error, Identity, OwnerId, Result, TokenKind, UserRole, UserStatus};
 use time::OffsetDateTime;
 
-use crate::ttl_map::TtlMap;
+use crate::ttl_map::{DigestKeys, TtlMap};
 
 /// Bounds of the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,11 +129,11 @@ struct Shared<S> {
     inner: S,
     clock: Arc<dyn Clock>,
     /// Token digest → principal; the entries carry the last-use stamps.
-    principals: TtlMap<TokenDigest, Principal>,
+    principals: TtlMap<TokenDigest, Principal, DigestKeys>,
     /// Token id → digest, to evict one token's principal without a scan.
     token_digests: TtlMap<TokenId, TokenDigest>,
     identities: TtlMap<ChannelKey, Identity>,
-    resources: TtlMap<TokenDigest, ResourceRecord>,
+    resources: TtlMap<TokenDigest, ResourceRecord, DigestKeys>,
     /// Time-to-live in nanoseconds.
     ttl: i64,
     epoch: AtomicU64,
@@ -174,10 +174,10 @@ impl<S: Store + 'static> Cached<S> {
         let shared = Arc::new(Shared {
             inner,
             clock,
-            principals: TtlMap::new(config.capacity),
+            principals: TtlMap::with_hasher(config.capacity, DigestKeys::new()),
             token_digests: TtlMap::new(config.capacity),
             identities: TtlMap::new(config.capacity),
-            resources: TtlMap::new(config.capacity),
+            resources: TtlMap::with_hasher(config.capacity, DigestKeys::new()),
             ttl: i64::try_from(config.ttl.as_nanos()).unwrap_or(i64::MAX),
             epoch: AtomicU64::new(0),
         });
@@ -237,9 +237,9 @@ impl<S: Store + 'static> Cached<S> {
 
     /// Inserts `value`, served until `deadline`, unless an invalidation ran since `epoch`
     /// was read; removes it again if one ran while inserting. Whether it was inserted.
-    fn insert_if_current<K, V>(
+    fn insert_if_current<K, V, H>(
         &self,
-        map: &TtlMap<K, V>,
+        map: &TtlMap<K, V, H>,
         epoch: u64,
         key: K,
         value: V,
@@ -248,6 +248,7 @@ impl<S: Store + 'static> Cached<S> {
     where
         K: std::hash::Hash + Eq + Clone,
         V: Clone,
+        H: std::hash::BuildHasher + Clone,
     {
         let s = &self.shared;
         if s.epoch.load(Ordering::SeqCst) != epoch {

@@ -5,7 +5,9 @@
 //! token check is one such `get`. This map does what the cache needs and no more:
 //!
 //! - [`SHARDS`] shards, each a `std` `HashMap` behind an `RwLock`, chosen by the key's hash,
-//!   so lookups take a read lock on one shard and never contend with each other;
+//!   so lookups take a read lock on one shard and never contend with each other (keys
+//!   that are SHA-256 digests are hashed by [`DigestKeys`], a few instructions, instead of
+//!   SipHash);
 //! - a deadline per entry (the caller's clock, in Unix nanoseconds): an entry past it is
 //!   never returned, and is replaced by the next insert or evicted first;
 //! - a bound per shard: when a shard is full, its oldest entries (insertion order) go;
@@ -15,7 +17,7 @@
 //!   different value) are kept aside and collected too: no use is lost.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -33,8 +35,8 @@ struct Slot<V> {
     used: AtomicI64,
 }
 
-struct Shard<K, V> {
-    map: HashMap<K, Slot<V>>,
+struct Shard<K, V, S> {
+    map: HashMap<K, Slot<V>, S>,
     /// Keys in insertion order, with the `seq` they were inserted with (entries replaced or
     /// removed since leave stale pairs, skipped on eviction and compacted away).
     order: VecDeque<(K, u64)>,
@@ -42,9 +44,9 @@ struct Shard<K, V> {
 }
 
 /// A bounded concurrent map with per-entry deadlines (see the module docs).
-pub(crate) struct TtlMap<K, V> {
-    shards: Box<[RwLock<Shard<K, V>>]>,
-    hasher: RandomState,
+pub(crate) struct TtlMap<K, V, S = RandomState> {
+    shards: Box<[RwLock<Shard<K, V, S>>]>,
+    hasher: S,
     per_shard: usize,
     /// Uses recorded on entries that have left the map, waiting for [`TtlMap::take_uses`].
     spilled: Mutex<Vec<(V, i64)>>,
@@ -52,14 +54,21 @@ pub(crate) struct TtlMap<K, V> {
 
 impl<K: Hash + Eq + Clone, V: Clone> TtlMap<K, V> {
     /// A map holding at most about `capacity` entries (rounded up to a multiple of
-    /// [`SHARDS`]).
+    /// [`SHARDS`]), hashing keys with SipHash.
     pub(crate) fn new(capacity: u64) -> Self {
+        Self::with_hasher(capacity, RandomState::new())
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Clone> TtlMap<K, V, S> {
+    /// [`TtlMap::new`] with another way to hash keys.
+    pub(crate) fn with_hasher(capacity: u64, hasher: S) -> Self {
         let capacity = usize::try_from(capacity).unwrap_or(usize::MAX);
         let per_shard = capacity.div_ceil(SHARDS).max(1);
         let shards = (0..SHARDS)
             .map(|_| {
                 RwLock::new(Shard {
-                    map: HashMap::new(),
+                    map: HashMap::with_hasher(hasher.clone()),
                     order: VecDeque::new(),
                     next_seq: 0,
                 })
@@ -67,25 +76,29 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlMap<K, V> {
             .collect();
         Self {
             shards,
-            hasher: RandomState::new(),
+            hasher,
             per_shard,
             spilled: Mutex::new(Vec::new()),
         }
     }
 
-    fn shard_of(&self, key: &K) -> &RwLock<Shard<K, V>> {
+    fn shard_of(&self, key: &K) -> &RwLock<Shard<K, V, S>> {
         let hash = self.hasher.hash_one(key);
-        // The top bits (the shard's own `HashMap` uses the low bits of its own hash).
-        let index = usize::try_from(hash >> (64 - SHARDS.trailing_zeros())).unwrap_or(0);
-        #[allow(clippy::indexing_slicing, reason = "index < SHARDS == shards.len()")]
+        // Bits 32 and up: the shard's own `HashMap` picks a bucket with the low bits of the
+        // same hash and tags it with the top seven, so the shard must depend on neither.
+        let index = usize::try_from(hash >> 32).unwrap_or(0);
+        #[allow(
+            clippy::indexing_slicing,
+            reason = "index % SHARDS < SHARDS == shards.len()"
+        )]
         &self.shards[index % SHARDS]
     }
 
-    fn read(lock: &RwLock<Shard<K, V>>) -> RwLockReadGuard<'_, Shard<K, V>> {
+    fn read(lock: &RwLock<Shard<K, V, S>>) -> RwLockReadGuard<'_, Shard<K, V, S>> {
         lock.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(lock: &RwLock<Shard<K, V>>) -> RwLockWriteGuard<'_, Shard<K, V>> {
+    fn write(lock: &RwLock<Shard<K, V, S>>) -> RwLockWriteGuard<'_, Shard<K, V, S>> {
         lock.write().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -237,6 +250,67 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlMap<K, V> {
     }
 }
 
+/// Hashes 32-byte keys that are SHA-256 digests: a folded multiply of two of the key's
+/// 8-byte words, each mixed with a secret drawn once per map, instead of SipHash over all
+/// 32 bytes. The digests are uniform already; the secret keeps an attacker who could
+/// choose many stored digests (an admin provisioning crafted tokens; grinding is cheap
+/// for a few bits) from aiming them at one bucket without knowing it.
+#[derive(Clone)]
+pub(crate) struct DigestKeys {
+    k0: u64,
+    k1: u64,
+}
+
+impl DigestKeys {
+    pub(crate) fn new() -> Self {
+        // `RandomState` is seeded from the operating system's randomness.
+        let seed = RandomState::new();
+        Self {
+            k0: seed.hash_one(0_u8),
+            k1: seed.hash_one(1_u8),
+        }
+    }
+}
+
+impl BuildHasher for DigestKeys {
+    type Hasher = DigestHasher;
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher {
+            k0: self.k0,
+            k1: self.k1,
+            hash: 0,
+        }
+    }
+}
+
+/// The [`Hasher`] of [`DigestKeys`].
+pub(crate) struct DigestHasher {
+    k0: u64,
+    k1: u64,
+    hash: u64,
+}
+
+impl Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let word = |i: usize| {
+            bytes
+                .get(i..i + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let product = u128::from(word(0) ^ self.k0) * u128::from(word(8) ^ self.k1);
+        let folded = (product as u64) ^ ((product >> 64) as u64);
+        self.hash ^= folded;
+    }
+
+    /// The length prefix of the key's slice: the same for every digest.
+    fn write_usize(&mut self, _: usize) {}
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
@@ -287,6 +361,31 @@ mod tests {
         assert!(m.take_uses().is_empty(), "taken once");
         m.restore_uses(vec![(10, 5)]);
         assert_eq!(m.take_uses(), vec![(10, 5)]);
+    }
+
+    #[test]
+    fn digest_keys_find_every_digest_and_spread_them() {
+        use sha2::Digest as _;
+        let m: TtlMap<[u8; 32], u32, DigestKeys> = TtlMap::with_hasher(100_000, DigestKeys::new());
+        let key = |i: u32| -> [u8; 32] { sha2::Sha256::digest(i.to_le_bytes()).into() };
+        for i in 0..20_000 {
+            m.insert(key(i), i, i64::MAX);
+        }
+        for i in 0..20_000 {
+            assert_eq!(m.get(&key(i), 0), Some(i));
+        }
+        assert_eq!(m.get(&key(20_000), 0), None);
+        // 20,000 keys over 64 shards: about 312 each; a shard-picking hash that ignored
+        // the digest would put them all in one.
+        let sizes: Vec<usize> = m
+            .shards
+            .iter()
+            .map(|l| l.read().unwrap().map.len())
+            .collect();
+        assert!(sizes.iter().all(|&n| (150..=500).contains(&n)), "{sizes:?}");
+        // Another map draws other secrets.
+        let (a, b) = (DigestKeys::new(), DigestKeys::new());
+        assert_ne!(a.hash_one(key(1)), b.hash_one(key(1)));
     }
 
     #[test]
