@@ -335,7 +335,9 @@ fn document(typed: &str, r: &Results, table: &str) -> String {
             (`ownership_http::standard_layers`: request id, tracing, timeout, body limit,\n\
             JSON errors) and the same default logging (`info`, JSON, to a sink), both in the\n\
             same process over loopback, driven by the same keep-alive load generator (fixed\n\
-            concurrency, fixed duration after a warm-up). Errors are non-200 answers.\n\
+            concurrency, fixed duration after a warm-up), in alternating rounds with the\n\
+            order swapped each round; the best round of each side. Errors are non-200\n\
+            answers.\n\
          5. **Pairing**: 64 concurrent clients, each repeatedly requesting a pairing code\n\
             (service token scope) and redeeming it (owner scope) through the store API;\n\
             throughput of completed redemptions and the 99th percentile of one\n\
