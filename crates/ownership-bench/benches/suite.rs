@@ -229,6 +229,35 @@ fn best_of(rounds: usize, items: usize, mut pass: impl FnMut()) -> f64 {
     best
 }
 
+/// Best mean (ns per call) of each of two sides, timed in `rounds` alternating batches of
+/// 100 calls (each call gets its index in the run): drift on a shared machine hits both
+/// sides alike.
+async fn alternating_best<A, B>(
+    rounds: usize,
+    mut ours: impl FnMut(usize) -> A,
+    mut base: impl FnMut(usize) -> B,
+) -> (f64, f64)
+where
+    A: Future<Output = ()>,
+    B: Future<Output = ()>,
+{
+    const BATCH: usize = 100;
+    let (mut best_ours, mut best_base) = (f64::INFINITY, f64::INFINITY);
+    for round in 0..rounds {
+        let start = Instant::now();
+        for k in 0..BATCH {
+            ours(round * BATCH + k).await;
+        }
+        best_ours = best_ours.min(start.elapsed().as_nanos() as f64 / BATCH as f64);
+        let start = Instant::now();
+        for k in 0..BATCH {
+            base(round * BATCH + k).await;
+        }
+        best_base = best_base.min(start.elapsed().as_nanos() as f64 / BATCH as f64);
+    }
+    (best_ours, best_base)
+}
+
 // ---------------------------------------------------------------------------------------
 // 1. Warm authenticate.
 
@@ -386,29 +415,23 @@ async fn growth_and_cold_libsql(quick: bool) {
                 .iter()
                 .map(|t| format!("SELECT COUNT(*) FROM tokens WHERE id = '{}'", t.id))
                 .collect();
-            // Both sides in alternating batches, best batch of each: drift on a shared
-            // machine hits both alike.
-            let batch = 100;
-            let rounds = if quick { 8 } else { 30 };
-            let (mut ours, mut raw) = (f64::INFINITY, f64::INFINITY);
-            for round in 0..rounds {
-                let start = Instant::now();
-                for k in 0..batch {
-                    let t = &real[(round * batch + k) % real.len()];
+            let (store, real, ids) = (&store, &real, &ids);
+            let (ours, raw) = alternating_best(
+                if quick { 8 } else { 30 },
+                |i| async move {
+                    let t = &real[i % real.len()];
                     let p = store.authenticate(&t.digest).await.expect("lookup");
                     assert!(p.is_some(), "seeded token found");
-                }
-                ours = ours.min(start.elapsed().as_nanos() as f64 / batch as f64);
-                let start = Instant::now();
-                for k in 0..batch {
+                },
+                |i| async move {
                     let c = store
-                        .query_count_for_tests(&ids[(round * batch + k) % ids.len()])
+                        .query_count_for_tests(&ids[i % ids.len()])
                         .await
                         .expect("point select");
                     assert_eq!(c, 1, "point select finds the row");
-                }
-                raw = raw.min(start.elapsed().as_nanos() as f64 / batch as f64);
-            }
+                },
+            )
+            .await;
             report("cold.libsql.ours_ns", ours);
             report("cold.libsql.raw_ns", raw);
             report("cold.libsql.ratio", ours / raw);
@@ -437,29 +460,23 @@ async fn cold_postgres(quick: bool) {
             .await
             .expect("point select");
     }
-    // Both sides in alternating batches, best batch of each (as for libSQL).
-    let batch = 100;
-    let rounds = if quick { 6 } else { 25 };
-    let (mut ours, mut raw) = (f64::INFINITY, f64::INFINITY);
-    for round in 0..rounds {
-        let start = Instant::now();
-        for k in 0..batch {
-            let t = &real[(round * batch + k) % real.len()];
+    let (store, real, pool) = (&store, &real, &pool);
+    let (ours, raw) = alternating_best(
+        if quick { 6 } else { 25 },
+        |i| async move {
+            let t = &real[i % real.len()];
             let p = store.authenticate(&t.digest).await.expect("lookup");
             assert!(p.is_some(), "seeded token found");
-        }
-        ours = ours.min(start.elapsed().as_nanos() as f64 / batch as f64);
-        let start = Instant::now();
-        for k in 0..batch {
-            let t = &real[(round * batch + k) % real.len()];
+        },
+        |i| async move {
             sqlx::query("SELECT id, owner_id FROM tokens WHERE id = $1")
-                .bind(&t.id)
-                .fetch_one(&pool)
+                .bind(&real[i % real.len()].id)
+                .fetch_one(pool)
                 .await
                 .expect("point select");
-        }
-        raw = raw.min(start.elapsed().as_nanos() as f64 / batch as f64);
-    }
+        },
+    )
+    .await;
     report("cold.postgres.ours_ns", ours);
     report("cold.postgres.raw_ns", raw);
     report("cold.postgres.ratio", ours / raw);

@@ -23,8 +23,8 @@ async fn apply<S: Store>(s: &S, table: &Value) -> Result<ProvisionPlan, Error> {
     service::provision(s, &operator(), &table.to_string(), false).await
 }
 
-/// Every audit event, oldest first.
-async fn events<S: Store>(s: &S) -> Vec<AuditEvent> {
+/// Every audit event, oldest first (the operator's view, page by page).
+pub(super) async fn events<S: Store>(s: &S) -> Vec<AuditEvent> {
     let mut out = Vec::new();
     let mut page = PageRequest {
         after: None,

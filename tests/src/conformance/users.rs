@@ -335,29 +335,6 @@ pub fn sealed(tag: u8) -> ownership_core::ports::Sealed {
     }
 }
 
-/// Every event of the log, oldest first (the operator's view, page by page).
-async fn all_events<S: Store>(s: &S) -> Vec<ownership_core::audit::AuditEvent> {
-    let op = AdminScope::operator("t");
-    let mut out = Vec::new();
-    let mut page = PageRequest {
-        after: None,
-        limit: 500,
-    };
-    loop {
-        let p = s
-            .list_events(ownership_core::ports::AuditFilter::All(&op), &page)
-            .await
-            .unwrap();
-        out.extend(p.items);
-        match p.next {
-            Some(next) => page.after = Some(next),
-            None => break,
-        }
-    }
-    out.reverse();
-    out
-}
-
 /// An Admin's scope was made when their request was authenticated; the Owner demotes them
 /// to Member before their change is applied. The change is refused with the Forbidden a
 /// Member gets, and nothing is written: the store re-reads the acting user's role inside
@@ -371,7 +348,7 @@ pub async fn a_demoted_admin_keeps_no_powers<S: Store>(cx: Ctx<S>) {
     s.set_role(&root.admin(), &oid("adm"), UserRole::Member)
         .await
         .unwrap();
-    let before = all_events(s).await.len();
+    let before = super::provision::events(s).await.len();
     let (_, t) = new_token(None);
     assert_forbidden(
         s.create_user(&stale, &oid("late"), UserRole::Member, t)
@@ -384,7 +361,7 @@ pub async fn a_demoted_admin_keeps_no_powers<S: Store>(cx: Ctx<S>) {
     assert_forbidden(s.set_role(&stale, &oid("mem"), UserRole::Member).await);
     assert_forbidden(s.delete_user(&stale, &oid("mem")).await);
     assert_eq!(
-        all_events(s).await.len(),
+        super::provision::events(s).await.len(),
         before,
         "a refused change writes nothing"
     );
@@ -441,7 +418,7 @@ pub async fn a_demoted_owner_acts_with_the_role_held_now<S: Store>(cx: Ctx<S>) {
             UserRole::Owner
         );
     }
-    let by_o2 = all_events(s)
+    let by_o2 = super::provision::events(s)
         .await
         .into_iter()
         .filter(|e| e.actor == ownership_core::authz::Actor::User(oid("o2")))
