@@ -28,10 +28,10 @@ use ownership_core::pairing::PairingKey;
 use ownership_core::ports::{Clock, PairingPolicy, PairingStore, TokenStore};
 use ownership_core::service;
 use ownership_core::token::{TokenDigest, TokenFamily, TokenSecret};
-use ownership_store::OsRandom;
 use ownership_store::cache::{CacheConfig, Cached};
 use ownership_store::libsql::LibsqlStore;
 use ownership_store::postgres::PgStore;
+use ownership_store::{ManualClock, OsRandom};
 use ownership_tests::app::{Backend, spawn_app_with};
 use ownership_tests::backends::{libsql_memory, manual_clock, postgres};
 use sha2::{Digest as _, Sha256};
@@ -194,6 +194,24 @@ fn insert_tokens_sql(d: Dialect, tokens: &[Tok], kinds: &str) -> Vec<String> {
         .collect()
 }
 
+/// An in-memory libSQL store on a manual clock holding the bench owner and `n` fresh
+/// `api,manage` tokens (ids tagged `tag`), with its clock and the tokens.
+async fn libsql_with_tokens(n: usize, tag: char) -> (LibsqlStore, Arc<ManualClock>, Vec<Tok>) {
+    let clock = manual_clock();
+    let store = libsql_memory(Arc::clone(&clock)).await;
+    store
+        .execute_batch_for_tests(&seed_owner_sql(Dialect::Libsql))
+        .await
+        .expect("owner");
+    let tokens = make_tokens(n, tag);
+    libsql_exec(
+        &store,
+        &insert_tokens_sql(Dialect::Libsql, &tokens, "api,manage"),
+    )
+    .await;
+    (store, clock, tokens)
+}
+
 async fn libsql_exec(store: &LibsqlStore, statements: &[String]) {
     for batch in statements.chunks(20) {
         let sql = format!("BEGIN; {} COMMIT;", batch.join("\n"));
@@ -263,18 +281,7 @@ where
 
 async fn warm(quick: bool) {
     let n = 100_000;
-    let clock = manual_clock();
-    let store = libsql_memory(Arc::clone(&clock)).await;
-    store
-        .execute_batch_for_tests(&seed_owner_sql(Dialect::Libsql))
-        .await
-        .expect("owner");
-    let tokens = make_tokens(n, 'a');
-    libsql_exec(
-        &store,
-        &insert_tokens_sql(Dialect::Libsql, &tokens, "api,manage"),
-    )
-    .await;
+    let (store, clock, tokens) = libsql_with_tokens(n, 'a').await;
     let config = CacheConfig {
         capacity: 2 * n as u64,
         ttl: Duration::from_secs(3600),
@@ -807,18 +814,7 @@ fn memory_entries(quick: bool) -> usize {
 /// std `HashMap` from digest bytes to the principal struct (`map`, the bare structure).
 async fn memory_child(side: &str, quick: bool) {
     let n = memory_entries(quick);
-    let clock = manual_clock();
-    let store = libsql_memory(Arc::clone(&clock)).await;
-    store
-        .execute_batch_for_tests(&seed_owner_sql(Dialect::Libsql))
-        .await
-        .expect("owner");
-    let tokens = make_tokens(n, 'c');
-    libsql_exec(
-        &store,
-        &insert_tokens_sql(Dialect::Libsql, &tokens, "api,manage"),
-    )
-    .await;
+    let (store, clock, tokens) = libsql_with_tokens(n, 'c').await;
     let bytes = if side == "ours" {
         let config = CacheConfig {
             capacity: n as u64,
