@@ -13,15 +13,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
-use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 use ownership_core::authz::{AdminScope, OwnerScope, Principal};
 use ownership_core::ports::TokenStore;
 use ownership_core::{Error, TokenKind};
 
 use crate::error::ApiError;
 use crate::limits::Limits;
+use crate::proxy::TrustedProxies;
 
 /// Turns a presented token into a principal. Implemented for every [`TokenStore`] through
 /// [`StoreAuthenticator`]; object-safe so the extractors need no store type parameter.
@@ -74,37 +75,37 @@ impl<S: TokenStore + ?Sized + 'static> Authenticator for StoreAuthenticator<S> {
 pub struct AuthState {
     authn: Arc<dyn Authenticator>,
     limits: Limits,
-    trust_forwarded_for: bool,
+    proxies: TrustedProxies,
 }
 
 impl std::fmt::Debug for AuthState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthState")
-            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("trusted_proxies", &self.proxies.nets())
             .finish_non_exhaustive()
     }
 }
 
 impl AuthState {
-    /// Authentication through `authn`, limited by `limits`. With `trust_forwarded_for`, the
-    /// client address for per-address limits is the last entry of `X-Forwarded-For` (set
-    /// it only behind a proxy you run that appends it); otherwise the TCP peer.
-    pub fn new(authn: Arc<dyn Authenticator>, limits: Limits, trust_forwarded_for: bool) -> Self {
+    /// Authentication through `authn`, limited by `limits`. The client address the
+    /// per-address limit counts is the TCP peer, or, when the peer is one of `proxies`,
+    /// what its forwarding headers say (see [`crate::proxy`]).
+    pub fn new(authn: Arc<dyn Authenticator>, limits: Limits, proxies: TrustedProxies) -> Self {
         Self {
             authn,
             limits,
-            trust_forwarded_for,
+            proxies,
         }
     }
 
-    /// Authentication against a token store with default limits: the one-liner for
-    /// downstream apps.
+    /// Authentication against a token store with default limits and no trusted proxy:
+    /// the one-liner for downstream apps.
     pub fn for_store<S: TokenStore + 'static>(store: Arc<S>) -> Self {
         let authn = StoreAuthenticator::new(store, Arc::new(AtomicBool::new(false)));
         Self::new(
             Arc::new(authn),
             Limits::new(&crate::limits::LimitsConfig::default()),
-            false,
+            TrustedProxies::none(),
         )
     }
 
@@ -113,45 +114,52 @@ impl AuthState {
         &self.limits
     }
 
+    /// The trusted proxies.
+    pub fn proxies(&self) -> &TrustedProxies {
+        &self.proxies
+    }
+
     /// The client address of a request, as the limits see it.
     pub fn client_ip(&self, parts: &Parts) -> Option<IpAddr> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
-        self.client_ip_from(&parts.headers, peer)
+        self.client_ip_from(&parts.headers, peer_of(&parts.extensions))
     }
 
-    /// The client address from the headers and the TCP peer.
+    /// The client address from the headers and the TCP peer: the peer, unless it is a
+    /// trusted proxy (then the forwarding headers name the client).
     pub fn client_ip_from(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
-        if self.trust_forwarded_for {
-            let forwarded = headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-                .next_back();
-            if forwarded.is_some() {
-                return forwarded;
-            }
-        }
-        peer.map(|p| p.ip())
+        self.proxies.client_address(headers, peer.map(|p| p.ip()))
     }
 
-    /// Authenticates a raw token presented by the request in `parts`, applying the
-    /// per-address failure limit and the per-identity rate.
+    /// Counts a failed authentication (a token, secret or credential that did not check
+    /// out) against `ip`. The refusal to answer: 429 once the address's failure budget is
+    /// spent, else `otherwise`.
+    pub fn failure(&self, ip: Option<IpAddr>, otherwise: ApiError) -> ApiError {
+        match ip.and_then(|ip| self.limits.address_failed(ip)) {
+            Some(wait) => {
+                tracing::info!(client = ?ip, wait_secs = wait.as_secs(), "failed authentication refused: the address is over its failure budget");
+                ApiError::rate_limited(wait)
+            }
+            None => otherwise,
+        }
+    }
+
+    /// Authenticates a raw token presented by the request in `parts`. A valid token
+    /// authenticates wherever it comes from (then the per-identity rate applies); a
+    /// failure is counted against the client address, and answered 429 instead of 401
+    /// once the address has failed too often. A malformed token fails offline, so a
+    /// blocked address's garbage costs no store read.
     pub async fn authenticate_raw(
         &self,
         parts: &Parts,
         raw: Option<&str>,
     ) -> Result<Principal, ApiError> {
         let ip = self.client_ip(parts);
-        if let Some(wait) = ip.and_then(|ip| self.limits.address_blocked(ip)) {
-            return Err(ApiError::rate_limited(wait));
-        }
         let Some(raw) = raw.filter(|r| !r.is_empty()) else {
-            return Err(ApiError::unauthenticated());
+            // No token is no guess: not counted, but a blocked address hears it is blocked.
+            return Err(match ip.and_then(|ip| self.limits.address_blocked(ip)) {
+                Some(wait) => ApiError::rate_limited(wait),
+                None => ApiError::unauthenticated(),
+            });
         };
         match self.authn.principal(raw).await {
             Ok(p) => {
@@ -163,14 +171,16 @@ impl AuthState {
             }
             Err(Error::Unauthenticated) => {
                 tracing::info!(client = ?ip, "authentication failed");
-                if let Some(wait) = ip.and_then(|ip| self.limits.address_failed(ip)) {
-                    return Err(ApiError::rate_limited(wait));
-                }
-                Err(ApiError::unauthenticated())
+                Err(self.failure(ip, ApiError::unauthenticated()))
             }
             Err(e) => Err(ApiError::from(e)),
         }
     }
+}
+
+/// The TCP peer of a request, when the server was started with connect info.
+pub fn peer_of(extensions: &Extensions) -> Option<SocketAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
@@ -337,11 +347,23 @@ impl<T: Send + Sync> FromRequestParts<T> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &T) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0),
-        ))
+        Ok(Self(peer_of(&parts.extensions)))
+    }
+}
+
+/// The client address as the limits see it ([`AuthState::client_ip`]): the TCP peer, or
+/// what a trusted proxy says; `None` without connect info.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<T> FromRequestParts<T> for ClientAddr
+where
+    T: Send + Sync,
+    AuthState: FromRef<T>,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &T) -> Result<Self, Self::Rejection> {
+        Ok(Self(AuthState::from_ref(state).client_ip(parts)))
     }
 }

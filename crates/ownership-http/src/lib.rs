@@ -18,6 +18,7 @@ pub mod auth;
 pub mod console;
 pub mod error;
 pub mod limits;
+pub mod proxy;
 mod routes;
 pub mod state;
 pub mod webhooks;

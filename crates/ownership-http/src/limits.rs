@@ -2,15 +2,17 @@
 //! its budget is refused *before* the next attempt is evaluated.
 //!
 //! - Per identity: every authenticated request spends from its owner's bucket.
-//! - Per address: every failed authentication spends from the client address's bucket;
-//!   past it, the address gets 429 without its tokens being checked, until the bucket
-//!   refills. Only the address is blocked, never an account, so nobody can lock a user out.
+//! - Per address: every failed authentication spends from the client address's bucket
+//!   (IPv4 per address, IPv6 per /64, IPv4-mapped IPv6 as IPv4); past it, the address's
+//!   failures get 429 instead of 401 until the bucket refills. A valid credential is never
+//!   refused for its address: only failures are counted and only failures are refused, so
+//!   nobody, behind the same proxy or not, can lock another user out.
 //! - Pairing redemption failures per user (default 5 per 15 minutes): past it, 429.
 //! - A failure budget per channel: past it, every pending code of that channel is burned
 //!   (callers do the burning) and must be asked for again.
 
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -146,6 +148,16 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> FailureBudget<K> {
     }
 }
 
+/// The key an address's failures are counted under: an IPv4 address itself (also when
+/// it comes IPv4-mapped in IPv6), an IPv6 address's /64 (one host usually holds a whole
+/// /64, so counting single addresses would hand it 2^64 budgets).
+pub fn address_key(addr: IpAddr) -> IpAddr {
+    match addr.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+    }
+}
+
 /// Every limit of the service. Cheap to clone.
 #[derive(Clone)]
 pub struct Limits {
@@ -216,15 +228,16 @@ impl Limits {
         })
     }
 
-    /// Whether `addr` is refused for failing authentication too often, and for how long.
+    /// Whether `addr`'s failed authentications are refused now, and for how long.
     pub fn address_blocked(&self, addr: IpAddr) -> Option<Duration> {
-        self.inner.failed_auth.blocked_for(&addr)
+        self.inner.failed_auth.blocked_for(&address_key(addr))
     }
 
-    /// Records a failed authentication from `addr`; the wait if it is now blocked.
+    /// Records a failed authentication from `addr`; the wait if its budget is spent (this
+    /// failure, and those after it until the wait is over, are answered 429).
     pub fn address_failed(&self, addr: IpAddr) -> Option<Duration> {
         self.inner.tick();
-        self.inner.failed_auth.fail(&addr)
+        self.inner.failed_auth.fail(&address_key(addr))
     }
 
     /// Whether `owner` may try another pairing code now.
@@ -302,5 +315,38 @@ mod tests {
         );
         assert!(limits.address_blocked(a).is_some());
         assert!(limits.address_blocked(b).is_none());
+    }
+
+    #[test]
+    fn addresses_are_counted_per_ipv4_address_and_ipv6_64() {
+        let key = |s: &str| address_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:3::1"), "2001:db8:1:3::");
+        assert_eq!(key("::1"), "::");
+
+        let limits = Limits::new(&LimitsConfig {
+            failed_auth_per_address: 2,
+            ..LimitsConfig::default()
+        });
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let next_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(limits.address_failed(one).is_none());
+        assert!(
+            limits.address_failed(same_64).is_some(),
+            "one /64, one budget"
+        );
+        assert!(limits.address_blocked(one).is_some());
+        assert!(limits.address_blocked(next_64).is_none());
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert!(limits.address_failed(v4).is_none());
+        assert!(
+            limits.address_failed(mapped).is_some(),
+            "mapped is the same"
+        );
     }
 }

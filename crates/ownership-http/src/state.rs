@@ -13,6 +13,7 @@ use ownership_core::token::TokenDigest;
 
 use crate::auth::{AuthState, StoreAuthenticator};
 use crate::limits::{Limits, LimitsConfig};
+use crate::proxy::TrustedProxies;
 
 /// Settings of the REST service.
 #[derive(Debug, Clone)]
@@ -25,14 +26,17 @@ pub struct ServiceConfig {
     pub body_limit: usize,
     /// Longest a request may take (SSE streams excepted).
     pub request_timeout: Duration,
-    /// Take the client address from `X-Forwarded-For` (only behind your own proxy).
-    pub trust_forwarded_for: bool,
+    /// The reverse proxies (CIDRs) whose `X-Forwarded-For`, `Forwarded` and
+    /// `X-Forwarded-Proto` are believed, and only when the TCP peer is one of them; the
+    /// client is the first address from the right that is not one of them (see
+    /// [`crate::proxy`]). Empty by default: the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How often the event stream polls for new events.
     pub events_poll: Duration,
     /// The web console is served over HTTPS (set it behind a TLS-terminating proxy): its
     /// cookies get the `__Host-` prefix and `Secure`, and its same-origin check expects
-    /// `https://`. Without it, `X-Forwarded-Proto: https` means the same, but only when
-    /// `trust_forwarded_for` is set.
+    /// `https://`. Without it, `X-Forwarded-Proto: https` means the same, but only from
+    /// a TCP peer in `trusted_proxies`.
     pub console_secure_cookies: bool,
     /// Let webhook endpoints resolve to loopback, private, link-local and other
     /// non-public addresses, and let them use plain `http://` to loopback (for tests and
@@ -50,7 +54,7 @@ impl Default for ServiceConfig {
             limits: LimitsConfig::default(),
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(30),
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
             events_poll: Duration::from_secs(1),
             console_secure_cookies: false,
             allow_private_webhooks: false,
@@ -101,7 +105,8 @@ impl AppState {
         let foreign_allowed = Arc::new(AtomicBool::new(false));
         let limits = Limits::new(&config.limits);
         let authn = StoreAuthenticator::new(Arc::clone(&store), Arc::clone(&foreign_allowed));
-        let auth = AuthState::new(Arc::new(authn), limits, config.trust_forwarded_for);
+        let proxies = TrustedProxies::new(config.trusted_proxies.iter().copied());
+        let auth = AuthState::new(Arc::new(authn), limits, proxies);
         Self {
             store,
             clock,

@@ -2,6 +2,7 @@
 //! the state-changing form extractor ([`Posted`]: same-origin check, session, CSRF token),
 //! the session cookie, and the HTML refusals ([`Refusal`]).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use askama::Template;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, Uri};
+use axum::http::{Extensions, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use axum_extra::extract::{Form, FormRejection};
@@ -21,25 +22,38 @@ use serde::de::DeserializeOwned;
 use super::ConsoleState;
 use super::session::Session;
 use super::views::{Badge, Chrome, ErrorPage};
+use crate::auth::peer_of;
 use crate::error::LoggedError;
+use crate::proxy::TrustedProxies;
 use crate::state::ServiceConfig;
 
 /// Where the sign-in page is.
 pub(crate) const LOGIN: &str = "/console/login";
 
 /// Whether this request reached us over HTTPS: the operator said so
-/// (`console_secure_cookies`), or a proxy we trust (`trust_forwarded_for`) says so in
-/// `X-Forwarded-Proto`.
-pub(crate) fn is_secure(config: &ServiceConfig, headers: &HeaderMap) -> bool {
-    config.console_secure_cookies
-        || (config.trust_forwarded_for
-            && headers
-                .get_all("x-forwarded-proto")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .next_back()
-                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https")))
+/// (`console_secure_cookies`), or the TCP peer is a trusted proxy (`trusted_proxies`)
+/// that says so in `X-Forwarded-Proto`.
+pub(crate) fn is_secure(
+    config: &ServiceConfig,
+    proxies: &TrustedProxies,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> bool {
+    config.console_secure_cookies || proxies.forwarded_https(headers, peer.map(|p| p.ip()))
+}
+
+/// [`is_secure`] for a console request, from its headers and extensions (the peer).
+pub(crate) fn request_is_secure(
+    state: &ConsoleState,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> bool {
+    is_secure(
+        &state.app.config,
+        state.app.auth.proxies(),
+        headers,
+        peer_of(extensions),
+    )
 }
 
 /// The session cookie's name: `__Host-` prefixed over HTTPS (the browser then insists on
@@ -79,18 +93,15 @@ pub(crate) fn expired_cookie(name: &'static str, secure: bool) -> Cookie<'static
     c
 }
 
-/// The request's own origin, `scheme://host[:port]`, from `Host` (or the URI's authority).
-fn own_origin(config: &ServiceConfig, headers: &HeaderMap, uri: &Uri) -> Option<String> {
+/// The request's own origin, `scheme://host[:port]`, from `Host` (or the URI's authority),
+/// `https` when `secure` ([`is_secure`]).
+fn own_origin(secure: bool, headers: &HeaderMap, uri: &Uri) -> Option<String> {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned)
         .or_else(|| uri.authority().map(ToString::to_string))?;
-    let scheme = if is_secure(config, headers) {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = if secure { "https" } else { "http" };
     Some(format!("{scheme}://{host}"))
 }
 
@@ -104,11 +115,7 @@ fn own_origin(config: &ServiceConfig, headers: &HeaderMap, uri: &Uri) -> Option<
 /// form posts (Fetch, "append a request `Origin` header"). A forged post from an opaque
 /// origin (a sandboxed frame, say) still fails on `Sec-Fetch-Site`, on the
 /// `SameSite=Strict` cookie it does not carry, and on the CSRF token it cannot know.
-pub(crate) fn same_origin(
-    config: &ServiceConfig,
-    headers: &HeaderMap,
-    uri: &Uri,
-) -> Result<(), Refusal> {
+pub(crate) fn same_origin(secure: bool, headers: &HeaderMap, uri: &Uri) -> Result<(), Refusal> {
     if let Some(site) = headers.get("sec-fetch-site")
         && !matches!(site.as_bytes(), b"same-origin" | b"none")
     {
@@ -118,7 +125,7 @@ pub(crate) fn same_origin(
         .get(header::ORIGIN)
         .filter(|o| o.as_bytes() != b"null")
     {
-        let ok = own_origin(config, headers, uri)
+        let ok = own_origin(secure, headers, uri)
             .is_some_and(|own| origin.as_bytes().eq_ignore_ascii_case(own.as_bytes()));
         if !ok {
             return Err(Refusal::cross_site());
@@ -401,7 +408,7 @@ impl FromRequestParts<ConsoleState> for Signed {
         parts: &mut Parts,
         state: &ConsoleState,
     ) -> Result<Self, Self::Rejection> {
-        let secure = is_secure(&state.app.config, &parts.headers);
+        let secure = request_is_secure(state, &parts.headers, &parts.extensions);
         let name = session_cookie_name(secure);
         let jar = CookieJar::from_headers(&parts.headers);
         let Some(secret) = jar.get(name).map(|c| c.value().to_owned()) else {
@@ -470,7 +477,8 @@ where
     type Rejection = Refusal;
 
     async fn from_request(req: Request, state: &ConsoleState) -> Result<Self, Self::Rejection> {
-        same_origin(&state.app.config, req.headers(), req.uri()).inspect_err(|_| {
+        let secure = request_is_secure(state, req.headers(), req.extensions());
+        same_origin(secure, req.headers(), req.uri()).inspect_err(|_| {
             tracing::info!(path = %req.uri().path(), "console form refused: sent from another site");
         })?;
         let (mut parts, body) = req.into_parts();
@@ -520,8 +528,7 @@ mod tests {
 
     #[test]
     fn same_origin_posts_pass_and_others_are_refused() {
-        let c = ServiceConfig::default();
-        let ok = |h: &[(&'static str, &str)]| same_origin(&c, &headers(h), &uri()).is_ok();
+        let ok = |h: &[(&'static str, &str)]| same_origin(false, &headers(h), &uri()).is_ok();
         assert!(ok(&[("host", "127.0.0.1:8080")]), "no browser headers");
         assert!(ok(&[
             ("host", "127.0.0.1:8080"),
@@ -559,21 +566,30 @@ mod tests {
     fn https_is_the_operators_word_or_a_trusted_proxys() {
         let plain = ServiceConfig::default();
         let xfp = headers(&[("x-forwarded-proto", "https")]);
+        let proxy: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let stranger: SocketAddr = "127.0.0.4:40000".parse().unwrap();
+        let trusted = TrustedProxies::new(["127.0.0.1/32".parse().unwrap()]);
         assert!(
-            !is_secure(&plain, &xfp),
-            "untrusted X-Forwarded-Proto is ignored"
+            !is_secure(&plain, &TrustedProxies::none(), &xfp, Some(proxy)),
+            "X-Forwarded-Proto is ignored without trusted proxies"
         );
-        let proxied = ServiceConfig {
-            trust_forwarded_for: true,
-            ..ServiceConfig::default()
-        };
-        assert!(is_secure(&proxied, &xfp));
-        assert!(!is_secure(&proxied, &HeaderMap::new()));
+        assert!(is_secure(&plain, &trusted, &xfp, Some(proxy)));
+        assert!(
+            !is_secure(&plain, &trusted, &xfp, Some(stranger)),
+            "X-Forwarded-Proto from a peer that is not a trusted proxy is ignored"
+        );
+        assert!(!is_secure(&plain, &trusted, &xfp, None));
+        assert!(!is_secure(&plain, &trusted, &HeaderMap::new(), Some(proxy)));
         let tls = ServiceConfig {
             console_secure_cookies: true,
             ..ServiceConfig::default()
         };
-        assert!(is_secure(&tls, &HeaderMap::new()));
+        assert!(is_secure(
+            &tls,
+            &TrustedProxies::none(),
+            &HeaderMap::new(),
+            None
+        ));
         assert_eq!(session_cookie_name(true), "__Host-ownership_session");
         let c = cookie(session_cookie_name(true), "v".into(), true).to_string();
         for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
@@ -582,7 +598,7 @@ mod tests {
         let c = cookie(session_cookie_name(false), "v".into(), false).to_string();
         assert!(!c.contains("Secure"), "{c}");
         let ok = same_origin(
-            &tls,
+            true,
             &headers(&[
                 ("host", "console.example"),
                 ("origin", "https://console.example"),

@@ -21,13 +21,14 @@ use serde::Deserialize;
 use super::ConsoleState;
 use super::guard::{
     CsrfForm, LOGIN, Posted, Refusal, Signed, cookie, expired_cookie, form_refusal, is_secure,
-    login_cookie_name, render, same_origin, session_cookie_name, wait_text,
+    login_cookie_name, render, request_is_secure, same_origin, session_cookie_name, wait_text,
 };
 use super::session::{BoundToken, Flash, random_text};
 use super::views::{
     AuditPage, Chrome, EventRow, HomePage, IdentityRow, LinkPage, LoginPage, Reveal, TokenRow,
     TokensPage, When,
 };
+use crate::auth::Peer;
 
 /// What a wrong, expired or used pairing code shows, whichever it was.
 pub(crate) const INVALID_CODE: &str = "That code is not valid or has expired";
@@ -163,25 +164,22 @@ pub(crate) async fn login_page(
     State(state): State<ConsoleState>,
     signed: Result<Signed, Refusal>,
     headers: axum::http::HeaderMap,
+    Peer(peer): Peer,
 ) -> Response {
     if signed.is_ok() {
         return back("/console");
     }
-    login_form(
-        &state,
-        is_secure(&state.app.config, &headers),
-        None,
-        StatusCode::OK,
-    )
+    let secure = is_secure(&state.app.config, state.app.auth.proxies(), &headers, peer);
+    login_form(&state, secure, None, StatusCode::OK)
 }
 
-/// `POST /console/login`: a valid `manage` token starts a new session. Anything else
-/// says only **Invalid token** and counts against the address's failed-authentication
-/// budget (through the same `AuthState::authenticate_raw` the bearer extractors use).
+/// `POST /console/login`: a valid `manage` token starts a new session, from any address.
+/// A token that does not authenticate says only **Invalid token** and counts against the
+/// address's failed-authentication budget (through the same `AuthState::authenticate_raw`
+/// the bearer extractors use); once that is spent, such sign-ins are told to wait.
 pub(crate) async fn login(State(state): State<ConsoleState>, req: Request) -> Response {
-    let config = &state.app.config;
-    let secure = is_secure(config, req.headers());
-    if let Err(r) = same_origin(config, req.headers(), req.uri()) {
+    let secure = request_is_secure(&state, req.headers(), req.extensions());
+    if let Err(r) = same_origin(secure, req.headers(), req.uri()) {
         tracing::info!("console sign-in refused: sent from another site");
         return r.into_response();
     }

@@ -7,7 +7,7 @@ use ownership_core::token::digest_of;
 use ownership_core::{OwnerId, TokenKind, TokenKinds, UserRole, UserStatus};
 
 use super::{CREATED, owner_id, page};
-use crate::auth::{Peer, RequireAdmin, bearer_from};
+use crate::auth::{ClientAddr, RequireAdmin, bearer_from};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::wire::*;
@@ -19,26 +19,23 @@ fn target(raw: &str) -> Result<OwnerId, ApiError> {
 
 /// Creates the first Owner with the configured bootstrap secret, once (409 after).
 #[utoipa::path(post, path = "/v1/bootstrap", tag = "users", request_body = BootstrapRequest,
-    responses((status = 201, body = UserWithToken), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = UserWithToken), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "a wrong secret from an address that has failed too often")))]
 pub async fn bootstrap(
     State(state): State<AppState>,
-    Peer(peer): Peer,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     ApiJson(body): ApiJson<BootstrapRequest>,
 ) -> Result<(StatusCode, ApiJson<UserWithToken>), ApiError> {
     let Some(expected) = state.bootstrap else {
         return Err(ApiError::not_found());
     };
-    let ip = state.auth.client_ip_from(&headers, peer);
-    if let Some(wait) = ip.and_then(|ip| state.auth.limits().address_blocked(ip)) {
-        return Err(ApiError::rate_limited(wait));
-    }
-    // Constant-time comparison of digests (`TokenDigest`'s equality is `subtle`'s).
+    // Constant-time comparison of digests (`TokenDigest`'s equality is `subtle`'s). The
+    // right secret works from any address; a wrong one counts against the address and
+    // is answered 429 once it has failed too often.
     if bearer_from(&headers).map(digest_of) != Some(expected) {
-        if let Some(wait) = ip.and_then(|ip| state.auth.limits().address_failed(ip)) {
-            return Err(ApiError::rate_limited(wait));
-        }
-        return Err(ApiError::unauthenticated());
+        tracing::info!(client = ?ip, "bootstrap refused: wrong secret");
+        return Err(state.auth.failure(ip, ApiError::unauthenticated()));
     }
     let id = owner_id(&body.user_id)?;
     let (user, secret) = service::bootstrap_owner(&*state.store, &id, &mut state.rng()).await?;

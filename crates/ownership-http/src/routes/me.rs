@@ -8,7 +8,7 @@ use ownership_core::service::{self, TokenRequest};
 use ownership_core::{ChannelKey, ExternalId, TokenKind, TokenKinds};
 
 use super::{CREATED, channel, page};
-use crate::auth::{Authenticated, Manage, RequireKind, Verify};
+use crate::auth::{Authenticated, ClientAddr, Manage, RequireKind, Verify};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::wire::*;
@@ -181,12 +181,17 @@ pub async fn my_audit(
     }))
 }
 
-/// Checks a token for a service that cannot link this library (`verify` tokens only).
+/// Checks a token for a service that cannot link this library (`verify` tokens only). A
+/// token that does not check out counts against the caller's address like a failed
+/// authentication of its own: once that address has failed too often, such answers are
+/// 429 instead of `valid: false` (a valid token is still answered `valid: true`).
 #[utoipa::path(post, path = "/v1/tokens/verify", tag = "tokens", request_body = VerifyRequest,
-    responses((status = 200, body = VerifyResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = VerifyResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "the token is not valid, and the caller's address has failed too often")))]
 pub async fn verify(
     State(state): State<AppState>,
     _caller: RequireKind<Verify>,
+    ClientAddr(ip): ClientAddr,
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> Result<ApiJson<VerifyResponse>, ApiError> {
     let allowed = state
@@ -199,12 +204,19 @@ pub async fn verify(
             role: Some(p.identity.role.to_string()),
             kinds: Some(p.kinds.iter().map(ToString::to_string).collect()),
         })),
-        Err(ownership_core::Error::Unauthenticated) => Ok(ApiJson(VerifyResponse {
-            valid: false,
-            owner_id: None,
-            role: None,
-            kinds: None,
-        })),
+        Err(ownership_core::Error::Unauthenticated) => {
+            tracing::info!(client = ?ip, "verified token is not valid");
+            let not_valid = ApiJson(VerifyResponse {
+                valid: false,
+                owner_id: None,
+                role: None,
+                kinds: None,
+            });
+            match ip.and_then(|ip| state.auth.limits().address_failed(ip)) {
+                Some(wait) => Err(ApiError::rate_limited(wait)),
+                None => Ok(not_valid),
+            }
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -9,7 +9,6 @@
 //! a store error — so that the answer is no oracle.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -21,7 +20,7 @@ use ownership_core::service::{self, ResourceRequest};
 
 use super::CREATED;
 use super::secrets::{require_manage_or_api, secret_keys};
-use crate::auth::{Authenticated, Peer, bearer_from};
+use crate::auth::{Authenticated, ClientAddr, bearer_from};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::wire::*;
@@ -142,16 +141,12 @@ fn denial_reason(e: &Error) -> &'static str {
 /// Bearer own_r_…`), read from its creator's scope only. Every failure is the same 403.
 #[utoipa::path(get, path = "/v1/resource/credentials", tag = "secrets",
     responses((status = 200, body = Credentials), (status = 403, body = ErrorBody, description = "every failure, whatever its cause"),
-        (status = 429, body = ErrorBody, description = "too many refused requests from this address")))]
+        (status = 429, body = ErrorBody, description = "a refused request from an address that has been refused too often")))]
 pub async fn credentials(
     State(state): State<AppState>,
-    Peer(peer): Peer,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
-    let ip: Option<IpAddr> = state.auth.client_ip_from(&headers, peer);
-    if let Some(wait) = ip.and_then(|ip| state.auth.limits().address_blocked(ip)) {
-        return Err(ApiError::rate_limited(wait));
-    }
     let outcome = match (&state.master_keys, bearer_from(&headers)) {
         (Some(keys), Some(raw)) => service::resource_credentials(&*state.store, keys, raw).await,
         (None, _) => Err(Error::Disabled("secrets")),
@@ -180,11 +175,9 @@ pub async fn credentials(
                 tracing::info!(client = ?ip, reason, "resource credentials denied");
             }
             // Every refusal spends from the address's failure budget alike, so the
-            // budget tells nothing about why either.
-            if let Some(wait) = ip.and_then(|ip| state.auth.limits().address_failed(ip)) {
-                tracing::info!(client = ?ip, wait_secs = wait.as_secs(), "address over its failure budget");
-            }
-            Err(credentials_denied())
+            // budget tells nothing about why either. Only refusals are counted and
+            // refused: a live resource token is served from any address.
+            Err(state.auth.failure(ip, credentials_denied()))
         }
     }
 }
