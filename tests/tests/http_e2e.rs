@@ -15,7 +15,9 @@
 //! - `pairing`: codes, redemption, approval, the guessing limits, concurrency;
 //! - `lifecycle`: deletion and suspension, rotation, verification, bootstrap, outages;
 //! - `events`: the SSE stream delivers the caller's own events only;
-//! - `secrets`: secrets, resources and the webhook endpoint.
+//! - `secrets`: secrets, resources and the webhook endpoint;
+//! - `proxies`: client addresses behind trusted proxies, and failure limits that never
+//!   refuse a valid credential.
 
 #![allow(
     clippy::unwrap_used,
@@ -56,6 +58,8 @@ mod lifecycle;
 mod pairing;
 #[path = "http_e2e/protocol.rs"]
 mod protocol;
+#[path = "http_e2e/proxies.rs"]
+mod proxies;
 #[path = "http_e2e/routes.rs"]
 mod routes;
 #[path = "http_e2e/secrets.rs"]
