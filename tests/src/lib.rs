@@ -5,6 +5,7 @@
 //!   `DATABASE_URL`), handing out a fresh database per test.
 //! - [`conformance`]: the backend conformance suite, written once against the ports.
 //! - [`backends`]: fresh, migrated stores of every backend.
+//! - [`nginx`]: a throwaway nginx terminating TLS in front of a server.
 
 #![allow(
     clippy::unwrap_used,
@@ -21,5 +22,6 @@ pub mod bin;
 pub mod conformance;
 pub mod counting;
 pub mod logcheck;
+pub mod nginx;
 pub mod pg;
 pub mod serve;

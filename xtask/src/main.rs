@@ -9,6 +9,7 @@ mod ci;
 mod cmd;
 mod fuzz;
 mod migrations;
+mod nginx;
 mod postgres;
 mod purity;
 mod testing;

@@ -3,7 +3,8 @@
 //! The PostgreSQL tests start a throwaway cluster from the server binaries
 //! (`tests/src/pg.rs`); this task finds or installs those binaries and hands their
 //! directory to the tests as `OWNERSHIP_PG_BINDIR`. `DATABASE_URL`, when set, is passed
-//! through and the tests use that server instead of starting their own.
+//! through and the tests use that server instead of starting their own. The reverse-proxy
+//! test's nginx and `openssl` are installed the same way when missing (`nginx.rs`).
 
 use std::env;
 use std::io::{BufRead, BufReader, Write};
@@ -11,11 +12,13 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cmd::{Result, cargo, say};
+use crate::nginx;
 use crate::postgres::{self, BINDIR_VAR};
 
 pub fn run_all() -> Result {
     let bindir = postgres::ensure_bindir()?;
     say(&format!("PostgreSQL binaries: {}", bindir.display()));
+    nginx::ensure()?;
     if env::var_os("DATABASE_URL").is_some() {
         say("DATABASE_URL is set: the PostgreSQL tests use that server");
     }
