@@ -3,8 +3,9 @@
 //! `daemon off` and `master_process off` (one process, so killing it leaves nothing
 //! behind), listening on an ephemeral loopback port with a throwaway self-signed
 //! certificate made by `openssl req -x509`. It forwards to one upstream with
-//! `X-Forwarded-For: $proxy_add_x_forwarded_for` and `X-Forwarded-Proto: $scheme`, and
-//! keeps the client's `Host` (so the console's same-origin check sees the proxy's origin).
+//! `X-Forwarded-For: $proxy_add_x_forwarded_for` and `X-Forwarded-Proto: $scheme`, drops
+//! a client's own `Forwarded` (as docs/operations.md advises), and keeps the client's
+//! `Host` (so the console's same-origin check sees the proxy's origin).
 //!
 //! nginx is `$OWNERSHIP_NGINX` or Debian's `/usr/sbin/nginx` (`cargo xtask test` installs
 //! `nginx-light` when it is missing). Without it the test fails, saying so.
@@ -198,6 +199,7 @@ http {{
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header Forwarded "";
         }}
     }}
 }}
