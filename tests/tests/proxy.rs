@@ -125,7 +125,7 @@ async fn me(http: &reqwest::Client, base: &str, token: &str, headers: &[(&str, &
 
 /// A bad token: alternately well-formed but unknown, and malformed.
 fn bad_token(i: usize) -> String {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         TokenSecret::generate(TokenFamily::User, &mut OsRandom)
             .expose()
             .to_owned()

@@ -87,7 +87,7 @@ async fn me(
 /// A bad token: alternately well-formed but unknown (a store read) and malformed (refused
 /// offline), so both kinds of failure are counted.
 fn bad_token(i: usize) -> String {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         unknown_token(TokenFamily::User)
     } else {
         format!("own_u_wrong{i}")
