@@ -27,7 +27,8 @@ tasks:
   purity                      fail if ownership-core depends on an IO crate
   migrate --database-url URL  apply migrations (runs `ownership migrate`); URL defaults to
                               $DATABASE_URL
-  new-migration NAME          create migrations/{libsql,postgres}/NNNN_NAME.sql ([a-z0-9_]+)
+  new-migration NAME          create crates/ownership-store/migrations/{libsql,postgres}/
+                              NNNN_NAME.sql ([a-z0-9_]+)
   bench [--quick]             benches (ratios against same-run baselines); writes
                               docs/benchmarks.md and docs/img/verify-growth.svg
   fuzz [--seconds N] [--target T]
