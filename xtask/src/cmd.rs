@@ -22,6 +22,29 @@ pub fn workspace_root() -> PathBuf {
         .map_or_else(|| manifest_dir.to_path_buf(), Path::to_path_buf)
 }
 
+/// The cargo target directory: where this xtask binary was built
+/// (`<target>/<profile>/xtask`, as `cargo xtask` builds it), else `$CARGO_TARGET_DIR`,
+/// else `<root>/target`.
+pub fn target_dir() -> PathBuf {
+    let from_exe = env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(2).map(Path::to_path_buf))
+        .filter(|dir| dir.join("CACHEDIR.TAG").is_file());
+    from_exe
+        .or_else(|| {
+            env::var_os("CARGO_TARGET_DIR")
+                .filter(|dir| !dir.is_empty())
+                .map(|dir| workspace_root().join(dir))
+        })
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// `path` relative to the workspace root when it is inside it (for messages).
+pub fn relative(path: &Path) -> PathBuf {
+    path.strip_prefix(workspace_root())
+        .map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
+}
+
 /// `cargo` (the one that runs us, when known), started in the workspace root.
 pub fn cargo() -> Command {
     let program = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
