@@ -101,20 +101,22 @@ pub fn is_executable(path: &Path) -> bool {
 /// executable is an error: installing Debian's package would not put anything there.
 pub fn ensure_overridable(var: &str, default: &Path, packages: &[&str]) -> Result<PathBuf> {
     match env::var_os(var).filter(|value| !value.is_empty()) {
-        Some(value) => {
-            let path = PathBuf::from(value);
-            if is_executable(&path) {
-                Ok(path)
-            } else {
-                Err(format!(
-                    "{var}={} is not an executable file (unset it to use {} from Debian's {})",
-                    path.display(),
-                    default.display(),
-                    packages.join(" ")
-                ))
-            }
-        }
+        Some(value) => check_override(var, Path::new(&value), default, packages),
         None => ensure_apt(default, packages),
+    }
+}
+
+/// `path` (the value of `var`) when it is an executable file, else an error saying so.
+fn check_override(var: &str, path: &Path, default: &Path, packages: &[&str]) -> Result<PathBuf> {
+    if is_executable(path) {
+        Ok(path.to_path_buf())
+    } else {
+        Err(format!(
+            "{var}={} is not an executable file (unset it to use {} from Debian's {})",
+            path.display(),
+            default.display(),
+            packages.join(" ")
+        ))
     }
 }
 
@@ -130,6 +132,33 @@ mod tests {
         assert_eq!(
             ensure_apt(Path::new("/bin/sh"), &["dash"]),
             Ok(PathBuf::from("/bin/sh"))
+        );
+    }
+
+    #[test]
+    fn an_override_is_used_as_given_and_never_installed() {
+        let default = Path::new("/usr/bin/chromium");
+        let packages = ["chromium"];
+        assert_eq!(
+            check_override(
+                "OWNERSHIP_CHROMIUM",
+                Path::new("/bin/sh"),
+                default,
+                &packages
+            ),
+            Ok(PathBuf::from("/bin/sh"))
+        );
+        let missing = check_override(
+            "OWNERSHIP_CHROMIUM",
+            Path::new("/no/such/chromium"),
+            default,
+            &packages,
+        );
+        assert!(
+            missing
+                .as_ref()
+                .is_err_and(|e| e.contains("OWNERSHIP_CHROMIUM=/no/such/chromium")),
+            "{missing:?}"
         );
     }
 

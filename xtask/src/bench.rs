@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::cmd::{self, Result};
@@ -45,21 +46,7 @@ pub fn run(args: &[String]) -> Result {
     cmd::say(table.trim_end());
     // Only a full run refreshes the committed report: a quick run's numbers (smaller
     // sizes, fewer passes) go under the target directory, so it never dirties the tree.
-    let (typed, dir, svg_link) = if quick {
-        (
-            "cargo xtask bench --quick",
-            cmd::target_dir().join("bench"),
-            "verify-growth.svg",
-        )
-    } else {
-        (
-            "cargo xtask bench",
-            cmd::workspace_root().join("docs"),
-            "img/verify-growth.svg",
-        )
-    };
-    let markdown = dir.join("benchmarks.md");
-    let svg = dir.join(svg_link);
+    let (typed, markdown, svg, svg_link) = outputs(quick);
     if let Some(svg_dir) = svg.parent() {
         fs::create_dir_all(svg_dir)
             .map_err(|e| format!("could not create {}: {e}", svg_dir.display()))?;
@@ -77,6 +64,30 @@ pub fn run(args: &[String]) -> Result {
         cmd::say("(a quick run; only `cargo xtask bench` rewrites docs/benchmarks.md)");
     }
     Ok(())
+}
+
+/// What to call the run, where its report and chart go, and the chart's link from the
+/// report. Only a full run writes into `docs/`.
+fn outputs(quick: bool) -> (&'static str, PathBuf, PathBuf, &'static str) {
+    let (typed, dir, svg_link) = if quick {
+        (
+            "cargo xtask bench --quick",
+            cmd::target_dir().join("bench"),
+            "verify-growth.svg",
+        )
+    } else {
+        (
+            "cargo xtask bench",
+            cmd::workspace_root().join("docs"),
+            "img/verify-growth.svg",
+        )
+    };
+    (
+        typed,
+        dir.join("benchmarks.md"),
+        dir.join(svg_link),
+        svg_link,
+    )
 }
 
 /// `BENCH key value` lines; anything else is ignored.
@@ -526,6 +537,23 @@ fn growth_svg(r: &Results) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_full_run_writes_into_docs() {
+        let target = cmd::target_dir();
+        let (typed, markdown, svg, link) = outputs(true);
+        assert_eq!(typed, "cargo xtask bench --quick");
+        assert_eq!(markdown, target.join("bench/benchmarks.md"));
+        assert_eq!(svg, target.join("bench/verify-growth.svg"));
+        assert_eq!(markdown.parent().map(|dir| dir.join(link)), Some(svg));
+
+        let docs = cmd::workspace_root().join("docs");
+        let (typed, markdown, svg, link) = outputs(false);
+        assert_eq!(typed, "cargo xtask bench");
+        assert_eq!(markdown, docs.join("benchmarks.md"));
+        assert_eq!(svg, docs.join("img/verify-growth.svg"));
+        assert_eq!(markdown.parent().map(|dir| dir.join(link)), Some(svg));
+    }
 
     #[test]
     fn parses_bench_lines_and_ignores_the_rest() {

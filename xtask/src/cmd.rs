@@ -22,14 +22,18 @@ pub fn workspace_root() -> PathBuf {
         .map_or_else(|| manifest_dir.to_path_buf(), Path::to_path_buf)
 }
 
-/// The cargo target directory: where this xtask binary was built
-/// (`<target>/<profile>/xtask`, as `cargo xtask` builds it), else `$CARGO_TARGET_DIR`,
-/// else `<root>/target`.
+/// The cargo target directory: the one this xtask binary was built in (`cargo xtask`
+/// builds it in the workspace's), else `$CARGO_TARGET_DIR`, else `<root>/target`.
 pub fn target_dir() -> PathBuf {
-    let from_exe = env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().nth(2).map(Path::to_path_buf))
-        .filter(|dir| dir.join("CACHEDIR.TAG").is_file());
+    // `<target>/debug/xtask`, or `<target>/debug/deps/xtask-<hash>` for its unit tests;
+    // cargo marks the target directory itself with CACHEDIR.TAG.
+    let from_exe = env::current_exe().ok().and_then(|exe| {
+        exe.ancestors()
+            .skip(1)
+            .take(3)
+            .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+            .map(Path::to_path_buf)
+    });
     from_exe
         .or_else(|| {
             env::var_os("CARGO_TARGET_DIR")
@@ -145,6 +149,17 @@ pub fn is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_target_directory_is_cargos() {
+        let target = target_dir();
+        assert!(
+            target.join("CACHEDIR.TAG").is_file(),
+            "{} is not a cargo target directory",
+            target.display()
+        );
+        assert!(!target.starts_with(workspace_root().join("docs")));
+    }
 
     #[test]
     fn passwords_in_urls_are_not_echoed() {
