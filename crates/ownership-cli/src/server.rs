@@ -186,6 +186,9 @@ pub struct ServerConfig {
     pub service: ServiceConfig,
     /// Secrets.
     pub secrets: Secrets,
+    /// Where to serve Prometheus metrics (`GET /metrics`) on a listener of their own;
+    /// `None` (the default) turns metrics off: no recorder, no listener.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -198,6 +201,7 @@ impl ServerConfig {
             cache: CacheConfig::default(),
             service: ServiceConfig::default(),
             secrets: Secrets::default(),
+            metrics_listen: None,
         })
     }
 }
@@ -215,6 +219,8 @@ pub struct Prepared {
     /// Held for the server's lifetime: the libSQL single-server lock, the PostgreSQL
     /// cache-invalidation listener.
     _held: (Option<std::fs::File>, crate::backend::InvalidationListener),
+    /// The metrics address and recorder, when metrics are on.
+    metrics: Option<(SocketAddr, ownership_http::metrics::PrometheusHandle)>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -252,6 +258,14 @@ pub async fn pairing_key(store: &dyn Store, secrets: &Secrets) -> Result<Pairing
 /// empty store (unless a bootstrap secret is configured), and builds the service state.
 pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // The recorder goes in before the store opens: the cache makes its metric handles then.
+    let metrics = match config.metrics_listen {
+        Some(address) => Some((
+            address,
+            ownership_http::metrics::install().map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
     // libSQL is single-process: a second server on the same file is refused.
     let lock = match &config.location {
         Location::LibsqlFile(path) => Some(crate::backend::lock_libsql_for_serving(path)?),
@@ -342,6 +356,7 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         first_owner_token,
         migrations_applied,
         _held: (lock, listener),
+        metrics,
     })
 }
 
@@ -352,6 +367,30 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    // Metrics on their own listener, bound first so a bad address stops the start.
+    let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
+    let metrics = match prepared.metrics.clone() {
+        Some((address, handle)) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {address}: {e}"))?;
+            let bound = listener.local_addr().unwrap_or(address);
+            tracing::info!(address = %bound, "metrics listening");
+            let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            tokio::spawn(ownership_http::metrics::run_upkeep(
+                handle.clone(),
+                stopped(metrics_stopped.clone()),
+            ));
+            Some(tokio::spawn(
+                axum::serve(listener, ownership_http::metrics::router(handle))
+                    .with_graceful_shutdown(stopped(metrics_stopped))
+                    .into_future(),
+            ))
+        }
+        None => None,
+    };
     let app = ownership_http::router(prepared.state.clone());
     // The webhook delivery worker reads every owner's events as the operator who runs
     // this server; it stops when the HTTP server has finished.
@@ -371,6 +410,14 @@ pub async fn serve(
     .await
     .map_err(|e| format!("server failed: {e}"));
     let _ = stop_worker.send(());
+    let _ = stop_metrics.send(true);
+    if let Some(metrics) = metrics {
+        match metrics.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "the metrics server failed"),
+            Err(e) => tracing::warn!(error = %e, "the metrics server ended abnormally"),
+            Ok(Ok(())) => {}
+        }
+    }
     if let Err(e) = worker.await {
         tracing::warn!(error = %e, "the webhook worker ended abnormally");
     }

@@ -59,7 +59,7 @@ impl<S: ?Sized> StoreAuthenticator<S> {
 #[async_trait]
 impl<S: TokenStore + ?Sized + 'static> Authenticator for StoreAuthenticator<S> {
     async fn principal(&self, raw: &str) -> Result<Principal, Error> {
-        ownership_core::service::authenticate(
+        crate::metrics::counted_authenticate(
             &*self.store,
             raw,
             self.foreign_allowed.load(Ordering::Relaxed),
@@ -148,16 +148,20 @@ impl AuthState {
     ) -> Result<Principal, ApiError> {
         let ip = self.client_ip(parts);
         if let Some(wait) = ip.and_then(|ip| self.limits.address_blocked(ip)) {
+            crate::metrics::auth(crate::metrics::AuthOutcome::RateLimited);
             return Err(ApiError::rate_limited(wait));
         }
         let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+            crate::metrics::auth(crate::metrics::AuthOutcome::Missing);
             return Err(ApiError::unauthenticated());
         };
         match self.authn.principal(raw).await {
             Ok(p) => {
                 self.limits
                     .identity_request(&p.identity.owner_id)
+                    .inspect_err(|_| crate::metrics::auth(crate::metrics::AuthOutcome::RateLimited))
                     .map_err(ApiError::rate_limited)?;
+                crate::metrics::auth(crate::metrics::AuthOutcome::Ok);
                 tracing::debug!(owner = %p.identity.owner_id, token_id = %p.token_id, "authenticated");
                 Ok(p)
             }

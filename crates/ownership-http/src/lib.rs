@@ -18,6 +18,7 @@ pub mod auth;
 pub mod console;
 pub mod error;
 pub mod limits;
+pub mod metrics;
 mod routes;
 pub mod state;
 pub mod webhooks;
@@ -83,7 +84,9 @@ pub fn router(state: AppState) -> Router {
             async move { axum::Json((*doc).clone()) }
         }),
     );
-    standard_layers(routes, &config).with_state(state)
+    standard_layers(routes, &config)
+        .layer(axum::middleware::from_fn(metrics::track_http))
+        .with_state(state)
 }
 
 /// The layers every route of [`router`] runs under: body limit, timeout, request ids,

@@ -111,6 +111,12 @@ pub(crate) fn store_call_latency(backend: &'static str, op: Op, started: Instant
         .record(started.elapsed().as_secs_f64());
 }
 
+/// Makes `backend`'s error counter exist at zero (a rate over a series that does not
+/// exist yet is no rate at all).
+pub(crate) fn backend_opened(backend: &'static str) {
+    counter!("ownership_store_errors_total", "backend" => backend).increment(0);
+}
+
 /// Counts an error of the store on `backend`: it could not answer (unreachable, a
 /// failed statement, a row that does not parse).
 pub(crate) fn store_error(backend: &'static str) {
@@ -122,6 +128,23 @@ pub(crate) fn store_error(backend: &'static str) {
 #[cfg(feature = "postgres")]
 pub(crate) fn invalidation_received(kind: &'static str) {
     counter!("ownership_cache_invalidations_received_total", "kind" => kind).increment(1);
+}
+
+/// Makes the listener's series exist at zero when it starts.
+#[cfg(feature = "postgres")]
+pub(crate) fn listener_started() {
+    for kind in [
+        "token",
+        "owner",
+        "identity",
+        "resource",
+        "all",
+        "unreadable",
+    ] {
+        counter!("ownership_cache_invalidations_received_total", "kind" => kind).increment(0);
+    }
+    counter!("ownership_invalidation_listener_reconnects_total").increment(0);
+    listener_up(false);
 }
 
 /// Counts a (re)connection of the invalidation listener after its first one.

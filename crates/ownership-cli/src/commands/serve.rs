@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// share one PostgreSQL, run it in one of them).
     #[arg(long)]
     pub no_webhook_worker: bool,
+    /// Serve Prometheus metrics at `GET /metrics` on this address (a listener of its
+    /// own; off when absent). Kept as the flag layer of `[metrics] listen`.
+    #[arg(long, hide = true)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The banner around the first Owner's token, which `serve` shows once.
@@ -56,6 +60,7 @@ pub async fn serve(args: ServeArgs, location: Location) -> Result<ExitCode, CliE
     config.first_owner = super::user_id(&args.first_owner)?;
     config.secrets = Secrets::from_env()?;
     config.service.allow_private_webhooks = args.allow_private_webhooks;
+    config.metrics_listen = args.metrics_listen;
     if args.no_webhook_worker {
         config.service.webhooks.worker = false;
     }

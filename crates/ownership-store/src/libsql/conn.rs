@@ -63,6 +63,7 @@ pub(super) fn integrity(what: &str) -> Error {
 impl Worker {
     /// Starts the database thread, opens the database on it and waits until it is ready.
     pub(super) async fn start(target: Target) -> Result<Self> {
+        crate::metrics::backend_opened("libsql");
         let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
         let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
         std::thread::Builder::new()

@@ -38,6 +38,7 @@ pub async fn listen_invalidations<S: Store + 'static>(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let run = async {
+        crate::metrics::listener_started();
         let mut backoff = RECONNECT_MIN;
         let mut connected_before = false;
         loop {
