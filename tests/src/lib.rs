@@ -20,6 +20,7 @@ pub mod backends;
 pub mod bin;
 pub mod conformance;
 pub mod counting;
+pub mod exposition;
 pub mod logcheck;
 pub mod pg;
 pub mod serve;
