@@ -10,6 +10,7 @@ mod cmd;
 mod fuzz;
 mod migrations;
 mod postgres;
+mod prometheus;
 mod purity;
 mod testing;
 mod timing;

@@ -16,6 +16,7 @@ use crate::postgres::{self, BINDIR_VAR};
 pub fn run_all() -> Result {
     let bindir = postgres::ensure_bindir()?;
     say(&format!("PostgreSQL binaries: {}", bindir.display()));
+    crate::prometheus::ensure_installed()?;
     if env::var_os("DATABASE_URL").is_some() {
         say("DATABASE_URL is set: the PostgreSQL tests use that server");
     }
