@@ -7,4 +7,5 @@
 
 pub mod backend;
 pub mod commands;
+pub mod config;
 pub mod server;
