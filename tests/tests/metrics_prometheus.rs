@@ -1,5 +1,6 @@
 //! The metrics listener against the real thing: `ownership serve` (the binary) with
-//! `--metrics-listen` on an ephemeral loopback port, scraped every second by Debian's
+//! `[metrics] listen` on an ephemeral loopback port (from the configuration file on
+//! libSQL, from `OWNERSHIP_METRICS__LISTEN` on PostgreSQL), scraped every second by Debian's
 //! `prometheus`, whose query API must then answer with our series; and the exposition
 //! passes `promtool check metrics` without a single complaint. On a libSQL file and on
 //! PostgreSQL.
@@ -34,7 +35,11 @@ const WAIT: Duration = Duration::from_secs(60);
 async fn prometheus_scrapes_the_metrics_listener_libsql() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ownership.db");
-    scrape_and_query(&db.display().to_string(), "libsql").await;
+    let file = dir.path().join("ownership.toml");
+    std::fs::write(&file, "[metrics]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let mut cmd = serve_command(&db.display().to_string());
+    cmd.arg("--config").arg(&file);
+    scrape_and_query(cmd, "libsql").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,7 +48,9 @@ async fn prometheus_scrapes_the_metrics_listener_postgres() {
     let url = cluster
         .fresh_database_url()
         .unwrap_or_else(|e| panic!("fresh database: {e}"));
-    scrape_and_query(&url, "postgres").await;
+    let mut cmd = serve_command(&url);
+    cmd.env("OWNERSHIP_METRICS__LISTEN", "127.0.0.1:0");
+    scrape_and_query(cmd, "postgres").await;
 }
 
 fn require(path: &str) {
@@ -199,11 +206,10 @@ fn sample_value(series: &Value) -> f64 {
     series["value"][1].as_str().unwrap().parse().unwrap()
 }
 
-async fn scrape_and_query(database_url: &str, backend: &str) {
+/// `cmd` is `ownership serve` configured with an ephemeral metrics listener.
+async fn scrape_and_query(cmd: Command, backend: &str) {
     require(PROMETHEUS);
     require(PROMTOOL);
-    let mut cmd = serve_command(database_url);
-    cmd.args(["--metrics-listen", "127.0.0.1:0"]);
     let serve = start_command(cmd, true);
     let token = serve.token.clone().expect("first owner token");
     let metrics = metrics_address(&serve);
