@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use ownership_core::OwnerId;
 use ownership_core::token::{TokenFamily, TokenSecret};
 use ownership_store::OsRandom;
-use ownership_tests::app::{Backend, TestApp, spawn_app_with};
+use ownership_tests::app::{Backend, spawn_app_with};
 use ownership_tests::exposition::{assert_labels_bounded, assert_no_label_carries, present, value};
 use serde_json::json;
 
@@ -57,7 +57,7 @@ async fn exercise(backend: Backend, handle: &ownership_http::metrics::Prometheus
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut app = spawn_app_with(backend, |c| {
+    let app = spawn_app_with(backend, |c| {
         c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
         c.first_owner = OwnerId::parse(OWNER).unwrap();
         c.secrets.master_key = Some([7; 32]);
@@ -422,9 +422,5 @@ async fn exercise(backend: Backend, handle: &ownership_http::metrics::Prometheus
     let used: Vec<&str> = used.iter().map(String::as_str).collect();
     assert_no_label_carries(&after, &used);
     assert_labels_bounded(&after);
-    stop(app).await;
-}
-
-async fn stop(app: TestApp) {
     app.stop().await;
 }
