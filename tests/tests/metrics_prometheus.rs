@@ -7,6 +7,7 @@
 //!
 //! `prometheus` and `promtool` come from Debian's `prometheus` package, which
 //! `cargo xtask test` installs when missing; without them these tests fail (never skip).
+//! `OWNERSHIP_PROMETHEUS` and `OWNERSHIP_PROMTOOL` override their default paths.
 
 #![allow(
     clippy::unwrap_used,
@@ -26,8 +27,15 @@ use ownership_tests::pg::PgCluster;
 use ownership_tests::serve::{Serve, serve_command, start_command};
 use serde_json::Value;
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-const PROMTOOL: &str = "/usr/bin/promtool";
+/// `$OWNERSHIP_PROMETHEUS`, else Debian's path.
+fn prometheus_bin() -> String {
+    std::env::var("OWNERSHIP_PROMETHEUS").unwrap_or_else(|_| "/usr/bin/prometheus".to_owned())
+}
+
+/// `$OWNERSHIP_PROMTOOL`, else Debian's path.
+fn promtool_bin() -> String {
+    std::env::var("OWNERSHIP_PROMTOOL").unwrap_or_else(|_| "/usr/bin/promtool".to_owned())
+}
 /// Bound of every wait on a process or on Prometheus.
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -53,12 +61,15 @@ async fn prometheus_scrapes_the_metrics_listener_postgres() {
     scrape_and_query(cmd, "postgres").await;
 }
 
-fn require(path: &str) {
+/// `path`, which must exist.
+fn require(path: String) -> String {
     assert!(
-        Path::new(path).is_file(),
+        Path::new(&path).is_file(),
         "{path} is missing: install Debian's `prometheus` package (`apt-get install \
-         prometheus`; `cargo xtask test` does it when run as root)"
+         prometheus`; `cargo xtask test` does it when run as root), or name the binary in \
+         OWNERSHIP_PROMETHEUS / OWNERSHIP_PROMTOOL"
     );
+    path
 }
 
 /// The address `serve` logged as `metrics listening`.
@@ -102,7 +113,7 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(dir: &Path, target: &str) -> Self {
-        require(PROMETHEUS);
+        let prometheus = require(prometheus_bin());
         let config = dir.join("prometheus.yml");
         std::fs::write(
             &config,
@@ -115,7 +126,7 @@ impl Prometheus {
         .unwrap();
         let port = free_port();
         let log = dir.join("prometheus.log");
-        let child = Command::new(PROMETHEUS)
+        let child = Command::new(&prometheus)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -126,7 +137,7 @@ impl Prometheus {
             .stdout(std::fs::File::create(dir.join("prometheus.out")).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {PROMETHEUS}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {prometheus}: {e}"));
         Self {
             child,
             log,
@@ -148,14 +159,14 @@ impl Drop for Prometheus {
 
 /// `promtool check metrics` on `exposition`: its exit status and everything it printed.
 fn promtool_check(exposition: &str) -> (bool, String) {
-    require(PROMTOOL);
-    let mut child = Command::new(PROMTOOL)
+    let promtool = require(promtool_bin());
+    let mut child = Command::new(&promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {PROMTOOL}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot start {promtool}: {e}"));
     child
         .stdin
         .take()
@@ -208,8 +219,8 @@ fn sample_value(series: &Value) -> f64 {
 
 /// `cmd` is `ownership serve` configured with an ephemeral metrics listener.
 async fn scrape_and_query(cmd: Command, backend: &str) {
-    require(PROMETHEUS);
-    require(PROMTOOL);
+    require(prometheus_bin());
+    require(promtool_bin());
     let serve = start_command(cmd, true);
     let token = serve.token.clone().expect("first owner token");
     let metrics = metrics_address(&serve);
