@@ -1,6 +1,6 @@
 //! Prometheus metrics: what the service records, and the exposition.
 //!
-//! Recording goes through the [`metrics`](::metrics) facade, here and in `ownership-store`
+//! Recording goes through the [`metrics`] facade, here and in `ownership-store`
 //! (cache, store calls, the invalidation listener); [`install`] puts the Prometheus
 //! recorder behind it once per process, and [`router`] serves the text exposition at
 //! `GET /metrics`, meant for a listener of its own (`[metrics] listen`), never the public

@@ -1,4 +1,4 @@
-//! What the store records through the [`metrics`](::metrics) facade: cache hits, misses,
+//! What the store records through the [`metrics`] facade: cache hits, misses,
 //! evictions and size, store-call latency and errors by backend, and the PostgreSQL
 //! invalidation listener. Nothing here knows an exporter: a process that installs a
 //! recorder (`ownership serve` with metrics on) gets the series; without one, every call
