@@ -8,3 +8,4 @@
 pub mod backend;
 pub mod commands;
 pub mod server;
+pub mod tls;

@@ -1,6 +1,7 @@
 //! `ownership serve` and `ownership migrate`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use super::CliError;
 use super::output::Output;
 use crate::backend::{Location, Opened};
 use crate::server::{self, Secrets, ServerConfig};
+use crate::tls::TlsFiles;
 
 /// Options of `serve`.
 #[derive(Debug, Args)]
@@ -34,6 +36,13 @@ pub struct ServeArgs {
     /// share one PostgreSQL, run it in one of them).
     #[arg(long)]
     pub no_webhook_worker: bool,
+    /// Serve HTTPS with this PEM certificate chain (`[tls] cert_file`); needs
+    /// `--tls-key-file`.
+    #[arg(long, hide = true, requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert-file` (`[tls] key_file`).
+    #[arg(long, hide = true, requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// The banner around the first Owner's token, which `serve` shows once.
@@ -59,6 +68,12 @@ pub async fn serve(args: ServeArgs, location: Location) -> Result<ExitCode, CliE
     if args.no_webhook_worker {
         config.service.webhooks.worker = false;
     }
+    if let (Some(cert_file), Some(key_file)) = (args.tls_cert_file, args.tls_key_file) {
+        config.tls = Some(TlsFiles {
+            cert_file,
+            key_file,
+        });
+    }
     let prepared = server::prepare(&config).await?;
     if prepared.migrations_applied > 0 {
         tracing::info!(applied = prepared.migrations_applied, "migrations applied");
@@ -80,7 +95,9 @@ pub async fn serve(args: ServeArgs, location: Location) -> Result<ExitCode, CliE
         .map_err(|e| CliError::new(format!("cannot listen on {}: {e}", args.listen)))?;
     // The bound address, not the asked one: `--listen 127.0.0.1:0` picks a free port.
     let address = listener.local_addr().unwrap_or(args.listen);
-    tracing::info!(%address, store = %config.location.display(), "serving");
+    let tls = config.tls.is_some();
+    let url = format!("{}://{address}", if tls { "https" } else { "http" });
+    tracing::info!(%address, %url, tls, store = %config.location.display(), "serving");
     server::serve(prepared, listener, server::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
