@@ -7,5 +7,6 @@
 
 pub mod backend;
 pub mod commands;
+pub mod config;
 pub mod server;
 pub mod tls;

@@ -5,17 +5,18 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ownership_cli::commands::{self, Cli, LogFormat};
+use ownership_cli::commands::{self, Cli};
+use ownership_cli::config::LogFormatSetting;
 
-fn init_logging(format: LogFormat, default_filter: &str) {
+fn init_logging(format: LogFormatSetting, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormatSetting::Human => builder.init(),
+        LogFormatSetting::Json => builder.json().init(),
     }
 }
 
@@ -31,8 +32,18 @@ async fn main() -> ExitCode {
             None => e.exit(),
         },
     };
-    init_logging(cli.log_format, cli.default_log_filter());
-    match commands::run(cli).await {
+    let loaded = match cli.load_config() {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return error.exit_code();
+        }
+    };
+    init_logging(
+        loaded.config.log.format,
+        &cli.default_log_filter(&loaded.config),
+    );
+    match commands::run(cli, &loaded).await {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error}");

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::serve::ListenerExt as _;
-use base64::Engine as _;
 use ownership_core::OwnerId;
 use ownership_core::authz::{AdminScope, SystemScope};
 use ownership_core::crypto::{MasterKey, MasterKeys};
@@ -72,68 +71,98 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
-/// Reads `NAME` or, failing that, the file named by `NAME_FILE` (trailing newline dropped).
-pub fn secret_from_env(name: &str) -> Result<Option<String>, String> {
-    if let Ok(v) = std::env::var(name) {
-        return Ok(Some(v.trim().to_owned()).filter(|v| !v.is_empty()));
-    }
-    let file_var = format!("{name}_FILE");
-    match std::env::var(&file_var) {
-        Ok(path) => std::fs::read_to_string(&path)
-            .map(|v| Some(v.trim().to_owned()).filter(|v| !v.is_empty()))
-            .map_err(|e| format!("cannot read {file_var} `{path}`: {e}")),
-        Err(_) => Ok(None),
-    }
-}
-
-fn key32(name: &str, raw: Option<String>) -> Result<Option<[u8; 32]>, String> {
-    let Some(raw) = raw else { return Ok(None) };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(raw.as_bytes())
-        .map_err(|_| format!("{name} must be the base64 of 32 random bytes"))?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map(Some)
-        .map_err(|_| format!("{name} must be the base64 of exactly 32 bytes"))
-}
-
-fn version_from_env(name: &str) -> Result<Option<u32>, String> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|v| *v >= 1)
-            .map(Some)
-            .ok_or_else(|| format!("{name} must be a whole number of 1 or more")),
-        _ => Ok(None),
-    }
-}
-
 impl Secrets {
-    /// From `OWNERSHIP_MASTER_KEY`, `OWNERSHIP_PREVIOUS_MASTER_KEY`,
-    /// `OWNERSHIP_PAIRING_KEY`, `OWNERSHIP_BOOTSTRAP_TOKEN`, `OWNERSHIP_LEGACY_TOKEN` (or
-    /// each with `_FILE`), and `OWNERSHIP_MASTER_KEY_VERSION`,
-    /// `OWNERSHIP_PREVIOUS_MASTER_KEY_VERSION`.
-    pub fn from_env() -> Result<Self, String> {
+    /// The secrets of a configuration's `[keys]` section, each given by value or by file.
+    /// A malformed key is refused with a message naming its setting, never its value.
+    pub fn from_keys(keys: &crate::config::KeysSection) -> Result<Self, String> {
+        use crate::config::{key32, value_or_file};
+        let read = |name: &str, value: &Option<String>, file: &Option<std::path::PathBuf>| {
+            value_or_file(name, value.as_ref(), file.as_ref())
+        };
         Ok(Self {
             master_key: key32(
-                "OWNERSHIP_MASTER_KEY",
-                secret_from_env("OWNERSHIP_MASTER_KEY")?,
+                "master_key",
+                read("master_key", &keys.master_key, &keys.master_key_file)?,
             )?,
-            master_key_version: version_from_env("OWNERSHIP_MASTER_KEY_VERSION")?,
+            master_key_version: version("master_key_version", keys.master_key_version)?,
             previous_master_key: key32(
-                "OWNERSHIP_PREVIOUS_MASTER_KEY",
-                secret_from_env("OWNERSHIP_PREVIOUS_MASTER_KEY")?,
+                "previous_master_key",
+                read(
+                    "previous_master_key",
+                    &keys.previous_master_key,
+                    &keys.previous_master_key_file,
+                )?,
             )?,
-            previous_master_key_version: version_from_env("OWNERSHIP_PREVIOUS_MASTER_KEY_VERSION")?,
+            previous_master_key_version: version(
+                "previous_master_key_version",
+                keys.previous_master_key_version,
+            )?,
             pairing_key: key32(
-                "OWNERSHIP_PAIRING_KEY",
-                secret_from_env("OWNERSHIP_PAIRING_KEY")?,
+                "pairing_key",
+                read("pairing_key", &keys.pairing_key, &keys.pairing_key_file)?,
             )?,
-            bootstrap_token: secret_from_env("OWNERSHIP_BOOTSTRAP_TOKEN")?,
-            legacy_token: secret_from_env("OWNERSHIP_LEGACY_TOKEN")?,
-            user_tokens: secret_from_env("OWNERSHIP_USER_TOKENS")?,
+            bootstrap_token: read(
+                "bootstrap_token",
+                &keys.bootstrap_token,
+                &keys.bootstrap_token_file,
+            )?,
+            legacy_token: read("legacy_token", &keys.legacy_token, &keys.legacy_token_file)?,
+            user_tokens: read("user_tokens", &keys.user_tokens, &keys.user_tokens_file)?,
         })
+    }
+
+    /// [`from_keys`](Self::from_keys), and on the embedded libSQL store with no master key
+    /// given by value, the key kept in `keys.master_key_file` (default
+    /// `<database>.master-key`), generated there on first start (mode 0600). Returns the
+    /// secrets and the path of a key generated now. On PostgreSQL nothing is generated:
+    /// every process must share one key, so an operator gives it.
+    pub fn resolve(
+        keys: &crate::config::KeysSection,
+        location: &Location,
+    ) -> Result<(Self, Option<std::path::PathBuf>), String> {
+        let by_value = keys
+            .master_key
+            .as_deref()
+            .is_some_and(|k| !k.trim().is_empty());
+        let Location::LibsqlFile(db) = location else {
+            return Self::from_keys(keys).map(|s| (s, None));
+        };
+        if by_value {
+            return Self::from_keys(keys).map(|s| (s, None));
+        }
+        let path = keys
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| crate::config::generated_key_path(db));
+        let generated = if path.exists() {
+            None
+        } else {
+            write_new_key(&path)?;
+            Some(path.clone())
+        };
+        let mut keys = keys.clone();
+        keys.master_key_file = Some(path);
+        Self::from_keys(&keys).map(|s| (s, generated))
+    }
+
+    /// [`from_keys`](Self::from_keys) for the operator commands, which share the server's
+    /// keys: on libSQL with no key given, the generated key file beside the database when
+    /// it exists (never created here).
+    pub fn for_operator(
+        keys: &crate::config::KeysSection,
+        location: &Location,
+    ) -> Result<Self, String> {
+        let mut keys = keys.clone();
+        if let Location::LibsqlFile(db) = location
+            && keys.master_key.is_none()
+            && keys.master_key_file.is_none()
+        {
+            let path = crate::config::generated_key_path(db);
+            if path.exists() {
+                keys.master_key_file = Some(path);
+            }
+        }
+        Self::from_keys(&keys)
     }
 
     /// The master keys these secrets configure: `None` without a master key; the current
@@ -143,9 +172,7 @@ impl Secrets {
     pub fn master_keys(&self) -> Result<Option<MasterKeys>, String> {
         let Some(key) = self.master_key else {
             if self.previous_master_key.is_some() {
-                return Err(
-                    "OWNERSHIP_PREVIOUS_MASTER_KEY is set without OWNERSHIP_MASTER_KEY".into(),
-                );
+                return Err("`keys.previous_master_key` is set without `keys.master_key`".into());
             }
             return Ok(None);
         };
@@ -158,8 +185,8 @@ impl Secrets {
                     Some(v) => v,
                     None if version > 1 => version - 1,
                     None => {
-                        return Err("OWNERSHIP_PREVIOUS_MASTER_KEY needs \
-                             OWNERSHIP_PREVIOUS_MASTER_KEY_VERSION when the master key is \
+                        return Err("`keys.previous_master_key` needs \
+                             `keys.previous_master_key_version` when the master key is \
                              version 1"
                             .into());
                     }
@@ -171,6 +198,36 @@ impl Secrets {
             .map(Some)
             .map_err(|e| e.to_string())
     }
+}
+
+fn version(name: &str, v: Option<u32>) -> Result<Option<u32>, String> {
+    match v {
+        Some(0) => Err(format!("`keys.{name}` must be a whole number of 1 or more")),
+        other => Ok(other),
+    }
+}
+
+/// Writes a fresh master key to `path`, readable by its owner only; never replaces a file.
+fn write_new_key(path: &std::path::Path) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        format!(
+            "cannot create the master key file {}: {e} (set `keys.master_key_file` to a writable path, or give `keys.master_key`)",
+            path.display()
+        )
+    })?;
+    let key = crate::config::generate_key();
+    file.write_all(key.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write the master key file {}: {e}", path.display()))
 }
 
 /// How to run the server.

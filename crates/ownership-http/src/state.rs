@@ -27,6 +27,8 @@ pub struct ServiceConfig {
     pub request_timeout: Duration,
     /// Take the client address from `X-Forwarded-For` (only behind your own proxy).
     pub trust_forwarded_for: bool,
+    /// The proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How often the event stream polls for new events.
     pub events_poll: Duration,
     /// The web console is served over HTTPS (set it behind a TLS-terminating proxy): its
@@ -51,6 +53,7 @@ impl Default for ServiceConfig {
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
             events_poll: Duration::from_secs(1),
             console_secure_cookies: false,
             allow_private_webhooks: false,

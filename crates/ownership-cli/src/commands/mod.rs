@@ -12,6 +12,7 @@
 //! printed, except a new token's value, once, by the command that made it.
 
 pub mod audit;
+pub mod config;
 pub mod output;
 pub mod pairing;
 pub mod secrets;
@@ -28,7 +29,6 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use ownership_core::authz::{AdminScope, OwnerScope};
 use ownership_core::ports::{Clock, Store, User};
 use ownership_core::{Error, OwnerId, UserRole};
-use ownership_store::cache::CacheConfig;
 use ownership_store::{MigrationError, SystemClock};
 
 use crate::backend::{Location, Opened};
@@ -45,23 +45,23 @@ pub const EXIT_BROKEN_CHAIN: u8 = 3;
 #[derive(Debug, Parser)]
 #[command(name = "ownership", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Where the data lives: a libSQL file path (default `./ownership.db`) or `postgres://…`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        global = true,
-        default_value = "ownership.db",
-        hide_env_values = true
-    )]
-    pub database_url: String,
+    /// The configuration file (default: `./ownership.toml` when it exists). See
+    /// `ownership config show` for the effective settings and where each came from.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Where the data lives: a libSQL file path (default `./ownership.db`) or
+    /// `postgres://…` (`database_url`; also `DATABASE_URL`).
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
 
     /// Print machine-readable JSON on stdout instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Log format (logs go to stderr).
-    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Human)]
-    pub log_format: LogFormat,
+    /// Log format (logs go to stderr; `log.format`, default human).
+    #[arg(long, value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
 
     /// What to do.
     #[command(subcommand)]
@@ -99,6 +99,12 @@ pub enum Command {
     /// Encrypted secrets: move every data key to the current master key.
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
+    /// Check or show the configuration.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Generate keys.
+    #[command(subcommand)]
+    Keys(config::KeysCommand),
     /// Print a shell completion script (`ownership completions bash > /etc/bash_completion.d/ownership`).
     Completions {
         /// The shell.
@@ -108,12 +114,29 @@ pub enum Command {
 }
 
 impl Cli {
-    /// The log filter used when `RUST_LOG` is not set: `info` for the server, nothing for
-    /// the one-shot commands (whose one-line errors say what went wrong).
-    pub fn default_log_filter(&self) -> &'static str {
+    /// The configuration this command line names: its file, the environment, and its
+    /// flags on top.
+    pub fn load_config(&self) -> Result<crate::config::Loaded, CliError> {
+        let mut flags = crate::config::Flags {
+            database_url: self.database_url.clone(),
+            log_format: self.log_format.map(|f| match f {
+                LogFormat::Human => crate::config::LogFormatSetting::Human,
+                LogFormat::Json => crate::config::LogFormatSetting::Json,
+            }),
+            ..crate::config::Flags::default()
+        };
+        if let Command::Serve(args) = &self.command {
+            flags = args.flags(flags);
+        }
+        crate::config::load(self.config.as_deref(), &flags).map_err(CliError::new)
+    }
+
+    /// The log filter used when `RUST_LOG` is not set: `log.level` for the server, nothing
+    /// for the one-shot commands (whose one-line errors say what went wrong).
+    pub fn default_log_filter(&self, config: &crate::config::Config) -> String {
         match self.command {
-            Command::Serve(_) => "info",
-            _ => "off",
+            Command::Serve(_) => config.log.level.clone(),
+            _ => "off".to_owned(),
         }
     }
 }
@@ -216,17 +239,19 @@ pub fn usage_error(e: &clap::Error) -> Option<CliError> {
 
 /// Runs a parsed command line; the exit code on success is 0 except for `audit verify`
 /// on a broken chain.
-pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+pub async fn run(cli: Cli, loaded: &crate::config::Loaded) -> Result<ExitCode, CliError> {
     let out = Output::new(cli.json);
-    let location = Location::parse(&cli.database_url).map_err(CliError::new)?;
+    let config = &loaded.config;
     match cli.command {
-        Command::Serve(args) => serve::serve(args, location).await,
-        Command::Migrate => serve::migrate(&location, out).await,
-        Command::Users(cmd) => users::run(cmd, &Operator::open(&location).await?, out).await,
-        Command::Tokens(cmd) => tokens::run(cmd, &Operator::open(&location).await?, out).await,
-        Command::Pairing(cmd) => pairing::run(cmd, &Operator::open(&location).await?, out).await,
-        Command::Audit(cmd) => audit::run(cmd, &Operator::open(&location).await?, out).await,
-        Command::Secrets(cmd) => secrets::run(cmd, &Operator::open(&location).await?, out).await,
+        Command::Serve(_) => serve::serve(config).await,
+        Command::Migrate => serve::migrate(config, out).await,
+        Command::Config(cmd) => config::run(&cmd, loaded, out),
+        Command::Keys(cmd) => config::keys(&cmd, out),
+        Command::Users(cmd) => users::run(cmd, &Operator::open(config).await?, out).await,
+        Command::Tokens(cmd) => tokens::run(cmd, &Operator::open(config).await?, out).await,
+        Command::Pairing(cmd) => pairing::run(cmd, &Operator::open(config).await?, out).await,
+        Command::Audit(cmd) => audit::run(cmd, &Operator::open(config).await?, out).await,
+        Command::Secrets(cmd) => secrets::run(cmd, &Operator::open(config).await?, out).await,
         Command::Completions { shell } => {
             let mut stdout = std::io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "ownership", &mut stdout);
@@ -252,6 +277,10 @@ pub struct Operator {
     pub scope: AdminScope,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// The store's location.
+    pub location: Location,
+    /// The keys the server uses (the operator commands that need them share them).
+    pub keys: crate::config::KeysSection,
     _opened: Opened,
 }
 
@@ -266,7 +295,8 @@ impl fmt::Debug for Operator {
 impl Operator {
     /// Opens the store without creating or migrating it: a missing libSQL file and pending
     /// migrations are refused.
-    pub async fn open(location: &Location) -> Result<Self, CliError> {
+    pub async fn open(config: &crate::config::Config) -> Result<Self, CliError> {
+        let location = &config.location()?;
         if let Location::LibsqlFile(path) = location
             && !path.exists()
         {
@@ -276,7 +306,7 @@ impl Operator {
             )));
         }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let opened = Opened::open(location, Arc::clone(&clock), CacheConfig::default()).await?;
+        let opened = Opened::open(location, Arc::clone(&clock), config.cache()?).await?;
         match opened.ensure_migrated(false).await {
             Ok(_) => {}
             Err(MigrationError::Pending { pending }) => {
@@ -291,6 +321,8 @@ impl Operator {
             store: opened.store(),
             scope: AdminScope::operator(&operator_name()),
             clock,
+            location: location.clone(),
+            keys: config.keys.clone(),
             _opened: opened,
         })
     }

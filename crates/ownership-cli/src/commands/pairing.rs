@@ -101,7 +101,7 @@ pub async fn run(cmd: PairingCommand, op: &Operator, out: Output) -> Result<Exit
                     user.id
                 )));
             }
-            let secrets = Secrets::from_env()?;
+            let secrets = Secrets::for_operator(&op.keys, &op.location)?;
             let key = server::pairing_key(&*op.store, &secrets).await?;
             let binding =
                 service::approve_pairing(&*op.store, &op.scope, &key, &ch, &code, &user.id)

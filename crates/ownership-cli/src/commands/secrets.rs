@@ -35,12 +35,12 @@ struct RewrapView {
 pub async fn run(cmd: SecretsCommand, op: &Operator, out: Output) -> Result<ExitCode, CliError> {
     match cmd {
         SecretsCommand::Rewrap => {
-            let keys = Secrets::from_env()
+            let keys = Secrets::for_operator(&op.keys, &op.location)
                 .map_err(CliError::new)?
                 .master_keys()
                 .map_err(CliError::new)?
                 .ok_or_else(|| {
-                    CliError::new("OWNERSHIP_MASTER_KEY (or OWNERSHIP_MASTER_KEY_FILE) is required")
+                    CliError::new("a master key is required: set `keys.master_key_file` (or OWNERSHIP_MASTER_KEY_FILE) as the server has it")
                 })?;
             let report = service::rewrap_data_keys(
                 &*op.store,

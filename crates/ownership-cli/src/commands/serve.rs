@@ -7,52 +7,101 @@ use std::sync::Arc;
 
 use clap::Args;
 use ownership_store::SystemClock;
-use ownership_store::cache::CacheConfig;
 use serde::Serialize;
 
 use super::CliError;
 use super::output::Output;
 use crate::backend::{Location, Opened};
+use crate::config::{Config, Flags};
 use crate::server::{self, Secrets, ServerConfig};
 use crate::tls::TlsFiles;
 
-/// Options of `serve`.
+/// Options of `serve`. Each overrides the configuration file and the environment.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Refuse to start when the store needs migrations, instead of applying them.
+    /// Address to listen on (`listen`; default 127.0.0.1:8080).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Refuse to start when the store needs migrations, instead of applying them
+    /// (`migrate = false`).
     #[arg(long)]
     pub no_migrate: bool,
-    /// The id of the Owner created on an empty store.
-    #[arg(long, default_value = "owner")]
-    pub first_owner: String,
+    /// The id of the Owner created on an empty store (`first_owner`; default `owner`).
+    #[arg(long)]
+    pub first_owner: Option<String>,
     /// Allow webhook endpoints on loopback and private addresses, over plain HTTP too
-    /// (local development and tests only).
+    /// (local development and tests only; `http.allow_private_webhooks`).
     #[arg(long)]
     pub allow_private_webhooks: bool,
     /// Do not run the webhook delivery worker in this process (when several processes
-    /// share one PostgreSQL, run it in one of them).
+    /// share one PostgreSQL, run it in one of them; `webhooks.worker = false`).
     #[arg(long)]
     pub no_webhook_worker: bool,
-    /// Serve HTTPS with this PEM certificate chain (`[tls] cert_file`); needs
-    /// `--tls-key-file`.
-    #[arg(long, hide = true, requires = "tls_key_file")]
+    /// Serve Prometheus metrics on this address (`metrics.listen`).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// PEM certificate chain for native TLS (`tls.cert_file`).
+    #[arg(long)]
     pub tls_cert_file: Option<PathBuf>,
-    /// The PEM private key of `--tls-cert-file` (`[tls] key_file`).
-    #[arg(long, hide = true, requires = "tls_cert_file")]
+    /// PEM private key for native TLS (`tls.key_file`).
+    #[arg(long)]
     pub tls_key_file: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// These options as the flag layer of the configuration.
+    pub fn flags(&self, mut flags: Flags) -> Flags {
+        flags.listen = self.listen;
+        flags.first_owner.clone_from(&self.first_owner);
+        flags.no_migrate = self.no_migrate;
+        flags.allow_private_webhooks = self.allow_private_webhooks;
+        flags.no_webhook_worker = self.no_webhook_worker;
+        flags.metrics_listen = self.metrics_listen;
+        flags.tls_cert_file.clone_from(&self.tls_cert_file);
+        flags.tls_key_file.clone_from(&self.tls_key_file);
+        flags
+    }
 }
 
 /// The banner around the first Owner's token, which `serve` shows once.
 pub const FIRST_TOKEN_BANNER: &str =
     "==================== FIRST OWNER TOKEN (shown once) ====================";
 
+/// The server's settings from the configuration: everything but the listener. Generates
+/// the embedded store's master key on first start (see [`Secrets::resolve`]).
+pub fn server_config(config: &Config) -> Result<ServerConfig, CliError> {
+    let location = config.location()?;
+    let mut server = ServerConfig::new(location.clone())?;
+    server.migrate = config.migrate;
+    server.first_owner = super::user_id(&config.first_owner)?;
+    server.cache = config.cache()?;
+    server.service = config.service()?;
+    server.tls = config.tls_files()?.map(|(cert_file, key_file)| TlsFiles {
+        cert_file,
+        key_file,
+    });
+    let (secrets, generated) = Secrets::resolve(&config.keys, &location)?;
+    if let Some(path) = generated {
+        tracing::warn!(
+            path = %path.display(),
+            "generated a master key for secrets, resource credentials and webhooks; back this file up with the database. In production, give your own key (`keys.master_key_file`, from `ownership keys generate`)"
+        );
+    }
+    if secrets.master_key.is_none() {
+        tracing::warn!(
+            "no master key: secrets, resource credentials and webhooks are off (answer 503). Every process on one PostgreSQL must share one key: set `keys.master_key_file` (or OWNERSHIP_MASTER_KEY_FILE) to a file made by `ownership keys generate`"
+        );
+    }
+    secrets.master_keys()?;
+    server.secrets = secrets;
+    Ok(server)
+}
+
 /// Runs the server until SIGINT or SIGTERM.
-pub async fn serve(args: ServeArgs, location: Location) -> Result<ExitCode, CliError> {
+pub async fn serve(config: &Config) -> Result<ExitCode, CliError> {
+    let location = config.location()?;
     if let Location::LibsqlFile(path) = &location
-        && args.no_migrate
+        && !config.migrate
         && !path.exists()
     {
         return Err(CliError::new(format!(
@@ -60,21 +109,8 @@ pub async fn serve(args: ServeArgs, location: Location) -> Result<ExitCode, CliE
             path.display()
         )));
     }
-    let mut config = ServerConfig::new(location)?;
-    config.migrate = !args.no_migrate;
-    config.first_owner = super::user_id(&args.first_owner)?;
-    config.secrets = Secrets::from_env()?;
-    config.service.allow_private_webhooks = args.allow_private_webhooks;
-    if args.no_webhook_worker {
-        config.service.webhooks.worker = false;
-    }
-    if let (Some(cert_file), Some(key_file)) = (args.tls_cert_file, args.tls_key_file) {
-        config.tls = Some(TlsFiles {
-            cert_file,
-            key_file,
-        });
-    }
-    let prepared = server::prepare(&config).await?;
+    let server_config = server_config(config)?;
+    let prepared = server::prepare(&server_config).await?;
     if prepared.migrations_applied > 0 {
         tracing::info!(applied = prepared.migrations_applied, "migrations applied");
     }
@@ -85,19 +121,19 @@ pub async fn serve(args: ServeArgs, location: Location) -> Result<ExitCode, CliE
         out.line(&format!("token: {}", token.expose()))?;
         out.line("Keep it safe: it is stored only as a digest and cannot be shown again.")?;
         out.line(&"=".repeat(FIRST_TOKEN_BANNER.len()))?;
-    } else if config.secrets.bootstrap_token.is_some() {
+    } else if server_config.secrets.bootstrap_token.is_some() {
         tracing::info!(
             "bootstrap secret configured: create the first Owner with POST /v1/bootstrap"
         );
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| CliError::new(format!("cannot listen on {}: {e}", args.listen)))?;
+        .map_err(|e| CliError::new(format!("cannot listen on {}: {e}", config.listen)))?;
     // The bound address, not the asked one: `--listen 127.0.0.1:0` picks a free port.
-    let address = listener.local_addr().unwrap_or(args.listen);
-    let tls = config.tls.is_some();
+    let address = listener.local_addr().unwrap_or(config.listen);
+    let tls = server_config.tls.is_some();
     let url = format!("{}://{address}", if tls { "https" } else { "http" });
-    tracing::info!(%address, %url, tls, store = %config.location.display(), "serving");
+    tracing::info!(%address, %url, tls, store = %server_config.location.display(), "serving");
     server::serve(prepared, listener, server::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -109,8 +145,9 @@ struct Migrated {
 }
 
 /// Applies pending migrations (creating a libSQL file that does not exist yet).
-pub async fn migrate(location: &Location, out: Output) -> Result<ExitCode, CliError> {
-    let opened = Opened::open(location, Arc::new(SystemClock), CacheConfig::default()).await?;
+pub async fn migrate(config: &Config, out: Output) -> Result<ExitCode, CliError> {
+    let location = config.location()?;
+    let opened = Opened::open(&location, Arc::new(SystemClock), config.cache()?).await?;
     let applied = opened
         .ensure_migrated(true)
         .await
