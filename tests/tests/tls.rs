@@ -119,11 +119,42 @@ fn tls_command(database_url: &str, cert_file: &Path, key_file: &Path) -> Command
     cmd
 }
 
-fn start_tls(pki: &Pki, database_url: &str) -> Serve {
-    let serve = start_command(
-        tls_command(database_url, &pki.path("cert.pem"), &pki.path("key.pem")),
-        true,
-    );
+/// Where `serve` is told about its certificate: flags, a configuration file, or the
+/// environment (the three layers of the configuration).
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Flags,
+    File,
+    Env,
+}
+
+fn start_tls(pki: &Pki, database_url: &str, via: Via) -> Serve {
+    let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));
+    let cmd = match via {
+        Via::Flags => tls_command(database_url, &cert, &key),
+        Via::File => {
+            let file = pki.path("ownership.toml");
+            std::fs::write(
+                &file,
+                format!(
+                    "[tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+                    cert.display().to_string(),
+                    key.display().to_string()
+                ),
+            )
+            .unwrap();
+            let mut cmd = serve_command(database_url);
+            cmd.arg("--config").arg(file);
+            cmd
+        }
+        Via::Env => {
+            let mut cmd = serve_command(database_url);
+            cmd.env("OWNERSHIP_TLS__CERT_FILE", &cert)
+                .env("OWNERSHIP_TLS__KEY_FILE", &key);
+            cmd
+        }
+    };
+    let serve = start_command(cmd, true);
     assert!(
         serve.base.starts_with("https://127.0.0.1:"),
         "the server announces an https URL: {}",
@@ -297,6 +328,7 @@ async fn check_basic_tls(serve: &Serve, pki: &Pki) {
     );
 }
 
+/// Configured by flags this time.
 #[tokio::test(flavor = "multi_thread")]
 async fn serves_https_on_libsql_with_the_client_address_and_warns_of_an_open_key() {
     let pki = Pki::new();
@@ -304,7 +336,7 @@ async fn serves_https_on_libsql_with_the_client_address_and_warns_of_an_open_key
     pki.install(&pki.first, 0o644);
     let db = tempfile::tempdir().unwrap();
     let url = db.path().join("ownership.db").display().to_string();
-    let serve = start_tls(&pki, &url);
+    let serve = start_tls(&pki, &url, Via::Flags);
     let serving = wait_for_event(&serve, "serving", 1);
     assert_eq!(serving["fields"]["tls"], true, "{serving}");
     let warned = serve.log().lines().any(|l| {
@@ -342,13 +374,14 @@ async fn serves_https_on_libsql_with_the_client_address_and_warns_of_an_open_key
     );
 }
 
+/// Configured by the file's `[tls]` section this time.
 #[tokio::test(flavor = "multi_thread")]
 async fn serves_https_on_postgres() {
     let pki = Pki::new();
     pki.install(&pki.first, 0o600);
     let cluster = PgCluster::shared().unwrap_or_else(|e| panic!("PostgreSQL is required: {e}"));
     let url = cluster.fresh_database_url().unwrap();
-    let serve = start_tls(&pki, &url);
+    let serve = start_tls(&pki, &url, Via::File);
     check_basic_tls(&serve, &pki).await;
     assert!(
         !serve.log().contains("TLS key file can be read"),
@@ -360,12 +393,17 @@ async fn serves_https_on_postgres() {
     assert_eq!(healthz(&mut stream).await.0, 200);
 }
 
+/// Configured through `OWNERSHIP_TLS__CERT_FILE` / `OWNERSHIP_TLS__KEY_FILE` this time.
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_swaps_the_certificate_for_new_connections_and_keeps_open_ones() {
     let pki = Pki::new();
     pki.install(&pki.first, 0o600);
     let db = tempfile::tempdir().unwrap();
-    let mut serve = start_tls(&pki, &db.path().join("ownership.db").display().to_string());
+    let mut serve = start_tls(
+        &pki,
+        &db.path().join("ownership.db").display().to_string(),
+        Via::Env,
+    );
     let addr = socket_addr(&serve);
 
     let (mut old, old_presented) = connect(addr, &pki.ca_der).await;
@@ -501,10 +539,14 @@ fn a_bad_certificate_or_key_at_start_is_one_error_line_naming_the_file() {
     // Checked before the store is touched: nothing was created.
     assert!(!Path::new(&url).exists(), "no database was created");
 
-    // A certificate without its key is a usage error.
+    // A certificate without its key is refused, naming the missing setting.
     let mut cmd = serve_command(&url);
     cmd.arg("--tls-cert-file").arg(&good_cert);
     let (code, out) = run_to_end(cmd);
     assert!(code.is_some_and(|c| c != 0), "{out}");
-    assert!(out.contains("--tls-key-file"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("error:") && l.contains("tls.key_file")),
+        "{out}"
+    );
 }
