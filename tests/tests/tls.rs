@@ -536,8 +536,9 @@ fn a_bad_certificate_or_key_at_start_is_one_error_line_naming_the_file() {
         );
         assert!(!out.contains("\"serving\""), "it did not serve:\n{out}");
     }
-    // Checked before the store is touched: nothing was created.
-    assert!(!Path::new(&url).exists(), "no database was created");
+    // Checked before anything is written: no database, no generated master key.
+    let written: Vec<_> = std::fs::read_dir(db.path()).unwrap().collect();
+    assert!(written.is_empty(), "nothing was written: {written:?}");
 
     // A certificate without its key is refused, naming the missing setting.
     let mut cmd = serve_command(&url);

@@ -80,6 +80,11 @@ pub fn server_config(config: &Config) -> Result<ServerConfig, CliError> {
         cert_file,
         key_file,
     });
+    // A bad certificate or key stops the start before anything is written (a generated
+    // master key included).
+    if let Some(files) = &server.tls {
+        crate::tls::check(files)?;
+    }
     let (secrets, generated) = Secrets::resolve(&config.keys, &location)?;
     if let Some(path) = generated {
         tracing::warn!(
