@@ -540,7 +540,7 @@ fn env_key(name: &str, known: &[String]) -> Result<Option<String>, String> {
         return Ok(None);
     }
     let key = rest.to_ascii_lowercase().replace("__", ".");
-    if known.iter().any(|k| *k == key) {
+    if known.contains(&key) {
         Ok(Some(key))
     } else {
         Err(format!(
