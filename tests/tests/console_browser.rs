@@ -13,10 +13,12 @@
 //! fail. Missing or broken browser binaries fail the tests, saying why; they never skip.
 //! `OWNERSHIP_CHROMEDRIVER` and `OWNERSHIP_CHROMIUM` override the default paths
 //! (`/usr/bin/chromedriver`, `/usr/bin/chromium`: Debian's `chromium-driver` and
-//! `chromium`, which `.ci/run` installs).
+//! `chromium`, which `cargo xtask test` installs when they are missing).
 //!
-//! `narrow_screens_and_screenshots` also writes the screenshots in `docs/img/console-*.png`
-//! (on its libSQL run).
+//! `narrow_screens_and_screenshots` also saves screenshots of the main pages (on its
+//! libSQL run) as `console-*.png` in `$OWNERSHIP_SCREENSHOT_DIR`, else in `screenshots/`
+//! of the target directory: a test run never rewrites a tracked file. `cargo xtask
+//! screenshots` runs it alone and copies the pictures into `docs/img/`.
 
 #![allow(
     clippy::unwrap_used,
@@ -98,12 +100,16 @@ impl Driver {
     async fn start() -> Self {
         let exe = binary("OWNERSHIP_CHROMEDRIVER", "/usr/bin/chromedriver");
         let chromium = binary("OWNERSHIP_CHROMIUM", "/usr/bin/chromium");
-        for (what, path) in [("chromedriver", &exe), ("chromium", &chromium)] {
+        for (what, var, path) in [
+            ("chromedriver", "OWNERSHIP_CHROMEDRIVER", &exe),
+            ("chromium", "OWNERSHIP_CHROMIUM", &chromium),
+        ] {
             assert!(
                 Path::new(path).exists(),
                 "{what} not found at `{path}`: the console browser tests need Debian's \
-                 `chromium` and `chromium-driver` packages (`.ci/run` installs them: \
-                 `apt-get install -y --no-install-recommends chromium chromium-driver`)"
+                 `chromium` and `chromium-driver` packages (`cargo xtask test` installs them \
+                 as root; by hand: `apt-get install -y --no-install-recommends chromium \
+                 chromium-driver`), or {var} pointing at one"
             );
         }
         let port = free_port();
@@ -1174,8 +1180,20 @@ async fn revoking_the_sign_in_token_ends_the_session(backend: Backend) {
     app.stop().await;
 }
 
+/// Where `narrow_screens_and_screenshots` saves its pictures: `$OWNERSHIP_SCREENSHOT_DIR`
+/// when set (`cargo xtask screenshots` sets it), else `screenshots/` in the target
+/// directory, never a tracked folder.
+fn screenshot_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("OWNERSHIP_SCREENSHOT_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    // Cargo sets CARGO_TARGET_TMPDIR (`<target>/tmp`) for integration tests.
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(tmp).join("screenshots")
+}
+
 /// Every page fits a 360 px wide window (no horizontal scroll), and, on the libSQL run,
-/// the main pages are saved as screenshots in `docs/img/`.
+/// the main pages are saved as screenshots (see [`screenshot_dir`]).
 async fn narrow_screens_and_screenshots(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.create_user("alice", "member").await;
@@ -1213,11 +1231,18 @@ async fn narrow_screens_and_screenshots(backend: Backend) {
         ("audit", "/console/audit"),
     ];
 
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/img");
+    let dir = screenshot_dir();
     let save = |name: &str, png: Vec<u8>| {
         if backend == Backend::Libsql {
-            std::fs::create_dir_all(&dir).expect("docs/img");
-            std::fs::write(dir.join(format!("console-{name}.png")), png).expect("write");
+            assert!(
+                png.starts_with(b"\x89PNG"),
+                "the {name} screenshot is not a PNG"
+            );
+            std::fs::create_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+            let file = dir.join(format!("console-{name}.png"));
+            std::fs::write(&file, png)
+                .unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
         }
     };
 

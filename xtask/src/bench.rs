@@ -1,12 +1,14 @@
 //! `cargo xtask bench [--quick]`: runs the benchmark suite (`crates/ownership-bench`),
 //! turns its `BENCH <key> <value>` lines into a table of ratios against baselines measured
 //! in the same run, prints it, and writes `docs/benchmarks.md` and
-//! `docs/img/verify-growth.svg`. Nothing here judges a number: the targets are shown
-//! beside the ratios, for a person to read.
+//! `docs/img/verify-growth.svg` (with `--quick`: `benchmarks.md` and `verify-growth.svg`
+//! in `<target>/bench/`, so a quick run never rewrites the committed report). Nothing
+//! here judges a number: the targets are shown beside the ratios, for a person to read.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::cmd::{self, Result};
@@ -42,26 +44,50 @@ pub fn run(args: &[String]) -> Result {
     let table = table(&results);
     cmd::say("");
     cmd::say(table.trim_end());
-    let root = cmd::workspace_root();
-    let typed = if quick {
-        "cargo xtask bench --quick"
-    } else {
-        "cargo xtask bench"
-    };
-    fs::create_dir_all(root.join("docs/img"))
-        .map_err(|e| format!("could not create docs/img: {e}"))?;
-    fs::write(
-        root.join("docs/benchmarks.md"),
-        document(typed, &results, &table),
-    )
-    .map_err(|e| format!("could not write docs/benchmarks.md: {e}"))?;
-    fs::write(
-        root.join("docs/img/verify-growth.svg"),
-        growth_svg(&results),
-    )
-    .map_err(|e| format!("could not write docs/img/verify-growth.svg: {e}"))?;
-    cmd::say("wrote docs/benchmarks.md and docs/img/verify-growth.svg");
+    // Only a full run refreshes the committed report: a quick run's numbers (smaller
+    // sizes, fewer passes) go under the target directory, so it never dirties the tree.
+    let (typed, markdown, svg, svg_link) = outputs(quick);
+    if let Some(svg_dir) = svg.parent() {
+        fs::create_dir_all(svg_dir)
+            .map_err(|e| format!("could not create {}: {e}", svg_dir.display()))?;
+    }
+    fs::write(&markdown, document(typed, &results, &table, svg_link))
+        .map_err(|e| format!("could not write {}: {e}", markdown.display()))?;
+    fs::write(&svg, growth_svg(&results))
+        .map_err(|e| format!("could not write {}: {e}", svg.display()))?;
+    cmd::say(&format!(
+        "wrote {} and {}",
+        cmd::relative(&markdown).display(),
+        cmd::relative(&svg).display()
+    ));
+    if quick {
+        cmd::say("(a quick run; only `cargo xtask bench` rewrites docs/benchmarks.md)");
+    }
     Ok(())
+}
+
+/// What to call the run, where its report and chart go, and the chart's link from the
+/// report. Only a full run writes into `docs/`.
+fn outputs(quick: bool) -> (&'static str, PathBuf, PathBuf, &'static str) {
+    let (typed, dir, svg_link) = if quick {
+        (
+            "cargo xtask bench --quick",
+            cmd::target_dir().join("bench"),
+            "verify-growth.svg",
+        )
+    } else {
+        (
+            "cargo xtask bench",
+            cmd::workspace_root().join("docs"),
+            "img/verify-growth.svg",
+        )
+    };
+    (
+        typed,
+        dir.join("benchmarks.md"),
+        dir.join(svg_link),
+        svg_link,
+    )
 }
 
 /// `BENCH key value` lines; anything else is ignored.
@@ -284,7 +310,7 @@ fn machine() -> String {
     format!("{nproc} CPUs (`nproc`), {model}; {kernel}")
 }
 
-fn document(typed: &str, r: &Results, table: &str) -> String {
+fn document(typed: &str, r: &Results, table: &str, svg_link: &str) -> String {
     let mut growth = String::from(
         "| Tokens stored | libSQL lookup by digest | Constant-time scan |\n|---|---|---|\n",
     );
@@ -352,7 +378,7 @@ fn document(typed: &str, r: &Results, table: &str) -> String {
          \n\
          ## Verify cost against stored tokens\n\
          \n\
-         ![verify cost against the number of stored tokens](img/verify-growth.svg)\n\
+         ![verify cost against the number of stored tokens]({svg_link})\n\
          \n\
          {growth}",
         machine = machine(),
@@ -511,6 +537,23 @@ fn growth_svg(r: &Results) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_full_run_writes_into_docs() {
+        let target = cmd::target_dir();
+        let (typed, markdown, svg, link) = outputs(true);
+        assert_eq!(typed, "cargo xtask bench --quick");
+        assert_eq!(markdown, target.join("bench/benchmarks.md"));
+        assert_eq!(svg, target.join("bench/verify-growth.svg"));
+        assert_eq!(markdown.parent().map(|dir| dir.join(link)), Some(svg));
+
+        let docs = cmd::workspace_root().join("docs");
+        let (typed, markdown, svg, link) = outputs(false);
+        assert_eq!(typed, "cargo xtask bench");
+        assert_eq!(markdown, docs.join("benchmarks.md"));
+        assert_eq!(svg, docs.join("img/verify-growth.svg"));
+        assert_eq!(markdown.parent().map(|dir| dir.join(link)), Some(svg));
+    }
 
     #[test]
     fn parses_bench_lines_and_ignores_the_rest() {

@@ -1,11 +1,12 @@
 //! `cargo xtask ci`: every check, in order, stopping at the first failure.
 //!
-//! `.ci/run` ends in exactly this command, so what passes here passes in CI.
+//! `.ci/run` ends in exactly this command, so what passes here passes in CI. The last
+//! step checks that the run left the work tree as it found it ([`clean_tree`]).
 
 use std::time::Instant;
 
 use crate::cmd::{self, Result, cargo, run, say};
-use crate::{purity, testing};
+use crate::{clean_tree, purity, testing};
 
 type Step = (&'static str, fn() -> Result);
 
@@ -20,32 +21,39 @@ const STEPS: [Step; 6] = [
 
 pub fn run_all() -> Result {
     let started = Instant::now();
+    // What the work tree looks like before the run, for the last step's comparison.
+    let before = clean_tree::snapshot()?;
+    let total = STEPS.len() + 1;
     for (index, (name, step)) in STEPS.iter().enumerate() {
-        say(&format!(
-            "\n==> ci step {}/{}: {name}",
-            index + 1,
-            STEPS.len()
-        ));
-        let step_started = Instant::now();
-        let outcome = step();
-        let seconds = step_started.elapsed().as_secs_f64();
-        match outcome {
-            Ok(()) => say(&format!("==> {name}: ok ({seconds:.1} s)")),
-            Err(error) => {
-                return Err(format!(
-                    "ci step `{name}` failed after {seconds:.1} s: {error}"
-                ));
-            }
-        }
+        run_step(index + 1, total, name, *step)?;
     }
+    run_step(total, total, "clean tree", || match &before {
+        Some(before) => clean_tree::check(before),
+        None => Ok(()),
+    })?;
     say(&format!(
-        "\n==> ci: all {} steps passed ({:.1} s)",
-        STEPS.len(),
+        "\n==> ci: all {total} steps passed ({:.1} s)",
         started.elapsed().as_secs_f64()
     ));
     // The plain closing line CI reads: every test counted, alone on the last line.
     testing::say_totals();
     Ok(())
+}
+
+fn run_step(number: usize, total: usize, name: &str, step: impl FnOnce() -> Result) -> Result {
+    say(&format!("\n==> ci step {number}/{total}: {name}"));
+    let step_started = Instant::now();
+    let outcome = step();
+    let seconds = step_started.elapsed().as_secs_f64();
+    match outcome {
+        Ok(()) => {
+            say(&format!("==> {name}: ok ({seconds:.1} s)"));
+            Ok(())
+        }
+        Err(error) => Err(format!(
+            "ci step `{name}` failed after {seconds:.1} s: {error}"
+        )),
+    }
 }
 
 fn fmt() -> Result {

@@ -22,6 +22,33 @@ pub fn workspace_root() -> PathBuf {
         .map_or_else(|| manifest_dir.to_path_buf(), Path::to_path_buf)
 }
 
+/// The cargo target directory: the one this xtask binary was built in (`cargo xtask`
+/// builds it in the workspace's), else `$CARGO_TARGET_DIR`, else `<root>/target`.
+pub fn target_dir() -> PathBuf {
+    // `<target>/debug/xtask`, or `<target>/debug/deps/xtask-<hash>` for its unit tests;
+    // cargo marks the target directory itself with CACHEDIR.TAG.
+    let from_exe = env::current_exe().ok().and_then(|exe| {
+        exe.ancestors()
+            .skip(1)
+            .take(3)
+            .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+            .map(Path::to_path_buf)
+    });
+    from_exe
+        .or_else(|| {
+            env::var_os("CARGO_TARGET_DIR")
+                .filter(|dir| !dir.is_empty())
+                .map(|dir| workspace_root().join(dir))
+        })
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// `path` relative to the workspace root when it is inside it (for messages).
+pub fn relative(path: &Path) -> PathBuf {
+    path.strip_prefix(workspace_root())
+        .map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
+}
+
 /// `cargo` (the one that runs us, when known), started in the workspace root.
 pub fn cargo() -> Command {
     let program = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -122,6 +149,17 @@ pub fn is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_target_directory_is_cargos() {
+        let target = target_dir();
+        assert!(
+            target.join("CACHEDIR.TAG").is_file(),
+            "{} is not a cargo target directory",
+            target.display()
+        );
+        assert!(!target.starts_with(workspace_root().join("docs")));
+    }
 
     #[test]
     fn passwords_in_urls_are_not_echoed() {

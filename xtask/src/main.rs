@@ -4,13 +4,16 @@
 //! migration naming) are plain functions with `#[test]`s, so `cargo test` catches what
 //! `cargo xtask ci` catches. Standard library only.
 
+mod apt;
 mod bench;
 mod ci;
+mod clean_tree;
 mod cmd;
 mod fuzz;
 mod migrations;
 mod postgres;
 mod purity;
+mod screenshots;
 mod testing;
 mod timing;
 
@@ -21,15 +24,21 @@ usage: cargo xtask <task> [args]
 
 tasks:
   ci                          fmt check, clippy (-D warnings), core purity, all tests,
-                              cargo-deny (licenses, bans, sources; offline), docs (-D warnings)
-  test                        all tests (nextest if installed, else cargo test) and doc tests,
-                              with a PostgreSQL server binary directory found or installed
+                              cargo-deny (licenses, bans, sources; offline), docs (-D warnings),
+                              then fails if the run changed or created a file git tracks
+                              or would track
+  test                        all tests and doc tests (cargo test); first finds, or as root
+                              installs from Debian, PostgreSQL, Chromium + chromedriver, curl
   purity                      fail if ownership-core depends on an IO crate
   migrate --database-url URL  apply migrations (runs `ownership migrate`); URL defaults to
                               $DATABASE_URL
-  new-migration NAME          create migrations/{libsql,postgres}/NNNN_NAME.sql ([a-z0-9_]+)
+  new-migration NAME          create crates/ownership-store/migrations/{libsql,postgres}/
+                              NNNN_NAME.sql ([a-z0-9_]+)
   bench [--quick]             benches (ratios against same-run baselines); writes
-                              docs/benchmarks.md and docs/img/verify-growth.svg
+                              docs/benchmarks.md and docs/img/verify-growth.svg (--quick:
+                              target/bench/ only)
+  screenshots                 runs the browser test that takes the console screenshots and
+                              copies them into docs/img/ (tests alone write target/screenshots/)
   fuzz [--seconds N] [--target T]
                               build the libFuzzer targets in fuzz/ (stable Rust) and run each
                               (or T) for N seconds (default 60) on a scratch copy of its seed
@@ -52,6 +61,7 @@ fn main() -> ExitCode {
         "migrate" => migrations::migrate(rest),
         "new-migration" => migrations::new_migration(rest),
         "bench" => bench::run(rest),
+        "screenshots" => no_args(task, rest).and_then(|()| screenshots::run_all()),
         "fuzz" => fuzz::run(rest),
         "timing" => timing::run(rest),
         "help" | "-h" | "--help" => {

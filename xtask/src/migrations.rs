@@ -1,7 +1,9 @@
 //! `cargo xtask migrate` and `cargo xtask new-migration`.
 //!
-//! Migrations are numbered SQL files, one per change and per backend:
-//! `migrations/libsql/0002_add_webhooks.sql` beside `migrations/postgres/0002_add_webhooks.sql`.
+//! Migrations are numbered SQL files, one per change and per backend, inside the store
+//! crate (so `cargo package` carries them and its build script embeds them):
+//! `crates/ownership-store/migrations/libsql/0002_add_webhooks.sql` beside
+//! `crates/ownership-store/migrations/postgres/0002_add_webhooks.sql`.
 //! Both directories share one sequence so a change has the same number on each backend.
 
 use std::env;
@@ -11,7 +13,10 @@ use std::path::Path;
 
 use crate::cmd::{Result, cargo, run, say, workspace_root};
 
-/// Backend directory under `migrations/` and the dialect named in the file header.
+/// The migrations folder, relative to the workspace root.
+pub const MIGRATIONS_DIR: &str = "crates/ownership-store/migrations";
+
+/// Backend directory under [`MIGRATIONS_DIR`] and the dialect named in the file header.
 const BACKENDS: [(&str, &str); 2] = [
     ("libsql", "libSQL (SQLite dialect)"),
     ("postgres", "PostgreSQL"),
@@ -59,7 +64,7 @@ pub fn new_migration(args: &[String]) -> Result {
         return Err("usage: cargo xtask new-migration NAME   (NAME is [a-z0-9_]+)".to_owned());
     };
     validate_name(name)?;
-    let root = workspace_root().join("migrations");
+    let root = workspace_root().join(MIGRATIONS_DIR);
 
     let mut existing = Vec::new();
     for (backend, _) in BACKENDS {
@@ -76,7 +81,7 @@ pub fn new_migration(args: &[String]) -> Result {
         let others: Vec<String> = BACKENDS
             .iter()
             .filter(|(other, _)| *other != backend)
-            .map(|(other, _)| format!("migrations/{other}/{file_name}"))
+            .map(|(other, _)| format!("{MIGRATIONS_DIR}/{other}/{file_name}"))
             .collect();
         let header = format!(
             "-- {number:04}_{name} ({dialect})\n\

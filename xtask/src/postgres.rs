@@ -9,7 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cmd::{Result, is_root, run, say};
+use crate::apt;
+use crate::cmd::{Result, say};
 
 /// The variable the test harness (`tests/src/pg.rs`) reads the directory from.
 pub const BINDIR_VAR: &str = "OWNERSHIP_PG_BINDIR";
@@ -17,23 +18,14 @@ pub const BINDIR_VAR: &str = "OWNERSHIP_PG_BINDIR";
 const DEBIAN_ROOT: &str = "/usr/lib/postgresql";
 
 /// The PostgreSQL server binary directory; installs the `postgresql` package when it is
-/// missing and we are root.
+/// missing and we are root. (Not [`apt::ensure_apt`]: Debian's binaries live in a
+/// versioned directory, so there is no one path to look for.)
 pub fn ensure_bindir() -> Result<PathBuf> {
     if let Some(dir) = find_bindir() {
         return Ok(dir);
     }
-    if !is_root() {
-        return Err(not_found(
-            "and not running as root, so it cannot be installed here",
-        ));
-    }
-    say("PostgreSQL server binaries not found; installing the `postgresql` package");
-    run(Command::new("apt-get")
-        .arg("update")
-        .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    run(Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "postgresql"])
-        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    say("PostgreSQL server binaries not found; installing Debian's postgresql");
+    apt::install(&["postgresql"]).map_err(|error| not_found(&format!("and {error}")))?;
     find_bindir().ok_or_else(|| not_found("even after `apt-get install postgresql`"))
 }
 

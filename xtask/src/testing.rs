@@ -1,21 +1,98 @@
 //! `cargo xtask test`: every test, on both backends, then the doc tests.
 //!
-//! The PostgreSQL tests start a throwaway cluster from the server binaries
-//! (`tests/src/pg.rs`); this task finds or installs those binaries and hands their
-//! directory to the tests as `OWNERSHIP_PG_BINDIR`. `DATABASE_URL`, when set, is passed
-//! through and the tests use that server instead of starting their own.
+//! The tests need a few programs from outside the workspace: the PostgreSQL server
+//! binaries (each test binary starts a throwaway cluster, `tests/src/pg.rs`), headless
+//! Chromium and chromedriver (the console's browser tests) and curl (the README
+//! quickstart test). [`ensure_peers`] finds each or, as root, installs it from Debian
+//! ([`crate::apt`]), and hands its path to the tests in the variable they read.
+//! `DATABASE_URL`, when set, is passed through and the tests use that server instead of
+//! starting their own.
 
 use std::env;
 use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::apt;
 use crate::cmd::{Result, cargo, say};
 use crate::postgres::{self, BINDIR_VAR};
 
-pub fn run_all() -> Result {
+/// The variable `tests/tests/console_browser.rs` reads Chromium's path from.
+pub const CHROMIUM_VAR: &str = "OWNERSHIP_CHROMIUM";
+/// The variable `tests/tests/console_browser.rs` reads chromedriver's path from.
+pub const CHROMEDRIVER_VAR: &str = "OWNERSHIP_CHROMEDRIVER";
+
+/// The programs the tests need, found or installed, as the variables that tell the tests
+/// where each is.
+#[derive(Debug, Default)]
+pub struct Peers {
+    vars: Vec<(&'static str, PathBuf)>,
+}
+
+impl Peers {
+    /// Sets every variable on `command`.
+    pub fn apply<'a>(&self, command: &'a mut Command) -> &'a mut Command {
+        for (var, path) in &self.vars {
+            command.env(var, path);
+        }
+        command
+    }
+}
+
+/// Finds (or, as root, installs from Debian) everything the tests run besides our own
+/// binaries, and prints where each is and its version. A new peer (a reverse proxy, a
+/// metrics scraper) is one more line here: `apt::ensure_apt` or `apt::ensure_overridable`
+/// with its binary and packages, and a variable its test reads.
+pub fn ensure_peers() -> Result<Peers> {
+    let mut peers = Peers::default();
     let bindir = postgres::ensure_bindir()?;
-    say(&format!("PostgreSQL binaries: {}", bindir.display()));
+    say_version("PostgreSQL", &bindir.join("postgres"));
+    peers.vars.push((BINDIR_VAR, bindir));
+    peers.vars.extend(ensure_browser()?);
+    let curl = apt::ensure_apt(Path::new("curl"), &["curl", "ca-certificates"])?;
+    say_version("curl", &curl);
+    Ok(peers)
+}
+
+/// Headless Chromium and chromedriver: `$OWNERSHIP_CHROMIUM` / `$OWNERSHIP_CHROMEDRIVER`
+/// when set (used as given), else `/usr/bin/chromium` and `/usr/bin/chromedriver`,
+/// installed from Debian's `chromium` and `chromium-driver` when missing.
+pub fn ensure_browser() -> Result<[(&'static str, PathBuf); 2]> {
+    const PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
+    let chromium =
+        apt::ensure_overridable(CHROMIUM_VAR, Path::new("/usr/bin/chromium"), &PACKAGES)?;
+    let chromedriver = apt::ensure_overridable(
+        CHROMEDRIVER_VAR,
+        Path::new("/usr/bin/chromedriver"),
+        &PACKAGES,
+    )?;
+    say_version("Chromium", &chromium);
+    say_version("chromedriver", &chromedriver);
+    Ok([(CHROMIUM_VAR, chromium), (CHROMEDRIVER_VAR, chromedriver)])
+}
+
+/// `what: <path> (<first line of path --version>)`; the version is informative only.
+fn say_version(what: &str, path: &Path) {
+    let version = Command::new(path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .and_then(|output| {
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .next()
+                .map(|line| line.trim().to_owned())
+        })
+        .unwrap_or_else(|| "version unknown".to_owned());
+    say(&format!("{what}: {} ({version})", path.display()));
+}
+
+pub fn run_all() -> Result {
+    let peers = ensure_peers()?;
     if env::var_os("DATABASE_URL").is_some() {
         say("DATABASE_URL is set: the PostgreSQL tests use that server");
     }
@@ -34,19 +111,15 @@ pub fn run_all() -> Result {
         "--tests",
         "--examples",
     ]);
-    run_counted(tests.env(BINDIR_VAR, &bindir))?;
+    run_counted(peers.apply(&mut tests))?;
 
-    run_counted(
-        cargo()
-            .args([
-                "test",
-                "--workspace",
-                "--doc",
-                "--all-features",
-                "--no-fail-fast",
-            ])
-            .env(BINDIR_VAR, &bindir),
-    )?;
+    run_counted(peers.apply(cargo().args([
+        "test",
+        "--workspace",
+        "--doc",
+        "--all-features",
+        "--no-fail-fast",
+    ])))?;
     say_totals();
     Ok(())
 }

@@ -192,6 +192,15 @@ impl Opened {
         }
     }
 
+    /// On libSQL, fails unless the database file can be written (a server on a read-only
+    /// file would start and then fail every write); PostgreSQL reports its own errors.
+    pub async fn check_writable(&self) -> ownership_core::Result<()> {
+        match self {
+            Self::Libsql(s) => s.inner().check_writable().await,
+            Self::Postgres(_) => Ok(()),
+        }
+    }
+
     /// On PostgreSQL, starts applying other processes' cache invalidations
     /// ([`ownership_store::postgres::listen_invalidations`]) until the returned guard is
     /// dropped; on libSQL (one process) there is nothing to listen to.

@@ -752,6 +752,14 @@ pub struct Shown {
 }
 
 impl Loaded {
+    /// `key` for a message, with its source unless it is the default.
+    pub fn describe(&self, key: &str) -> String {
+        match self.sources.get(key) {
+            None | Some(Source::Default) => plain(key),
+            Some(source) => format!("`{key}` ({source})"),
+        }
+    }
+
     /// Where `key`'s value came from.
     pub fn source(&self, key: &str) -> Option<&Source> {
         self.sources.get(key)
@@ -777,9 +785,19 @@ impl Loaded {
     }
 }
 
+/// Names a setting in a message, with where its value came from when that was not the
+/// default: "`keys.master_key` (env OWNERSHIP_MASTER_KEY)".
+pub type Describe<'a> = &'a dyn Fn(&str) -> String;
+
+/// [`Describe`] without sources: just the key.
+pub fn plain(key: &str) -> String {
+    format!("`{key}`")
+}
+
 /// Reads a secret given by value or by file: the value when set, else the file's content
 /// (trailing whitespace dropped), else `None`. An empty value counts as not set.
 pub fn value_or_file(
+    describe: Describe<'_>,
     name: &str,
     value: Option<&String>,
     file: Option<&PathBuf>,
@@ -791,21 +809,40 @@ pub fn value_or_file(
         None => Ok(None),
         Some(path) => std::fs::read_to_string(path)
             .map(|v| Some(v.trim().to_owned()).filter(|v| !v.is_empty()))
-            .map_err(|e| format!("cannot read `keys.{name}_file` {}: {e}", path.display())),
+            .map_err(|e| {
+                format!(
+                    "cannot read {} {}: {e}",
+                    describe(&format!("keys.{name}_file")),
+                    path.display()
+                )
+            }),
     }
 }
 
 /// A 32-byte key from its base64 text; the error names the setting, never the value.
-pub fn key32(name: &str, raw: Option<String>) -> Result<Option<[u8; 32]>, String> {
+pub fn key32(
+    describe: Describe<'_>,
+    name: &str,
+    raw: Option<String>,
+) -> Result<Option<[u8; 32]>, String> {
     let Some(raw) = raw else { return Ok(None) };
+    let named = || describe(&format!("keys.{name}"));
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(raw.trim().as_bytes())
         .map_err(|_| {
-            format!("`keys.{name}` must be the base64 of 32 random bytes (`ownership keys generate` makes one)")
+            format!(
+                "{} must be the base64 of 32 random bytes (`ownership keys generate` makes one)",
+                named()
+            )
         })?;
-    <[u8; 32]>::try_from(bytes.as_slice()).map(Some).map_err(|_| {
-        format!("`keys.{name}` must be the base64 of exactly 32 bytes (`ownership keys generate` makes one)")
-    })
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map(Some)
+        .map_err(|_| {
+            format!(
+                "{} must be the base64 of exactly 32 bytes (`ownership keys generate` makes one)",
+                named()
+            )
+        })
 }
 
 /// A fresh master key: the base64 of 32 bytes from the operating system.
@@ -1160,8 +1197,8 @@ mod tests {
     #[test]
     fn keys_decode_and_name_the_setting_not_the_value() {
         let k = generate_key();
-        assert!(key32("master_key", Some(k)).unwrap().is_some());
-        let e = key32("master_key", Some("c2VjcmV0".into())).unwrap_err();
+        assert!(key32(&plain, "master_key", Some(k)).unwrap().is_some());
+        let e = key32(&plain, "master_key", Some("c2VjcmV0".into())).unwrap_err();
         assert!(
             e.contains("keys.master_key") && !e.contains("c2VjcmV0"),
             "{e}"

@@ -73,34 +73,39 @@ impl std::fmt::Debug for Secrets {
 
 impl Secrets {
     /// The secrets of a configuration's `[keys]` section, each given by value or by file.
-    /// A malformed key is refused with a message naming its setting, never its value.
-    pub fn from_keys(keys: &crate::config::KeysSection) -> Result<Self, String> {
+    /// A malformed key is refused with a message naming its setting (through `describe`),
+    /// never its value.
+    pub fn from_keys(
+        keys: &crate::config::KeysSection,
+        describe: crate::config::Describe<'_>,
+    ) -> Result<Self, String> {
         use crate::config::{key32, value_or_file};
         let read = |name: &str, value: &Option<String>, file: &Option<std::path::PathBuf>| {
-            value_or_file(name, value.as_ref(), file.as_ref())
+            value_or_file(describe, name, value.as_ref(), file.as_ref())
+        };
+        let key = |name: &str, value: &Option<String>, file: &Option<std::path::PathBuf>| {
+            key32(describe, name, read(name, value, file)?)
+        };
+        let version = |name: &str, v: Option<u32>| match v {
+            Some(0) => Err(format!(
+                "{} must be a whole number of 1 or more",
+                describe(&format!("keys.{name}"))
+            )),
+            other => Ok(other),
         };
         Ok(Self {
-            master_key: key32(
-                "master_key",
-                read("master_key", &keys.master_key, &keys.master_key_file)?,
-            )?,
+            master_key: key("master_key", &keys.master_key, &keys.master_key_file)?,
             master_key_version: version("master_key_version", keys.master_key_version)?,
-            previous_master_key: key32(
+            previous_master_key: key(
                 "previous_master_key",
-                read(
-                    "previous_master_key",
-                    &keys.previous_master_key,
-                    &keys.previous_master_key_file,
-                )?,
+                &keys.previous_master_key,
+                &keys.previous_master_key_file,
             )?,
             previous_master_key_version: version(
                 "previous_master_key_version",
                 keys.previous_master_key_version,
             )?,
-            pairing_key: key32(
-                "pairing_key",
-                read("pairing_key", &keys.pairing_key, &keys.pairing_key_file)?,
-            )?,
+            pairing_key: key("pairing_key", &keys.pairing_key, &keys.pairing_key_file)?,
             bootstrap_token: read(
                 "bootstrap_token",
                 &keys.bootstrap_token,
@@ -111,58 +116,39 @@ impl Secrets {
         })
     }
 
-    /// [`from_keys`](Self::from_keys), and on the embedded libSQL store with no master key
-    /// given by value, the key kept in `keys.master_key_file` (default
-    /// `<database>.master-key`), generated there on first start (mode 0600). Returns the
-    /// secrets and the path of a key generated now. On PostgreSQL nothing is generated:
-    /// every process must share one key, so an operator gives it.
+    /// The secrets as the server and the operator commands share them: on the embedded
+    /// libSQL store with no master key given by value, `keys.master_key_file` (default
+    /// `<database>.master-key`) is read when it exists. Returns the secrets and, when the
+    /// key file does not exist yet, where `serve` generates one on first start (see
+    /// [`ServerConfig::generate_master_key`]). On PostgreSQL nothing is generated: every
+    /// process must share one key, so an operator gives it.
     pub fn resolve(
         keys: &crate::config::KeysSection,
         location: &Location,
+        describe: crate::config::Describe<'_>,
     ) -> Result<(Self, Option<std::path::PathBuf>), String> {
         let by_value = keys
             .master_key
             .as_deref()
             .is_some_and(|k| !k.trim().is_empty());
         let Location::LibsqlFile(db) = location else {
-            return Self::from_keys(keys).map(|s| (s, None));
+            return Self::from_keys(keys, describe).map(|s| (s, None));
         };
         if by_value {
-            return Self::from_keys(keys).map(|s| (s, None));
+            return Self::from_keys(keys, describe).map(|s| (s, None));
         }
         let path = keys
             .master_key_file
             .clone()
             .unwrap_or_else(|| crate::config::generated_key_path(db));
-        let generated = if path.exists() {
-            None
+        let mut keys = keys.clone();
+        if path.exists() {
+            keys.master_key_file = Some(path);
+            Self::from_keys(&keys, describe).map(|s| (s, None))
         } else {
-            write_new_key(&path)?;
-            Some(path.clone())
-        };
-        let mut keys = keys.clone();
-        keys.master_key_file = Some(path);
-        Self::from_keys(&keys).map(|s| (s, generated))
-    }
-
-    /// [`from_keys`](Self::from_keys) for the operator commands, which share the server's
-    /// keys: on libSQL with no key given, the generated key file beside the database when
-    /// it exists (never created here).
-    pub fn for_operator(
-        keys: &crate::config::KeysSection,
-        location: &Location,
-    ) -> Result<Self, String> {
-        let mut keys = keys.clone();
-        if let Location::LibsqlFile(db) = location
-            && keys.master_key.is_none()
-            && keys.master_key_file.is_none()
-        {
-            let path = crate::config::generated_key_path(db);
-            if path.exists() {
-                keys.master_key_file = Some(path);
-            }
+            keys.master_key_file = None;
+            Self::from_keys(&keys, describe).map(|s| (s, Some(path)))
         }
-        Self::from_keys(&keys)
     }
 
     /// The master keys these secrets configure: `None` without a master key; the current
@@ -197,13 +183,6 @@ impl Secrets {
         MasterKeys::new(current, previous)
             .map(Some)
             .map_err(|e| e.to_string())
-    }
-}
-
-fn version(name: &str, v: Option<u32>) -> Result<Option<u32>, String> {
-    match v {
-        Some(0) => Err(format!("`keys.{name}` must be a whole number of 1 or more")),
-        other => Ok(other),
     }
 }
 
@@ -248,6 +227,10 @@ pub struct ServerConfig {
     /// Serve HTTPS with this certificate and key (reloaded on SIGHUP) instead of plain
     /// HTTP (`[tls] cert_file`, `key_file`).
     pub tls: Option<TlsFiles>,
+    /// Where to generate a master key when [`Secrets::master_key`] is unset: the embedded
+    /// store's key file on first start. Generated only once the store is open and
+    /// migrated, so a start that fails leaves nothing behind.
+    pub generate_master_key: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -261,6 +244,7 @@ impl ServerConfig {
             service: ServiceConfig::default(),
             secrets: Secrets::default(),
             tls: None,
+            generate_master_key: None,
         })
     }
 }
@@ -314,6 +298,35 @@ pub async fn pairing_key(store: &dyn Store, secrets: &Secrets) -> Result<Pairing
     }
 }
 
+/// The configured secrets, with the master key generated now when the configuration says
+/// where ([`ServerConfig::generate_master_key`]) and none was given. Logs what it did, and
+/// warns when secrets, resource credentials and webhooks stay off.
+fn first_start_key(config: &ServerConfig) -> Result<Secrets, String> {
+    let mut secrets = config.secrets.clone();
+    if secrets.master_key.is_none()
+        && let Some(path) = &config.generate_master_key
+    {
+        if !path.exists() {
+            write_new_key(path)?;
+            tracing::warn!(
+                path = %path.display(),
+                "generated a master key for secrets, resource credentials and webhooks; back this file up with the database. In production, give your own key (`keys.master_key_file`, from `ownership keys generate`)"
+            );
+        }
+        let keys = crate::config::KeysSection {
+            master_key_file: Some(path.clone()),
+            ..crate::config::KeysSection::default()
+        };
+        secrets.master_key = Secrets::from_keys(&keys, &crate::config::plain)?.master_key;
+    }
+    if secrets.master_key.is_none() {
+        tracing::warn!(
+            "no master key: secrets, resource credentials and webhooks are off (they answer 503). Every process on one PostgreSQL must share one key: set `keys.master_key_file` (or OWNERSHIP_MASTER_KEY_FILE) to a file made by `ownership keys generate`"
+        );
+    }
+    Ok(secrets)
+}
+
 /// Loads the TLS certificate (when configured; before anything else, so a bad file stops
 /// the start at once), opens and migrates the store, installs the legacy token, creates
 /// the first Owner on an empty store (unless a bootstrap secret is configured), and
@@ -335,15 +348,22 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         Location::Postgres(_) => None,
     };
     let opened = Opened::open(&config.location, Arc::clone(&clock), config.cache).await?;
-    let listener = opened.listen_for_invalidations(&config.location);
     let migrations_applied = opened
         .ensure_migrated(config.migrate)
         .await
         .map_err(|e| e.to_string())?;
+    opened
+        .check_writable()
+        .await
+        .map_err(|e| format!("the store cannot be written: {e}"))?;
+    // Listening starts once the store is known to be usable, so a refused start says one
+    // thing only.
+    let listener = opened.listen_for_invalidations(&config.location);
     let store = opened.store();
     let mut rng = OsRandom;
+    let secrets = first_start_key(config)?;
 
-    if let Some(legacy) = &config.secrets.legacy_token {
+    if let Some(legacy) = &secrets.legacy_token {
         let secret_digest = digest_of(legacy);
         let token = NewToken {
             fresh: FreshToken {
@@ -363,7 +383,7 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         tracing::info!(?outcome, owner = %config.first_owner, "legacy token");
     }
 
-    if let Some(table) = &config.secrets.user_tokens {
+    if let Some(table) = &secrets.user_tokens {
         // Validated whole before anything is written; a bad table stops the start.
         let scope = AdminScope::operator("OWNERSHIP_USER_TOKENS");
         let plan = service::provision(&*store, &scope, table, false)
@@ -380,16 +400,14 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
     }
 
     let mut first_owner_token = None;
-    if !store.has_owner().await.map_err(|e| e.to_string())?
-        && config.secrets.bootstrap_token.is_none()
-    {
+    if !store.has_owner().await.map_err(|e| e.to_string())? && secrets.bootstrap_token.is_none() {
         let (user, secret) = service::bootstrap_owner(&*store, &config.first_owner, &mut rng)
             .await
             .map_err(|e| format!("creating the first Owner failed: {e}"))?;
         first_owner_token = Some((user.id, secret));
     }
 
-    let pairing_key = pairing_key(&*store, &config.secrets).await?;
+    let pairing_key = pairing_key(&*store, &secrets).await?;
 
     let mut state = AppState::new(
         Arc::clone(&store),
@@ -398,13 +416,13 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         pairing_key,
         config.service.clone(),
     );
-    if let Some(b) = &config.secrets.bootstrap_token {
+    if let Some(b) = &secrets.bootstrap_token {
         state = state.with_bootstrap_secret(b);
     }
     if let Some(healthy) = listener.healthy() {
         state = state.with_readiness(healthy);
     }
-    if let Some(keys) = config.secrets.master_keys()? {
+    if let Some(keys) = secrets.master_keys()? {
         state = state.with_master_keys(keys);
     }
     state.set_foreign_tokens_allowed(

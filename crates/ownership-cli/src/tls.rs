@@ -112,12 +112,6 @@ pub fn load(files: &TlsFiles, provider: &CryptoProvider) -> Result<CertifiedKey,
     }
 }
 
-/// [`load`] with the server's provider, for a check before anything else happens (the
-/// server loads the files again when it starts serving).
-pub fn check(files: &TlsFiles) -> Result<(), String> {
-    load(files, &provider()).map(|_| ())
-}
-
 /// Hands every handshake the current certificate.
 #[derive(Debug)]
 struct CurrentCertificate(RwLock<Arc<CertifiedKey>>);

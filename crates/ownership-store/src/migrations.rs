@@ -1,4 +1,5 @@
-//! The migrations of both backends, embedded at build time from `migrations/`, and the
+//! The migrations of both backends, embedded at build time from this crate's
+//! `migrations/{libsql,postgres}/NNNN_name.sql` (see `build.rs`), and the
 //! rules every runner applies: in order, each in its own transaction, recorded with a
 //! checksum, refused when an applied file has changed.
 
@@ -159,6 +160,57 @@ mod tests {
             plan(ALL, &applied, None),
             Err(MigrationError::Unknown { version: 9 })
         ));
+    }
+
+    /// The `.sql` files of one backend as they are on disk now, read at test time:
+    /// (version, name, SQL), sorted by version.
+    fn on_disk(backend: &str) -> Vec<(i64, String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut files: Vec<(i64, String, String)> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
+            .map(|path| {
+                let stem = path.file_stem().unwrap().to_str().unwrap().to_owned();
+                let (number, name) = stem.split_once('_').unwrap();
+                let sql = std::fs::read_to_string(&path).unwrap();
+                (number.parse().unwrap(), name.to_owned(), sql)
+            })
+            .collect();
+        files.sort_by_key(|(version, _, _)| *version);
+        files
+    }
+
+    #[test]
+    fn embedded_migrations_are_exactly_the_files_on_disk() {
+        for (backend, embedded) in [("libsql", LIBSQL), ("postgres", POSTGRES)] {
+            let disk = on_disk(backend);
+            assert!(!disk.is_empty(), "no {backend} migration files on disk");
+            let embedded: Vec<(i64, String, String)> = embedded
+                .iter()
+                .map(|m| (m.version, m.name.to_owned(), m.sql.to_owned()))
+                .collect();
+            let versions = |list: &[(i64, String, String)]| {
+                list.iter()
+                    .map(|(v, n, _)| format!("{v:04}_{n}"))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                versions(&embedded),
+                versions(&disk),
+                "{backend}: the embedded migrations are not the files on disk"
+            );
+            for (e, d) in embedded.iter().zip(&disk) {
+                assert!(
+                    e.2 == d.2,
+                    "{backend}: the embedded SQL of {:04}_{} differs from the file",
+                    d.0,
+                    d.1
+                );
+            }
+        }
     }
 
     #[test]

@@ -43,7 +43,9 @@ pub fn run(cmd: &ConfigCommand, loaded: &Loaded, out: Output) -> Result<ExitCode
             c.tls_files()?;
             super::user_id(&c.first_owner)?;
             // Reads every `_file` key and decodes every key, generating nothing.
-            crate::server::Secrets::for_operator(&c.keys, &location)?.master_keys()?;
+            crate::server::Secrets::resolve(&c.keys, &location, &|k| loaded.describe(k))?
+                .0
+                .master_keys()?;
             let report = Checked {
                 ok: true,
                 file: loaded.file.as_ref().map(|p| p.display().to_string()),

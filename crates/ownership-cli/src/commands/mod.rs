@@ -243,15 +243,15 @@ pub async fn run(cli: Cli, loaded: &crate::config::Loaded) -> Result<ExitCode, C
     let out = Output::new(cli.json);
     let config = &loaded.config;
     match cli.command {
-        Command::Serve(_) => serve::serve(config).await,
+        Command::Serve(_) => serve::serve(loaded).await,
         Command::Migrate => serve::migrate(config, out).await,
         Command::Config(cmd) => config::run(&cmd, loaded, out),
         Command::Keys(cmd) => config::keys(&cmd, out),
-        Command::Users(cmd) => users::run(cmd, &Operator::open(config).await?, out).await,
-        Command::Tokens(cmd) => tokens::run(cmd, &Operator::open(config).await?, out).await,
-        Command::Pairing(cmd) => pairing::run(cmd, &Operator::open(config).await?, out).await,
-        Command::Audit(cmd) => audit::run(cmd, &Operator::open(config).await?, out).await,
-        Command::Secrets(cmd) => secrets::run(cmd, &Operator::open(config).await?, out).await,
+        Command::Users(cmd) => users::run(cmd, &Operator::open(loaded).await?, out).await,
+        Command::Tokens(cmd) => tokens::run(cmd, &Operator::open(loaded).await?, out).await,
+        Command::Pairing(cmd) => pairing::run(cmd, &Operator::open(loaded).await?, out).await,
+        Command::Audit(cmd) => audit::run(cmd, &Operator::open(loaded).await?, out).await,
+        Command::Secrets(cmd) => secrets::run(cmd, &Operator::open(loaded).await?, out).await,
         Command::Completions { shell } => {
             let mut stdout = std::io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "ownership", &mut stdout);
@@ -277,10 +277,8 @@ pub struct Operator {
     pub scope: AdminScope,
     /// The clock.
     pub clock: Arc<dyn Clock>,
-    /// The store's location.
-    pub location: Location,
-    /// The keys the server uses (the operator commands that need them share them).
-    pub keys: crate::config::KeysSection,
+    /// The keys the server uses, as the operator commands that need them share them.
+    pub secrets: Result<crate::server::Secrets, String>,
     _opened: Opened,
 }
 
@@ -295,7 +293,8 @@ impl fmt::Debug for Operator {
 impl Operator {
     /// Opens the store without creating or migrating it: a missing libSQL file and pending
     /// migrations are refused.
-    pub async fn open(config: &crate::config::Config) -> Result<Self, CliError> {
+    pub async fn open(loaded: &crate::config::Loaded) -> Result<Self, CliError> {
+        let config = &loaded.config;
         let location = &config.location()?;
         if let Location::LibsqlFile(path) = location
             && !path.exists()
@@ -321,8 +320,10 @@ impl Operator {
             store: opened.store(),
             scope: AdminScope::operator(&operator_name()),
             clock,
-            location: location.clone(),
-            keys: config.keys.clone(),
+            secrets: crate::server::Secrets::resolve(&config.keys, location, &|k| {
+                loaded.describe(k)
+            })
+            .map(|(secrets, _)| secrets),
             _opened: opened,
         })
     }

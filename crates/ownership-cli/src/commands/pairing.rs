@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::output::{Output, when};
 use super::{CliError, Operator, domain, user_id};
-use crate::server::{self, Secrets};
+use crate::server;
 
 /// Channel pairing.
 #[derive(Debug, Subcommand)]
@@ -101,7 +101,7 @@ pub async fn run(cmd: PairingCommand, op: &Operator, out: Output) -> Result<Exit
                     user.id
                 )));
             }
-            let secrets = Secrets::for_operator(&op.keys, &op.location)?;
+            let secrets = op.secrets.clone()?;
             let key = server::pairing_key(&*op.store, &secrets).await?;
             let binding =
                 service::approve_pairing(&*op.store, &op.scope, &key, &ch, &code, &user.id)

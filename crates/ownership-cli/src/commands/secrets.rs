@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use super::output::Output;
 use super::{CliError, Operator, domain};
-use crate::server::Secrets;
 
 /// `secrets` subcommands.
 #[derive(Debug, Subcommand)]
@@ -35,7 +34,9 @@ struct RewrapView {
 pub async fn run(cmd: SecretsCommand, op: &Operator, out: Output) -> Result<ExitCode, CliError> {
     match cmd {
         SecretsCommand::Rewrap => {
-            let keys = Secrets::for_operator(&op.keys, &op.location)
+            let keys = op
+                .secrets
+                .clone()
                 .map_err(CliError::new)?
                 .master_keys()
                 .map_err(CliError::new)?

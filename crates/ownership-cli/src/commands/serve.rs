@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::CliError;
 use super::output::Output;
 use crate::backend::{Location, Opened};
-use crate::config::{Config, Flags};
+use crate::config::{Config, Flags, Loaded};
 use crate::server::{self, Secrets, ServerConfig};
 use crate::tls::TlsFiles;
 
@@ -67,9 +67,11 @@ impl ServeArgs {
 pub const FIRST_TOKEN_BANNER: &str =
     "==================== FIRST OWNER TOKEN (shown once) ====================";
 
-/// The server's settings from the configuration: everything but the listener. Generates
-/// the embedded store's master key on first start (see [`Secrets::resolve`]).
-pub fn server_config(config: &Config) -> Result<ServerConfig, CliError> {
+/// The server's settings from the configuration: everything but the listener. On the
+/// embedded store without a master key, names where `serve` generates one (see
+/// [`Secrets::resolve`]).
+pub fn server_config(loaded: &Loaded) -> Result<ServerConfig, CliError> {
+    let config = &loaded.config;
     let location = config.location()?;
     let mut server = ServerConfig::new(location.clone())?;
     server.migrate = config.migrate;
@@ -80,30 +82,16 @@ pub fn server_config(config: &Config) -> Result<ServerConfig, CliError> {
         cert_file,
         key_file,
     });
-    // A bad certificate or key stops the start before anything is written (a generated
-    // master key included).
-    if let Some(files) = &server.tls {
-        crate::tls::check(files)?;
-    }
-    let (secrets, generated) = Secrets::resolve(&config.keys, &location)?;
-    if let Some(path) = generated {
-        tracing::warn!(
-            path = %path.display(),
-            "generated a master key for secrets, resource credentials and webhooks; back this file up with the database. In production, give your own key (`keys.master_key_file`, from `ownership keys generate`)"
-        );
-    }
-    if secrets.master_key.is_none() {
-        tracing::warn!(
-            "no master key: secrets, resource credentials and webhooks are off (answer 503). Every process on one PostgreSQL must share one key: set `keys.master_key_file` (or OWNERSHIP_MASTER_KEY_FILE) to a file made by `ownership keys generate`"
-        );
-    }
+    let (secrets, generate) = Secrets::resolve(&config.keys, &location, &|k| loaded.describe(k))?;
     secrets.master_keys()?;
     server.secrets = secrets;
+    server.generate_master_key = generate;
     Ok(server)
 }
 
 /// Runs the server until SIGINT or SIGTERM.
-pub async fn serve(config: &Config) -> Result<ExitCode, CliError> {
+pub async fn serve(loaded: &Loaded) -> Result<ExitCode, CliError> {
+    let config = &loaded.config;
     let location = config.location()?;
     if let Location::LibsqlFile(path) = &location
         && !config.migrate
@@ -114,7 +102,7 @@ pub async fn serve(config: &Config) -> Result<ExitCode, CliError> {
             path.display()
         )));
     }
-    let server_config = server_config(config)?;
+    let server_config = server_config(loaded)?;
     let prepared = server::prepare(&server_config).await?;
     if prepared.migrations_applied > 0 {
         tracing::info!(applied = prepared.migrations_applied, "migrations applied");

@@ -1,5 +1,6 @@
-//! The migration runner: `migrations/libsql/*.sql`, in order, each in its own transaction,
-//! recorded in `schema_migrations` with its checksum; a changed applied file is refused.
+//! The migration runner: this crate's `migrations/libsql/*.sql`, in order, each in its own
+//! transaction, recorded in `schema_migrations` with its checksum; a changed applied file
+//! is refused.
 
 use ::libsql::Connection;
 use async_trait::async_trait;

@@ -65,6 +65,23 @@ impl LibsqlStore {
         })
     }
 
+    /// Whether the database can be written: commits a write that changes nothing (the
+    /// header's `user_version`, which we do not use, set to its own value). A read-only
+    /// file or directory fails here, at start, rather than at the first request that
+    /// writes. Taking the write lock alone is not enough: SQLite grants it on a read-only
+    /// file in WAL mode and fails only when the commit writes.
+    pub async fn check_writable(&self) -> Result<()> {
+        self.worker
+            .run(move |conn| async move {
+                let version = query_i64(&conn, "PRAGMA user_version", Vec::new()).await?;
+                conn.execute_batch(&format!("PRAGMA user_version = {version}"))
+                    .await
+                    .map_err(conn::db_err)?;
+                Ok(())
+            })
+            .await
+    }
+
     /// Now, from the store's clock, truncated to microseconds.
     fn now(&self) -> time::OffsetDateTime {
         conn::now_of(self.clock.as_ref())

@@ -1,4 +1,4 @@
-//! The migration runner: `migrations/postgres/*.sql`, in order, each in its own
+//! The migration runner: this crate's `migrations/postgres/*.sql`, in order, each in its own
 //! transaction, recorded in `schema_migrations` with its checksum.
 //!
 //! Two processes may migrate at once: each migration's transaction takes a transaction
