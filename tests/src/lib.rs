@@ -21,6 +21,7 @@ pub mod backends;
 pub mod bin;
 pub mod conformance;
 pub mod counting;
+pub mod exposition;
 pub mod logcheck;
 pub mod nginx;
 pub mod pg;

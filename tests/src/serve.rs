@@ -53,7 +53,7 @@ pub fn serve_command_via(wrapper: &[&OsStr], database_url: &str) -> Command {
 pub struct Serve {
     /// The process.
     pub child: Child,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` when it serves TLS.
     pub base: String,
     /// The first Owner's token, when this process created them.
     pub token: Option<String>,
@@ -137,7 +137,12 @@ pub fn start_command(mut cmd: Command, first: bool) -> Serve {
             if event["fields"]["message"] == "serving"
                 && let Some(address) = event["fields"]["address"].as_str()
             {
-                let _ = tx.send(Seen::Address(address.to_owned()));
+                // `https://…` when the server serves TLS.
+                let base = match event["fields"]["url"].as_str() {
+                    Some(url) => url.to_owned(),
+                    None => format!("http://{address}"),
+                };
+                let _ = tx.send(Seen::Address(base));
             }
         }
         let _ = tx.send(Seen::Closed);
@@ -158,7 +163,7 @@ pub fn start_command(mut cmd: Command, first: bool) -> Serve {
     }
     Serve {
         child,
-        base: format!("http://{}", address.unwrap()),
+        base: address.unwrap(),
         token,
         log,
     }

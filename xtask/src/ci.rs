@@ -10,13 +10,14 @@ use crate::{clean_tree, purity, testing};
 
 type Step = (&'static str, fn() -> Result);
 
-const STEPS: [Step; 6] = [
+const STEPS: [Step; 7] = [
     ("fmt", fmt),
     ("clippy", clippy),
     ("purity", purity::run),
     ("test", testing::run_all),
     ("deny", deny),
     ("doc", doc),
+    ("package", package_check),
 ];
 
 pub fn run_all() -> Result {
@@ -84,6 +85,11 @@ fn deny() -> Result {
     }
     run(cargo().args(["fetch", "--locked"]))?;
     run(cargo().args(["deny", "--offline", "check", "licenses", "bans", "sources"]))
+}
+
+/// The Debian package, built, installed, checked and removed (`cargo xtask package --check`).
+fn package_check() -> Result {
+    crate::package::run_task(&["--check".to_owned()])
 }
 
 fn doc() -> Result {

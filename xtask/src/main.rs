@@ -11,6 +11,7 @@ mod clean_tree;
 mod cmd;
 mod fuzz;
 mod migrations;
+mod package;
 mod postgres;
 mod purity;
 mod screenshots;
@@ -39,6 +40,10 @@ tasks:
                               target/bench/ only)
   screenshots                 runs the browser test that takes the console screenshots and
                               copies them into docs/img/ (tests alone write target/screenshots/)
+  package [--check]           the Debian package (cargo-deb; target/package/ownership.deb);
+                              --check installs it with dpkg (root), verifies the systemd
+                              unit and its security score, serves /healthz as the packaged
+                              user, and removes it
   fuzz [--seconds N] [--target T]
                               build the libFuzzer targets in fuzz/ (stable Rust) and run each
                               (or T) for N seconds (default 60) on a scratch copy of its seed
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         "migrate" => migrations::migrate(rest),
         "new-migration" => migrations::new_migration(rest),
         "bench" => bench::run(rest),
+        "package" => package::run_task(rest),
         "screenshots" => no_args(task, rest).and_then(|()| screenshots::run_all()),
         "fuzz" => fuzz::run(rest),
         "timing" => timing::run(rest),

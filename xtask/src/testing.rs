@@ -26,6 +26,10 @@ pub const CHROMIUM_VAR: &str = "OWNERSHIP_CHROMIUM";
 pub const CHROMEDRIVER_VAR: &str = "OWNERSHIP_CHROMEDRIVER";
 /// The variable `tests/src/nginx.rs` reads nginx's path from.
 pub const NGINX_VAR: &str = "OWNERSHIP_NGINX";
+/// The variable `tests/tests/metrics_prometheus.rs` reads Prometheus' path from.
+pub const PROMETHEUS_VAR: &str = "OWNERSHIP_PROMETHEUS";
+/// The variable `tests/tests/metrics_prometheus.rs` reads promtool's path from.
+pub const PROMTOOL_VAR: &str = "OWNERSHIP_PROMTOOL";
 
 /// The programs the tests need, found or installed, as the variables that tell the tests
 /// where each is.
@@ -59,6 +63,7 @@ pub fn ensure_peers() -> Result<Peers> {
     peers.vars.push(ensure_nginx()?);
     let openssl = apt::ensure_apt(Path::new("openssl"), &["openssl"])?;
     say(&format!("openssl: {}", openssl.display()));
+    peers.vars.extend(ensure_prometheus()?);
     Ok(peers)
 }
 
@@ -73,6 +78,25 @@ pub fn ensure_nginx() -> Result<(&'static str, PathBuf)> {
     })?;
     say(&format!("nginx: {}", nginx.display()));
     Ok((NGINX_VAR, nginx))
+}
+
+/// Prometheus and promtool (`tests/tests/metrics_prometheus.rs`): `$OWNERSHIP_PROMETHEUS` /
+/// `$OWNERSHIP_PROMTOOL` when set, else `/usr/bin/prometheus` and `/usr/bin/promtool`,
+/// installed from Debian's `prometheus` when missing.
+pub fn ensure_prometheus() -> Result<[(&'static str, PathBuf); 2]> {
+    let prometheus = apt::ensure_overridable(
+        PROMETHEUS_VAR,
+        Path::new("/usr/bin/prometheus"),
+        &["prometheus"],
+    )?;
+    let promtool = apt::ensure_overridable(
+        PROMTOOL_VAR,
+        Path::new("/usr/bin/promtool"),
+        &["prometheus"],
+    )?;
+    say_version("Prometheus", &prometheus);
+    say_version("promtool", &promtool);
+    Ok([(PROMETHEUS_VAR, prometheus), (PROMTOOL_VAR, promtool)])
 }
 
 /// Headless Chromium and chromedriver: `$OWNERSHIP_CHROMIUM` / `$OWNERSHIP_CHROMEDRIVER`

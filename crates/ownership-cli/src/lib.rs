@@ -9,3 +9,4 @@ pub mod backend;
 pub mod commands;
 pub mod config;
 pub mod server;
+pub mod tls;

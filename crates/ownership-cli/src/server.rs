@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt as _;
 use ownership_core::OwnerId;
 use ownership_core::authz::{AdminScope, SystemScope};
 use ownership_core::crypto::{MasterKey, MasterKeys};
@@ -19,6 +20,7 @@ use ownership_store::{OsRandom, SystemClock};
 use tokio::net::TcpListener;
 
 use crate::backend::{Location, Opened};
+use crate::tls::{ReloadOnHangup, Tls, TlsFiles};
 
 /// Secrets the server needs. Read from the environment or files, never from arguments
 /// (which anyone on the machine can read in `ps`).
@@ -222,6 +224,12 @@ pub struct ServerConfig {
     pub service: ServiceConfig,
     /// Secrets.
     pub secrets: Secrets,
+    /// Where to serve Prometheus metrics (`GET /metrics`) on a listener of their own;
+    /// `None` (the default) turns metrics off: no recorder, no listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Serve HTTPS with this certificate and key (reloaded on SIGHUP) instead of plain
+    /// HTTP (`[tls] cert_file`, `key_file`).
+    pub tls: Option<TlsFiles>,
     /// Where to generate a master key when [`Secrets::master_key`] is unset: the embedded
     /// store's key file on first start. Generated only once the store is open and
     /// migrated, so a start that fails leaves nothing behind.
@@ -238,6 +246,8 @@ impl ServerConfig {
             cache: CacheConfig::default(),
             service: ServiceConfig::default(),
             secrets: Secrets::default(),
+            metrics_listen: None,
+            tls: None,
             generate_master_key: None,
         })
     }
@@ -253,15 +263,20 @@ pub struct Prepared {
     pub first_owner_token: Option<(OwnerId, TokenSecret)>,
     /// How many migrations this start applied.
     pub migrations_applied: usize,
+    /// TLS, when configured, with its reload-on-SIGHUP task.
+    tls: Option<(Tls, ReloadOnHangup)>,
     /// Held for the server's lifetime: the libSQL single-server lock, the PostgreSQL
     /// cache-invalidation listener.
     _held: (Option<std::fs::File>, crate::backend::InvalidationListener),
+    /// The metrics address and recorder, when metrics are on.
+    metrics: Option<(SocketAddr, ownership_http::metrics::PrometheusHandle)>,
 }
 
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prepared")
             .field("opened", &self.opened)
+            .field("tls", &self.tls.as_ref().map(|(tls, _)| tls.files()))
             .finish_non_exhaustive()
     }
 }
@@ -318,10 +333,29 @@ fn first_start_key(config: &ServerConfig) -> Result<Secrets, String> {
     Ok(secrets)
 }
 
-/// Opens and migrates the store, installs the legacy token, creates the first Owner on an
-/// empty store (unless a bootstrap secret is configured), and builds the service state.
+/// Loads the TLS certificate (when configured; before anything else, so a bad file stops
+/// the start at once), opens and migrates the store, installs the legacy token, creates
+/// the first Owner on an empty store (unless a bootstrap secret is configured), and
+/// builds the service state.
 pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
+    let tls = match &config.tls {
+        None => None,
+        Some(files) => {
+            let tls = Tls::new(files.clone())?;
+            tls.warn_if_key_exposed();
+            let reloading = crate::tls::reload_on_hangup(tls.clone())?;
+            Some((tls, reloading))
+        }
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // The recorder goes in before the store opens: the cache makes its metric handles then.
+    let metrics = match config.metrics_listen {
+        Some(address) => Some((
+            address,
+            ownership_http::metrics::install().map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
     // libSQL is single-process: a second server on the same file is refused.
     let lock = match &config.location {
         Location::LibsqlFile(path) => Some(crate::backend::lock_libsql_for_serving(path)?),
@@ -416,17 +450,54 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         state,
         first_owner_token,
         migrations_applied,
+        tls,
         _held: (lock, listener),
+        metrics,
     })
 }
 
 /// Serves until `shutdown` resolves; in-flight requests finish, then written-behind state
-/// is flushed.
+/// is flushed. With TLS configured, serves HTTPS and reloads the certificate on SIGHUP.
 pub async fn serve(
     prepared: Prepared,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    enum Listening {
+        Plain(TcpListener),
+        Tls(crate::tls::TlsListener),
+    }
+    let listening = match &prepared.tls {
+        None => Listening::Plain(listener),
+        Some((tls, _)) => Listening::Tls(
+            tls.listen(listener)
+                .map_err(|e| format!("cannot serve TLS: {e}"))?,
+        ),
+    };
+    // Metrics on their own listener, bound before serving so a bad address stops the start.
+    let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
+    let metrics = match prepared.metrics.clone() {
+        Some((address, handle)) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {address}: {e}"))?;
+            let bound = listener.local_addr().unwrap_or(address);
+            tracing::info!(address = %bound, "metrics listening");
+            let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            tokio::spawn(ownership_http::metrics::run_upkeep(
+                handle.clone(),
+                stopped(metrics_stopped.clone()),
+            ));
+            Some(tokio::spawn(
+                axum::serve(listener, ownership_http::metrics::router(handle))
+                    .with_graceful_shutdown(stopped(metrics_stopped))
+                    .into_future(),
+            ))
+        }
+        None => None,
+    };
     let app = ownership_http::router(prepared.state.clone());
     // The webhook delivery worker reads every owner's events as the operator who runs
     // this server; it stops when the HTTP server has finished.
@@ -438,14 +509,34 @@ pub async fn serve(
             let _ = worker_stopped.await;
         },
     ));
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let result = match listening {
+        Listening::Plain(listener) => {
+            axum::serve(listener, make_service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        // `tap_io` also gives `ConnectInfo<SocketAddr>` for any listener whose address is
+        // a `SocketAddr`: the client address the limits and the audit log use.
+        Listening::Tls(tls_listener) => {
+            let tls_listener = tls_listener.tap_io(|stream| {
+                let _ = stream.get_ref().0.set_nodelay(true);
+            });
+            axum::serve(tls_listener, make_service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
     .map_err(|e| format!("server failed: {e}"));
     let _ = stop_worker.send(());
+    let _ = stop_metrics.send(true);
+    if let Some(metrics) = metrics {
+        match metrics.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "the metrics server failed"),
+            Err(e) => tracing::warn!(error = %e, "the metrics server ended abnormally"),
+            Ok(Ok(())) => {}
+        }
+    }
     if let Err(e) = worker.await {
         tracing::warn!(error = %e, "the webhook worker ended abnormally");
     }

@@ -256,6 +256,52 @@ pub trait UserStore: Send + Sync {
     ) -> Result<ProvisionPlan>;
 }
 
+/// What a store knows of a presented token digest ([`TokenStore::lookup`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenLookup {
+    /// Live: the principal.
+    Live(Principal),
+    /// No token has this digest.
+    Unknown,
+    /// Revoked (and past any rotation grace).
+    Revoked,
+    /// Past its expiry.
+    Expired,
+    /// Its owner's account is not active (suspended).
+    Inactive,
+}
+
+impl TokenLookup {
+    /// The principal when live.
+    pub fn live(self) -> Option<Principal> {
+        match self {
+            Self::Live(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Decides a token row the way every store does: refused when revoked (at or before
+    /// `now`), expired (at or before `now`) or its owner inactive, in that order; else
+    /// live with `principal`.
+    pub fn decide(
+        now: OffsetDateTime,
+        revoked_at: Option<OffsetDateTime>,
+        expires_at: Option<OffsetDateTime>,
+        owner_status: UserStatus,
+        principal: impl FnOnce() -> Principal,
+    ) -> Self {
+        if revoked_at.is_some_and(|at| at <= now) {
+            Self::Revoked
+        } else if expires_at.is_some_and(|at| at <= now) {
+            Self::Expired
+        } else if owner_status != UserStatus::Active {
+            Self::Inactive
+        } else {
+            Self::Live(principal())
+        }
+    }
+}
+
 /// Bearer tokens.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
@@ -263,6 +309,17 @@ pub trait TokenStore: Send + Sync {
     /// not revoked (or inside its rotation grace), not expired, owner active. `None` for
     /// anything else, whatever the reason.
     async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>>;
+
+    /// [`TokenStore::authenticate`] with the reason of a refusal, for counting outcomes
+    /// (metrics). Callers must refuse every non-[`TokenLookup::Live`] answer alike: the
+    /// reason is never shown to the client. The default knows no reasons (every refusal is
+    /// [`TokenLookup::Unknown`]); the stores override it.
+    async fn lookup(&self, digest: &TokenDigest) -> Result<TokenLookup> {
+        Ok(self
+            .authenticate(digest)
+            .await?
+            .map_or(TokenLookup::Unknown, TokenLookup::Live))
+    }
 
     /// Stores a new token under a [`MintPermit`], re-checked ([`MintPermit::recheck`])
     /// against its owner's account inside the transaction: [`crate::Error::NotFound`] when

@@ -23,7 +23,7 @@ use crate::pairing::{PairingCode, PairingKey, PairingSeed};
 use crate::ports::{
     ChannelBinding, FreshToken, NewResource, NewToken, PairingCandidate, PairingIssue,
     PairingPolicy, PairingStore, ResourceRecord, ResourceStore, Sealed, SecretMeta, SecretStore,
-    TokenRecord, TokenStore, User, UserStore, WebhookEndpoint, WebhookStore,
+    TokenLookup, TokenRecord, TokenStore, User, UserStore, WebhookEndpoint, WebhookStore,
 };
 use crate::token::{PresentedToken, TokenFamily, TokenSecret, classify, digest_of, family_of};
 use crate::webhook::WebhookSecret;
@@ -76,16 +76,47 @@ pub async fn authenticate<S: TokenStore + ?Sized>(
     raw: &str,
     foreign_allowed: bool,
 ) -> Result<Principal> {
-    match family_of(raw).map_err(|_| Error::Unauthenticated)? {
-        Some(TokenFamily::User | TokenFamily::Service) => {}
-        Some(TokenFamily::Resource) => return Err(Error::Unauthenticated),
-        None if foreign_allowed => {}
-        None => return Err(Error::Unauthenticated),
-    }
-    store
-        .authenticate(&digest_of(raw))
+    check_token(store, raw, foreign_allowed)
         .await?
-        .ok_or(Error::Unauthenticated)
+        .map_err(|_| Error::Unauthenticated)
+}
+
+/// Why [`check_token`] refused a token. For counting only: every refusal must reach the
+/// client as the same [`Error::Unauthenticated`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Refused offline: not a well-formed token of ours (prefix, shape, checksum), a
+    /// resource token, or a foreign token while none is stored.
+    Malformed,
+    /// Well-formed, but no token has its digest.
+    Unknown,
+    /// Revoked.
+    Revoked,
+    /// Expired.
+    Expired,
+    /// Its owner's account is suspended.
+    Inactive,
+}
+
+/// [`authenticate`], telling the refusals apart (for metrics): the same checks, the same
+/// single store read through [`TokenStore::lookup`].
+pub async fn check_token<S: TokenStore + ?Sized>(
+    store: &S,
+    raw: &str,
+    foreign_allowed: bool,
+) -> Result<std::result::Result<Principal, Refusal>> {
+    match family_of(raw) {
+        Ok(Some(TokenFamily::User | TokenFamily::Service)) => {}
+        Ok(None) if foreign_allowed => {}
+        Ok(Some(TokenFamily::Resource) | None) | Err(_) => return Ok(Err(Refusal::Malformed)),
+    }
+    Ok(match store.lookup(&digest_of(raw)).await? {
+        TokenLookup::Live(p) => Ok(p),
+        TokenLookup::Unknown => Err(Refusal::Unknown),
+        TokenLookup::Revoked => Err(Refusal::Revoked),
+        TokenLookup::Expired => Err(Refusal::Expired),
+        TokenLookup::Inactive => Err(Refusal::Inactive),
+    })
 }
 
 /// Creates the first Owner with a `manage`+`api` token.

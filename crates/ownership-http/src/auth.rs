@@ -60,7 +60,7 @@ impl<S: ?Sized> StoreAuthenticator<S> {
 #[async_trait]
 impl<S: TokenStore + ?Sized + 'static> Authenticator for StoreAuthenticator<S> {
     async fn principal(&self, raw: &str) -> Result<Principal, Error> {
-        ownership_core::service::authenticate(
+        crate::metrics::counted_authenticate(
             &*self.store,
             raw,
             self.foreign_allowed.load(Ordering::Relaxed),
@@ -157,21 +157,34 @@ impl AuthState {
         let Some(raw) = raw.filter(|r| !r.is_empty()) else {
             // No token is no guess: not counted, but a blocked address hears it is blocked.
             return Err(match ip.and_then(|ip| self.limits.address_blocked(ip)) {
-                Some(wait) => ApiError::rate_limited(wait),
-                None => ApiError::unauthenticated(),
+                Some(wait) => {
+                    crate::metrics::auth(crate::metrics::AuthOutcome::RateLimited);
+                    ApiError::rate_limited(wait)
+                }
+                None => {
+                    crate::metrics::auth(crate::metrics::AuthOutcome::Missing);
+                    ApiError::unauthenticated()
+                }
             });
         };
         match self.authn.principal(raw).await {
             Ok(p) => {
                 self.limits
                     .identity_request(&p.identity.owner_id)
+                    .inspect_err(|_| crate::metrics::auth(crate::metrics::AuthOutcome::RateLimited))
                     .map_err(ApiError::rate_limited)?;
+                crate::metrics::auth(crate::metrics::AuthOutcome::Ok);
                 tracing::debug!(owner = %p.identity.owner_id, token_id = %p.token_id, "authenticated");
                 Ok(p)
             }
             Err(Error::Unauthenticated) => {
                 tracing::info!(client = ?ip, "authentication failed");
-                Err(self.failure(ip, ApiError::unauthenticated()))
+                let refusal = self.failure(ip, ApiError::unauthenticated());
+                if refusal.status() == axum::http::StatusCode::TOO_MANY_REQUESTS {
+                    // The authenticator counted the reason; this counts the 429 it became.
+                    crate::metrics::auth(crate::metrics::AuthOutcome::RateLimited);
+                }
+                Err(refusal)
             }
             Err(e) => Err(ApiError::from(e)),
         }

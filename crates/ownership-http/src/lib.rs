@@ -18,6 +18,7 @@ pub mod auth;
 pub mod console;
 pub mod error;
 pub mod limits;
+pub mod metrics;
 pub mod proxy;
 mod routes;
 pub mod state;
@@ -84,7 +85,9 @@ pub fn router(state: AppState) -> Router {
             async move { axum::Json((*doc).clone()) }
         }),
     );
-    standard_layers(routes, &config).with_state(state)
+    standard_layers(routes, &config)
+        .layer(axum::middleware::from_fn(metrics::track_http))
+        .with_state(state)
 }
 
 /// The layers every route of [`router`] runs under: body limit, timeout, request ids,

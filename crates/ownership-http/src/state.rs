@@ -199,11 +199,13 @@ impl AppState {
         who: &ownership_core::OwnerId,
         channel: &ownership_core::ChannelName,
     ) -> Option<Duration> {
+        crate::metrics::pairing_failed();
         let (wait, burn) = self.auth.limits().redeem_failed(who, channel);
         if burn {
             let scope = ownership_core::authz::SystemScope::background();
             match self.store.burn_pending(&scope, channel).await {
                 Ok(n) => {
+                    crate::metrics::pairing_burned(n);
                     tracing::warn!(%channel, burned = n, "pairing failure budget exhausted; pending codes burned");
                 }
                 Err(e) => tracing::error!(%channel, error = %e, "burning pending codes failed"),

@@ -567,6 +567,7 @@ impl Worker {
             .store
             .due_deliveries(&SystemScope::background(), self.settings.batch)
             .await?;
+        crate::metrics::webhook_due(due.len());
         futures_util::stream::iter(due)
             .for_each_concurrent(self.settings.concurrency.max(1), |(delivery, endpoint)| {
                 self.deliver(delivery, endpoint)
@@ -593,6 +594,7 @@ impl Worker {
                 },
             }
         };
+        crate::metrics::webhook_attempt(state);
         tracing::info!(
             delivery = %delivery.id,
             owner = %delivery.owner_id,

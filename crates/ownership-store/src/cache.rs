@@ -38,13 +38,15 @@ use ownership_core::ports::{
     AuditFilter, AuditLog, ChannelBinding, Clock, Delivery, DeliveryState, FreshToken, Health,
     LegacyOutcome, NewResource, NewToken, Page, PageRequest, PairingCandidate, PairingIssue,
     PairingPolicy, PairingStore, PendingPairing, ResourceRecord, ResourceStore, Sealed, SecretMeta,
-    SecretStore, Store, TokenRecord, TokenStore, User, UserStore, WebhookEndpoint, WebhookStore,
+    SecretStore, Store, TokenLookup, TokenRecord, TokenStore, User, UserStore, WebhookEndpoint,
+    WebhookStore,
 };
 use ownership_core::provision::{ProvisionPlan, ProvisionTable};
 use ownership_core::token::TokenDigest;
 use ownership_core::{Error, Identity, OwnerId, Result, TokenKind, UserRole, UserStatus};
 use time::OffsetDateTime;
 
+use crate::metrics::CacheCounters;
 use crate::ttl_map::{DigestKeys, TtlMap};
 
 /// Bounds of the cache.
@@ -85,6 +87,18 @@ pub enum Invalidation {
 }
 
 impl Invalidation {
+    /// The kind of invalidation, a fixed word (`token`, `owner`, `identity`, `resource`,
+    /// `all`) that names no id: the metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Token(_) => "token",
+            Self::Owner(_) => "owner",
+            Self::Identity(_) => "identity",
+            Self::Resource(_) => "resource",
+            Self::All => "all",
+        }
+    }
+
     /// A compact text form, for a `NOTIFY` payload: `token:<id>`, `owner:<id>`,
     /// `identity:<channel>/<external_id>`, `resource:<id>` or `all`.
     pub fn encode(&self) -> String {
@@ -137,6 +151,10 @@ struct Shared<S> {
     /// Time-to-live in nanoseconds.
     ttl: i64,
     epoch: AtomicU64,
+    /// Hits and misses of each cached lookup (metrics).
+    principal_counts: CacheCounters,
+    identity_counts: CacheCounters,
+    resource_counts: CacheCounters,
 }
 
 /// A [`Store`] decorated with the cache. Cheap to clone.
@@ -174,12 +192,17 @@ impl<S: Store + 'static> Cached<S> {
         let shared = Arc::new(Shared {
             inner,
             clock,
-            principals: TtlMap::with_hasher(config.capacity, DigestKeys::new()),
+            principals: TtlMap::with_hasher(config.capacity, DigestKeys::new())
+                .instrumented("principals"),
             token_digests: TtlMap::new(config.capacity),
-            identities: TtlMap::new(config.capacity),
-            resources: TtlMap::with_hasher(config.capacity, DigestKeys::new()),
+            identities: TtlMap::new(config.capacity).instrumented("identities"),
+            resources: TtlMap::with_hasher(config.capacity, DigestKeys::new())
+                .instrumented("resources"),
             ttl: i64::try_from(config.ttl.as_nanos()).unwrap_or(i64::MAX),
             epoch: AtomicU64::new(0),
+            principal_counts: CacheCounters::new("principals"),
+            identity_counts: CacheCounters::new("identities"),
+            resource_counts: CacheCounters::new("resources"),
         });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let weak = Arc::downgrade(&shared);
@@ -413,16 +436,22 @@ impl<S: Store + 'static> UserStore for Cached<S> {
 #[async_trait]
 impl<S: Store + 'static> TokenStore for Cached<S> {
     async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>> {
+        self.lookup(digest).await.map(TokenLookup::live)
+    }
+
+    async fn lookup(&self, digest: &TokenDigest) -> Result<TokenLookup> {
         let s = &self.shared;
         let now = nanos(s.clock.now());
         // An entry is never served past its token's expiry: its deadline is the earlier
         // of that and the time-to-live, and a lookup after it reads the store again.
         if let Some(p) = s.principals.get_and_touch(digest, now) {
-            return Ok(Some(p));
+            s.principal_counts.hits.increment(1);
+            return Ok(TokenLookup::Live(p));
         }
+        s.principal_counts.misses.increment(1);
         let epoch = s.epoch.load(Ordering::SeqCst);
-        let found = s.inner.authenticate(digest).await?;
-        if let Some(p) = &found {
+        let found = s.inner.lookup(digest).await?;
+        if let TokenLookup::Live(p) = &found {
             let deadline = p
                 .expires_at
                 .map_or(self.deadline(now), |at| self.deadline(now).min(nanos(at)));
@@ -563,8 +592,10 @@ impl<S: Store + 'static> PairingStore for Cached<S> {
         let key = ChannelKey::new(scope.channel().clone(), external_id.clone());
         let now = nanos(s.clock.now());
         if let Some(identity) = s.identities.get(&key, now) {
+            s.identity_counts.hits.increment(1);
             return Ok(Some(identity));
         }
+        s.identity_counts.misses.increment(1);
         let epoch = s.epoch.load(Ordering::SeqCst);
         let found = s.inner.resolve_identity(scope, external_id).await?;
         if let Some(identity) = &found {
@@ -689,8 +720,10 @@ impl<S: Store + 'static> ResourceStore for Cached<S> {
         let s = &self.shared;
         let now = nanos(s.clock.now());
         if let Some(r) = s.resources.get(digest, now) {
+            s.resource_counts.hits.increment(1);
             return Ok(Some(r));
         }
+        s.resource_counts.misses.increment(1);
         let epoch = s.epoch.load(Ordering::SeqCst);
         let found = s.inner.resolve_resource(digest).await?;
         if let Some(r) = &found {

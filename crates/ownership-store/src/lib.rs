@@ -14,6 +14,7 @@ pub mod clock;
 pub mod events;
 #[cfg(feature = "libsql")]
 pub mod libsql;
+mod metrics;
 pub mod migrations;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -21,6 +21,17 @@ use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::metrics::MapGauges;
+
+/// An entry count as a gauge value (exact below 2^53).
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "entry counts are far below 2^53, where f64 is exact"
+)]
+fn count(n: usize) -> f64 {
+    n as f64
+}
+
 /// Shards per map (a power of two).
 pub(crate) const SHARDS: usize = 64;
 const _: () = assert!(SHARDS.is_power_of_two());
@@ -50,6 +61,8 @@ pub(crate) struct TtlMap<K, V, S = RandomState> {
     per_shard: usize,
     /// Uses recorded on entries that have left the map, waiting for [`TtlMap::take_uses`].
     spilled: Mutex<Vec<(V, i64)>>,
+    /// Capacity evictions and the entry count, for metrics (no-ops unless instrumented).
+    gauges: MapGauges,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> TtlMap<K, V> {
@@ -79,6 +92,22 @@ impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Clone> TtlMap<K, V, S> {
             hasher,
             per_shard,
             spilled: Mutex::new(Vec::new()),
+            gauges: MapGauges::noop(),
+        }
+    }
+
+    /// Reports this map's capacity evictions and size as the cache named `cache`.
+    pub(crate) fn instrumented(mut self, cache: &'static str) -> Self {
+        self.gauges = MapGauges::new(cache);
+        self
+    }
+
+    /// Moves the size gauge by the change from `before` to `after` entries.
+    fn resized(&self, before: usize, after: usize) {
+        if after > before {
+            self.gauges.entries.increment(count(after - before));
+        } else if before > after {
+            self.gauges.entries.decrement(count(before - after));
         }
     }
 
@@ -142,6 +171,7 @@ impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Clone> TtlMap<K, V, S> {
                 deadline,
                 used: AtomicI64::new(0),
             };
+            let before = map.len();
             if let Some(old) = map.insert(key.clone(), slot) {
                 let pending = old.used.into_inner();
                 if pending != 0
@@ -164,6 +194,10 @@ impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Clone> TtlMap<K, V, S> {
             if order.len() > 2 * self.per_shard.max(8) {
                 order.retain(|(k, seq)| map.get(k).is_some_and(|s| s.seq == *seq));
             }
+            self.resized(before, map.len());
+        }
+        if !evicted.is_empty() {
+            self.gauges.evictions.increment(evicted.len() as u64);
         }
         self.spill(evicted);
     }
@@ -171,6 +205,9 @@ impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Clone> TtlMap<K, V, S> {
     /// Removes `key`.
     pub(crate) fn remove(&self, key: &K) {
         let removed = Self::write(self.shard_of(key)).map.remove(key);
+        if removed.is_some() {
+            self.gauges.entries.decrement(1.0);
+        }
         self.spill(removed);
     }
 
@@ -185,6 +222,7 @@ impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Clone> TtlMap<K, V, S> {
                 }
                 !hit
             });
+            self.resized(removed.len(), 0);
             self.spill_pairs(removed);
         }
     }
@@ -197,6 +235,7 @@ impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Clone> TtlMap<K, V, S> {
                 shard.order.clear();
                 shard.map.drain().map(|(_, slot)| slot).collect()
             };
+            self.resized(drained.len(), 0);
             self.spill(drained);
         }
     }

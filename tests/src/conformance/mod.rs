@@ -90,6 +90,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         unknown_digest_is_not_authenticated,
         another_owners_token_is_not_found,
         expired_token_is_refused,
+        lookup_tells_refusals_apart,
         rotation_without_grace_revokes_the_old_token_now,
         rotation_with_grace_keeps_the_old_token_until_it_ends,
         rotating_a_revoked_token_is_not_found,

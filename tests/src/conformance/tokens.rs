@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use ownership_core::authz::{MintPermit, OwnerScope, SystemScope};
 use ownership_core::ids::TokenId;
-use ownership_core::ports::{NewToken, Store};
+use ownership_core::ports::{NewToken, Store, TokenLookup};
 use ownership_core::token::{TokenFamily, digest_of};
 use ownership_core::{TokenKind, TokenKinds, UserRole, UserStatus};
 
@@ -79,6 +79,58 @@ pub async fn expired_token_is_refused<S: Store>(cx: Ctx<S>) {
     assert!(p.expires_at.is_some());
     cx.clock.advance(Duration::from_secs(61));
     assert!(s.authenticate(&secret.digest()).await.unwrap().is_none());
+}
+
+/// `lookup` tells the refusals apart (for the authentication metrics) and agrees with
+/// `authenticate`, which refuses them all alike.
+pub async fn lookup_tells_refusals_apart<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let alice = add_user(s, &root, "alice", UserRole::Member).await;
+    let unknown = digest_of("own_u_nope");
+    assert_eq!(s.lookup(&unknown).await.unwrap(), TokenLookup::Unknown);
+
+    let (live, live_id) = issue(s, &root, "api").await;
+    match s.lookup(&live.digest()).await.unwrap() {
+        TokenLookup::Live(p) => assert_eq!(p.token_id, live_id),
+        other => panic!("live token: {other:?}"),
+    }
+
+    let (revoked, id) = issue(s, &root, "api").await;
+    s.revoke_token(&root.scope(), &id, None).await.unwrap();
+    assert_eq!(
+        s.lookup(&revoked.digest()).await.unwrap(),
+        TokenLookup::Revoked
+    );
+
+    let permit =
+        MintPermit::for_self(&root.principal, TokenKinds::parse_csv("api").unwrap()).unwrap();
+    let (expiring, mut token) = new_token(None);
+    token.expires_at = Some(cx.clock_now() + Duration::from_secs(60));
+    s.issue_token(&permit, token).await.unwrap();
+    cx.clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        s.lookup(&expiring.digest()).await.unwrap(),
+        TokenLookup::Expired
+    );
+
+    s.set_status(&root.admin(), &oid("alice"), UserStatus::Suspended)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.lookup(&alice.secret.digest()).await.unwrap(),
+        TokenLookup::Inactive
+    );
+
+    for refused in [
+        unknown,
+        revoked.digest(),
+        expiring.digest(),
+        alice.secret.digest(),
+    ] {
+        assert!(s.authenticate(&refused).await.unwrap().is_none());
+    }
+    assert!(s.authenticate(&live.digest()).await.unwrap().is_some());
 }
 
 pub async fn rotation_without_grace_revokes_the_old_token_now<S: Store>(cx: Ctx<S>) {

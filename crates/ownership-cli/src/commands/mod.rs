@@ -105,6 +105,13 @@ pub enum Command {
     /// Generate keys.
     #[command(subcommand)]
     Keys(config::KeysCommand),
+    /// Write the man pages (`ownership.1`, `ownership-serve.1`, …) into a directory, for
+    /// packagers.
+    #[command(hide = true)]
+    Manpages {
+        /// The directory (created if missing).
+        dir: std::path::PathBuf,
+    },
     /// Print a shell completion script (`ownership completions bash > /etc/bash_completion.d/ownership`).
     Completions {
         /// The shell.
@@ -252,12 +259,45 @@ pub async fn run(cli: Cli, loaded: &crate::config::Loaded) -> Result<ExitCode, C
         Command::Pairing(cmd) => pairing::run(cmd, &Operator::open(loaded).await?, out).await,
         Command::Audit(cmd) => audit::run(cmd, &Operator::open(loaded).await?, out).await,
         Command::Secrets(cmd) => secrets::run(cmd, &Operator::open(loaded).await?, out).await,
+        Command::Manpages { dir } => {
+            write_manpages(&dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Completions { shell } => {
             let mut stdout = std::io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "ownership", &mut stdout);
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Writes a man page for the command and one for each subcommand, recursively
+/// (`ownership-users-add.1`).
+fn write_manpages(dir: &std::path::Path) -> Result<(), CliError> {
+    fn one(dir: &std::path::Path, cmd: clap::Command, name: &str) -> Result<(), CliError> {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        let page = cmd
+            .clone()
+            .display_name(name.to_owned())
+            .bin_name(name.replace('-', " "));
+        clap_mangen::Man::new(page)
+            .render(&mut out)
+            .and_then(|()| std::fs::write(&path, &out))
+            .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?;
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            one(dir, sub.clone(), &format!("{name}-{}", sub.get_name()))?;
+        }
+        Ok(())
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
+    let mut cli = Cli::command();
+    cli.build();
+    one(dir, cli, "ownership")
 }
 
 /// The operator's name for the audit log: `$USER`, else `operator`.

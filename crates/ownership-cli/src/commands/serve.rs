@@ -14,6 +14,7 @@ use super::output::Output;
 use crate::backend::{Location, Opened};
 use crate::config::{Config, Flags, Loaded};
 use crate::server::{self, Secrets, ServerConfig};
+use crate::tls::TlsFiles;
 
 /// Options of `serve`. Each overrides the configuration file and the environment.
 #[derive(Debug, Args)]
@@ -77,7 +78,11 @@ pub fn server_config(loaded: &Loaded) -> Result<ServerConfig, CliError> {
     server.first_owner = super::user_id(&config.first_owner)?;
     server.cache = config.cache()?;
     server.service = config.service()?;
-    config.tls_files()?;
+    server.metrics_listen = config.metrics.listen;
+    server.tls = config.tls_files()?.map(|(cert_file, key_file)| TlsFiles {
+        cert_file,
+        key_file,
+    });
     let (secrets, generate) = Secrets::resolve(&config.keys, &location, &|k| loaded.describe(k))?;
     secrets.master_keys()?;
     server.secrets = secrets;
@@ -120,7 +125,9 @@ pub async fn serve(loaded: &Loaded) -> Result<ExitCode, CliError> {
         .map_err(|e| CliError::new(format!("cannot listen on {}: {e}", config.listen)))?;
     // The bound address, not the asked one: `--listen 127.0.0.1:0` picks a free port.
     let address = listener.local_addr().unwrap_or(config.listen);
-    tracing::info!(%address, store = %server_config.location.display(), "serving");
+    let tls = server_config.tls.is_some();
+    let url = format!("{}://{address}", if tls { "https" } else { "http" });
+    tracing::info!(%address, %url, tls, store = %server_config.location.display(), "serving");
     server::serve(prepared, listener, server::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

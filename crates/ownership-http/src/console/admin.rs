@@ -184,14 +184,17 @@ pub(crate) async fn approve(
     )
     .await
     {
-        Ok(b) => done(
-            &user,
-            format!(
-                "Linked the {} account {} to {}.",
-                b.key.channel, b.key.external_id, b.owner_id
-            ),
-            &here,
-        ),
+        Ok(b) => {
+            crate::metrics::pairing_redeemed();
+            done(
+                &user,
+                format!(
+                    "Linked the {} account {} to {}.",
+                    b.key.channel, b.key.external_id, b.owner_id
+                ),
+                &here,
+            )
+        }
         Err(Error::Invalid { .. }) => alert(&user, invalid_code(None), &here),
         Err(Error::NotFound) => {
             let wait = count_failed_code(&state, &who, &channel).await;

@@ -381,14 +381,17 @@ pub(crate) async fn link(
     )
     .await
     {
-        Ok(b) => done(
-            &user,
-            format!(
-                "Linked your {} account {}.",
-                b.key.channel, b.key.external_id
-            ),
-            HERE,
-        ),
+        Ok(b) => {
+            crate::metrics::pairing_redeemed();
+            done(
+                &user,
+                format!(
+                    "Linked your {} account {}.",
+                    b.key.channel, b.key.external_id
+                ),
+                HERE,
+            )
+        }
         // A malformed code is refused before any store read and costs no attempt.
         Err(Error::Invalid { .. }) => alert(&user, invalid_code(None), HERE),
         Err(Error::NotFound) => {

@@ -51,6 +51,7 @@ pub async fn request_code(
         &mut state.rng(),
     )
     .await?;
+    crate::metrics::pairing_requested(issue.created);
     let status = if issue.created {
         CREATED
     } else {
@@ -97,7 +98,10 @@ async fn redeem_outcome(
     result: Result<ChannelBinding, Error>,
 ) -> Result<ApiJson<IdentityView>, ApiError> {
     match result {
-        Ok(b) => Ok(ApiJson(IdentityView::from(&b))),
+        Ok(b) => {
+            crate::metrics::pairing_redeemed();
+            Ok(ApiJson(IdentityView::from(&b)))
+        }
         Err(Error::NotFound) => {
             state.count_failed_code(who, ch).await;
             Err(ApiError::new(

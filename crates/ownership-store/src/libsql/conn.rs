@@ -12,12 +12,14 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::libsql::{Builder, Connection, Value};
 use ownership_core::{Error, Result};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Op;
 
 /// A unit of work for the database thread. It gets its own handle to the connection (a
 /// cheap clone) so its future borrows nothing from the thread.
@@ -61,6 +63,7 @@ pub(super) fn integrity(what: &str) -> Error {
 impl Worker {
     /// Starts the database thread, opens the database on it and waits until it is ready.
     pub(super) async fn start(target: Target) -> Result<Self> {
+        crate::metrics::backend_opened("libsql");
         let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
         let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
         std::thread::Builder::new()
@@ -113,6 +116,29 @@ impl Worker {
         F: FnOnce(Connection) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + 'static,
     {
+        self.timed(Op::Statement, f).await
+    }
+
+    /// [`Worker::run`], recorded as a store call of kind `op` (latency, including the wait
+    /// for the database thread, and errors).
+    async fn timed<T, F, Fut>(&self, op: Op, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Connection) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + 'static,
+    {
+        let started = Instant::now();
+        let result = self.job(f).await;
+        crate::metrics::store_call("libsql", op, started, &result);
+        result
+    }
+
+    async fn job<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Connection) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             Box::pin(async move {
@@ -136,8 +162,10 @@ impl Worker {
         T: Send + 'static,
         F: AsyncFnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.run(move |conn| async move { transaction(&conn, "BEGIN IMMEDIATE", f).await })
-            .await
+        self.timed(Op::Write, move |conn| async move {
+            transaction(&conn, "BEGIN IMMEDIATE", f).await
+        })
+        .await
     }
 
     /// Runs `f` in a read transaction (one consistent snapshot for all its statements).
@@ -146,8 +174,10 @@ impl Worker {
         T: Send + 'static,
         F: AsyncFnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.run(move |conn| async move { transaction(&conn, "BEGIN DEFERRED", f).await })
-            .await
+        self.timed(Op::Read, move |conn| async move {
+            transaction(&conn, "BEGIN DEFERRED", f).await
+        })
+        .await
     }
 }
 

@@ -7,7 +7,9 @@ use ::libsql::{Connection, Value};
 use async_trait::async_trait;
 use ownership_core::authz::{MintPermit, OwnerScope, Principal, SystemScope};
 use ownership_core::ids::TokenId;
-use ownership_core::ports::{FreshToken, NewToken, TokenOrigin, TokenRecord, TokenStore};
+use ownership_core::ports::{
+    FreshToken, NewToken, TokenLookup, TokenOrigin, TokenRecord, TokenStore,
+};
 use ownership_core::token::TokenDigest;
 use ownership_core::{
     Error, Identity, OwnerId, Result, TokenKind, TokenKinds, UserRole, UserStatus,
@@ -143,6 +145,10 @@ fn earlier(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<Offse
 #[async_trait]
 impl TokenStore for LibsqlStore {
     async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>> {
+        self.lookup(digest).await.map(TokenLookup::live)
+    }
+
+    async fn lookup(&self, digest: &TokenDigest) -> Result<TokenLookup> {
         let digest = digest.as_bytes().to_vec();
         let now = self.now();
         let row = self
@@ -158,7 +164,7 @@ impl TokenStore for LibsqlStore {
             })
             .await?;
         let Some(row) = row else {
-            return Ok(None);
+            return Ok(TokenLookup::Unknown);
         };
         let token_id = parsed(&row, 0, "token id", TokenId::parse)?;
         let owner = parsed(&row, 1, "token owner", OwnerId::parse)?;
@@ -167,16 +173,18 @@ impl TokenStore for LibsqlStore {
         let revoked_at = opt_time(&row, 4)?;
         let role = parsed(&row, 5, "user role", UserRole::parse)?;
         let status = parsed(&row, 6, "user status", UserStatus::parse)?;
-        let live = revoked_at.is_none_or(|at| at > now) && expires_at.is_none_or(|at| at > now);
-        if !live || status != UserStatus::Active {
-            return Ok(None);
-        }
-        Ok(Some(Principal {
-            identity: Identity::new(owner, role),
-            token_id,
-            kinds,
-            expires_at: earlier(expires_at, revoked_at),
-        }))
+        Ok(TokenLookup::decide(
+            now,
+            revoked_at,
+            expires_at,
+            status,
+            || Principal {
+                identity: Identity::new(owner, role),
+                token_id,
+                kinds,
+                expires_at: earlier(expires_at, revoked_at),
+            },
+        ))
     }
 
     async fn issue_token(&self, permit: &MintPermit, token: NewToken) -> Result<TokenRecord> {

@@ -38,13 +38,20 @@ pub async fn listen_invalidations<S: Store + 'static>(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let run = async {
+        crate::metrics::listener_started();
         let mut backoff = RECONNECT_MIN;
+        let mut connected_before = false;
         loop {
             match connect(&url).await {
                 Ok(mut listener) => {
                     // Whatever was published while nobody listened is lost.
                     cache.apply(&Invalidation::All);
                     healthy.store(true, Ordering::SeqCst);
+                    crate::metrics::listener_up(true);
+                    if connected_before {
+                        crate::metrics::listener_reconnected();
+                    }
+                    connected_before = true;
                     backoff = RECONNECT_MIN;
                     tracing::info!(
                         channel = INVALIDATION_CHANNEL,
@@ -52,6 +59,7 @@ pub async fn listen_invalidations<S: Store + 'static>(
                     );
                     receive(&mut listener, &cache).await;
                     healthy.store(false, Ordering::SeqCst);
+                    crate::metrics::listener_up(false);
                     cache.apply(&Invalidation::All);
                 }
                 Err(e) => {
@@ -68,6 +76,7 @@ pub async fn listen_invalidations<S: Store + 'static>(
         () = shutdown => {}
     }
     healthy.store(false, Ordering::SeqCst);
+    crate::metrics::listener_up(false);
 }
 
 async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
@@ -83,8 +92,12 @@ async fn receive<S: Store + 'static>(listener: &mut PgListener, cache: &Cached<S
     loop {
         match listener.try_recv().await {
             Ok(Some(n)) => match Invalidation::decode(n.payload()) {
-                Some(inv) => cache.apply(&inv),
+                Some(inv) => {
+                    crate::metrics::invalidation_received(inv.kind());
+                    cache.apply(&inv);
+                }
                 None => {
+                    crate::metrics::invalidation_received("unreadable");
                     tracing::warn!(
                         payload = n.payload(),
                         "unreadable cache invalidation; flushing the cache"

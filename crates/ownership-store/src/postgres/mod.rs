@@ -94,6 +94,7 @@ impl PgStore {
     /// which may hold a password, is not repeated); a server that cannot be reached is
     /// [`Error::Unavailable`].
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
+        crate::metrics::backend_opened("postgres");
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)

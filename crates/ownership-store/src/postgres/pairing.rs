@@ -23,6 +23,7 @@ use super::support::{
 use super::users::current_scope;
 use crate::cache::Invalidation;
 use crate::events;
+use crate::metrics::Op;
 
 /// The `settings` key of the generated pairing-code key.
 const PAIRING_KEY_SETTING: &str = "pairing_code_key";
@@ -338,22 +339,25 @@ impl PairingStore for PgStore {
         scope: &ChannelScope,
         external_id: &ExternalId,
     ) -> Result<Option<Identity>> {
-        let row = sqlx::query(
-            "SELECT i.owner_id, u.role FROM channel_identities i JOIN users u ON u.id = i.owner_id
-             WHERE i.channel = $1 AND i.external_id = $2 AND u.status = 'active'",
-        )
-        .bind(scope.channel().as_str())
-        .bind(external_id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        row.map(|row| {
-            Ok(Identity::new(
-                owner_col(&row, "owner_id")?,
-                parsed(&row, "role", UserRole::parse)?,
-            ))
+        crate::metrics::timed("postgres", Op::Read, async {
+            let row = sqlx::query(
+                "SELECT i.owner_id, u.role FROM channel_identities i JOIN users u ON u.id = i.owner_id
+                 WHERE i.channel = $1 AND i.external_id = $2 AND u.status = 'active'",
+            )
+            .bind(scope.channel().as_str())
+            .bind(external_id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            row.map(|row| {
+                Ok(Identity::new(
+                    owner_col(&row, "owner_id")?,
+                    parsed(&row, "role", UserRole::parse)?,
+                ))
+            })
+            .transpose()
         })
-        .transpose()
+        .await
     }
 
     async fn stored_pairing_key(

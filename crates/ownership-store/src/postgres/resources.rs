@@ -14,6 +14,7 @@ use super::PgStore;
 use super::support::{Write, col, owner_col, parsed, unavailable, unique_or_unavailable};
 use crate::cache::Invalidation;
 use crate::events;
+use crate::metrics::Op;
 
 /// Longest resource kind, in bytes.
 const KIND_MAX_BYTES: usize = 64;
@@ -223,25 +224,28 @@ impl ResourceStore for PgStore {
     }
 
     async fn resolve_resource(&self, digest: &TokenDigest) -> Result<Option<ResourceRecord>> {
-        let now = self.now();
-        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
-        let row = sqlx::query(
-            "SELECT r.id, r.owner_id, r.kind, r.external_ref, r.created_at, r.revoked_at
-             FROM resources r JOIN users u ON u.id = r.owner_id
-             WHERE r.token_digest = $1
-               AND (r.revoked_at IS NULL OR r.revoked_at > $2)
-               AND u.status = 'active'",
-        )
-        .bind(digest.as_bytes().as_slice())
-        .bind(now)
-        .fetch_optional(&mut *conn)
+        crate::metrics::timed("postgres", Op::Read, async {
+            let now = self.now();
+            let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+            let row = sqlx::query(
+                "SELECT r.id, r.owner_id, r.kind, r.external_ref, r.created_at, r.revoked_at
+                 FROM resources r JOIN users u ON u.id = r.owner_id
+                 WHERE r.token_digest = $1
+                   AND (r.revoked_at IS NULL OR r.revoked_at > $2)
+                   AND u.status = 'active'",
+            )
+            .bind(digest.as_bytes().as_slice())
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+            match row {
+                None => Ok(None),
+                Some(row) => Ok(with_grants(&mut conn, std::slice::from_ref(&row))
+                    .await?
+                    .pop()),
+            }
+        })
         .await
-        .map_err(unavailable)?;
-        match row {
-            None => Ok(None),
-            Some(row) => Ok(with_grants(&mut conn, std::slice::from_ref(&row))
-                .await?
-                .pop()),
-        }
     }
 }

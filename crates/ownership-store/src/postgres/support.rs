@@ -1,7 +1,7 @@
 //! What every area of the adapter shares: error mapping, row decoding, the serialized
 //! write transaction and the audit append.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ownership_core::audit::{AuditEvent, ChainHash, NewAuditEvent, truncate_to_micros};
 use ownership_core::ids::OwnerId;
@@ -13,10 +13,12 @@ use time::OffsetDateTime;
 
 use super::INVALIDATION_CHANNEL;
 use crate::cache::Invalidation;
+use crate::metrics::Op;
 
 /// Logs a driver error and answers the generic, client-safe [`Error::Unavailable`].
 pub(super) fn unavailable(e: sqlx::Error) -> Error {
     tracing::error!(error = %e, "postgres store error");
+    crate::metrics::store_error("postgres");
     Error::Unavailable("store unavailable".into())
 }
 
@@ -40,6 +42,7 @@ pub(super) fn unique_or_unavailable(e: sqlx::Error, conflict: &str) -> Error {
 /// A stored value that does not parse back into its domain type.
 pub(super) fn integrity(what: &'static str) -> Error {
     tracing::error!(what, "a stored row does not parse");
+    crate::metrics::store_error("postgres");
     Error::Integrity(format!("a stored {what} does not parse"))
 }
 
@@ -156,6 +159,8 @@ pub(super) struct Write {
     tx: Transaction<'static, Postgres>,
     head: Head,
     now: OffsetDateTime,
+    /// When it began, for the store-call latency.
+    started: Instant,
 }
 
 impl std::fmt::Debug for Write {
@@ -174,6 +179,7 @@ impl Write {
     /// mutation committed before this one, so times (a revocation, an audit event) never
     /// go backwards along the serialization order however long the lock was waited for.
     pub(super) async fn begin(pool: &PgPool, clock: &dyn Clock) -> Result<Self> {
+        let started = Instant::now();
         let mut tx = pool.begin().await.map_err(unavailable)?;
         let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
             .fetch_optional(&mut *tx)
@@ -185,7 +191,12 @@ impl Write {
             hash: ChainHash::from_bytes(bytes_col::<32>(&row, "hash")?),
         };
         let now = truncate_to_micros(clock.now());
-        Ok(Self { tx, head, now })
+        Ok(Self {
+            tx,
+            head,
+            now,
+            started,
+        })
     }
 
     /// The transaction's time: the clock as read once the audit-head lock was held,
@@ -251,6 +262,8 @@ impl Write {
 
     /// Commits.
     pub(super) async fn commit(self) -> Result<()> {
-        self.tx.commit().await.map_err(unavailable)
+        let result = self.tx.commit().await.map_err(unavailable);
+        crate::metrics::store_call_latency("postgres", Op::Write, self.started);
+        result
     }
 }

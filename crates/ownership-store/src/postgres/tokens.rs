@@ -6,9 +6,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ownership_core::authz::{MintPermit, OwnerScope, Principal, SystemScope};
 use ownership_core::ids::TokenId;
-use ownership_core::ports::{FreshToken, NewToken, TokenOrigin, TokenRecord, TokenStore};
+use ownership_core::ports::{
+    FreshToken, NewToken, TokenLookup, TokenOrigin, TokenRecord, TokenStore,
+};
 use ownership_core::token::TokenDigest;
-use ownership_core::{Error, Identity, OwnerId, Result, TokenKind, TokenKinds, UserRole};
+use ownership_core::{
+    Error, Identity, OwnerId, Result, TokenKind, TokenKinds, UserRole, UserStatus,
+};
 use sqlx::postgres::{PgConnection, PgRow};
 use time::OffsetDateTime;
 
@@ -19,6 +23,7 @@ use super::support::{
 use super::users::actor_state;
 use crate::cache::Invalidation;
 use crate::events;
+use crate::metrics::Op;
 
 /// A `tokens` row (all columns but `digest` and `replaced_by`).
 pub(super) fn token_from_row(row: &PgRow) -> Result<TokenRecord> {
@@ -108,34 +113,45 @@ fn earliest(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<Offs
 #[async_trait]
 impl TokenStore for PgStore {
     async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>> {
-        let now = self.now();
-        let row = sqlx::query(
-            "SELECT t.id, t.owner_id, t.kinds, t.expires_at, t.revoked_at, u.role
-             FROM tokens t JOIN users u ON u.id = t.owner_id
-             WHERE t.digest = $1
-               AND u.status = 'active'
-               AND (t.revoked_at IS NULL OR t.revoked_at > $2)
-               AND (t.expires_at IS NULL OR t.expires_at > $2)",
-        )
-        .bind(digest.as_bytes().as_slice())
-        .bind(now)
-        .fetch_optional(&self.pool)
+        self.lookup(digest).await.map(TokenLookup::live)
+    }
+
+    async fn lookup(&self, digest: &TokenDigest) -> Result<TokenLookup> {
+        crate::metrics::timed("postgres", Op::Read, async {
+            let now = self.now();
+            let row = sqlx::query(
+                "SELECT t.id, t.owner_id, t.kinds, t.expires_at, t.revoked_at, u.role, u.status
+                 FROM tokens t JOIN users u ON u.id = t.owner_id
+                 WHERE t.digest = $1",
+            )
+            .bind(digest.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            let Some(row) = row else {
+                return Ok(TokenLookup::Unknown);
+            };
+            let expires_at: Option<OffsetDateTime> = col(&row, "expires_at")?;
+            let revoked_at: Option<OffsetDateTime> = col(&row, "revoked_at")?;
+            let status = parsed(&row, "status", UserStatus::parse)?;
+            let principal = Principal {
+                identity: Identity::new(
+                    owner_col(&row, "owner_id")?,
+                    parsed(&row, "role", UserRole::parse)?,
+                ),
+                token_id: parsed(&row, "id", TokenId::parse)?,
+                kinds: parsed(&row, "kinds", TokenKinds::parse_csv)?,
+                expires_at: earliest(expires_at, revoked_at),
+            };
+            Ok(TokenLookup::decide(
+                now,
+                revoked_at,
+                expires_at,
+                status,
+                || principal,
+            ))
+        })
         .await
-        .map_err(unavailable)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let expires_at: Option<OffsetDateTime> = col(&row, "expires_at")?;
-        let revoked_at: Option<OffsetDateTime> = col(&row, "revoked_at")?;
-        Ok(Some(Principal {
-            identity: Identity::new(
-                owner_col(&row, "owner_id")?,
-                parsed(&row, "role", UserRole::parse)?,
-            ),
-            token_id: parsed(&row, "id", TokenId::parse)?,
-            kinds: parsed(&row, "kinds", TokenKinds::parse_csv)?,
-            expires_at: earliest(expires_at, revoked_at),
-        }))
     }
 
     async fn issue_token(&self, permit: &MintPermit, token: NewToken) -> Result<TokenRecord> {
