@@ -135,7 +135,7 @@ fn progress(verb: &'static str) -> (Progress, Option<ProgressBar>) {
         (report, Some(bar))
     } else {
         let report: Progress = Arc::new(move |table: &'static Table, done, total| {
-            if done % 10_000 == 0 || done == total {
+            if done.is_multiple_of(10_000) || done == total {
                 let _ = writeln!(
                     std::io::stderr().lock(),
                     "{verb} {done}/{total} rows of {}",

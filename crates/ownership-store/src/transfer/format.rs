@@ -298,32 +298,37 @@ impl Lines {
     }
 }
 
+/// A field of a JSON object, `null` when absent (or not an object).
+fn field<'a>(v: &'a Json, key: &str) -> &'a Json {
+    v.get(key).unwrap_or(&Json::Null)
+}
+
 fn header_of(path: &Path, v: &Json) -> Result<Snapshot, TransferError> {
     let fail = |what: &str| bad(path, 1, what);
-    if v["format"] != MAGIC {
+    if field(v, "format") != MAGIC {
         return Err(fail("not an ownership backup (no header)"));
     }
-    if v["format_version"] != FORMAT_VERSION {
+    if field(v, "format_version") != FORMAT_VERSION {
         return Err(fail(&format!(
             "format version {} is not one this build reads ({FORMAT_VERSION})",
-            v["format_version"]
+            field(v, "format_version")
         )));
     }
-    let schema_version = v["schema_version"]
+    let schema_version = field(v, "schema_version")
         .as_i64()
         .ok_or_else(|| fail("no schema version"))?;
     check_known(schema_version)?;
     let head = ChainHead {
-        seq: v["audit_head"]["seq"]
+        seq: field(field(v, "audit_head"), "seq")
             .as_i64()
             .ok_or_else(|| fail("no audit head"))?,
-        hash: v["audit_head"]["hash"]
+        hash: field(field(v, "audit_head"), "hash")
             .as_str()
             .filter(|h| h.len() == 64 && hex::decode(h).is_ok())
             .ok_or_else(|| fail("no audit head hash"))?
             .to_owned(),
     };
-    let listed = v["tables"]
+    let listed = field(v, "tables")
         .as_array()
         .ok_or_else(|| fail("no table list"))?;
     let expected: Vec<&'static Table> = tables_at(schema_version).collect();
@@ -332,24 +337,24 @@ fn header_of(path: &Path, v: &Json) -> Result<Snapshot, TransferError> {
     }
     let mut counts = Vec::new();
     for (entry, t) in listed.iter().zip(expected) {
-        let columns: Vec<&str> = entry["columns"]
+        let columns: Vec<&str> = field(entry, "columns")
             .as_array()
             .map(|cs| cs.iter().filter_map(Json::as_str).collect())
             .unwrap_or_default();
         let want: Vec<&str> = t.columns.iter().map(|c| c.name).collect();
-        if entry["name"] != t.name || columns != want {
+        if field(entry, "name") != t.name || columns != want {
             return Err(fail(&format!(
                 "table {} does not match its schema version",
                 t.name
             )));
         }
-        let rows = entry["rows"]
+        let rows = field(entry, "rows")
             .as_u64()
             .ok_or_else(|| fail(&format!("no row count for {}", t.name)))?;
         counts.push((t, rows));
     }
     Ok(Snapshot {
-        backend: v["backend"].as_str().unwrap_or("unknown").to_owned(),
+        backend: field(v, "backend").as_str().unwrap_or("unknown").to_owned(),
         schema_version,
         head,
         counts,
@@ -457,21 +462,21 @@ fn read(
     }
     let trailer = lines.expect("the trailer")?;
     let digest = hex::encode(lines.hash.clone().finalize());
-    if trailer["end"] != MAGIC {
+    if field(&trailer, "end") != MAGIC {
         return Err(bad(
             path,
             lines.number,
             "expected the trailer (more rows than the header counts)",
         ));
     }
-    if trailer["rows"].as_u64() != Some(snapshot.total_rows()) {
+    if field(&trailer, "rows").as_u64() != Some(snapshot.total_rows()) {
         return Err(bad(
             path,
             lines.number,
             "the trailer's row count does not match",
         ));
     }
-    if trailer["sha256"].as_str() != Some(digest.as_str()) {
+    if field(&trailer, "sha256").as_str() != Some(digest.as_str()) {
         return Err(bad(
             path,
             lines.number,
