@@ -507,7 +507,8 @@ fn stream_blocking(path: &Path, tx: &EventSender) {
     }
 }
 
-/// [`stream`], with the snapshot first: reads the header, sends it, then the pages.
+/// Opens a file that [`verify`] accepted: its snapshot (read from the header), and a
+/// stream of its pages read on a blocking thread.
 pub fn open_stream(path: &Path) -> Result<(Snapshot, Events), TransferError> {
     let snapshot = {
         let mut lines = Lines::open(path)?;

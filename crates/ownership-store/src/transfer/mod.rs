@@ -9,7 +9,7 @@
 //!   [`Event::Begin`] with the schema version, the audit chain head and the row count of
 //!   every table, then every table in foreign-key order in pages of [`PAGE_ROWS`] rows
 //!   read by keyset pagination on the primary key;
-//! - a **sink** takes the stream: the backup file writer ([`format`]), or a store, which
+//! - a **sink** takes the stream: the backup file writer ([`mod@format`]), or a store, which
 //!   writes everything in one transaction after checking, inside it, that it is empty.
 //!
 //! The channel between them holds at most [`CHANNEL_PAGES`] pages, so memory stays
