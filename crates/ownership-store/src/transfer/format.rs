@@ -408,13 +408,13 @@ fn row_of(t: &Table, v: &Json) -> Result<Row, String> {
 /// row, the row counts, the trailer and its SHA-256. Returns the snapshot the file
 /// holds. Blocking.
 pub fn verify(path: &Path) -> Result<Snapshot, TransferError> {
-    read(path, &mut |_, _| Ok(true))
+    read_pages(path, &mut |_, _| Ok(true))
 }
 
 /// Reads the file, giving every table's rows in pages to `page` (which returns `false`
 /// to stop early). Checks as it goes; the checksum is only known at the end, so call
 /// [`verify`] before writing anything.
-fn read(
+fn read_pages(
     path: &Path,
     page: &mut dyn FnMut(&'static Table, Vec<Row>) -> Result<bool, TransferError>,
 ) -> Result<Snapshot, TransferError> {
@@ -499,7 +499,7 @@ fn stream(path: &Path) -> Events {
 }
 
 fn stream_blocking(path: &Path, tx: &EventSender) {
-    let result = read(path, &mut |table, rows| {
+    let result = read_pages(path, &mut |table, rows| {
         Ok(tx.blocking_send(Ok(Event::Rows { table, rows })).is_ok())
     });
     if let Err(e) = result {
@@ -523,4 +523,119 @@ pub fn peek(path: &Path) -> Result<Snapshot, TransferError> {
     let mut lines = Lines::open(path)?;
     let header = lines.expect("the header")?;
     header_of(path, &header)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::transfer::{Kind, Progress, TABLES, table};
+
+    fn sample_row(t: &Table, i: usize) -> Row {
+        t.columns
+            .iter()
+            .map(|c| match (c.kind, c.nullable) {
+                (_, true) if i.is_multiple_of(2) => Value::Null,
+                (Kind::Text, _) => Value::Text(format!("{}-{i:05} \"quoted\" ✓", c.name)),
+                (Kind::Int | Kind::BigInt, _) => Value::Int(i64::try_from(i).unwrap()),
+                (Kind::Bytes, _) => Value::Bytes(vec![u8::try_from(i % 256).unwrap(); 32]),
+                (Kind::Time, _) => Value::Time(1_767_268_800_000_000 + i64::try_from(i).unwrap()),
+            })
+            .collect()
+    }
+
+    /// A snapshot with 2500 users (three pages) and one row elsewhere, except an empty
+    /// settings table.
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            backend: "libsql".into(),
+            schema_version: crate::transfer::latest_schema_version(),
+            head: ChainHead {
+                seq: 1,
+                hash: hex::encode([7u8; 32]),
+            },
+            counts: TABLES
+                .iter()
+                .map(|t| {
+                    let n = match t.name {
+                        "users" => 2500,
+                        "settings" => 0,
+                        _ => 1,
+                    };
+                    (t, n)
+                })
+                .collect(),
+        }
+    }
+
+    fn write(path: &Path) -> Summary {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (tx, rx) = crate::transfer::channel();
+        let s = snapshot();
+        let producer = std::thread::spawn(move || {
+            tx.blocking_send(Ok(Event::Begin(s.clone()))).unwrap();
+            for (t, n) in &s.counts {
+                let rows: Vec<Row> = (0..usize::try_from(*n).unwrap())
+                    .map(|i| sample_row(t, i))
+                    .collect();
+                for page in rows.chunks(crate::transfer::PAGE_ROWS) {
+                    tx.blocking_send(Ok(Event::Rows {
+                        table: t,
+                        rows: page.to_vec(),
+                    }))
+                    .unwrap();
+                }
+            }
+        });
+        let progress: Progress = Arc::new(|_, _, _| {});
+        let summary = rt.block_on(async {
+            let path = path.to_path_buf();
+            tokio::task::spawn_blocking(move || write_blocking(&path, rx, &progress))
+                .await
+                .unwrap()
+        });
+        producer.join().unwrap();
+        summary.unwrap()
+    }
+
+    #[test]
+    fn a_written_file_reads_back_row_for_row_and_any_change_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.backup");
+        let summary = write(&path);
+        assert_eq!(
+            summary.total_rows,
+            2500 + u64::try_from(TABLES.len()).unwrap() - 2
+        );
+        assert!(!partial_path(&path).exists());
+        let read = verify(&path).unwrap();
+        assert_eq!(read, snapshot());
+        let users = table("users").unwrap();
+        let mut seen = Vec::new();
+        read_pages(&path, &mut |t, rows| {
+            if std::ptr::eq(t, users) {
+                seen.extend(rows);
+            }
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 2500);
+        assert_eq!(seen.get(1234), Some(&sample_row(users, 1234)));
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cases = [
+            ("truncated", text.get(..text.len() / 2).unwrap().to_owned()),
+            ("altered", text.replacen("\"id-00007", "\"id-00008", 1)),
+            ("extra", format!("{text}{{}}\n")),
+            ("empty", String::new()),
+        ];
+        for (name, bad) in cases {
+            std::fs::write(&path, bad).unwrap();
+            let e = verify(&path).unwrap_err();
+            assert!(e.0.contains("nothing was written"), "{name}: {e}");
+        }
+    }
 }
