@@ -866,6 +866,26 @@ async fn refusals_write_nothing() {
         }
     }
 
+    // A backup from a newer schema than this build knows: refused, nothing created.
+    let future = dir.path().join("future.backup");
+    assert!(text.contains("\"schema_version\":4"));
+    std::fs::write(
+        &future,
+        text.replacen("\"schema_version\":4", "\"schema_version\":99", 1),
+    )
+    .unwrap();
+    let target = dir.path().join("future.db");
+    let (code, out) = op(
+        &["restore", future.to_str().unwrap()],
+        target.to_str().unwrap(),
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("schema version 99 is not one this build knows"),
+        "{out}"
+    );
+    assert!(!target.exists(), "a libSQL file was created");
+
     // A full disk: the backup fails clearly, leaves neither file, and the source is intact.
     let full = dir.path().join("full.backup");
     let mut cmd = Command::new("sh");
