@@ -19,6 +19,7 @@ pub mod migrations;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod random;
+pub mod transfer;
 mod ttl_map;
 
 use async_trait::async_trait;

@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod data;
 pub mod output;
 pub mod pairing;
 pub mod secrets;
@@ -99,6 +100,21 @@ pub enum Command {
     /// Encrypted secrets: move every data key to the current master key.
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
+    /// Write a consistent backup of the store to FILE while it keeps serving (written to
+    /// `FILE.partial`, then renamed).
+    Backup {
+        /// The backup file.
+        file: std::path::PathBuf,
+    },
+    /// Restore a backup FILE into the store named by `--database-url`, which must be
+    /// empty (nothing is written unless the whole file checks out).
+    Restore {
+        /// The backup file.
+        file: std::path::PathBuf,
+    },
+    /// Move a whole store between backends.
+    #[command(subcommand)]
+    Store(data::StoreCommand),
     /// Check or show the configuration.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -253,6 +269,9 @@ pub async fn run(cli: Cli, loaded: &crate::config::Loaded) -> Result<ExitCode, C
         Command::Serve(_) => serve::serve(loaded).await,
         Command::Migrate => serve::migrate(config, out).await,
         Command::Config(cmd) => config::run(&cmd, loaded, out),
+        Command::Backup { file } => data::backup(&config.location()?, &file, out).await,
+        Command::Restore { file } => data::restore(&config.location()?, &file, out).await,
+        Command::Store(cmd) => data::store(cmd, out).await,
         Command::Keys(cmd) => config::keys(&cmd, out),
         Command::Users(cmd) => users::run(cmd, &Operator::open(loaded).await?, out).await,
         Command::Tokens(cmd) => tokens::run(cmd, &Operator::open(loaded).await?, out).await,

@@ -17,6 +17,7 @@ mod provision;
 mod resources;
 mod secrets;
 mod tokens;
+mod transfer;
 mod users;
 mod webhooks;
 

@@ -39,6 +39,7 @@ mod resources;
 mod secrets;
 mod support;
 mod tokens;
+mod transfer;
 mod users;
 mod webhooks;
 
