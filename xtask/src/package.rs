@@ -199,10 +199,13 @@ fn serves_as_packaged_user() -> Result {
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("no free port: {e}"))?
         .port();
-    let child = Command::new("runuser")
+    // `setpriv` executes the server in its own process (`runuser` would fork and wait), so
+    // killing the child stops the server itself.
+    let child = Command::new("setpriv")
         .args([
-            "-u",
-            "ownership",
+            "--reuid=ownership",
+            "--regid=ownership",
+            "--init-groups",
             "--",
             "/usr/bin/ownership",
             "serve",
