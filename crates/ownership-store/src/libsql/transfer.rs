@@ -7,9 +7,9 @@ use ::libsql::{Connection, Value as Lv};
 use super::LibsqlStore;
 use super::conn::{exec, query_all, query_opt, rollback};
 use crate::transfer::{
-    ChainHead, Event, EventSender, Events, Kind, PAGE_ROWS, Progress, Snapshot, Summary, Table,
-    Tally, TransferError, Value, check_value, is_checked_empty, is_replaced, key_of, page_sql,
-    refuse_rows, send, tables_at,
+    AfterPage, ChainHead, Event, EventSender, Events, Kind, PAGE_ROWS, Progress, Snapshot, Summary,
+    Table, Tally, TransferError, Value, check_value, forward_page, is_checked_empty, is_replaced,
+    page_sql, refuse_rows, send, tables_at,
 };
 
 fn failed(what: &str, e: &::libsql::Error) -> TransferError {
@@ -161,22 +161,10 @@ async fn export_in(conn: &Connection, tx: &EventSender) -> Result<(), TransferEr
                 .into_iter()
                 .map(|r| from_libsql(t, r))
                 .collect::<Result<Vec<_>, _>>()?;
-            let full = page.len() >= PAGE_ROWS;
-            after = page.last().map(|r| key_of(t, r));
-            if !page.is_empty()
-                && !send(
-                    tx,
-                    Ok(Event::Rows {
-                        table: t,
-                        rows: page,
-                    }),
-                )
-                .await
-            {
-                return Ok(());
-            }
-            if !full {
-                break;
+            match forward_page(tx, t, page).await {
+                AfterPage::Next(key) => after = Some(key),
+                AfterPage::TableDone => break,
+                AfterPage::Stop => return Ok(()),
             }
         }
     }

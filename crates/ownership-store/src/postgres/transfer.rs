@@ -8,9 +8,9 @@ use time::OffsetDateTime;
 
 use super::PgStore;
 use crate::transfer::{
-    ChainHead, Event, EventSender, Events, Kind, PAGE_ROWS, Progress, Snapshot, Summary, Table,
-    Tally, TransferError, Value, check_value, is_checked_empty, is_replaced, key_of, page_sql,
-    refuse_rows, send, tables_at,
+    AfterPage, ChainHead, Event, EventSender, Events, Kind, PAGE_ROWS, Progress, Snapshot, Summary,
+    Table, Tally, TransferError, Value, check_value, forward_page, is_checked_empty, is_replaced,
+    page_sql, refuse_rows, send, tables_at,
 };
 
 /// Statement and idle limits are lifted for a transfer's transaction: one page never
@@ -206,22 +206,10 @@ async fn export_in(store: &PgStore, tx: &EventSender) -> Result<(), TransferErro
                 .iter()
                 .map(|r| row_of(t, r))
                 .collect::<Result<Vec<_>, _>>()?;
-            let full = page.len() >= PAGE_ROWS;
-            after = page.last().map(|r| key_of(t, r));
-            if !page.is_empty()
-                && !send(
-                    tx,
-                    Ok(Event::Rows {
-                        table: t,
-                        rows: page,
-                    }),
-                )
-                .await
-            {
-                return Ok(());
-            }
-            if !full {
-                break;
+            match forward_page(tx, t, page).await {
+                AfterPage::Next(key) => after = Some(key),
+                AfterPage::TableDone => break,
+                AfterPage::Stop => return Ok(()),
             }
         }
     }

@@ -715,6 +715,39 @@ pub(crate) fn page_sql(t: &Table, first: bool, placeholder: impl Fn(usize) -> St
     sql
 }
 
+/// What a reader does after reading a page of a table.
+pub(crate) enum AfterPage {
+    /// Read the page after this key.
+    Next(Vec<Value>),
+    /// The table is done (this page was short).
+    TableDone,
+    /// The sink has gone: stop reading.
+    Stop,
+}
+
+/// Sends a page of `t`'s rows (nothing when it is empty) and says what comes next: the
+/// one place both readers decide it.
+pub(crate) async fn forward_page(tx: &EventSender, t: &'static Table, page: Vec<Row>) -> AfterPage {
+    let full = page.len() >= PAGE_ROWS;
+    let after = page.last().map(|r| key_of(t, r));
+    if !page.is_empty()
+        && !send(
+            tx,
+            Ok(Event::Rows {
+                table: t,
+                rows: page,
+            }),
+        )
+        .await
+    {
+        return AfterPage::Stop;
+    }
+    match after {
+        Some(key) if full => AfterPage::Next(key),
+        _ => AfterPage::TableDone,
+    }
+}
+
 /// The key values of a row (its leading columns).
 pub(crate) fn key_of(t: &Table, row: &[Value]) -> Vec<Value> {
     row.iter().take(t.key_len).cloned().collect()
