@@ -22,6 +22,7 @@ pub mod bin;
 pub mod conformance;
 pub mod counting;
 pub mod exposition;
+pub mod http;
 pub mod logcheck;
 pub mod nginx;
 pub mod pg;

@@ -35,6 +35,7 @@ use ownership_store::SystemClock;
 use ownership_store::libsql::LibsqlStore;
 use ownership_store::postgres::PgStore;
 use ownership_tests::bin::ownership_bin;
+use ownership_tests::http::{Reply, client as http, try_call};
 use ownership_tests::pg::PgCluster;
 use ownership_tests::serve::{Serve, operator_command, run_to_end, serve_command, start_command};
 use serde_json::{Value, json};
@@ -54,42 +55,6 @@ fn pg_url() -> String {
         .unwrap_or_else(|e| panic!("PostgreSQL is required: {e}"))
         .fresh_database_url()
         .unwrap_or_else(|e| panic!("fresh database: {e}"))
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-#[derive(Debug, Clone)]
-struct Reply {
-    status: u16,
-    body: Value,
-}
-
-async fn try_call(
-    http: &reqwest::Client,
-    base: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Result<Reply, reqwest::Error> {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = http.request(method, format!("{base}{path}"));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    let text = response.text().await?;
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Ok(Reply { status, body })
 }
 
 /// A call, waiting out 429s (the per-identity limit).

@@ -30,6 +30,7 @@ use base64::Engine as _;
 use ownership_core::token::{TokenFamily, TokenSecret};
 use ownership_store::OsRandom;
 use ownership_store::libsql::LibsqlStore;
+use ownership_tests::http::{Reply, client as http, try_call};
 use ownership_tests::pg::PgCluster;
 use ownership_tests::serve::{
     operator_command, run_to_end, serve_command, serve_command_via, start_command,
@@ -43,52 +44,6 @@ const PATIENCE: Duration = Duration::from_secs(90);
 /// server opens what the killed one sealed.
 fn master_key() -> String {
     base64::engine::general_purpose::STANDARD.encode([7u8; 32])
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-/// An HTTP reply.
-#[derive(Debug, Clone)]
-struct Reply {
-    status: u16,
-    body: Value,
-    /// Whether `WWW-Authenticate` was sent (the mark of a refused authentication).
-    challenged: bool,
-}
-
-async fn try_call(
-    http: &reqwest::Client,
-    base: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Result<Reply, reqwest::Error> {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = http.request(method, format!("{base}{path}"));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    let challenged = response
-        .headers()
-        .contains_key(reqwest::header::WWW_AUTHENTICATE);
-    let text = response.text().await?;
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Ok(Reply {
-        status,
-        body,
-        challenged,
-    })
 }
 
 async fn call(

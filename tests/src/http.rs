@@ -1,0 +1,57 @@
+//! Plain HTTP calls to a running server, for the suites that drive the real binary: a
+//! client with a generous timeout, and one request with its status, JSON body (or the text,
+//! as a JSON string) and whether it carried `WWW-Authenticate`.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A client with a 60 s timeout (debug builds on a loaded machine).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// An HTTP reply.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// The body as JSON, or as a JSON string when it is not JSON.
+    pub body: Value,
+    /// Whether `WWW-Authenticate` was sent (the mark of a refused authentication).
+    pub challenged: bool,
+}
+
+/// `method base+path`, with a bearer token and a JSON body when given.
+pub async fn try_call(
+    http: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Result<Reply, reqwest::Error> {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let mut request = http.request(method, format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let challenged = response
+        .headers()
+        .contains_key(reqwest::header::WWW_AUTHENTICATE);
+    let text = response.text().await?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok(Reply {
+        status,
+        body,
+        challenged,
+    })
+}
