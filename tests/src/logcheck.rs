@@ -1,5 +1,4 @@
-//! "No secret in the logs" (SPEC §3: a token's value is "never logged (a test proves
-//! it)"; SECURITY.md): capture what the server logs and prove that no token, pairing
+//! "No secret in the logs" (docs/tokens.md, docs/security.md#errors-and-logs): capture what the server logs and prove that no token, pairing
 //! code, stored secret value, webhook signing secret, console session or configured key
 //! handed out or sent during a run appears in it.
 //!
@@ -219,7 +218,7 @@ pub fn global() -> &'static Secrets {
     GLOBAL.get_or_init(Secrets::default)
 }
 
-/// JSON keys whose string values are secrets (SPEC §8, `ownership-http/src/wire.rs`):
+/// JSON keys whose string values are secrets (docs/api.md, `ownership-http/src/wire.rs`):
 /// tokens (`token`), pairing codes (`code`), stored secret values (`value`) and webhook
 /// signing secrets (`secret`, `signing_secret`).
 fn kind_of_key(key: &str) -> Option<Kind> {

@@ -1,4 +1,4 @@
-//! The web console (SPEC §12) in a real browser: headless Chromium driven over WebDriver
+//! The web console (docs/security.md#console) in a real browser: headless Chromium driven over WebDriver
 //! (chromedriver, through `fantoccini`), against the real server (`spawn_app`) on a fresh
 //! libSQL file and on a fresh PostgreSQL database.
 //!
@@ -908,7 +908,7 @@ async fn owner_creates_a_user_whose_token_works(backend: Backend) {
     owner.expect_message("status", "Deleted carol").await;
     assert_eq!(app.get("/v1/me", &carol).await.status, 401);
 
-    // The rules of SPEC §2 hold here too: nobody suspends themselves.
+    // The rules of docs/security.md#authorization hold here too: nobody suspends themselves.
     let raw = raw_http();
     let res = raw
         .post(format!("{}/console/admin/users/status", app.base))

@@ -1,4 +1,4 @@
-//! "No secret in the logs" (SPEC §3, SECURITY.md): every path that hands out or takes a
+//! "No secret in the logs" (docs/tokens.md, docs/security.md#errors-and-logs): every path that hands out or takes a
 //! secret — bootstrap, user creation, minting, rotation, service tokens, pairing codes
 //! (redeemed and approved), token verification, a query-string token, stored secrets,
 //! resource credentials, webhook signing secrets (set, rotated, used to sign a real

@@ -20,7 +20,7 @@ use std::path::Path;
 use ownership_tests::app::{Backend, TestApp, spawn_app_with};
 use serde_json::{Value, json};
 
-/// Every operation the service serves, as `METHOD path` (SPEC §8).
+/// Every operation the service serves, as `METHOD path` (docs/api.md).
 const EXPECTED: &[&str] = &[
     "GET /healthz",
     "GET /readyz",
@@ -65,7 +65,7 @@ const EXPECTED: &[&str] = &[
 
 /// Operations that take no user or service token, and what an anonymous probe gets from
 /// them. `/v1/bootstrap` takes the bootstrap secret as its bearer token; the credentials
-/// route takes a resource token and answers every failure with the same 403 (SPEC §5).
+/// route takes a resource token and answers every failure with the same 403 (docs/secrets.md).
 const PUBLIC: &[(&str, u16)] = &[
     ("GET /healthz", 200),
     ("GET /readyz", 200),

@@ -2,7 +2,7 @@
 //! (`ownership_cli::server`, what `ownership serve` runs), on a libSQL file and on
 //! PostgreSQL. Each race must end in a state some *sequential* history of the same
 //! requests could produce, with no 5xx at any time, every 4xx in the error shape of
-//! SPEC §8, and the audit chain intact afterwards (checked by opening the store and
+//! docs/api.md, and the audit chain intact afterwards (checked by opening the store and
 //! running its `verify_chain`, what `ownership audit verify` runs).
 //!
 //! - `one_code_many_redeemers`: one pairing code, 64 users redeeming it at once.
@@ -16,7 +16,7 @@
 //!
 //! "Sequentially explainable" is checked the same way everywhere: the audit log is the
 //! serialization order the store chose, so it is replayed ([`replay`]) against the rules
-//! of SPEC §2 (who may manage whom, the last Owner), and each 2xx a client got must be an
+//! of docs/security.md#authorization (who may manage whom, the last Owner), and each 2xx a client got must be an
 //! event of that log, placed where the client's view allows.
 //!
 //! The per-identity rate limit and the per-address failed-authentication limit are
@@ -289,7 +289,7 @@ fn is_admin(role: &str) -> bool {
     role == "admin" || role == "owner"
 }
 
-/// Replays the user-management events in chain order against SPEC §2 and panics at the
+/// Replays the user-management events in chain order against docs/security.md#authorization and panics at the
 /// first one no sequential history could have allowed: an actor who was not (or no longer)
 /// an active Admin or Owner, an Admin touching an Admin/Owner or creating/promoting one,
 /// anyone changing or deleting themselves, a role change whose `from` is not the role the
@@ -1240,7 +1240,7 @@ impl AdminOp {
 /// Sequentially the demotion splits the Admin's calls in two: every call the Admin got a
 /// 2xx for is in the log *before* the demotion event, nothing by the Admin comes after it,
 /// calls sent after the demotion returned are 403, escalations are always 403 and leave
-/// nothing behind, the replayed log obeys SPEC §2 and ends in the state the API lists,
+/// nothing behind, the replayed log obeys docs/security.md#authorization and ends in the state the API lists,
 /// with the Owner the only Admin-or-Owner.
 async fn admin_acts_while_demoted(backend: Backend) {
     let app = start(backend).await;

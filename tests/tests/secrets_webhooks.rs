@@ -1,5 +1,5 @@
-//! End-to-end tests of encrypted secrets, resource credentials and signed webhooks (SPEC
-//! §5, §6; SECURITY.md items 1, 2, 8, 9, 10), on the real server (`ownership_cli::server`)
+//! End-to-end tests of encrypted secrets, resource credentials and signed webhooks (docs/secrets.md,
+//! docs/webhooks.md, docs/security.md), on the real server (`ownership_cli::server`)
 //! over HTTP. Every scenario is an `async fn(Backend)` run on a fresh libSQL file and on a
 //! fresh PostgreSQL database (`scenario::libsql`, `scenario::postgres`).
 //!

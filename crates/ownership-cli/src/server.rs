@@ -41,9 +41,9 @@ pub struct Secrets {
     pub pairing_key: Option<[u8; 32]>,
     /// Enables `POST /v1/bootstrap` with this secret (instead of printing a first token).
     pub bootstrap_token: Option<String>,
-    /// Grandfathered as the first Owner's token (SPEC §3).
+    /// Grandfathered as the first Owner's token (docs/tokens.md).
     pub legacy_token: Option<String>,
-    /// A static user-token table (JSON), provisioned at start (SPEC §3).
+    /// A static user-token table (JSON), provisioned at start (docs/tokens.md).
     pub user_tokens: Option<String>,
 }
 

@@ -1,4 +1,4 @@
-//! Envelope encryption of per-owner secrets and webhook signing secrets (SPEC §5, §6; key
+//! Envelope encryption of per-owner secrets and webhook signing secrets (docs/secrets.md, docs/webhooks.md; key
 //! management in `docs/secrets.md`).
 //!
 //! - The operator provides a **master key** ([`MasterKey`]): 32 bytes and a version

@@ -1,4 +1,4 @@
-//! Pairing codes for channel identity pairing (SPEC §4; format in `docs/tokens.md`).
+//! Pairing codes for channel identity pairing (docs/tokens.md#pairing-codes; format in `docs/tokens.md`).
 //!
 //! A code is 8 symbols from the 32-symbol [`PAIRING_ALPHABET`] (40 bits), shown as
 //! `ABCD-EFGH` and normalized on input (case, spaces and dashes are ignored).

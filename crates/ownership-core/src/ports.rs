@@ -239,7 +239,7 @@ pub trait UserStore: Send + Sync {
     /// secrets and the webhook endpoint, all in one transaction.
     async fn delete_user(&self, scope: &AdminScope, id: &OwnerId) -> Result<()>;
 
-    /// Applies a static user-token table (SPEC §3) in one transaction: reads what the
+    /// Applies a static user-token table (docs/tokens.md) in one transaction: reads what the
     /// table touches, plans with [`crate::provision::plan`] (the operator's scope only;
     /// Conflict, nothing written, when a table token is stored as a token that was not
     /// provisioned, as another user's, or revoked; the last Owner is never demoted), then

@@ -1,4 +1,4 @@
-//! Static user-token tables (SPEC §3): the `OWNERSHIP_USER_TOKENS` environment variable and
+//! Static user-token tables (docs/tokens.md): the `OWNERSHIP_USER_TOKENS` environment variable and
 //! `ownership users import FILE`.
 //!
 //! Two pure steps, so that the store adapters only execute what is decided here:

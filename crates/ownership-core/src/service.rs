@@ -326,7 +326,7 @@ pub async fn approve_pairing<S: PairingStore + ?Sized>(
 }
 
 // ---------------------------------------------------------------------------------------
-// Secrets (SPEC §5)
+// Secrets (docs/secrets.md)
 
 /// The owner's data key, unwrapped; `None` when the owner has none yet.
 async fn owner_data_key<S: SecretStore + ?Sized>(
@@ -485,7 +485,7 @@ pub async fn stale_webhook_secrets<S: UserStore + WebhookStore + ?Sized>(
 }
 
 // ---------------------------------------------------------------------------------------
-// Resources (SPEC §5)
+// Resources (docs/secrets.md)
 
 /// Longest accepted `external_ref`, in bytes.
 pub const EXTERNAL_REF_MAX_BYTES: usize = 256;
@@ -584,7 +584,7 @@ pub async fn resource_credentials<S: ResourceStore + SecretStore + ?Sized>(
 }
 
 // ---------------------------------------------------------------------------------------
-// Webhooks (SPEC §6)
+// Webhooks (docs/webhooks.md)
 
 /// Sets (or replaces) the owner's webhook endpoint with a new signing secret, sealed under
 /// the current master key; returns the endpoint and the secret, to show once. The URL must
@@ -733,7 +733,7 @@ impl RetryPolicy {
     }
 }
 
-/// Provisions a static user-token table (SPEC §3; `OWNERSHIP_USER_TOKENS` at start, and
+/// Provisions a static user-token table (docs/tokens.md; `OWNERSHIP_USER_TOKENS` at start, and
 /// `ownership users import FILE`): the whole table is validated first
 /// ([`crate::provision::parse_table`]: every refusal names the entry's index, never its
 /// token), then applied by the store in one transaction, idempotently

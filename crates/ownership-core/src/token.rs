@@ -1,4 +1,4 @@
-//! Bearer token format (SPEC §3; the exact format is in `docs/tokens.md`).
+//! Bearer token format (docs/tokens.md; the exact format is in `docs/tokens.md`).
 //!
 //! A token we issue looks like `own_u_<43 base62 random><6 base62 CRC32>`:
 //!
@@ -12,7 +12,7 @@
 //!
 //! [`classify`] checks that shape without touching a store, so a mistyped or truncated
 //! token of ours is refused before any lookup. Tokens that do not carry our prefix
-//! (provisioned or legacy tokens, SPEC §3) are accepted as [`PresentedToken::Foreign`]
+//! (provisioned or legacy tokens, docs/tokens.md) are accepted as [`PresentedToken::Foreign`]
 //! and can only be found by their digest.
 //!
 //! Tokens are stored as a SHA-256 [`TokenDigest`] only; digests compare in constant

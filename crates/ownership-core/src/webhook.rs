@@ -1,4 +1,4 @@
-//! Webhook signatures (SPEC §6; header formats in `docs/tokens.md`).
+//! Webhook signatures (docs/webhooks.md; header formats in `docs/tokens.md`).
 //!
 //! Every delivery carries two signatures so receivers can use either family's stock
 //! verifier:

@@ -1,4 +1,4 @@
-//! Property tests for the authorization rules of SPEC §2, through the public API only.
+//! Property tests for the authorization rules of docs/security.md#authorization, through the public API only.
 
 #![allow(
     clippy::unwrap_used,
@@ -103,7 +103,7 @@ proptest! {
     }
 }
 
-/// The reference model: the rules of SPEC §2 written independently and plainly.
+/// The reference model: the rules of docs/security.md#authorization written independently and plainly.
 #[derive(Debug, Clone)]
 struct Model {
     users: BTreeMap<u8, (UserRole, UserStatus)>,
@@ -194,7 +194,7 @@ impl Model {
             && self.active_owners() == 1
     }
 
-    /// What the rules of SPEC §2 say, written as a table rather than as code paths.
+    /// What the rules of docs/security.md#authorization say, written as a table rather than as code paths.
     fn expected(&self, actor_role: UserRole, op: &Op) -> Outcome {
         let is_owner = actor_role == UserRole::Owner;
         let manages = |target_role: UserRole| is_owner || target_role == UserRole::Member;

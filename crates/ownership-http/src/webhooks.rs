@@ -1,4 +1,4 @@
-//! Outbound webhooks (SPEC §6; design and trade-offs in `docs/webhooks.md`): endpoint URL
+//! Outbound webhooks (docs/webhooks.md; design and trade-offs in `docs/webhooks.md`): endpoint URL
 //! validation, the destination check that runs again at delivery time, and the delivery
 //! worker.
 //!

@@ -1,4 +1,4 @@
-//! Request and response bodies of SPEC §11, and the extractors that give bad input the
+//! Request and response bodies of docs/api.md, and the extractors that give bad input the
 //! same JSON error as everything else.
 
 use axum::extract::{FromRequest, FromRequestParts};
@@ -430,7 +430,7 @@ pub struct Health {
 }
 
 // ---------------------------------------------------------------------------------------
-// Secrets, resources and webhooks (SPEC §5, §6)
+// Secrets, resources and webhooks (docs/secrets.md, docs/webhooks.md)
 
 /// `PUT /v1/me/secrets/{name}`. `Debug` never shows the value.
 #[derive(Deserialize, ToSchema)]

@@ -1,4 +1,4 @@
-//! Static user-token tables (SPEC §3, `OWNERSHIP_USER_TOKENS` / `ownership users import`):
+//! Static user-token tables (docs/tokens.md, `OWNERSHIP_USER_TOKENS` / `ownership users import`):
 //! parsed and validated by `ownership_core::provision`, applied by each backend in one
 //! transaction through `ownership_core::service::provision`.
 

@@ -1,4 +1,4 @@
-//! Secrets, resources and the webhook endpoint over HTTP (SPEC §5, §6): values go in and
+//! Secrets, resources and the webhook endpoint over HTTP (docs/secrets.md, docs/webhooks.md): values go in and
 //! come out only to the owner's resources; every credentials refusal is the same 403;
 //! without a master key these routes are off.
 

@@ -4,7 +4,7 @@
 //! `tokens`, `pairing`, `audit`) work on the store directly, as whoever holds the database
 //! does: they act with an Owner's powers through [`AdminScope::operator`], named by the OS
 //! user (`$USER`, else `operator`), and every change they make is audited like any other
-//! (SPEC §7, §10). They never migrate: a store with pending migrations is refused with a
+//! (docs/security.md#audit, docs/operations.md). They never migrate: a store with pending migrations is refused with a
 //! message that says to run `ownership migrate`.
 //!
 //! Output is JSON with `--json` and aligned tables otherwise ([`output`]). A failure is one

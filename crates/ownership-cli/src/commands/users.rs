@@ -1,6 +1,6 @@
 //! `ownership users add|list|show|role|suspend|resume|remove`.
 //!
-//! The rules of SPEC §2 hold here as everywhere (the store checks them in the transaction
+//! The rules of docs/security.md#authorization hold here as everywhere (the store checks them in the transaction
 //! that applies the change): the last active Owner can be neither removed, suspended nor
 //! demoted. The operator acts with an Owner's powers and is audited as `operator:<name>`.
 

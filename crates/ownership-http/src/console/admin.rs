@@ -1,6 +1,6 @@
 //! The Admin and Owner pages: pairing approvals and user management. Every handler first
 //! asks for the `AdminScope` proof (a Member gets 403) and passes it to the same use case
-//! or port the `/v1/admin` routes call; the rules of SPEC §2 are checked there.
+//! or port the `/v1/admin` routes call; the rules of docs/security.md#authorization are checked there.
 
 use std::collections::BTreeSet;
 
@@ -427,7 +427,7 @@ impl CsrfForm for DeleteForm {
 }
 
 /// `POST /console/admin/users/delete`: the user, their tokens, chat accounts, secrets and
-/// data key go (the rules of SPEC §2 apply in the store's transaction).
+/// data key go (the rules of docs/security.md#authorization apply in the store's transaction).
 pub(crate) async fn delete_user(
     State(state): State<ConsoleState>,
     Posted { user, form }: Posted<DeleteForm>,

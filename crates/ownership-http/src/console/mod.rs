@@ -1,4 +1,4 @@
-//! The web console (SPEC §12): server-rendered pages under `/console` for people who
+//! The web console (docs/security.md#console): server-rendered pages under `/console` for people who
 //! would rather click than `curl`.
 //!
 //! It is an adapter like the REST routes and holds no rule of its own: every action calls
@@ -164,7 +164,7 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// The headers every console response carries (SPEC §12). `no-store` everywhere: some
+/// The headers every console response carries (docs/security.md#console). `no-store` everywhere: some
 /// pages show a token once, and none is worth caching.
 async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();

@@ -1,4 +1,4 @@
-//! The REST routes of SPEC §8 (secrets, resources and webhooks come with their own
+//! The REST routes of docs/api.md (secrets, resources and webhooks come with their own
 //! module), collected with their OpenAPI descriptions so the document lists exactly what
 //! the router serves.
 

@@ -1,6 +1,6 @@
 //! `/v1/me/resources` (an owner registers resources with grants to their secrets) and
 //! `/v1/resource/credentials` (a resource fetches its granted secrets with its token),
-//! SPEC §5.
+//! docs/secrets.md.
 //!
 //! The credentials route reads only from the resource creator's scope, built from the
 //! resolved record; it has exactly two answers: 200 with the secrets, or one fixed 403

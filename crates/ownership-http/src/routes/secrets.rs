@@ -1,4 +1,4 @@
-//! `/v1/me/secrets`: the caller's encrypted secrets (SPEC §5). Values go in and never come
+//! `/v1/me/secrets`: the caller's encrypted secrets (docs/secrets.md). Values go in and never come
 //! out here: listings and answers carry names and times only. Values are read back only
 //! by the caller's resources, through `/v1/resource/credentials`.
 

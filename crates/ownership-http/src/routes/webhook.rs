@@ -1,5 +1,5 @@
 //! `/v1/me/webhook`: the caller's one signed-webhook endpoint, its signing secret and its
-//! delivery log (SPEC §6; `docs/webhooks.md`). These are account settings: `manage`
+//! delivery log (docs/webhooks.md; `docs/webhooks.md`). These are account settings: `manage`
 //! tokens only.
 
 use std::sync::Arc;
