@@ -608,6 +608,11 @@ async fn tokens_commands(backend: Backend) {
     // rotate
     db.run(&["tokens", "rotate", "--user", "eve", &api_id])
         .fails(1, "user `eve` has no live token");
+    // The 30-day cap is core's, so the CLI honours it as the API does (it had none).
+    db.run(&[
+        "tokens", "rotate", "--user", "bob", &api_id, "--grace", "2592001",
+    ])
+    .fails(1, "at most 30 days");
     let rotated = db
         .run(&[
             "--json", "tokens", "rotate", "--user", "bob", &api_id, "--grace", "300",

@@ -390,6 +390,20 @@ pub fn verify_chain<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Cha
     v.finish()
 }
 
+/// The cursor of a page of audit events: the `seq` of the last event of the previous page
+/// (sequences start at 1). `None` when there is no cursor (the newest page); anything that
+/// is not a positive integer is refused, on every store alike.
+pub fn parse_cursor(after: Option<&str>) -> Result<Option<i64>> {
+    after
+        .map(|raw| {
+            raw.parse::<i64>()
+                .ok()
+                .filter(|seq| *seq > 0)
+                .ok_or_else(|| Error::invalid("cursor", "not a cursor from a previous page"))
+        })
+        .transpose()
+}
+
 /// Formats a time the way the wire and the stores write it: RFC 3339, UTC.
 pub fn rfc3339(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC)
@@ -401,6 +415,24 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn cursors_are_positive_sequence_numbers() {
+        assert_eq!(parse_cursor(None).ok(), Some(None));
+        assert_eq!(parse_cursor(Some("42")).ok(), Some(Some(42)));
+        for bad in ["x", "0", "-1", "", " 1", "1.5"] {
+            assert!(
+                matches!(
+                    parse_cursor(Some(bad)),
+                    Err(Error::Invalid {
+                        field: "cursor",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
 
     fn event(i: u32) -> NewAuditEvent {
         NewAuditEvent::new(

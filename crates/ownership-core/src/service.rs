@@ -247,7 +247,9 @@ pub async fn issue_with<S: TokenStore + ?Sized>(
     Ok((record, secret))
 }
 
-/// Rotates one of the owner's tokens; the old one is revoked now or after `grace`.
+/// Rotates one of the owner's tokens; the old one is revoked now or after `grace` (at
+/// most [`MAX_ROTATION_GRACE`]; zero means now). The new token is of the old one's family;
+/// a provisioned or legacy token (no family prefix) is replaced by a user token.
 pub async fn rotate_token<S: TokenStore + ?Sized>(
     store: &S,
     scope: &OwnerScope,
@@ -255,10 +257,10 @@ pub async fn rotate_token<S: TokenStore + ?Sized>(
     grace: Option<Duration>,
     rng: &mut (dyn RandomSource + Send),
 ) -> Result<(TokenRecord, TokenSecret)> {
-    let family = match store.get_token(scope, id).await?.display_prefix.get(..6) {
-        Some(p) if p == TokenFamily::Service.prefix() => TokenFamily::Service,
-        _ => TokenFamily::User,
-    };
+    let grace = check_grace(grace.unwrap_or_default())?;
+    let grace = (!grace.is_zero()).then_some(grace);
+    let family = TokenFamily::of_display_prefix(&store.get_token(scope, id).await?.display_prefix)
+        .unwrap_or(TokenFamily::User);
     let (secret, fresh) = fresh_token(family, rng);
     let record = store.rotate_token(scope, id, fresh, grace).await?;
     Ok((record, secret))
@@ -602,8 +604,16 @@ pub async fn set_webhook<S: WebhookStore + ?Sized>(
     Ok((endpoint, secret))
 }
 
-/// Longest accepted rotation grace period: 30 days.
-pub const MAX_WEBHOOK_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Longest accepted rotation grace period, for tokens and webhook secrets alike: 30 days.
+pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// `grace` when it is at most [`MAX_ROTATION_GRACE`]; refused as `grace_seconds` otherwise.
+fn check_grace(grace: Duration) -> Result<Duration> {
+    if grace > MAX_ROTATION_GRACE {
+        return Err(Error::invalid("grace_seconds", "at most 30 days"));
+    }
+    Ok(grace)
+}
 
 /// Gives the owner's endpoint a new signing secret; the old one keeps signing until
 /// `now + grace` (both sign meanwhile). Returns the endpoint and the new secret, to show
@@ -616,9 +626,7 @@ pub async fn rotate_webhook_secret<S: WebhookStore + ?Sized>(
     now: OffsetDateTime,
     rng: &mut (dyn RandomSource + Send),
 ) -> Result<(WebhookEndpoint, WebhookSecret)> {
-    if grace > MAX_WEBHOOK_GRACE {
-        return Err(Error::invalid("grace_seconds", "at most 30 days"));
-    }
+    let grace = check_grace(grace)?;
     let until = now
         .checked_add(
             time::Duration::try_from(grace)

@@ -86,6 +86,12 @@ impl TokenFamily {
         }
     }
 
+    /// The family of a stored token, from its display prefix (which starts with the
+    /// family's prefix). `None` for a display prefix no family issues.
+    pub fn of_display_prefix(display_prefix: &str) -> Option<Self> {
+        Self::from_prefix(display_prefix.get(..FAMILY_PREFIX_LEN)?)
+    }
+
     /// The family whose prefix is exactly `prefix`.
     fn from_prefix(prefix: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.prefix() == prefix)

@@ -1,7 +1,7 @@
 use ownership_core::audit::{AuditAction, ChainVerdict};
 use ownership_core::authz::{Actor, AdminScope};
 use ownership_core::ports::{AuditFilter, PageRequest, Store};
-use ownership_core::{ChannelKey, UserRole, UserStatus};
+use ownership_core::{ChannelKey, Error, UserRole, UserStatus};
 
 use super::Ctx;
 use super::support::*;
@@ -127,6 +127,34 @@ pub async fn owners_read_their_own_events_and_admins_read_all<S: Store>(cx: Ctx<
         .unwrap();
     assert!(second.items[0].seq < first.items[1].seq);
     let _ = bob;
+}
+
+/// Drift fix: libSQL refused a cursor of 0 or below and PostgreSQL accepted it; the one
+/// rule now lives in `ownership_core::audit::parse_cursor`.
+pub async fn a_cursor_that_no_page_returned_is_refused<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let alice = add_user(s, &root, "alice", UserRole::Member).await;
+    let (mine, all) = (alice.scope(), root.admin());
+    for bad in ["0", "-1", "x", "1.5"] {
+        let page = PageRequest {
+            after: Some(bad.to_owned()),
+            limit: 2,
+        };
+        for filter in [AuditFilter::Owner(&mine), AuditFilter::All(&all)] {
+            let got = s.list_events(filter, &page).await;
+            assert!(
+                matches!(
+                    got,
+                    Err(Error::Invalid {
+                        field: "cursor",
+                        ..
+                    })
+                ),
+                "cursor {bad:?}: {got:?}"
+            );
+        }
+    }
 }
 
 pub async fn events_after_streams_oldest_first<S: Store>(cx: Ctx<S>) {

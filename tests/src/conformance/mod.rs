@@ -135,6 +135,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
     register!(out, audit:
         every_mutation_is_audited_in_order,
         owners_read_their_own_events_and_admins_read_all,
+        a_cursor_that_no_page_returned_is_refused,
         events_after_streams_oldest_first,
         an_edited_chain_is_detected,
     );

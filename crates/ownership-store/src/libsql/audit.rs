@@ -3,10 +3,12 @@
 
 use ::libsql::{Connection, Value};
 use async_trait::async_trait;
-use ownership_core::audit::{AuditEvent, ChainHash, ChainVerdict, ChainVerifier, NewAuditEvent};
+use ownership_core::audit::{
+    self, AuditEvent, ChainHash, ChainVerdict, ChainVerifier, NewAuditEvent,
+};
 use ownership_core::authz::Actor;
 use ownership_core::ports::{AuditFilter, AuditLog, Page, PageRequest};
-use ownership_core::{Error, OwnerId, Result};
+use ownership_core::{OwnerId, Result};
 
 use super::LibsqlStore;
 use super::conn::{
@@ -87,17 +89,6 @@ fn event_from(row: &[Value]) -> Result<AuditEvent> {
     })
 }
 
-fn parse_cursor(after: Option<&String>) -> Result<i64> {
-    match after {
-        None => Ok(i64::MAX),
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| Error::invalid("cursor", "not a cursor from a previous page")),
-    }
-}
-
 #[async_trait]
 impl AuditLog for LibsqlStore {
     async fn list_events(
@@ -105,7 +96,7 @@ impl AuditLog for LibsqlStore {
         filter: AuditFilter<'_>,
         page: &PageRequest,
     ) -> Result<Page<AuditEvent>> {
-        let before = parse_cursor(page.after.as_ref())?;
+        let before = audit::parse_cursor(page.after.as_deref())?.unwrap_or(i64::MAX);
         let limit = page_limit(page.limit);
         let owner = match filter {
             AuditFilter::Owner(scope) => Some(scope.owner().as_str().to_owned()),

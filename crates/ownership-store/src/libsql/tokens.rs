@@ -271,7 +271,7 @@ impl TokenStore for LibsqlStore {
                     return Err(Error::NotFound);
                 }
                 let ends = match grace {
-                    Some(g) if !g.is_zero() => add(now, g, "grace")?,
+                    Some(g) if !g.is_zero() => add(now, g, "grace_seconds")?,
                     _ => now,
                 };
                 let record = insert_token(

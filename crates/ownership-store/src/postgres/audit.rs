@@ -1,10 +1,12 @@
 //! [`AuditLog`]: reading the chain, and verifying it against the recorded head.
 
 use async_trait::async_trait;
-use ownership_core::audit::{AuditAction, AuditEvent, ChainHash, ChainVerdict, ChainVerifier};
+use ownership_core::audit::{
+    self, AuditAction, AuditEvent, ChainHash, ChainVerdict, ChainVerifier,
+};
 use ownership_core::authz::{Actor, OwnerScope};
 use ownership_core::ports::{AuditFilter, AuditLog, Page, PageRequest};
-use ownership_core::{Error, OwnerId, Result};
+use ownership_core::{OwnerId, Result};
 use sqlx::postgres::PgRow;
 
 use super::PgStore;
@@ -25,16 +27,6 @@ fn event_from_row(row: &PgRow) -> Result<AuditEvent> {
         prev_hash: ChainHash::from_bytes(bytes_col::<32>(row, "prev_hash")?),
         hash: ChainHash::from_bytes(bytes_col::<32>(row, "hash")?),
     })
-}
-
-/// The `seq` cursor of [`AuditLog::list_events`].
-fn parse_cursor(after: Option<&str>) -> Result<Option<i64>> {
-    after
-        .map(|raw| {
-            raw.parse::<i64>()
-                .map_err(|_| Error::invalid("cursor", "not a cursor from a previous page"))
-        })
-        .transpose()
 }
 
 /// The verdict when the walk itself found nothing wrong: the last event read must be
@@ -77,7 +69,7 @@ impl AuditLog for PgStore {
         filter: AuditFilter<'_>,
         page: &PageRequest,
     ) -> Result<Page<AuditEvent>> {
-        let before = parse_cursor(page.after.as_deref())?;
+        let before = audit::parse_cursor(page.after.as_deref())?;
         let limit = limit_plus_one(page);
         let rows = match filter {
             AuditFilter::Owner(scope) => sqlx::query(
@@ -214,19 +206,6 @@ impl AuditLog for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_are_sequence_numbers() {
-        assert_eq!(parse_cursor(None).ok(), Some(None));
-        assert_eq!(parse_cursor(Some("42")).ok(), Some(Some(42)));
-        assert!(matches!(
-            parse_cursor(Some("x")),
-            Err(Error::Invalid {
-                field: "cursor",
-                ..
-            })
-        ));
-    }
 
     #[test]
     fn the_head_must_be_the_last_event() {
