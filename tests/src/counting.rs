@@ -81,6 +81,10 @@ impl<S: Store> UserStore for Counting<S> {
     async fn delete_user(&self, a: &AdminScope, id: &OwnerId) -> Result<()> {
         self.hit().delete_user(a, id).await
     }
+}
+
+#[async_trait]
+impl<S: Store> ProvisionStore for Counting<S> {
     async fn provision(
         &self,
         a: &AdminScope,

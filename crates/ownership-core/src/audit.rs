@@ -8,14 +8,17 @@
 use std::fmt;
 use std::str::FromStr;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::authz::Actor;
+use crate::authz::{AdminScope, OwnerScope};
 use crate::error::{Error, Result};
 use crate::ids::OwnerId;
+use crate::paging::{Page, PageRequest};
 
 macro_rules! actions {
     ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
@@ -409,6 +412,37 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC)
         .format(&Rfc3339)
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+/// Which events to read.
+#[derive(Debug, Clone)]
+pub enum AuditFilter<'a> {
+    /// One owner's events.
+    Owner(&'a OwnerScope),
+    /// Everyone's, for admins.
+    All(&'a AdminScope),
+}
+
+/// The audit log. Appends happen inside each mutation's own transaction.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Events newest first. Cursor: the `seq` of the last item.
+    async fn list_events(
+        &self,
+        filter: AuditFilter<'_>,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>>;
+
+    /// The owner's events with `seq > after`, oldest first (for the event stream).
+    async fn events_after(
+        &self,
+        scope: &OwnerScope,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>>;
+
+    /// Checks the whole chain, and that its head matches the recorded head.
+    async fn verify_chain(&self) -> Result<ChainVerdict>;
 }
 
 #[cfg(test)]

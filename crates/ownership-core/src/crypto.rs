@@ -11,7 +11,7 @@
 //!   the data keys ([`rewrap_data_key`]); the values are not touched.
 //! - Each secret value is sealed under its owner's data key ([`seal_value`]).
 //! - Webhook signing secrets are sealed directly under the master key
-//!   ([`seal_webhook_secret`]): an owner may set a webhook before holding any secret,
+//!   ([`seal_webhook_secret`], through `WebhookSecret::seal`): an owner may set a webhook before holding any secret,
 //!   and the store installs data keys only together with a secret.
 //!
 //! Everything is AES-256-GCM (ASVS 5.0 11.3.2, 11.3.3) with associated data that binds
@@ -50,8 +50,6 @@ use zeroize::{Zeroize as _, Zeroizing};
 use crate::RandomSource;
 use crate::error::{Error, Result};
 use crate::ids::{OwnerId, SecretName};
-use crate::ports::Sealed;
-use crate::webhook::WebhookSecret;
 
 /// Associated-data label of wrapped data keys.
 pub const DATA_KEY_LABEL: &[u8] = b"ownership/data-key/v1";
@@ -369,37 +367,53 @@ pub fn open_value(
     Ok(SecretValue(Zeroizing::new(text)))
 }
 
-/// Seals `owner`'s webhook signing secret under `master` (the current master key).
+/// Seals `owner`'s webhook signing secret (its text, `plain`) under `master` (the current
+/// master key). [`crate::webhook::WebhookSecret::seal`] is the typed entry point.
 pub fn seal_webhook_secret(
     master: &MasterKey,
     owner: &OwnerId,
-    secret: &WebhookSecret,
+    plain: &[u8],
     rng: &mut dyn RandomSource,
 ) -> Result<Sealed> {
     let aad = webhook_aad(owner, master.version);
-    seal(
-        &master.cipher(),
-        master.version,
-        &aad,
-        secret.expose().as_bytes(),
-        rng,
-    )
+    seal(&master.cipher(), master.version, &aad, plain, rng)
 }
 
 /// Opens `owner`'s webhook signing secret with the master key version it was sealed
-/// under. [`Error::Integrity`] when that version is not held or the secret does not open.
+/// under, as text. [`Error::Integrity`] when that version is not held, the secret does not
+/// open or is not UTF-8. [`crate::webhook::WebhookSecret::open`] is the typed entry point.
 pub fn open_webhook_secret(
     keys: &MasterKeys,
     owner: &OwnerId,
     sealed: &Sealed,
-) -> Result<WebhookSecret> {
+) -> Result<Zeroizing<String>> {
     let master = keys.for_sealed(sealed, "the webhook signing secret")?;
     let aad = webhook_aad(owner, sealed.key_version);
     let plain = open(&master.cipher(), &aad, sealed, "the webhook signing secret")?;
     let text = std::str::from_utf8(&plain)
         .map_err(|_| Error::Integrity("the webhook signing secret is not UTF-8".into()))?;
-    WebhookSecret::parse(text)
-        .map_err(|_| Error::Integrity("the webhook signing secret does not parse".into()))
+    Ok(Zeroizing::new(text.to_owned()))
+}
+
+/// An AES-256-GCM ciphertext with what is needed to open it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// The 96-bit nonce.
+    pub nonce: [u8; 12],
+    /// Ciphertext and tag.
+    pub ciphertext: Vec<u8>,
+    /// The version of the key it was sealed under (master key version for data keys; the
+    /// data key generation for values).
+    pub key_version: u32,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealed")
+            .field("key_version", &self.key_version)
+            .field("len", &self.ciphertext.len())
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]
@@ -407,6 +421,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::webhook::WebhookSecret;
 
     /// A deterministic random source for tests.
     fn counter(seed: u8) -> impl FnMut(&mut [u8]) {
@@ -569,9 +584,9 @@ mod tests {
         let keys = MasterKeys::single(master(3, 8));
         let secret = WebhookSecret::generate(&mut rng);
         let alice = owner("alice");
-        let sealed = seal_webhook_secret(keys.current(), &alice, &secret, &mut rng).unwrap();
+        let sealed = secret.seal(keys.current(), &alice, &mut rng).unwrap();
         assert_eq!(sealed.key_version, 3);
-        assert_eq!(open_webhook_secret(&keys, &alice, &sealed).unwrap(), secret);
+        assert_eq!(WebhookSecret::open(&keys, &alice, &sealed).unwrap(), secret);
         assert!(open_webhook_secret(&keys, &owner("bob"), &sealed).is_err());
         // A webhook secret is not a data key, and a data key is not a webhook secret.
         assert!(unwrap_data_key(&keys, &alice, &sealed).is_err());

@@ -17,11 +17,16 @@ pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod kinds;
+pub mod paging;
 pub mod pairing;
 pub mod ports;
 pub mod provision;
+pub mod resources;
+pub mod secrets;
 pub mod service;
 pub mod token;
+pub mod tokens;
+pub mod users;
 pub mod webhook;
 
 pub use error::{Error, Result};

@@ -17,11 +17,17 @@
 
 use std::fmt;
 use std::hash::Hash;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
 
 use crate::RandomSource;
+use crate::authz::{AdminScope, ChannelScope, OwnerScope, SystemScope};
 use crate::error::{Error, Result};
+use crate::identity::Identity;
+use crate::ids::{ChannelKey, ChannelName, ExternalId, OwnerId, PairingRequestId};
 use crate::token::{hmac_sha256, short_hex};
 
 /// The 32 code symbols, in value order: upper-case letters and digits without the
@@ -253,6 +259,209 @@ crate::token::secret_digest!(
     CodeHash,
     "code_hash"
 );
+
+/// A candidate for a new pairing request: the code is derived from `seed` under the
+/// pairing key, and only its keyed hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairingCandidate {
+    /// The request's public id.
+    pub id: PairingRequestId,
+    /// The seed the code is derived from.
+    pub seed: PairingSeed,
+    /// The keyed hash of the derived code.
+    pub code_hash: CodeHash,
+}
+
+/// Limits on pending pairing requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairingPolicy {
+    /// How long a code lives (default 10 minutes).
+    pub ttl: Duration,
+    /// At most this many live requests per channel.
+    pub max_pending_per_channel: u32,
+}
+
+impl Default for PairingPolicy {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(600),
+            max_pending_per_channel: 1_000,
+        }
+    }
+}
+
+/// The live request a sender holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairingIssue {
+    /// Its public id.
+    pub id: PairingRequestId,
+    /// The seed to re-derive the code from.
+    pub seed: PairingSeed,
+    /// When the code expires.
+    pub expires_at: OffsetDateTime,
+    /// True when made by this call, false when an earlier live request was returned.
+    pub created: bool,
+}
+
+/// A pending request as admins see it: never its code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPairing {
+    /// Public id.
+    pub id: PairingRequestId,
+    /// The sender.
+    pub key: ChannelKey,
+    /// Adapter-supplied JSON (a display name, say).
+    pub meta: Option<String>,
+    /// When asked.
+    pub created_at: OffsetDateTime,
+    /// When the code expires.
+    pub expires_at: OffsetDateTime,
+}
+
+/// A chat account bound to an owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelBinding {
+    /// The chat account.
+    pub key: ChannelKey,
+    /// Its owner.
+    pub owner_id: OwnerId,
+    /// When it was bound.
+    pub created_at: OffsetDateTime,
+}
+
+/// Pairing chat accounts to owners.
+#[async_trait]
+pub trait PairingStore: Send + Sync {
+    /// The sender's live request, or a new one from the first candidate whose code hash is
+    /// free. One live request per sender, however many concurrent calls. Expired requests
+    /// of the channel are purged first; past the per-channel cap,
+    /// [`crate::Error::RateLimited`]. A sender already bound may ask (to move the chat
+    /// account); approving that for another owner is refused until the binding is removed.
+    async fn request_pairing(
+        &self,
+        scope: &ChannelScope,
+        external_id: &ExternalId,
+        meta: Option<&str>,
+        candidates: &[PairingCandidate],
+        policy: &PairingPolicy,
+    ) -> Result<PairingIssue>;
+
+    /// Live requests of a channel, oldest first, for admins.
+    async fn list_pending(
+        &self,
+        scope: &AdminScope,
+        channel: &ChannelName,
+    ) -> Result<Vec<PendingPairing>>;
+
+    /// Self-claim: binds the sender of the live request with this code hash to the caller.
+    /// One transaction; of concurrent redemptions exactly one succeeds. Unknown, expired
+    /// or used codes are all [`crate::Error::NotFound`]; a sender bound to another owner is
+    /// [`crate::Error::Conflict`] and consumes nothing.
+    async fn redeem_pairing(
+        &self,
+        scope: &OwnerScope,
+        channel: &ChannelName,
+        code_hash: &CodeHash,
+    ) -> Result<ChannelBinding>;
+
+    /// Admin approval for a named active owner; otherwise as [`Self::redeem_pairing`].
+    async fn approve_pairing(
+        &self,
+        scope: &AdminScope,
+        channel: &ChannelName,
+        code_hash: &CodeHash,
+        owner: &OwnerId,
+    ) -> Result<ChannelBinding>;
+
+    /// Burns every live request of a channel (its failure budget ran out). Returns how many.
+    async fn burn_pending(&self, scope: &SystemScope, channel: &ChannelName) -> Result<u64>;
+
+    /// The identity bound to a chat account, if its owner is active.
+    async fn resolve_identity(
+        &self,
+        scope: &ChannelScope,
+        external_id: &ExternalId,
+    ) -> Result<Option<Identity>>;
+
+    /// The pairing-code key kept in the store (used when no master key is configured):
+    /// stores `candidate` if none is kept yet, and returns the kept one either way.
+    async fn stored_pairing_key(
+        &self,
+        scope: &SystemScope,
+        candidate: &PairingKey,
+    ) -> Result<PairingKey>;
+
+    /// The owner's bound chat accounts.
+    async fn list_identities(&self, scope: &OwnerScope) -> Result<Vec<ChannelBinding>>;
+
+    /// Unbinds one of the owner's chat accounts. [`crate::Error::NotFound`] if not theirs.
+    async fn unlink_identity(&self, scope: &OwnerScope, key: &ChannelKey) -> Result<()>;
+}
+
+/// How many candidate codes a pairing request carries (a collision among live codes of
+/// 40 bits is already rare; three in a row is negligible).
+pub const PAIRING_CANDIDATES: usize = 3;
+
+/// Candidates for a new pairing request under `key`.
+pub fn pairing_candidates(key: &PairingKey, rng: &mut dyn RandomSource) -> Vec<PairingCandidate> {
+    (0..PAIRING_CANDIDATES)
+        .map(|_| {
+            let seed = PairingSeed::generate(rng);
+            let code = PairingCode::derive(key, &seed);
+            PairingCandidate {
+                id: PairingRequestId::generate(rng),
+                seed,
+                code_hash: key.hash(&code),
+            }
+        })
+        .collect()
+}
+
+/// Asks for a pairing code for a sender: the live one, or a new one.
+pub async fn request_pairing<S: PairingStore + ?Sized>(
+    store: &S,
+    scope: &ChannelScope,
+    key: &PairingKey,
+    external_id: &ExternalId,
+    meta: Option<&str>,
+    policy: &PairingPolicy,
+    rng: &mut (dyn RandomSource + Send),
+) -> Result<(PairingIssue, PairingCode)> {
+    let candidates = pairing_candidates(key, rng);
+    let issue = store
+        .request_pairing(scope, external_id, meta, &candidates, policy)
+        .await?;
+    let code = PairingCode::derive(key, &issue.seed);
+    Ok((issue, code))
+}
+
+/// Self-claim: the caller redeems a code for themselves. Blank or malformed codes are
+/// refused before any store read.
+pub async fn redeem_pairing<S: PairingStore + ?Sized>(
+    store: &S,
+    scope: &OwnerScope,
+    key: &PairingKey,
+    channel: &ChannelName,
+    code: &str,
+) -> Result<ChannelBinding> {
+    let code = PairingCode::parse(code)?;
+    store.redeem_pairing(scope, channel, &key.hash(&code)).await
+}
+
+/// Admin approval of a code for a named owner.
+pub async fn approve_pairing<S: PairingStore + ?Sized>(
+    store: &S,
+    admin: &AdminScope,
+    key: &PairingKey,
+    channel: &ChannelName,
+    code: &str,
+    owner: &OwnerId,
+) -> Result<ChannelBinding> {
+    let code = PairingCode::parse(code)?;
+    store
+        .approve_pairing(admin, channel, &key.hash(&code), owner)
+        .await
+}
 
 #[cfg(test)]
 mod tests {

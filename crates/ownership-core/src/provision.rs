@@ -28,7 +28,7 @@
 //!   entry without a role takes the role another entry gives the same user, and `member`
 //!   when none does; two different roles for one user are refused;
 //! - `kinds` defaults to `["manage", "api"]`; `label` follows
-//!   [`parse_label`](crate::service::parse_label).
+//!   [`parse_label`](crate::tokens::parse_label).
 //!
 //! Only the command-line operator ([`AdminScope::operator`]) may apply a table: it
 //! installs credentials for any user, Owners included, as only the operator may mint for
@@ -37,6 +37,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
+use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -48,10 +49,11 @@ use crate::error::{Error, Result};
 use crate::identity::{UserRole, UserStatus};
 use crate::ids::{OwnerId, TokenId};
 use crate::kinds::{TokenKind, TokenKinds};
-use crate::ports::{TokenOrigin, TokenRecord, User};
 use crate::token::{
     FOREIGN_TOKEN_MAX_BYTES, PRODUCT_PREFIX, PresentedToken, TokenDigest, TokenFamily, classify,
 };
+use crate::tokens::{TokenOrigin, TokenRecord};
+use crate::users::User;
 
 /// Most entries a table may hold.
 pub const MAX_ENTRIES: usize = 10_000;
@@ -117,7 +119,7 @@ impl ProvisionTable {
                 seen.insert(e.digest, i);
             }
             if let Some(label) = &e.label
-                && let Err(Error::Invalid { reason, .. }) = crate::service::parse_label(Some(label))
+                && let Err(Error::Invalid { reason, .. }) = crate::tokens::parse_label(Some(label))
             {
                 problems.push(TableProblem::entry(i, format!("invalid `label`: {reason}")));
             }
@@ -574,7 +576,7 @@ fn check_entry(entry: LooseEntry) -> Result<CheckedEntry, String> {
     let label = match present(label) {
         None => None,
         Some(Value::String(raw)) => {
-            crate::service::parse_label(Some(&raw)).map_err(|e| match e {
+            crate::tokens::parse_label(Some(&raw)).map_err(|e| match e {
                 Error::Invalid { reason, .. } => format!("invalid `label`: {reason}"),
                 _ => "invalid `label`".to_owned(),
             })?
@@ -896,6 +898,42 @@ pub fn plan(
         })
         .collect();
     Ok(out)
+}
+
+/// Provisions a static user-token table (docs/tokens.md; `OWNERSHIP_USER_TOKENS` at start, and
+/// `ownership users import FILE`): the whole table is validated first
+/// ([`crate::provision::parse_table`]: every refusal names the entry's index, never its
+/// token), then applied by the store in one transaction, idempotently
+/// ([`ProvisionStore::provision`]). With `dry_run` the plan is computed and
+/// nothing is written. `scope` must be the operator's ([`AdminScope::operator`]).
+pub async fn provision<S: ProvisionStore + ?Sized>(
+    store: &S,
+    scope: &AdminScope,
+    json_text: &str,
+    dry_run: bool,
+) -> Result<crate::provision::ProvisionPlan> {
+    let table = crate::provision::parse_table(json_text)?;
+    store.provision(scope, &table, dry_run).await
+}
+
+/// The port that applies a user-token table: one transaction per call.
+#[async_trait]
+pub trait ProvisionStore: Send + Sync {
+    /// Applies a static user-token table (docs/tokens.md) in one transaction: reads what the
+    /// table touches, plans with [`plan`] (the operator's scope only;
+    /// Conflict, nothing written, when a table token is stored as a token that was not
+    /// provisioned, as another user's, or revoked; the last Owner is never demoted), then
+    /// creates the missing users, changes roles, adds the missing tokens (origin
+    /// `provisioned`, digest only), updates changed kinds and labels in place and revokes
+    /// the provisioned tokens whose digest left the table, auditing each change under the
+    /// scope's actor. Applying the same table again writes nothing, not even an audit
+    /// event. With `dry_run` the plan is computed the same way and nothing is written.
+    async fn provision(
+        &self,
+        scope: &AdminScope,
+        table: &ProvisionTable,
+        dry_run: bool,
+    ) -> Result<ProvisionPlan>;
 }
 
 #[cfg(test)]

@@ -16,15 +16,25 @@
 //! parameter: verification takes the receiver's clock as `now_unix`.
 
 use std::fmt;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
 
 use crate::RandomSource;
+use crate::audit::AuditEvent;
+use crate::authz::{AdminScope, OwnerScope, SystemScope};
+use crate::crypto::{self, MasterKeys, Sealed};
 use crate::error::{Error, Result};
+use crate::ids::{DeliveryId, OwnerId};
+use crate::paging::{Page, PageRequest};
 use crate::token::hmac_sha256;
+use crate::tokens::check_grace;
+use crate::users::UserStore;
 
 /// Default timestamp tolerance of the verifiers, in seconds, either way.
 pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
@@ -85,6 +95,25 @@ impl WebhookSecret {
             text: raw.to_owned(),
             key,
         })
+    }
+
+    /// Seals this secret for `owner` under `master` (the current master key), for storage.
+    pub fn seal(
+        &self,
+        master: &crypto::MasterKey,
+        owner: &OwnerId,
+        rng: &mut dyn RandomSource,
+    ) -> Result<Sealed> {
+        crypto::seal_webhook_secret(master, owner, self.text.as_bytes(), rng)
+    }
+
+    /// Opens `owner`'s stored secret with the master key version it was sealed under.
+    /// [`Error::Integrity`] when that version is not held or the secret does not open or
+    /// parse.
+    pub fn open(keys: &MasterKeys, owner: &OwnerId, sealed: &Sealed) -> Result<Self> {
+        let text = crypto::open_webhook_secret(keys, owner, sealed)?;
+        Self::parse(&text)
+            .map_err(|_| Error::Integrity("the webhook signing secret does not parse".into()))
     }
 
     /// The whole secret string, to show once or to encrypt for storage. Never log it.
@@ -305,11 +334,368 @@ fn check_timestamp(timestamp: i64, now_unix: i64, tolerance_secs: i64) -> Result
     }
 }
 
+/// An owner's webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    /// Whose.
+    pub owner_id: OwnerId,
+    /// The HTTPS URL, validated by the caller.
+    pub url: String,
+    /// The signing secret, sealed.
+    pub secret: Sealed,
+    /// The previous secret and when its grace ends, during a rotation.
+    pub previous_secret: Option<(Sealed, OffsetDateTime)>,
+    /// When set.
+    pub created_at: OffsetDateTime,
+}
+
+/// The state of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// Answered with a 2xx.
+    Delivered,
+    /// Out of attempts.
+    Failed,
+}
+
+impl DeliveryState {
+    /// Storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses the storage name.
+    pub fn parse(raw: &str) -> Result<Self> {
+        match raw {
+            "pending" => Ok(Self::Pending),
+            "delivered" => Ok(Self::Delivered),
+            "failed" => Ok(Self::Failed),
+            _ => Err(crate::Error::Integrity("unknown delivery state".into())),
+        }
+    }
+}
+
+/// A webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Public id (also the `webhook-id` header).
+    pub id: DeliveryId,
+    /// Whose.
+    pub owner_id: OwnerId,
+    /// The event type (`token.revoked`).
+    pub event_type: String,
+    /// The JSON body sent.
+    pub payload: String,
+    /// State.
+    pub state: DeliveryState,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When the next attempt is due.
+    pub next_attempt_at: OffsetDateTime,
+    /// The last HTTP status or error, short.
+    pub last_result: Option<String>,
+    /// When enqueued.
+    pub created_at: OffsetDateTime,
+}
+
+/// Webhook endpoints and their delivery log.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Sets (or replaces) the owner's endpoint with a new signing secret.
+    async fn put_endpoint(
+        &self,
+        scope: &OwnerScope,
+        url: &str,
+        secret: Sealed,
+    ) -> Result<WebhookEndpoint>;
+    /// The owner's endpoint.
+    async fn get_endpoint(&self, scope: &OwnerScope) -> Result<Option<WebhookEndpoint>>;
+    /// Removes it. [`crate::Error::NotFound`] if none.
+    async fn delete_endpoint(&self, scope: &OwnerScope) -> Result<()>;
+    /// Rotates the signing secret; the old one keeps signing until `grace_until`.
+    async fn rotate_endpoint_secret(
+        &self,
+        scope: &OwnerScope,
+        secret: Sealed,
+        grace_until: OffsetDateTime,
+    ) -> Result<WebhookEndpoint>;
+    /// Queues a delivery for an owner with an endpoint; `None` if they have none.
+    async fn enqueue_delivery(
+        &self,
+        scope: &SystemScope,
+        owner: &OwnerId,
+        id: DeliveryId,
+        event_type: &str,
+        payload: &str,
+    ) -> Result<Option<Delivery>>;
+    /// Pending deliveries due at or before now, oldest first, with their endpoints.
+    async fn due_deliveries(
+        &self,
+        scope: &SystemScope,
+        limit: u32,
+    ) -> Result<Vec<(Delivery, WebhookEndpoint)>>;
+    /// Records an attempt's outcome and the next state.
+    async fn record_attempt(
+        &self,
+        scope: &SystemScope,
+        id: &DeliveryId,
+        state: DeliveryState,
+        next_attempt_at: OffsetDateTime,
+        result: &str,
+    ) -> Result<()>;
+    /// The owner's deliveries, newest first.
+    async fn list_deliveries(
+        &self,
+        scope: &OwnerScope,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>>;
+}
+
+/// Owners whose webhook signing secret (or, during a rotation's grace, previous secret) is
+/// still sealed under a master key version other than `current_version`, with that
+/// version. Signing secrets are sealed under the master key itself, and the ports offer no
+/// way for the operator to re-seal them in place: the previous master key must stay
+/// configured until this list is empty (an owner re-seals by rotating the secret or
+/// setting the webhook again). `ownership secrets rewrap` reports it.
+pub async fn stale_webhook_secrets<S: UserStore + WebhookStore + ?Sized>(
+    store: &S,
+    admin: &AdminScope,
+    current_version: u32,
+) -> Result<Vec<(OwnerId, u32)>> {
+    let mut stale = Vec::new();
+    let mut page = crate::paging::PageRequest {
+        after: None,
+        limit: 500,
+    };
+    loop {
+        let users = store.list_users(admin, &page).await?;
+        for user in &users.items {
+            let scope = OwnerScope::own(&user.identity());
+            let Some(endpoint) = store.get_endpoint(&scope).await? else {
+                continue;
+            };
+            let versions = std::iter::once(endpoint.secret.key_version)
+                .chain(endpoint.previous_secret.iter().map(|(s, _)| s.key_version));
+            if let Some(old) = versions.into_iter().find(|v| *v != current_version) {
+                stale.push((user.id.clone(), old));
+            }
+        }
+        match users.next {
+            Some(next) => page.after = Some(next),
+            None => return Ok(stale),
+        }
+    }
+}
+
+/// Sets (or replaces) the owner's webhook endpoint with a new signing secret, sealed under
+/// the current master key; returns the endpoint and the secret, to show once. The URL must
+/// have been validated by the caller (scheme, host, destination).
+pub async fn set_webhook<S: WebhookStore + ?Sized>(
+    store: &S,
+    keys: &MasterKeys,
+    scope: &OwnerScope,
+    url: &str,
+    rng: &mut (dyn RandomSource + Send),
+) -> Result<(WebhookEndpoint, WebhookSecret)> {
+    let secret = WebhookSecret::generate(rng);
+    let sealed = secret.seal(keys.current(), scope.owner(), rng)?;
+    let endpoint = store.put_endpoint(scope, url, sealed).await?;
+    Ok((endpoint, secret))
+}
+
+/// Gives the owner's endpoint a new signing secret; the old one keeps signing until
+/// `now + grace` (both sign meanwhile). Returns the endpoint and the new secret, to show
+/// once. [`Error::NotFound`] when the owner has no endpoint.
+pub async fn rotate_webhook_secret<S: WebhookStore + ?Sized>(
+    store: &S,
+    keys: &MasterKeys,
+    scope: &OwnerScope,
+    grace: Duration,
+    now: OffsetDateTime,
+    rng: &mut (dyn RandomSource + Send),
+) -> Result<(WebhookEndpoint, WebhookSecret)> {
+    let grace = check_grace(grace)?;
+    let until = now
+        .checked_add(
+            time::Duration::try_from(grace)
+                .map_err(|_| Error::invalid("grace_seconds", "too large"))?,
+        )
+        .ok_or_else(|| Error::invalid("grace_seconds", "too large"))?;
+    let secret = WebhookSecret::generate(rng);
+    let sealed = secret.seal(keys.current(), scope.owner(), rng)?;
+    let endpoint = store.rotate_endpoint_secret(scope, sealed, until).await?;
+    Ok((endpoint, secret))
+}
+
+/// The secrets that sign a delivery to `endpoint` at `now`: the current one, and the
+/// previous one while its grace lasts.
+pub fn signing_secrets(
+    keys: &MasterKeys,
+    endpoint: &WebhookEndpoint,
+    now: OffsetDateTime,
+) -> Result<Vec<WebhookSecret>> {
+    let mut secrets = vec![WebhookSecret::open(
+        keys,
+        &endpoint.owner_id,
+        &endpoint.secret,
+    )?];
+    if let Some((sealed, until)) = &endpoint.previous_secret
+        && *until > now
+    {
+        secrets.push(WebhookSecret::open(keys, &endpoint.owner_id, sealed)?);
+    }
+    Ok(secrets)
+}
+
+/// The delivery id of the webhook message for audit event `seq`: `msg_` and the sequence
+/// number as 20 hex digits. Deriving it makes enqueueing idempotent (a second enqueue of
+/// the same event is a conflict, not a second message) and lets a restarted worker tell
+/// how far it got from the delivery log alone.
+pub fn event_delivery_id(seq: i64) -> Result<DeliveryId> {
+    let seq = u64::try_from(seq).map_err(|_| Error::invalid("seq", "must not be negative"))?;
+    DeliveryId::parse(&format!("{}{seq:020x}", DeliveryId::PREFIX))
+}
+
+/// The audit sequence number a delivery id was derived from ([`event_delivery_id`]).
+pub fn delivery_event_seq(id: &DeliveryId) -> Option<i64> {
+    let hex = id.as_str().strip_prefix(DeliveryId::PREFIX)?;
+    u64::from_str_radix(hex, 16)
+        .ok()
+        .and_then(|v| i64::try_from(v).ok())
+}
+
+/// Whether `event` goes to `endpoint`: it is the endpoint owner's and happened while the
+/// endpoint existed (setting an endpoint again starts it anew).
+pub fn event_is_for(event: &AuditEvent, endpoint: &WebhookEndpoint) -> bool {
+    event.owner.as_ref() == Some(&endpoint.owner_id) && event.at >= endpoint.created_at
+}
+
+/// The JSON body of the webhook message for an audit event, in the Standard Webhooks
+/// shape: `{"type", "timestamp", "data"}`, where `data` is the event as `GET
+/// /v1/me/audit` shows it (details never hold secret values).
+pub fn event_payload(event: &AuditEvent) -> String {
+    let details: serde_json::Value =
+        serde_json::from_str(&event.details).unwrap_or(serde_json::Value::Null);
+    serde_json::json!({
+        "type": event.action.as_str(),
+        "timestamp": crate::audit::rfc3339(event.at),
+        "data": {
+            "seq": event.seq,
+            "at": crate::audit::rfc3339(event.at),
+            "actor": event.actor.to_string(),
+            "owner_id": event.owner.as_ref().map(OwnerId::as_str),
+            "action": event.action.as_str(),
+            "target": event.target,
+            "details": details,
+        }
+    })
+    .to_string()
+}
+
+/// Retry schedule of webhook deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts before a delivery is marked failed (at least 1).
+    pub max_attempts: u32,
+    /// Wait after the first failed attempt; it doubles after each further one.
+    pub base: Duration,
+    /// The longest wait between two attempts.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            base: Duration::from_secs(30),
+            max_delay: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// What follows the failure of attempt number `attempt` (1 for the first): `None` when
+    /// it was the last, else the wait before the next (`base · 2^(attempt-1)`, capped).
+    pub fn after_failure(&self, attempt: u32) -> Option<Duration> {
+        if attempt >= self.max_attempts.max(1) {
+            return None;
+        }
+        let factor = 2_u32.saturating_pow(attempt.saturating_sub(1).min(30));
+        Some(self.base.saturating_mul(factor).min(self.max_delay))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn delivery_ids_carry_their_event() {
+        let id = event_delivery_id(42).unwrap();
+        assert_eq!(id.as_str(), "msg_0000000000000000002a");
+        assert_eq!(delivery_event_seq(&id), Some(42));
+        assert_eq!(
+            delivery_event_seq(&event_delivery_id(i64::MAX).unwrap()),
+            Some(i64::MAX)
+        );
+        assert!(event_delivery_id(-1).is_err());
+        // Ids from elsewhere that exceed i64 are not mistaken for events.
+        let foreign = DeliveryId::parse("msg_ffffffffffffffffffff").unwrap();
+        assert_eq!(delivery_event_seq(&foreign), None);
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_a_cap() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_secs(10),
+            max_delay: Duration::from_secs(60),
+        };
+        let waits: Vec<_> = (1..=5).map(|a| p.after_failure(a)).collect();
+        assert_eq!(
+            waits,
+            vec![
+                Some(Duration::from_secs(10)),
+                Some(Duration::from_secs(20)),
+                Some(Duration::from_secs(40)),
+                Some(Duration::from_secs(60)),
+                None
+            ]
+        );
+        let huge = RetryPolicy {
+            max_attempts: u32::MAX,
+            ..p
+        };
+        assert_eq!(huge.after_failure(200), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn payloads_follow_the_standard_webhooks_shape() {
+        let alice = OwnerId::parse("alice").unwrap();
+        let event = crate::audit::NewAuditEvent::new(
+            OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            crate::authz::Actor::User(alice.clone()),
+            Some(alice),
+            crate::audit::AuditAction::SecretPut,
+            "API_KEY",
+            &serde_json::json!({"name": "API_KEY"}),
+        )
+        .link(7, crate::audit::ChainHash::GENESIS);
+        let body: serde_json::Value = serde_json::from_str(&event_payload(&event)).unwrap();
+        assert_eq!(body["type"], "secret.put");
+        assert_eq!(body["timestamp"], "2023-11-14T22:13:20Z");
+        assert_eq!(body["data"]["seq"], 7);
+        assert_eq!(body["data"]["owner_id"], "alice");
+        assert_eq!(body["data"]["details"]["name"], "API_KEY");
+    }
 
     const VECTOR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const VECTOR_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";

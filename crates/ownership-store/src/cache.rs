@@ -37,9 +37,9 @@ use ownership_core::pairing::{CodeHash, PairingKey};
 use ownership_core::ports::{
     AuditFilter, AuditLog, ChannelBinding, Clock, Delivery, DeliveryState, FreshToken, Health,
     LegacyOutcome, NewResource, NewToken, Page, PageRequest, PairingCandidate, PairingIssue,
-    PairingPolicy, PairingStore, PendingPairing, ResourceRecord, ResourceStore, Sealed, SecretMeta,
-    SecretStore, Store, TokenLookup, TokenRecord, TokenStore, User, UserStore, WebhookEndpoint,
-    WebhookStore,
+    PairingPolicy, PairingStore, PendingPairing, ProvisionStore, ResourceRecord, ResourceStore,
+    Sealed, SecretMeta, SecretStore, Store, TokenLookup, TokenRecord, TokenStore, User, UserStore,
+    WebhookEndpoint, WebhookStore,
 };
 use ownership_core::provision::{ProvisionPlan, ProvisionTable};
 use ownership_core::token::TokenDigest;
@@ -395,6 +395,15 @@ impl<S: Store + 'static> UserStore for Cached<S> {
         out
     }
 
+    async fn delete_user(&self, scope: &AdminScope, id: &OwnerId) -> Result<()> {
+        let out = self.shared.inner.delete_user(scope, id).await;
+        self.invalidate(Invalidation::Owner(id.clone()));
+        out
+    }
+}
+
+#[async_trait]
+impl<S: Store + 'static> ProvisionStore for Cached<S> {
     async fn provision(
         &self,
         scope: &AdminScope,
@@ -423,12 +432,6 @@ impl<S: Store + 'static> UserStore for Cached<S> {
             Err(_) if !dry_run => self.invalidate(Invalidation::All),
             Err(_) => {}
         }
-        out
-    }
-
-    async fn delete_user(&self, scope: &AdminScope, id: &OwnerId) -> Result<()> {
-        let out = self.shared.inner.delete_user(scope, id).await;
-        self.invalidate(Invalidation::Owner(id.clone()));
         out
     }
 }

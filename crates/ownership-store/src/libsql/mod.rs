@@ -14,6 +14,7 @@ mod conn;
 mod migrate;
 mod pairing;
 mod provision;
+mod recheck;
 mod resources;
 mod secrets;
 mod tokens;

@@ -20,7 +20,8 @@ use super::conn::{
     add, args, bytes, exec, exists, micros, now_of, opt_text, parsed, query_all, query_i64,
     query_opt, time_at,
 };
-use super::users::{active_user, current_scope};
+use super::recheck::current_scope;
+use super::users::active_user;
 use crate::events;
 
 /// The `settings` key of the generated pairing-code key.

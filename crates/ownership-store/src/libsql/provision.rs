@@ -3,8 +3,9 @@
 //! transaction (a dry run reads in a read transaction and writes nothing).
 
 use ::libsql::{Connection, Value};
+use async_trait::async_trait;
 use ownership_core::authz::AdminScope;
-use ownership_core::ports::{FreshToken, TokenOrigin};
+use ownership_core::ports::{FreshToken, ProvisionStore, TokenOrigin};
 use ownership_core::provision::{self, ProvisionPlan, ProvisionState, ProvisionTable, StoredToken};
 use ownership_core::token::TokenDigest;
 use ownership_core::{Error, Result};
@@ -143,7 +144,7 @@ pub(super) async fn provision(
     let clock = store.clock.clone();
     let job = async move |c: &Connection| {
         let now = now_of(clock.as_ref());
-        let scope = super::users::current_scope(c, &scope).await?;
+        let scope = super::recheck::current_scope(c, &scope).await?;
         let state = read_state(c, &table, now).await?;
         let plan = provision::plan(&scope, &table, &state, now, &mut OsRandom)?;
         if !dry_run && !plan.is_empty() {
@@ -155,5 +156,17 @@ pub(super) async fn provision(
         store.worker.read(job).await
     } else {
         store.worker.write(job).await
+    }
+}
+
+#[async_trait]
+impl ProvisionStore for LibsqlStore {
+    async fn provision(
+        &self,
+        scope: &AdminScope,
+        table: &ProvisionTable,
+        dry_run: bool,
+    ) -> Result<ProvisionPlan> {
+        provision(self, scope, table, dry_run).await
     }
 }

@@ -22,7 +22,7 @@ use super::conn::{
     add, args, exec, exists, micros, opt_text, opt_time, parsed, query_all, query_opt, text,
     time_at,
 };
-use super::users::actor_state;
+use super::recheck::actor_state;
 use crate::events;
 
 /// The columns [`token_from`] reads, in order.

@@ -4,13 +4,11 @@
 use ::libsql::{Connection, Value};
 use async_trait::async_trait;
 use ownership_core::authz::{
-    ActorState, AdminScope, TargetState, check_create, check_delete, check_role_change,
-    check_status_change,
+    AdminScope, TargetState, check_create, check_delete, check_role_change, check_status_change,
 };
 use ownership_core::ports::{
     LegacyOutcome, NewToken, Page, PageRequest, TokenOrigin, User, UserStore,
 };
-use ownership_core::provision::{ProvisionPlan, ProvisionTable};
 use ownership_core::{Error, OwnerId, Result, UserRole, UserStatus};
 use time::OffsetDateTime;
 
@@ -20,6 +18,7 @@ use super::conn::{
     args, exec, exists, micros, now_of, page_limit, parsed, query_all, query_i64, query_opt,
     time_at,
 };
+use super::recheck::current_scope;
 use super::tokens::insert_first_token;
 use crate::events;
 
@@ -48,27 +47,6 @@ pub(super) async fn active_user(conn: &Connection, id: &OwnerId) -> Result<Optio
     Ok(user(conn, id)
         .await?
         .filter(|u| u.status == UserStatus::Active))
-}
-
-/// A user's role and status, as [`AdminScope::recheck`] and
-/// [`ownership_core::authz::MintPermit::recheck`] read them.
-pub(super) async fn actor_state(conn: &Connection, id: &OwnerId) -> Result<Option<ActorState>> {
-    Ok(user(conn, id).await?.map(|u| ActorState {
-        role: u.role,
-        status: u.status,
-    }))
-}
-
-/// `scope` re-checked ([`AdminScope::recheck`]) against the acting user's account as it
-/// is now, read inside the write transaction: a demotion, suspension or deletion
-/// committed before it counts, whatever role the request was authenticated with. The
-/// operator has no account and nothing is read.
-pub(super) async fn current_scope(conn: &Connection, scope: &AdminScope) -> Result<AdminScope> {
-    let current = match scope.acting_user() {
-        None => None,
-        Some(actor) => actor_state(conn, actor).await?,
-    };
-    scope.recheck(current)
 }
 
 /// Inserts an active user; Conflict if the id is taken.
@@ -322,15 +300,6 @@ impl UserStore for LibsqlStore {
                 user(c, &id).await?.ok_or(Error::NotFound)
             })
             .await
-    }
-
-    async fn provision(
-        &self,
-        scope: &AdminScope,
-        table: &ProvisionTable,
-        dry_run: bool,
-    ) -> Result<ProvisionPlan> {
-        super::provision::provision(self, scope, table, dry_run).await
     }
 
     async fn delete_user(&self, scope: &AdminScope, id: &OwnerId) -> Result<()> {

@@ -35,6 +35,7 @@ mod listen;
 mod migrate;
 mod pairing;
 mod provision;
+mod recheck;
 mod resources;
 mod secrets;
 mod support;

@@ -17,10 +17,10 @@ use sqlx::postgres::{PgConnection, PgRow};
 use time::OffsetDateTime;
 
 use super::PgStore;
+use super::recheck::current_scope;
 use super::support::{
     Write, add_duration, bytes_col, col, count_col, owner_col, parsed, unavailable,
 };
-use super::users::current_scope;
 use crate::cache::Invalidation;
 use crate::events;
 use crate::metrics::Op;

@@ -2,8 +2,9 @@
 //! `ownership_core::provision::plan` and executed, all in one transaction that holds the
 //! audit-head lock. A dry run reads in a `READ ONLY` transaction and writes nothing.
 
+use async_trait::async_trait;
 use ownership_core::authz::AdminScope;
-use ownership_core::ports::{FreshToken, NewToken, TokenOrigin};
+use ownership_core::ports::{FreshToken, NewToken, ProvisionStore, TokenOrigin};
 use ownership_core::provision::{self, ProvisionPlan, ProvisionState, ProvisionTable, StoredToken};
 use ownership_core::token::TokenDigest;
 use ownership_core::{Error, Result};
@@ -187,7 +188,7 @@ pub(super) async fn provision(
     }
     let mut w = Write::begin(&store.pool, store.clock.as_ref()).await?;
     let now = w.now();
-    let scope = &super::users::current_scope(w.conn(), scope).await?;
+    let scope = &super::recheck::current_scope(w.conn(), scope).await?;
     let state = read_state(w.conn(), table, now).await?;
     let plan = provision::plan(scope, table, &state, now, &mut OsRandom)?;
     if plan.is_empty() {
@@ -197,4 +198,16 @@ pub(super) async fn provision(
     execute(&mut w, scope, &plan, now).await?;
     w.commit().await?;
     Ok(plan)
+}
+
+#[async_trait]
+impl ProvisionStore for PgStore {
+    async fn provision(
+        &self,
+        scope: &AdminScope,
+        table: &ProvisionTable,
+        dry_run: bool,
+    ) -> Result<ProvisionPlan> {
+        provision(self, scope, table, dry_run).await
+    }
 }

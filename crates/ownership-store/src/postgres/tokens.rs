@@ -17,10 +17,10 @@ use sqlx::postgres::{PgConnection, PgRow};
 use time::OffsetDateTime;
 
 use super::PgStore;
+use super::recheck::actor_state;
 use super::support::{
     Write, add_duration, col, owner_col, parsed, unavailable, unique_or_unavailable,
 };
-use super::users::actor_state;
 use crate::cache::Invalidation;
 use crate::events;
 use crate::metrics::Op;

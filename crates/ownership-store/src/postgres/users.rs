@@ -2,16 +2,16 @@
 //! last-Owner rules of `ownership_core::authz`.
 
 use async_trait::async_trait;
-use ownership_core::authz::{self, ActorState, AdminScope, TargetState};
+use ownership_core::authz::{self, AdminScope, TargetState};
 use ownership_core::ports::{
     LegacyOutcome, NewToken, Page, PageRequest, TokenOrigin, User, UserStore,
 };
-use ownership_core::provision::{ProvisionPlan, ProvisionTable};
 use ownership_core::{Error, OwnerId, Result, TokenKinds, UserRole, UserStatus};
 use sqlx::postgres::{PgConnection, PgRow};
 use time::OffsetDateTime;
 
 use super::PgStore;
+use super::recheck::current_scope;
 use super::support::{
     Write, col, count_col, limit_plus_one, owner_col, parsed, take_page, unavailable,
     unique_or_unavailable,
@@ -80,35 +80,6 @@ pub(super) async fn insert_user(
         status: UserStatus::Active,
         created_at: now,
     })
-}
-
-/// `scope` re-checked ([`AdminScope::recheck`]) against the acting user's account as it
-/// is now: read inside the write transaction, under the audit-head lock, so a demotion,
-/// suspension or deletion committed before this transaction counts. The operator has no
-/// account and nothing is read.
-pub(super) async fn current_scope(
-    conn: &mut PgConnection,
-    scope: &AdminScope,
-) -> Result<AdminScope> {
-    let current = match scope.acting_user() {
-        None => None,
-        Some(actor) => find_user(conn, actor).await?.map(|u| ActorState {
-            role: u.role,
-            status: u.status,
-        }),
-    };
-    scope.recheck(current)
-}
-
-/// The owner of a token about to be minted, as [`authz::MintPermit::recheck`] reads it.
-pub(super) async fn actor_state(
-    conn: &mut PgConnection,
-    id: &OwnerId,
-) -> Result<Option<ActorState>> {
-    Ok(find_user(conn, id).await?.map(|u| ActorState {
-        role: u.role,
-        status: u.status,
-    }))
 }
 
 /// The target of a management rule and the state the rule needs, read under the lock.
@@ -333,15 +304,6 @@ impl UserStore for PgStore {
         w.notify(&Invalidation::Owner(id.clone())).await?;
         w.commit().await?;
         Ok(User { status, ..user })
-    }
-
-    async fn provision(
-        &self,
-        scope: &AdminScope,
-        table: &ProvisionTable,
-        dry_run: bool,
-    ) -> Result<ProvisionPlan> {
-        super::provision::provision(self, scope, table, dry_run).await
     }
 
     async fn delete_user(&self, scope: &AdminScope, id: &OwnerId) -> Result<()> {

@@ -1,0 +1,293 @@
+//! The secrets area: each owner's encrypted secrets, the port that keeps them and the use
+//! cases that seal, open and re-wrap them ([`crate::crypto`] does the cryptography).
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::RandomSource;
+use crate::authz::{OwnerScope, SystemScope};
+use crate::crypto::{self, MasterKeys, Sealed, SecretValue};
+use crate::error::{Error, Result};
+use crate::ids::{OwnerId, SecretName};
+
+/// A secret's metadata: never its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMeta {
+    /// Its name.
+    pub name: SecretName,
+    /// When first written.
+    pub created_at: OffsetDateTime,
+    /// When last written.
+    pub updated_at: OffsetDateTime,
+}
+
+/// Per-owner encrypted secrets. Encryption happens outside the store; it keeps sealed bytes.
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// The owner's wrapped data key, if one exists.
+    async fn data_key(&self, scope: &OwnerScope) -> Result<Option<Sealed>>;
+
+    /// Writes a secret. `new_data_key` is stored only when the owner has none yet (in the
+    /// same transaction); if another writer installed one first, [`crate::Error::Conflict`]
+    /// and nothing is written, so the caller re-reads the key and retries.
+    async fn put_secret(
+        &self,
+        scope: &OwnerScope,
+        name: &SecretName,
+        value: Sealed,
+        new_data_key: Option<Sealed>,
+    ) -> Result<SecretMeta>;
+
+    /// One sealed value from the owner's scope only.
+    async fn get_secret(&self, scope: &OwnerScope, name: &SecretName) -> Result<Option<Sealed>>;
+
+    /// Names and metadata.
+    async fn list_secrets(&self, scope: &OwnerScope) -> Result<Vec<SecretMeta>>;
+
+    /// Deletes one. [`crate::Error::NotFound`] if absent.
+    async fn delete_secret(&self, scope: &OwnerScope, name: &SecretName) -> Result<()>;
+
+    /// Every owner's wrapped data key (for rewrapping).
+    async fn all_data_keys(&self, scope: &SystemScope) -> Result<Vec<(OwnerId, Sealed)>>;
+
+    /// Replaces wrapped data keys (the rewrapped forms), each only if it still equals the
+    /// one read. Returns how many were replaced.
+    async fn replace_data_keys(
+        &self,
+        scope: &SystemScope,
+        keys: &[(OwnerId, Sealed, Sealed)],
+    ) -> Result<u64>;
+}
+
+/// The owner's data key, unwrapped; `None` when the owner has none yet.
+pub(crate) async fn owner_data_key<S: SecretStore + ?Sized>(
+    store: &S,
+    keys: &MasterKeys,
+    scope: &OwnerScope,
+) -> Result<Option<crypto::DataKey>> {
+    match store.data_key(scope).await? {
+        Some(wrapped) => crypto::unwrap_data_key(keys, scope.owner(), &wrapped).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Writes one of the owner's secrets, sealed under their data key.
+///
+/// The owner's first secret also creates the data key: a new random key is wrapped under
+/// the current master key and handed to the store with the value, which installs both in
+/// one transaction. If another writer installed a data key first, the store answers
+/// [`Error::Conflict`]; the key is then read again and the write retried once.
+pub async fn put_secret<S: SecretStore + ?Sized>(
+    store: &S,
+    keys: &MasterKeys,
+    scope: &OwnerScope,
+    name: &SecretName,
+    value: &str,
+    rng: &mut (dyn RandomSource + Send),
+) -> Result<SecretMeta> {
+    crypto::check_value(value)?;
+    let owner = scope.owner();
+    if let Some(key) = owner_data_key(store, keys, scope).await? {
+        let sealed = crypto::seal_value(&key, owner, name, value, rng)?;
+        return store.put_secret(scope, name, sealed, None).await;
+    }
+    let key = crypto::DataKey::generate(rng);
+    let wrapped = crypto::wrap_data_key(keys.current(), owner, &key, rng)?;
+    let sealed = crypto::seal_value(&key, owner, name, value, rng)?;
+    match store.put_secret(scope, name, sealed, Some(wrapped)).await {
+        Err(Error::Conflict(_)) => {
+            let key = owner_data_key(store, keys, scope).await?.ok_or_else(|| {
+                Error::Conflict("the data key changed during the write; retry".into())
+            })?;
+            let sealed = crypto::seal_value(&key, owner, name, value, rng)?;
+            store.put_secret(scope, name, sealed, None).await
+        }
+        other => other,
+    }
+}
+
+/// One of the owner's secret values, opened; `None` when the owner holds no secret of that
+/// name. Only resource credentials read values: no route returns them to their owner.
+pub async fn secret_value<S: SecretStore + ?Sized>(
+    store: &S,
+    keys: &MasterKeys,
+    scope: &OwnerScope,
+    name: &SecretName,
+) -> Result<Option<SecretValue>> {
+    let Some(sealed) = store.get_secret(scope, name).await? else {
+        return Ok(None);
+    };
+    let key = owner_data_key(store, keys, scope)
+        .await?
+        .ok_or_else(|| Error::Integrity("a secret exists but its owner has no data key".into()))?;
+    crypto::open_value(&key, scope.owner(), name, &sealed).map(Some)
+}
+
+/// What a master-key rewrap did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewrapReport {
+    /// Data keys read.
+    pub examined: u64,
+    /// Data keys already under the current master key version (left alone).
+    pub already_current: u64,
+    /// Data keys rewrapped under the current version.
+    pub rewrapped: u64,
+    /// Data keys that changed (or went with their owner) between the read and the write:
+    /// left as they were; run the rewrap again.
+    pub changed_meanwhile: u64,
+    /// Owners whose data key could not be unwrapped (a version this process does not
+    /// hold, or damaged bytes): left as they were.
+    pub failed: Vec<OwnerId>,
+}
+
+/// How many rewrapped keys go to the store per write.
+pub const REWRAP_BATCH: usize = 500;
+
+/// Rewraps every owner's data key under the current master key (`ownership secrets
+/// rewrap`). Keys wrapped under any version `keys` holds are opened and wrapped again;
+/// keys already under the current version are skipped; each replacement is written only
+/// if the stored key is still the one read. Values are not touched: they stay sealed
+/// under the same data keys. Safe to run while servers are serving, and to run again.
+pub async fn rewrap_data_keys<S: SecretStore + ?Sized>(
+    store: &S,
+    scope: &SystemScope,
+    keys: &MasterKeys,
+    rng: &mut (dyn RandomSource + Send),
+) -> Result<RewrapReport> {
+    let all = store.all_data_keys(scope).await?;
+    let current = keys.current().version();
+    let mut report = RewrapReport {
+        examined: all.len() as u64,
+        ..RewrapReport::default()
+    };
+    let mut pending: Vec<(OwnerId, Sealed, Sealed)> = Vec::new();
+    for (owner, wrapped) in all {
+        if wrapped.key_version == current {
+            report.already_current += 1;
+            continue;
+        }
+        match crypto::rewrap_data_key(keys, &owner, &wrapped, rng) {
+            Ok(new) => pending.push((owner, wrapped, new)),
+            Err(_) => report.failed.push(owner),
+        }
+    }
+    for batch in pending.chunks(REWRAP_BATCH) {
+        let replaced = store.replace_data_keys(scope, batch).await?;
+        report.rewrapped += replaced;
+        report.changed_meanwhile += (batch.len() as u64).saturating_sub(replaced);
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Identity, UserRole};
+
+    /// Runs a future whose awaits all complete at once (the fake store below never waits).
+    fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+        }
+    }
+
+    /// A secret store in memory whose first key installation loses a race to another
+    /// writer: it answers Conflict and installs the other writer's key instead.
+    #[derive(Default)]
+    struct RacingSecrets {
+        other_writers_key: std::sync::Mutex<Option<Sealed>>,
+        key: std::sync::Mutex<Option<Sealed>>,
+        values: std::sync::Mutex<Vec<(SecretName, Sealed)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl SecretStore for RacingSecrets {
+        async fn data_key(&self, _: &OwnerScope) -> Result<Option<Sealed>> {
+            Ok(self.key.lock().unwrap().clone())
+        }
+        async fn put_secret(
+            &self,
+            _: &OwnerScope,
+            name: &SecretName,
+            value: Sealed,
+            new_data_key: Option<Sealed>,
+        ) -> Result<SecretMeta> {
+            let mut key = self.key.lock().unwrap();
+            match (new_data_key, key.is_some()) {
+                (Some(_), false) => {
+                    *key = self.other_writers_key.lock().unwrap().take();
+                    return Err(Error::Conflict("raced".into()));
+                }
+                (Some(_), true) | (None, false) => return Err(Error::Conflict("bad".into())),
+                (None, true) => {}
+            }
+            self.values.lock().unwrap().push((name.clone(), value));
+            Ok(SecretMeta {
+                name: name.clone(),
+                created_at: OffsetDateTime::UNIX_EPOCH,
+                updated_at: OffsetDateTime::UNIX_EPOCH,
+            })
+        }
+        async fn get_secret(&self, _: &OwnerScope, name: &SecretName) -> Result<Option<Sealed>> {
+            Ok(self
+                .values
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone()))
+        }
+        async fn list_secrets(&self, _: &OwnerScope) -> Result<Vec<SecretMeta>> {
+            Ok(Vec::new())
+        }
+        async fn delete_secret(&self, _: &OwnerScope, _: &SecretName) -> Result<()> {
+            Ok(())
+        }
+        async fn all_data_keys(&self, _: &SystemScope) -> Result<Vec<(OwnerId, Sealed)>> {
+            Ok(Vec::new())
+        }
+        async fn replace_data_keys(
+            &self,
+            _: &SystemScope,
+            _: &[(OwnerId, Sealed, Sealed)],
+        ) -> Result<u64> {
+            Ok(0)
+        }
+    }
+
+    #[test]
+    fn a_lost_data_key_race_reseals_under_the_winners_key() {
+        let mut n = 0_u8;
+        let mut rng = move |buf: &mut [u8]| {
+            for b in buf.iter_mut() {
+                n = n.wrapping_add(13);
+                *b = n;
+            }
+        };
+        let keys = MasterKeys::single(crypto::MasterKey::new(1, [5; 32]).unwrap());
+        let alice = OwnerId::parse("alice").unwrap();
+        let scope = OwnerScope::own(&Identity::new(alice.clone(), UserRole::Member));
+        let winners_key = crypto::DataKey::generate(&mut rng);
+        let store = RacingSecrets::default();
+        *store.other_writers_key.lock().unwrap() =
+            Some(crypto::wrap_data_key(keys.current(), &alice, &winners_key, &mut rng).unwrap());
+        let name = SecretName::parse("TOKEN").unwrap();
+        block_on(put_secret(&store, &keys, &scope, &name, "v1", &mut rng)).unwrap();
+        let value = block_on(secret_value(&store, &keys, &scope, &name))
+            .unwrap()
+            .unwrap();
+        assert_eq!(value.expose(), "v1");
+        let sealed = store.values.lock().unwrap()[0].1.clone();
+        assert_eq!(
+            crypto::open_value(&winners_key, &alice, &name, &sealed)
+                .unwrap()
+                .expose(),
+            "v1"
+        );
+    }
+}
