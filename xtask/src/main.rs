@@ -9,6 +9,7 @@ mod bench;
 mod ci;
 mod clean_tree;
 mod cmd;
+mod cycles;
 mod fuzz;
 mod migrations;
 mod package;
@@ -31,6 +32,7 @@ tasks:
   test                        all tests and doc tests (cargo test); first finds, or as root
                               installs from Debian, PostgreSQL, Chromium + chromedriver, curl
   purity                      fail if ownership-core depends on an IO crate
+  cycles                      fail if any crate has a module import cycle
   migrate --database-url URL  apply migrations (runs `ownership migrate`); URL defaults to
                               $DATABASE_URL
   new-migration NAME          create crates/ownership-store/migrations/{libsql,postgres}/
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         "ci" => no_args(task, rest).and_then(|()| ci::run_all()),
         "test" => no_args(task, rest).and_then(|()| testing::run_all()),
         "purity" => no_args(task, rest).and_then(|()| purity::run()),
+        "cycles" => no_args(task, rest).and_then(|()| cycles::run()),
         "migrate" => migrations::migrate(rest),
         "new-migration" => migrations::new_migration(rest),
         "bench" => bench::run(rest),
