@@ -38,9 +38,15 @@ pub struct ErrorBody {
 /// The error's code (snake_case, stable) and a human message.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, machine-readable code.
+    /// Stable, machine-readable code: `invalid_request`, `unauthenticated`, `forbidden`,
+    /// `not_found`, `invalid_code`, `method_not_allowed`, `timeout`, `conflict`,
+    /// `payload_too_large`, `unsupported_media_type`, `rate_limited`, `internal`,
+    /// `unavailable`, `secrets_disabled` or `webhooks_disabled`. Clients should treat a
+    /// code they do not know by its HTTP status.
+    #[schema(example = "invalid_request")]
     pub code: &'static str,
     /// Human-readable text.
+    #[schema(example = "invalid limit: must be between 1 and 500")]
     pub message: String,
 }
 
@@ -109,6 +115,11 @@ impl ApiError {
     /// The code.
     pub fn code(&self) -> &'static str {
         self.code
+    }
+
+    /// The body this error is sent with, as the OpenAPI document's examples show it.
+    pub(crate) fn example(&self) -> serde_json::Value {
+        serde_json::json!({"error": {"code": self.code, "message": self.message}})
     }
 
     fn with_detail(mut self, detail: impl Into<String>) -> Self {

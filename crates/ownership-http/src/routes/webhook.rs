@@ -12,8 +12,9 @@ use ownership_core::crypto::MasterKeys;
 use ownership_core::service;
 
 use super::{CREATED, page};
+use crate::api_doc::*;
 use crate::auth::{Manage, RequireKind};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::webhooks;
 use crate::wire::*;
@@ -27,12 +28,17 @@ fn webhook_keys(state: &AppState) -> Result<Arc<MasterKeys>, ApiError> {
         .ok_or_else(|| Error::Disabled("webhooks").into())
 }
 
+/// Set the webhook endpoint.
+///
 /// Sets the caller's endpoint (201 when new, 200 when replaced) with a new signing secret,
-/// shown once. Setting it again starts anew: new secret, and only events from now on.
+/// shown once. Setting it again starts anew: new secret, and only events from now on. The
+/// URL must be `https://` on a public host, without user information. Needs a `manage`
+/// token and a server with a master key (else 503 `webhooks_disabled`).
 #[utoipa::path(put, path = "/v1/me/webhook", tag = "webhooks", request_body = WebhookRequest,
-    responses((status = 201, body = NewWebhookView), (status = 200, body = NewWebhookView),
-        (status = 400, body = ErrorBody, description = "not https, no host, user information, or a non-public destination"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody, description = "`webhooks_disabled` without a master key")))]
+    responses(
+        (status = 201, description = "Set (new), with its signing secret (shown once).", body = NewWebhookView),
+        (status = 200, description = "Replaced, with a new signing secret (shown once).", body = NewWebhookView),
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn put_webhook(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -55,9 +61,14 @@ pub async fn put_webhook(
     ))
 }
 
-/// The caller's endpoint (never its signing secret); 404 when none is set.
+/// Get the webhook endpoint.
+///
+/// The caller's endpoint, never its signing secret; 404 when none is set. Needs a
+/// `manage` token.
 #[utoipa::path(get, path = "/v1/me/webhook", tag = "webhooks",
-    responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The endpoint.", body = WebhookView),
+        AuthErrors, (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn get_webhook(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -71,9 +82,13 @@ pub async fn get_webhook(
     Ok(ApiJson(WebhookView::from(&endpoint)))
 }
 
-/// Removes the caller's endpoint; nothing more is sent to it.
+/// Remove the webhook endpoint.
+///
+/// Removes the caller's endpoint; nothing more is sent to it. Needs a `manage` token.
 #[utoipa::path(delete, path = "/v1/me/webhook", tag = "webhooks",
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses(
+        (status = 204, description = "Removed."),
+        AuthErrors, (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn delete_webhook(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -83,12 +98,17 @@ pub async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Rotate the webhook signing secret.
+///
 /// Gives the endpoint a new signing secret, shown once. With `grace_seconds`, the old
 /// secret keeps signing beside the new one until then (receivers switch without losing a
-/// message); without, it stops at once.
-#[utoipa::path(post, path = "/v1/me/webhook/rotate-secret", tag = "webhooks", request_body = RotateWebhookRequest,
-    responses((status = 200, body = RotatedWebhookSecret), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+/// message); without, it stops at once. The body is optional. Needs a `manage` token.
+#[utoipa::path(post, path = "/v1/me/webhook/rotate-secret", tag = "webhooks",
+    request_body(content = Option<RotateWebhookRequest>, description = "Optional: an empty body means no grace."),
+    responses(
+        (status = 200, description = "The new signing secret (shown once).", body = RotatedWebhookSecret),
+        (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), AuthErrors,
+        (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn rotate_webhook_secret(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -123,9 +143,13 @@ pub async fn rotate_webhook_secret(
     }))
 }
 
-/// The caller's delivery log, newest first.
+/// List webhook deliveries.
+///
+/// The caller's delivery log, newest first, a page at a time. Needs a `manage` token.
 #[utoipa::path(get, path = "/v1/me/webhook/deliveries", tag = "webhooks", params(PageQuery),
-    responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "A page of deliveries, newest first.", body = DeliveryList),
+        (status = 400, response = BadRequest), AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn list_deliveries(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -134,7 +158,7 @@ pub async fn list_deliveries(
     webhook_keys(&state)?;
     let p = state
         .store
-        .list_deliveries(&caller.scope(), &page(q))
+        .list_deliveries(&caller.scope(), &page(q)?)
         .await?;
     Ok(ApiJson(DeliveryList {
         deliveries: p.items.iter().map(DeliveryView::from).collect(),
