@@ -178,6 +178,15 @@ impl OwnerScope {
         })
     }
 
+    /// The scope a resource credential reaches: its creator's, for the grants the store
+    /// resolved for a live credential. Only core's resource use case builds one.
+    pub(crate) fn of_resource_credential(owner: OwnerId) -> Self {
+        Self {
+            actor: Actor::User(owner.clone()),
+            owner,
+        }
+    }
+
     /// The owner whose resources this scope reaches.
     pub fn owner(&self) -> &OwnerId {
         &self.owner
@@ -290,6 +299,15 @@ impl SystemScope {
     /// Who acts, for the audit log.
     pub fn actor(&self) -> Actor {
         Actor::System
+    }
+
+    /// Background work reaching one owner's resources (the webhook worker reading that
+    /// owner's endpoint): audited as the system, never as the owner.
+    pub fn owner_scope(&self, owner: &OwnerId) -> OwnerScope {
+        OwnerScope {
+            owner: owner.clone(),
+            actor: Actor::System,
+        }
     }
 }
 

@@ -8,7 +8,6 @@ use crate::RandomSource;
 use crate::authz::OwnerScope;
 use crate::crypto::{self, MasterKeys, SecretValue};
 use crate::error::{Error, Result};
-use crate::identity::{Identity, UserRole};
 use crate::ids::{OwnerId, ResourceId, SecretName};
 use crate::secrets::{SecretStore, owner_data_key};
 use crate::token::{PresentedToken, TokenDigest, TokenFamily, TokenSecret, classify};
@@ -139,9 +138,8 @@ pub async fn resource_credentials<S: ResourceStore + SecretStore + ?Sized>(
         .await?
         .filter(|r| r.revoked_at.is_none())
         .ok_or(Error::Unauthenticated)?;
-    // The creator's own scope: `can_act_on` holds by construction, and the role plays no
-    // part in it, so the least one is named.
-    let scope = OwnerScope::own(&Identity::new(record.owner_id.clone(), UserRole::Member));
+    // The creator's scope, for the grants of a credential the store resolved as live.
+    let scope = OwnerScope::of_resource_credential(record.owner_id.clone());
     let mut values = Vec::with_capacity(record.grants.len());
     if !record.grants.is_empty() {
         let key = owner_data_key(store, keys, &scope)

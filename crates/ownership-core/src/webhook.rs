@@ -476,7 +476,7 @@ pub async fn stale_webhook_secrets<S: UserStore + WebhookStore + ?Sized>(
     loop {
         let users = store.list_users(admin, &page).await?;
         for user in &users.items {
-            let scope = OwnerScope::own(&user.identity());
+            let scope = OwnerScope::for_operator(admin, user.id.clone())?;
             let Some(endpoint) = store.get_endpoint(&scope).await? else {
                 continue;
             };
