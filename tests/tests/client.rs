@@ -441,9 +441,20 @@ fn every_documented_operation_has_a_client_method() {
     let mut documented = BTreeSet::new();
     for (route, item) in doc["paths"].as_object().expect("paths") {
         for method in ["get", "put", "post", "delete", "patch", "head", "options"] {
-            if item.get(method).is_some() {
-                documented.insert(format!("{} {route}", method.to_uppercase()));
+            let Some(operation) = item.get(method) else {
+                continue;
+            };
+            let key = format!("{} {route}", method.to_uppercase());
+            // The client's method is named after the operation id, when there is one.
+            if let (Some(op_id), Some(ours)) = (
+                operation["operationId"].as_str(),
+                OPERATIONS
+                    .iter()
+                    .find(|op| op.method.eq_ignore_ascii_case(method) && op.path == route),
+            ) {
+                assert_eq!(ours.client_method, op_id, "{key}");
             }
+            documented.insert(key);
         }
     }
     let client: BTreeSet<String> = OPERATIONS

@@ -8,6 +8,7 @@ mod apt;
 mod bench;
 mod ci;
 mod clean_tree;
+mod clients;
 mod cmd;
 mod fuzz;
 mod migrations;
@@ -29,7 +30,11 @@ tasks:
                               then fails if the run changed or created a file git tracks
                               or would track
   test                        all tests and doc tests (cargo test); first finds, or as root
-                              installs from Debian, PostgreSQL, Chromium + chromedriver, curl
+                              installs from Debian, PostgreSQL, Chromium + chromedriver, curl,
+                              node and python3 (and the client generators, as `clients`)
+  clients                     install the client generators the quickstart tests run
+                              (openapi-typescript + openapi-fetch with npm, openapi-python-
+                              client in a virtualenv) under target/clients/ when missing
   purity                      fail if ownership-core depends on an IO crate
   migrate --database-url URL  apply migrations (runs `ownership migrate`); URL defaults to
                               $DATABASE_URL
@@ -62,6 +67,7 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "ci" => no_args(task, rest).and_then(|()| ci::run_all()),
         "test" => no_args(task, rest).and_then(|()| testing::run_all()),
+        "clients" => no_args(task, rest).and_then(|()| clients::ensure_generators().map(drop)),
         "purity" => no_args(task, rest).and_then(|()| purity::run()),
         "migrate" => migrations::migrate(rest),
         "new-migration" => migrations::new_migration(rest),
