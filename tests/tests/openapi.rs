@@ -4,6 +4,16 @@
 //! undocumented method on a documented path is a 405, every handler registered in
 //! `ownership-http`'s `routes` is documented, and the list is exactly the one below.
 //!
+//! The served document is also the checked-in `docs/openapi.json`
+//! (`the_checked_in_document_is_the_served_one`), so every API change shows in review as
+//! a diff of that file. Together these make a route added to the router but missing from
+//! the checked-in document fail a test: the router is built only from `routes::api()`,
+//! whose `routes!(…)` entries generate the served document (a plain axum `.route(` in the
+//! route modules fails `every_registered_handler_is_documented`); every handler named
+//! there must be an operation of the served document (same test) and be listed in
+//! [`EXPECTED`]; and the served document must equal the checked-in one. Regenerate the
+//! file with `cargo xtask openapi`; the tests never write it.
+//!
 //! Routing does not depend on the backend, so this runs on libSQL only.
 
 #![allow(
@@ -244,6 +254,77 @@ async fn every_registered_handler_is_documented() {
     assert_eq!(handlers, operation_ids);
 }
 
+/// The checked-in document, as text.
+fn checked_in() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask openapi`", path.display()))
+}
+
+/// The JSON pointer of the first place where `a` and `b` differ, with both values there.
+fn first_difference(a: &Value, b: &Value, at: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                match (x.get(k), y.get(k)) {
+                    (Some(v), Some(w)) => first_difference(v, w, &here),
+                    (v, w) => Some(format!("{here}: served {v:?}, checked in {w:?}")),
+                }
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (v, w))| first_difference(v, w, &format!("{at}/{i}"))),
+        _ if a == b => None,
+        _ => Some(format!("{at}: served {a}, checked in {b}")),
+    }
+}
+
+/// `docs/openapi.json` is exactly what the server serves, byte for byte as `cargo xtask
+/// openapi` writes it, so an API change cannot land without its diff in that file.
+#[tokio::test]
+async fn the_checked_in_document_is_the_served_one() {
+    let app = app().await;
+    let served = document(&app).await;
+    let text = checked_in();
+    let file: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!("docs/openapi.json is not JSON ({e}); run `cargo xtask openapi`")
+    });
+    if let Some(difference) = first_difference(&served, &file, "") {
+        panic!(
+            "docs/openapi.json is not the document the server serves (first difference at \
+             {difference}).\nRun `cargo xtask openapi` to regenerate it, then review the \
+             change with `git diff docs/openapi.json` and commit it with the code."
+        );
+    }
+    assert!(
+        text == ownership_http::openapi_json(),
+        "docs/openapi.json holds the served document but not as `cargo xtask openapi` \
+         writes it (formatting or key order); run `cargo xtask openapi`"
+    );
+}
+
+/// A response of an operation, with a `$ref` to `#/components/responses/…` followed.
+fn resolve<'d>(doc: &'d Value, response: &'d Value) -> &'d Value {
+    match response["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference
+                .strip_prefix("#/components/responses/")
+                .unwrap_or_else(|| {
+                    panic!("a response $ref outside components/responses: {reference}")
+                });
+            let target = &doc["components"]["responses"][name];
+            assert!(target.is_object(), "{reference} names no response");
+            target
+        }
+        None => response,
+    }
+}
+
 #[tokio::test]
 async fn every_operation_documents_its_error_body() {
     let app = app().await;
@@ -256,11 +337,19 @@ async fn every_operation_documents_its_error_body() {
             "{method} {path} documents no success"
         );
         for (status, response) in responses {
-            if status.starts_with('4') {
-                assert!(
-                    response
-                        .to_string()
-                        .contains("#/components/schemas/ErrorBody"),
+            let response = resolve(&doc, response);
+            assert!(
+                response["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.trim().is_empty()),
+                "{method} {path} {status} has no description"
+            );
+            let is_error = status.starts_with('4') || status.starts_with('5');
+            // `/readyz` answers 503 with its health body, not an error.
+            if is_error && path != "/readyz" {
+                assert_eq!(
+                    response["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
                     "{method} {path} {status} is not documented as ErrorBody"
                 );
             }
@@ -296,7 +385,7 @@ async fn health_checks_are_documented_as_needing_no_token() {
         "bearer by default"
     );
     for path in ["/healthz", "/readyz"] {
-        assert_eq!(doc["paths"][path]["get"]["security"], json!([{}]), "{path}");
+        assert_eq!(doc["paths"][path]["get"]["security"], json!([]), "{path}");
     }
     assert!(doc["paths"]["/v1/me"]["get"].get("security").is_none());
 }

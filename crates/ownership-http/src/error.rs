@@ -111,6 +111,11 @@ impl ApiError {
         self.code
     }
 
+    /// The body this error is sent with, as the OpenAPI document's examples show it.
+    pub(crate) fn example(&self) -> serde_json::Value {
+        serde_json::json!({"error": {"code": self.code, "message": self.message}})
+    }
+
     fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self

@@ -14,6 +14,7 @@
 //! `ownership-core`; the binary (or your app) hands it a store. It is also the only place
 //! that knows HTTP status codes and the JSON error body ([`error`]).
 
+mod api_doc;
 pub mod auth;
 pub mod console;
 pub mod error;
@@ -33,50 +34,35 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
+use crate::api_doc::ApiDoc;
+
 pub use auth::{AuthState, Authenticated, RequireAdmin, RequireKind};
 pub use error::ApiError;
 pub use state::{AppState, ServiceConfig};
-
-/// The OpenAPI document's frame; the paths come from the routes themselves.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "ownership", description = "Who owns what, and who is calling."),
-    modifiers(&BearerAuth)
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
-            "bearer",
-            Vec::<String>::new(),
-        )]);
-    }
-}
 
 /// The OpenAPI document of every route [`router`] serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, api) = routes::api().split_for_parts();
     let mut doc = ApiDoc::openapi();
     doc.merge(api);
+    api_doc::finish(&mut doc);
     doc
+}
+
+/// [`openapi`] as the checked-in `docs/openapi.json` holds it: pretty-printed JSON (two
+/// spaces, keys in the document's own order) ending in a newline.
+pub fn openapi_json() -> String {
+    let mut text = serde_json::to_string_pretty(&openapi())
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
 }
 
 /// The REST service: every route, `GET /v1/openapi.json`, the web console under
 /// `/console` ([`console::router`]; `/` redirects there), and the [`standard_layers`].
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = routes::api().split_for_parts();
-    let mut full = ApiDoc::openapi();
-    full.merge(doc);
-    let doc = std::sync::Arc::new(full);
+    let (api, _) = routes::api().split_for_parts();
+    let doc = std::sync::Arc::new(openapi());
     let config = state.config.clone();
     let routes = api.merge(console::router(&state)).route(
         "/v1/openapi.json",

@@ -215,10 +215,13 @@ pub struct RotateRequest {
 }
 
 /// `DELETE /v1/me/tokens/{id}?kind=…`.
-#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeQuery {
-    /// When given, the token must hold this kind or nothing is revoked (409).
+    /// When given, the token must hold this kind (`manage`, `api`, `verify`,
+    /// `channel:<name>`) or nothing is revoked (409).
+    #[param(nullable = false, example = "api")]
     pub kind: Option<String>,
 }
 
@@ -304,13 +307,81 @@ pub struct EventList {
     pub next: Option<String>,
 }
 
-/// Paging of listings.
-#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+/// The `{id}` of `/v1/admin/users/{id}…`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct UserIdPath {
+    /// The user's id. One that cannot name a user is simply not found (404).
+    #[param(example = "alice")]
+    pub id: String,
+}
+
+/// The `{id}` of `/v1/me/tokens/{id}…`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TokenIdPath {
+    /// The token's id (`id` in its listing; never its value).
+    #[param(example = "tok_3q2mzx7kq5r1vd0f")]
+    pub id: String,
+}
+
+/// The `{id}` of `/v1/me/resources/{id}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ResourceIdPath {
+    /// The resource's id.
+    #[param(example = "res_8w1cz4n0bq7yj2kd")]
+    pub id: String,
+}
+
+/// The `{name}` of `/v1/me/secrets/{name}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SecretNamePath {
+    /// 1–128 of `A-Z a-z 0-9 _ - .`, not starting with `.`.
+    #[param(example = "github_token")]
+    pub name: String,
+}
+
+/// The `{channel}` of the pairing routes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ChannelPath {
+    /// The channel: 1–32 of `a-z 0-9 _ -`, starting with a letter (case-insensitive).
+    #[param(example = "telegram")]
+    pub channel: String,
+}
+
+/// The `{channel}/{external_id}` of a chat account.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdentityPath {
+    /// The channel: 1–32 of `a-z 0-9 _ -`, starting with a letter (case-insensitive).
+    #[param(example = "telegram")]
+    pub channel: String,
+    /// The sender's id on that channel.
+    #[param(example = "12345678")]
+    pub external_id: String,
+}
+
+/// Paging of listings: `?limit=` and `?after=`, both optional.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
-    /// The `next` of the previous page.
+    /// The `next` of the previous page, as it was given (an opaque cursor); absent for the
+    /// first page. Anything that is no cursor of this listing is refused (400).
+    #[param(nullable = false)]
     pub after: Option<String>,
-    /// Page size (1–500, default 100).
+    /// Page size: 1–500, default 100. Outside that range the request is refused (400),
+    /// not clamped.
+    #[param(
+        nullable = false,
+        minimum = 1,
+        maximum = 500,
+        default = 100,
+        example = 100
+    )]
     pub limit: Option<u32>,
 }
 

@@ -319,8 +319,32 @@ async fn audit_is_paged_and_scoped_to_the_caller(backend: Backend) {
         "{owners:?}"
     );
 
-    for bad in ["/v1/me/audit?limit=abc", "/v1/me/audit?bogus=1"] {
+    for bad in [
+        "/v1/me/audit?limit=abc",
+        "/v1/me/audit?bogus=1",
+        "/v1/me/audit?after=not-a-cursor",
+    ] {
         assert_error(&app.get(bad, &alice).await, 400, "invalid_request");
+    }
+    // A page size outside 1–500 is refused, not clamped, on every listing.
+    for listing in ["/v1/me/audit", "/v1/admin/audit", "/v1/admin/users"] {
+        for limit in ["0", "501", "4294967295"] {
+            let r = app
+                .get(&format!("{listing}?limit={limit}"), &app.owner_token)
+                .await;
+            assert_error(&r, 400, "invalid_request");
+            assert!(
+                r.body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("limit")),
+                "{listing}?limit={limit}: {}",
+                r.text
+            );
+        }
+        let edge = app
+            .get(&format!("{listing}?limit=500"), &app.owner_token)
+            .await;
+        assert_eq!(edge.status, 200, "{listing}?limit=500: {}", edge.text);
     }
     assert_error(&app.get("/v1/admin/audit", &alice).await, 403, "forbidden");
     assert_unauthenticated(&app.call("GET", "/v1/me/audit", None, None).await);

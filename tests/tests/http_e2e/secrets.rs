@@ -273,11 +273,14 @@ async fn the_webhook_endpoint_is_set_read_rotated_and_removed(backend: Backend) 
     let log = app.get("/v1/me/webhook/deliveries", &alice).await;
     assert_eq!(log.status, 200, "{}", log.text);
     assert!(log.body["deliveries"].is_array());
-    assert_error(
-        &app.get("/v1/me/webhook/deliveries?limit=x", &alice).await,
-        400,
-        "invalid_request",
-    );
+    for bad in ["limit=x", "limit=0", "limit=501", "after=not-a-cursor"] {
+        assert_error(
+            &app.get(&format!("/v1/me/webhook/deliveries?{bad}"), &alice)
+                .await,
+            400,
+            "invalid_request",
+        );
+    }
 
     // Account settings: `manage` only; another owner sees none of it.
     let (_, api) = mint(&app, &alice, &["api"]).await;

@@ -7,8 +7,9 @@ use ownership_core::token::digest_of;
 use ownership_core::{OwnerId, TokenKind, TokenKinds, UserRole, UserStatus};
 
 use super::{CREATED, owner_id, page};
+use crate::api_doc::*;
 use crate::auth::{ClientAddr, RequireAdmin, bearer_from};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::wire::*;
 
@@ -19,8 +20,10 @@ fn target(raw: &str) -> Result<OwnerId, ApiError> {
 
 /// Creates the first Owner with the configured bootstrap secret, once (409 after).
 #[utoipa::path(post, path = "/v1/bootstrap", tag = "users", request_body = BootstrapRequest,
-    responses((status = 201, body = UserWithToken), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 429, body = ErrorBody, description = "a wrong secret from an address that has failed too often")))]
+    responses(
+        (status = 201, description = "The first Owner, with their first token (shown once).", body = UserWithToken),
+        JsonBodyErrors, AuthErrors,
+        (status = 404, response = NotFound), (status = 409, response = Conflict)))]
 pub async fn bootstrap(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
@@ -52,7 +55,10 @@ pub async fn bootstrap(
 
 /// Creates a user and returns their first token, once.
 #[utoipa::path(post, path = "/v1/admin/users", tag = "users", request_body = CreateUserRequest,
-    responses((status = 201, body = UserWithToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses(
+        (status = 201, description = "The new user, with their first token (shown once).", body = UserWithToken),
+        JsonBodyErrors, AuthErrors,
+        (status = 403, response = Forbidden), (status = 409, response = Conflict)))]
 pub async fn create_user(
     State(state): State<AppState>,
     admin: RequireAdmin,
@@ -80,7 +86,9 @@ pub async fn create_user(
 
 /// Users, by id.
 #[utoipa::path(get, path = "/v1/admin/users", tag = "users", params(PageQuery),
-    responses((status = 200, body = UserList), (status = 400, body = ErrorBody, description = "a cursor that is no user id"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "A page of users, by id.", body = UserList),
+        (status = 400, response = BadRequest), AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn list_users(
     State(state): State<AppState>,
     admin: RequireAdmin,
@@ -96,7 +104,7 @@ pub async fn list_users(
             ownership_core::Error::invalid("cursor", "not a cursor from a previous page").into(),
         );
     }
-    let p = state.store.list_users(&admin.scope, &page(q)).await?;
+    let p = state.store.list_users(&admin.scope, &page(q)?).await?;
     Ok(ApiJson(UserList {
         users: p.items.iter().map(UserView::from).collect(),
         next: p.next,
@@ -104,36 +112,45 @@ pub async fn list_users(
 }
 
 /// One user.
-#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "users", params(UserIdPath),
+    responses(
+        (status = 200, description = "The user.", body = UserView),
+        (status = 400, response = BadRequest), AuthErrors,
+        (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn get_user(
     State(state): State<AppState>,
     admin: RequireAdmin,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(UserIdPath { id }): ApiPath<UserIdPath>,
 ) -> Result<ApiJson<UserView>, ApiError> {
     let user = state.store.get_user(&admin.scope, &target(&id)?).await?;
     Ok(ApiJson(UserView::from(&user)))
 }
 
 /// Deletes a user: their tokens, chat accounts, secrets and data key go with them.
-#[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "users", params(UserIdPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, response = BadRequest), AuthErrors, (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 409, response = Conflict)))]
 pub async fn delete_user(
     State(state): State<AppState>,
     admin: RequireAdmin,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(UserIdPath { id }): ApiPath<UserIdPath>,
 ) -> Result<StatusCode, ApiError> {
     state.store.delete_user(&admin.scope, &target(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Changes a role (only Owners touch Admins and Owners; nobody their own; never the last Owner).
-#[utoipa::path(put, path = "/v1/admin/users/{id}/role", tag = "users", request_body = RoleRequest, params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/admin/users/{id}/role", tag = "users", request_body = RoleRequest, params(UserIdPath),
+    responses(
+        (status = 200, description = "The user with their new role.", body = UserView),
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 409, response = Conflict)))]
 pub async fn set_role(
     State(state): State<AppState>,
     admin: RequireAdmin,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(UserIdPath { id }): ApiPath<UserIdPath>,
     ApiJson(body): ApiJson<RoleRequest>,
 ) -> Result<ApiJson<UserView>, ApiError> {
     let role = UserRole::parse(&body.role)?;
@@ -145,12 +162,15 @@ pub async fn set_role(
 }
 
 /// Suspends or resumes a user. A suspended user's tokens stop working at once.
-#[utoipa::path(put, path = "/v1/admin/users/{id}/status", tag = "users", request_body = StatusRequest, params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/admin/users/{id}/status", tag = "users", request_body = StatusRequest, params(UserIdPath),
+    responses(
+        (status = 200, description = "The user with their new status.", body = UserView),
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 409, response = Conflict)))]
 pub async fn set_status(
     State(state): State<AppState>,
     admin: RequireAdmin,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(UserIdPath { id }): ApiPath<UserIdPath>,
     ApiJson(body): ApiJson<StatusRequest>,
 ) -> Result<ApiJson<UserView>, ApiError> {
     let status = UserStatus::parse(&body.status)?;
@@ -163,7 +183,9 @@ pub async fn set_status(
 
 /// Mints a service token (`channel:<name>`, `verify`) owned by the calling Admin or Owner.
 #[utoipa::path(post, path = "/v1/admin/service-tokens", tag = "tokens", request_body = ServiceTokenRequest,
-    responses((status = 201, body = NewTokenView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 201, description = "The service token, with its value (shown once).", body = NewTokenView),
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn service_token(
     State(state): State<AppState>,
     admin: RequireAdmin,
@@ -195,7 +217,9 @@ pub async fn service_token(
 
 /// Everyone's audit events, newest first.
 #[utoipa::path(get, path = "/v1/admin/audit", tag = "audit", params(PageQuery),
-    responses((status = 200, body = EventList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "A page of everyone's events, newest first.", body = EventList),
+        (status = 400, response = BadRequest), AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn all_audit(
     State(state): State<AppState>,
     admin: RequireAdmin,
@@ -203,7 +227,7 @@ pub async fn all_audit(
 ) -> Result<ApiJson<EventList>, ApiError> {
     let p = state
         .store
-        .list_events(AuditFilter::All(&admin.scope), &page(q))
+        .list_events(AuditFilter::All(&admin.scope), &page(q)?)
         .await?;
     Ok(ApiJson(EventList {
         events: p.items.iter().map(EventView::from).collect(),

@@ -10,8 +10,9 @@ use ownership_core::authz::OwnerScope;
 use ownership_core::ports::{AuditFilter, PageRequest};
 use ownership_core::token::TokenDigest;
 
+use crate::api_doc::*;
 use crate::auth::AuthenticatedSse;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::wire::EventView;
 
@@ -29,8 +30,15 @@ struct Cursor {
 /// `?access_token=`, since `EventSource` cannot send headers. The stream ends when the
 /// token stops working.
 #[utoipa::path(get, path = "/v1/me/events", tag = "audit",
-    params(("access_token" = Option<String>, Query, description = "the bearer token, for clients that cannot set headers")),
-    responses((status = 200, description = "text/event-stream of the caller's events"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    params(
+        ("access_token" = Option<String>, Query, nullable = false,
+            description = "The bearer token, for clients that cannot set headers (`EventSource`)."),
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false,
+            description = "Resume after this event (`seq`); without it the stream starts now.")),
+    responses(
+        (status = 200, description = "`text/event-stream`: one event per audit event, `id` its `seq`, `event` its action, `data` the event as JSON (see `EventView`).",
+            content_type = "text/event-stream", body = String),
+        AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn my_events(
     State(state): State<AppState>,
     AuthenticatedSse(p, digest): AuthenticatedSse,

@@ -5,14 +5,19 @@ use crate::state::AppState;
 use crate::wire::{ApiJson, Health};
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "Up.", body = Health)))]
 pub async fn healthz() -> ApiJson<Health> {
     ApiJson(Health { status: "ok" })
 }
 
 /// The store answers and, on PostgreSQL, the cache-invalidation listener is connected
 /// (else 503).
-#[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses((status = 200, body = Health), (status = 503, body = Health)))]
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses(
+        (status = 200, description = "Ready.", body = Health),
+        (status = 503, description = "Not ready: the store does not answer, or the invalidation listener is reconnecting.", body = Health,
+            example = json!({"status": "unavailable"}))))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, ApiJson<Health>) {
     let unavailable = (
         StatusCode::SERVICE_UNAVAILABLE,

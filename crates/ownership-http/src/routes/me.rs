@@ -8,8 +8,9 @@ use ownership_core::service::{self, TokenRequest};
 use ownership_core::{ChannelKey, ExternalId, TokenKind, TokenKinds};
 
 use super::{CREATED, channel, page};
+use crate::api_doc::*;
 use crate::auth::{Authenticated, ClientAddr, Manage, RequireKind, Verify};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::wire::*;
 
@@ -23,7 +24,7 @@ fn kinds(raw: &[String]) -> Result<TokenKinds, ApiError> {
 
 /// Who is calling.
 #[utoipa::path(get, path = "/v1/me", tag = "me",
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, description = "The caller and the token they called with.", body = Me), AuthErrors))]
 pub async fn me(Authenticated(p): Authenticated) -> ApiJson<Me> {
     ApiJson(Me {
         user_id: p.identity.owner_id.to_string(),
@@ -38,7 +39,9 @@ pub async fn me(Authenticated(p): Authenticated) -> ApiJson<Me> {
 
 /// The caller's tokens (never their values).
 #[utoipa::path(get, path = "/v1/me/tokens", tag = "tokens",
-    responses((status = 200, body = TokenList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The caller's tokens, newest first.", body = TokenList),
+        AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn list_tokens(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -51,7 +54,9 @@ pub async fn list_tokens(
 
 /// Mints a token with a subset of the calling token's kinds; its value is shown once.
 #[utoipa::path(post, path = "/v1/me/tokens", tag = "tokens", request_body = CreateTokenRequest,
-    responses((status = 201, body = NewTokenView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 201, description = "The new token, with its value (shown once).", body = NewTokenView),
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn create_token(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -75,13 +80,17 @@ pub async fn create_token(
 }
 
 /// Replaces a token; the old one is revoked now or after `grace_seconds`.
-#[utoipa::path(post, path = "/v1/me/tokens/{id}/rotate", tag = "tokens", request_body = RotateRequest,
-    params(("id" = String, Path, description = "token id")),
-    responses((status = 201, body = NewTokenView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/me/tokens/{id}/rotate", tag = "tokens",
+    request_body(content = Option<RotateRequest>, description = "Optional: an empty body means no grace."),
+    params(TokenIdPath),
+    responses(
+        (status = 201, description = "The replacement token, with its value (shown once).", body = NewTokenView),
+        (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), AuthErrors,
+        (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn rotate_token(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(TokenIdPath { id }): ApiPath<TokenIdPath>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, ApiJson<NewTokenView>), ApiError> {
     let id = TokenId::parse(&id).map_err(|_| ApiError::not_found())?;
@@ -113,13 +122,15 @@ pub async fn rotate_token(
 }
 
 /// Revokes a token. With `?kind=`, the token must hold that kind or nothing happens (409).
-#[utoipa::path(delete, path = "/v1/me/tokens/{id}", tag = "tokens",
-    params(("id" = String, Path, description = "token id"), RevokeQuery),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/me/tokens/{id}", tag = "tokens", params(TokenIdPath, RevokeQuery),
+    responses(
+        (status = 204, description = "Revoked (or already revoked)."),
+        (status = 400, response = BadRequest), AuthErrors, (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 409, response = Conflict)))]
 pub async fn revoke_token(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(TokenIdPath { id }): ApiPath<TokenIdPath>,
     ApiQuery(q): ApiQuery<RevokeQuery>,
 ) -> Result<StatusCode, ApiError> {
     let id = TokenId::parse(&id).map_err(|_| ApiError::not_found())?;
@@ -133,7 +144,9 @@ pub async fn revoke_token(
 
 /// The caller's linked chat accounts.
 #[utoipa::path(get, path = "/v1/me/identities", tag = "pairing",
-    responses((status = 200, body = IdentityList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The caller's chat accounts.", body = IdentityList),
+        AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn list_identities(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -146,12 +159,18 @@ pub async fn list_identities(
 
 /// Unlinks one of the caller's chat accounts.
 #[utoipa::path(delete, path = "/v1/me/identities/{channel}/{external_id}", tag = "pairing",
-    params(("channel" = String, Path), ("external_id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    params(IdentityPath),
+    responses(
+        (status = 204, description = "Unlinked."),
+        (status = 400, response = BadRequest), AuthErrors,
+        (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn unlink_identity(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
-    ApiPath((ch, ext)): ApiPath<(String, String)>,
+    ApiPath(IdentityPath {
+        channel: ch,
+        external_id: ext,
+    }): ApiPath<IdentityPath>,
 ) -> Result<StatusCode, ApiError> {
     // A malformed key cannot name one of the caller's accounts: the same 404.
     let key = match (channel(&ch), ExternalId::parse(&ext)) {
@@ -164,7 +183,9 @@ pub async fn unlink_identity(
 
 /// The caller's audit events, newest first.
 #[utoipa::path(get, path = "/v1/me/audit", tag = "audit", params(PageQuery),
-    responses((status = 200, body = EventList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "A page of the caller's events, newest first.", body = EventList),
+        (status = 400, response = BadRequest), AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn my_audit(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -173,7 +194,7 @@ pub async fn my_audit(
     let scope = caller.scope();
     let p = state
         .store
-        .list_events(AuditFilter::Owner(&scope), &page(q))
+        .list_events(AuditFilter::Owner(&scope), &page(q)?)
         .await?;
     Ok(ApiJson(EventList {
         events: p.items.iter().map(EventView::from).collect(),
@@ -186,8 +207,9 @@ pub async fn my_audit(
 /// authentication of its own: once that address has failed too often, such answers are
 /// 429 instead of `valid: false` (a valid token is still answered `valid: true`).
 #[utoipa::path(post, path = "/v1/tokens/verify", tag = "tokens", request_body = VerifyRequest,
-    responses((status = 200, body = VerifyResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 429, body = ErrorBody, description = "the token is not valid, and the caller's address has failed too often")))]
+    responses(
+        (status = 200, description = "The verdict: `valid` with the owner, role and kinds, or `valid: false`.", body = VerifyResponse),
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn verify(
     State(state): State<AppState>,
     _caller: RequireKind<Verify>,

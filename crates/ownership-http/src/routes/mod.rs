@@ -6,7 +6,7 @@ mod admin;
 mod events;
 mod health;
 mod me;
-mod pairing;
+pub(crate) mod pairing;
 pub(crate) mod resources;
 mod secrets;
 mod webhook;
@@ -64,12 +64,29 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(webhook::list_deliveries))
 }
 
-pub(crate) fn page(q: PageQuery) -> PageRequest {
-    PageRequest {
-        after: q.after,
-        limit: q.limit.unwrap_or(100),
+/// The page a listing's query asks for. A `limit` outside 1–500 is refused (400
+/// `invalid_request`), not clamped: a client that asked for 1,000 items and silently got
+/// 500 would take the short page for the last one. (The stores still clamp, as a
+/// defence.) Cursors are checked by each listing, which alone knows their shape.
+pub(crate) fn page(q: PageQuery) -> Result<PageRequest, ApiError> {
+    let limit = q.limit.unwrap_or(PAGE_LIMIT_DEFAULT);
+    if !(1..=PAGE_LIMIT_MAX).contains(&limit) {
+        return Err(ownership_core::Error::invalid(
+            "limit",
+            format!("must be between 1 and {PAGE_LIMIT_MAX}"),
+        )
+        .into());
     }
+    Ok(PageRequest {
+        after: q.after,
+        limit,
+    })
 }
+
+/// The page size of a listing that names none.
+pub(crate) const PAGE_LIMIT_DEFAULT: u32 = 100;
+/// The largest page size (also the `maximum` of `limit` in the OpenAPI document).
+pub(crate) const PAGE_LIMIT_MAX: u32 = 500;
 
 pub(crate) fn owner_id(raw: &str) -> Result<OwnerId, ApiError> {
     OwnerId::parse(raw).map_err(ApiError::from)

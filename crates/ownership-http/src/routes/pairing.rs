@@ -5,8 +5,9 @@ use ownership_core::ports::ChannelBinding;
 use ownership_core::{ChannelName, Error, ExternalId, OwnerId, service};
 
 use super::{CREATED, channel, owner_id};
+use crate::api_doc::*;
 use crate::auth::{Authenticated, Manage, RequireAdmin, RequireKind};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::wire::*;
 
@@ -25,12 +26,15 @@ fn channel_scope(
 /// A channel adapter asks for a code for an unknown sender: a new one (201) or the one
 /// still pending (200).
 #[utoipa::path(post, path = "/v1/channels/{channel}/pairing-requests", tag = "pairing", request_body = PairingRequestBody,
-    params(("channel" = String, Path)),
-    responses((status = 201, body = PairingCodeView), (status = 200, body = PairingCodeView), (status = 401, body = ErrorBody), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    params(ChannelPath),
+    responses(
+        (status = 201, description = "A new code.", body = PairingCodeView),
+        (status = 200, description = "The sender's code still pending.", body = PairingCodeView),
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn request_code(
     State(state): State<AppState>,
     caller: Authenticated,
-    ApiPath(ch): ApiPath<String>,
+    ApiPath(ChannelPath { channel: ch }): ApiPath<ChannelPath>,
     ApiJson(body): ApiJson<PairingRequestBody>,
 ) -> Result<(StatusCode, ApiJson<PairingCodeView>), ApiError> {
     let (_, scope) = channel_scope(&caller, &ch)?;
@@ -69,12 +73,18 @@ pub async fn request_code(
 
 /// The owner a chat account is bound to (404 if none), for the channel's adapter.
 #[utoipa::path(get, path = "/v1/channels/{channel}/identities/{external_id}", tag = "pairing",
-    params(("channel" = String, Path), ("external_id" = String, Path)),
-    responses((status = 200, body = ResolvedIdentity), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    params(IdentityPath),
+    responses(
+        (status = 200, description = "The owner the chat account is bound to.", body = ResolvedIdentity),
+        (status = 400, response = BadRequest), AuthErrors,
+        (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn resolve(
     State(state): State<AppState>,
     caller: Authenticated,
-    ApiPath((ch, ext)): ApiPath<(String, String)>,
+    ApiPath(IdentityPath {
+        channel: ch,
+        external_id: ext,
+    }): ApiPath<IdentityPath>,
 ) -> Result<ApiJson<ResolvedIdentity>, ApiError> {
     let (_, scope) = channel_scope(&caller, &ch)?;
     let external_id = ExternalId::parse(&ext).map_err(|_| ApiError::not_found())?;
@@ -87,6 +97,15 @@ pub async fn resolve(
         owner_id: identity.owner_id.to_string(),
         role: identity.role.to_string(),
     }))
+}
+
+/// 404 `invalid_code`: the answer to a code that does not redeem, whatever the reason.
+pub(crate) fn invalid_code() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_code",
+        "that code is not valid or has expired",
+    )
 }
 
 /// Counts a failed redemption against the user and the channel; burns the channel's
@@ -104,11 +123,7 @@ async fn redeem_outcome(
         }
         Err(Error::NotFound) => {
             state.count_failed_code(who, ch).await;
-            Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "invalid_code",
-                "that code is not valid or has expired",
-            ))
+            Err(invalid_code())
         }
         Err(e) => Err(e.into()),
     }
@@ -116,12 +131,15 @@ async fn redeem_outcome(
 
 /// Self-claim: the signed-in user redeems the code their chat bot showed them.
 #[utoipa::path(post, path = "/v1/pairing/{channel}/redeem", tag = "pairing", request_body = RedeemRequest,
-    params(("channel" = String, Path)),
-    responses((status = 200, body = IdentityView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    params(ChannelPath),
+    responses(
+        (status = 200, description = "The chat account, now bound to the caller.", body = IdentityView),
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden),
+        (status = 404, response = InvalidCode), (status = 409, response = Conflict)))]
 pub async fn redeem(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
-    ApiPath(ch): ApiPath<String>,
+    ApiPath(ChannelPath { channel: ch }): ApiPath<ChannelPath>,
     ApiJson(body): ApiJson<RedeemRequest>,
 ) -> Result<ApiJson<IdentityView>, ApiError> {
     let ch = channel(&ch)?;
@@ -143,12 +161,14 @@ pub async fn redeem(
 }
 
 /// Pending requests of a channel, for Admins and Owners (never their codes).
-#[utoipa::path(get, path = "/v1/admin/pairing/{channel}", tag = "pairing", params(("channel" = String, Path)),
-    responses((status = 200, body = PendingList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/admin/pairing/{channel}", tag = "pairing", params(ChannelPath),
+    responses(
+        (status = 200, description = "The channel's pending requests, oldest first.", body = PendingList),
+        (status = 400, response = BadRequest), AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn pending(
     State(state): State<AppState>,
     admin: RequireAdmin,
-    ApiPath(ch): ApiPath<String>,
+    ApiPath(ChannelPath { channel: ch }): ApiPath<ChannelPath>,
 ) -> Result<ApiJson<PendingList>, ApiError> {
     let list = state
         .store
@@ -161,12 +181,15 @@ pub async fn pending(
 
 /// An Admin or Owner approves the code a person reads out, for a named user.
 #[utoipa::path(post, path = "/v1/admin/pairing/{channel}/approve", tag = "pairing", request_body = ApproveRequest,
-    params(("channel" = String, Path)),
-    responses((status = 200, body = IdentityView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    params(ChannelPath),
+    responses(
+        (status = 200, description = "The chat account, now bound to the named user.", body = IdentityView),
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden),
+        (status = 404, response = InvalidCode), (status = 409, response = Conflict)))]
 pub async fn approve(
     State(state): State<AppState>,
     admin: RequireAdmin,
-    ApiPath(ch): ApiPath<String>,
+    ApiPath(ChannelPath { channel: ch }): ApiPath<ChannelPath>,
     ApiJson(body): ApiJson<ApproveRequest>,
 ) -> Result<ApiJson<IdentityView>, ApiError> {
     let ch = channel(&ch)?;

@@ -20,8 +20,9 @@ use ownership_core::service::{self, ResourceRequest};
 
 use super::CREATED;
 use super::secrets::{require_manage_or_api, secret_keys};
+use crate::api_doc::*;
 use crate::auth::{Authenticated, ClientAddr, bearer_from};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::wire::*;
 
@@ -33,8 +34,9 @@ pub fn credentials_denied() -> ApiError {
 /// Registers a resource with grants to some of the caller's secrets; its resource token is
 /// shown once.
 #[utoipa::path(post, path = "/v1/me/resources", tag = "secrets", request_body = CreateResourceRequest,
-    responses((status = 201, body = NewResourceView), (status = 400, body = ErrorBody, description = "bad kind, reference or grants (every granted secret must exist)"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody, description = "`secrets_disabled` without a master key")))]
+    responses(
+        (status = 201, description = "The resource, with its resource token (shown once).", body = NewResourceView),
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn create_resource(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
@@ -70,13 +72,15 @@ pub async fn create_resource(
 }
 
 /// One of the caller's resources (404 when absent or another owner's).
-#[utoipa::path(get, path = "/v1/me/resources/{id}", tag = "secrets",
-    params(("id" = String, Path, description = "resource id")),
-    responses((status = 200, body = ResourceView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/me/resources/{id}", tag = "secrets", params(ResourceIdPath),
+    responses(
+        (status = 200, description = "The resource.", body = ResourceView),
+        (status = 400, response = BadRequest), AuthErrors,
+        (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn get_resource(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(ResourceIdPath { id }): ApiPath<ResourceIdPath>,
 ) -> Result<ApiJson<ResourceView>, ApiError> {
     require_manage_or_api(&p)?;
     secret_keys(&state)?;
@@ -90,7 +94,9 @@ pub async fn get_resource(
 
 /// The caller's resources, newest first (never their tokens).
 #[utoipa::path(get, path = "/v1/me/resources", tag = "secrets",
-    responses((status = 200, body = ResourceList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The caller's resources, newest first.", body = ResourceList),
+        AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn list_resources(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
@@ -107,13 +113,15 @@ pub async fn list_resources(
 }
 
 /// Revokes one of the caller's resources: its token stops working at once.
-#[utoipa::path(delete, path = "/v1/me/resources/{id}", tag = "secrets",
-    params(("id" = String, Path, description = "resource id")),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/me/resources/{id}", tag = "secrets", params(ResourceIdPath),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 400, response = BadRequest), AuthErrors,
+        (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn revoke_resource(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(ResourceIdPath { id }): ApiPath<ResourceIdPath>,
 ) -> Result<StatusCode, ApiError> {
     require_manage_or_api(&p)?;
     secret_keys(&state)?;
@@ -140,8 +148,9 @@ fn denial_reason(e: &Error) -> &'static str {
 /// A resource fetches its granted secrets with its resource token (`Authorization:
 /// Bearer own_r_…`), read from its creator's scope only. Every failure is the same 403.
 #[utoipa::path(get, path = "/v1/resource/credentials", tag = "secrets",
-    responses((status = 200, body = Credentials), (status = 403, body = ErrorBody, description = "every failure, whatever its cause"),
-        (status = 429, body = ErrorBody, description = "a refused request from an address that has been refused too often")))]
+    responses(
+        (status = 200, description = "The granted secrets, by name (sent with `Cache-Control: no-store`).", body = Credentials),
+        (status = 403, response = Forbidden), (status = 429, response = RateLimited)))]
 pub async fn credentials(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,

@@ -13,8 +13,9 @@ use ownership_core::service;
 use ownership_core::{Error, TokenKind};
 
 use super::CREATED;
+use crate::api_doc::*;
 use crate::auth::Authenticated;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::wire::*;
 
@@ -38,13 +39,15 @@ pub(crate) fn secret_keys(state: &AppState) -> Result<Arc<MasterKeys>, ApiError>
 
 /// Stores a secret (201 when new, 200 when replaced); the answer never carries the value.
 #[utoipa::path(put, path = "/v1/me/secrets/{name}", tag = "secrets", request_body = PutSecretRequest,
-    params(("name" = String, Path, description = "1–128 of `A-Z a-z 0-9 _ - .`, not starting with `.`")),
-    responses((status = 201, body = SecretView), (status = 200, body = SecretView), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody, description = "`secrets_disabled` without a master key")))]
+    params(SecretNamePath),
+    responses(
+        (status = 201, description = "Stored (new).", body = SecretView),
+        (status = 200, description = "Stored (replaced).", body = SecretView),
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden), (status = 409, response = Conflict)))]
 pub async fn put_secret(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(SecretNamePath { name }): ApiPath<SecretNamePath>,
     ApiJson(body): ApiJson<PutSecretRequest>,
 ) -> Result<(StatusCode, ApiJson<SecretView>), ApiError> {
     require_manage_or_api(&p)?;
@@ -69,13 +72,15 @@ pub async fn put_secret(
 }
 
 /// Deletes a secret (resources granted it can no longer fetch their credentials).
-#[utoipa::path(delete, path = "/v1/me/secrets/{name}", tag = "secrets",
-    params(("name" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/me/secrets/{name}", tag = "secrets", params(SecretNamePath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, response = BadRequest), AuthErrors,
+        (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn delete_secret(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(SecretNamePath { name }): ApiPath<SecretNamePath>,
 ) -> Result<StatusCode, ApiError> {
     require_manage_or_api(&p)?;
     secret_keys(&state)?;
@@ -90,7 +95,9 @@ pub async fn delete_secret(
 
 /// The caller's secrets: names and times, never values.
 #[utoipa::path(get, path = "/v1/me/secrets", tag = "secrets",
-    responses((status = 200, body = SecretList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The caller's secrets: names and times.", body = SecretList),
+        AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn list_secrets(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,

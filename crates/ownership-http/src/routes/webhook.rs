@@ -12,8 +12,9 @@ use ownership_core::crypto::MasterKeys;
 use ownership_core::service;
 
 use super::{CREATED, page};
+use crate::api_doc::*;
 use crate::auth::{Manage, RequireKind};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::webhooks;
 use crate::wire::*;
@@ -30,9 +31,10 @@ fn webhook_keys(state: &AppState) -> Result<Arc<MasterKeys>, ApiError> {
 /// Sets the caller's endpoint (201 when new, 200 when replaced) with a new signing secret,
 /// shown once. Setting it again starts anew: new secret, and only events from now on.
 #[utoipa::path(put, path = "/v1/me/webhook", tag = "webhooks", request_body = WebhookRequest,
-    responses((status = 201, body = NewWebhookView), (status = 200, body = NewWebhookView),
-        (status = 400, body = ErrorBody, description = "not https, no host, user information, or a non-public destination"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody, description = "`webhooks_disabled` without a master key")))]
+    responses(
+        (status = 201, description = "Set (new), with its signing secret (shown once).", body = NewWebhookView),
+        (status = 200, description = "Replaced, with a new signing secret (shown once).", body = NewWebhookView),
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn put_webhook(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -57,7 +59,9 @@ pub async fn put_webhook(
 
 /// The caller's endpoint (never its signing secret); 404 when none is set.
 #[utoipa::path(get, path = "/v1/me/webhook", tag = "webhooks",
-    responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The endpoint.", body = WebhookView),
+        AuthErrors, (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn get_webhook(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -73,7 +77,9 @@ pub async fn get_webhook(
 
 /// Removes the caller's endpoint; nothing more is sent to it.
 #[utoipa::path(delete, path = "/v1/me/webhook", tag = "webhooks",
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses(
+        (status = 204, description = "Removed."),
+        AuthErrors, (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn delete_webhook(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -86,9 +92,12 @@ pub async fn delete_webhook(
 /// Gives the endpoint a new signing secret, shown once. With `grace_seconds`, the old
 /// secret keeps signing beside the new one until then (receivers switch without losing a
 /// message); without, it stops at once.
-#[utoipa::path(post, path = "/v1/me/webhook/rotate-secret", tag = "webhooks", request_body = RotateWebhookRequest,
-    responses((status = 200, body = RotatedWebhookSecret), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/me/webhook/rotate-secret", tag = "webhooks",
+    request_body(content = Option<RotateWebhookRequest>, description = "Optional: an empty body means no grace."),
+    responses(
+        (status = 200, description = "The new signing secret (shown once).", body = RotatedWebhookSecret),
+        (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), AuthErrors,
+        (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn rotate_webhook_secret(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -125,7 +134,9 @@ pub async fn rotate_webhook_secret(
 
 /// The caller's delivery log, newest first.
 #[utoipa::path(get, path = "/v1/me/webhook/deliveries", tag = "webhooks", params(PageQuery),
-    responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "A page of deliveries, newest first.", body = DeliveryList),
+        (status = 400, response = BadRequest), AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn list_deliveries(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,
@@ -134,7 +145,7 @@ pub async fn list_deliveries(
     webhook_keys(&state)?;
     let p = state
         .store
-        .list_deliveries(&caller.scope(), &page(q))
+        .list_deliveries(&caller.scope(), &page(q)?)
         .await?;
     Ok(ApiJson(DeliveryList {
         deliveries: p.items.iter().map(DeliveryView::from).collect(),
