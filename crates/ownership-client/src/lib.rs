@@ -597,3 +597,55 @@ async fn read_json<T: DeserializeOwned>(res: reqwest::Response) -> Result<T> {
         detail: format!("body: {e}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn paths_keep_the_base_prefix_and_encode_each_argument() {
+        let client = Client::new("https://example.com/ownership/").unwrap();
+        let url = client.url(&ops::RESOLVE, &["telegram", "a b/c?d"]).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://example.com/ownership/v1/channels/telegram/identities/a%20b%2Fc%3Fd"
+        );
+        let plain = Client::new("http://127.0.0.1:8080").unwrap();
+        assert_eq!(
+            plain.url(&ops::ME, &[]).unwrap().as_str(),
+            "http://127.0.0.1:8080/v1/me"
+        );
+        assert!(plain.url(&ops::RESOLVE, &["only one"]).is_err());
+        assert!(plain.url(&ops::ME, &["extra"]).is_err());
+    }
+
+    #[test]
+    fn a_base_that_is_no_http_url_is_refused() {
+        for bad in ["not a url", "mailto:a@b.c", "ftp://example.com/"] {
+            assert!(matches!(Client::new(bad), Err(Error::Invalid(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug() {
+        let client = Client::new("http://127.0.0.1:1")
+            .unwrap()
+            .with_token("own_secret");
+        assert!(!format!("{client:?}").contains("own_secret"));
+    }
+
+    #[test]
+    fn refusals_carry_the_servers_code_and_other_bodies_are_unexpected() {
+        let e = error::from_answer(
+            409,
+            None,
+            r#"{"error":{"code":"conflict","message":"exists"}}"#,
+        );
+        assert_eq!((e.status(), e.code()), (Some(409), Some("conflict")));
+        let e = error::from_answer(502, None, "<html>bad gateway</html>");
+        assert!(matches!(e, Error::Unexpected { status: 502, .. }));
+        assert_eq!(e.code(), None);
+    }
+}

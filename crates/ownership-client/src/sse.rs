@@ -7,17 +7,17 @@ use futures_util::{StreamExt, stream};
 
 use crate::{Error, Event, Result, RowStream};
 
-struct Reader {
-    res: reqwest::Response,
+/// Splits bytes into lines and lines into messages.
+#[derive(Default)]
+struct Parser {
     /// Bytes not yet ended by a newline.
     partial: Vec<u8>,
     /// The `data` lines of the message being read.
     data: Vec<String>,
     ready: VecDeque<Event>,
-    ended: bool,
 }
 
-impl Reader {
+impl Parser {
     /// Takes one complete line.
     fn line(&mut self, line: &str) -> Result<()> {
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -38,8 +38,9 @@ impl Reader {
         Ok(())
     }
 
-    /// Splits the complete lines off the buffered bytes.
-    fn take_lines(&mut self) -> Result<()> {
+    /// Takes a chunk of the body.
+    fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+        self.partial.extend_from_slice(bytes);
         while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
             let rest = self.partial.split_off(end + 1);
             let line = std::mem::replace(&mut self.partial, rest);
@@ -49,38 +50,72 @@ impl Reader {
         }
         Ok(())
     }
+
+    /// The body ended: what is left ends the last message.
+    fn finish(&mut self) -> Result<()> {
+        let rest = std::mem::take(&mut self.partial);
+        self.line(&String::from_utf8_lossy(&rest))?;
+        self.line("")
+    }
 }
 
 /// The events of an answered `GET /v1/me/events`.
 pub(crate) fn events(res: reqwest::Response) -> RowStream<Event> {
-    let reader = Reader {
-        res,
-        partial: Vec::new(),
-        data: Vec::new(),
-        ready: VecDeque::new(),
-        ended: false,
-    };
-    stream::try_unfold(reader, |mut r| async move {
+    let start = (res, Parser::default(), false);
+    stream::try_unfold(start, |(mut res, mut parser, mut ended)| async move {
         loop {
-            if let Some(event) = r.ready.pop_front() {
-                return Ok(Some((event, r)));
+            if let Some(event) = parser.ready.pop_front() {
+                return Ok(Some((event, (res, parser, ended))));
             }
-            if r.ended {
+            if ended {
                 return Ok(None);
             }
-            match r.res.chunk().await? {
-                Some(bytes) => {
-                    r.partial.extend_from_slice(&bytes);
-                    r.take_lines()?;
-                }
+            match res.chunk().await? {
+                Some(bytes) => parser.feed(&bytes)?,
                 None => {
-                    r.ended = true;
-                    let rest = std::mem::take(&mut r.partial);
-                    r.line(&String::from_utf8_lossy(&rest))?;
-                    r.line("")?;
+                    ended = true;
+                    parser.finish()?;
                 }
             }
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+    use super::*;
+
+    const EVENT: &str = r#"{"seq":7,"at":"2026-01-01T12:00:00Z","actor":"alice","owner_id":"alice","action":"token.issued","target":"token:tok_00000000000000000000","details":{}}"#;
+
+    #[test]
+    fn messages_split_across_chunks_and_keep_alives_are_read() {
+        let mut p = Parser::default();
+        let body = format!(": keep-alive\n\nid: 7\nevent: token.issued\ndata: {EVENT}\r\n\r\n");
+        let (a, b) = body.as_bytes().split_at(40);
+        p.feed(a).unwrap();
+        assert!(p.ready.is_empty());
+        p.feed(b).unwrap();
+        assert_eq!(p.ready.len(), 1);
+        assert_eq!(p.ready[0].seq, 7);
+        assert_eq!(p.ready[0].action, "token.issued");
+    }
+
+    #[test]
+    fn a_message_cut_by_the_end_of_the_body_is_still_read() {
+        let mut p = Parser::default();
+        p.feed(format!("data: {EVENT}").as_bytes()).unwrap();
+        assert!(p.ready.is_empty());
+        p.finish().unwrap();
+        assert_eq!(p.ready.len(), 1);
+    }
+
+    #[test]
+    fn data_that_is_no_event_is_an_unexpected_answer() {
+        let mut p = Parser::default();
+        let e = p.feed(b"data: {\"seq\": \"x\"}\n\n").unwrap_err();
+        assert!(matches!(e, Error::Unexpected { status: 200, .. }), "{e}");
+    }
 }
