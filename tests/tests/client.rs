@@ -14,6 +14,7 @@
 )]
 
 use std::collections::BTreeSet;
+use std::future::IntoFuture;
 use std::path::Path;
 use std::time::Duration;
 
@@ -25,7 +26,12 @@ use ownership_tests::app::{Backend, TestApp, spawn_app_with};
 use ownership_tests::logcheck::Kind;
 use serde_json::Value;
 
+#[path = "../../crates/ownership-client/examples/remote_downstream.rs"]
+#[allow(dead_code, reason = "the example's `main` is not called here")]
+mod remote_downstream;
+
 ownership_tests::on_both_backends!(
+    a_remote_downstream_app_checks_tokens_through_the_client,
     users_tokens_and_audit_through_the_client,
     pairing_through_the_client,
     secrets_resources_and_webhooks_through_the_client,
@@ -428,6 +434,46 @@ async fn the_event_stream_through_the_client(backend: Backend) {
     let verifier = acting(&app, &verifier.token);
     assert_refused(verifier.my_events(None).await.map(|_| ()), 403, "forbidden");
     app.stop().await;
+}
+
+/// `examples/remote_downstream.rs`: its route greets the owner of a valid token, refuses
+/// others with 401, and answers 503 when the ownership server is gone.
+async fn a_remote_downstream_app_checks_tokens_through_the_client(backend: Backend) {
+    let app = app(backend).await;
+    let owner = owner(&app);
+    let carol = owner.create_user(&id("carol"), None).await.unwrap();
+    app.secrets.record(Kind::Token, carol.token.expose());
+    let verify = owner
+        .service_token(&[TokenKind::Verify], None)
+        .await
+        .unwrap();
+    let verifier = acting(&app, &verify.token);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let downstream = format!("http://{}/hello", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, remote_downstream::app(verifier)).into_future());
+    let http = reqwest::Client::new();
+    let hello = async |token: Option<&str>| {
+        let mut req = http.get(&downstream);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    };
+    assert_eq!(
+        hello(Some(carol.token.expose())).await,
+        (200, "hello, carol".to_owned())
+    );
+    for bad in [None, Some("garbage"), Some("own_0000")] {
+        assert_eq!(hello(bad).await.0, 401, "{bad:?}");
+    }
+    let base = app.base.clone();
+    app.stop().await;
+    assert_eq!(
+        hello(Some(carol.token.expose())).await.0,
+        503,
+        "{base} is gone"
+    );
 }
 
 /// Every operation of the checked-in OpenAPI document has a client method, and the client
