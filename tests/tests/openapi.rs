@@ -389,3 +389,127 @@ async fn health_checks_are_documented_as_needing_no_token() {
     }
     assert!(doc["paths"]["/v1/me"]["get"].get("security").is_none());
 }
+
+/// A raw request with a body of the given content type, for what `call` cannot send.
+async fn send_raw(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> u16 {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    app.http
+        .request(method, format!("{}{path}", app.base))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Every status the server answers in a sweep of ordinary and hostile requests is one the
+/// document lists for that operation: no token, the Owner's token with a probe body,
+/// and, where the operation takes a body, one sent as `text/plain`, one that is not
+/// JSON, one over the body limit and an empty one; where it pages, `limit` outside its
+/// bounds and a cursor that is none. Each operation is also asked with a path whose
+/// parameters cannot be valid. Rate limits are raised, so a 429 here would be a real
+/// finding (the event stream is left out: with a valid token it never ends).
+#[tokio::test]
+async fn every_status_the_server_answers_is_documented() {
+    let app = spawn_app_with(Backend::Libsql, |c| {
+        c.secrets.master_key = Some([7; 32]);
+        c.service.limits.identity_per_second = 1_000_000;
+        c.service.limits.identity_burst = 1_000_000;
+    })
+    .await;
+    assert!(!app.owner_token.is_empty(), "the app has a first Owner");
+    let token = app.owner_token.clone();
+    let doc = document(&app).await;
+    let mut undocumented = Vec::new();
+    let mut answers = 0;
+    for (method, path, operation) in operations(&doc) {
+        let documented: BTreeSet<u16> = operation["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let mut seen: Vec<(String, u16)> = Vec::new();
+        let target = concrete(&path);
+        seen.push(("no token".into(), probe(&app, &method, &path).await.status));
+        if path == "/v1/me/events" {
+            check(&method, &path, &documented, &seen, &mut undocumented);
+            answers += seen.len();
+            continue;
+        }
+        let body = matches!(method.as_str(), "POST" | "PUT").then(|| json!({"user_id": "probe"}));
+        let r = app.call(&method, &target, Some(&token), body).await;
+        seen.push(("owner token".into(), r.status));
+        let bad_path = path.replace('{', "%FF{");
+        if bad_path != path {
+            let r = app
+                .call(&method, &concrete(&bad_path), Some(&token), None)
+                .await;
+            seen.push(("invalid path parameter".into(), r.status));
+        }
+        if operation.get("requestBody").is_some() {
+            for (what, content_type, bytes) in [
+                ("text/plain body", "text/plain", b"{}".to_vec()),
+                ("body that is not JSON", "application/json", b"{".to_vec()),
+                ("empty body", "application/json", Vec::new()),
+                (
+                    "body over the limit",
+                    "application/json",
+                    format!("{{\"user_id\": \"{}\"}}", "x".repeat(70 * 1024)).into_bytes(),
+                ),
+            ] {
+                let status = send_raw(&app, &method, &target, &token, content_type, bytes).await;
+                seen.push((what.into(), status));
+            }
+        }
+        let pages = operation["parameters"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["name"] == "limit"));
+        if pages {
+            for query in [
+                "limit=0",
+                "limit=501",
+                "limit=x",
+                "after=%00",
+                "after=zz:zz",
+            ] {
+                let r = app
+                    .call(&method, &format!("{target}?{query}"), Some(&token), None)
+                    .await;
+                seen.push((query.into(), r.status));
+            }
+        }
+        check(&method, &path, &documented, &seen, &mut undocumented);
+        answers += seen.len();
+    }
+    assert!(answers > 150, "only {answers} answers checked");
+    assert!(
+        undocumented.is_empty(),
+        "answers the document does not list for their operation:\n{}",
+        undocumented.join("\n")
+    );
+}
+
+fn check(
+    method: &str,
+    path: &str,
+    documented: &BTreeSet<u16>,
+    seen: &[(String, u16)],
+    undocumented: &mut Vec<String>,
+) {
+    for (what, status) in seen {
+        if !documented.contains(status) {
+            undocumented.push(format!("{method} {path}: {status} ({what})"));
+        }
+    }
+}

@@ -6,15 +6,16 @@
 use std::time::Instant;
 
 use crate::cmd::{self, Result, cargo, run, say};
-use crate::{clean_tree, purity, testing};
+use crate::{clean_tree, openapi, purity, testing};
 
 type Step = (&'static str, fn() -> Result);
 
-const STEPS: [Step; 7] = [
+const STEPS: [Step; 8] = [
     ("fmt", fmt),
     ("clippy", clippy),
     ("purity", purity::run),
     ("test", testing::run_all),
+    ("openapi lint", openapi::lint),
     ("deny", deny),
     ("doc", doc),
     ("package", package_check),

@@ -12,6 +12,7 @@ mod clients;
 mod cmd;
 mod fuzz;
 mod migrations;
+mod openapi;
 mod package;
 mod postgres;
 mod purity;
@@ -26,7 +27,7 @@ usage: cargo xtask <task> [args]
 
 tasks:
   ci                          fmt check, clippy (-D warnings), core purity, all tests,
-                              cargo-deny (licenses, bans, sources; offline), docs (-D warnings),
+                              redocly lint of docs/openapi.json, cargo-deny (licenses, bans, sources; offline), docs (-D warnings),
                               then fails if the run changed or created a file git tracks
                               or would track
   test                        all tests and doc tests (cargo test); first finds, or as root
@@ -36,6 +37,10 @@ tasks:
                               (openapi-typescript + openapi-fetch with npm, openapi-python-
                               client in a virtualenv) under target/clients/ when missing
   purity                      fail if ownership-core depends on an IO crate
+  openapi                     regenerate docs/openapi.json from the code (what
+                              GET /v1/openapi.json serves); review the diff and commit it
+  openapi-lint                redocly lint of docs/openapi.json with redocly.yaml (installs
+                              @redocly/cli with npm under target/tools/redocly/ when missing)
   migrate --database-url URL  apply migrations (runs `ownership migrate`); URL defaults to
                               $DATABASE_URL
   new-migration NAME          create crates/ownership-store/migrations/{libsql,postgres}/
@@ -69,6 +74,8 @@ fn main() -> ExitCode {
         "test" => no_args(task, rest).and_then(|()| testing::run_all()),
         "clients" => no_args(task, rest).and_then(|()| clients::ensure_generators().map(drop)),
         "purity" => no_args(task, rest).and_then(|()| purity::run()),
+        "openapi" => no_args(task, rest).and_then(|()| openapi::regenerate()),
+        "openapi-lint" => no_args(task, rest).and_then(|()| openapi::lint()),
         "migrate" => migrations::migrate(rest),
         "new-migration" => migrations::new_migration(rest),
         "bench" => bench::run(rest),

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{Object, Type};
+use utoipa::openapi::schema::{Object, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{IntoResponses, OpenApi, ToResponse};
@@ -93,8 +93,9 @@ impl utoipa::Modify for Frame {
 }
 
 /// What applies to every operation, once the routes' paths are merged in: the timeout
-/// layer's 408, and `security: []` (rather than utoipa's `[{}]`) on the operations that
-/// take no token.
+/// layer's 408; `security: []` (rather than utoipa's `[{}]`) on the operations that take
+/// no token; and an optional body (`request_body(content = Option<T>)`) documented as
+/// `T`, not required, rather than as "`T` or `null`" (the body is left out, never `null`).
 pub(crate) fn finish(openapi: &mut utoipa::openapi::OpenApi) {
     for item in openapi.paths.paths.values_mut() {
         for operation in [
@@ -117,7 +118,32 @@ pub(crate) fn finish(openapi: &mut utoipa::openapi::OpenApi) {
             {
                 security.clear();
             }
+            if let Some(RefOr::T(body)) = &mut operation.request_body
+                && body.required.is_none()
+            {
+                for content in body.content.values_mut() {
+                    if let RefOr::T(content) = content {
+                        content.schema = content.schema.take().map(without_null);
+                    }
+                }
+            }
         }
+    }
+}
+
+/// `T` for the `oneOf: [T, {type: null}]` of an `Option<T>`; any other schema unchanged.
+fn without_null(schema: RefOr<Schema>) -> RefOr<Schema> {
+    match schema {
+        RefOr::T(Schema::OneOf(one_of)) if one_of.items.len() == 2 => {
+            let is_null = |s: &RefOr<Schema>| matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
+            let mut items = one_of.items.clone();
+            items.retain(|s| !is_null(s));
+            match items.pop() {
+                Some(only) if items.is_empty() => only,
+                _ => RefOr::T(Schema::OneOf(one_of)),
+            }
+        }
+        other => other,
     }
 }
 

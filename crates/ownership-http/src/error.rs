@@ -39,8 +39,10 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable code.
+    #[schema(example = "invalid_request")]
     pub code: &'static str,
     /// Human-readable text.
+    #[schema(example = "invalid limit: must be between 1 and 500")]
     pub message: String,
 }
 

@@ -40,6 +40,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 #[serde(deny_unknown_fields)]
 pub struct BootstrapRequest {
     /// The first Owner's id.
+    #[schema(example = "owner")]
     pub user_id: String,
 }
 
@@ -47,12 +48,16 @@ pub struct BootstrapRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserWithToken {
     /// The user's id.
+    #[schema(example = "alice")]
     pub user_id: String,
     /// Their role.
+    #[schema(example = "member")]
     pub role: String,
     /// Their status.
+    #[schema(example = "active")]
     pub status: String,
     /// Their first token: shown once, never again.
+    #[schema(example = "own_u_4Tq9ZcW2mYkL8xRv3bN6pJd1sHf7aG0eQ5uI2oK9wXyCt3Vb")]
     pub token: String,
 }
 
@@ -60,12 +65,16 @@ pub struct UserWithToken {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
     /// Id.
+    #[schema(example = "alice")]
     pub user_id: String,
     /// Role.
+    #[schema(example = "member")]
     pub role: String,
     /// `active` or `suspended`.
+    #[schema(example = "active")]
     pub status: String,
     /// When created (RFC 3339).
+    #[schema(format = DateTime, example = "2026-01-02T03:04:05Z")]
     pub created_at: String,
 }
 
@@ -87,6 +96,7 @@ pub struct UserList {
     pub users: Vec<UserView>,
     /// Cursor for the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "alice")]
     pub next: Option<String>,
 }
 
@@ -95,8 +105,10 @@ pub struct UserList {
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     /// The new user's id.
+    #[schema(example = "alice")]
     pub user_id: String,
     /// Their role (default `member`).
+    #[schema(example = "member")]
     pub role: Option<String>,
 }
 
@@ -105,6 +117,7 @@ pub struct CreateUserRequest {
 #[serde(deny_unknown_fields)]
 pub struct RoleRequest {
     /// `owner`, `admin` or `member`.
+    #[schema(example = "admin")]
     pub role: String,
 }
 
@@ -113,6 +126,7 @@ pub struct RoleRequest {
 #[serde(deny_unknown_fields)]
 pub struct StatusRequest {
     /// `active` or `suspended`.
+    #[schema(example = "suspended")]
     pub status: String,
 }
 
@@ -120,10 +134,13 @@ pub struct StatusRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeToken {
     /// Its id.
+    #[schema(example = "tok_0123456789abcdef0123")]
     pub id: String,
     /// Its kinds.
+    #[schema(example = json!(["manage"]))]
     pub kinds: Vec<String>,
     /// When it stops working, if ever.
+    #[schema(format = DateTime, example = "2026-02-01T00:00:00Z")]
     pub expires_at: Option<String>,
 }
 
@@ -131,8 +148,10 @@ pub struct MeToken {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
     /// The caller's id.
+    #[schema(example = "alice")]
     pub user_id: String,
     /// Their role.
+    #[schema(example = "member")]
     pub role: String,
     /// The token used.
     pub token: MeToken,
@@ -142,22 +161,31 @@ pub struct Me {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenView {
     /// Id.
+    #[schema(example = "tok_0123456789abcdef0123")]
     pub id: String,
     /// Kinds.
+    #[schema(example = json!(["api"]))]
     pub kinds: Vec<String>,
     /// Label.
+    #[schema(example = "deploy bot")]
     pub label: Option<String>,
     /// The first characters of the value.
+    #[schema(example = "own_u_4Tq9")]
     pub display_prefix: String,
     /// `issued`, `provisioned` or `legacy`.
+    #[schema(example = "issued")]
     pub origin: String,
     /// When made.
+    #[schema(format = DateTime, example = "2026-01-02T03:04:05Z")]
     pub created_at: String,
     /// When it stops working, if ever.
+    #[schema(format = DateTime, example = "2026-02-01T00:00:00Z")]
     pub expires_at: Option<String>,
     /// When revoked (or, during a rotation grace, when it will be).
+    #[schema(format = DateTime, example = json!(null))]
     pub revoked_at: Option<String>,
     /// When last used.
+    #[schema(format = DateTime, example = "2026-01-03T10:00:00Z")]
     pub last_used_at: Option<String>,
 }
 
@@ -184,6 +212,7 @@ pub struct NewTokenView {
     #[serde(flatten)]
     pub meta: TokenView,
     /// The value: shown once, never again.
+    #[schema(example = "own_u_4Tq9ZcW2mYkL8xRv3bN6pJd1sHf7aG0eQ5uI2oK9wXyCt3Vb")]
     pub token: String,
 }
 
@@ -199,10 +228,13 @@ pub struct TokenList {
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     /// Kinds, a subset of the calling token's.
+    #[schema(example = json!(["api"]))]
     pub kinds: Vec<String>,
     /// Optional label.
+    #[schema(example = "deploy bot")]
     pub label: Option<String>,
     /// Optional lifetime in seconds.
+    #[schema(example = 2592000)]
     pub expires_in_seconds: Option<u64>,
 }
 
@@ -211,6 +243,7 @@ pub struct CreateTokenRequest {
 #[serde(deny_unknown_fields)]
 pub struct RotateRequest {
     /// Keep the old token working this many seconds (default 0: revoked now).
+    #[schema(example = 3600)]
     pub grace_seconds: Option<u64>,
 }
 
@@ -230,8 +263,10 @@ pub struct RevokeQuery {
 #[serde(deny_unknown_fields)]
 pub struct ServiceTokenRequest {
     /// `channel:<name>` and/or `verify`.
+    #[schema(example = json!(["channel:telegram"]))]
     pub kinds: Vec<String>,
     /// Optional label.
+    #[schema(example = "telegram adapter")]
     pub label: Option<String>,
 }
 
@@ -239,10 +274,13 @@ pub struct ServiceTokenRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IdentityView {
     /// Channel.
+    #[schema(example = "telegram")]
     pub channel: String,
     /// The sender's id on it.
+    #[schema(example = "12345678")]
     pub external_id: String,
     /// Its owner.
+    #[schema(example = "alice")]
     pub owner_id: String,
 }
 
@@ -267,19 +305,25 @@ pub struct IdentityList {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
     /// Position in the chain.
+    #[schema(example = 42)]
     pub seq: i64,
     /// When.
+    #[schema(format = DateTime, example = "2026-01-02T03:04:05Z")]
     pub at: String,
     /// Who acted.
+    #[schema(example = "alice")]
     pub actor: String,
     /// Whose object.
+    #[schema(example = "alice")]
     pub owner_id: Option<String>,
     /// What happened.
+    #[schema(example = "token.issued")]
     pub action: String,
     /// Which object.
+    #[schema(example = "tok_0123456789abcdef0123")]
     pub target: String,
     /// Details (JSON).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Object, example = json!({"kinds": ["api"]}))]
     pub details: serde_json::Value,
 }
 
@@ -304,6 +348,7 @@ pub struct EventList {
     pub events: Vec<EventView>,
     /// Cursor for the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "42")]
     pub next: Option<String>,
 }
 
@@ -390,9 +435,10 @@ pub struct PageQuery {
 #[serde(deny_unknown_fields)]
 pub struct PairingRequestBody {
     /// The sender's id on the channel.
+    #[schema(example = "12345678")]
     pub external_id: String,
     /// Optional adapter data (a display name, say), kept as JSON.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Object, example = json!({"display_name": "Alice"}))]
     pub meta: Option<serde_json::Value>,
 }
 
@@ -400,10 +446,13 @@ pub struct PairingRequestBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PairingCodeView {
     /// The code, shown as `ABCD-EFGH`.
+    #[schema(example = "K7QM-4XPD")]
     pub code: String,
     /// When it expires.
+    #[schema(format = DateTime, example = "2026-01-02T03:19:05Z")]
     pub expires_at: String,
     /// True when made by this call.
+    #[schema(example = true)]
     pub created: bool,
 }
 
@@ -411,8 +460,10 @@ pub struct PairingCodeView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResolvedIdentity {
     /// The owner the chat account is bound to.
+    #[schema(example = "alice")]
     pub owner_id: String,
     /// Their role.
+    #[schema(example = "member")]
     pub role: String,
 }
 
@@ -421,6 +472,7 @@ pub struct ResolvedIdentity {
 #[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
     /// The code the chat bot showed.
+    #[schema(example = "K7QM-4XPD")]
     pub code: String,
 }
 
@@ -429,8 +481,10 @@ pub struct RedeemRequest {
 #[serde(deny_unknown_fields)]
 pub struct ApproveRequest {
     /// The code the person reads out.
+    #[schema(example = "K7QM-4XPD")]
     pub code: String,
     /// Whom to bind the chat account to.
+    #[schema(example = "alice")]
     pub owner_id: String,
 }
 
@@ -438,15 +492,19 @@ pub struct ApproveRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PendingView {
     /// Its id.
+    #[schema(example = "pair_0123456789abcdef0123")]
     pub id: String,
     /// The sender.
+    #[schema(example = "12345678")]
     pub external_id: String,
     /// Adapter data.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Object, example = json!({"display_name": "Alice"}))]
     pub meta: Option<serde_json::Value>,
     /// When asked.
+    #[schema(format = DateTime, example = "2026-01-02T03:04:05Z")]
     pub created_at: String,
     /// When it expires.
+    #[schema(format = DateTime, example = "2026-01-02T03:19:05Z")]
     pub expires_at: String,
 }
 
@@ -474,6 +532,7 @@ pub struct PendingList {
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// The token to check.
+    #[schema(example = "own_u_4Tq9ZcW2mYkL8xRv3bN6pJd1sHf7aG0eQ5uI2oK9wXyCt3Vb")]
     pub token: String,
 }
 
@@ -481,15 +540,19 @@ pub struct VerifyRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerifyResponse {
     /// Whether it is valid now.
+    #[schema(example = true)]
     pub valid: bool,
     /// Its owner, when valid.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "alice")]
     pub owner_id: Option<String>,
     /// Their role, when valid.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "member")]
     pub role: Option<String>,
     /// Its kinds, when valid.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["api"]))]
     pub kinds: Option<Vec<String>>,
 }
 
@@ -497,6 +560,7 @@ pub struct VerifyResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// `ok` or `unavailable`.
+    #[schema(example = "ok")]
     pub status: &'static str,
 }
 
@@ -508,6 +572,7 @@ pub struct Health {
 #[serde(deny_unknown_fields)]
 pub struct PutSecretRequest {
     /// The value (at most 32 KiB). Stored encrypted; never shown again.
+    #[schema(example = "ghp_example-value")]
     pub value: String,
 }
 
@@ -521,10 +586,13 @@ impl std::fmt::Debug for PutSecretRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SecretView {
     /// Its name.
+    #[schema(example = "github_token")]
     pub name: String,
     /// When first written.
+    #[schema(format = DateTime, example = "2026-01-02T03:04:05Z")]
     pub created_at: String,
     /// When last written.
+    #[schema(format = DateTime, example = "2026-01-02T03:04:05Z")]
     pub updated_at: String,
 }
 
@@ -550,10 +618,13 @@ pub struct SecretList {
 #[serde(deny_unknown_fields)]
 pub struct CreateResourceRequest {
     /// What it is (`job`, say): 1–64 bytes.
+    #[schema(example = "job")]
     pub kind: String,
     /// Your own id for it (at most 256 bytes).
+    #[schema(example = "nightly-build")]
     pub external_ref: Option<String>,
     /// Names of your secrets it may fetch.
+    #[schema(example = json!(["github_token"]))]
     pub grants: Vec<String>,
 }
 
@@ -561,17 +632,23 @@ pub struct CreateResourceRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResourceView {
     /// Its id.
+    #[schema(example = "res_0123456789abcdef0123")]
     pub id: String,
     /// What it is.
+    #[schema(example = "job")]
     pub kind: String,
     /// Your own id for it.
+    #[schema(example = "nightly-build")]
     pub external_ref: Option<String>,
     /// The secret names it may fetch.
+    #[schema(example = json!(["github_token"]))]
     pub grants: Vec<String>,
     /// When registered.
+    #[schema(format = DateTime, example = "2026-01-02T03:04:05Z")]
     pub created_at: String,
     /// When revoked, if it was.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime, example = "2026-01-05T00:00:00Z")]
     pub revoked_at: Option<String>,
 }
 
@@ -595,6 +672,7 @@ pub struct NewResourceView {
     #[serde(flatten)]
     pub meta: ResourceView,
     /// Its resource token: shown once, never again.
+    #[schema(example = "own_r_8Hk2LmN4pQ6rS8tU0vW2xY4zA6bC8dE0fG2hJ4kM6nP8qR0sT2u")]
     pub token: String,
 }
 
@@ -617,6 +695,7 @@ pub struct ResourceList {
 #[derive(Serialize, ToSchema)]
 pub struct Credentials {
     /// Name → value.
+    #[schema(example = json!({"github_token": "ghp_example-value"}))]
     pub secrets: std::collections::BTreeMap<String, String>,
 }
 
@@ -633,6 +712,7 @@ impl std::fmt::Debug for Credentials {
 #[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
     /// The endpoint: `https://`, a public host, no user information.
+    #[schema(example = "https://hooks.example.org/ownership")]
     pub url: String,
 }
 
@@ -640,11 +720,14 @@ pub struct WebhookRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookView {
     /// The endpoint URL.
+    #[schema(example = "https://hooks.example.org/ownership")]
     pub url: String,
     /// When it was set.
+    #[schema(format = DateTime, example = "2026-01-02T03:04:05Z")]
     pub created_at: String,
     /// While a rotation's grace lasts, when the previous secret stops signing.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime, example = "2026-01-03T03:04:05Z")]
     pub previous_secret_expires_at: Option<String>,
 }
 
@@ -665,10 +748,13 @@ impl From<&ownership_core::ports::WebhookEndpoint> for WebhookView {
 #[derive(Serialize, ToSchema)]
 pub struct NewWebhookView {
     /// The endpoint URL.
+    #[schema(example = "https://hooks.example.org/ownership")]
     pub url: String,
     /// When it was set.
+    #[schema(format = DateTime, example = "2026-01-02T03:04:05Z")]
     pub created_at: String,
     /// The signing secret (`whsec_…`): shown once, never again.
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
     pub secret: String,
 }
 
@@ -686,6 +772,7 @@ impl std::fmt::Debug for NewWebhookView {
 pub struct RotateWebhookRequest {
     /// Keep the old secret signing beside the new one this many seconds (default 0, at
     /// most 30 days).
+    #[schema(example = 86400)]
     pub grace_seconds: Option<u64>,
 }
 
@@ -693,9 +780,11 @@ pub struct RotateWebhookRequest {
 #[derive(Serialize, ToSchema)]
 pub struct RotatedWebhookSecret {
     /// The new signing secret (`whsec_…`): shown once, never again.
+    #[schema(example = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")]
     pub secret: String,
     /// When the previous secret stops signing (absent when it stopped at once).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime, example = "2026-01-03T03:04:05Z")]
     pub previous_secret_expires_at: Option<String>,
 }
 
@@ -710,21 +799,28 @@ impl std::fmt::Debug for RotatedWebhookSecret {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryView {
     /// Its id (the `webhook-id` header).
+    #[schema(example = "msg_0123456789abcdef0123")]
     pub id: String,
     /// The event type (`token.revoked`).
+    #[schema(example = "token.revoked")]
     pub event_type: String,
     /// `pending`, `delivered` or `failed`.
+    #[schema(example = "delivered")]
     pub state: String,
     /// Attempts so far.
+    #[schema(example = 1)]
     pub attempts: u32,
     /// When the next attempt is due (meaningful while pending).
+    #[schema(format = DateTime, example = "2026-01-02T03:04:05Z")]
     pub next_attempt_at: String,
     /// The last attempt's outcome (`HTTP 200`, `timeout`, …).
+    #[schema(example = "HTTP 200")]
     pub last_result: Option<String>,
     /// When it was queued.
+    #[schema(format = DateTime, example = "2026-01-02T03:04:05Z")]
     pub created_at: String,
     /// The JSON body sent.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Object, example = json!({"type": "token.revoked", "timestamp": "2026-01-02T03:04:05Z", "data": {"seq": 43, "action": "token.revoked", "target": "tok_0123456789abcdef0123"}}))]
     pub payload: serde_json::Value,
 }
 
@@ -750,5 +846,6 @@ pub struct DeliveryList {
     pub deliveries: Vec<DeliveryView>,
     /// Cursor for the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "1767323045000000:17")]
     pub next: Option<String>,
 }

@@ -18,7 +18,11 @@ fn target(raw: &str) -> Result<OwnerId, ApiError> {
     OwnerId::parse(raw).map_err(|_| ApiError::not_found())
 }
 
-/// Creates the first Owner with the configured bootstrap secret, once (409 after).
+/// Create the first Owner.
+///
+/// Creates the first Owner with the configured bootstrap secret (sent as the bearer
+/// token), once: 409 after. 404 when the server has no bootstrap secret. A wrong secret
+/// is 401, and 429 once the client address has failed too often.
 #[utoipa::path(post, path = "/v1/bootstrap", tag = "users", request_body = BootstrapRequest,
     responses(
         (status = 201, description = "The first Owner, with their first token (shown once).", body = UserWithToken),
@@ -53,7 +57,10 @@ pub async fn bootstrap(
     ))
 }
 
-/// Creates a user and returns their first token, once.
+/// Create a user.
+///
+/// Creates a user (default role `member`) and returns their first token, once. Needs a
+/// `manage` token of an Admin or Owner; only Owners create Admins and Owners.
 #[utoipa::path(post, path = "/v1/admin/users", tag = "users", request_body = CreateUserRequest,
     responses(
         (status = 201, description = "The new user, with their first token (shown once).", body = UserWithToken),
@@ -84,7 +91,9 @@ pub async fn create_user(
     ))
 }
 
-/// Users, by id.
+/// List users.
+///
+/// Users, by id, a page at a time. Needs a `manage` token of an Admin or Owner.
 #[utoipa::path(get, path = "/v1/admin/users", tag = "users", params(PageQuery),
     responses(
         (status = 200, description = "A page of users, by id.", body = UserList),
@@ -111,7 +120,9 @@ pub async fn list_users(
     }))
 }
 
-/// One user.
+/// Get a user.
+///
+/// One user. Needs a `manage` token of an Admin or Owner.
 #[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "users", params(UserIdPath),
     responses(
         (status = 200, description = "The user.", body = UserView),
@@ -126,7 +137,11 @@ pub async fn get_user(
     Ok(ApiJson(UserView::from(&user)))
 }
 
-/// Deletes a user: their tokens, chat accounts, secrets and data key go with them.
+/// Delete a user.
+///
+/// Deletes a user: their tokens, chat accounts, secrets and data key go with them. Needs a
+/// `manage` token: Admins delete Members, Owners anyone; nobody themselves; never the
+/// last Owner (409).
 #[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "users", params(UserIdPath),
     responses(
         (status = 204, description = "Deleted."),
@@ -141,7 +156,10 @@ pub async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Changes a role (only Owners touch Admins and Owners; nobody their own; never the last Owner).
+/// Change a user's role.
+///
+/// Only Owners touch Admins and Owners; nobody changes their own role; the last Owner
+/// stays one (409). Needs a `manage` token of an Admin or Owner.
 #[utoipa::path(put, path = "/v1/admin/users/{id}/role", tag = "users", request_body = RoleRequest, params(UserIdPath),
     responses(
         (status = 200, description = "The user with their new role.", body = UserView),
@@ -161,7 +179,10 @@ pub async fn set_role(
     Ok(ApiJson(UserView::from(&user)))
 }
 
-/// Suspends or resumes a user. A suspended user's tokens stop working at once.
+/// Suspend or resume a user.
+///
+/// A suspended user's tokens stop working at once. Needs a `manage` token: Admins for
+/// Members, Owners for anyone; nobody their own status; never the last Owner (409).
 #[utoipa::path(put, path = "/v1/admin/users/{id}/status", tag = "users", request_body = StatusRequest, params(UserIdPath),
     responses(
         (status = 200, description = "The user with their new status.", body = UserView),
@@ -181,7 +202,10 @@ pub async fn set_status(
     Ok(ApiJson(UserView::from(&user)))
 }
 
-/// Mints a service token (`channel:<name>`, `verify`) owned by the calling Admin or Owner.
+/// Mint a service token.
+///
+/// Mints a service token (`channel:<name>`, `verify`) owned by the calling Admin or Owner
+/// (`manage` token); its value is shown once.
 #[utoipa::path(post, path = "/v1/admin/service-tokens", tag = "tokens", request_body = ServiceTokenRequest,
     responses(
         (status = 201, description = "The service token, with its value (shown once).", body = NewTokenView),
@@ -215,7 +239,10 @@ pub async fn service_token(
     ))
 }
 
-/// Everyone's audit events, newest first.
+/// List everyone's audit events.
+///
+/// Everyone's audit events, newest first, a page at a time. Needs a `manage` token of an
+/// Admin or Owner.
 #[utoipa::path(get, path = "/v1/admin/audit", tag = "audit", params(PageQuery),
     responses(
         (status = 200, description = "A page of everyone's events, newest first.", body = EventList),

@@ -25,10 +25,12 @@ struct Cursor {
     first: bool,
 }
 
+/// Stream the caller's audit events.
+///
 /// The caller's own audit events as Server-Sent Events, from now (or after the
 /// `Last-Event-ID` the client resumes from). The one route that also takes
 /// `?access_token=`, since `EventSource` cannot send headers. The stream ends when the
-/// token stops working.
+/// token stops working. Needs a `manage` or `api` token.
 #[utoipa::path(get, path = "/v1/me/events", tag = "audit",
     params(
         ("access_token" = Option<String>, Query, nullable = false,

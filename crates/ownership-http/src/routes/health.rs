@@ -4,15 +4,19 @@ use axum::http::StatusCode;
 use crate::state::AppState;
 use crate::wire::{ApiJson, Health};
 
-/// The process is up.
+/// Liveness.
+///
+/// The process is up. Takes no token.
 #[utoipa::path(get, path = "/healthz", tag = "health", security(()),
     responses((status = 200, description = "Up.", body = Health)))]
 pub async fn healthz() -> ApiJson<Health> {
     ApiJson(Health { status: "ok" })
 }
 
-/// The store answers and, on PostgreSQL, the cache-invalidation listener is connected
-/// (else 503).
+/// Readiness.
+///
+/// The store answers and, on PostgreSQL, the cache-invalidation listener is connected;
+/// else 503. Takes no token.
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()),
     responses(
         (status = 200, description = "Ready.", body = Health),

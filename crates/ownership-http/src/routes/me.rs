@@ -23,6 +23,8 @@ fn kinds(raw: &[String]) -> Result<TokenKinds, ApiError> {
 }
 
 /// Who is calling.
+///
+/// The caller's user and the token they called with. Any valid token.
 #[utoipa::path(get, path = "/v1/me", tag = "me",
     responses((status = 200, description = "The caller and the token they called with.", body = Me), AuthErrors))]
 pub async fn me(Authenticated(p): Authenticated) -> ApiJson<Me> {
@@ -37,7 +39,9 @@ pub async fn me(Authenticated(p): Authenticated) -> ApiJson<Me> {
     })
 }
 
-/// The caller's tokens (never their values).
+/// List the caller's tokens.
+///
+/// The caller's tokens, newest first; never their values. Needs a `manage` token.
 #[utoipa::path(get, path = "/v1/me/tokens", tag = "tokens",
     responses(
         (status = 200, description = "The caller's tokens, newest first.", body = TokenList),
@@ -52,7 +56,10 @@ pub async fn list_tokens(
     }))
 }
 
-/// Mints a token with a subset of the calling token's kinds; its value is shown once.
+/// Mint a token.
+///
+/// Mints a token with a subset of the calling token's kinds, an optional label and
+/// lifetime; its value is shown once. Needs a `manage` token.
 #[utoipa::path(post, path = "/v1/me/tokens", tag = "tokens", request_body = CreateTokenRequest,
     responses(
         (status = 201, description = "The new token, with its value (shown once).", body = NewTokenView),
@@ -79,7 +86,11 @@ pub async fn create_token(
     ))
 }
 
-/// Replaces a token; the old one is revoked now or after `grace_seconds`.
+/// Rotate a token.
+///
+/// Replaces one of the caller's tokens with a new one of the same kinds; the old one is
+/// revoked now, or after `grace_seconds` (at most 30 days). The body is optional. Needs a
+/// `manage` token.
 #[utoipa::path(post, path = "/v1/me/tokens/{id}/rotate", tag = "tokens",
     request_body(content = Option<RotateRequest>, description = "Optional: an empty body means no grace."),
     params(TokenIdPath),
@@ -121,7 +132,10 @@ pub async fn rotate_token(
     ))
 }
 
-/// Revokes a token. With `?kind=`, the token must hold that kind or nothing happens (409).
+/// Revoke a token.
+///
+/// Revokes one of the caller's tokens. With `?kind=`, the token must hold that kind or
+/// nothing happens (409). Needs a `manage` token.
 #[utoipa::path(delete, path = "/v1/me/tokens/{id}", tag = "tokens", params(TokenIdPath, RevokeQuery),
     responses(
         (status = 204, description = "Revoked (or already revoked)."),
@@ -142,7 +156,9 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The caller's linked chat accounts.
+/// List the caller's chat accounts.
+///
+/// The chat accounts bound to the caller. Needs a `manage` token.
 #[utoipa::path(get, path = "/v1/me/identities", tag = "pairing",
     responses(
         (status = 200, description = "The caller's chat accounts.", body = IdentityList),
@@ -157,7 +173,9 @@ pub async fn list_identities(
     }))
 }
 
-/// Unlinks one of the caller's chat accounts.
+/// Unlink a chat account.
+///
+/// Unbinds one of the caller's chat accounts. Needs a `manage` token.
 #[utoipa::path(delete, path = "/v1/me/identities/{channel}/{external_id}", tag = "pairing",
     params(IdentityPath),
     responses(
@@ -181,7 +199,9 @@ pub async fn unlink_identity(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The caller's audit events, newest first.
+/// List the caller's audit events.
+///
+/// Events about the caller, newest first, a page at a time. Needs a `manage` token.
 #[utoipa::path(get, path = "/v1/me/audit", tag = "audit", params(PageQuery),
     responses(
         (status = 200, description = "A page of the caller's events, newest first.", body = EventList),
@@ -202,6 +222,8 @@ pub async fn my_audit(
     }))
 }
 
+/// Verify a token.
+///
 /// Checks a token for a service that cannot link this library (`verify` tokens only). A
 /// token that does not check out counts against the caller's address like a failed
 /// authentication of its own: once that address has failed too often, such answers are

@@ -23,8 +23,11 @@ fn channel_scope(
     Ok((name, scope))
 }
 
-/// A channel adapter asks for a code for an unknown sender: a new one (201) or the one
-/// still pending (200).
+/// Request a pairing code.
+///
+/// A channel adapter (a `channel:<name>` token for this channel) asks for a code for an
+/// unknown sender: a new one (201) or the one still pending (200). Past the channel's
+/// limit of pending codes, 429.
 #[utoipa::path(post, path = "/v1/channels/{channel}/pairing-requests", tag = "pairing", request_body = PairingRequestBody,
     params(ChannelPath),
     responses(
@@ -71,7 +74,10 @@ pub async fn request_code(
     ))
 }
 
-/// The owner a chat account is bound to (404 if none), for the channel's adapter.
+/// Resolve a chat account.
+///
+/// The owner a chat account is bound to (404 if none), for the channel's adapter (a
+/// `channel:<name>` token for this channel).
 #[utoipa::path(get, path = "/v1/channels/{channel}/identities/{external_id}", tag = "pairing",
     params(IdentityPath),
     responses(
@@ -129,7 +135,11 @@ async fn redeem_outcome(
     }
 }
 
-/// Self-claim: the signed-in user redeems the code their chat bot showed them.
+/// Redeem a pairing code.
+///
+/// Self-claim: the signed-in user (`manage` token) redeems the code their chat bot showed
+/// them. Failed codes count against the user and the channel (then 429); 409 when the
+/// chat account is bound to someone else.
 #[utoipa::path(post, path = "/v1/pairing/{channel}/redeem", tag = "pairing", request_body = RedeemRequest,
     params(ChannelPath),
     responses(
@@ -160,7 +170,10 @@ pub async fn redeem(
     redeem_outcome(&state, &who, &ch, result).await
 }
 
-/// Pending requests of a channel, for Admins and Owners (never their codes).
+/// List pending pairing requests.
+///
+/// Pending requests of a channel, oldest first, never their codes. Needs a `manage` token
+/// of an Admin or Owner.
 #[utoipa::path(get, path = "/v1/admin/pairing/{channel}", tag = "pairing", params(ChannelPath),
     responses(
         (status = 200, description = "The channel's pending requests, oldest first.", body = PendingList),
@@ -179,7 +192,10 @@ pub async fn pending(
     }))
 }
 
-/// An Admin or Owner approves the code a person reads out, for a named user.
+/// Approve a pairing code.
+///
+/// An Admin or Owner (`manage` token) approves the code a person reads out, for a named
+/// user. Failed codes count as for redeeming.
 #[utoipa::path(post, path = "/v1/admin/pairing/{channel}/approve", tag = "pairing", request_body = ApproveRequest,
     params(ChannelPath),
     responses(

@@ -31,8 +31,11 @@ pub fn credentials_denied() -> ApiError {
     ApiError::forbidden("access denied")
 }
 
-/// Registers a resource with grants to some of the caller's secrets; its resource token is
-/// shown once.
+/// Register a resource.
+///
+/// Registers a resource with grants to some of the caller's secrets (each must exist);
+/// its resource token is shown once. Needs a `manage` or `api` token and a server with a
+/// master key (else 503 `secrets_disabled`).
 #[utoipa::path(post, path = "/v1/me/resources", tag = "secrets", request_body = CreateResourceRequest,
     responses(
         (status = 201, description = "The resource, with its resource token (shown once).", body = NewResourceView),
@@ -71,7 +74,10 @@ pub async fn create_resource(
     ))
 }
 
-/// One of the caller's resources (404 when absent or another owner's).
+/// Get a resource.
+///
+/// One of the caller's resources (404 when absent or another owner's). Needs a `manage` or
+/// `api` token.
 #[utoipa::path(get, path = "/v1/me/resources/{id}", tag = "secrets", params(ResourceIdPath),
     responses(
         (status = 200, description = "The resource.", body = ResourceView),
@@ -92,7 +98,10 @@ pub async fn get_resource(
     Ok(ApiJson(ResourceView::from(&record)))
 }
 
-/// The caller's resources, newest first (never their tokens).
+/// List resources.
+///
+/// The caller's resources, newest first, never their tokens. Needs a `manage` or `api`
+/// token.
 #[utoipa::path(get, path = "/v1/me/resources", tag = "secrets",
     responses(
         (status = 200, description = "The caller's resources, newest first.", body = ResourceList),
@@ -112,7 +121,10 @@ pub async fn list_resources(
     }))
 }
 
-/// Revokes one of the caller's resources: its token stops working at once.
+/// Revoke a resource.
+///
+/// Revokes one of the caller's resources: its token stops working at once. Needs a
+/// `manage` or `api` token.
 #[utoipa::path(delete, path = "/v1/me/resources/{id}", tag = "secrets", params(ResourceIdPath),
     responses(
         (status = 204, description = "Revoked."),
@@ -145,8 +157,11 @@ fn denial_reason(e: &Error) -> &'static str {
     }
 }
 
+/// Fetch a resource's credentials.
+///
 /// A resource fetches its granted secrets with its resource token (`Authorization:
-/// Bearer own_r_…`), read from its creator's scope only. Every failure is the same 403.
+/// Bearer own_r_…`), read from its creator's scope only. Every failure, whatever its
+/// cause, is the same 403; an address refused too often gets 429.
 #[utoipa::path(get, path = "/v1/resource/credentials", tag = "secrets",
     responses(
         (status = 200, description = "The granted secrets, by name (sent with `Cache-Control: no-store`).", body = Credentials),

@@ -37,7 +37,11 @@ pub(crate) fn secret_keys(state: &AppState) -> Result<Arc<MasterKeys>, ApiError>
         .ok_or_else(|| Error::Disabled("secrets").into())
 }
 
+/// Store a secret.
+///
 /// Stores a secret (201 when new, 200 when replaced); the answer never carries the value.
+/// Needs a `manage` or `api` token and a server with a master key (else 503
+/// `secrets_disabled`).
 #[utoipa::path(put, path = "/v1/me/secrets/{name}", tag = "secrets", request_body = PutSecretRequest,
     params(SecretNamePath),
     responses(
@@ -71,7 +75,10 @@ pub async fn put_secret(
     Ok((status, ApiJson(SecretView::from(&meta))))
 }
 
-/// Deletes a secret (resources granted it can no longer fetch their credentials).
+/// Delete a secret.
+///
+/// Deletes a secret; resources granted it can no longer fetch their credentials. Needs a
+/// `manage` or `api` token.
 #[utoipa::path(delete, path = "/v1/me/secrets/{name}", tag = "secrets", params(SecretNamePath),
     responses(
         (status = 204, description = "Deleted."),
@@ -93,7 +100,9 @@ pub async fn delete_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The caller's secrets: names and times, never values.
+/// List secrets.
+///
+/// The caller's secrets: names and times, never values. Needs a `manage` or `api` token.
 #[utoipa::path(get, path = "/v1/me/secrets", tag = "secrets",
     responses(
         (status = 200, description = "The caller's secrets: names and times.", body = SecretList),

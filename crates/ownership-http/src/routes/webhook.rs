@@ -28,8 +28,12 @@ fn webhook_keys(state: &AppState) -> Result<Arc<MasterKeys>, ApiError> {
         .ok_or_else(|| Error::Disabled("webhooks").into())
 }
 
+/// Set the webhook endpoint.
+///
 /// Sets the caller's endpoint (201 when new, 200 when replaced) with a new signing secret,
-/// shown once. Setting it again starts anew: new secret, and only events from now on.
+/// shown once. Setting it again starts anew: new secret, and only events from now on. The
+/// URL must be `https://` on a public host, without user information. Needs a `manage`
+/// token and a server with a master key (else 503 `webhooks_disabled`).
 #[utoipa::path(put, path = "/v1/me/webhook", tag = "webhooks", request_body = WebhookRequest,
     responses(
         (status = 201, description = "Set (new), with its signing secret (shown once).", body = NewWebhookView),
@@ -57,7 +61,10 @@ pub async fn put_webhook(
     ))
 }
 
-/// The caller's endpoint (never its signing secret); 404 when none is set.
+/// Get the webhook endpoint.
+///
+/// The caller's endpoint, never its signing secret; 404 when none is set. Needs a
+/// `manage` token.
 #[utoipa::path(get, path = "/v1/me/webhook", tag = "webhooks",
     responses(
         (status = 200, description = "The endpoint.", body = WebhookView),
@@ -75,7 +82,9 @@ pub async fn get_webhook(
     Ok(ApiJson(WebhookView::from(&endpoint)))
 }
 
-/// Removes the caller's endpoint; nothing more is sent to it.
+/// Remove the webhook endpoint.
+///
+/// Removes the caller's endpoint; nothing more is sent to it. Needs a `manage` token.
 #[utoipa::path(delete, path = "/v1/me/webhook", tag = "webhooks",
     responses(
         (status = 204, description = "Removed."),
@@ -89,9 +98,11 @@ pub async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Rotate the webhook signing secret.
+///
 /// Gives the endpoint a new signing secret, shown once. With `grace_seconds`, the old
 /// secret keeps signing beside the new one until then (receivers switch without losing a
-/// message); without, it stops at once.
+/// message); without, it stops at once. The body is optional. Needs a `manage` token.
 #[utoipa::path(post, path = "/v1/me/webhook/rotate-secret", tag = "webhooks",
     request_body(content = Option<RotateWebhookRequest>, description = "Optional: an empty body means no grace."),
     responses(
@@ -132,7 +143,9 @@ pub async fn rotate_webhook_secret(
     }))
 }
 
-/// The caller's delivery log, newest first.
+/// List webhook deliveries.
+///
+/// The caller's delivery log, newest first, a page at a time. Needs a `manage` token.
 #[utoipa::path(get, path = "/v1/me/webhook/deliveries", tag = "webhooks", params(PageQuery),
     responses(
         (status = 200, description = "A page of deliveries, newest first.", body = DeliveryList),
