@@ -87,10 +87,15 @@ fn run(cmd: &mut Command) -> String {
 fn build_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = target_dir()
-            .join("clients")
-            .join("generated")
-            .join(std::process::id().to_string());
+        let parent = target_dir().join("clients").join("generated");
+        // What earlier test processes generated, unless they are still running.
+        for old in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            let pid = old.file_name();
+            if !Path::new("/proc").join(&pid).exists() {
+                let _ = std::fs::remove_dir_all(old.path());
+            }
+        }
+        let dir = parent.join(std::process::id().to_string());
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
