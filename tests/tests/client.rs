@@ -32,6 +32,7 @@ mod remote_downstream;
 
 ownership_tests::on_both_backends!(
     a_remote_downstream_app_checks_tokens_through_the_client,
+    bootstrap_through_the_client,
     users_tokens_and_audit_through_the_client,
     pairing_through_the_client,
     secrets_resources_and_webhooks_through_the_client,
@@ -433,6 +434,37 @@ async fn the_event_stream_through_the_client(backend: Backend) {
         .unwrap();
     let verifier = acting(&app, &verifier.token);
     assert_refused(verifier.my_events(None).await.map(|_| ()), 403, "forbidden");
+    app.stop().await;
+}
+
+/// The first Owner is made once with the bootstrap secret; a wrong secret is 401, a second
+/// bootstrap 409.
+async fn bootstrap_through_the_client(backend: Backend) {
+    const SECRET: &str = "bootstrap-secret-of-the-client-test";
+    let app = spawn_app_with(backend, |c| c.secrets.bootstrap_token = Some(SECRET.into())).await;
+    app.secrets.record(Kind::Token, SECRET);
+    let anonymous = Client::new(&app.base).unwrap();
+    let secret = Secret::new(SECRET);
+    assert_refused(
+        anonymous
+            .bootstrap(&Secret::new("wrong"), &id("root"))
+            .await,
+        401,
+        "unauthenticated",
+    );
+    let first = anonymous.bootstrap(&secret, &id("root")).await.unwrap();
+    app.secrets.record(Kind::Token, first.token.expose());
+    assert_eq!(
+        (first.user_id.as_str(), first.role),
+        ("root", UserRole::Owner)
+    );
+    let root = acting(&app, &first.token);
+    assert_eq!(root.me().await.unwrap().user_id, id("root"));
+    assert_refused(
+        anonymous.bootstrap(&secret, &id("again")).await,
+        409,
+        "conflict",
+    );
     app.stop().await;
 }
 
