@@ -7,12 +7,20 @@
 //! The served document is also the checked-in `docs/openapi.json`
 //! (`the_checked_in_document_is_the_served_one`), so every API change shows in review as
 //! a diff of that file. Together these make a route added to the router but missing from
-//! the checked-in document fail a test: the router is built only from `routes::api()`,
-//! whose `routes!(…)` entries generate the served document (a plain axum `.route(` in the
-//! route modules fails `every_registered_handler_is_documented`); every handler named
-//! there must be an operation of the served document (same test) and be listed in
-//! [`EXPECTED`]; and the served document must equal the checked-in one. Regenerate the
-//! file with `cargo xtask openapi`; the tests never write it.
+//! the checked-in document fail a test:
+//!
+//! - the `/v1` routes come only from `routes::api()`, whose `routes!(…)` entries also
+//!   generate the served document: a plain axum `.route(` in the route modules fails
+//!   `every_registered_handler_is_documented`, and one in the router beside the
+//!   document's own route fails `the_router_adds_no_undocumented_route`;
+//! - every handler named in `routes!(…)` must be an operation of the served document
+//!   (`every_registered_handler_is_documented`) and be listed in [`EXPECTED`]
+//!   (`the_document_lists_exactly_the_served_operations`);
+//! - and the served document must equal the checked-in one.
+//!
+//! Regenerate the file with `cargo xtask openapi`; the tests never write it. Beyond the
+//! route list, every status the server answers to a sweep of ordinary and hostile requests
+//! must be documented for its operation (`every_status_the_server_answers_is_documented`).
 //!
 //! Routing does not depend on the backend, so this runs on libSQL only.
 
@@ -239,6 +247,26 @@ fn registered_handlers() -> BTreeSet<String> {
         }
     }
     handlers
+}
+
+/// The router itself (`ownership_http::router`) adds exactly one route beside
+/// `routes::api()` and the console: the document's own.
+#[test]
+fn the_router_adds_no_undocumented_route() {
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/ownership-http/src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    let added: Vec<&str> = source
+        .split(".route(")
+        .skip(1)
+        .map(|call| call.trim_start().split(',').next().unwrap().trim())
+        .collect();
+    assert_eq!(
+        added,
+        ["\"/v1/openapi.json\""],
+        "{}: a route added with `.route(` is missing from the OpenAPI document; add it \
+         to `routes::api()` with `routes!` instead",
+        lib.display()
+    );
 }
 
 #[tokio::test]

@@ -29,7 +29,8 @@ use crate::error::{ApiError, ErrorBody, payload_too_large};
         title = "ownership",
         description = "Typed identities, hashed bearer tokens, channel pairing, encrypted \
 secrets, signed webhooks and a hash-chained audit log for multi-tenant services.\n\n\
-Every request but the health checks carries `Authorization: Bearer <token>`. Errors are \
+Every request but the health checks carries `Authorization: Bearer <token>` (the event \
+stream also takes `?access_token=`). Errors are \
 JSON: `{\"error\": {\"code\": \"…\", \"message\": \"…\"}}`, where `code` is stable and \
 machine-readable. Listings page with `limit` (1–500, default 100) and `after` (the \
 previous page's `next`); the last page has no `next`."

@@ -38,7 +38,11 @@ pub struct ErrorBody {
 /// The error's code (snake_case, stable) and a human message.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, machine-readable code.
+    /// Stable, machine-readable code: `invalid_request`, `unauthenticated`, `forbidden`,
+    /// `not_found`, `invalid_code`, `method_not_allowed`, `timeout`, `conflict`,
+    /// `payload_too_large`, `unsupported_media_type`, `rate_limited`, `internal`,
+    /// `unavailable`, `secrets_disabled` or `webhooks_disabled`. Clients should treat a
+    /// code they do not know by its HTTP status.
     #[schema(example = "invalid_request")]
     pub code: &'static str,
     /// Human-readable text.
