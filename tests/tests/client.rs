@@ -395,8 +395,10 @@ async fn the_event_stream_through_the_client(backend: Backend) {
     let app = app(backend).await;
     let owner = owner(&app);
     let bob_made = owner.create_user(&id("bob"), None).await.unwrap();
-    let bob = acting(&app, &bob_made.token);
+    // Calls must be answered within a second; the stream is not held to that.
+    let bob = acting(&app, &bob_made.token).with_timeout(Duration::from_secs(1));
     let mut events = bob.my_events(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let minted = bob
         .create_token(&CreateToken {
             kinds: vec![TokenKind::Api],

@@ -55,7 +55,13 @@ pub struct Client {
     http: reqwest::Client,
     base: Url,
     token: Option<Secret>,
+    /// The whole-request limit of every call but the event stream (`None`: the
+    /// `reqwest::Client`'s own settings).
+    request_timeout: Option<Duration>,
 }
+
+/// The whole-request limit of [`Client::new`]'s calls (the event stream excepted).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,6 +80,8 @@ struct Call<'a> {
     body: Option<serde_json::Value>,
     token: Option<&'a Secret>,
     last_event_id: Option<i64>,
+    /// An answer without end (the event stream): no whole-request timeout.
+    stream: bool,
 }
 
 impl<'a> Call<'a> {
@@ -85,6 +93,7 @@ impl<'a> Call<'a> {
             body: None,
             token: None,
             last_event_id: None,
+            stream: false,
         }
     }
 
@@ -109,16 +118,21 @@ impl<'a> Call<'a> {
 impl Client {
     /// A client of the server at `base` (`https://ownership.example`, or with a path
     /// prefix when a proxy serves it under one), without a token. Uses rustls and the
-    /// built-in Mozilla roots.
+    /// built-in Mozilla roots; a connection must be made within 10 s, every call answered
+    /// within [`REQUEST_TIMEOUT`], and the event stream, which has no end, must send
+    /// something (it keeps alive every 15 s) at least every 60 s.
     pub fn new(base: &str) -> Result<Self> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
             .build()?;
-        Self::with_http(http, base)
+        let mut client = Self::with_http(http, base)?;
+        client.request_timeout = Some(REQUEST_TIMEOUT);
+        Ok(client)
     }
 
-    /// A client on a `reqwest::Client` of your own (its roots, proxy and timeouts). The
-    /// event stream ([`Client::my_events`]) lasts as long as that client's timeout lets it.
+    /// A client on a `reqwest::Client` of your own (its roots, proxy and timeouts, which
+    /// apply to the event stream too: a whole-request timeout ends it).
     pub fn with_http(http: reqwest::Client, base: &str) -> Result<Self> {
         let base = Url::parse(base).map_err(|e| Error::Invalid(format!("base URL: {e}")))?;
         if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
@@ -130,6 +144,7 @@ impl Client {
             http,
             base,
             token: None,
+            request_timeout: None,
         })
     }
 
@@ -137,6 +152,15 @@ impl Client {
     pub fn with_token(&self, token: impl Into<String>) -> Self {
         Self {
             token: Some(Secret::new(token)),
+            ..self.clone()
+        }
+    }
+
+    /// The same client with another whole-request limit for its calls (the event stream
+    /// excepted).
+    pub fn with_timeout(&self, limit: Duration) -> Self {
+        Self {
+            request_timeout: Some(limit),
             ..self.clone()
         }
     }
@@ -187,6 +211,11 @@ impl Client {
         }
         if let Some(id) = call.last_event_id {
             req = req.header("last-event-id", id.to_string());
+        }
+        if let Some(limit) = self.request_timeout
+            && !call.stream
+        {
+            req = req.timeout(limit);
         }
         let res = req.send().await?;
         let status = res.status();
@@ -414,6 +443,7 @@ impl Client {
     pub async fn my_events(&self, last_event_id: Option<i64>) -> Result<RowStream<Event>> {
         let mut call = Call::new(&ops::MY_EVENTS, &[]);
         call.last_event_id = last_event_id;
+        call.stream = true;
         let res = self.send(call).await?;
         Ok(sse::events(res))
     }
