@@ -437,21 +437,48 @@ async fn the_event_stream_through_the_client(backend: Backend) {
     app.stop().await;
 }
 
-/// The first Owner is made once with the bootstrap secret; a wrong secret is 401, a second
-/// bootstrap 409.
+/// The first Owner is made once with the bootstrap secret; a wrong secret is 401 (429 with
+/// `Retry-After` once the address failed too often), a second bootstrap 409.
 async fn bootstrap_through_the_client(backend: Backend) {
     const SECRET: &str = "bootstrap-secret-of-the-client-test";
-    let app = spawn_app_with(backend, |c| c.secrets.bootstrap_token = Some(SECRET.into())).await;
+    let app = spawn_app_with(backend, |c| {
+        c.secrets.bootstrap_token = Some(SECRET.into());
+        c.service.limits.failed_auth_per_address = 2;
+    })
+    .await;
     app.secrets.record(Kind::Token, SECRET);
     let anonymous = Client::new(&app.base).unwrap();
     let secret = Secret::new(SECRET);
+    let wrong = Secret::new("wrong");
     assert_refused(
-        anonymous
-            .bootstrap(&Secret::new("wrong"), &id("root"))
-            .await,
+        anonymous.bootstrap(&wrong, &id("root")).await,
         401,
         "unauthenticated",
     );
+    // Once the address has failed too often: 429, with the time to wait.
+    let mut refusal = None;
+    for _ in 0..5 {
+        match anonymous.bootstrap(&wrong, &id("root")).await {
+            Err(Error::Api { status: 401, .. }) => continue,
+            other => {
+                refusal = Some(other);
+                break;
+            }
+        }
+    }
+    match refusal {
+        Some(Err(Error::Api {
+            status: 429,
+            code,
+            retry_after: Some(wait),
+            ..
+        })) => assert!(
+            code == "rate_limited" && wait > Duration::ZERO,
+            "{code} {wait:?}"
+        ),
+        other => panic!("expected 429 with Retry-After, got {other:?}"),
+    }
+    // The right secret is never refused for where it came from.
     let first = anonymous.bootstrap(&secret, &id("root")).await.unwrap();
     app.secrets.record(Kind::Token, first.token.expose());
     assert_eq!(
