@@ -191,13 +191,19 @@ async fn check(backend: Backend, mut cmd: Command) {
     cmd.env("OWNERSHIP_URL", &app.base)
         .env("OWNERSHIP_TOKEN", &app.owner_token)
         .stdin(Stdio::null());
+    let program = cmd.get_program().to_owned();
     let child = tokio::process::Command::from(cmd)
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(120), child)
         .await
         .expect("the quickstart ends within 2 minutes")
-        .expect("the quickstart starts");
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (`cargo xtask clients` installs node and python3 when missing)",
+                program.display()
+            )
+        });
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
