@@ -28,7 +28,6 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 use ownership_client::Client;
 use ownership_tests::app::{Backend, TestApp, spawn_app};
-use serde_json::Value;
 
 ownership_tests::on_both_backends!(rust_quickstart, typescript_quickstart, python_quickstart);
 
@@ -163,26 +162,7 @@ fn python_built() -> &'static (PathBuf, PathBuf) {
 /// The Rust quickstart example, built now (a no-op when it is up to date).
 fn rust_built() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        // `--workspace --all-features`, as the tests are built, so nothing is rebuilt with
-        // other features.
-        let stdout = run(Command::new(cargo).current_dir(workspace()).args([
-            "build",
-            "--quiet",
-            "--workspace",
-            "--all-features",
-            "--example",
-            "quickstart",
-            "--message-format=json-render-diagnostics",
-        ]));
-        stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "quickstart")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported the quickstart executable")
-    })
+    BIN.get_or_init(|| ownership_tests::bin::built("--example", "quickstart"))
 }
 
 /// Runs a quickstart against a fresh server on `backend` and checks what it printed.
