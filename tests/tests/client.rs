@@ -1,9 +1,10 @@
 //! The Rust client (`ownership-client`) against the real server on both stores: every
 //! operation called through it, every listing that pages read to its end two rows at a
 //! time (and compared with the same listing in one page), refusals surfaced as typed
-//! errors with the server's code (401, 403, 404, 409), and the event stream. A last test
-//! compares the client's operation list with the checked-in OpenAPI document, so a route
-//! added without a client method fails here.
+//! errors with the server's code (400, 401, 403, 404, 409, 429), the event stream, and a
+//! downstream app checking tokens through the client. Two last tests compare the client's
+//! operation list with the checked-in OpenAPI document (a route added without a client
+//! method fails) and check that every client method is called here.
 
 #![allow(
     clippy::unwrap_used,
@@ -572,4 +573,17 @@ fn every_documented_operation_has_a_client_method() {
     assert!(extra.is_empty(), "the client calls undocumented {extra:?}");
     let names: BTreeSet<_> = OPERATIONS.iter().map(|op| op.client_method).collect();
     assert_eq!(names.len(), OPERATIONS.len(), "one method per operation");
+}
+
+/// Every client method is called by the scenarios above (so every route is exercised
+/// through the client on both stores): a method added without a scenario fails here.
+#[test]
+fn every_client_method_is_called_by_these_tests() {
+    let source = include_str!("client.rs");
+    let uncalled: Vec<_> = OPERATIONS
+        .iter()
+        .map(|op| op.client_method)
+        .filter(|name| !source.contains(&format!(".{name}(")))
+        .collect();
+    assert!(uncalled.is_empty(), "never called: {uncalled:?}");
 }
