@@ -263,3 +263,22 @@ impl Drop for TestApp {
 
 /// Shared handle for tests that spawn tasks.
 pub type SharedApp = Arc<TestApp>;
+
+/// Declares each named `async fn scenario(backend: Backend)` of the calling test file as
+/// two tests, `scenario::libsql` and `scenario::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn libsql() {
+                super::$scenario($crate::app::Backend::Libsql).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$scenario($crate::app::Backend::Postgres).await;
+            }
+        }
+    )*};
+}

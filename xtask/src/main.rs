@@ -8,6 +8,7 @@ mod apt;
 mod bench;
 mod ci;
 mod clean_tree;
+mod clients;
 mod cmd;
 mod cycles;
 mod fuzz;
@@ -31,7 +32,11 @@ tasks:
                               then fails if the run changed or created a file git tracks
                               or would track
   test                        all tests and doc tests (cargo test); first finds, or as root
-                              installs from Debian, PostgreSQL, Chromium + chromedriver, curl
+                              installs from Debian, PostgreSQL, Chromium + chromedriver, curl,
+                              node and python3 (and the client generators, as `clients`)
+  clients                     install the client generators the quickstart tests run
+                              (openapi-typescript + openapi-fetch with npm, openapi-python-
+                              client in a virtualenv) under target/clients/ when missing
   purity                      fail if ownership-core depends on an IO crate
   cycles                      fail if any crate has a module import cycle
   openapi                     regenerate docs/openapi.json from the code (what
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "ci" => no_args(task, rest).and_then(|()| ci::run_all()),
         "test" => no_args(task, rest).and_then(|()| testing::run_all()),
+        "clients" => no_args(task, rest).and_then(|()| clients::ensure_generators().map(drop)),
         "purity" => no_args(task, rest).and_then(|()| purity::run()),
         "cycles" => no_args(task, rest).and_then(|()| cycles::run()),
         "openapi" => no_args(task, rest).and_then(|()| openapi::regenerate()),

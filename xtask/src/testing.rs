@@ -4,7 +4,8 @@
 //! binaries (each test binary starts a throwaway cluster, `tests/src/pg.rs`), headless
 //! Chromium and chromedriver (the console's browser tests), curl (the README
 //! quickstart test), and nginx with `openssl` for its throwaway certificate (the
-//! reverse-proxy test, `tests/tests/proxy.rs`). [`ensure_peers`] finds each or, as root,
+//! reverse-proxy test, `tests/tests/proxy.rs`), and the client generators with node and
+//! python3 (the quickstart tests, [`crate::clients`]). [`ensure_peers`] finds each or, as root,
 //! installs it from Debian ([`crate::apt`]), and hands its path to the tests in the
 //! variable they read.
 //! `DATABASE_URL`, when set, is passed through and the tests use that server instead of
@@ -64,6 +65,7 @@ pub fn ensure_peers() -> Result<Peers> {
     let openssl = apt::ensure_apt(Path::new("openssl"), &["openssl"])?;
     say(&format!("openssl: {}", openssl.display()));
     peers.vars.extend(ensure_prometheus()?);
+    peers.vars.extend(crate::clients::ensure_generators()?);
     Ok(peers)
 }
 

@@ -8,7 +8,9 @@
 //! ```
 //!
 //! A request without a valid token gets the library's 401 (with `WWW-Authenticate:
-//! Bearer` and the JSON error body); a store outage is a 503, never a pass.
+//! Bearer` and the JSON error body); a store outage is a 503, never a pass. An app that
+//! cannot open the store asks the server instead, through `ownership-client`: see that
+//! crate's `remote_downstream` example.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
