@@ -17,7 +17,6 @@ from ownership_api.models import (
     CreateUserRequest,
     ErrorBody,
     PairingRequestBody,
-    PairingRequestBodyMeta,
     RedeemRequest,
     ServiceTokenRequest,
 )
@@ -48,7 +47,7 @@ bot = AuthenticatedClient(base_url=base_url, token=minted.token)
 print(f"minted a channel token ({', '.join(minted.kinds)})")
 
 # 3. The bot asks for a pairing code for the sender `42` and shows it to them.
-body = PairingRequestBody(external_id="42", meta=PairingRequestBodyMeta())
+body = PairingRequestBody(external_id="42")
 pairing = ok(request_code.sync("telegram", client=bot, body=body))
 print(f"pairing code issued (new: {str(pairing.created).lower()})")
 

@@ -37,7 +37,7 @@ const channel = { path: { channel: "telegram" } };
 const pairing = ok(
   await bot.POST("/v1/channels/{channel}/pairing-requests", {
     params: channel,
-    body: { external_id: "42", meta: {} },
+    body: { external_id: "42" },
   }),
 );
 console.log(`pairing code issued (new: ${pairing.created})`);

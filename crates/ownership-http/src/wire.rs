@@ -438,7 +438,7 @@ pub struct PairingRequestBody {
     #[schema(example = "12345678")]
     pub external_id: String,
     /// Optional adapter data (a display name, say), kept as JSON.
-    #[schema(value_type = Object, example = json!({"display_name": "Alice"}))]
+    #[schema(value_type = Option<Object>, required = false, example = json!({"display_name": "Alice"}))]
     pub meta: Option<serde_json::Value>,
 }
 
