@@ -126,17 +126,20 @@ impl Invalidation {
             "token" => TokenId::parse(rest).ok().map(Self::Token),
             "owner" => OwnerId::parse(rest).ok().map(Self::Owner),
             "resource" => ResourceId::parse(rest).ok().map(Self::Resource),
-            "identity" => {
-                // A channel name holds no `/`; an external id may.
-                let (channel, external) = rest.split_once('/')?;
-                Some(Self::Identity(ChannelKey::new(
-                    ChannelName::parse(channel).ok()?,
-                    ExternalId::parse(external).ok()?,
-                )))
-            }
+            "identity" => channel_key(rest).map(Self::Identity),
             _ => None,
         }
     }
+}
+
+/// Reads `channel/external_id` (the audit target of a chat account) back; `None` when it
+/// does not parse. A channel name holds no `/`; an external id may.
+pub(crate) fn channel_key(raw: &str) -> Option<ChannelKey> {
+    let (channel, external) = raw.split_once('/')?;
+    Some(ChannelKey::new(
+        ChannelName::parse(channel).ok()?,
+        ExternalId::parse(external).ok()?,
+    ))
 }
 
 struct Shared<S> {
