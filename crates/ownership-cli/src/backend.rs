@@ -201,26 +201,46 @@ impl Opened {
         }
     }
 
-    /// On PostgreSQL, starts applying other processes' cache invalidations
-    /// ([`ownership_store::postgres::listen_invalidations`]) until the returned guard is
-    /// dropped; on libSQL (one process) there is nothing to listen to.
-    pub fn listen_for_invalidations(&self, location: &Location) -> InvalidationListener {
-        let (Self::Postgres(cached), Location::Postgres(url)) = (self, location) else {
-            return InvalidationListener::default();
-        };
-        let healthy = Arc::new(AtomicBool::new(false));
+    /// Starts applying the cache invalidations of changes other processes commit, until
+    /// the returned guard is dropped: on PostgreSQL their notifications
+    /// ([`ownership_store::postgres::listen_invalidations`]), on libSQL what the CLI
+    /// commits to the same file, checked every `cache.external_poll`
+    /// ([`ownership_store::libsql::watch_external_changes`]).
+    pub fn listen_for_invalidations(
+        &self,
+        location: &Location,
+        cache: &CacheConfig,
+    ) -> InvalidationListener {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(ownership_store::postgres::listen_invalidations(
-            url.clone(),
-            Cached::clone(cached),
-            Arc::clone(&healthy),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        InvalidationListener {
-            healthy: Some(healthy),
-            _stop: Some(stop),
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        match (self, location) {
+            (Self::Postgres(cached), Location::Postgres(url)) => {
+                let healthy = Arc::new(AtomicBool::new(false));
+                tokio::spawn(ownership_store::postgres::listen_invalidations(
+                    url.clone(),
+                    Cached::clone(cached),
+                    Arc::clone(&healthy),
+                    stopped,
+                ));
+                InvalidationListener {
+                    healthy: Some(healthy),
+                    _stop: Some(stop),
+                }
+            }
+            (Self::Libsql(cached), _) => {
+                tokio::spawn(ownership_store::libsql::watch_external_changes(
+                    Cached::clone(cached),
+                    cache.external_poll,
+                    stopped,
+                ));
+                InvalidationListener {
+                    healthy: None,
+                    _stop: Some(stop),
+                }
+            }
+            (Self::Postgres(_), Location::LibsqlFile(_)) => InvalidationListener::default(),
         }
     }
 

@@ -191,6 +191,9 @@ pub struct CacheSection {
     pub ttl_seconds: u64,
     /// How often batched `last_used_at` times are written, in seconds.
     pub last_used_flush_seconds: u64,
+    /// How often a libSQL server checks for changes another process (the CLI) committed,
+    /// in milliseconds.
+    pub external_poll_ms: u64,
 }
 
 impl Default for CacheSection {
@@ -200,6 +203,7 @@ impl Default for CacheSection {
             capacity: c.capacity,
             ttl_seconds: c.ttl.as_secs(),
             last_used_flush_seconds: c.last_used_flush.as_secs(),
+            external_poll_ms: u64::try_from(c.external_poll.as_millis()).unwrap_or(u64::MAX),
         }
     }
 }
@@ -977,10 +981,19 @@ impl Config {
                 "`cache.ttl_seconds` and `cache.last_used_flush_seconds` must be at least 1".into(),
             );
         }
+        // The CLI promises that a running server refuses what it revoked within 1 s.
+        if !(10..=800).contains(&self.cache.external_poll_ms) {
+            return Err(
+                "`cache.external_poll_ms` must be between 10 and 800 (changes made by the CLI \
+                 are promised to reach a running server within 1 s)"
+                    .into(),
+            );
+        }
         Ok(ownership_store::cache::CacheConfig {
             capacity: self.cache.capacity,
             ttl: Duration::from_secs(self.cache.ttl_seconds),
             last_used_flush: Duration::from_secs(self.cache.last_used_flush_seconds),
+            external_poll: Duration::from_millis(self.cache.external_poll_ms),
         })
     }
 

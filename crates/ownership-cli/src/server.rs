@@ -265,8 +265,8 @@ pub struct Prepared {
     pub migrations_applied: usize,
     /// TLS, when configured, with its reload-on-SIGHUP task.
     tls: Option<(Tls, ReloadOnHangup)>,
-    /// Held for the server's lifetime: the libSQL single-server lock, the PostgreSQL
-    /// cache-invalidation listener.
+    /// Held for the server's lifetime: the libSQL single-server lock, the
+    /// cache-invalidation listener (PostgreSQL) or watcher (libSQL).
     _held: (Option<std::fs::File>, crate::backend::InvalidationListener),
     /// The metrics address and recorder, when metrics are on.
     metrics: Option<(SocketAddr, ownership_http::metrics::PrometheusHandle)>,
@@ -372,7 +372,7 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         .map_err(|e| format!("the store cannot be written: {e}"))?;
     // Listening starts once the store is known to be usable, so a refused start says one
     // thing only.
-    let listener = opened.listen_for_invalidations(&config.location);
+    let listener = opened.listen_for_invalidations(&config.location, &config.cache);
     let store = opened.store();
     let mut rng = OsRandom;
     let secrets = first_start_key(config)?;

@@ -59,6 +59,10 @@ pub struct CacheConfig {
     pub ttl: Duration,
     /// How often `last_used_at` is flushed.
     pub last_used_flush: Duration,
+    /// How often a libSQL server checks whether another process (the `ownership` CLI)
+    /// committed to its file (`libsql::watch_external_changes`); it bounds how long
+    /// such a change goes unseen.
+    pub external_poll: Duration,
 }
 
 impl Default for CacheConfig {
@@ -67,6 +71,7 @@ impl Default for CacheConfig {
             capacity: 100_000,
             ttl: Duration::from_secs(30),
             last_used_flush: Duration::from_secs(10),
+            external_poll: Duration::from_millis(200),
         }
     }
 }

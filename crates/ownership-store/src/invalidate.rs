@@ -217,7 +217,10 @@ mod tests {
                 events::resource_revoked(at, &actor, &carol, &res),
                 Some(Invalidation::Resource(res.clone())),
             ),
-            (events::webhook_set(at, &actor, &carol, "https://x.test/h"), None),
+            (
+                events::webhook_set(at, &actor, &carol, "https://x.test/h"),
+                None,
+            ),
             (events::webhook_deleted(at, &actor, &carol), None),
             (events::webhook_secret_rotated(at, &actor, &carol, at), None),
             (
