@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use ownership_core::ports::{Clock, Store};
 use ownership_store::cache::{CacheConfig, Cached};
 use ownership_store::libsql::LibsqlStore;
-use ownership_store::postgres::PgStore;
+use ownership_store::postgres::{PgOptions, PgStore};
 use ownership_store::{MigrationError, Migrator};
 
 /// Where the data lives.
@@ -121,6 +121,15 @@ impl InvalidationListener {
     }
 }
 
+/// How a PostgreSQL store connects; ignored on libSQL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PgSettings {
+    /// The pool size and the pooler in front of PostgreSQL.
+    pub options: PgOptions,
+    /// A direct URL for the invalidation listener; `None`: the store's own URL.
+    pub listen_url: Option<String>,
+}
+
 /// An open store: the raw backend (for migrations and the operator's direct work) and the
 /// cached view the server uses.
 #[derive(Clone)]
@@ -146,6 +155,7 @@ impl Opened {
         location: &Location,
         clock: Arc<dyn Clock>,
         cache: CacheConfig,
+        pg: &PgSettings,
     ) -> Result<Self, String> {
         match location {
             Location::LibsqlFile(path) => {
@@ -155,7 +165,7 @@ impl Opened {
                 Ok(Self::Libsql(Arc::new(Cached::new(store, clock, cache))))
             }
             Location::Postgres(url) => {
-                let store = PgStore::connect(url, Arc::clone(&clock))
+                let store = PgStore::connect_with(url, Arc::clone(&clock), pg.options)
                     .await
                     .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))?;
                 Ok(Self::Postgres(Arc::new(Cached::new(store, clock, cache))))
@@ -210,6 +220,7 @@ impl Opened {
         &self,
         location: &Location,
         cache: &CacheConfig,
+        pg: &PgSettings,
     ) -> InvalidationListener {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let stopped = async move {
@@ -219,7 +230,7 @@ impl Opened {
             (Self::Postgres(cached), Location::Postgres(url)) => {
                 let healthy = Arc::new(AtomicBool::new(false));
                 tokio::spawn(ownership_store::postgres::listen_invalidations(
-                    url.clone(),
+                    pg.listen_url.clone().unwrap_or_else(|| url.clone()),
                     Cached::clone(cached),
                     Arc::clone(&healthy),
                     stopped,

@@ -45,6 +45,14 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The store: a libSQL file path or `postgres://…`.
     pub database_url: String,
+    /// PostgreSQL: a direct URL for the cache-invalidation listener (`LISTEN` needs a
+    /// session of its own); unset, `database_url`.
+    pub database_listen_url: Option<String>,
+    /// PostgreSQL: the most connections each process's pool opens.
+    pub database_max_connections: u32,
+    /// PostgreSQL: `none`, or `transaction` when `database_url` goes through a pooler in
+    /// transaction mode (PgBouncer).
+    pub database_pooler: String,
     /// The id of the Owner created on an empty store.
     pub first_owner: String,
     /// Apply pending migrations at start (else refuse to start when any are pending).
@@ -74,6 +82,9 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "ownership.db".into(),
+            database_listen_url: None,
+            database_max_connections: ownership_store::postgres::MAX_CONNECTIONS,
+            database_pooler: "none".into(),
             first_owner: "owner".into(),
             migrate: true,
             http: HttpSection::default(),
@@ -492,6 +503,8 @@ impl Flags {
 /// secrets and URLs (a token of digits must stay a string).
 const PLAIN_TEXT_KEYS: &[&str] = &[
     "database_url",
+    "database_listen_url",
+    "database_pooler",
     "first_owner",
     "keys.master_key",
     "keys.previous_master_key",
@@ -507,6 +520,9 @@ const PLAIN_TEXT_KEYS: &[&str] = &[
 const SHORT_ENV_NAMES: &[(&str, &str)] = &[
     ("LISTEN", "listen"),
     ("DATABASE_URL", "database_url"),
+    ("DATABASE_LISTEN_URL", "database_listen_url"),
+    ("DATABASE_MAX_CONNECTIONS", "database_max_connections"),
+    ("DATABASE_POOLER", "database_pooler"),
     ("FIRST_OWNER", "first_owner"),
     ("MIGRATE", "migrate"),
     ("MASTER_KEY", "keys.master_key"),
@@ -738,7 +754,9 @@ fn shown(key: &str, value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Null => "(none)".into(),
         _ if secret => "(set, hidden)".into(),
-        serde_json::Value::String(s) if key == "database_url" => crate::backend::redact(s),
+        serde_json::Value::String(s) if key == "database_url" || key == "database_listen_url" => {
+            crate::backend::redact(s)
+        }
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     }
@@ -868,6 +886,37 @@ impl Config {
     /// The store this configuration names.
     pub fn location(&self) -> Result<Location, String> {
         Location::parse(&self.database_url)
+    }
+
+    /// How a PostgreSQL store connects (`database_max_connections`, `database_pooler`,
+    /// `database_listen_url`).
+    pub fn postgres(&self) -> Result<crate::backend::PgSettings, String> {
+        use ownership_store::postgres::{PgOptions, Pooler};
+        if self.database_max_connections == 0 {
+            return Err("`database_max_connections` must be at least 1".into());
+        }
+        let pooler = Pooler::parse(self.database_pooler.trim()).map_err(|_| {
+            format!(
+                "`database_pooler` must be `none` or `transaction`, not `{}`",
+                self.database_pooler
+            )
+        })?;
+        let listen_url = match self.database_listen_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => match Location::parse(url)? {
+                Location::Postgres(url) => Some(url),
+                Location::LibsqlFile(_) => {
+                    return Err("`database_listen_url` must be a `postgres://…` URL".into());
+                }
+            },
+        };
+        Ok(crate::backend::PgSettings {
+            options: PgOptions {
+                max_connections: self.database_max_connections,
+                pooler,
+            },
+            listen_url,
+        })
     }
 
     /// Whether the console is served over HTTPS (from `http.public_url`).

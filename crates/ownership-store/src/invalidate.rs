@@ -99,7 +99,7 @@ pub fn invalidation_of(event: &AuditEvent) -> Option<Invalidation> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
     use std::collections::HashSet;
     use std::time::Duration;
@@ -210,7 +210,7 @@ mod tests {
             (events::secret_deleted(at, &actor, &carol, &secret), None),
             (events::secrets_rewrapped(at, 4), None),
             (
-                events::resource_created(at, &actor, &carol, &res, &[secret.clone()]),
+                events::resource_created(at, &actor, &carol, &res, std::slice::from_ref(&secret)),
                 None,
             ),
             (

@@ -9,6 +9,7 @@ use sqlx::postgres::PgRow;
 
 use super::PgStore;
 use super::support::{bytes_col, col, limit_plus_one, parsed, parsed_opt, take_page, unavailable};
+use super::support::{query};
 
 /// Events read per query while verifying.
 const VERIFY_PAGE: i64 = 500;
@@ -80,7 +81,7 @@ impl AuditLog for PgStore {
         let before = parse_cursor(page.after.as_deref())?;
         let limit = limit_plus_one(page);
         let rows = match filter {
-            AuditFilter::Owner(scope) => sqlx::query(
+            AuditFilter::Owner(scope) => query(
                 "SELECT seq, at, actor, owner_id, action, target, details, prev_hash, hash
                  FROM audit_events
                  WHERE owner_id = $1 AND ($2::bigint IS NULL OR seq < $2)
@@ -89,10 +90,10 @@ impl AuditLog for PgStore {
             .bind(scope.owner().as_str())
             .bind(before)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(self.reads())
             .await
             .map_err(unavailable)?,
-            AuditFilter::All(_) => sqlx::query(
+            AuditFilter::All(_) => query(
                 "SELECT seq, at, actor, owner_id, action, target, details, prev_hash, hash
                  FROM audit_events
                  WHERE $1::bigint IS NULL OR seq < $1
@@ -100,7 +101,7 @@ impl AuditLog for PgStore {
             )
             .bind(before)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(self.reads())
             .await
             .map_err(unavailable)?,
         };
@@ -121,7 +122,7 @@ impl AuditLog for PgStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<AuditEvent>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT seq, at, actor, owner_id, action, target, details, prev_hash, hash
              FROM audit_events
              WHERE owner_id = $1 AND seq > $2
@@ -130,7 +131,7 @@ impl AuditLog for PgStore {
         .bind(scope.owner().as_str())
         .bind(after)
         .bind(i64::from(limit.clamp(1, 500)))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(unavailable)?;
         rows.iter().map(event_from_row).collect()
@@ -140,7 +141,7 @@ impl AuditLog for PgStore {
         // One snapshot for every page and the head, so concurrent appends neither show
         // up half-way nor make the head look ahead of the chain.
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
@@ -148,7 +149,7 @@ impl AuditLog for PgStore {
         let mut last: Option<(i64, ChainHash)> = None;
         loop {
             let after = last.map_or(i64::MIN, |(seq, _)| seq);
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT seq, at, actor, owner_id, action, target, details, prev_hash, hash
                  FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
             )
@@ -183,7 +184,7 @@ impl AuditLog for PgStore {
                 return Ok(verdict);
             }
         }
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        let head = query("SELECT seq, hash FROM audit_head WHERE id = 1")
             .fetch_optional(&mut *tx)
             .await
             .map_err(unavailable)?;
