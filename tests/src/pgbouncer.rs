@@ -13,8 +13,11 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use crate::pg::PgCluster;
 
 /// How long PgBouncer may take to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -35,6 +38,13 @@ pub fn pgbouncer_bin() -> PathBuf {
     );
     path
 }
+
+/// Waits for the test process to close the pipe on stdin, then stops PgBouncer (`$0`):
+/// a static is never dropped, so this is how the shared instance ends with its process.
+const WATCHDOG: &str = r#"
+while read -r line; do :; done
+kill "$0" 2>/dev/null
+"#;
 
 /// A running PgBouncer; killed (and its directory removed) when dropped.
 pub struct PgBouncer {
@@ -58,7 +68,10 @@ fn host_port(url: &str) -> (String, u16) {
     let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
     let authority = rest.split(['/', '?']).next().unwrap_or(rest);
     let (host, port) = authority.rsplit_once(':').unwrap_or((authority, "5432"));
-    (host.to_owned(), port.parse().expect("a port in the database URL"))
+    (
+        host.to_owned(),
+        port.parse().expect("a port in the database URL"),
+    )
 }
 
 fn is_root() -> bool {
@@ -113,7 +126,10 @@ impl PgBouncer {
                 .arg(dir.path())
                 .status()
                 .expect("chown runs");
-            assert!(status.success(), "cannot give the PgBouncer directory to postgres");
+            assert!(
+                status.success(),
+                "cannot give the PgBouncer directory to postgres"
+            );
         }
         for _attempt in 0..3 {
             let port = TcpListener::bind("127.0.0.1:0")
@@ -131,8 +147,13 @@ impl PgBouncer {
             let mut command = if root {
                 // `setpriv` executes PgBouncer in its place, so killing the child kills it.
                 let mut c = Command::new("setpriv");
-                c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
-                    .arg(&bin);
+                c.args([
+                    "--reuid=postgres",
+                    "--regid=postgres",
+                    "--init-groups",
+                    "--",
+                ])
+                .arg(&bin);
                 c
             } else {
                 Command::new(&bin)
@@ -159,6 +180,29 @@ impl PgBouncer {
         }
         let log = std::fs::read_to_string(dir.path().join("pgbouncer.log")).unwrap_or_default();
         panic!("PgBouncer did not start listening:\n{log}");
+    }
+
+    /// One PgBouncer for this test process, in front of the shared cluster, started on
+    /// first use; it stops when the process exits.
+    pub fn shared() -> &'static PgBouncer {
+        static SHARED: OnceLock<(PgBouncer, Option<ChildStdin>)> = OnceLock::new();
+        let (bouncer, _watchdog) = SHARED.get_or_init(|| {
+            let cluster =
+                PgCluster::shared().unwrap_or_else(|e| panic!("PostgreSQL is required: {e}"));
+            let bouncer = PgBouncer::start(cluster.base_url());
+            let watchdog = Command::new("sh")
+                .arg("-c")
+                .arg(WATCHDOG)
+                .arg(bouncer.child.id().to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()
+                .and_then(|mut c| c.stdin.take());
+            (bouncer, watchdog)
+        });
+        bouncer
     }
 
     /// `database_url` (a URL of the cluster behind it) rewritten to go through PgBouncer.

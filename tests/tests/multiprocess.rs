@@ -576,7 +576,11 @@ async fn two_processes_through_pgbouncer_in_transaction_mode() {
         let burst: Vec<_> = (0..16)
             .map(|i| {
                 let http = http.clone();
-                let node = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
+                let node = if i % 2 == 0 {
+                    a.base.clone()
+                } else {
+                    b.base.clone()
+                };
                 let alice = alice.clone();
                 tokio::spawn(async move {
                     http.get(format!("{node}/v1/me/tokens"))
@@ -599,7 +603,11 @@ async fn two_processes_through_pgbouncer_in_transaction_mode() {
         assert!(r.status == 200 || r.status == 204, "revoke {round}: {r:?}");
         took.push(eventually(&http, &b, "/v1/me", &t, 401, "revoke through PgBouncer").await);
         for request in burst {
-            assert_eq!(request.await.unwrap().unwrap(), 200, "a read through PgBouncer");
+            assert_eq!(
+                request.await.unwrap().unwrap(),
+                200,
+                "a read through PgBouncer"
+            );
         }
     }
     took.sort();
