@@ -381,7 +381,8 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         .map_err(|e| format!("the store cannot be written: {e}"))?;
     // Listening starts once the store is known to be usable, so a refused start says one
     // thing only.
-    let listener = opened.listen_for_invalidations(&config.location, &config.cache, &config.postgres);
+    let listener =
+        opened.listen_for_invalidations(&config.location, &config.cache, &config.postgres);
     let store = opened.store();
     let mut rng = OsRandom;
     let secrets = first_start_key(config)?;

@@ -99,7 +99,12 @@ pub fn invalidation_of(event: &AuditEvent) -> Option<Invalidation> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "tests"
+    )]
 
     use std::collections::HashSet;
     use std::time::Duration;

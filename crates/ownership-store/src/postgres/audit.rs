@@ -8,8 +8,8 @@ use ownership_core::{Error, OwnerId, Result};
 use sqlx::postgres::PgRow;
 
 use super::PgStore;
+use super::support::query;
 use super::support::{bytes_col, col, limit_plus_one, parsed, parsed_opt, take_page, unavailable};
-use super::support::{query};
 
 /// Events read per query while verifying.
 const VERIFY_PAGE: i64 = 500;

@@ -10,9 +10,9 @@ use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
 use super::PgStore;
+use super::support::{query, query_scalar};
 use crate::Migrator;
 use crate::migrations::{self, AppliedMigration, Migration, MigrationError};
-use super::support::{query, query_scalar};
 
 /// The `pg_advisory_xact_lock` key of migrations ("ownmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x006f_776e_6d69_6772;

@@ -16,10 +16,11 @@
 //!   other driver error (pool timeout and refused connection included) is logged with
 //!   `tracing::error!` and returned as `Error::Unavailable("store unavailable")`. A row
 //!   that does not parse back into the domain types is [`Error::Integrity`].
-//! - **Cross-process invalidation.** A use case that changes what a cache may hold (a
-//!   token, a user, an identity binding, a resource) also runs `pg_notify` on
-//!   [`INVALIDATION_CHANNEL`] inside its transaction, so the notification goes out on commit
-//!   only; [`listen_invalidations`] applies them in every server process.
+//! - **Cross-process invalidation.** Appending an audit event also runs `pg_notify` on
+//!   [`INVALIDATION_CHANNEL`] with what the event invalidates
+//!   ([`invalidation_of`](crate::invalidate::invalidation_of)), inside the use case's
+//!   transaction, so the notification goes out on commit only; [`listen_invalidations`]
+//!   applies them in every server process.
 //! - **Times** are truncated to microseconds before they are written, so what is read
 //!   back equals what was written. A mutation's time is read once the audit-head lock is
 //!   held (`Write::begin` reads the clock, `Write::now` gives it), never before: a
@@ -55,8 +56,8 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use time::OffsetDateTime;
 
 pub use self::listen::{RECONNECT_MAX, RECONNECT_MIN, listen_invalidations};
+use self::support::query;
 use self::support::unavailable;
-use self::support::{query};
 
 /// The `LISTEN/NOTIFY` channel on which every mutating transaction publishes what it
 /// invalidates ([`Invalidation::encode`](crate::cache::Invalidation::encode)); see
@@ -176,7 +177,11 @@ impl PgStore {
 
     /// [`PgStore::connect`] with a pool size and, through a transaction pooler, the
     /// behaviour [`Pooler::Transaction`] describes.
-    pub async fn connect_with(url: &str, clock: Arc<dyn Clock>, options: PgOptions) -> Result<Self> {
+    pub async fn connect_with(
+        url: &str,
+        clock: Arc<dyn Clock>,
+        options: PgOptions,
+    ) -> Result<Self> {
         crate::metrics::backend_opened("postgres");
         let base = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
@@ -205,9 +210,7 @@ impl PgStore {
                 Box::pin(async move { sqlx::raw_sql(READ_BEGIN).execute(conn).await.map(|_| ()) })
             })
             .before_acquire(|conn, _| {
-                Box::pin(async move {
-                    sqlx::raw_sql(READ_BEGIN).execute(conn).await.map(|_| true)
-                })
+                Box::pin(async move { sqlx::raw_sql(READ_BEGIN).execute(conn).await.map(|_| true) })
             })
             .after_release(|conn, _| {
                 Box::pin(async move { sqlx::raw_sql(READ_END).execute(conn).await.map(|_| true) })

@@ -20,11 +20,10 @@ use super::PgStore;
 use super::support::{
     Write, add_duration, bytes_col, col, count_col, owner_col, parsed, unavailable,
 };
+use super::support::{query, query_scalar};
 use super::users::current_scope;
-use crate::cache::Invalidation;
 use crate::events;
 use crate::metrics::Op;
-use super::support::{query, query_scalar};
 
 /// The `settings` key of the generated pairing-code key.
 const PAIRING_KEY_SETTING: &str = "pairing_code_key";
@@ -151,8 +150,6 @@ impl PgStore {
                 }
             }
         };
-        w.notify(&Invalidation::Identity(binding.key.clone()))
-            .await?;
         w.commit().await?;
         Ok(binding)
     }
@@ -216,13 +213,12 @@ impl PairingStore for PgStore {
         }
         let mut chosen = None;
         for candidate in candidates {
-            let taken: bool = query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pairing_requests WHERE code_hash = $1)",
-            )
-            .bind(candidate.code_hash.as_bytes().as_slice())
-            .fetch_one(w.conn())
-            .await
-            .map_err(unavailable)?;
+            let taken: bool =
+                query_scalar("SELECT EXISTS (SELECT 1 FROM pairing_requests WHERE code_hash = $1)")
+                    .bind(candidate.code_hash.as_bytes().as_slice())
+                    .fetch_one(w.conn())
+                    .await
+                    .map_err(unavailable)?;
             if !taken {
                 chosen = Some(candidate);
                 break;
@@ -319,14 +315,13 @@ impl PairingStore for PgStore {
     async fn burn_pending(&self, _scope: &SystemScope, channel: &ChannelName) -> Result<u64> {
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let now = w.now();
-        let burned =
-            query("DELETE FROM pairing_requests WHERE channel = $1 AND expires_at > $2")
-                .bind(channel.as_str())
-                .bind(now)
-                .execute(w.conn())
-                .await
-                .map_err(unavailable)?
-                .rows_affected();
+        let burned = query("DELETE FROM pairing_requests WHERE channel = $1 AND expires_at > $2")
+            .bind(channel.as_str())
+            .bind(now)
+            .execute(w.conn())
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
         if burned > 0 {
             w.audit(events::pairing_burned(now, channel, burned))
                 .await?;
@@ -367,14 +362,12 @@ impl PairingStore for PgStore {
         candidate: &PairingKey,
     ) -> Result<PairingKey> {
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
-        query(
-            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(PAIRING_KEY_SETTING)
-        .bind(candidate.as_bytes().as_slice())
-        .execute(w.conn())
-        .await
-        .map_err(unavailable)?;
+        query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(PAIRING_KEY_SETTING)
+            .bind(candidate.as_bytes().as_slice())
+            .execute(w.conn())
+            .await
+            .map_err(unavailable)?;
         let row = query("SELECT value FROM settings WHERE key = $1")
             .bind(PAIRING_KEY_SETTING)
             .fetch_one(w.conn())
@@ -421,7 +414,6 @@ impl PairingStore for PgStore {
             key,
         ))
         .await?;
-        w.notify(&Invalidation::Identity(key.clone())).await?;
         w.commit().await
     }
 }

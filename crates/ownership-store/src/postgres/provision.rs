@@ -11,13 +11,12 @@ use sqlx::postgres::{PgConnection, PgRow};
 use time::OffsetDateTime;
 
 use super::PgStore;
+use super::support::query;
 use super::support::{Write, bytes_col, unavailable};
 use super::tokens::{insert_token, token_from_row};
 use super::users::{active_owners, insert_user, user_from_row};
 use crate::OsRandom;
-use crate::cache::Invalidation;
 use crate::events;
-use super::support::{query};
 
 const STORED_COLS: &str = "id, owner_id, kinds, label, display_prefix, origin, created_at, \
                            expires_at, revoked_at, last_used_at, digest";
@@ -152,17 +151,6 @@ async fn execute(
     }
     for event in events::provisioned(now, scope.actor(), plan) {
         w.audit(event).await?;
-    }
-    // What other processes may hold: changed and revoked tokens, changed roles (added
-    // tokens and new users were never cached).
-    for t in &plan.tokens_updated {
-        w.notify(&Invalidation::Token(t.token_id.clone())).await?;
-    }
-    for t in &plan.tokens_revoked {
-        w.notify(&Invalidation::Token(t.token_id.clone())).await?;
-    }
-    for r in &plan.roles_changed {
-        w.notify(&Invalidation::Owner(r.user_id.clone())).await?;
     }
     Ok(())
 }

@@ -12,10 +12,9 @@ use sqlx::postgres::{PgConnection, PgRow};
 
 use super::PgStore;
 use super::support::{Write, col, owner_col, parsed, unavailable, unique_or_unavailable};
-use crate::cache::Invalidation;
+use super::support::{query, query_scalar};
 use crate::events;
 use crate::metrics::Op;
-use super::support::{query, query_scalar};
 
 /// Longest resource kind, in bytes.
 const KIND_MAX_BYTES: usize = 64;
@@ -220,7 +219,6 @@ impl ResourceStore for PgStore {
             id,
         ))
         .await?;
-        w.notify(&Invalidation::Resource(id.clone())).await?;
         w.commit().await
     }
 

@@ -10,8 +10,8 @@ use sqlx::postgres::PgRow;
 
 use super::PgStore;
 use super::support::{Write, col, owner_col, parsed, sealed_cols, unavailable, version_param};
-use crate::events;
 use super::support::{query, query_scalar};
+use crate::events;
 
 fn meta_from_row(row: &PgRow) -> Result<SecretMeta> {
     Ok(SecretMeta {
@@ -24,12 +24,11 @@ fn meta_from_row(row: &PgRow) -> Result<SecretMeta> {
 #[async_trait]
 impl SecretStore for PgStore {
     async fn data_key(&self, scope: &OwnerScope) -> Result<Option<Sealed>> {
-        let row =
-            query("SELECT nonce, wrapped, key_version FROM owner_keys WHERE owner_id = $1")
-                .bind(scope.owner().as_str())
-                .fetch_optional(self.reads())
-                .await
-                .map_err(unavailable)?;
+        let row = query("SELECT nonce, wrapped, key_version FROM owner_keys WHERE owner_id = $1")
+            .bind(scope.owner().as_str())
+            .fetch_optional(self.reads())
+            .await
+            .map_err(unavailable)?;
         row.map(|row| sealed_cols(&row, "nonce", "wrapped", "key_version"))
             .transpose()
     }

@@ -8,14 +8,15 @@ use ownership_core::audit::{AuditEvent, ChainHash, NewAuditEvent, truncate_to_mi
 use ownership_core::ids::OwnerId;
 use ownership_core::ports::{Clock, PageRequest, Sealed};
 use ownership_core::{Error, Result};
-use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::postgres::PgArguments;
+use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::query::{Query, QueryScalar};
 use sqlx::{PgPool, Postgres, Row, SqlSafeStr, Transaction};
 use time::OffsetDateTime;
 
 use super::INVALIDATION_CHANNEL;
 use crate::cache::Invalidation;
+use crate::invalidate::invalidation_of;
 use crate::metrics::Op;
 
 /// Whether statements are sent unnamed (see [`query`]).
@@ -248,7 +249,8 @@ impl Write {
         &mut self.tx
     }
 
-    /// Links `event` after the head, inserts it and moves the head.
+    /// Links `event` after the head, inserts it, moves the head and publishes what it
+    /// invalidates ([`invalidation_of`], the mapping the libSQL watcher uses too).
     pub(super) async fn audit(&mut self, event: NewAuditEvent) -> Result<AuditEvent> {
         let seq = self
             .head
@@ -282,13 +284,17 @@ impl Write {
             seq: event.seq,
             hash: event.hash,
         };
+        // What the event invalidates goes to every listening process on commit.
+        if let Some(inv) = invalidation_of(&event) {
+            self.notify(&inv).await?;
+        }
         Ok(event)
     }
 
     /// Publishes `inv` to every process that listens on [`INVALIDATION_CHANNEL`]
     /// (`pg_notify` inside this transaction, so it is delivered on commit and never if the
     /// transaction rolls back).
-    pub(super) async fn notify(&mut self, inv: &Invalidation) -> Result<()> {
+    async fn notify(&mut self, inv: &Invalidation) -> Result<()> {
         query("SELECT pg_notify($1, $2)")
             .bind(INVALIDATION_CHANNEL)
             .bind(inv.encode())

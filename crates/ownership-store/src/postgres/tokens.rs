@@ -20,11 +20,10 @@ use super::PgStore;
 use super::support::{
     Write, add_duration, col, owner_col, parsed, unavailable, unique_or_unavailable,
 };
+use super::support::{query, query_scalar};
 use super::users::actor_state;
-use crate::cache::Invalidation;
 use crate::events;
 use crate::metrics::Op;
-use super::support::{query, query_scalar};
 
 /// A `tokens` row (all columns but `digest` and `replaced_by`).
 pub(super) fn token_from_row(row: &PgRow) -> Result<TokenRecord> {
@@ -269,7 +268,6 @@ impl TokenStore for PgStore {
             grace,
         ))
         .await?;
-        w.notify(&Invalidation::Token(id.clone())).await?;
         w.commit().await?;
         Ok(record)
     }
@@ -302,7 +300,6 @@ impl TokenStore for PgStore {
             .map_err(unavailable)?;
         w.audit(events::token_revoked(now, scope.actor(), scope.owner(), id))
             .await?;
-        w.notify(&Invalidation::Token(id.clone())).await?;
         w.commit().await?;
         Ok(TokenRecord {
             revoked_at: Some(now),

@@ -7,12 +7,12 @@ use sqlx::{AssertSqlSafe, Postgres, Row};
 use time::OffsetDateTime;
 
 use super::PgStore;
+use super::support::{query, query_scalar};
 use crate::transfer::{
     AfterPage, ChainHead, Event, EventSender, Events, Kind, PAGE_ROWS, Progress, Snapshot, Summary,
     Table, Tally, TransferError, Value, check_value, forward_page, is_checked_empty, is_replaced,
     page_sql, refuse_rows, send, tables_at,
 };
-use super::support::{query, query_scalar};
 
 /// Statement and idle limits are lifted for a transfer's transaction: one page never
 /// takes long, but the other side (a slow disk, a migration of the target) may keep

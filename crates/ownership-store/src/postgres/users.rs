@@ -16,10 +16,9 @@ use super::support::{
     Write, col, count_col, limit_plus_one, owner_col, parsed, take_page, unavailable,
     unique_or_unavailable,
 };
-use super::tokens::insert_token;
-use crate::cache::Invalidation;
-use crate::events;
 use super::support::{query, query_scalar};
+use super::tokens::insert_token;
+use crate::events;
 
 /// A `users` row (`id, role, status, created_at`).
 pub(super) fn user_from_row(row: &PgRow) -> Result<User> {
@@ -51,11 +50,10 @@ async fn any_owner(conn: &mut PgConnection) -> Result<bool> {
 
 /// How many Owners are active.
 pub(super) async fn active_owners(conn: &mut PgConnection) -> Result<u64> {
-    let row =
-        query("SELECT count(*) AS n FROM users WHERE role = 'owner' AND status = 'active'")
-            .fetch_one(conn)
-            .await
-            .map_err(unavailable)?;
+    let row = query("SELECT count(*) AS n FROM users WHERE role = 'owner' AND status = 'active'")
+        .fetch_one(conn)
+        .await
+        .map_err(unavailable)?;
     count_col(&row, "n")
 }
 
@@ -154,13 +152,12 @@ impl UserStore for PgStore {
     ) -> Result<LegacyOutcome> {
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let now = w.now();
-        let same = query(
-            "SELECT owner_id, origin, revoked_at, expires_at FROM tokens WHERE digest = $1",
-        )
-        .bind(token.fresh.digest.as_bytes().as_slice())
-        .fetch_optional(w.conn())
-        .await
-        .map_err(unavailable)?;
+        let same =
+            query("SELECT owner_id, origin, revoked_at, expires_at FROM tokens WHERE digest = $1")
+                .bind(token.fresh.digest.as_bytes().as_slice())
+                .fetch_optional(w.conn())
+                .await
+                .map_err(unavailable)?;
         if let Some(row) = same {
             let holder = owner_col(&row, "owner_id")?;
             let origin = parsed(&row, "origin", TokenOrigin::parse)?;
@@ -212,9 +209,6 @@ impl UserStore for PgStore {
             outcome,
         ))
         .await?;
-        if outcome == LegacyOutcome::Replaced {
-            w.notify(&Invalidation::All).await?;
-        }
         w.commit().await?;
         Ok(outcome)
     }
@@ -306,7 +300,6 @@ impl UserStore for PgStore {
             role,
         ))
         .await?;
-        w.notify(&Invalidation::Owner(id.clone())).await?;
         w.commit().await?;
         Ok(User { role, ..user })
     }
@@ -331,7 +324,6 @@ impl UserStore for PgStore {
             .map_err(unavailable)?;
         w.audit(events::user_status_changed(now, scope.actor(), id, status))
             .await?;
-        w.notify(&Invalidation::Owner(id.clone())).await?;
         w.commit().await?;
         Ok(User { status, ..user })
     }
@@ -382,7 +374,6 @@ impl UserStore for PgStore {
             identities,
         ))
         .await?;
-        w.notify(&Invalidation::Owner(id.clone())).await?;
         w.commit().await
     }
 }

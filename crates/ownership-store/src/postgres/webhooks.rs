@@ -16,8 +16,8 @@ use super::support::{
     Write, col, limit_plus_one, owner_col, parsed, sealed_cols, take_page, u32_col, unavailable,
     version_param,
 };
-use crate::events;
 use super::support::{query, query_scalar};
+use crate::events;
 
 /// The endpoint columns, aliased so they can sit beside a delivery's in one row.
 const ENDPOINT_COLUMNS: &str =
@@ -218,13 +218,12 @@ impl WebhookStore for PgStore {
     ) -> Result<Option<Delivery>> {
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let now = w.now();
-        let has_endpoint: bool = query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE owner_id = $1)",
-        )
-        .bind(owner.as_str())
-        .fetch_one(w.conn())
-        .await
-        .map_err(unavailable)?;
+        let has_endpoint: bool =
+            query_scalar("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE owner_id = $1)")
+                .bind(owner.as_str())
+                .fetch_one(w.conn())
+                .await
+                .map_err(unavailable)?;
         if !has_endpoint {
             return Ok(None);
         }
