@@ -111,6 +111,38 @@ fn add_user(db: &str, id: &str) -> String {
     json["token"].as_str().unwrap().to_owned()
 }
 
+/// Binds `external_id` on telegram to the user of `user_token`: the adapter (`bot`) asks
+/// for a code, the user redeems it.
+async fn pair(
+    http: &reqwest::Client,
+    server: &Serve,
+    bot: &str,
+    user_token: &str,
+    external_id: &str,
+) {
+    let asked = call(
+        http,
+        server,
+        "POST",
+        "/v1/channels/telegram/pairing-requests",
+        bot,
+        Some(json!({ "external_id": external_id })),
+    )
+    .await;
+    assert_eq!(asked.status, 201, "{asked:?}");
+    let code = asked.body["code"].as_str().unwrap().to_owned();
+    let redeemed = call(
+        http,
+        server,
+        "POST",
+        "/v1/pairing/telegram/redeem",
+        user_token,
+        Some(json!({ "code": code })),
+    )
+    .await;
+    assert_eq!(redeemed.status, 200, "{redeemed:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_changes_reach_a_running_libsql_server_within_1s() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,54 +203,7 @@ async fn cli_changes_reach_a_running_libsql_server_within_1s() {
 
     // pairing unlink: frank pairs a chat account through the server, the adapter resolves
     // it (cached), the operator unlinks it.
-    let asked = call(
-        &http,
-        &server,
-        "POST",
-        "/v1/channels/telegram/pairing-requests",
-        &bot,
-        Some(json!({"external_id": "777"})),
-    )
-    .await;
-    assert_eq!(asked.status, 201, "{asked:?}");
-    let code = asked.body["code"].as_str().unwrap().to_owned();
-    let redeemed = call(
-        &http,
-        &server,
-        "POST",
-        "/v1/pairing/telegram/redeem",
-        &frank,
-        Some(json!({"code": code})),
-    )
-    .await;
-    assert_eq!(redeemed.status, 200, "{redeemed:?}");
-    let unlinked = cli(
-        &db,
-        &["pairing", "unlink", "telegram", "777", "--user", "frank"],
-    );
-    // Linked again, and unlinked once its resolution is cached.
-    assert!(unlinked.contains("within 1 s"), "{unlinked}");
-    let asked = call(
-        &http,
-        &server,
-        "POST",
-        "/v1/channels/telegram/pairing-requests",
-        &bot,
-        Some(json!({"external_id": "777"})),
-    )
-    .await;
-    assert_eq!(asked.status, 201, "{asked:?}");
-    let code = asked.body["code"].as_str().unwrap().to_owned();
-    let redeemed = call(
-        &http,
-        &server,
-        "POST",
-        "/v1/pairing/telegram/redeem",
-        &frank,
-        Some(json!({"code": code})),
-    )
-    .await;
-    assert_eq!(redeemed.status, 200, "{redeemed:?}");
+    pair(&http, &server, &bot, &frank, "777").await;
     took.push((
         "pairing unlink",
         refused_within_bound(
@@ -228,10 +213,11 @@ async fn cli_changes_reach_a_running_libsql_server_within_1s() {
             &bot,
             &[404],
             || {
-                cli(
+                let said = cli(
                     &db,
                     &["pairing", "unlink", "telegram", "777", "--user", "frank"],
                 );
+                assert!(said.contains("within 1 s"), "{said}");
             },
         )
         .await,
