@@ -17,8 +17,14 @@
     reason = "tests; the detection times are printed"
 )]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ownership_core::ports::{Clock, TokenStore};
+use ownership_store::cache::{CacheConfig, Cached};
+use ownership_store::libsql::{LibsqlStore, watch_external_changes};
+use ownership_tests::backends;
+use ownership_tests::conformance::support::boot;
 use ownership_tests::http::{Reply, client, try_call};
 use ownership_tests::serve::{Serve, operator_command, run_to_end, start};
 use serde_json::{Value, json};
@@ -251,4 +257,58 @@ fn the_cli_says_what_the_server_does() {
     );
     let removed = cli(db, &["users", "remove", "gina"]);
     assert!(removed.contains("within 1 s"), "{removed}");
+}
+
+/// A commit by another connection that no audit event explains (here a row changed by
+/// hand, with only the audit head moved) cannot be mapped to what it invalidates: the
+/// watcher flushes the whole cache. The clock is manual, so the cache's TTL never expires
+/// during the test: only the flush can make the change visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_the_watcher_cannot_read_flushes_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ownership.db");
+    let clock = backends::manual_clock();
+    let mine = LibsqlStore::open_file(&path, Arc::clone(&clock) as Arc<dyn Clock>)
+        .await
+        .unwrap();
+    mine.migrate_to(None).await.unwrap();
+    // Its own connection: to SQLite, another process.
+    let other = LibsqlStore::open_file(&path, Arc::clone(&clock) as Arc<dyn Clock>)
+        .await
+        .unwrap();
+    let cache = Cached::new(mine, clock as Arc<dyn Clock>, CacheConfig::default());
+    let root = boot(&cache).await;
+    let digest = root.secret.digest();
+    assert!(cache.authenticate(&digest).await.unwrap().is_some());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(watch_external_changes(
+        cache.clone(),
+        Duration::from_millis(20),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // Let the watcher read where the database stands before the change.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        cache.authenticate(&digest).await.unwrap().is_some(),
+        "served from the cache"
+    );
+    other
+        .execute_batch_for_tests(
+            "UPDATE users SET status = 'suspended' WHERE id = 'root';
+             UPDATE audit_head SET seq = seq + 1 WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+    let changed = Instant::now();
+    while cache.authenticate(&digest).await.unwrap().is_some() {
+        assert!(
+            changed.elapsed() < BOUND,
+            "the cache still serves the token {:?} after an unexplained change",
+            changed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(stop);
 }
