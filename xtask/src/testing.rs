@@ -73,8 +73,11 @@ pub fn ensure_peers() -> Result<Peers> {
 /// PgBouncer for the pooling tests: `$OWNERSHIP_PGBOUNCER` when set, else
 /// `/usr/sbin/pgbouncer`, installed from Debian's `pgbouncer` when missing.
 pub fn ensure_pgbouncer() -> Result<(&'static str, PathBuf)> {
-    let pgbouncer =
-        apt::ensure_overridable(PGBOUNCER_VAR, Path::new("/usr/sbin/pgbouncer"), &["pgbouncer"])?;
+    let pgbouncer = apt::ensure_overridable(
+        PGBOUNCER_VAR,
+        Path::new("/usr/sbin/pgbouncer"),
+        &["pgbouncer"],
+    )?;
     say_version("PgBouncer", &pgbouncer);
     Ok((PGBOUNCER_VAR, pgbouncer))
 }

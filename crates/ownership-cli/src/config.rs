@@ -1087,6 +1087,59 @@ mod tests {
     }
 
     #[test]
+    fn postgres_pooling_and_the_poll_interval_are_checked() {
+        let loaded = load_from(
+            None,
+            env(&[
+                ("OWNERSHIP_DATABASE_POOLER", "transaction"),
+                ("OWNERSHIP_DATABASE_MAX_CONNECTIONS", "4"),
+                (
+                    "OWNERSHIP_DATABASE_LISTEN_URL",
+                    "postgres://u:secret@db:5432/o",
+                ),
+                ("OWNERSHIP_CACHE__EXTERNAL_POLL_MS", "100"),
+            ]),
+            &Flags::default(),
+        )
+        .unwrap();
+        let pg = loaded.config.postgres().unwrap();
+        assert_eq!(
+            pg.options.pooler,
+            ownership_store::postgres::Pooler::Transaction
+        );
+        assert_eq!(pg.options.max_connections, 4);
+        assert_eq!(
+            pg.listen_url.as_deref(),
+            Some("postgres://u:secret@db:5432/o")
+        );
+        assert_eq!(
+            loaded.config.cache().unwrap().external_poll,
+            Duration::from_millis(100)
+        );
+        let shown = loaded.show();
+        let listen = shown
+            .iter()
+            .find(|s| s.key == "database_listen_url")
+            .unwrap();
+        assert!(!listen.value.contains("secret"), "{}", listen.value);
+
+        let mut bad = Config::default();
+        bad.database_pooler = "session".into();
+        assert!(bad.postgres().unwrap_err().contains("database_pooler"));
+        let mut bad = Config::default();
+        bad.database_max_connections = 0;
+        assert!(bad.postgres().is_err());
+        let mut bad = Config::default();
+        bad.database_listen_url = Some("ownership.db".into());
+        assert!(bad.postgres().unwrap_err().contains("postgres://"));
+        for ms in [0, 5_000] {
+            let mut bad = Config::default();
+            bad.cache.external_poll_ms = ms;
+            assert!(bad.cache().unwrap_err().contains("external_poll_ms"));
+        }
+    }
+
+    #[test]
     fn flags_win_over_env_over_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(
