@@ -1123,14 +1123,20 @@ mod tests {
             .unwrap();
         assert!(!listen.value.contains("secret"), "{}", listen.value);
 
-        let mut bad = Config::default();
-        bad.database_pooler = "session".into();
+        let bad = Config {
+            database_pooler: "session".into(),
+            ..Config::default()
+        };
         assert!(bad.postgres().unwrap_err().contains("database_pooler"));
-        let mut bad = Config::default();
-        bad.database_max_connections = 0;
+        let bad = Config {
+            database_max_connections: 0,
+            ..Config::default()
+        };
         assert!(bad.postgres().is_err());
-        let mut bad = Config::default();
-        bad.database_listen_url = Some("ownership.db".into());
+        let bad = Config {
+            database_listen_url: Some("ownership.db".into()),
+            ..Config::default()
+        };
         assert!(bad.postgres().unwrap_err().contains("postgres://"));
         for ms in [0, 5_000] {
             let mut bad = Config::default();
