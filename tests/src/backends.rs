@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use ownership_core::ports::Clock;
 use ownership_store::libsql::LibsqlStore;
-use ownership_store::postgres::PgStore;
+use ownership_store::postgres::{PgOptions, PgStore, Pooler};
 use ownership_store::{ManualClock, Migrator};
 use time::macros::datetime;
 
 use crate::pg::PgCluster;
+use crate::pgbouncer::PgBouncer;
 
 /// A manual clock at a fixed, microsecond-aligned start.
 pub fn manual_clock() -> Arc<ManualClock> {
@@ -46,5 +47,27 @@ pub async fn postgres(clock: Arc<ManualClock>) -> PgStore {
         .await
         .expect("connect postgres");
     store.migrate_to(None).await.expect("migrate postgres");
+    store
+}
+
+/// A fresh PostgreSQL database on the shared cluster, reached through the shared
+/// PgBouncer in transaction mode ([`Pooler::Transaction`]), migrated through it.
+pub async fn postgres_pooled(clock: Arc<ManualClock>) -> PgStore {
+    let cluster = PgCluster::shared().unwrap_or_else(|e| panic!("PostgreSQL is required: {e}"));
+    let direct = cluster
+        .fresh_database_url()
+        .unwrap_or_else(|e| panic!("fresh database: {e}"));
+    let url = PgBouncer::shared().url_for(&direct);
+    let options = PgOptions {
+        pooler: Pooler::Transaction,
+        ..PgOptions::default()
+    };
+    let store = PgStore::connect_with(&url, clock as Arc<dyn Clock>, options)
+        .await
+        .expect("connect postgres through PgBouncer");
+    store
+        .migrate_to(None)
+        .await
+        .expect("migrate postgres through PgBouncer");
     store
 }

@@ -26,4 +26,5 @@ pub mod http;
 pub mod logcheck;
 pub mod nginx;
 pub mod pg;
+pub mod pgbouncer;
 pub mod serve;

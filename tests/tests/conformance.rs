@@ -1,4 +1,6 @@
-//! Runs the backend conformance suite on libSQL (in memory and file) and PostgreSQL.
+//! Runs the backend conformance suite on libSQL (in memory and file) and PostgreSQL,
+//! directly and through PgBouncer in transaction pooling mode (`postgres_pgbouncer`: the
+//! whole suite, no case left out).
 //!
 //! Every case of `ownership_tests::conformance` runs on every backend as its own test
 //! (`<backend>::<area>::<case>`), with a fresh store; after each case the audit chain must
@@ -31,12 +33,18 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Passed cases per backend, printed at the end.
-static PASSED: [AtomicUsize; 3] = [
+static PASSED: [AtomicUsize; 4] = [
+    AtomicUsize::new(0),
     AtomicUsize::new(0),
     AtomicUsize::new(0),
     AtomicUsize::new(0),
 ];
-const BACKENDS: [&str; 3] = ["libsql_memory", "libsql_file", "postgres"];
+const BACKENDS: [&str; 4] = [
+    "libsql_memory",
+    "libsql_file",
+    "postgres",
+    "postgres_pgbouncer",
+];
 
 fn trials<S, F, Fut>(backend: usize, make: F) -> Vec<Trial>
 where
@@ -79,15 +87,21 @@ fn main() {
         (s, Some(d))
     });
     let pg = trials(2, |c| async move { (backends::postgres(c).await, None) });
+    let pooled = trials(
+        3,
+        |c| async move { (backends::postgres_pooled(c).await, None) },
+    );
     println!(
-        "conformance cases registered per backend: libsql_memory {}, libsql_file {}, postgres {}",
+        "conformance cases registered per backend: libsql_memory {}, libsql_file {}, postgres {}, postgres_pgbouncer {}",
         memory.len(),
         file.len(),
-        pg.len()
+        pg.len(),
+        pooled.len()
     );
     all.extend(memory);
     all.extend(file);
     all.extend(pg);
+    all.extend(pooled);
     let conclusion = libtest_mimic::run(&args, all);
     let counts: Vec<String> = BACKENDS
         .iter()

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use ownership_tests::bin::ownership_bin;
 use ownership_tests::pg::PgCluster;
+use ownership_tests::pgbouncer::PgBouncer;
 use ownership_tests::serve::{Serve, run_to_end, serve_command, start, start_command};
 use serde_json::{Value, json};
 
@@ -537,4 +538,96 @@ fn a_second_serve_on_one_libsql_file_is_refused() {
     drop(first);
     let again = start(&db_arg, false);
     drop(again);
+}
+
+/// `ownership serve` on `url` through a transaction-pooling PgBouncer, with its
+/// invalidation listener connected directly to PostgreSQL at `direct`.
+fn start_pooled(url: &str, direct: &str, first: bool) -> Serve {
+    let mut cmd = serve_command(url);
+    cmd.env("OWNERSHIP_DATABASE_POOLER", "transaction")
+        .env("OWNERSHIP_DATABASE_LISTEN_URL", direct)
+        .env("OWNERSHIP_DATABASE_MAX_CONNECTIONS", "8")
+        // The bursts below are load, not abuse.
+        .env("OWNERSHIP_LIMITS__IDENTITY_PER_SECOND", "100000")
+        .env("OWNERSHIP_LIMITS__IDENTITY_BURST", "100000");
+    start_command(cmd, first)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_through_pgbouncer_in_transaction_mode() {
+    let (cluster, direct) = pg_url();
+    let bouncer = PgBouncer::start(cluster.base_url());
+    let pooled = bouncer.url_for(&direct);
+    assert_ne!(pooled, direct);
+    let a = start_pooled(&pooled, &direct, true);
+    let b = start_pooled(&pooled, &direct, false);
+    let http = reqwest::Client::new();
+    ready(&http, &[&a, &b]).await;
+    let owner = a.token.clone().expect("A created the first Owner");
+    let alice = add_user(&http, &a, &owner, "alice").await;
+
+    let mut took = Vec::new();
+    for round in 0..20 {
+        let (id, t) = mint(&http, &a, &alice).await;
+        answers(&http, &[&b], "/v1/me", &t, 200, "warm").await;
+        // Many transactions at once on both processes, so PgBouncer's few server
+        // connections change hands between them (a named statement would then be missing
+        // or another client's).
+        let burst: Vec<_> = (0..16)
+            .map(|i| {
+                let http = http.clone();
+                let node = if i % 2 == 0 {
+                    a.base.clone()
+                } else {
+                    b.base.clone()
+                };
+                let alice = alice.clone();
+                tokio::spawn(async move {
+                    http.get(format!("{node}/v1/me/tokens"))
+                        .bearer_auth(alice)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                })
+            })
+            .collect();
+        let r = call(
+            &http,
+            &a,
+            "DELETE",
+            &format!("/v1/me/tokens/{id}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+        assert!(r.status == 200 || r.status == 204, "revoke {round}: {r:?}");
+        took.push(eventually(&http, &b, "/v1/me", &t, 401, "revoke through PgBouncer").await);
+        for request in burst {
+            assert_eq!(
+                request.await.unwrap().unwrap(),
+                200,
+                "a read through PgBouncer"
+            );
+        }
+    }
+    took.sort();
+    println!(
+        "through PgBouncer (transaction mode), revoke on A refused on B after: median {:?}, max {:?}",
+        percentile(&took, 50.0),
+        took.last().unwrap()
+    );
+    let log = bouncer.log();
+    assert!(
+        !log.contains("prepared statement"),
+        "PgBouncer saw prepared-statement errors:\n{log}"
+    );
+    for node in [&a, &b] {
+        // (A 503 from `/readyz` before the listener connected is logged as an error too.)
+        assert!(
+            !node.log().contains("postgres store error"),
+            "{} logged store errors:\n{}",
+            node.base,
+            node.log()
+        );
+    }
 }

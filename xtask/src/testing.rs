@@ -27,6 +27,8 @@ pub const CHROMIUM_VAR: &str = "OWNERSHIP_CHROMIUM";
 pub const CHROMEDRIVER_VAR: &str = "OWNERSHIP_CHROMEDRIVER";
 /// The variable `tests/src/nginx.rs` reads nginx's path from.
 pub const NGINX_VAR: &str = "OWNERSHIP_NGINX";
+/// The variable `tests/src/pgbouncer.rs` reads PgBouncer's path from.
+pub const PGBOUNCER_VAR: &str = "OWNERSHIP_PGBOUNCER";
 /// The variable `tests/tests/metrics_prometheus.rs` reads Prometheus' path from.
 pub const PROMETHEUS_VAR: &str = "OWNERSHIP_PROMETHEUS";
 /// The variable `tests/tests/metrics_prometheus.rs` reads promtool's path from.
@@ -65,8 +67,21 @@ pub fn ensure_peers() -> Result<Peers> {
     let openssl = apt::ensure_apt(Path::new("openssl"), &["openssl"])?;
     say(&format!("openssl: {}", openssl.display()));
     peers.vars.extend(ensure_prometheus()?);
+    peers.vars.push(ensure_pgbouncer()?);
     peers.vars.extend(crate::clients::ensure_generators()?);
     Ok(peers)
+}
+
+/// PgBouncer for the pooling tests: `$OWNERSHIP_PGBOUNCER` when set, else
+/// `/usr/sbin/pgbouncer`, installed from Debian's `pgbouncer` when missing.
+pub fn ensure_pgbouncer() -> Result<(&'static str, PathBuf)> {
+    let pgbouncer = apt::ensure_overridable(
+        PGBOUNCER_VAR,
+        Path::new("/usr/sbin/pgbouncer"),
+        &["pgbouncer"],
+    )?;
+    say_version("PgBouncer", &pgbouncer);
+    Ok((PGBOUNCER_VAR, pgbouncer))
 }
 
 /// nginx for the reverse-proxy test: `$OWNERSHIP_NGINX` when set, else `/usr/sbin/nginx`,

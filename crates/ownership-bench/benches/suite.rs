@@ -286,6 +286,7 @@ async fn warm(quick: bool) {
         capacity: 2 * n as u64,
         ttl: Duration::from_secs(3600),
         last_used_flush: Duration::from_secs(3600),
+        ..CacheConfig::default()
     };
     let cached = Cached::new(store, clock as Arc<dyn Clock>, config);
     let mut floor_map: HashMap<[u8; 32], Principal> = HashMap::with_capacity(n);
@@ -820,6 +821,7 @@ async fn memory_child(side: &str, quick: bool) {
             capacity: n as u64,
             ttl: Duration::from_secs(3600),
             last_used_flush: Duration::from_secs(3600),
+            ..CacheConfig::default()
         };
         let cached = Cached::new(store, clock as Arc<dyn Clock>, config);
         let before = rss_bytes();

@@ -291,6 +291,7 @@ async fn verify_tests(samples: usize, rng: &mut Rng) {
         capacity: 4 * STORED as u64,
         ttl: Duration::from_secs(3600),
         last_used_flush: Duration::from_secs(3600),
+        ..CacheConfig::default()
     };
     let cached = Cached::new(store, clock as Arc<dyn Clock>, config);
 

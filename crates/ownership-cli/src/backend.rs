@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use ownership_core::ports::{Clock, Store};
 use ownership_store::cache::{CacheConfig, Cached};
 use ownership_store::libsql::LibsqlStore;
-use ownership_store::postgres::PgStore;
+use ownership_store::postgres::{PgOptions, PgStore};
 use ownership_store::{MigrationError, Migrator};
 
 /// Where the data lives.
@@ -121,6 +121,15 @@ impl InvalidationListener {
     }
 }
 
+/// How a PostgreSQL store connects; ignored on libSQL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PgSettings {
+    /// The pool size and the pooler in front of PostgreSQL.
+    pub options: PgOptions,
+    /// A direct URL for the invalidation listener; `None`: the store's own URL.
+    pub listen_url: Option<String>,
+}
+
 /// An open store: the raw backend (for migrations and the operator's direct work) and the
 /// cached view the server uses.
 #[derive(Clone)]
@@ -146,6 +155,7 @@ impl Opened {
         location: &Location,
         clock: Arc<dyn Clock>,
         cache: CacheConfig,
+        pg: &PgSettings,
     ) -> Result<Self, String> {
         match location {
             Location::LibsqlFile(path) => {
@@ -155,7 +165,7 @@ impl Opened {
                 Ok(Self::Libsql(Arc::new(Cached::new(store, clock, cache))))
             }
             Location::Postgres(url) => {
-                let store = PgStore::connect(url, Arc::clone(&clock))
+                let store = PgStore::connect_with(url, Arc::clone(&clock), pg.options)
                     .await
                     .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))?;
                 Ok(Self::Postgres(Arc::new(Cached::new(store, clock, cache))))
@@ -201,26 +211,47 @@ impl Opened {
         }
     }
 
-    /// On PostgreSQL, starts applying other processes' cache invalidations
-    /// ([`ownership_store::postgres::listen_invalidations`]) until the returned guard is
-    /// dropped; on libSQL (one process) there is nothing to listen to.
-    pub fn listen_for_invalidations(&self, location: &Location) -> InvalidationListener {
-        let (Self::Postgres(cached), Location::Postgres(url)) = (self, location) else {
-            return InvalidationListener::default();
-        };
-        let healthy = Arc::new(AtomicBool::new(false));
+    /// Starts applying the cache invalidations of changes other processes commit, until
+    /// the returned guard is dropped: on PostgreSQL their notifications
+    /// ([`ownership_store::postgres::listen_invalidations`]), on libSQL what the CLI
+    /// commits to the same file, checked every `cache.external_poll`
+    /// ([`ownership_store::libsql::watch_external_changes`]).
+    pub fn listen_for_invalidations(
+        &self,
+        location: &Location,
+        cache: &CacheConfig,
+        pg: &PgSettings,
+    ) -> InvalidationListener {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(ownership_store::postgres::listen_invalidations(
-            url.clone(),
-            Cached::clone(cached),
-            Arc::clone(&healthy),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        InvalidationListener {
-            healthy: Some(healthy),
-            _stop: Some(stop),
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        match (self, location) {
+            (Self::Postgres(cached), Location::Postgres(url)) => {
+                let healthy = Arc::new(AtomicBool::new(false));
+                tokio::spawn(ownership_store::postgres::listen_invalidations(
+                    pg.listen_url.clone().unwrap_or_else(|| url.clone()),
+                    Cached::clone(cached),
+                    Arc::clone(&healthy),
+                    stopped,
+                ));
+                InvalidationListener {
+                    healthy: Some(healthy),
+                    _stop: Some(stop),
+                }
+            }
+            (Self::Libsql(cached), _) => {
+                tokio::spawn(ownership_store::libsql::watch_external_changes(
+                    Cached::clone(cached),
+                    cache.external_poll,
+                    stopped,
+                ));
+                InvalidationListener {
+                    healthy: None,
+                    _stop: Some(stop),
+                }
+            }
+            (Self::Postgres(_), Location::LibsqlFile(_)) => InvalidationListener::default(),
         }
     }
 

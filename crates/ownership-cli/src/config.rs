@@ -45,6 +45,14 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The store: a libSQL file path or `postgres://…`.
     pub database_url: String,
+    /// PostgreSQL: a direct URL for the cache-invalidation listener (`LISTEN` needs a
+    /// session of its own); unset, `database_url`.
+    pub database_listen_url: Option<String>,
+    /// PostgreSQL: the most connections each process's pool opens.
+    pub database_max_connections: u32,
+    /// PostgreSQL: `none`, or `transaction` when `database_url` goes through a pooler in
+    /// transaction mode (PgBouncer).
+    pub database_pooler: String,
     /// The id of the Owner created on an empty store.
     pub first_owner: String,
     /// Apply pending migrations at start (else refuse to start when any are pending).
@@ -74,6 +82,9 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "ownership.db".into(),
+            database_listen_url: None,
+            database_max_connections: ownership_store::postgres::MAX_CONNECTIONS,
+            database_pooler: "none".into(),
             first_owner: "owner".into(),
             migrate: true,
             http: HttpSection::default(),
@@ -191,6 +202,9 @@ pub struct CacheSection {
     pub ttl_seconds: u64,
     /// How often batched `last_used_at` times are written, in seconds.
     pub last_used_flush_seconds: u64,
+    /// How often a libSQL server checks for changes another process (the CLI) committed,
+    /// in milliseconds.
+    pub external_poll_ms: u64,
 }
 
 impl Default for CacheSection {
@@ -200,6 +214,7 @@ impl Default for CacheSection {
             capacity: c.capacity,
             ttl_seconds: c.ttl.as_secs(),
             last_used_flush_seconds: c.last_used_flush.as_secs(),
+            external_poll_ms: u64::try_from(c.external_poll.as_millis()).unwrap_or(u64::MAX),
         }
     }
 }
@@ -488,6 +503,8 @@ impl Flags {
 /// secrets and URLs (a token of digits must stay a string).
 const PLAIN_TEXT_KEYS: &[&str] = &[
     "database_url",
+    "database_listen_url",
+    "database_pooler",
     "first_owner",
     "keys.master_key",
     "keys.previous_master_key",
@@ -503,6 +520,9 @@ const PLAIN_TEXT_KEYS: &[&str] = &[
 const SHORT_ENV_NAMES: &[(&str, &str)] = &[
     ("LISTEN", "listen"),
     ("DATABASE_URL", "database_url"),
+    ("DATABASE_LISTEN_URL", "database_listen_url"),
+    ("DATABASE_MAX_CONNECTIONS", "database_max_connections"),
+    ("DATABASE_POOLER", "database_pooler"),
     ("FIRST_OWNER", "first_owner"),
     ("MIGRATE", "migrate"),
     ("MASTER_KEY", "keys.master_key"),
@@ -734,7 +754,9 @@ fn shown(key: &str, value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Null => "(none)".into(),
         _ if secret => "(set, hidden)".into(),
-        serde_json::Value::String(s) if key == "database_url" => crate::backend::redact(s),
+        serde_json::Value::String(s) if key == "database_url" || key == "database_listen_url" => {
+            crate::backend::redact(s)
+        }
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     }
@@ -866,6 +888,37 @@ impl Config {
         Location::parse(&self.database_url)
     }
 
+    /// How a PostgreSQL store connects (`database_max_connections`, `database_pooler`,
+    /// `database_listen_url`).
+    pub fn postgres(&self) -> Result<crate::backend::PgSettings, String> {
+        use ownership_store::postgres::{PgOptions, Pooler};
+        if self.database_max_connections == 0 {
+            return Err("`database_max_connections` must be at least 1".into());
+        }
+        let pooler = Pooler::parse(self.database_pooler.trim()).map_err(|_| {
+            format!(
+                "`database_pooler` must be `none` or `transaction`, not `{}`",
+                self.database_pooler
+            )
+        })?;
+        let listen_url = match self.database_listen_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => match Location::parse(url)? {
+                Location::Postgres(url) => Some(url),
+                Location::LibsqlFile(_) => {
+                    return Err("`database_listen_url` must be a `postgres://…` URL".into());
+                }
+            },
+        };
+        Ok(crate::backend::PgSettings {
+            options: PgOptions {
+                max_connections: self.database_max_connections,
+                pooler,
+            },
+            listen_url,
+        })
+    }
+
     /// Whether the console is served over HTTPS (from `http.public_url`).
     pub fn https_public_url(&self) -> Result<bool, String> {
         match self.http.public_url.as_deref().map(str::trim) {
@@ -977,10 +1030,19 @@ impl Config {
                 "`cache.ttl_seconds` and `cache.last_used_flush_seconds` must be at least 1".into(),
             );
         }
+        // The CLI promises that a running server refuses what it revoked within 1 s.
+        if !(10..=800).contains(&self.cache.external_poll_ms) {
+            return Err(
+                "`cache.external_poll_ms` must be between 10 and 800 (changes made by the CLI \
+                 are promised to reach a running server within 1 s)"
+                    .into(),
+            );
+        }
         Ok(ownership_store::cache::CacheConfig {
             capacity: self.cache.capacity,
             ttl: Duration::from_secs(self.cache.ttl_seconds),
             last_used_flush: Duration::from_secs(self.cache.last_used_flush_seconds),
+            external_poll: Duration::from_millis(self.cache.external_poll_ms),
         })
     }
 
@@ -1022,6 +1084,65 @@ mod tests {
         assert_eq!(service.body_limit, reference.body_limit);
         assert!(!service.console_secure_cookies);
         assert!(loaded.show().iter().all(|s| s.source == Source::Default));
+    }
+
+    #[test]
+    fn postgres_pooling_and_the_poll_interval_are_checked() {
+        let loaded = load_from(
+            None,
+            env(&[
+                ("OWNERSHIP_DATABASE_POOLER", "transaction"),
+                ("OWNERSHIP_DATABASE_MAX_CONNECTIONS", "4"),
+                (
+                    "OWNERSHIP_DATABASE_LISTEN_URL",
+                    "postgres://u:secret@db:5432/o",
+                ),
+                ("OWNERSHIP_CACHE__EXTERNAL_POLL_MS", "100"),
+            ]),
+            &Flags::default(),
+        )
+        .unwrap();
+        let pg = loaded.config.postgres().unwrap();
+        assert_eq!(
+            pg.options.pooler,
+            ownership_store::postgres::Pooler::Transaction
+        );
+        assert_eq!(pg.options.max_connections, 4);
+        assert_eq!(
+            pg.listen_url.as_deref(),
+            Some("postgres://u:secret@db:5432/o")
+        );
+        assert_eq!(
+            loaded.config.cache().unwrap().external_poll,
+            Duration::from_millis(100)
+        );
+        let shown = loaded.show();
+        let listen = shown
+            .iter()
+            .find(|s| s.key == "database_listen_url")
+            .unwrap();
+        assert!(!listen.value.contains("secret"), "{}", listen.value);
+
+        let bad = Config {
+            database_pooler: "session".into(),
+            ..Config::default()
+        };
+        assert!(bad.postgres().unwrap_err().contains("database_pooler"));
+        let bad = Config {
+            database_max_connections: 0,
+            ..Config::default()
+        };
+        assert!(bad.postgres().is_err());
+        let bad = Config {
+            database_listen_url: Some("ownership.db".into()),
+            ..Config::default()
+        };
+        assert!(bad.postgres().unwrap_err().contains("postgres://"));
+        for ms in [0, 5_000] {
+            let mut bad = Config::default();
+            bad.cache.external_poll_ms = ms;
+            assert!(bad.cache().unwrap_err().contains("external_poll_ms"));
+        }
     }
 
     #[test]

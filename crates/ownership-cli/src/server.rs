@@ -220,6 +220,8 @@ pub struct ServerConfig {
     pub first_owner: OwnerId,
     /// Cache bounds.
     pub cache: CacheConfig,
+    /// How a PostgreSQL store connects (pool size, pooler, listener URL).
+    pub postgres: crate::backend::PgSettings,
     /// REST service settings.
     pub service: ServiceConfig,
     /// Secrets.
@@ -244,6 +246,7 @@ impl ServerConfig {
             migrate: true,
             first_owner: OwnerId::parse("owner").map_err(|e| e.to_string())?,
             cache: CacheConfig::default(),
+            postgres: crate::backend::PgSettings::default(),
             service: ServiceConfig::default(),
             secrets: Secrets::default(),
             metrics_listen: None,
@@ -265,8 +268,8 @@ pub struct Prepared {
     pub migrations_applied: usize,
     /// TLS, when configured, with its reload-on-SIGHUP task.
     tls: Option<(Tls, ReloadOnHangup)>,
-    /// Held for the server's lifetime: the libSQL single-server lock, the PostgreSQL
-    /// cache-invalidation listener.
+    /// Held for the server's lifetime: the libSQL single-server lock, the
+    /// cache-invalidation listener (PostgreSQL) or watcher (libSQL).
     _held: (Option<std::fs::File>, crate::backend::InvalidationListener),
     /// The metrics address and recorder, when metrics are on.
     metrics: Option<(SocketAddr, ownership_http::metrics::PrometheusHandle)>,
@@ -361,7 +364,13 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         Location::LibsqlFile(path) => Some(crate::backend::lock_libsql_for_serving(path)?),
         Location::Postgres(_) => None,
     };
-    let opened = Opened::open(&config.location, Arc::clone(&clock), config.cache).await?;
+    let opened = Opened::open(
+        &config.location,
+        Arc::clone(&clock),
+        config.cache,
+        &config.postgres,
+    )
+    .await?;
     let migrations_applied = opened
         .ensure_migrated(config.migrate)
         .await
@@ -372,7 +381,8 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         .map_err(|e| format!("the store cannot be written: {e}"))?;
     // Listening starts once the store is known to be usable, so a refused start says one
     // thing only.
-    let listener = opened.listen_for_invalidations(&config.location);
+    let listener =
+        opened.listen_for_invalidations(&config.location, &config.cache, &config.postgres);
     let store = opened.store();
     let mut rng = OsRandom;
     let secrets = first_start_key(config)?;

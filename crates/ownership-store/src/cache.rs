@@ -59,6 +59,10 @@ pub struct CacheConfig {
     pub ttl: Duration,
     /// How often `last_used_at` is flushed.
     pub last_used_flush: Duration,
+    /// How often a libSQL server checks whether another process (the `ownership` CLI)
+    /// committed to its file (`libsql::watch_external_changes`); it bounds how long
+    /// such a change goes unseen.
+    pub external_poll: Duration,
 }
 
 impl Default for CacheConfig {
@@ -67,6 +71,7 @@ impl Default for CacheConfig {
             capacity: 100_000,
             ttl: Duration::from_secs(30),
             last_used_flush: Duration::from_secs(10),
+            external_poll: Duration::from_millis(200),
         }
     }
 }
@@ -126,17 +131,20 @@ impl Invalidation {
             "token" => TokenId::parse(rest).ok().map(Self::Token),
             "owner" => OwnerId::parse(rest).ok().map(Self::Owner),
             "resource" => ResourceId::parse(rest).ok().map(Self::Resource),
-            "identity" => {
-                // A channel name holds no `/`; an external id may.
-                let (channel, external) = rest.split_once('/')?;
-                Some(Self::Identity(ChannelKey::new(
-                    ChannelName::parse(channel).ok()?,
-                    ExternalId::parse(external).ok()?,
-                )))
-            }
+            "identity" => channel_key(rest).map(Self::Identity),
             _ => None,
         }
     }
+}
+
+/// Reads `channel/external_id` (the audit target of a chat account) back; `None` when it
+/// does not parse. A channel name holds no `/`; an external id may.
+pub(crate) fn channel_key(raw: &str) -> Option<ChannelKey> {
+    let (channel, external) = raw.split_once('/')?;
+    Some(ChannelKey::new(
+        ChannelName::parse(channel).ok()?,
+        ExternalId::parse(external).ok()?,
+    ))
 }
 
 struct Shared<S> {

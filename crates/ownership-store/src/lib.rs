@@ -12,6 +12,7 @@
 pub mod cache;
 pub mod clock;
 pub mod events;
+pub mod invalidate;
 #[cfg(feature = "libsql")]
 pub mod libsql;
 mod metrics;

@@ -124,8 +124,8 @@ pub(crate) fn store_error(backend: &'static str) {
 }
 
 /// Counts an invalidation received from another process (`kind`: `token`, `owner`,
-/// `identity`, `resource`, `all`, or `unreadable`).
-#[cfg(feature = "postgres")]
+/// `identity`, `resource`, `all`, or `unreadable`): a PostgreSQL notification, or a
+/// libSQL change another process committed to the same file.
 pub(crate) fn invalidation_received(kind: &'static str) {
     counter!("ownership_cache_invalidations_received_total", "kind" => kind).increment(1);
 }

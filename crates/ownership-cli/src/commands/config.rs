@@ -40,6 +40,7 @@ pub fn run(cmd: &ConfigCommand, loaded: &Loaded, out: Output) -> Result<ExitCode
             let location = c.location()?;
             c.service()?;
             c.cache()?;
+            c.postgres()?;
             c.tls_files()?;
             super::user_id(&c.first_owner)?;
             // Reads every `_file` key and decodes every key, generating nothing.

@@ -364,7 +364,13 @@ impl Operator {
             )));
         }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let opened = Opened::open(location, Arc::clone(&clock), config.cache()?).await?;
+        let opened = Opened::open(
+            location,
+            Arc::clone(&clock),
+            config.cache()?,
+            &config.postgres()?,
+        )
+        .await?;
         match opened.ensure_migrated(false).await {
             Ok(_) => {}
             Err(MigrationError::Pending { pending }) => {

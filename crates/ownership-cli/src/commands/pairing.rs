@@ -1,4 +1,5 @@
-//! `ownership pairing list CHANNEL` and `ownership pairing approve CHANNEL CODE --user ID`.
+//! `ownership pairing list CHANNEL`, `ownership pairing approve CHANNEL CODE --user ID` and
+//! `ownership pairing unlink CHANNEL EXTERNAL_ID --user ID`.
 //!
 //! Codes are stored as keyed hashes, so `list` shows who asked, never a code; `approve`
 //! takes the code the person reads out. The key is resolved exactly as the server resolves
@@ -8,6 +9,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use ownership_core::ids::{ChannelKey, ExternalId};
 use ownership_core::ports::PendingPairing;
 use ownership_core::{ChannelName, Error, UserStatus, service};
 use ownership_http::wire::{IdentityView, PendingView};
@@ -35,6 +37,24 @@ pub enum PairingCommand {
         #[arg(long, value_name = "ID")]
         user: String,
     },
+    /// Unlink a chat account from the user it is bound to.
+    Unlink {
+        /// The channel (`telegram`, …; case-insensitive).
+        channel: String,
+        /// The sender's id on that channel.
+        external_id: String,
+        /// The user the chat account is bound to.
+        #[arg(long, value_name = "ID")]
+        user: String,
+    },
+}
+
+#[derive(Serialize)]
+struct Unlinked {
+    channel: String,
+    external_id: String,
+    user_id: String,
+    unlinked: bool,
 }
 
 fn channel(raw: &str) -> Result<ChannelName, CliError> {
@@ -119,6 +139,43 @@ pub async fn run(cmd: PairingCommand, op: &Operator, out: Output) -> Result<Exit
                 o.line(&format!(
                     "bound {}/{} to user `{}`",
                     binding.key.channel, binding.key.external_id, binding.owner_id
+                ))
+            })?;
+        }
+        PairingCommand::Unlink {
+            channel: raw,
+            external_id,
+            user,
+        } => {
+            let ch = channel(&raw)?;
+            let external = ExternalId::parse(&external_id).map_err(|e| match e {
+                Error::Invalid { reason, .. } => {
+                    CliError::new(format!("invalid external id: {reason}"))
+                }
+                e => domain(e),
+            })?;
+            let user = op.user(&user_id(&user)?).await?;
+            let key = ChannelKey::new(ch, external);
+            op.store
+                .unlink_identity(&op.for_owner(&user)?, &key)
+                .await
+                .map_err(|e| match e {
+                    Error::NotFound => CliError::new(format!(
+                        "user `{}` has no linked chat account {}/{}",
+                        user.id, key.channel, key.external_id
+                    )),
+                    e => domain(e),
+                })?;
+            let view = Unlinked {
+                channel: key.channel.to_string(),
+                external_id: key.external_id.to_string(),
+                user_id: user.id.to_string(),
+                unlinked: true,
+            };
+            out.show(&view, |o| {
+                o.line(&format!(
+                    "unlinked {}/{} from user `{}`; a running server refuses it within 1 s",
+                    key.channel, key.external_id, user.id
                 ))
             })?;
         }

@@ -77,6 +77,7 @@ pub fn server_config(loaded: &Loaded) -> Result<ServerConfig, CliError> {
     server.migrate = config.migrate;
     server.first_owner = super::user_id(&config.first_owner)?;
     server.cache = config.cache()?;
+    server.postgres = config.postgres()?;
     server.service = config.service()?;
     server.metrics_listen = config.metrics.listen;
     server.tls = config.tls_files()?.map(|(cert_file, key_file)| TlsFiles {
@@ -141,7 +142,13 @@ struct Migrated {
 /// Applies pending migrations (creating a libSQL file that does not exist yet).
 pub async fn migrate(config: &Config, out: Output) -> Result<ExitCode, CliError> {
     let location = config.location()?;
-    let opened = Opened::open(&location, Arc::new(SystemClock), config.cache()?).await?;
+    let opened = Opened::open(
+        &location,
+        Arc::new(SystemClock),
+        config.cache()?,
+        &config.postgres()?,
+    )
+    .await?;
     let applied = opened
         .ensure_migrated(true)
         .await

@@ -258,7 +258,7 @@ pub async fn run(cmd: TokensCommand, op: &Operator, out: Output) -> Result<ExitC
             out.show(&view, |o| {
                 let old = match grace.filter(|g| *g > 0) {
                     Some(g) => format!("keeps working for {g} s"),
-                    None => "is revoked".to_owned(),
+                    None => "is revoked (a running server refuses it within 1 s)".to_owned(),
                 };
                 o.note(&format!(
                     "rotated {id} into {} for user `{}`; the old token {old}; the new value, shown once:",
@@ -295,7 +295,7 @@ pub async fn run(cmd: TokensCommand, op: &Operator, out: Output) -> Result<ExitC
                 })?;
             out.show(&TokenView::from(&record), |o| {
                 o.line(&format!(
-                    "revoked token {} ({}) of user `{}`",
+                    "revoked token {} ({}) of user `{}`; a running server refuses it within 1 s",
                     record.id,
                     record.kinds.to_csv(),
                     user.id

@@ -227,7 +227,7 @@ pub async fn run(cmd: UsersCommand, op: &Operator, out: Output) -> Result<ExitCo
             };
             out.show(&removed, |o| {
                 o.line(&format!(
-                    "removed user `{id}`: tokens revoked, chat accounts unlinked, secrets destroyed"
+                    "removed user `{id}`: tokens revoked, chat accounts unlinked, secrets destroyed; a running server refuses their credentials within 1 s"
                 ))
             })?;
         }
@@ -304,7 +304,7 @@ async fn status(op: &Operator, out: Output, id: &str, to: UserStatus) -> Result<
             user.id,
             match user.status {
                 UserStatus::Active => "active",
-                UserStatus::Suspended => "suspended: every credential of theirs is refused",
+                UserStatus::Suspended => "suspended: every credential of theirs is refused (by a running server within 1 s)",
             }
         ))
     })

@@ -16,13 +16,14 @@ use super::conn::{
     text, time_at,
 };
 
-const EVENT_COLS: &str = "seq, at, actor, owner_id, action, target, details, prev_hash, hash";
+pub(super) const EVENT_COLS: &str =
+    "seq, at, actor, owner_id, action, target, details, prev_hash, hash";
 
 /// How many events `verify_chain` reads at a time.
 const VERIFY_PAGE: i64 = 500;
 
 /// The recorded head: the last event's number and hash.
-async fn head(conn: &Connection) -> Result<(i64, ChainHash)> {
+pub(super) async fn head(conn: &Connection) -> Result<(i64, ChainHash)> {
     let row = query_opt(
         conn,
         "SELECT seq, hash FROM audit_head WHERE id = 1",
@@ -73,7 +74,7 @@ pub(super) async fn append_audit(conn: &Connection, event: NewAuditEvent) -> Res
     Ok(linked)
 }
 
-fn event_from(row: &[Value]) -> Result<AuditEvent> {
+pub(super) fn event_from(row: &[Value]) -> Result<AuditEvent> {
     Ok(AuditEvent {
         seq: int(row, 0)?,
         at: time_at(row, 1)?,

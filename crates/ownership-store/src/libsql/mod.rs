@@ -20,6 +20,7 @@ mod secrets;
 mod tokens;
 mod transfer;
 mod users;
+mod watch;
 mod webhooks;
 
 use std::fmt;
@@ -29,6 +30,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ownership_core::ports::{Clock, Health};
 use ownership_core::{Error, Result};
+
+pub use self::watch::watch_external_changes;
 
 use self::conn::{Target, Worker, query_i64};
 

@@ -10,6 +10,7 @@ use ownership_core::{OwnerId, Result};
 use sqlx::postgres::PgRow;
 
 use super::PgStore;
+use super::support::query;
 use super::support::{bytes_col, col, limit_plus_one, parsed, parsed_opt, take_page, unavailable};
 
 /// Events read per query while verifying.
@@ -72,7 +73,7 @@ impl AuditLog for PgStore {
         let before = audit::parse_cursor(page.after.as_deref())?;
         let limit = limit_plus_one(page);
         let rows = match filter {
-            AuditFilter::Owner(scope) => sqlx::query(
+            AuditFilter::Owner(scope) => query(
                 "SELECT seq, at, actor, owner_id, action, target, details, prev_hash, hash
                  FROM audit_events
                  WHERE owner_id = $1 AND ($2::bigint IS NULL OR seq < $2)
@@ -81,10 +82,10 @@ impl AuditLog for PgStore {
             .bind(scope.owner().as_str())
             .bind(before)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(self.reads())
             .await
             .map_err(unavailable)?,
-            AuditFilter::All(_) => sqlx::query(
+            AuditFilter::All(_) => query(
                 "SELECT seq, at, actor, owner_id, action, target, details, prev_hash, hash
                  FROM audit_events
                  WHERE $1::bigint IS NULL OR seq < $1
@@ -92,7 +93,7 @@ impl AuditLog for PgStore {
             )
             .bind(before)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(self.reads())
             .await
             .map_err(unavailable)?,
         };
@@ -113,7 +114,7 @@ impl AuditLog for PgStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<AuditEvent>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT seq, at, actor, owner_id, action, target, details, prev_hash, hash
              FROM audit_events
              WHERE owner_id = $1 AND seq > $2
@@ -122,7 +123,7 @@ impl AuditLog for PgStore {
         .bind(scope.owner().as_str())
         .bind(after)
         .bind(i64::from(limit.clamp(1, 500)))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(unavailable)?;
         rows.iter().map(event_from_row).collect()
@@ -132,7 +133,7 @@ impl AuditLog for PgStore {
         // One snapshot for every page and the head, so concurrent appends neither show
         // up half-way nor make the head look ahead of the chain.
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
@@ -140,7 +141,7 @@ impl AuditLog for PgStore {
         let mut last: Option<(i64, ChainHash)> = None;
         loop {
             let after = last.map_or(i64::MIN, |(seq, _)| seq);
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT seq, at, actor, owner_id, action, target, details, prev_hash, hash
                  FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
             )
@@ -175,7 +176,7 @@ impl AuditLog for PgStore {
                 return Ok(verdict);
             }
         }
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        let head = query("SELECT seq, hash FROM audit_head WHERE id = 1")
             .fetch_optional(&mut *tx)
             .await
             .map_err(unavailable)?;

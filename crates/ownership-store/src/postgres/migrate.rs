@@ -10,6 +10,7 @@ use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
 use super::PgStore;
+use super::support::{query, query_scalar};
 use crate::Migrator;
 use crate::migrations::{self, AppliedMigration, Migration, MigrationError};
 
@@ -43,7 +44,7 @@ fn failed(m: &Migration, e: &sqlx::Error) -> MigrationError {
 
 /// Lifts [`super::SESSION_SETTINGS`]' statement limit for the rest of the transaction.
 async fn no_statement_limit(conn: &mut PgConnection) -> Result<(), MigrationError> {
-    sqlx::query("SET LOCAL statement_timeout = 0")
+    query("SET LOCAL statement_timeout = 0")
         .execute(conn)
         .await
         .map(|_| ())
@@ -51,7 +52,7 @@ async fn no_statement_limit(conn: &mut PgConnection) -> Result<(), MigrationErro
 }
 
 async fn lock(conn: &mut PgConnection) -> Result<(), MigrationError> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+    query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)
         .execute(conn)
         .await
@@ -61,14 +62,14 @@ async fn lock(conn: &mut PgConnection) -> Result<(), MigrationError> {
 
 /// What `schema_migrations` records (nothing when the table does not exist yet).
 async fn read_applied(conn: &mut PgConnection) -> Result<Vec<AppliedMigration>, MigrationError> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    let exists: bool = query_scalar("SELECT to_regclass('schema_migrations') IS NOT NULL")
         .fetch_one(&mut *conn)
         .await
         .map_err(unreachable_store)?;
     if !exists {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query("SELECT version, checksum FROM schema_migrations ORDER BY version")
+    let rows = query("SELECT version, checksum FROM schema_migrations ORDER BY version")
         .fetch_all(&mut *conn)
         .await
         .map_err(unreachable_store)?;
@@ -103,7 +104,7 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| failed(m, &e))?;
-        sqlx::query(
+        query(
             "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, now())",
         )
         .bind(m.version)
@@ -121,7 +122,7 @@ impl PgStore {
 #[async_trait]
 impl Migrator for PgStore {
     async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>, MigrationError> {
-        let mut conn = self.pool.acquire().await.map_err(unreachable_store)?;
+        let mut conn = self.reads().acquire().await.map_err(unreachable_store)?;
         read_applied(&mut conn).await
     }
 
@@ -140,7 +141,7 @@ impl Migrator for PgStore {
             // Another process may hold the lock through a long migration: wait for it.
             no_statement_limit(&mut tx).await?;
             lock(&mut tx).await?;
-            sqlx::query(CREATE_TABLE)
+            query(CREATE_TABLE)
                 .execute(&mut *tx)
                 .await
                 .map_err(unreachable_store)?;

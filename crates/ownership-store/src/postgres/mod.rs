@@ -16,10 +16,11 @@
 //!   other driver error (pool timeout and refused connection included) is logged with
 //!   `tracing::error!` and returned as `Error::Unavailable("store unavailable")`. A row
 //!   that does not parse back into the domain types is [`Error::Integrity`].
-//! - **Cross-process invalidation.** A use case that changes what a cache may hold (a
-//!   token, a user, an identity binding, a resource) also runs `pg_notify` on
-//!   [`INVALIDATION_CHANNEL`] inside its transaction, so the notification goes out on commit
-//!   only; [`listen_invalidations`] applies them in every server process.
+//! - **Cross-process invalidation.** Appending an audit event also runs `pg_notify` on
+//!   [`INVALIDATION_CHANNEL`] with what the event invalidates
+//!   ([`invalidation_of`](crate::invalidate::invalidation_of)), inside the use case's
+//!   transaction, so the notification goes out on commit only; [`listen_invalidations`]
+//!   applies them in every server process.
 //! - **Times** are truncated to microseconds before they are written, so what is read
 //!   back equals what was written. A mutation's time is read once the audit-head lock is
 //!   held (`Write::begin` reads the clock, `Write::now` gives it), never before: a
@@ -56,6 +57,7 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use time::OffsetDateTime;
 
 pub use self::listen::{RECONNECT_MAX, RECONNECT_MIN, listen_invalidations};
+use self::support::query;
 use self::support::unavailable;
 
 /// The `LISTEN/NOTIFY` channel on which every mutating transaction publishes what it
@@ -78,13 +80,88 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const SESSION_SETTINGS: &str =
     "SET statement_timeout = '30s'; SET idle_in_transaction_session_timeout = '60s'";
 
+/// How the store's connections reach PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pooler {
+    /// Directly, or through a pooler in session mode: each connection is one server
+    /// session. Statements are prepared once per connection and kept.
+    #[default]
+    None,
+    /// Through a pooler in transaction mode (PgBouncer `pool_mode = transaction`), which
+    /// gives each transaction whichever server connection is free. Every statement is
+    /// then sent unnamed and runs inside an explicit transaction (reads in one that is
+    /// rolled back when the connection returns to the pool); the session settings are
+    /// set per write transaction (`SET LOCAL`), and `LISTEN` needs a direct connection
+    /// of its own (see [`listen_invalidations`]).
+    Transaction,
+}
+
+impl Pooler {
+    /// Reads `none` or `transaction`.
+    pub fn parse(raw: &str) -> Result<Self> {
+        match raw {
+            "none" => Ok(Self::None),
+            "transaction" => Ok(Self::Transaction),
+            _ => Err(Error::invalid(
+                "database_pooler",
+                "must be `none` or `transaction`",
+            )),
+        }
+    }
+
+    /// `none` or `transaction`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Transaction => "transaction",
+        }
+    }
+}
+
+/// How [`PgStore::connect_with`] connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgOptions {
+    /// Most connections the pool opens (through a transaction pooler: most connections
+    /// for reads, and as many again for writes, all to the pooler).
+    pub max_connections: u32,
+    /// What stands between the store and PostgreSQL.
+    pub pooler: Pooler,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: MAX_CONNECTIONS,
+            pooler: Pooler::None,
+        }
+    }
+}
+
 /// Every port of `ownership-core` on one PostgreSQL database.
 ///
 /// Cloning is cheap: clones share the connection pool.
 #[derive(Debug, Clone)]
 pub struct PgStore {
+    /// Writes and explicit transactions (and everything, without a transaction pooler).
     pool: PgPool,
+    /// Reads through a transaction pooler: every connection handed out is inside a
+    /// transaction, rolled back when it returns.
+    reads: Option<PgPool>,
     clock: Arc<dyn Clock>,
+}
+
+/// Opens a transaction on a read connection (through a transaction pooler).
+const READ_BEGIN: &str = "BEGIN";
+/// Ends it when the connection returns to the pool (a read changed nothing).
+const READ_END: &str = "ROLLBACK";
+
+fn connect_error(e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::Configuration(_) => {
+            Error::invalid("database_url", "not a valid PostgreSQL connection URL")
+        }
+        other => unavailable(other),
+    }
 }
 
 impl PgStore {
@@ -96,37 +173,78 @@ impl PgStore {
     /// which may hold a password, is not repeated); a server that cannot be reached is
     /// [`Error::Unavailable`].
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
+        Self::connect_with(url, clock, PgOptions::default()).await
+    }
+
+    /// [`PgStore::connect`] with a pool size and, through a transaction pooler, the
+    /// behaviour [`Pooler::Transaction`] describes.
+    pub async fn connect_with(
+        url: &str,
+        clock: Arc<dyn Clock>,
+        options: PgOptions,
+    ) -> Result<Self> {
         crate::metrics::backend_opened("postgres");
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::raw_sql(SESSION_SETTINGS)
-                        .execute(conn)
-                        .await
-                        .map(|_| ())
+        let base = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT);
+        if options.pooler == Pooler::None {
+            let pool = base
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::raw_sql(SESSION_SETTINGS)
+                            .execute(conn)
+                            .await
+                            .map(|_| ())
+                    })
                 })
+                .connect(url)
+                .await
+                .map_err(connect_error)?;
+            return Ok(Self::from_pool(pool, clock));
+        }
+        support::send_unnamed_statements();
+        // Session state would stay on whichever server connection the pooler picked:
+        // none is set here (writes set theirs with `SET LOCAL`).
+        let pool = base.clone().connect(url).await.map_err(connect_error)?;
+        let reads = base
+            .after_connect(|conn, _| {
+                Box::pin(async move { sqlx::raw_sql(READ_BEGIN).execute(conn).await.map(|_| ()) })
             })
-            .connect(url)
-            .await
-            .map_err(|e| match e {
-                sqlx::Error::Configuration(_) => {
-                    Error::invalid("database_url", "not a valid PostgreSQL connection URL")
-                }
-                other => unavailable(other),
-            })?;
-        Ok(Self::from_pool(pool, clock))
+            .before_acquire(|conn, _| {
+                Box::pin(async move { sqlx::raw_sql(READ_BEGIN).execute(conn).await.map(|_| true) })
+            })
+            .after_release(|conn, _| {
+                Box::pin(async move { sqlx::raw_sql(READ_END).execute(conn).await.map(|_| true) })
+            })
+            // Lazily: an eager pool keeps its first connection without releasing it
+            // (still inside the transaction `after_connect` began). The write pool above
+            // has already shown the server can be reached.
+            .connect_lazy(url)
+            .map_err(connect_error)?;
+        Ok(Self {
+            pool,
+            reads: Some(reads),
+            clock,
+        })
     }
 
     /// A store on an existing pool (its settings are the caller's).
     pub fn from_pool(pool: PgPool, clock: Arc<dyn Clock>) -> Self {
-        Self { pool, clock }
+        Self {
+            pool,
+            reads: None,
+            clock,
+        }
     }
 
     /// The connection pool (for the cache's `LISTEN/NOTIFY` and for tests).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The pool reads run on.
+    fn reads(&self) -> &PgPool {
+        self.reads.as_ref().unwrap_or(&self.pool)
     }
 
     /// Now, by the store's clock, truncated to microseconds (what PostgreSQL keeps).
@@ -154,8 +272,8 @@ impl PgStore {
     /// message is returned in [`Error::Unavailable`] so the test can show it.
     pub async fn query_count_for_tests(&self, sql: &str) -> Result<i64> {
         let fail = |e: sqlx::Error| Error::Unavailable(format!("test SQL failed: {e}"));
-        let row = sqlx::query(AssertSqlSafe(sql.to_owned()))
-            .fetch_one(&self.pool)
+        let row = query(AssertSqlSafe(sql.to_owned()))
+            .fetch_one(self.reads())
             .await
             .map_err(fail)?;
         row.try_get::<i64, _>(0)
@@ -168,8 +286,8 @@ impl PgStore {
 #[async_trait]
 impl Health for PgStore {
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        query("SELECT 1")
+            .execute(self.reads())
             .await
             .map(|_| ())
             .map_err(unavailable)

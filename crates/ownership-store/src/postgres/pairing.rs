@@ -21,7 +21,7 @@ use super::recheck::current_scope;
 use super::support::{
     Write, add_duration, bytes_col, col, count_col, owner_col, parsed, unavailable,
 };
-use crate::cache::Invalidation;
+use super::support::{query, query_scalar};
 use crate::events;
 use crate::metrics::Op;
 
@@ -41,7 +41,7 @@ fn binding_from_row(row: &PgRow) -> Result<ChannelBinding> {
 
 /// The binding of a chat account, if any.
 async fn find_binding(conn: &mut PgConnection, key: &ChannelKey) -> Result<Option<ChannelBinding>> {
-    let row = sqlx::query(
+    let row = query(
         "SELECT channel, external_id, owner_id, created_at FROM channel_identities
          WHERE channel = $1 AND external_id = $2",
     )
@@ -55,7 +55,7 @@ async fn find_binding(conn: &mut PgConnection, key: &ChannelKey) -> Result<Optio
 
 /// Whether the user exists and is active.
 async fn is_active(conn: &mut PgConnection, owner: &OwnerId) -> Result<bool> {
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE id = $1")
+    let status: Option<String> = query_scalar("SELECT status FROM users WHERE id = $1")
         .bind(owner.as_str())
         .fetch_optional(conn)
         .await
@@ -87,7 +87,7 @@ impl PgStore {
         if let Some(admin) = admin {
             current_scope(w.conn(), admin).await?;
         }
-        let row = sqlx::query(
+        let row = query(
             "SELECT id, external_id, expires_at FROM pairing_requests WHERE channel = $1 AND code_hash = $2",
         )
         .bind(channel.as_str())
@@ -99,7 +99,7 @@ impl PgStore {
         let request_id: String = col(&row, "id")?;
         let expires_at: OffsetDateTime = col(&row, "expires_at")?;
         if expires_at <= now {
-            sqlx::query("DELETE FROM pairing_requests WHERE id = $1")
+            query("DELETE FROM pairing_requests WHERE id = $1")
                 .bind(&request_id)
                 .execute(w.conn())
                 .await
@@ -122,7 +122,7 @@ impl PgStore {
                 "this chat account is linked to another user; it must be unlinked first".into(),
             ));
         }
-        sqlx::query("DELETE FROM pairing_requests WHERE id = $1")
+        query("DELETE FROM pairing_requests WHERE id = $1")
             .bind(&request_id)
             .execute(w.conn())
             .await
@@ -130,7 +130,7 @@ impl PgStore {
         let binding = match existing {
             Some(binding) => binding,
             None => {
-                sqlx::query(
+                query(
                     "INSERT INTO channel_identities (channel, external_id, owner_id, created_at)
                      VALUES ($1, $2, $3, $4)",
                 )
@@ -150,8 +150,6 @@ impl PgStore {
                 }
             }
         };
-        w.notify(&Invalidation::Identity(binding.key.clone()))
-            .await?;
         w.commit().await?;
         Ok(binding)
     }
@@ -174,13 +172,13 @@ impl PairingStore for PgStore {
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let now = w.now();
         let expires_at = add_duration(now, policy.ttl, "ttl")?;
-        sqlx::query("DELETE FROM pairing_requests WHERE channel = $1 AND expires_at <= $2")
+        query("DELETE FROM pairing_requests WHERE channel = $1 AND expires_at <= $2")
             .bind(key.channel.as_str())
             .bind(now)
             .execute(w.conn())
             .await
             .map_err(unavailable)?;
-        let live = sqlx::query(
+        let live = query(
             "SELECT id, seed, expires_at FROM pairing_requests WHERE channel = $1 AND external_id = $2",
         )
         .bind(key.channel.as_str())
@@ -198,7 +196,7 @@ impl PairingStore for PgStore {
             w.commit().await?;
             return Ok(issue);
         }
-        let row = sqlx::query(
+        let row = query(
             "SELECT count(*) AS n, min(expires_at) AS oldest FROM pairing_requests WHERE channel = $1",
         )
         .bind(key.channel.as_str())
@@ -215,13 +213,12 @@ impl PairingStore for PgStore {
         }
         let mut chosen = None;
         for candidate in candidates {
-            let taken: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pairing_requests WHERE code_hash = $1)",
-            )
-            .bind(candidate.code_hash.as_bytes().as_slice())
-            .fetch_one(w.conn())
-            .await
-            .map_err(unavailable)?;
+            let taken: bool =
+                query_scalar("SELECT EXISTS (SELECT 1 FROM pairing_requests WHERE code_hash = $1)")
+                    .bind(candidate.code_hash.as_bytes().as_slice())
+                    .fetch_one(w.conn())
+                    .await
+                    .map_err(unavailable)?;
             if !taken {
                 chosen = Some(candidate);
                 break;
@@ -231,7 +228,7 @@ impl PairingStore for PgStore {
             tracing::error!(channel = %key.channel, "every pairing-code candidate collided");
             return Err(Error::Unavailable("no free pairing code; try again".into()));
         };
-        sqlx::query(
+        query(
             "INSERT INTO pairing_requests (id, channel, external_id, seed, code_hash, meta, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -268,14 +265,14 @@ impl PairingStore for PgStore {
         channel: &ChannelName,
     ) -> Result<Vec<PendingPairing>> {
         let now = self.now();
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, channel, external_id, meta, created_at, expires_at FROM pairing_requests
              WHERE channel = $1 AND expires_at > $2
              ORDER BY created_at, id",
         )
         .bind(channel.as_str())
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(unavailable)?;
         rows.iter()
@@ -318,14 +315,13 @@ impl PairingStore for PgStore {
     async fn burn_pending(&self, _scope: &SystemScope, channel: &ChannelName) -> Result<u64> {
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let now = w.now();
-        let burned =
-            sqlx::query("DELETE FROM pairing_requests WHERE channel = $1 AND expires_at > $2")
-                .bind(channel.as_str())
-                .bind(now)
-                .execute(w.conn())
-                .await
-                .map_err(unavailable)?
-                .rows_affected();
+        let burned = query("DELETE FROM pairing_requests WHERE channel = $1 AND expires_at > $2")
+            .bind(channel.as_str())
+            .bind(now)
+            .execute(w.conn())
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
         if burned > 0 {
             w.audit(events::pairing_burned(now, channel, burned))
                 .await?;
@@ -340,13 +336,13 @@ impl PairingStore for PgStore {
         external_id: &ExternalId,
     ) -> Result<Option<Identity>> {
         crate::metrics::timed("postgres", Op::Read, async {
-            let row = sqlx::query(
+            let row = query(
                 "SELECT i.owner_id, u.role FROM channel_identities i JOIN users u ON u.id = i.owner_id
                  WHERE i.channel = $1 AND i.external_id = $2 AND u.status = 'active'",
             )
             .bind(scope.channel().as_str())
             .bind(external_id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reads())
             .await
             .map_err(unavailable)?;
             row.map(|row| {
@@ -366,15 +362,13 @@ impl PairingStore for PgStore {
         candidate: &PairingKey,
     ) -> Result<PairingKey> {
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
-        sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(PAIRING_KEY_SETTING)
-        .bind(candidate.as_bytes().as_slice())
-        .execute(w.conn())
-        .await
-        .map_err(unavailable)?;
-        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
+        query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(PAIRING_KEY_SETTING)
+            .bind(candidate.as_bytes().as_slice())
+            .execute(w.conn())
+            .await
+            .map_err(unavailable)?;
+        let row = query("SELECT value FROM settings WHERE key = $1")
             .bind(PAIRING_KEY_SETTING)
             .fetch_one(w.conn())
             .await
@@ -385,13 +379,13 @@ impl PairingStore for PgStore {
     }
 
     async fn list_identities(&self, scope: &OwnerScope) -> Result<Vec<ChannelBinding>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT channel, external_id, owner_id, created_at FROM channel_identities
              WHERE owner_id = $1
              ORDER BY created_at, channel, external_id",
         )
         .bind(scope.owner().as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(unavailable)?;
         rows.iter().map(binding_from_row).collect()
@@ -400,7 +394,7 @@ impl PairingStore for PgStore {
     async fn unlink_identity(&self, scope: &OwnerScope, key: &ChannelKey) -> Result<()> {
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let now = w.now();
-        let removed = sqlx::query(
+        let removed = query(
             "DELETE FROM channel_identities WHERE channel = $1 AND external_id = $2 AND owner_id = $3",
         )
         .bind(key.channel.as_str())
@@ -420,7 +414,6 @@ impl PairingStore for PgStore {
             key,
         ))
         .await?;
-        w.notify(&Invalidation::Identity(key.clone())).await?;
         w.commit().await
     }
 }

@@ -12,11 +12,11 @@ use sqlx::postgres::{PgConnection, PgRow};
 use time::OffsetDateTime;
 
 use super::PgStore;
+use super::support::query;
 use super::support::{Write, bytes_col, unavailable};
 use super::tokens::{insert_token, token_from_row};
 use super::users::{active_owners, insert_user, user_from_row};
 use crate::OsRandom;
-use crate::cache::Invalidation;
 use crate::events;
 
 const STORED_COLS: &str = "id, owner_id, kinds, label, display_prefix, origin, created_at, \
@@ -41,7 +41,7 @@ async fn read_state(
         .into_iter()
         .map(|(_, id, _)| id.as_str().to_owned())
         .collect();
-    let users = sqlx::query("SELECT id, role, status, created_at FROM users WHERE id = ANY($1)")
+    let users = query("SELECT id, role, status, created_at FROM users WHERE id = ANY($1)")
         .bind(ids)
         .fetch_all(&mut *conn)
         .await
@@ -62,7 +62,7 @@ async fn read_state(
                 AND (revoked_at IS NULL OR revoked_at > $2)
                 AND (expires_at IS NULL OR expires_at > $2))"
     );
-    let tokens = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let tokens = query(sqlx::AssertSqlSafe(sql))
         .bind(digests)
         .bind(now)
         .fetch_all(&mut *conn)
@@ -90,7 +90,7 @@ async fn execute(
     }
     for r in &plan.roles_changed {
         let changed =
-            sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1 AND role = $4")
+            query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1 AND role = $4")
                 .bind(r.user_id.as_str())
                 .bind(r.to.as_str())
                 .bind(now)
@@ -126,7 +126,7 @@ async fn execute(
         .await?;
     }
     for u in &plan.tokens_updated {
-        sqlx::query(
+        query(
             "UPDATE tokens SET kinds = $3, label = $4
              WHERE id = $1 AND owner_id = $2 AND origin = 'provisioned'",
         )
@@ -139,7 +139,7 @@ async fn execute(
         .map_err(unavailable)?;
     }
     for r in &plan.tokens_revoked {
-        sqlx::query(
+        query(
             "UPDATE tokens SET revoked_at = $3
              WHERE id = $1 AND owner_id = $2 AND origin = 'provisioned'",
         )
@@ -152,17 +152,6 @@ async fn execute(
     }
     for event in events::provisioned(now, scope.actor(), plan) {
         w.audit(event).await?;
-    }
-    // What other processes may hold: changed and revoked tokens, changed roles (added
-    // tokens and new users were never cached).
-    for t in &plan.tokens_updated {
-        w.notify(&Invalidation::Token(t.token_id.clone())).await?;
-    }
-    for t in &plan.tokens_revoked {
-        w.notify(&Invalidation::Token(t.token_id.clone())).await?;
-    }
-    for r in &plan.roles_changed {
-        w.notify(&Invalidation::Owner(r.user_id.clone())).await?;
     }
     Ok(())
 }
@@ -177,7 +166,7 @@ pub(super) async fn provision(
     if dry_run {
         let now = store.now();
         let mut tx = store.pool.begin().await.map_err(unavailable)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;

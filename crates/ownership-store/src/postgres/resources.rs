@@ -12,7 +12,7 @@ use sqlx::postgres::{PgConnection, PgRow};
 
 use super::PgStore;
 use super::support::{Write, col, owner_col, parsed, unavailable, unique_or_unavailable};
-use crate::cache::Invalidation;
+use super::support::{query, query_scalar};
 use crate::events;
 use crate::metrics::Op;
 
@@ -36,7 +36,7 @@ async fn grants_of(
     conn: &mut PgConnection,
     ids: &[String],
 ) -> Result<HashMap<String, Vec<SecretName>>> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT resource_id, secret_name FROM resource_grants
          WHERE resource_id = ANY($1)
          ORDER BY resource_id, secret_name COLLATE \"C\"",
@@ -91,7 +91,7 @@ impl ResourceStore for PgStore {
             .collect();
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let now = w.now();
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE id = $1")
+        let status: Option<String> = query_scalar("SELECT status FROM users WHERE id = $1")
             .bind(scope.owner().as_str())
             .fetch_optional(w.conn())
             .await
@@ -101,7 +101,7 @@ impl ResourceStore for PgStore {
         }
         let names: Vec<&str> = grants.iter().map(SecretName::as_str).collect();
         let existing: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM secrets WHERE owner_id = $1 AND name = ANY($2)")
+            query_scalar("SELECT name FROM secrets WHERE owner_id = $1 AND name = ANY($2)")
                 .bind(scope.owner().as_str())
                 .bind(&names)
                 .fetch_all(w.conn())
@@ -114,7 +114,7 @@ impl ResourceStore for PgStore {
                 format!("no secret named `{missing}`"),
             ));
         }
-        sqlx::query(
+        query(
             "INSERT INTO resources (id, owner_id, kind, external_ref, token_digest, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -128,7 +128,7 @@ impl ResourceStore for PgStore {
         .await
         .map_err(|e| unique_or_unavailable(e, "a resource with this id or token already exists"))?;
         if !names.is_empty() {
-            sqlx::query(
+            query(
                 "INSERT INTO resource_grants (resource_id, secret_name) SELECT $1, unnest($2::text[])",
             )
             .bind(new.id.as_str())
@@ -158,8 +158,8 @@ impl ResourceStore for PgStore {
     }
 
     async fn get_resource(&self, scope: &OwnerScope, id: &ResourceId) -> Result<ResourceRecord> {
-        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
-        let row = sqlx::query(
+        let mut conn = self.reads().acquire().await.map_err(unavailable)?;
+        let row = query(
             "SELECT id, owner_id, kind, external_ref, created_at, revoked_at
              FROM resources WHERE owner_id = $1 AND id = $2",
         )
@@ -176,8 +176,8 @@ impl ResourceStore for PgStore {
     }
 
     async fn list_resources(&self, scope: &OwnerScope) -> Result<Vec<ResourceRecord>> {
-        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
-        let rows = sqlx::query(
+        let mut conn = self.reads().acquire().await.map_err(unavailable)?;
+        let rows = query(
             "SELECT id, owner_id, kind, external_ref, created_at, revoked_at
              FROM resources WHERE owner_id = $1
              ORDER BY created_at DESC, id DESC",
@@ -193,7 +193,7 @@ impl ResourceStore for PgStore {
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let now = w.now();
         let revoked_at: Option<Option<time::OffsetDateTime>> =
-            sqlx::query_scalar("SELECT revoked_at FROM resources WHERE owner_id = $1 AND id = $2")
+            query_scalar("SELECT revoked_at FROM resources WHERE owner_id = $1 AND id = $2")
                 .bind(scope.owner().as_str())
                 .bind(id.as_str())
                 .fetch_optional(w.conn())
@@ -205,7 +205,7 @@ impl ResourceStore for PgStore {
             Some(Some(_)) => return Ok(()),
             Some(None) => {}
         }
-        sqlx::query("UPDATE resources SET revoked_at = $3 WHERE owner_id = $1 AND id = $2")
+        query("UPDATE resources SET revoked_at = $3 WHERE owner_id = $1 AND id = $2")
             .bind(scope.owner().as_str())
             .bind(id.as_str())
             .bind(now)
@@ -219,15 +219,14 @@ impl ResourceStore for PgStore {
             id,
         ))
         .await?;
-        w.notify(&Invalidation::Resource(id.clone())).await?;
         w.commit().await
     }
 
     async fn resolve_resource(&self, digest: &TokenDigest) -> Result<Option<ResourceRecord>> {
         crate::metrics::timed("postgres", Op::Read, async {
             let now = self.now();
-            let mut conn = self.pool.acquire().await.map_err(unavailable)?;
-            let row = sqlx::query(
+            let mut conn = self.reads().acquire().await.map_err(unavailable)?;
+            let row = query(
                 "SELECT r.id, r.owner_id, r.kind, r.external_ref, r.created_at, r.revoked_at
                  FROM resources r JOIN users u ON u.id = r.owner_id
                  WHERE r.token_digest = $1

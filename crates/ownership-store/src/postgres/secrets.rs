@@ -10,6 +10,7 @@ use sqlx::postgres::PgRow;
 
 use super::PgStore;
 use super::support::{Write, col, owner_col, parsed, sealed_cols, unavailable, version_param};
+use super::support::{query, query_scalar};
 use crate::events;
 
 fn meta_from_row(row: &PgRow) -> Result<SecretMeta> {
@@ -23,12 +24,11 @@ fn meta_from_row(row: &PgRow) -> Result<SecretMeta> {
 #[async_trait]
 impl SecretStore for PgStore {
     async fn data_key(&self, scope: &OwnerScope) -> Result<Option<Sealed>> {
-        let row =
-            sqlx::query("SELECT nonce, wrapped, key_version FROM owner_keys WHERE owner_id = $1")
-                .bind(scope.owner().as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
+        let row = query("SELECT nonce, wrapped, key_version FROM owner_keys WHERE owner_id = $1")
+            .bind(scope.owner().as_str())
+            .fetch_optional(self.reads())
+            .await
+            .map_err(unavailable)?;
         row.map(|row| sealed_cols(&row, "nonce", "wrapped", "key_version"))
             .transpose()
     }
@@ -43,7 +43,7 @@ impl SecretStore for PgStore {
         let value_version = version_param(value.key_version)?;
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let now = w.now();
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE id = $1")
+        let status: Option<String> = query_scalar("SELECT status FROM users WHERE id = $1")
             .bind(scope.owner().as_str())
             .fetch_optional(w.conn())
             .await
@@ -52,14 +52,14 @@ impl SecretStore for PgStore {
             return Err(Error::NotFound);
         }
         let has_key: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM owner_keys WHERE owner_id = $1)")
+            query_scalar("SELECT EXISTS (SELECT 1 FROM owner_keys WHERE owner_id = $1)")
                 .bind(scope.owner().as_str())
                 .fetch_one(w.conn())
                 .await
                 .map_err(unavailable)?;
         match (new_data_key, has_key) {
             (Some(key), false) => {
-                sqlx::query(
+                query(
                     "INSERT INTO owner_keys (owner_id, nonce, wrapped, key_version, created_at)
                      VALUES ($1, $2, $3, $4, $5)",
                 )
@@ -82,7 +82,7 @@ impl SecretStore for PgStore {
             }
             (None, true) => {}
         }
-        let row = sqlx::query(
+        let row = query(
             "INSERT INTO secrets (owner_id, name, nonce, ciphertext, key_version, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6)
              ON CONFLICT (owner_id, name) DO UPDATE
@@ -107,12 +107,12 @@ impl SecretStore for PgStore {
     }
 
     async fn get_secret(&self, scope: &OwnerScope, name: &SecretName) -> Result<Option<Sealed>> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT nonce, ciphertext, key_version FROM secrets WHERE owner_id = $1 AND name = $2",
         )
         .bind(scope.owner().as_str())
         .bind(name.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reads())
         .await
         .map_err(unavailable)?;
         row.map(|row| sealed_cols(&row, "nonce", "ciphertext", "key_version"))
@@ -120,11 +120,11 @@ impl SecretStore for PgStore {
     }
 
     async fn list_secrets(&self, scope: &OwnerScope) -> Result<Vec<SecretMeta>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT name, created_at, updated_at FROM secrets WHERE owner_id = $1 ORDER BY name COLLATE \"C\"",
         )
         .bind(scope.owner().as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(unavailable)?;
         rows.iter().map(meta_from_row).collect()
@@ -133,7 +133,7 @@ impl SecretStore for PgStore {
     async fn delete_secret(&self, scope: &OwnerScope, name: &SecretName) -> Result<()> {
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let now = w.now();
-        let removed = sqlx::query("DELETE FROM secrets WHERE owner_id = $1 AND name = $2")
+        let removed = query("DELETE FROM secrets WHERE owner_id = $1 AND name = $2")
             .bind(scope.owner().as_str())
             .bind(name.as_str())
             .execute(w.conn())
@@ -154,10 +154,10 @@ impl SecretStore for PgStore {
     }
 
     async fn all_data_keys(&self, _scope: &SystemScope) -> Result<Vec<(OwnerId, Sealed)>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT owner_id, nonce, wrapped, key_version FROM owner_keys ORDER BY owner_id COLLATE \"C\"",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(unavailable)?;
         rows.iter()
@@ -179,7 +179,7 @@ impl SecretStore for PgStore {
         let now = w.now();
         let mut replaced = 0;
         for (owner, old, new) in keys {
-            replaced += sqlx::query(
+            replaced += query(
                 "UPDATE owner_keys SET nonce = $5, wrapped = $6, key_version = $7
                  WHERE owner_id = $1 AND nonce = $2 AND wrapped = $3 AND key_version = $4",
             )

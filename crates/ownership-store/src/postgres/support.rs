@@ -1,19 +1,51 @@
 //! What every area of the adapter shares: error mapping, row decoding, the serialized
 //! write transaction and the audit append.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ownership_core::audit::{AuditEvent, ChainHash, NewAuditEvent, truncate_to_micros};
 use ownership_core::ids::OwnerId;
 use ownership_core::ports::{Clock, PageRequest, Sealed};
 use ownership_core::{Error, Result};
+use sqlx::postgres::PgArguments;
 use sqlx::postgres::{PgConnection, PgRow};
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::query::{Query, QueryScalar};
+use sqlx::{PgPool, Postgres, Row, SqlSafeStr, Transaction};
 use time::OffsetDateTime;
 
 use super::INVALIDATION_CHANNEL;
 use crate::cache::Invalidation;
+use crate::invalidate::invalidation_of;
 use crate::metrics::Op;
+
+/// Whether statements are sent unnamed (see [`query`]).
+static UNNAMED: AtomicBool = AtomicBool::new(false);
+
+/// From now on, every statement of this process's PostgreSQL stores is sent as an unnamed
+/// statement. Called when a store connects through a transaction-pooling PgBouncer
+/// ([`super::Pooler::Transaction`]), which hands each transaction to whichever server
+/// connection is free, so a named statement prepared in one transaction is missing (or
+/// another client's) in the next. (A direct store in the same process then also re-parses
+/// its statements: slower, never wrong.)
+pub(super) fn send_unnamed_statements() {
+    UNNAMED.store(true, Ordering::Relaxed);
+}
+
+/// `sqlx::query`, as a named (cached, prepared once per connection) statement, or an
+/// unnamed one after [`send_unnamed_statements`]. Every statement of the adapter is built
+/// here or in [`query_scalar`].
+pub(super) fn query<'a>(sql: impl SqlSafeStr) -> Query<'a, Postgres, PgArguments> {
+    sqlx::query(sql).persistent(!UNNAMED.load(Ordering::Relaxed))
+}
+
+/// `sqlx::query_scalar`, named or unnamed as [`query`].
+pub(super) fn query_scalar<'a, O>(sql: impl SqlSafeStr) -> QueryScalar<'a, Postgres, O, PgArguments>
+where
+    (O,): for<'r> sqlx::FromRow<'r, PgRow>,
+{
+    sqlx::query_scalar(sql).persistent(!UNNAMED.load(Ordering::Relaxed))
+}
 
 /// Logs a driver error and answers the generic, client-safe [`Error::Unavailable`].
 pub(super) fn unavailable(e: sqlx::Error) -> Error {
@@ -146,6 +178,11 @@ pub(super) fn add_duration(
         .ok_or_else(|| Error::invalid(field, "is too long"))
 }
 
+/// How a write transaction begins: the limits of [`super::SESSION_SETTINGS`], for this
+/// transaction (in the same round trip as `BEGIN`).
+const WRITE_BEGIN: &str = "BEGIN; SET LOCAL statement_timeout = '30s'; \
+     SET LOCAL idle_in_transaction_session_timeout = '60s'";
+
 /// The recorded head of the audit chain, as locked by a write transaction.
 #[derive(Debug, Clone, Copy)]
 struct Head {
@@ -180,8 +217,10 @@ impl Write {
     /// go backwards along the serialization order however long the lock was waited for.
     pub(super) async fn begin(pool: &PgPool, clock: &dyn Clock) -> Result<Self> {
         let started = Instant::now();
-        let mut tx = pool.begin().await.map_err(unavailable)?;
-        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+        // The limits are set for this transaction too: through a transaction pooler the
+        // connection's session settings may belong to another server connection.
+        let mut tx = pool.begin_with(WRITE_BEGIN).await.map_err(unavailable)?;
+        let row = query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
             .fetch_optional(&mut *tx)
             .await
             .map_err(unavailable)?
@@ -210,7 +249,8 @@ impl Write {
         &mut self.tx
     }
 
-    /// Links `event` after the head, inserts it and moves the head.
+    /// Links `event` after the head, inserts it, moves the head and publishes what it
+    /// invalidates ([`invalidation_of`], the mapping the libSQL watcher uses too).
     pub(super) async fn audit(&mut self, event: NewAuditEvent) -> Result<AuditEvent> {
         let seq = self
             .head
@@ -218,7 +258,7 @@ impl Write {
             .checked_add(1)
             .ok_or_else(|| Error::Integrity("the audit chain is full".into()))?;
         let event = event.link(seq, self.head.hash);
-        sqlx::query(
+        query(
             "INSERT INTO audit_events (seq, at, actor, owner_id, action, target, details, prev_hash, hash)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
@@ -234,7 +274,7 @@ impl Write {
         .execute(&mut *self.tx)
         .await
         .map_err(unavailable)?;
-        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
             .bind(event.seq)
             .bind(event.hash.as_bytes().as_slice())
             .execute(&mut *self.tx)
@@ -244,14 +284,18 @@ impl Write {
             seq: event.seq,
             hash: event.hash,
         };
+        // What the event invalidates goes to every listening process on commit.
+        if let Some(inv) = invalidation_of(&event) {
+            self.notify(&inv).await?;
+        }
         Ok(event)
     }
 
     /// Publishes `inv` to every process that listens on [`INVALIDATION_CHANNEL`]
     /// (`pg_notify` inside this transaction, so it is delivered on commit and never if the
     /// transaction rolls back).
-    pub(super) async fn notify(&mut self, inv: &Invalidation) -> Result<()> {
-        sqlx::query("SELECT pg_notify($1, $2)")
+    async fn notify(&mut self, inv: &Invalidation) -> Result<()> {
+        query("SELECT pg_notify($1, $2)")
             .bind(INVALIDATION_CHANNEL)
             .bind(inv.encode())
             .execute(&mut *self.tx)

@@ -21,7 +21,7 @@ use super::recheck::actor_state;
 use super::support::{
     Write, add_duration, col, owner_col, parsed, unavailable, unique_or_unavailable,
 };
-use crate::cache::Invalidation;
+use super::support::{query, query_scalar};
 use crate::events;
 use crate::metrics::Op;
 
@@ -53,7 +53,7 @@ pub(super) async fn insert_token(
     let expires_at = token
         .expires_at
         .map(ownership_core::audit::truncate_to_micros);
-    sqlx::query(
+    query(
         "INSERT INTO tokens (id, owner_id, digest, kinds, label, display_prefix, origin, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
@@ -89,7 +89,7 @@ async fn scoped_token(
     owner: &OwnerId,
     id: &TokenId,
 ) -> Result<TokenRecord> {
-    let row = sqlx::query(
+    let row = query(
         "SELECT id, owner_id, kinds, label, display_prefix, origin, created_at, expires_at, revoked_at, last_used_at
          FROM tokens WHERE id = $1 AND owner_id = $2",
     )
@@ -119,13 +119,13 @@ impl TokenStore for PgStore {
     async fn lookup(&self, digest: &TokenDigest) -> Result<TokenLookup> {
         crate::metrics::timed("postgres", Op::Read, async {
             let now = self.now();
-            let row = sqlx::query(
+            let row = query(
                 "SELECT t.id, t.owner_id, t.kinds, t.expires_at, t.revoked_at, u.role, u.status
                  FROM tokens t JOIN users u ON u.id = t.owner_id
                  WHERE t.digest = $1",
             )
             .bind(digest.as_bytes().as_slice())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reads())
             .await
             .map_err(unavailable)?;
             let Some(row) = row else {
@@ -182,20 +182,20 @@ impl TokenStore for PgStore {
     }
 
     async fn list_tokens(&self, scope: &OwnerScope) -> Result<Vec<TokenRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, owner_id, kinds, label, display_prefix, origin, created_at, expires_at, revoked_at, last_used_at
              FROM tokens WHERE owner_id = $1
              ORDER BY created_at DESC, id DESC",
         )
         .bind(scope.owner().as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(unavailable)?;
         rows.iter().map(token_from_row).collect()
     }
 
     async fn get_token(&self, scope: &OwnerScope, id: &TokenId) -> Result<TokenRecord> {
-        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        let mut conn = self.reads().acquire().await.map_err(unavailable)?;
         scoped_token(&mut conn, scope.owner(), id).await
     }
 
@@ -217,7 +217,7 @@ impl TokenStore for PgStore {
         // authenticates but has had its one rotation, so of concurrent rotations exactly
         // one wins.
         let replaced: Option<String> =
-            sqlx::query_scalar("SELECT replaced_by FROM tokens WHERE id = $1 AND owner_id = $2")
+            query_scalar("SELECT replaced_by FROM tokens WHERE id = $1 AND owner_id = $2")
                 .bind(id.as_str())
                 .bind(scope.owner().as_str())
                 .fetch_one(w.conn())
@@ -242,7 +242,7 @@ impl TokenStore for PgStore {
         .await?;
         // Only a live, unreplaced row is rotated, and a revocation time already set is
         // never moved later (`LEAST` ignores a NULL): a rotation never revives a token.
-        let changed = sqlx::query(
+        let changed = query(
             "UPDATE tokens SET revoked_at = LEAST(revoked_at, $3), replaced_by = $4
              WHERE id = $1 AND owner_id = $2 AND replaced_by IS NULL
                AND (revoked_at IS NULL OR revoked_at > $5)",
@@ -268,7 +268,6 @@ impl TokenStore for PgStore {
             grace,
         ))
         .await?;
-        w.notify(&Invalidation::Token(id.clone())).await?;
         w.commit().await?;
         Ok(record)
     }
@@ -292,7 +291,7 @@ impl TokenStore for PgStore {
         if token.revoked_at.is_some_and(|at| at <= now) {
             return Ok(token);
         }
-        sqlx::query("UPDATE tokens SET revoked_at = $3 WHERE id = $1 AND owner_id = $2")
+        query("UPDATE tokens SET revoked_at = $3 WHERE id = $1 AND owner_id = $2")
             .bind(id.as_str())
             .bind(scope.owner().as_str())
             .bind(now)
@@ -301,7 +300,6 @@ impl TokenStore for PgStore {
             .map_err(unavailable)?;
         w.audit(events::token_revoked(now, scope.actor(), scope.owner(), id))
             .await?;
-        w.notify(&Invalidation::Token(id.clone())).await?;
         w.commit().await?;
         Ok(TokenRecord {
             revoked_at: Some(now),
@@ -331,7 +329,7 @@ impl TokenStore for PgStore {
             .map(|(id, at)| (id.to_owned(), at))
             .unzip();
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
-        sqlx::query(
+        query(
             "UPDATE tokens AS t
              SET last_used_at = GREATEST(COALESCE(t.last_used_at, u.at), u.at)
              FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
@@ -347,7 +345,7 @@ impl TokenStore for PgStore {
 
     async fn has_foreign_tokens(&self) -> Result<bool> {
         let now = self.now();
-        sqlx::query_scalar(
+        query_scalar(
             "SELECT EXISTS (
                  SELECT 1 FROM tokens
                  WHERE origin IN ('provisioned', 'legacy')
@@ -355,7 +353,7 @@ impl TokenStore for PgStore {
                    AND (expires_at IS NULL OR expires_at > $1))",
         )
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(self.reads())
         .await
         .map_err(unavailable)
     }

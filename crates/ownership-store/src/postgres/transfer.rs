@@ -7,6 +7,7 @@ use sqlx::{AssertSqlSafe, Postgres, Row};
 use time::OffsetDateTime;
 
 use super::PgStore;
+use super::support::{query, query_scalar};
 use crate::transfer::{
     AfterPage, ChainHead, Event, EventSender, Events, Kind, PAGE_ROWS, Progress, Snapshot, Summary,
     Table, Tally, TransferError, Value, check_value, forward_page, is_checked_empty, is_replaced,
@@ -82,14 +83,14 @@ fn row_of(t: &Table, row: &PgRow) -> Result<Vec<Value>, TransferError> {
 }
 
 async fn schema_version(conn: &mut PgConnection) -> Result<i64, TransferError> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    let exists: bool = query_scalar("SELECT to_regclass('schema_migrations') IS NOT NULL")
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| failed("reading the schema version", &e))?;
     if !exists {
         return Ok(0);
     }
-    sqlx::query_scalar("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations")
+    query_scalar("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations")
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| failed("reading the schema version", &e))
@@ -111,7 +112,7 @@ async fn head(
     } else {
         "SELECT seq, hash FROM audit_head WHERE id = 1"
     };
-    let row = sqlx::query(sql)
+    let row = query(sql)
         .fetch_optional(&mut *conn)
         .await
         .map_err(|e| failed("reading the audit head", &e))?
@@ -129,7 +130,7 @@ async fn head(
 }
 
 async fn count(conn: &mut PgConnection, t: &Table) -> Result<u64, TransferError> {
-    let n: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {}", t.name)))
+    let n: i64 = query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {}", t.name)))
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| failed(&format!("counting {}", t.name), &e))?;
@@ -138,7 +139,7 @@ async fn count(conn: &mut PgConnection, t: &Table) -> Result<u64, TransferError>
 
 async fn no_limits(conn: &mut PgConnection) -> Result<(), TransferError> {
     for sql in NO_LIMITS {
-        sqlx::query(sql)
+        query(sql)
             .execute(&mut *conn)
             .await
             .map_err(|e| failed("setting up the transaction", &e))?;
@@ -152,7 +153,7 @@ async fn export_in(store: &PgStore, tx: &EventSender) -> Result<(), TransferErro
         .begin()
         .await
         .map_err(|e| failed("starting the snapshot", &e))?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *db)
         .await
         .map_err(|e| failed("starting the snapshot", &e))?;
@@ -180,9 +181,9 @@ async fn export_in(store: &PgStore, tx: &EventSender) -> Result<(), TransferErro
         let mut after: Option<Vec<Value>> = None;
         loop {
             let mut q = match &after {
-                None => sqlx::query(AssertSqlSafe(first_sql.clone())),
+                None => query(AssertSqlSafe(first_sql.clone())),
                 Some(key) => {
-                    let mut q = sqlx::query(AssertSqlSafe(next_sql.clone()));
+                    let mut q = query(AssertSqlSafe(next_sql.clone()));
                     for (v, c) in key.iter().zip(t.key()) {
                         q = match (v, c.kind) {
                             (Value::Int(n), Kind::Int) => {
@@ -348,7 +349,7 @@ async fn import_body(
     let checked: Vec<&'static Table> = tables_at(version).filter(|t| is_checked_empty(t)).collect();
     refuse_rows(&occupied_in(conn, &checked).await?)?;
     for t in tables_at(version).filter(|t| is_replaced(t)) {
-        sqlx::query(AssertSqlSafe(format!("DELETE FROM {}", t.name)))
+        query(AssertSqlSafe(format!("DELETE FROM {}", t.name)))
             .execute(&mut *conn)
             .await
             .map_err(|e| failed(&format!("clearing {}", t.name), &e))?;

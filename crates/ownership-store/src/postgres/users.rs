@@ -16,8 +16,8 @@ use super::support::{
     Write, col, count_col, limit_plus_one, owner_col, parsed, take_page, unavailable,
     unique_or_unavailable,
 };
+use super::support::{query, query_scalar};
 use super::tokens::insert_token;
-use crate::cache::Invalidation;
 use crate::events;
 
 /// A `users` row (`id, role, status, created_at`).
@@ -32,7 +32,7 @@ pub(super) fn user_from_row(row: &PgRow) -> Result<User> {
 
 /// One user by id.
 async fn find_user(conn: &mut PgConnection, id: &OwnerId) -> Result<Option<User>> {
-    let row = sqlx::query("SELECT id, role, status, created_at FROM users WHERE id = $1")
+    let row = query("SELECT id, role, status, created_at FROM users WHERE id = $1")
         .bind(id.as_str())
         .fetch_optional(conn)
         .await
@@ -42,7 +42,7 @@ async fn find_user(conn: &mut PgConnection, id: &OwnerId) -> Result<Option<User>
 
 /// Whether any Owner exists, active or not.
 async fn any_owner(conn: &mut PgConnection) -> Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE role = 'owner')")
+    query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE role = 'owner')")
         .fetch_one(conn)
         .await
         .map_err(unavailable)
@@ -50,11 +50,10 @@ async fn any_owner(conn: &mut PgConnection) -> Result<bool> {
 
 /// How many Owners are active.
 pub(super) async fn active_owners(conn: &mut PgConnection) -> Result<u64> {
-    let row =
-        sqlx::query("SELECT count(*) AS n FROM users WHERE role = 'owner' AND status = 'active'")
-            .fetch_one(conn)
-            .await
-            .map_err(unavailable)?;
+    let row = query("SELECT count(*) AS n FROM users WHERE role = 'owner' AND status = 'active'")
+        .fetch_one(conn)
+        .await
+        .map_err(unavailable)?;
     count_col(&row, "n")
 }
 
@@ -65,7 +64,7 @@ pub(super) async fn insert_user(
     role: UserRole,
     now: OffsetDateTime,
 ) -> Result<User> {
-    sqlx::query(
+    query(
         "INSERT INTO users (id, role, status, created_at, updated_at) VALUES ($1, $2, 'active', $3, $3)",
     )
     .bind(id.as_str())
@@ -124,13 +123,12 @@ impl UserStore for PgStore {
     ) -> Result<LegacyOutcome> {
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let now = w.now();
-        let same = sqlx::query(
-            "SELECT owner_id, origin, revoked_at, expires_at FROM tokens WHERE digest = $1",
-        )
-        .bind(token.fresh.digest.as_bytes().as_slice())
-        .fetch_optional(w.conn())
-        .await
-        .map_err(unavailable)?;
+        let same =
+            query("SELECT owner_id, origin, revoked_at, expires_at FROM tokens WHERE digest = $1")
+                .bind(token.fresh.digest.as_bytes().as_slice())
+                .fetch_optional(w.conn())
+                .await
+                .map_err(unavailable)?;
         if let Some(row) = same {
             let holder = owner_col(&row, "owner_id")?;
             let origin = parsed(&row, "origin", TokenOrigin::parse)?;
@@ -150,7 +148,7 @@ impl UserStore for PgStore {
         if find_user(w.conn(), owner).await?.is_none() {
             insert_user(w.conn(), owner, UserRole::Owner, now).await?;
         }
-        let revoked = sqlx::query(
+        let revoked = query(
             "UPDATE tokens SET revoked_at = $1
              WHERE origin = 'legacy'
                AND (revoked_at IS NULL OR revoked_at > $1)
@@ -182,15 +180,12 @@ impl UserStore for PgStore {
             outcome,
         ))
         .await?;
-        if outcome == LegacyOutcome::Replaced {
-            w.notify(&Invalidation::All).await?;
-        }
         w.commit().await?;
         Ok(outcome)
     }
 
     async fn has_owner(&self) -> Result<bool> {
-        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        let mut conn = self.reads().acquire().await.map_err(unavailable)?;
         any_owner(&mut conn).await
     }
 
@@ -231,12 +226,12 @@ impl UserStore for PgStore {
     }
 
     async fn get_user(&self, _scope: &AdminScope, id: &OwnerId) -> Result<User> {
-        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        let mut conn = self.reads().acquire().await.map_err(unavailable)?;
         find_user(&mut conn, id).await?.ok_or(Error::NotFound)
     }
 
     async fn list_users(&self, _scope: &AdminScope, page: &PageRequest) -> Result<Page<User>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, role, status, created_at FROM users
              WHERE $1::text IS NULL OR id COLLATE \"C\" > $1 COLLATE \"C\"
              ORDER BY id COLLATE \"C\"
@@ -244,7 +239,7 @@ impl UserStore for PgStore {
         )
         .bind(page.after.as_deref())
         .bind(limit_plus_one(page))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(unavailable)?;
         let users = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
@@ -261,7 +256,7 @@ impl UserStore for PgStore {
         let scope = &current_scope(w.conn(), scope).await?;
         let (user, state) = target_state(w.conn(), id).await?;
         authz::check_role_change(scope, id, &state, role)?;
-        sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
+        query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
             .bind(id.as_str())
             .bind(role.as_str())
             .bind(now)
@@ -276,7 +271,6 @@ impl UserStore for PgStore {
             role,
         ))
         .await?;
-        w.notify(&Invalidation::Owner(id.clone())).await?;
         w.commit().await?;
         Ok(User { role, ..user })
     }
@@ -292,7 +286,7 @@ impl UserStore for PgStore {
         let scope = &current_scope(w.conn(), scope).await?;
         let (user, state) = target_state(w.conn(), id).await?;
         authz::check_status_change(scope, id, &state, status)?;
-        sqlx::query("UPDATE users SET status = $2, updated_at = $3 WHERE id = $1")
+        query("UPDATE users SET status = $2, updated_at = $3 WHERE id = $1")
             .bind(id.as_str())
             .bind(status.as_str())
             .bind(now)
@@ -301,7 +295,6 @@ impl UserStore for PgStore {
             .map_err(unavailable)?;
         w.audit(events::user_status_changed(now, scope.actor(), id, status))
             .await?;
-        w.notify(&Invalidation::Owner(id.clone())).await?;
         w.commit().await?;
         Ok(User { status, ..user })
     }
@@ -312,7 +305,7 @@ impl UserStore for PgStore {
         let scope = &current_scope(w.conn(), scope).await?;
         let (_, state) = target_state(w.conn(), id).await?;
         authz::check_delete(scope, id, &state)?;
-        let row = sqlx::query(
+        let row = query(
             "SELECT
                  (SELECT count(*) FROM tokens
                   WHERE owner_id = $1
@@ -330,7 +323,7 @@ impl UserStore for PgStore {
         // Cascades to tokens, identities, the data key, secrets, resources (and their
         // grants), the webhook endpoint and deliveries. Pairing requests belong to no
         // owner; audit events keep the owner id as text.
-        sqlx::query("DELETE FROM users WHERE id = $1")
+        query("DELETE FROM users WHERE id = $1")
             .bind(id.as_str())
             .execute(w.conn())
             .await
@@ -343,7 +336,6 @@ impl UserStore for PgStore {
             identities,
         ))
         .await?;
-        w.notify(&Invalidation::Owner(id.clone())).await?;
         w.commit().await
     }
 }

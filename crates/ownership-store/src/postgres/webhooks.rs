@@ -16,6 +16,7 @@ use super::support::{
     Write, col, limit_plus_one, owner_col, parsed, sealed_cols, take_page, u32_col, unavailable,
     version_param,
 };
+use super::support::{query, query_scalar};
 use crate::events;
 
 /// The endpoint columns, aliased so they can sit beside a delivery's in one row.
@@ -97,7 +98,7 @@ impl WebhookStore for PgStore {
         let version = version_param(secret.key_version)?;
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let now = w.now();
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE id = $1")
+        let status: Option<String> = query_scalar("SELECT status FROM users WHERE id = $1")
             .bind(scope.owner().as_str())
             .fetch_optional(w.conn())
             .await
@@ -105,7 +106,7 @@ impl WebhookStore for PgStore {
         if status.as_deref() != Some(UserStatus::Active.as_str()) {
             return Err(Error::NotFound);
         }
-        sqlx::query(
+        query(
             "INSERT INTO webhook_endpoints
                  (owner_id, url, secret_nonce, secret_ct, secret_version,
                   prev_nonce, prev_ct, prev_version, prev_until, created_at, updated_at)
@@ -139,11 +140,11 @@ impl WebhookStore for PgStore {
 
     async fn get_endpoint(&self, scope: &OwnerScope) -> Result<Option<WebhookEndpoint>> {
         let now = self.now();
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = query(sqlx::AssertSqlSafe(format!(
             "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints e WHERE e.owner_id = $1"
         )))
         .bind(scope.owner().as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reads())
         .await
         .map_err(unavailable)?;
         row.map(|row| endpoint_from_row(&row, now)).transpose()
@@ -152,7 +153,7 @@ impl WebhookStore for PgStore {
     async fn delete_endpoint(&self, scope: &OwnerScope) -> Result<()> {
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let now = w.now();
-        let removed = sqlx::query("DELETE FROM webhook_endpoints WHERE owner_id = $1")
+        let removed = query("DELETE FROM webhook_endpoints WHERE owner_id = $1")
             .bind(scope.owner().as_str())
             .execute(w.conn())
             .await
@@ -178,7 +179,7 @@ impl WebhookStore for PgStore {
         let now = w.now();
         // On the right of SET, columns hold their old values: the current secret becomes
         // the previous one.
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = query(sqlx::AssertSqlSafe(format!(
             "UPDATE webhook_endpoints AS e
              SET prev_nonce = e.secret_nonce, prev_ct = e.secret_ct, prev_version = e.secret_version,
                  prev_until = $5, secret_nonce = $2, secret_ct = $3, secret_version = $4, updated_at = $6
@@ -217,17 +218,16 @@ impl WebhookStore for PgStore {
     ) -> Result<Option<Delivery>> {
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         let now = w.now();
-        let has_endpoint: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE owner_id = $1)",
-        )
-        .bind(owner.as_str())
-        .fetch_one(w.conn())
-        .await
-        .map_err(unavailable)?;
+        let has_endpoint: bool =
+            query_scalar("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE owner_id = $1)")
+                .bind(owner.as_str())
+                .fetch_one(w.conn())
+                .await
+                .map_err(unavailable)?;
         if !has_endpoint {
             return Ok(None);
         }
-        sqlx::query(
+        query(
             "INSERT INTO webhook_deliveries
                  (id, owner_id, event_type, payload, state, attempts, next_attempt_at, last_result, created_at)
              VALUES ($1, $2, $3, $4, 'pending', 0, $5, NULL, $5)",
@@ -260,7 +260,7 @@ impl WebhookStore for PgStore {
         limit: u32,
     ) -> Result<Vec<(Delivery, WebhookEndpoint)>> {
         let now = self.now();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = query(sqlx::AssertSqlSafe(format!(
             "SELECT d.id, d.owner_id, d.event_type, d.payload, d.state, d.attempts, d.next_attempt_at,
                     d.last_result, d.created_at, {ENDPOINT_COLUMNS}
              FROM webhook_deliveries d JOIN webhook_endpoints e ON e.owner_id = d.owner_id
@@ -270,7 +270,7 @@ impl WebhookStore for PgStore {
         )))
         .bind(now)
         .bind(i64::from(limit.clamp(1, 500)))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(unavailable)?;
         rows.iter()
@@ -288,7 +288,7 @@ impl WebhookStore for PgStore {
     ) -> Result<()> {
         let next_attempt_at = ownership_core::audit::truncate_to_micros(next_attempt_at);
         let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
-        let updated = sqlx::query(
+        let updated = query(
             "UPDATE webhook_deliveries
              SET state = $2, attempts = attempts + 1, next_attempt_at = $3, last_result = $4
              WHERE id = $1",
@@ -318,7 +318,7 @@ impl WebhookStore for PgStore {
             .map(parse_delivery_cursor)
             .transpose()?;
         let (before_at, before_id) = cursor.unzip();
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, owner_id, event_type, payload, state, attempts, next_attempt_at, last_result, created_at
              FROM webhook_deliveries
              WHERE owner_id = $1
@@ -330,7 +330,7 @@ impl WebhookStore for PgStore {
         .bind(before_at)
         .bind(before_id)
         .bind(limit_plus_one(page))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(unavailable)?;
         let deliveries = rows
