@@ -462,6 +462,10 @@ async fn cold_postgres(quick: bool) {
     // Warm the pool's connections and statement caches.
     for t in real.iter().take(50) {
         store.authenticate(&t.digest).await.expect("lookup");
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the baseline: a bare prepared SELECT"
+        )]
         sqlx::query("SELECT id, owner_id FROM tokens WHERE id = $1")
             .bind(&t.id)
             .fetch_one(&pool)
@@ -477,6 +481,10 @@ async fn cold_postgres(quick: bool) {
             assert!(p.is_some(), "seeded token found");
         },
         |i| async move {
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the baseline: a bare prepared SELECT"
+            )]
             sqlx::query("SELECT id, owner_id FROM tokens WHERE id = $1")
                 .bind(&real[i % real.len()].id)
                 .fetch_one(pool)

@@ -330,7 +330,10 @@ pub async fn a_rotation_that_waited_for_the_lock_sees_the_revocation<S: Store + 
         return;
     };
     let mut tx = pg.pool().begin().await.unwrap();
+    // Fixture SQL outside the adapter: unnamed, so it also works behind PgBouncer.
+    #[allow(clippy::disallowed_methods, reason = "fixture SQL, sent unnamed")]
     sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+        .persistent(false)
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -356,7 +359,9 @@ pub async fn a_rotation_that_waited_for_the_lock_sees_the_revocation<S: Store + 
     }
     cx.clock.advance(Duration::from_secs(1));
     let revoked_at = cx.clock_now();
+    #[allow(clippy::disallowed_methods, reason = "fixture SQL, sent unnamed")]
     sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2")
+        .persistent(false)
         .bind(revoked_at)
         .bind(id.as_str())
         .execute(&mut *tx)

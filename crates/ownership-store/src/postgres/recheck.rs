@@ -7,7 +7,7 @@ use ownership_core::authz::{ActorState, AdminScope};
 use ownership_core::{OwnerId, Result, UserRole, UserStatus};
 use sqlx::postgres::PgConnection;
 
-use super::support::{parsed, unavailable};
+use super::support::{parsed, query, unavailable};
 
 /// A user's role and status, as [`AdminScope::recheck`] and
 /// [`ownership_core::authz::MintPermit::recheck`] read them; `None` when there is no such
@@ -16,7 +16,7 @@ pub(super) async fn actor_state(
     conn: &mut PgConnection,
     id: &OwnerId,
 ) -> Result<Option<ActorState>> {
-    sqlx::query("SELECT role, status FROM users WHERE id = $1")
+    query("SELECT role, status FROM users WHERE id = $1")
         .bind(id.as_str())
         .fetch_optional(conn)
         .await

@@ -35,6 +35,10 @@ pub(super) fn send_unnamed_statements() {
 /// `sqlx::query`, as a named (cached, prepared once per connection) statement, or an
 /// unnamed one after [`send_unnamed_statements`]. Every statement of the adapter is built
 /// here or in [`query_scalar`].
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the one place that calls sqlx::query"
+)]
 pub(super) fn query<'a>(sql: impl SqlSafeStr) -> Query<'a, Postgres, PgArguments> {
     sqlx::query(sql).persistent(!UNNAMED.load(Ordering::Relaxed))
 }
@@ -44,6 +48,10 @@ pub(super) fn query_scalar<'a, O>(sql: impl SqlSafeStr) -> QueryScalar<'a, Postg
 where
     (O,): for<'r> sqlx::FromRow<'r, PgRow>,
 {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the one place that calls sqlx::query_scalar"
+    )]
     sqlx::query_scalar(sql).persistent(!UNNAMED.load(Ordering::Relaxed))
 }
 

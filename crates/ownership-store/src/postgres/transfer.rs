@@ -3,7 +3,7 @@
 //! head (as every mutation does), so no writer can interleave with it.
 
 use sqlx::postgres::{PgConnection, PgRow};
-use sqlx::{AssertSqlSafe, Postgres, Row};
+use sqlx::{AssertSqlSafe, Row};
 use time::OffsetDateTime;
 
 use super::PgStore;
@@ -252,7 +252,7 @@ async fn insert_page(
     rows: &[Vec<Value>],
 ) -> Result<(), TransferError> {
     let sql = insert_sql(t);
-    let mut q = sqlx::query::<Postgres>(AssertSqlSafe(sql));
+    let mut q = super::support::query(AssertSqlSafe(sql));
     for (i, c) in t.columns.iter().enumerate() {
         let cells = rows.iter().map(|r| r.get(i).unwrap_or(&Value::Null));
         let wrong = || {
