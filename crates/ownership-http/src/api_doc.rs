@@ -241,7 +241,7 @@ error_responses! {
     InvalidCode => error_response(
         "The pairing code is not valid, has expired or was used (`invalid_code`). Each such \
          failure counts against the caller's and the channel's budgets (then 429).",
-        &[("invalid_code", crate::routes::pairing::invalid_code())],
+        &[("invalid_code", ApiError::invalid_code())],
         &[],
     );
     /// 408 `timeout`.

@@ -86,6 +86,16 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", "not found")
     }
 
+    /// 404 `invalid_code`: the answer to a pairing code that does not redeem, whatever
+    /// the reason.
+    pub fn invalid_code() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_code",
+            "that code is not valid or has expired",
+        )
+    }
+
     /// 429 with `Retry-After`.
     pub fn rate_limited(retry_after: Duration) -> Self {
         Self {

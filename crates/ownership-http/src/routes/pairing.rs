@@ -105,15 +105,6 @@ pub async fn resolve(
     }))
 }
 
-/// 404 `invalid_code`: the answer to a code that does not redeem, whatever the reason.
-pub(crate) fn invalid_code() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "invalid_code",
-        "that code is not valid or has expired",
-    )
-}
-
 /// Counts a failed redemption against the user and the channel; burns the channel's
 /// pending codes when its budget runs out.
 async fn redeem_outcome(
@@ -129,7 +120,7 @@ async fn redeem_outcome(
         }
         Err(Error::NotFound) => {
             state.count_failed_code(who, ch).await;
-            Err(invalid_code())
+            Err(ApiError::invalid_code())
         }
         Err(e) => Err(e.into()),
     }
