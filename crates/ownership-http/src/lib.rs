@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod console;
+pub mod drain;
 pub mod error;
 pub mod limits;
 pub mod metrics;
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
     full.merge(doc);
     let doc = std::sync::Arc::new(full);
     let config = state.config.clone();
+    let drain = state.drain.clone();
     let routes = api.merge(console::router(&state)).route(
         "/v1/openapi.json",
         get(move || {
@@ -87,6 +89,9 @@ pub fn router(state: AppState) -> Router {
     );
     standard_layers(routes, &config)
         .layer(axum::middleware::from_fn(metrics::track_http))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            drain::count_in_flight(drain.clone(), req, next)
+        }))
         .with_state(state)
 }
 
