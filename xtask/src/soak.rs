@@ -240,23 +240,25 @@ fn section(
     let _ = write!(
         s,
         "\n\n![resident memory and p99 latency per minute, {store}]({link})\n\n\
-         | Minute | RSS (MiB) | FDs | Errors |"
+         | Minute | RSS (MiB) | FDs | Errors | Webhooks delivered | Load (1 min) |"
     );
     for (_, label) in OPS {
         let _ = write!(s, " {label} p50 / p99 (ms) |");
     }
-    s.push_str("\n|---|---|---|---|");
+    s.push_str("\n|---|---|---|---|---|---|");
     s.push_str(&"---|".repeat(OPS.len()));
     s.push('\n');
     let num = |r: &BTreeMap<String, f64>, k: &str| r.get(k).copied().unwrap_or(f64::NAN);
     for r in rows {
         let _ = write!(
             s,
-            "| {} | {:.1} | {} | {} |",
+            "| {} | {:.1} | {} | {} | {} | {:.2} |",
             num(r, "minute"),
             num(r, "rss_kib") / 1024.0,
             num(r, "fds"),
-            num(r, "errors")
+            num(r, "errors"),
+            num(r, "webhooks_delivered"),
+            num(r, "load1")
         );
         for (op, _) in OPS {
             let (p50, p99) = (
@@ -462,7 +464,7 @@ mod tests {
         assert!((growth - 10.0).abs() < 1e-9, "{growth}");
         let table = section("libsql", &rows, &BTreeMap::new(), "x.svg");
         assert!(
-            table.contains("| 2 | 22.0 | 30 | 0 | 0.40 / 1.50 |"),
+            table.contains("| 2 | 22.0 | 30 | 0 | 9 | NaN | 0.40 / 1.50 |"),
             "{table}"
         );
         let svg = chart("libsql", &rows);

@@ -341,9 +341,15 @@ fn report(s: &Shared, pid: u32, minute: u64, delivered: u64) -> String {
     let (rss, fds) = process_usage(pid);
     let errors = s.stats.errors.load(Ordering::Relaxed);
     let ops = s.stats.ops.load(Ordering::Relaxed);
-    let mut row = format!("{minute},{rss},{fds},{errors},{ops},{delivered}");
+    // The machine's 1-minute load average: the server shares its cores with the load
+    // generator and with whatever else runs.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "NaN".into());
+    let mut row = format!("{minute},{rss},{fds},{errors},{ops},{delivered},{load}");
     let mut line = format!(
-        "minute {minute}: rss {:.1} MiB, fds {fds}, ops {ops}, errors {errors}, webhooks {delivered}",
+        "minute {minute}: rss {:.1} MiB, fds {fds}, ops {ops}, errors {errors}, webhooks {delivered}, load {load}",
         rss as f64 / 1024.0
     );
     for name in OPS {
@@ -362,7 +368,7 @@ fn report(s: &Shared, pid: u32, minute: u64, delivered: u64) -> String {
 }
 
 fn csv_header() -> String {
-    let mut h = String::from("minute,rss_kib,fds,errors,ops,webhooks_delivered");
+    let mut h = String::from("minute,rss_kib,fds,errors,ops,webhooks_delivered,load1");
     for name in OPS {
         let _ = write!(h, ",{name}_p50_ms,{name}_p99_ms");
     }
