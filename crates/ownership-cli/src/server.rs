@@ -531,15 +531,12 @@ pub async fn serve(
     };
     let mut serving = std::pin::pin!(serving);
     let mut shutdown = std::pin::pin!(shutdown);
-    let signalled = tokio::select! {
-        result = &mut serving => {
-            // The server ended by itself (it failed): stop the rest the same way.
-            drain.begin();
-            result?;
-            tokio::time::Instant::now()
-        }
-        () = &mut shutdown => tokio::time::Instant::now(),
+    // `Some` when the server ended by itself (it failed): the rest stops the same way.
+    let ended = tokio::select! {
+        result = &mut serving => Some(result),
+        () = &mut shutdown => None,
     };
+    let signalled = tokio::time::Instant::now();
     drain.begin();
     let deadline = signalled + drain_timeout;
     tracing::info!(
@@ -548,9 +545,12 @@ pub async fn serve(
         "draining: no new connections; event streams told to reconnect"
     );
     // The rest of the connections get until the deadline; then they are dropped.
-    let (result, aborted) = match tokio::time::timeout_at(deadline, &mut serving).await {
-        Ok(result) => (result, 0),
-        Err(_) => (Ok(()), drain.in_flight()),
+    let (result, aborted) = match ended {
+        Some(result) => (result, 0),
+        None => match tokio::time::timeout_at(deadline, &mut serving).await {
+            Ok(result) => (result, 0),
+            Err(_) => (Ok(()), drain.in_flight()),
+        },
     };
     let metrics_drained = match metrics {
         Some(task) => finish_by(deadline, task, "metrics server").await,
