@@ -1,4 +1,5 @@
-//! `cargo xtask soak [--minutes N] [--store libsql|postgres|both] [--rate OPS]`: mixed
+//! `cargo xtask soak [--minutes N] [--store libsql|postgres|both] [--rate OPS]
+//! [--report-only]`: mixed
 //! load against the real server (release build) per store, by the `soak` bench of
 //! `crates/ownership-bench` (which says what the load is and what it checks). It writes
 //! `soak-<store>.csv` (one row a minute) and `soak-<store>.summary` under
@@ -8,7 +9,8 @@
 //! markers, leaving the rest of the section, such as notes written by hand, alone); a
 //! shorter run writes `soak-<store>.svg` and `soak.md` under `<target>/soak/` only. It fails
 //! when an operation failed, the audit chain is broken or an acknowledged mutation is
-//! lost; it never judges a timing.
+//! lost; it never judges a timing. `--report-only` redraws the chart and the table from the
+//! rows of an earlier run (with the `--minutes` it had).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -41,6 +43,8 @@ struct Args {
     minutes: u64,
     stores: Vec<&'static str>,
     rate: Option<String>,
+    /// Only chart and tabulate the rows a run left under `<target>/soak/`.
+    report_only: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Args> {
@@ -48,6 +52,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
         minutes: DOCS_MINUTES,
         stores: vec!["libsql", "postgres"],
         rate: None,
+        report_only: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -85,9 +90,10 @@ fn parse_args(args: &[String]) -> Result<Args> {
                 }
                 parsed.rate = Some(rate);
             }
+            "--report-only" => parsed.report_only = true,
             other => {
                 return Err(format!(
-                    "`soak` takes --minutes N, --store libsql|postgres|both and --rate OPS, got `{other}`"
+                    "`soak` takes --minutes N, --store libsql|postgres|both, --rate OPS and --report-only, got `{other}`"
                 ));
             }
         }
@@ -100,11 +106,18 @@ pub fn run(args: &[String]) -> Result {
     let bindir = postgres::ensure_bindir()?;
     let out = cmd::target_dir().join("soak");
     fs::create_dir_all(&out).map_err(|e| format!("could not create {}: {e}", out.display()))?;
+    if args.report_only {
+        for store in &args.stores {
+            report(&out, store, args.minutes)?;
+        }
+        return Ok(());
+    }
+    let soak = build_bench()?;
     let mut failed = Vec::new();
     for store in &args.stores {
-        let mut command = cmd::cargo();
+        let mut command = std::process::Command::new(&soak);
         command
-            .args(["bench", "-p", "ownership-bench", "--bench", "soak"])
+            .current_dir(cmd::workspace_root())
             .env(postgres::BINDIR_VAR, &bindir)
             .env("OWNERSHIP_SOAK_MINUTES", args.minutes.to_string())
             .env("OWNERSHIP_SOAK_STORE", store)
@@ -112,7 +125,6 @@ pub fn run(args: &[String]) -> Result {
         if let Some(rate) = &args.rate {
             command.env("OWNERSHIP_SOAK_RATE", rate);
         }
-        cmd::say(&format!("$ {}", cmd::display(&command)));
         if let Err(e) = cmd::run(&mut command) {
             failed.push(format!("{store}: {e}"));
         }
@@ -126,6 +138,39 @@ pub fn run(args: &[String]) -> Result {
     } else {
         Err(failed.join("; "))
     }
+}
+
+/// Builds the soak bench (bench profile) and returns its executable. It is run directly,
+/// not through `cargo bench`, so that the release build of the server it asks cargo for
+/// sees the same environment as this build and neither undoes the other's build-script
+/// fingerprints (a second `cargo bench` per store rebuilt the TLS stack twice).
+fn build_bench() -> Result<std::path::PathBuf> {
+    let mut command = cmd::cargo();
+    command.args([
+        "bench",
+        "-p",
+        "ownership-bench",
+        "--bench",
+        "soak",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]);
+    cmd::say(&format!("$ {}", cmd::display(&command)));
+    let out = cmd::stdout_of(&mut command)?;
+    executable_of(&out, "soak").ok_or_else(|| "cargo reported no soak bench executable".into())
+}
+
+/// The `executable` of the compiler artifact named `name` in cargo's JSON messages.
+fn executable_of(messages: &str, name: &str) -> Option<std::path::PathBuf> {
+    let target = format!("\"name\":\"{name}\"");
+    messages
+        .lines()
+        .filter(|l| l.contains("\"reason\":\"compiler-artifact\"") && l.contains(&target))
+        .find_map(|l| {
+            let (_, rest) = l.split_once("\"executable\":\"")?;
+            let (path, _) = rest.split_once('"')?;
+            Some(std::path::PathBuf::from(path))
+        })
 }
 
 /// The CSV's rows, as maps from column to value.
@@ -436,6 +481,18 @@ mod tests {
     }
 
     #[test]
+    fn the_bench_executable_is_found_in_cargo_messages() {
+        let messages = "{\"reason\":\"compiler-artifact\",\"target\":{\"name\":\"suite\"},\"executable\":\"/t/suite-1\"}\n\
+                        {\"reason\":\"compiler-artifact\",\"target\":{\"name\":\"soak\"},\"executable\":\"/t/soak-2\"}\n\
+                        {\"reason\":\"build-finished\",\"success\":true}\n";
+        assert_eq!(
+            executable_of(messages, "soak"),
+            Some(std::path::PathBuf::from("/t/soak-2"))
+        );
+        assert_eq!(executable_of(messages, "timing"), None);
+    }
+
+    #[test]
     fn arguments_are_checked() {
         let args = |a: &[&str]| parse_args(&a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
         let a = args(&["--minutes", "1", "--store", "postgres"]).unwrap();
@@ -445,6 +502,7 @@ mod tests {
         assert!(args(&["--store", "mysql"]).is_err());
         assert!(args(&["--rate", "-3"]).is_err());
         assert!(args(&["--bogus"]).is_err());
+        assert!(args(&["--report-only"]).unwrap().report_only);
     }
 
     #[test]
