@@ -51,7 +51,15 @@ pub fn run(args: &[String]) -> Result {
         fs::create_dir_all(svg_dir)
             .map_err(|e| format!("could not create {}: {e}", svg_dir.display()))?;
     }
-    fs::write(&markdown, document(typed, &results, &table, svg_link))
+    // The soak section (`cargo xtask soak`) is not this run's: carry it over.
+    let previous = fs::read_to_string(&markdown).unwrap_or_default();
+    let mut report = document(typed, &results, &table, svg_link);
+    if let Some(soak) = crate::soak::section_of(&previous) {
+        report.push('\n');
+        report.push_str(soak);
+        report.push('\n');
+    }
+    fs::write(&markdown, report)
         .map_err(|e| format!("could not write {}: {e}", markdown.display()))?;
     fs::write(&svg, growth_svg(&results))
         .map_err(|e| format!("could not write {}: {e}", svg.display()))?;
@@ -402,8 +410,6 @@ fn decade(exponent: f64) -> String {
 
 /// A log–log chart of verify cost (ns) against tokens stored: ours and the scan.
 fn growth_svg(r: &Results) -> String {
-    let (w, h) = (640.0_f64, 400.0_f64);
-    let (left, right, top, bottom) = (80.0, 20.0, 40.0, 60.0);
     let series = |prefix: &str| -> Vec<(f64, f64)> {
         GROWTH_SIZES
             .iter()
@@ -433,90 +439,164 @@ fn growth_svg(r: &Results) -> String {
     } else {
         (1.0, 8.0)
     };
-    let (x_lo, x_hi) = (0.0, 6.0);
-    let px = |x: f64| left + (x.log10() - x_lo) / (x_hi - x_lo) * (w - left - right);
-    let py = |y: f64| top + (y_hi - y.log10()) / (y_hi - y_lo) * (h - top - bottom);
+    let x = Axis {
+        label: "tokens stored".into(),
+        lo: 0.0,
+        hi: 6.0,
+        log: true,
+        ticks: (0..=6)
+            .map(|e| (10_f64.powi(e), count(10_u64.pow(e.unsigned_abs()))))
+            .collect(),
+    };
+    let mut y_ticks = Vec::new();
+    let mut e = y_lo;
+    while e <= y_hi {
+        y_ticks.push((10_f64.powf(e), decade(e)));
+        e += 1.0;
+    }
+    let y = Axis {
+        label: "time per verify".into(),
+        lo: y_lo,
+        hi: y_hi,
+        log: true,
+        ticks: y_ticks,
+    };
+    let mut s = svg_open(640.0, 400.0);
+    line_chart(
+        &mut s,
+        (0.0, 0.0, 640.0, 400.0),
+        "Verify cost against tokens stored (log–log)",
+        &x,
+        &y,
+        &[
+            Series {
+                label: "ours: libSQL lookup by digest (uncached)",
+                colour: "#1f77b4",
+                points: ours,
+            },
+            Series {
+                label: "baseline: constant-time scan of all digests",
+                colour: "#d62728",
+                points: scan,
+            },
+        ],
+    );
+    s.push_str("</svg>\n");
+    s
+}
+
+/// One axis of a [`line_chart`]: its range (in log10 units when `log`) and its ticks.
+pub(crate) struct Axis {
+    pub label: String,
+    pub lo: f64,
+    pub hi: f64,
+    pub log: bool,
+    pub ticks: Vec<(f64, String)>,
+}
+
+impl Axis {
+    /// Where `v` falls between `lo` (0) and `hi` (1).
+    fn fraction(&self, v: f64) -> f64 {
+        let v = if self.log { v.log10() } else { v };
+        (v - self.lo) / (self.hi - self.lo)
+    }
+}
+
+/// One line of a [`line_chart`].
+pub(crate) struct Series<'a> {
+    pub label: &'a str,
+    pub colour: &'a str,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// The opening of an SVG document of `w` × `h` on a white ground; close it with `</svg>`.
+pub(crate) fn svg_open(w: f64, h: f64) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    s
+}
+
+/// A line chart with points, grid, axis labels and a legend, drawn into `s` in the box
+/// `(x0, y0, w, h)`.
+pub(crate) fn line_chart(
+    s: &mut String,
+    (x0, y0, w, h): (f64, f64, f64, f64),
+    title: &str,
+    x: &Axis,
+    y: &Axis,
+    series: &[Series<'_>],
+) {
+    let (left, right, top, bottom) = (x0 + 80.0, 20.0, y0 + 40.0, 60.0);
+    let bottom_edge = y0 + h - bottom;
+    let px = |v: f64| left + x.fraction(v) * (x0 + w - left - right);
+    let py = |v: f64| top + (1.0 - y.fraction(v)) * (bottom_edge - top);
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="14">Verify cost against tokens stored (log–log)</text>"#,
-        w / 2.0
+        r#"<text x="{}" y="{}" text-anchor="middle" font-size="14">{title}</text>"#,
+        x0 + w / 2.0,
+        y0 + 22.0
     );
-    for e in 0..=6 {
-        let x = px(10_f64.powi(e));
+    for (v, label) in &x.ticks {
+        let xv = px(*v);
         let _ = writeln!(
             s,
-            r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-            h - bottom,
-            h - bottom + 16.0,
-            count(10_u64.pow(e.unsigned_abs()))
+            r##"<line x1="{xv:.1}" y1="{top}" x2="{xv:.1}" y2="{bottom_edge:.1}" stroke="#ddd"/><text x="{xv:.1}" y="{:.1}" text-anchor="middle">{label}</text>"##,
+            bottom_edge + 16.0,
         );
     }
-    let mut e = y_lo;
-    while e <= y_hi {
-        let y = py(10_f64.powf(e));
+    for (v, label) in &y.ticks {
+        let yv = py(*v);
         let _ = writeln!(
             s,
-            r##"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-            w - right,
+            r##"<line x1="{left}" y1="{yv:.1}" x2="{:.1}" y2="{yv:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"##,
+            x0 + w - right,
             left - 6.0,
-            y + 4.0,
-            decade(e)
+            yv + 4.0,
         );
-        e += 1.0;
     }
     let _ = writeln!(
         s,
         r##"<rect x="{left}" y="{top}" width="{:.1}" height="{:.1}" fill="none" stroke="#333"/>"##,
-        w - left - right,
-        h - top - bottom
+        x0 + w - left - right,
+        bottom_edge - top
     );
     let _ = writeln!(
         s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">tokens stored</text>"#,
-        left + (w - left - right) / 2.0,
-        h - 20.0
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        left + (x0 + w - left - right) / 2.0,
+        y0 + h - 20.0,
+        x.label
     );
+    let mid = top + (bottom_edge - top) / 2.0;
     let _ = writeln!(
         s,
-        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">time per verify</text>"#,
-        top + (h - top - bottom) / 2.0,
-        top + (h - top - bottom) / 2.0
+        r#"<text x="{:.1}" y="{mid:.1}" text-anchor="middle" transform="rotate(-90 {:.1} {mid:.1})">{}</text>"#,
+        x0 + 18.0,
+        x0 + 18.0,
+        y.label
     );
-    for (points, colour, label, ly) in [
-        (
-            &ours,
-            "#1f77b4",
-            "ours: libSQL lookup by digest (uncached)",
-            0.0,
-        ),
-        (
-            &scan,
-            "#d62728",
-            "baseline: constant-time scan of all digests",
-            18.0,
-        ),
-    ] {
-        let path: Vec<String> = points
+    for (i, line) in series.iter().enumerate() {
+        let (colour, label, ly) = (line.colour, line.label, 18.0 * i as f64);
+        let path: Vec<String> = line
+            .points
             .iter()
-            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+            .map(|(a, b)| format!("{:.1},{:.1}", px(*a), py(*b)))
             .collect();
         let _ = writeln!(
             s,
             r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"#,
             path.join(" ")
         );
-        for (x, y) in points.iter() {
+        for (a, b) in &line.points {
             let _ = writeln!(
                 s,
                 r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{colour}"/>"#,
-                px(*x),
-                py(*y)
+                px(*a),
+                py(*b)
             );
         }
         let _ = writeln!(
@@ -530,8 +610,6 @@ fn growth_svg(r: &Results) -> String {
             top + 18.0 + ly
         );
     }
-    s.push_str("</svg>\n");
-    s
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod package;
 mod postgres;
 mod purity;
 mod screenshots;
+mod soak;
 mod testing;
 mod timing;
 
@@ -50,6 +51,14 @@ tasks:
   bench [--quick]             benches (ratios against same-run baselines); writes
                               docs/benchmarks.md and docs/img/verify-growth.svg (--quick:
                               target/bench/ only)
+  soak [--minutes N] [--store libsql|postgres|both] [--rate OPS] [--report-only]
+                              mixed load on the real server (release build) per store
+                              (default 10 min, both stores, ~400 ops/s); per minute RSS, fds,
+                              p50/p99 per operation, errors; then verifies the audit chain
+                              and every acknowledged mutation. Writes target/soak/; runs of
+                              10 min or more also docs/img/soak-<store>.svg and the soak
+                              section of docs/benchmarks.md (--report-only: redraw them
+                              from the rows of an earlier run)
   screenshots                 runs the browser test that takes the console screenshots and
                               copies them into docs/img/ (tests alone write target/screenshots/)
   package [--check]           the Debian package (cargo-deb; target/package/ownership.deb);
@@ -82,6 +91,7 @@ fn main() -> ExitCode {
         "migrate" => migrations::migrate(rest),
         "new-migration" => migrations::new_migration(rest),
         "bench" => bench::run(rest),
+        "soak" => soak::run(rest),
         "package" => package::run_task(rest),
         "screenshots" => no_args(task, rest).and_then(|()| screenshots::run_all()),
         "fuzz" => fuzz::run(rest),

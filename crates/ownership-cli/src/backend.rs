@@ -255,8 +255,9 @@ impl Opened {
         }
     }
 
-    /// Writes what the cache holds back (`last_used_at`).
-    pub async fn flush(&self) -> ownership_core::Result<()> {
+    /// Writes what the cache holds back (`last_used_at`); returns how many tokens' times
+    /// were written.
+    pub async fn flush(&self) -> ownership_core::Result<usize> {
         match self {
             Self::Libsql(s) => s.flush().await,
             Self::Postgres(s) => s.flush().await,

@@ -118,6 +118,8 @@ pub struct HttpSection {
     pub events_poll_ms: u64,
     /// Let webhook endpoints be on loopback and private addresses (development only).
     pub allow_private_webhooks: bool,
+    /// At shutdown, how long in-flight requests may take to finish, in seconds.
+    pub drain_timeout_seconds: u64,
 }
 
 impl Default for HttpSection {
@@ -130,6 +132,7 @@ impl Default for HttpSection {
             request_timeout_seconds: service.request_timeout.as_secs(),
             events_poll_ms: millis(service.events_poll),
             allow_private_webhooks: false,
+            drain_timeout_seconds: service.drain_timeout.as_secs(),
         }
     }
 }
@@ -994,6 +997,10 @@ impl Config {
             self.http.request_timeout_seconds,
         )?;
         service.events_poll = ms("http.events_poll_ms", self.http.events_poll_ms)?;
+        service.drain_timeout = secs(
+            "http.drain_timeout_seconds",
+            self.http.drain_timeout_seconds,
+        )?;
         service.allow_private_webhooks = self.http.allow_private_webhooks;
         service.console_secure_cookies = self.https_public_url()?;
         service.trusted_proxies = self.http.trusted_proxies.iter().map(|c| c.0).collect();

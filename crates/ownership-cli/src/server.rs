@@ -466,8 +466,12 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
     })
 }
 
-/// Serves until `shutdown` resolves; in-flight requests finish, then written-behind state
-/// is flushed. With TLS configured, serves HTTPS and reloads the certificate on SIGHUP.
+/// Serves until `shutdown` resolves, then drains (see `docs/operations.md`, "Graceful shutdown"):
+/// stops accepting connections, ends every event stream with a final `shutdown` event,
+/// gives in-flight requests and the webhook worker's round until `http.drain_timeout_seconds`
+/// after the signal, cuts off what is left, and flushes the written-behind `last_used_at`
+/// times. With TLS configured, serves HTTPS and reloads the certificate on SIGHUP; the
+/// metrics listener drains the same way.
 pub async fn serve(
     prepared: Prepared,
     listener: TcpListener,
@@ -484,8 +488,9 @@ pub async fn serve(
                 .map_err(|e| format!("cannot serve TLS: {e}"))?,
         ),
     };
+    let drain = prepared.state.drain().clone();
+    let drain_timeout = prepared.state.config().drain_timeout;
     // Metrics on their own listener, bound before serving so a bad address stops the start.
-    let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
     let metrics = match prepared.metrics.clone() {
         Some((address, handle)) => {
             let listener = TcpListener::bind(address)
@@ -493,16 +498,13 @@ pub async fn serve(
                 .map_err(|e| format!("cannot listen for metrics on {address}: {e}"))?;
             let bound = listener.local_addr().unwrap_or(address);
             tracing::info!(address = %bound, "metrics listening");
-            let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            };
             tokio::spawn(ownership_http::metrics::run_upkeep(
                 handle.clone(),
-                stopped(metrics_stopped.clone()),
+                drain.stopping(),
             ));
             Some(tokio::spawn(
                 axum::serve(listener, ownership_http::metrics::router(handle))
-                    .with_graceful_shutdown(stopped(metrics_stopped))
+                    .with_graceful_shutdown(drain.stopping())
                     .into_future(),
             ))
         }
@@ -510,75 +512,206 @@ pub async fn serve(
     };
     let app = ownership_http::router(prepared.state.clone());
     // The webhook delivery worker reads every owner's events as the operator who runs
-    // this server; it stops when the HTTP server has finished.
-    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    // this server; asked to stop with the rest, it finishes its round within the deadline.
     let worker = tokio::spawn(ownership_http::webhooks::run_worker(
         prepared.state.clone(),
         AdminScope::operator("webhook-worker"),
-        async move {
-            let _ = worker_stopped.await;
-        },
+        drain.stopping(),
     ));
     let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let result = match listening {
-        Listening::Plain(listener) => {
-            axum::serve(listener, make_service)
-                .with_graceful_shutdown(shutdown)
-                .await
+    let serving = async {
+        match listening {
+            Listening::Plain(listener) => {
+                axum::serve(listener, make_service)
+                    .with_graceful_shutdown(drain.stopping())
+                    .await
+            }
+            // `tap_io` also gives `ConnectInfo<SocketAddr>` for any listener whose address
+            // is a `SocketAddr`: the client address the limits and the audit log use.
+            Listening::Tls(tls_listener) => {
+                let tls_listener = tls_listener.tap_io(|stream| {
+                    let _ = stream.get_ref().0.set_nodelay(true);
+                });
+                axum::serve(tls_listener, make_service)
+                    .with_graceful_shutdown(drain.stopping())
+                    .await
+            }
         }
-        // `tap_io` also gives `ConnectInfo<SocketAddr>` for any listener whose address is
-        // a `SocketAddr`: the client address the limits and the audit log use.
-        Listening::Tls(tls_listener) => {
-            let tls_listener = tls_listener.tap_io(|stream| {
-                let _ = stream.get_ref().0.set_nodelay(true);
-            });
-            axum::serve(tls_listener, make_service)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
+        .map_err(|e| format!("server failed: {e}"))
+    };
+    let mut serving = std::pin::pin!(serving);
+    let mut shutdown = std::pin::pin!(shutdown);
+    // `Some` when the server ended by itself (it failed): the rest stops the same way.
+    let ended = tokio::select! {
+        result = &mut serving => Some(result),
+        () = &mut shutdown => None,
+    };
+    let signalled = tokio::time::Instant::now();
+    drain.begin();
+    let deadline = signalled + drain_timeout;
+    tracing::info!(
+        in_flight = drain.in_flight(),
+        drain_timeout_seconds = drain_timeout.as_secs(),
+        "draining: no new connections; event streams told to reconnect"
+    );
+    // The rest of the connections get until the deadline; then they are dropped.
+    let (result, aborted) = match ended {
+        Some(result) => (result, 0),
+        None => match tokio::time::timeout_at(deadline, &mut serving).await {
+            Ok(result) => (result, 0),
+            Err(_) => (Ok(()), drain.in_flight()),
+        },
+    };
+    let metrics_drained = match metrics {
+        Some(task) => finish_by(deadline, task, "metrics server").await,
+        None => true,
+    };
+    let worker_drained = finish_by(deadline, worker, "webhook worker").await;
+    let flushed = prepared.opened.flush().await;
+    let flush = match &flushed {
+        Ok(n) => format!("{n} last-used times written"),
+        Err(e) => format!("failed: {e}"),
+    };
+    tracing::info!(
+        streams_closed = drain.streams_closed(),
+        requests_aborted = aborted,
+        webhook_worker_finished = worker_drained,
+        metrics_finished = metrics_drained,
+        flush = %flush,
+        elapsed_ms = signalled.elapsed().as_millis(),
+        "shutdown complete"
+    );
+    if aborted > 0 {
+        tracing::warn!(
+            requests_aborted = aborted,
+            "the drain timeout cut off requests still in flight"
+        );
     }
-    .map_err(|e| format!("server failed: {e}"));
-    let _ = stop_worker.send(());
-    let _ = stop_metrics.send(true);
-    if let Some(metrics) = metrics {
-        match metrics.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "the metrics server failed"),
-            Err(e) => tracing::warn!(error = %e, "the metrics server ended abnormally"),
-            Ok(Ok(())) => {}
-        }
-    }
-    if let Err(e) = worker.await {
-        tracing::warn!(error = %e, "the webhook worker ended abnormally");
-    }
-    if let Err(e) = prepared.opened.flush().await {
+    if let Err(e) = flushed {
         tracing::warn!(error = %e, "flushing last-used times at shutdown failed");
     }
     result
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// Waits for a background task until `deadline`, then aborts it. Returns whether it ended
+/// by itself; logs how it ended otherwise.
+async fn finish_by<T: std::fmt::Debug>(
+    deadline: tokio::time::Instant,
+    mut task: tokio::task::JoinHandle<T>,
+    what: &str,
+) -> bool {
+    match tokio::time::timeout_at(deadline, &mut task).await {
+        Ok(Ok(ended)) => {
+            tracing::debug!(task = what, ?ended, "stopped");
+            true
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+        Ok(Err(e)) => {
+            tracing::warn!(task = what, error = %e, "ended abnormally");
+            false
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        Err(_) => {
+            task.abort();
+            tracing::warn!(
+                task = what,
+                "still busy at the drain deadline: aborted (unrecorded webhook attempts are sent again)"
+            );
+            false
+        }
     }
-    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// A stop signal: SIGINT or SIGTERM.
+#[derive(Debug, Clone, Copy)]
+enum StopSignal {
+    Interrupt,
+    Terminate,
+}
+
+impl StopSignal {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Interrupt => "SIGINT",
+            Self::Terminate => "SIGTERM",
+        }
+    }
+
+    /// The exit status of a process ended by this signal (128 + its number), used when a
+    /// second signal ends the process at once.
+    fn exit_status(self) -> i32 {
+        match self {
+            Self::Interrupt => 130,
+            Self::Terminate => 143,
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, received as often as they come.
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn next(&mut self) -> StopSignal {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                let received = match s {
+                    Some(s) => s.recv().await.is_some(),
+                    None => false,
+                };
+                if !received {
+                    std::future::pending::<()>().await;
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.interrupt) => StopSignal::Interrupt,
+                () = recv(&mut self.terminate) => StopSignal::Terminate,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            StopSignal::Interrupt
+        }
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM. From then on, a second one ends the process
+/// at once, without draining or flushing, with status 130 (SIGINT) or 143 (SIGTERM).
+pub async fn shutdown_signal() {
+    let mut signals = StopSignals::new();
+    let first = signals.next().await;
+    tracing::info!(
+        signal = first.name(),
+        "shutting down: draining (a second signal exits at once)"
+    );
+    tokio::spawn(async move {
+        let second = signals.next().await;
+        tracing::warn!(
+            signal = second.name(),
+            status = second.exit_status(),
+            "second signal: exiting now, without draining or flushing"
+        );
+        std::process::exit(second.exit_status());
+    });
 }
 
 #[cfg(test)]

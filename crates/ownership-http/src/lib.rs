@@ -17,6 +17,7 @@
 mod api_doc;
 pub mod auth;
 pub mod console;
+pub mod drain;
 pub mod error;
 pub mod limits;
 pub mod metrics;
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = routes::api().split_for_parts();
     let doc = std::sync::Arc::new(openapi());
     let config = state.config.clone();
+    let drain = state.drain.clone();
     let routes = api.merge(console::router(&state)).route(
         "/v1/openapi.json",
         get(move || {
@@ -73,6 +75,9 @@ pub fn router(state: AppState) -> Router {
     );
     standard_layers(routes, &config)
         .layer(axum::middleware::from_fn(metrics::track_http))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            drain::count_in_flight(drain.clone(), req, next)
+        }))
         .with_state(state)
 }
 

@@ -45,6 +45,9 @@ pub struct ServiceConfig {
     pub allow_private_webhooks: bool,
     /// The webhook delivery worker's settings.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// At shutdown, how long in-flight requests (and the webhook worker's round) may take
+    /// to finish before they are cut off.
+    pub drain_timeout: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -59,6 +62,7 @@ impl Default for ServiceConfig {
             console_secure_cookies: false,
             allow_private_webhooks: false,
             webhooks: crate::webhooks::WebhookSettings::default(),
+            drain_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -83,6 +87,8 @@ pub struct AppState {
     /// Another readiness condition besides the store's ping (the cache-invalidation
     /// listener on PostgreSQL): `false` makes `/readyz` answer 503.
     pub(crate) ready: Option<Arc<AtomicBool>>,
+    /// The shutdown signal the event streams watch, and the in-flight counts.
+    pub(crate) drain: crate::drain::Drain,
 }
 
 impl std::fmt::Debug for AppState {
@@ -118,6 +124,7 @@ impl AppState {
             random,
             master_keys: None,
             ready: None,
+            drain: crate::drain::Drain::default(),
         }
     }
 
@@ -181,6 +188,12 @@ impl AppState {
     /// The settings.
     pub fn config(&self) -> &ServiceConfig {
         &self.config
+    }
+
+    /// The shutdown signal and in-flight counts ([`Drain::begin`](crate::drain::Drain::begin)
+    /// ends the event streams).
+    pub fn drain(&self) -> &crate::drain::Drain {
+        &self.drain
     }
 }
 

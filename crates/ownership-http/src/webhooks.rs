@@ -316,8 +316,10 @@ pub fn delivery_client(
 /// `reader` is the scope the worker reads every owner's audit events and the user list
 /// with: the operator's, from the process that runs the server (request handlers never
 /// hold one). It returns at once when no master key is configured (webhooks are off) or
-/// when [`WebhookSettings::worker`] is false. A shutdown in the middle of a round drops
-/// the round; what was not recorded is sent again later.
+/// when [`WebhookSettings::worker`] is false. A shutdown in the middle of a round lets the
+/// round finish, so every attempt it made is recorded; a caller that cannot wait that long
+/// aborts the task, and what was not recorded is sent again later (deliveries are at
+/// least once).
 pub async fn run_worker(
     state: AppState,
     reader: AdminScope,
@@ -350,11 +352,9 @@ pub async fn run_worker(
     };
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            () = worker.round() => {}
-        }
+        // A round is not cut short by `shutdown`: its attempts are recorded before the
+        // worker stops (the caller bounds how long it waits for that).
+        worker.round().await;
         tokio::select! {
             biased;
             () = &mut shutdown => break,

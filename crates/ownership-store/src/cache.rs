@@ -224,8 +224,9 @@ impl<S: Store + 'static> Cached<S> {
         &self.shared.inner
     }
 
-    /// Writes collected `last_used_at` values now (call at shutdown).
-    pub async fn flush(&self) -> Result<()> {
+    /// Writes collected `last_used_at` values now (call at shutdown); returns how many
+    /// tokens' times were written.
+    pub async fn flush(&self) -> Result<usize> {
         flush_uses(&self.shared).await
     }
 
@@ -311,10 +312,10 @@ async fn write_behind<S: Store + 'static>(shared: Weak<Shared<S>>, every: Durati
     }
 }
 
-async fn flush_uses<S: Store>(s: &Shared<S>) -> Result<()> {
+async fn flush_uses<S: Store>(s: &Shared<S>) -> Result<usize> {
     let taken = s.principals.take_uses();
     if taken.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     // One row per token, its latest use (a token may have been cached more than once).
     let mut latest: HashMap<&TokenId, i64> = HashMap::with_capacity(taken.len());
@@ -340,7 +341,7 @@ async fn flush_uses<S: Store>(s: &Shared<S>) -> Result<()> {
         // Put them back so a store outage loses nothing.
         s.principals.restore_uses(taken);
     }
-    result
+    result.map(|()| batch.len())
 }
 
 #[async_trait]

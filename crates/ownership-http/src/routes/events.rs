@@ -23,6 +23,22 @@ struct Cursor {
     after: i64,
     pending: std::collections::VecDeque<EventView>,
     first: bool,
+    /// The final `shutdown` event has been sent: the stream ends.
+    closed: bool,
+}
+
+/// The last event of a stream the server ends because it is shutting down: the client
+/// should reconnect (to this server once it is back, or to another), resuming from the
+/// last id it saw.
+fn shutdown_event() -> Event {
+    Event::default()
+        .event("shutdown")
+        .retry(Duration::from_secs(1))
+        .json_data(serde_json::json!({
+            "reason": "server_shutdown",
+            "message": "the server is restarting; reconnect with the last event id you received",
+        }))
+        .unwrap_or_else(|_| Event::default().event("shutdown"))
 }
 
 /// Stream the caller's audit events.
@@ -30,7 +46,8 @@ struct Cursor {
 /// The caller's own audit events as Server-Sent Events, from now (or after the
 /// `Last-Event-ID` the client resumes from). The one route that also takes
 /// `?access_token=`, since `EventSource` cannot send headers. The stream ends when the
-/// token stops working. Needs a `manage` or `api` token.
+/// token stops working, and when the server shuts down (after a final `shutdown` event).
+/// Needs a `manage` or `api` token.
 #[utoipa::path(get, path = "/v1/me/events", tag = "audit",
     params(
         ("access_token" = Option<String>, Query, nullable = false,
@@ -77,9 +94,18 @@ pub async fn my_events(
         after,
         pending: Default::default(),
         first: true,
+        closed: false,
     };
     let stream = stream::unfold(cursor, |mut c| async move {
         loop {
+            if c.closed {
+                return None;
+            }
+            if c.state.drain.is_draining() {
+                c.closed = true;
+                c.state.drain.stream_closed();
+                return Some((Ok(shutdown_event()), c));
+            }
             if let Some(ev) = c.pending.pop_front() {
                 let event = Event::default()
                     .id(ev.seq.to_string())
@@ -89,7 +115,11 @@ pub async fn my_events(
                 return Some((Ok(event), c));
             }
             if !c.first {
-                tokio::time::sleep(c.state.config.events_poll).await;
+                // Woken early by a shutdown, which the top of the loop then announces.
+                tokio::select! {
+                    () = tokio::time::sleep(c.state.config.events_poll) => {}
+                    () = c.state.drain.stopping() => {}
+                }
             }
             c.first = false;
             // The stream lives only as long as its token does.
