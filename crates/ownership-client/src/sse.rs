@@ -1,5 +1,7 @@
 //! The event stream of `GET /v1/me/events` (server-sent events): each message's `data` is
-//! one audit event as JSON; comments (keep-alives) and other fields are skipped.
+//! one audit event as JSON; comments (keep-alives) and other fields are skipped. A server
+//! that shuts down sends a last message of type `shutdown`: the stream ends there, cleanly,
+//! and the caller reconnects with the last `seq` it saw.
 
 use std::collections::VecDeque;
 
@@ -14,7 +16,11 @@ struct Parser {
     partial: Vec<u8>,
     /// The `data` lines of the message being read.
     data: Vec<String>,
+    /// The `event` field of the message being read.
+    kind: Option<String>,
     ready: VecDeque<Event>,
+    /// The server said it is shutting down: nothing follows.
+    shut_down: bool,
 }
 
 impl Parser {
@@ -22,7 +28,10 @@ impl Parser {
     fn line(&mut self, line: &str) -> Result<()> {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() {
-            if !self.data.is_empty() {
+            if self.kind.take().as_deref() == Some("shutdown") {
+                self.data.clear();
+                self.shut_down = true;
+            } else if !self.data.is_empty() {
                 let text = self.data.join("\n");
                 self.data.clear();
                 let event = serde_json::from_str(&text).map_err(|e| Error::Unexpected {
@@ -31,6 +40,8 @@ impl Parser {
                 })?;
                 self.ready.push_back(event);
             }
+        } else if let Some(value) = line.strip_prefix("event:") {
+            self.kind = Some(value.trim().to_owned());
         } else if let Some(value) = line.strip_prefix("data:") {
             self.data
                 .push(value.strip_prefix(' ').unwrap_or(value).to_owned());
@@ -67,7 +78,7 @@ pub(crate) fn events(res: reqwest::Response) -> RowStream<Event> {
             if let Some(event) = parser.ready.pop_front() {
                 return Ok(Some((event, (res, parser, ended))));
             }
-            if ended {
+            if ended || parser.shut_down {
                 return Ok(None);
             }
             match res.chunk().await? {
@@ -110,6 +121,17 @@ mod tests {
         assert!(p.ready.is_empty());
         p.finish().unwrap();
         assert_eq!(p.ready.len(), 1);
+    }
+
+    #[test]
+    fn a_shutdown_message_ends_the_stream_after_the_events_before_it() {
+        let mut p = Parser::default();
+        let body = format!(
+            "id: 7\nevent: token.issued\ndata: {EVENT}\n\nevent: shutdown\nretry: 1000\ndata: {{\"reason\":\"server_shutdown\"}}\n\n"
+        );
+        p.feed(body.as_bytes()).unwrap();
+        assert_eq!(p.ready.len(), 1);
+        assert!(p.shut_down);
     }
 
     #[test]
