@@ -6,6 +6,7 @@
 
 mod apt;
 mod bench;
+mod chart;
 mod ci;
 mod clean_tree;
 mod clients;

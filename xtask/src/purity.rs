@@ -1,5 +1,6 @@
-//! The core-purity check: `ownership-core` depends on no IO crate (DESIGN, "Dependency
-//! rule"). Runs in `cargo xtask ci` and, through the tests below, in `cargo test`.
+//! The layering checks: `ownership-core` depends on no IO crate, and no crate has a module
+//! import cycle ([`crate::cycles`]). Run in `cargo xtask ci` and, through the tests, in
+//! `cargo test`.
 
 use crate::cmd::{Result, cargo, say, stdout_of};
 
@@ -28,7 +29,7 @@ pub fn run() -> Result {
         "{CORE} depends on no IO crate ({} crates checked)",
         tree.lines().filter(|line| !line.trim().is_empty()).count()
     ));
-    Ok(())
+    crate::cycles::run()
 }
 
 /// Checks a `cargo tree --prefix none` listing (one `name vX.Y.Z …` per line).

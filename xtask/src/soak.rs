@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
-use crate::bench::{Axis, Series, line_chart, svg_open};
+use crate::chart::{Axis, Series, line_chart, svg_open};
 use crate::cmd::{self, Result};
 use crate::postgres;
 

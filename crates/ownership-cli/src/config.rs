@@ -248,7 +248,7 @@ pub struct WebhooksSection {
 
 impl Default for WebhooksSection {
     fn default() -> Self {
-        let w = ownership_http::webhooks::WebhookSettings::default();
+        let w = ownership_webhooks::WebhookSettings::default();
         Self {
             worker: w.worker,
             concurrency: w.concurrency,

@@ -513,8 +513,8 @@ pub async fn serve(
     let app = ownership_http::router(prepared.state.clone());
     // The webhook delivery worker reads every owner's events as the operator who runs
     // this server; asked to stop with the rest, it finishes its round within the deadline.
-    let worker = tokio::spawn(ownership_http::webhooks::run_worker(
-        prepared.state.clone(),
+    let worker = tokio::spawn(ownership_webhooks::run_worker(
+        prepared.state.webhook_worker_deps(),
         AdminScope::operator("webhook-worker"),
         drain.stopping(),
     ));

@@ -7,8 +7,9 @@
 //! - **as a service**: [`router`], the `/v1` REST routes of the specification with their
 //!   OpenAPI document at `/v1/openapi.json`.
 //! - **for people**: the web console under `/console` ([`console`]), mounted by [`router`].
-//! - **in the background**: [`webhooks::run_worker`], which delivers owners' events to
-//!   their signed-webhook endpoints (run it beside the router, as `ownership serve` does).
+//! - **in the background**: the webhook delivery worker lives in its own crate,
+//!   `ownership-webhooks`; start its `run_worker` beside the router with
+//!   [`AppState::webhook_worker_deps`], as `ownership serve` does.
 //!
 //! Architecture invariant: this crate knows no database. It speaks the ports of
 //! `ownership-core`; the binary (or your app) hands it a store. It is also the only place
@@ -24,7 +25,6 @@ pub mod metrics;
 pub mod proxy;
 mod routes;
 pub mod state;
-pub mod webhooks;
 pub mod wire;
 
 use axum::Router;

@@ -18,7 +18,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use ::metrics::{
-    Counter, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+    Counter, counter, describe_counter, describe_gauge, describe_histogram, histogram,
 };
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
@@ -29,7 +29,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use ownership_core::Error;
 use ownership_core::authz::Principal;
-use ownership_core::ports::{DeliveryState, TokenStore};
+use ownership_core::ports::TokenStore;
 use ownership_core::service::{self, Refusal};
 
 pub use metrics_exporter_prometheus::PrometheusHandle;
@@ -368,23 +368,4 @@ pub fn pairing_failed() {
 pub fn pairing_burned(codes: u64) {
     counter!("ownership_pairing_burns_total").increment(1);
     counter!("ownership_pairing_codes_burned_total").increment(codes);
-}
-
-/// Counts a webhook delivery attempt by the state it left the delivery in.
-pub fn webhook_attempt(state: DeliveryState) {
-    let outcome = match state {
-        DeliveryState::Delivered => "delivered",
-        DeliveryState::Pending => "retry",
-        DeliveryState::Failed => "failed",
-    };
-    counter!("ownership_webhook_deliveries_total", "outcome" => outcome).increment(1);
-}
-
-/// Sets how many deliveries the worker found due in this round.
-#[allow(
-    clippy::cast_precision_loss,
-    reason = "a batch size is far below 2^53, where f64 is exact"
-)]
-pub fn webhook_due(count: usize) {
-    gauge!("ownership_webhook_due_deliveries").set(count as f64);
 }

@@ -44,7 +44,7 @@ pub struct ServiceConfig {
     /// defence, see `docs/webhooks.md`).
     pub allow_private_webhooks: bool,
     /// The webhook delivery worker's settings.
-    pub webhooks: crate::webhooks::WebhookSettings,
+    pub webhooks: ownership_webhooks::WebhookSettings,
     /// At shutdown, how long in-flight requests (and the webhook worker's round) may take
     /// to finish before they are cut off.
     pub drain_timeout: Duration,
@@ -61,7 +61,7 @@ impl Default for ServiceConfig {
             events_poll: Duration::from_secs(1),
             console_secure_cookies: false,
             allow_private_webhooks: false,
-            webhooks: crate::webhooks::WebhookSettings::default(),
+            webhooks: ownership_webhooks::WebhookSettings::default(),
             drain_timeout: Duration::from_secs(10),
         }
     }
@@ -100,6 +100,19 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// What the webhook delivery worker ([`ownership_webhooks::run_worker`]) needs from
+    /// this service: the same store, clock, master keys and webhook settings, so the
+    /// worker delivers exactly what the routes accepted.
+    pub fn webhook_worker_deps(&self) -> ownership_webhooks::WorkerDeps {
+        ownership_webhooks::WorkerDeps {
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock),
+            master_keys: self.master_keys.clone(),
+            settings: self.config.webhooks.clone(),
+            allow_private: self.config.allow_private_webhooks,
+        }
+    }
+
     /// The state for `store` (usually the cache decorator around a backend).
     pub fn new(
         store: Arc<dyn Store>,

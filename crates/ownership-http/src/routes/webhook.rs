@@ -16,7 +16,6 @@ use crate::api_doc::*;
 use crate::auth::{Manage, RequireKind};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::webhooks;
 use crate::wire::*;
 
 /// The master keys (signing secrets are stored sealed under them), or 503
@@ -45,7 +44,9 @@ pub async fn put_webhook(
     ApiJson(body): ApiJson<WebhookRequest>,
 ) -> Result<(StatusCode, ApiJson<NewWebhookView>), ApiError> {
     let keys = webhook_keys(&state)?;
-    let url = webhooks::check_endpoint_url(&body.url, state.config.allow_private_webhooks).await?;
+    let url =
+        ownership_webhooks::check_endpoint_url(&body.url, state.config.allow_private_webhooks)
+            .await?;
     let scope = caller.scope();
     let existed = state.store.get_endpoint(&scope).await?.is_some();
     let (endpoint, secret) =

@@ -1,6 +1,10 @@
-//! Outbound webhooks (docs/webhooks.md; design and trade-offs in `docs/webhooks.md`): endpoint URL
-//! validation, the destination check that runs again at delivery time, and the delivery
-//! worker.
+//! # ownership-webhooks
+//!
+//! Outbound webhooks (docs/webhooks.md): endpoint URL validation, the destination check
+//! that runs again at delivery time, and the delivery worker. A crate of its own that
+//! depends on `ownership-core` and its HTTP client only: the HTTP service uses its URL
+//! checks when an owner registers an endpoint, and whoever runs the server (the
+//! `ownership` binary, or a downstream app embedding the store) starts [`run_worker`].
 //!
 //! # Destinations (ASVS 5.0 1.3.6, 13.2.4, 15.3.2)
 //!
@@ -13,7 +17,7 @@
 //! internal address (DNS rebinding) is refused at the connection that would use it. The
 //! client follows no redirects, uses no proxy and has timeouts.
 //!
-//! With [`ServiceConfig::allow_private_webhooks`](crate::ServiceConfig) every unicast
+//! With `allow_private` (the server's `http.allow_private_webhooks` setting) every unicast
 //! address is allowed, and plain `http://` too, but only to loopback (`127.0.0.0/8`, `::1`,
 //! `localhost`).
 //!
@@ -46,12 +50,10 @@ use ownership_core::ports::{
 };
 use ownership_core::service::{self, RetryPolicy};
 use ownership_core::webhook::{WebhookSecret, sign_headers};
-use ownership_core::{Error, Identity, OwnerId, UserRole};
+use ownership_core::{Error, OwnerId};
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use time::OffsetDateTime;
-
-use crate::state::AppState;
 
 /// Longest accepted endpoint URL, in bytes.
 pub const URL_MAX_BYTES: usize = 2048;
@@ -321,19 +323,25 @@ pub fn delivery_client(
 /// aborts the task, and what was not recorded is sent again later (deliveries are at
 /// least once).
 pub async fn run_worker(
-    state: AppState,
+    deps: WorkerDeps,
     reader: AdminScope,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let Some(keys) = state.master_keys.clone() else {
+    let WorkerDeps {
+        store,
+        clock,
+        master_keys,
+        settings,
+        allow_private,
+    } = deps;
+    let Some(keys) = master_keys else {
         tracing::info!("webhooks are disabled: no master key is configured");
         return;
     };
-    let settings = state.config.webhooks.clone();
     if !settings.worker {
         return;
     }
-    let client = match delivery_client(&settings, state.config.allow_private_webhooks) {
+    let client = match delivery_client(&settings, allow_private) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "the webhook client could not be built; webhooks will not be delivered");
@@ -341,12 +349,12 @@ pub async fn run_worker(
         }
     };
     let mut worker = Worker {
-        store: Arc::clone(&state.store),
-        clock: Arc::clone(&state.clock),
+        store,
+        clock,
         keys,
         reader,
         client,
-        allow_private: state.config.allow_private_webhooks,
+        allow_private,
         settings,
         cursor: None,
     };
@@ -364,6 +372,31 @@ pub async fn run_worker(
     tracing::debug!("webhook worker stopped");
 }
 
+/// What the worker works with: the store (every port; the cache decorator in front is
+/// fine), its clock, the master keys (`None`: webhooks are off and the worker returns at
+/// once), the settings, and whether private destinations are allowed.
+pub struct WorkerDeps {
+    /// The store the worker reads the audit log from and records deliveries in.
+    pub store: Arc<dyn Store>,
+    /// The store's clock: when deliveries are due.
+    pub clock: Arc<dyn ownership_core::ports::Clock>,
+    /// The master keys that open owners' signing secrets.
+    pub master_keys: Option<Arc<MasterKeys>>,
+    /// Concurrency, timeouts, retries.
+    pub settings: WebhookSettings,
+    /// Allow private and loopback destinations (tests, private networks).
+    pub allow_private: bool,
+}
+
+impl std::fmt::Debug for WorkerDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerDeps")
+            .field("settings", &self.settings)
+            .field("allow_private", &self.allow_private)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Worker {
     store: Arc<dyn Store>,
     clock: Arc<dyn ownership_core::ports::Clock>,
@@ -376,9 +409,10 @@ struct Worker {
     cursor: Option<i64>,
 }
 
-/// The owner's own scope, for the worker's owner-scoped reads.
+/// An owner's scope for the worker's owner-scoped reads: background work, audited as the
+/// system.
 fn owner_scope(owner: &OwnerId) -> OwnerScope {
-    OwnerScope::own(&Identity::new(owner.clone(), UserRole::Member))
+    SystemScope::background().owner_scope(owner)
 }
 
 impl Worker {
@@ -567,7 +601,7 @@ impl Worker {
             .store
             .due_deliveries(&SystemScope::background(), self.settings.batch)
             .await?;
-        crate::metrics::webhook_due(due.len());
+        metrics_due(due.len());
         futures_util::stream::iter(due)
             .for_each_concurrent(self.settings.concurrency.max(1), |(delivery, endpoint)| {
                 self.deliver(delivery, endpoint)
@@ -594,7 +628,7 @@ impl Worker {
                 },
             }
         };
-        crate::metrics::webhook_attempt(state);
+        metrics_attempt(state);
         tracing::info!(
             delivery = %delivery.id,
             owner = %delivery.owner_id,
@@ -678,6 +712,26 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         "request failed".into()
     }
+}
+
+/// Counts a delivery attempt by outcome (`ownership_webhook_deliveries_total`).
+fn metrics_attempt(state: DeliveryState) {
+    let outcome = match state {
+        DeliveryState::Delivered => "delivered",
+        DeliveryState::Pending => "retry",
+        DeliveryState::Failed => "failed",
+    };
+    metrics::counter!("ownership_webhook_deliveries_total", "outcome" => outcome).increment(1);
+}
+
+/// Sets how many deliveries the worker found due in this round
+/// (`ownership_webhook_due_deliveries`).
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "a batch size is far below 2^53, where f64 is exact"
+)]
+fn metrics_due(count: usize) {
+    metrics::gauge!("ownership_webhook_due_deliveries").set(count as f64);
 }
 
 #[cfg(test)]
