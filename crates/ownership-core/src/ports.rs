@@ -5,16 +5,16 @@
 //! append the audit event), not three calls a caller must sequence. Every mutation appends
 //! its audit event inside its own transaction.
 //!
-//! Owner-scoped operations take an [`OwnerScope`], user management an [`AdminScope`],
-//! channel adapters a [`ChannelScope`] and background work a [`SystemScope`]: the proof
+//! Owner-scoped operations take an [`OwnerScope`](crate::authz::OwnerScope), user management an [`AdminScope`](crate::authz::AdminScope),
+//! channel adapters a [`ChannelScope`](crate::authz::ChannelScope) and background work a [`SystemScope`](crate::authz::SystemScope): the proof
 //! values of [`crate::authz`]. A store is built with a [`Clock`]; callers pass no times
 //! except where the time is the request itself.
 //!
 //! Two rules every adapter keeps inside each mutating transaction, once it holds the lock
 //! that serializes mutations: it reads its clock there (never before waiting for the
 //! lock, so no change is stamped earlier than one committed before it), and it re-reads
-//! the acting user of an [`AdminScope`] ([`AdminScope::recheck`]) and the owner of a
-//! [`MintPermit`] ([`MintPermit::recheck`]), so a user demoted, suspended or deleted after
+//! the acting user of an [`AdminScope`](crate::authz::AdminScope) ([`AdminScope::recheck`](crate::authz::AdminScope::recheck)) and the owner of a
+//! [`MintPermit`](crate::authz::MintPermit) ([`MintPermit::recheck`](crate::authz::MintPermit::recheck)), so a user demoted, suspended or deleted after
 //! their request was authenticated acts with what they have now.
 //!
 //! The types, port slices and use cases of each area live in that area's module

@@ -24,7 +24,6 @@ pub mod transfer;
 mod ttl_map;
 
 use async_trait::async_trait;
-use ownership_core::ports::Store;
 
 pub use clock::{ManualClock, SystemClock};
 pub use migrations::{AppliedMigration, MigrationError};
@@ -43,8 +42,3 @@ pub trait Migrator: Send + Sync {
     /// How many migrations are pending (an error if an applied file changed).
     async fn pending_migrations(&self) -> Result<usize, MigrationError>;
 }
-
-/// A concrete backend: every port plus migrations.
-pub trait Backend: Store + Migrator {}
-
-impl<T: Store + Migrator> Backend for T {}
