@@ -143,6 +143,20 @@ async fn mint(http: &reqwest::Client, node: &Serve, token: &str) -> (String, Str
     )
 }
 
+/// Revokes token `id` through `node` as its owner (`token`); `what` names the step.
+async fn revoke(http: &reqwest::Client, node: &Serve, token: &str, id: &str, what: &str) {
+    let r = call(
+        http,
+        node,
+        "DELETE",
+        &format!("/v1/me/tokens/{id}"),
+        Some(token),
+        None,
+    )
+    .await;
+    assert!(r.status == 200 || r.status == 204, "{what}: {r:?}");
+}
+
 async fn add_user(http: &reqwest::Client, node: &Serve, owner: &str, id: &str) -> String {
     let r = call(
         http,
@@ -183,16 +197,7 @@ async fn a_change_through_one_process_is_honoured_by_the_others() {
     // Revoke.
     let (id, t) = mint(&http, &a, &alice).await;
     answers(&http, &others, "/v1/me", &t, 200, "warm").await;
-    let r = call(
-        &http,
-        &a,
-        "DELETE",
-        &format!("/v1/me/tokens/{id}"),
-        Some(&alice),
-        None,
-    )
-    .await;
-    assert!(r.status == 200 || r.status == 204, "revoke: {r:?}");
+    revoke(&http, &a, &alice, &id, "revoke").await;
     for node in others {
         eventually(&http, node, "/v1/me", &t, 401, "revoke").await;
     }
@@ -384,16 +389,7 @@ async fn propagation_time_of_a_hundred_revocations() {
     }
     let mut times = Vec::new();
     for (id, t) in &tokens {
-        let r = call(
-            &http,
-            &a,
-            "DELETE",
-            &format!("/v1/me/tokens/{id}"),
-            Some(&owner),
-            None,
-        )
-        .await;
-        assert!(r.status == 200 || r.status == 204, "revoke: {r:?}");
+        revoke(&http, &a, &owner, id, "revoke").await;
         // From the revocation's commit (A answered) to B refusing the token.
         let start = Instant::now();
         while verified(&http, &b, &verifier, t).await {
@@ -457,16 +453,7 @@ async fn a_lost_listener_connection_flushes_the_cache() {
         killed.parse::<u32>().unwrap() >= 2,
         "both listeners were killed: {killed}"
     );
-    let r = call(
-        &http,
-        &a,
-        "DELETE",
-        &format!("/v1/me/tokens/{id}"),
-        Some(&owner),
-        None,
-    )
-    .await;
-    assert!(r.status == 200 || r.status == 204, "revoke: {r:?}");
+    revoke(&http, &a, &owner, &id, "revoke").await;
 
     // Once B listens again its cache was flushed: both revocations are honoured.
     eventually(&http, &b, "/v1/me", &t, 401, "revoked during the outage").await;
@@ -493,16 +480,7 @@ async fn a_lost_listener_connection_flushes_the_cache() {
     // And the listener works again: a new revocation reaches B.
     let (id, t) = mint(&http, &a, &owner).await;
     answers(&http, &[&b], "/v1/me", &t, 200, "warm").await;
-    let r = call(
-        &http,
-        &a,
-        "DELETE",
-        &format!("/v1/me/tokens/{id}"),
-        Some(&owner),
-        None,
-    )
-    .await;
-    assert!(r.status == 200 || r.status == 204, "revoke: {r:?}");
+    revoke(&http, &a, &owner, &id, "revoke").await;
     eventually(&http, &b, "/v1/me", &t, 401, "revoked after the reconnect").await;
 }
 
@@ -591,16 +569,7 @@ async fn two_processes_through_pgbouncer_in_transaction_mode() {
                 })
             })
             .collect();
-        let r = call(
-            &http,
-            &a,
-            "DELETE",
-            &format!("/v1/me/tokens/{id}"),
-            Some(&alice),
-            None,
-        )
-        .await;
-        assert!(r.status == 200 || r.status == 204, "revoke {round}: {r:?}");
+        revoke(&http, &a, &alice, &id, &format!("revoke {round}")).await;
         took.push(eventually(&http, &b, "/v1/me", &t, 401, "revoke through PgBouncer").await);
         for request in burst {
             assert_eq!(
