@@ -13,36 +13,41 @@ use tokio::sync::watch;
 
 /// The shutdown signal the routes see, and the counts the server logs. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Drain {
-    stop: Arc<watch::Sender<bool>>,
-    in_flight: Arc<AtomicUsize>,
-    streams_closed: Arc<AtomicUsize>,
+pub struct Drain(Arc<Inner>);
+
+/// What every clone of a [`Drain`] shares (one allocation, so a clone per request is one
+/// reference count).
+#[derive(Debug)]
+struct Inner {
+    stop: watch::Sender<bool>,
+    in_flight: AtomicUsize,
+    streams_closed: AtomicUsize,
 }
 
 impl Default for Drain {
     fn default() -> Self {
-        Self {
-            stop: Arc::new(watch::Sender::new(false)),
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            streams_closed: Arc::new(AtomicUsize::new(0)),
-        }
+        Self(Arc::new(Inner {
+            stop: watch::Sender::new(false),
+            in_flight: AtomicUsize::new(0),
+            streams_closed: AtomicUsize::new(0),
+        }))
     }
 }
 
 impl Drain {
     /// Starts draining: every waiter of [`Drain::stopping`] wakes. Idempotent.
     pub fn begin(&self) {
-        self.stop.send_replace(true);
+        self.0.stop.send_replace(true);
     }
 
     /// Whether draining has begun.
     pub fn is_draining(&self) -> bool {
-        *self.stop.borrow()
+        *self.0.stop.borrow()
     }
 
     /// Resolves once draining has begun.
     pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut rx = self.stop.subscribe();
+        let mut rx = self.0.stop.subscribe();
         async move {
             // The sender lives as long as any `Drain`, so an error cannot happen while a
             // stream still polls this; either way, stop waiting.
@@ -53,30 +58,30 @@ impl Drain {
     /// Requests whose handler has not answered yet (a streaming body, once answered, is
     /// not counted).
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::SeqCst)
+        self.0.in_flight.load(Ordering::Relaxed)
     }
 
     /// Event streams ended by draining (each after its final event).
     pub fn streams_closed(&self) -> usize {
-        self.streams_closed.load(Ordering::SeqCst)
+        self.0.streams_closed.load(Ordering::Relaxed)
     }
 
     pub(crate) fn stream_closed(&self) {
-        self.streams_closed.fetch_add(1, Ordering::SeqCst);
+        self.0.streams_closed.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn enter(&self) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        InFlight(Arc::clone(&self.in_flight))
+    fn enter(&self) -> InFlight<'_> {
+        self.0.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(&self.0.in_flight)
     }
 }
 
 /// One request being handled; counted down when dropped (answered or aborted).
-struct InFlight(Arc<AtomicUsize>);
+struct InFlight<'a>(&'a AtomicUsize);
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
