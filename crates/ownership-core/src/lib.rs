@@ -13,7 +13,9 @@
 pub mod audit;
 pub mod authz;
 pub mod crypto;
+pub mod db;
 pub mod error;
+pub mod events;
 pub mod identity;
 pub mod ids;
 pub mod kinds;

@@ -41,6 +41,11 @@ pub use crate::tokens::{FreshToken, NewToken, TokenLookup, TokenOrigin, TokenRec
 pub use crate::users::{LegacyOutcome, User, UserStore};
 pub use crate::webhook::{Delivery, DeliveryState, WebhookEndpoint, WebhookStore};
 
+/// Every area's rows: what a [`Database`](crate::db::Database) transaction implements.
+pub trait Rows: crate::db::Tx + crate::tokens::TokenRows {}
+
+impl<T: crate::db::Tx + crate::tokens::TokenRows> Rows for T {}
+
 /// The current time, supplied to stores so tests control it.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Now, in UTC.

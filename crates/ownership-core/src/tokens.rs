@@ -9,8 +9,11 @@ use time::OffsetDateTime;
 
 use crate::RandomSource;
 use crate::authz::{AdminScope, MintPermit, OwnerScope, Principal, SystemScope};
+use crate::db::{self, Database, Tx};
 use crate::error::{Error, Result};
+use crate::events;
 use crate::identity::UserStatus;
+use crate::identity::{Identity, UserRole};
 use crate::ids::{OwnerId, TokenId};
 use crate::kinds::{TokenKind, TokenKinds};
 use crate::token::{TokenDigest, TokenFamily, TokenSecret, digest_of, family_of};
@@ -124,27 +127,123 @@ impl TokenLookup {
             _ => None,
         }
     }
+}
 
-    /// Decides a token row the way every store does: refused when revoked (at or before
-    /// `now`), expired (at or before `now`) or its owner inactive, in that order; else
-    /// live with `principal`.
-    pub fn decide(
-        now: OffsetDateTime,
-        revoked_at: Option<OffsetDateTime>,
-        expires_at: Option<OffsetDateTime>,
-        owner_status: UserStatus,
-        principal: impl FnOnce() -> Principal,
-    ) -> Self {
-        if revoked_at.is_some_and(|at| at <= now) {
-            Self::Revoked
-        } else if expires_at.is_some_and(|at| at <= now) {
-            Self::Expired
-        } else if owner_status != UserStatus::Active {
-            Self::Inactive
+/// What a digest lookup reads: the token's row joined with its owner's account. The
+/// point read [`Database::token_auth`](crate::db::Database::token_auth) answers it, and a
+/// cache may keep it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenAuth {
+    /// The token's id.
+    pub id: TokenId,
+    /// Whose token.
+    pub owner: OwnerId,
+    /// The owner's role now.
+    pub role: UserRole,
+    /// The owner's account status now.
+    pub status: UserStatus,
+    /// What it may do.
+    pub kinds: TokenKinds,
+    /// When it stops working, if ever.
+    pub expires_at: Option<OffsetDateTime>,
+    /// When it was (or will be, at the end of a rotation grace) revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl TokenAuth {
+    /// The one rule of "is this token live": refused when revoked (at or before `now`),
+    /// expired (at or before `now`) or its owner inactive, in that order; else live, with
+    /// a principal that expires at the earlier of its expiry and a pending revocation.
+    pub fn decide(&self, now: OffsetDateTime) -> TokenLookup {
+        if self.revoked_at.is_some_and(|at| at <= now) {
+            TokenLookup::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            TokenLookup::Expired
+        } else if self.status != UserStatus::Active {
+            TokenLookup::Inactive
         } else {
-            Self::Live(principal())
+            TokenLookup::Live(Principal {
+                identity: Identity::new(self.owner.clone(), self.role),
+                token_id: self.id.clone(),
+                kinds: self.kinds.clone(),
+                expires_at: earlier(self.expires_at, self.revoked_at),
+            })
         }
     }
+}
+
+/// The earlier of two optional instants (`None` is "never").
+pub fn earlier(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `at + by`, refused as an invalid `field` when it does not fit.
+pub fn add_duration(
+    at: OffsetDateTime,
+    by: Duration,
+    field: &'static str,
+) -> Result<OffsetDateTime> {
+    time::Duration::try_from(by)
+        .ok()
+        .and_then(|d| at.checked_add(d))
+        .ok_or_else(|| Error::invalid(field, "is too long"))
+}
+
+/// A token row to insert.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenRow<'a> {
+    /// Whose.
+    pub owner: &'a OwnerId,
+    /// Id, digest, display prefix.
+    pub fresh: &'a FreshToken,
+    /// Kinds.
+    pub kinds: &'a TokenKinds,
+    /// Free text.
+    pub label: Option<&'a str>,
+    /// Where it came from.
+    pub origin: TokenOrigin,
+    /// When made.
+    pub created_at: OffsetDateTime,
+    /// When it stops working.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// The token rows a transaction reads and writes: SQL and row mapping, no decisions.
+#[async_trait]
+pub trait TokenRows: Tx {
+    /// One of `owner`'s tokens.
+    async fn token(&mut self, owner: &OwnerId, id: &TokenId) -> Result<Option<TokenRecord>>;
+    /// `owner`'s tokens, newest first.
+    async fn tokens_of(&mut self, owner: &OwnerId) -> Result<Vec<TokenRecord>>;
+    /// Whether the token was already replaced by a rotation.
+    async fn is_replaced(&mut self, id: &TokenId) -> Result<bool>;
+    /// Inserts a token and returns it as stored. A taken id or digest is
+    /// [`Error::Conflict`].
+    async fn insert_token(&mut self, row: TokenRow<'_>) -> Result<TokenRecord>;
+    /// Sets the token's revocation time.
+    async fn set_revoked(
+        &mut self,
+        owner: &OwnerId,
+        id: &TokenId,
+        at: OffsetDateTime,
+    ) -> Result<()>;
+    /// Marks the token replaced by `by`, revoked at `ends` (never later than a revocation
+    /// already set), when it is unreplaced and not revoked at [`Tx::now`]. Whether a row
+    /// changed.
+    async fn set_replaced(
+        &mut self,
+        owner: &OwnerId,
+        id: &TokenId,
+        by: &TokenId,
+        ends: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Moves `last_used_at` forward to each use (never back).
+    async fn record_uses(&mut self, uses: &[(TokenId, OffsetDateTime)]) -> Result<()>;
+    /// Whether a provisioned or legacy token is live at [`Tx::now`].
+    async fn any_live_foreign_token(&mut self) -> Result<bool>;
 }
 
 /// Bearer tokens.
@@ -409,6 +508,190 @@ pub(crate) fn check_grace(grace: Duration) -> Result<Duration> {
         return Err(Error::invalid("grace_seconds", "at most 30 days"));
     }
     Ok(grace)
+}
+
+/// Every [`Database`] keeps tokens: each use case once, over [`TokenRows`].
+#[async_trait]
+impl<D: Database> TokenStore for D {
+    async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>> {
+        self.lookup(digest).await.map(TokenLookup::live)
+    }
+
+    async fn lookup(&self, digest: &TokenDigest) -> Result<TokenLookup> {
+        let now = self.now();
+        Ok(self
+            .token_auth(digest)
+            .await?
+            .map_or(TokenLookup::Unknown, |auth| auth.decide(now)))
+    }
+
+    async fn issue_token(&self, permit: &MintPermit, token: NewToken) -> Result<TokenRecord> {
+        let permit = permit.clone();
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let owner = permit.owner();
+                // The owner as they are now: active, and for a service token still an
+                // Admin or Owner.
+                permit.recheck(tx.actor_state(owner).await?)?;
+                let record = tx
+                    .insert_token(TokenRow {
+                        owner,
+                        fresh: &token.fresh,
+                        kinds: permit.kinds(),
+                        label: token.label.as_deref(),
+                        origin: TokenOrigin::Issued,
+                        created_at: now,
+                        expires_at: token.expires_at,
+                    })
+                    .await?;
+                tx.append(events::token_issued(
+                    now,
+                    permit.actor(),
+                    owner,
+                    &record.id,
+                    &record.kinds,
+                ))
+                .await?;
+                Ok(record)
+            })
+        })
+        .await
+    }
+
+    async fn list_tokens(&self, scope: &OwnerScope) -> Result<Vec<TokenRecord>> {
+        let owner = scope.owner().clone();
+        self.read(move |tx| Box::pin(async move { tx.tokens_of(&owner).await }))
+            .await
+    }
+
+    async fn get_token(&self, scope: &OwnerScope, id: &TokenId) -> Result<TokenRecord> {
+        let (owner, id) = (scope.owner().clone(), id.clone());
+        self.read(move |tx| {
+            Box::pin(async move { tx.token(&owner, &id).await?.ok_or(Error::NotFound) })
+        })
+        .await
+    }
+
+    async fn rotate_token(
+        &self,
+        scope: &OwnerScope,
+        id: &TokenId,
+        new: FreshToken,
+        grace: Option<Duration>,
+    ) -> Result<TokenRecord> {
+        let (scope, id) = (scope.clone(), id.clone());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let owner = scope.owner();
+                let old = tx.token(owner, &id).await?.ok_or(Error::NotFound)?;
+                // A token already replaced (still inside its grace period) is not rotated
+                // again: of concurrent rotations exactly one wins.
+                if !old.is_live(now) || tx.is_replaced(&id).await? {
+                    return Err(Error::NotFound);
+                }
+                let ends = match grace {
+                    Some(g) if !g.is_zero() => add_duration(now, g, "grace_seconds")?,
+                    _ => now,
+                };
+                let record = tx
+                    .insert_token(TokenRow {
+                        owner,
+                        fresh: &new,
+                        kinds: &old.kinds,
+                        label: old.label.as_deref(),
+                        origin: TokenOrigin::Issued,
+                        created_at: now,
+                        expires_at: old.expires_at,
+                    })
+                    .await?;
+                // Only a live, unreplaced row is rotated, and a revocation time already
+                // set is never moved later: a rotation never revives a token.
+                if !tx.set_replaced(owner, &id, &record.id, ends).await? {
+                    return Err(Error::NotFound);
+                }
+                tx.append(events::token_rotated(
+                    now,
+                    scope.actor(),
+                    owner,
+                    &id,
+                    &record.id,
+                    grace,
+                ))
+                .await?;
+                Ok(record)
+            })
+        })
+        .await
+    }
+
+    async fn revoke_token(
+        &self,
+        scope: &OwnerScope,
+        id: &TokenId,
+        expected_kind: Option<&TokenKind>,
+    ) -> Result<TokenRecord> {
+        let (scope, id, expected_kind) = (scope.clone(), id.clone(), expected_kind.cloned());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let owner = scope.owner();
+                let token = tx.token(owner, &id).await?.ok_or(Error::NotFound)?;
+                if let Some(kind) = &expected_kind
+                    && !token.kinds.contains(kind)
+                {
+                    return Err(Error::Conflict(format!(
+                        "the token does not hold kind `{kind}`"
+                    )));
+                }
+                if token.revoked_at.is_some_and(|at| at <= now) {
+                    return Ok(token);
+                }
+                tx.set_revoked(owner, &id, now).await?;
+                tx.append(events::token_revoked(now, scope.actor(), owner, &id))
+                    .await?;
+                Ok(TokenRecord {
+                    revoked_at: Some(now),
+                    ..token
+                })
+            })
+        })
+        .await
+    }
+
+    async fn record_last_used(
+        &self,
+        _scope: &SystemScope,
+        uses: &[(TokenId, OffsetDateTime)],
+    ) -> Result<()> {
+        // The latest use per token, so each row is updated once.
+        let mut latest: std::collections::HashMap<&TokenId, OffsetDateTime> =
+            std::collections::HashMap::new();
+        for (id, at) in uses {
+            let at = crate::audit::truncate_to_micros(*at);
+            latest
+                .entry(id)
+                .and_modify(|seen| *seen = (*seen).max(at))
+                .or_insert(at);
+        }
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let uses: Vec<(TokenId, OffsetDateTime)> = latest
+            .into_iter()
+            .map(|(id, at)| (id.clone(), at))
+            .collect();
+        db::write(self, move |tx| {
+            Box::pin(async move { tx.record_uses(&uses).await })
+        })
+        .await
+    }
+
+    async fn has_foreign_tokens(&self) -> Result<bool> {
+        self.read(|tx| Box::pin(async move { tx.any_live_foreign_token().await }))
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -121,7 +121,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::events;
+    use ownership_core::events;
 
     fn linked(event: NewAuditEvent) -> AuditEvent {
         event.link(7, ChainHash::GENESIS)

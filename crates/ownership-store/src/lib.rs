@@ -11,7 +11,6 @@
 
 pub mod cache;
 pub mod clock;
-pub mod events;
 pub mod invalidate;
 #[cfg(feature = "libsql")]
 pub mod libsql;

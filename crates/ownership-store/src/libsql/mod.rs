@@ -11,6 +11,7 @@
 
 mod audit;
 mod conn;
+mod db;
 mod migrate;
 mod pairing;
 mod provision;
@@ -31,6 +32,7 @@ use async_trait::async_trait;
 use ownership_core::ports::{Clock, Health};
 use ownership_core::{Error, Result};
 
+pub use self::db::LibsqlTx;
 pub use self::watch::watch_external_changes;
 
 use self::conn::{Target, Worker, query_i64};

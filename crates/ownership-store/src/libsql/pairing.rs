@@ -22,7 +22,7 @@ use super::conn::{
 };
 use super::recheck::current_scope;
 use super::users::active_user;
-use crate::events;
+use ownership_core::events;
 
 /// The `settings` key of the generated pairing-code key.
 const PAIRING_KEY_SETTING: &str = "pairing_code_key";

@@ -14,10 +14,11 @@ use time::OffsetDateTime;
 use super::LibsqlStore;
 use super::audit::append_audit;
 use super::conn::{args, bytes, exec, micros, now_of, query_all, query_i64};
-use super::tokens::{TOKEN_COLS, TokenRow, insert_token, token_from};
+use super::tokens::{TOKEN_COLS, insert_token, token_from};
 use super::users::{insert_user, user};
 use crate::OsRandom;
-use crate::events;
+use ownership_core::events;
+use ownership_core::tokens::TokenRow;
 
 /// A `tokens` row selected with [`TOKEN_COLS`] and then `digest`.
 fn stored_from(row: &[Value]) -> Result<StoredToken> {

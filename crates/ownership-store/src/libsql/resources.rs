@@ -17,7 +17,7 @@ use super::conn::{
     time_at,
 };
 use super::users::active_user;
-use crate::events;
+use ownership_core::events;
 
 /// Longest accepted resource kind, in bytes.
 const KIND_MAX_BYTES: usize = 64;

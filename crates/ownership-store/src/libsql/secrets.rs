@@ -14,7 +14,7 @@ use super::conn::{
     args, blob, bytes, exec, exists, micros, now_of, parsed, query_all, query_opt, time_at, u32_at,
 };
 use super::users::active_user;
-use crate::events;
+use ownership_core::events;
 
 /// Three columns (nonce, ciphertext, version) from `i` on.
 pub(super) fn sealed_from(row: &[Value], i: usize, what: &str) -> Result<Sealed> {

@@ -20,7 +20,7 @@ use super::conn::{
 };
 use super::recheck::current_scope;
 use super::tokens::insert_first_token;
-use crate::events;
+use ownership_core::events;
 
 const USER_COLS: &str = "id, role, status, created_at";
 

@@ -19,7 +19,7 @@ use super::conn::{
 };
 use super::secrets::sealed_from;
 use super::users::active_user;
-use crate::events;
+use ownership_core::events;
 
 const ENDPOINT_COLS: &str = "owner_id, url, secret_nonce, secret_ct, secret_version, prev_nonce, prev_ct, prev_version, \
      prev_until, created_at";

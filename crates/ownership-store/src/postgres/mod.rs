@@ -32,6 +32,7 @@
 //!   request was in flight counts.
 
 mod audit;
+mod db;
 mod listen;
 mod migrate;
 mod pairing;
@@ -56,6 +57,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use time::OffsetDateTime;
 
+pub use self::db::PgTx;
 pub use self::listen::{RECONNECT_MAX, RECONNECT_MIN, listen_invalidations};
 use self::support::query;
 use self::support::unavailable;

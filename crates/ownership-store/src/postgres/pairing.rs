@@ -22,8 +22,8 @@ use super::support::{
     Write, add_duration, bytes_col, col, count_col, owner_col, parsed, unavailable,
 };
 use super::support::{query, query_scalar};
-use crate::events;
 use crate::metrics::Op;
+use ownership_core::events;
 
 /// The `settings` key of the generated pairing-code key.
 const PAIRING_KEY_SETTING: &str = "pairing_code_key";

@@ -17,7 +17,7 @@ use super::support::{Write, bytes_col, unavailable};
 use super::tokens::{insert_token, token_from_row};
 use super::users::{active_owners, insert_user, user_from_row};
 use crate::OsRandom;
-use crate::events;
+use ownership_core::events;
 
 const STORED_COLS: &str = "id, owner_id, kinds, label, display_prefix, origin, created_at, \
                            expires_at, revoked_at, last_used_at, digest";

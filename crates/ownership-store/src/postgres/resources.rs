@@ -13,8 +13,8 @@ use sqlx::postgres::{PgConnection, PgRow};
 use super::PgStore;
 use super::support::{Write, col, owner_col, parsed, unavailable, unique_or_unavailable};
 use super::support::{query, query_scalar};
-use crate::events;
 use crate::metrics::Op;
+use ownership_core::events;
 
 /// Longest resource kind, in bytes.
 const KIND_MAX_BYTES: usize = 64;

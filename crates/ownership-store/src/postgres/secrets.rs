@@ -11,7 +11,7 @@ use sqlx::postgres::PgRow;
 use super::PgStore;
 use super::support::{Write, col, owner_col, parsed, sealed_cols, unavailable, version_param};
 use super::support::{query, query_scalar};
-use crate::events;
+use ownership_core::events;
 
 fn meta_from_row(row: &PgRow) -> Result<SecretMeta> {
     Ok(SecretMeta {

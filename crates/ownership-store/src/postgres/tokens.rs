@@ -1,29 +1,19 @@
 //! [`TokenStore`]: digest lookup, issue, rotation with grace, kind-verified revocation.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
 use async_trait::async_trait;
-use ownership_core::authz::{MintPermit, OwnerScope, Principal, SystemScope};
+use ownership_core::db::Tx;
 use ownership_core::ids::TokenId;
-use ownership_core::ports::{
-    FreshToken, NewToken, TokenLookup, TokenOrigin, TokenRecord, TokenStore,
-};
+use ownership_core::ports::{NewToken, TokenOrigin, TokenRecord};
 use ownership_core::token::TokenDigest;
-use ownership_core::{
-    Error, Identity, OwnerId, Result, TokenKind, TokenKinds, UserRole, UserStatus,
-};
+use ownership_core::tokens::{TokenAuth, TokenRow, TokenRows};
+use ownership_core::{Error, OwnerId, Result, TokenKinds, UserRole, UserStatus};
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnection, PgRow};
 use time::OffsetDateTime;
 
-use super::PgStore;
-use super::recheck::actor_state;
-use super::support::{
-    Write, add_duration, col, owner_col, parsed, unavailable, unique_or_unavailable,
-};
+use super::db::PgTx;
+use super::support::{col, owner_col, parsed, unavailable, unique_or_unavailable};
 use super::support::{query, query_scalar};
-use crate::events;
-use crate::metrics::Op;
 
 /// A `tokens` row (all columns but `digest` and `replaced_by`).
 pub(super) fn token_from_row(row: &PgRow) -> Result<TokenRecord> {
@@ -102,233 +92,127 @@ async fn scoped_token(
     token_from_row(&row)
 }
 
-/// The earlier of two optional instants.
-fn earliest(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+/// The token with this digest joined with its owner's account.
+pub(super) async fn token_auth(reads: &PgPool, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
+    let row = query(
+        "SELECT t.id, t.owner_id, t.kinds, t.expires_at, t.revoked_at, u.role, u.status
+         FROM tokens t JOIN users u ON u.id = t.owner_id
+         WHERE t.digest = $1",
+    )
+    .bind(digest.as_bytes().as_slice())
+    .fetch_optional(reads)
+    .await
+    .map_err(unavailable)?;
+    row.map(|row| {
+        Ok(TokenAuth {
+            id: parsed(&row, "id", TokenId::parse)?,
+            owner: owner_col(&row, "owner_id")?,
+            kinds: parsed(&row, "kinds", TokenKinds::parse_csv)?,
+            expires_at: col(&row, "expires_at")?,
+            revoked_at: col(&row, "revoked_at")?,
+            role: parsed(&row, "role", UserRole::parse)?,
+            status: parsed(&row, "status", UserStatus::parse)?,
+        })
+    })
+    .transpose()
 }
 
 #[async_trait]
-impl TokenStore for PgStore {
-    async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>> {
-        self.lookup(digest).await.map(TokenLookup::live)
+impl TokenRows for PgTx {
+    async fn token(&mut self, owner: &OwnerId, id: &TokenId) -> Result<Option<TokenRecord>> {
+        match scoped_token(self.conn(), owner, id).await {
+            Err(Error::NotFound) => Ok(None),
+            other => other.map(Some),
+        }
     }
 
-    async fn lookup(&self, digest: &TokenDigest) -> Result<TokenLookup> {
-        crate::metrics::timed("postgres", Op::Read, async {
-            let now = self.now();
-            let row = query(
-                "SELECT t.id, t.owner_id, t.kinds, t.expires_at, t.revoked_at, u.role, u.status
-                 FROM tokens t JOIN users u ON u.id = t.owner_id
-                 WHERE t.digest = $1",
-            )
-            .bind(digest.as_bytes().as_slice())
-            .fetch_optional(self.reads())
-            .await
-            .map_err(unavailable)?;
-            let Some(row) = row else {
-                return Ok(TokenLookup::Unknown);
-            };
-            let expires_at: Option<OffsetDateTime> = col(&row, "expires_at")?;
-            let revoked_at: Option<OffsetDateTime> = col(&row, "revoked_at")?;
-            let status = parsed(&row, "status", UserStatus::parse)?;
-            let principal = Principal {
-                identity: Identity::new(
-                    owner_col(&row, "owner_id")?,
-                    parsed(&row, "role", UserRole::parse)?,
-                ),
-                token_id: parsed(&row, "id", TokenId::parse)?,
-                kinds: parsed(&row, "kinds", TokenKinds::parse_csv)?,
-                expires_at: earliest(expires_at, revoked_at),
-            };
-            Ok(TokenLookup::decide(
-                now,
-                revoked_at,
-                expires_at,
-                status,
-                || principal,
-            ))
-        })
-        .await
-    }
-
-    async fn issue_token(&self, permit: &MintPermit, token: NewToken) -> Result<TokenRecord> {
-        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
-        let now = w.now();
-        // The owner as they are now, under the lock: active, and for a service token still
-        // an Admin or Owner.
-        permit.recheck(actor_state(w.conn(), permit.owner()).await?)?;
-        let record = insert_token(
-            w.conn(),
-            permit.owner(),
-            &token,
-            permit.kinds(),
-            TokenOrigin::Issued,
-            now,
-        )
-        .await?;
-        w.audit(events::token_issued(
-            now,
-            permit.actor(),
-            permit.owner(),
-            &record.id,
-            &record.kinds,
-        ))
-        .await?;
-        w.commit().await?;
-        Ok(record)
-    }
-
-    async fn list_tokens(&self, scope: &OwnerScope) -> Result<Vec<TokenRecord>> {
+    async fn tokens_of(&mut self, owner: &OwnerId) -> Result<Vec<TokenRecord>> {
         let rows = query(
             "SELECT id, owner_id, kinds, label, display_prefix, origin, created_at, expires_at, revoked_at, last_used_at
              FROM tokens WHERE owner_id = $1
              ORDER BY created_at DESC, id DESC",
         )
-        .bind(scope.owner().as_str())
-        .fetch_all(self.reads())
+        .bind(owner.as_str())
+        .fetch_all(self.conn())
         .await
         .map_err(unavailable)?;
         rows.iter().map(token_from_row).collect()
     }
 
-    async fn get_token(&self, scope: &OwnerScope, id: &TokenId) -> Result<TokenRecord> {
-        let mut conn = self.reads().acquire().await.map_err(unavailable)?;
-        scoped_token(&mut conn, scope.owner(), id).await
+    async fn is_replaced(&mut self, id: &TokenId) -> Result<bool> {
+        query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tokens WHERE id = $1 AND replaced_by IS NOT NULL)",
+        )
+        .bind(id.as_str())
+        .fetch_one(self.conn())
+        .await
+        .map_err(unavailable)
     }
 
-    async fn rotate_token(
-        &self,
-        scope: &OwnerScope,
-        id: &TokenId,
-        new: FreshToken,
-        grace: Option<Duration>,
-    ) -> Result<TokenRecord> {
-        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
-        let now = w.now();
-        let revoke_at = match grace {
-            Some(grace) => add_duration(now, grace, "grace_seconds")?,
-            None => now,
+    async fn insert_token(&mut self, row: TokenRow<'_>) -> Result<TokenRecord> {
+        let token = NewToken {
+            fresh: row.fresh.clone(),
+            label: row.label.map(str::to_owned),
+            expires_at: row.expires_at,
         };
-        let old = scoped_token(w.conn(), scope.owner(), id).await?;
-        // Live now, and not already replaced: a token inside its rotation grace still
-        // authenticates but has had its one rotation, so of concurrent rotations exactly
-        // one wins.
-        let replaced: Option<String> =
-            query_scalar("SELECT replaced_by FROM tokens WHERE id = $1 AND owner_id = $2")
-                .bind(id.as_str())
-                .bind(scope.owner().as_str())
-                .fetch_one(w.conn())
-                .await
-                .map_err(unavailable)?;
-        if !old.is_live(now) || replaced.is_some() {
-            return Err(Error::NotFound);
-        }
-        let new_token = NewToken {
-            fresh: new,
-            label: old.label.clone(),
-            expires_at: old.expires_at,
-        };
-        let record = insert_token(
-            w.conn(),
-            scope.owner(),
-            &new_token,
-            &old.kinds,
-            TokenOrigin::Issued,
-            now,
+        insert_token(
+            self.conn(),
+            row.owner,
+            &token,
+            row.kinds,
+            row.origin,
+            row.created_at,
         )
-        .await?;
-        // Only a live, unreplaced row is rotated, and a revocation time already set is
-        // never moved later (`LEAST` ignores a NULL): a rotation never revives a token.
+        .await
+    }
+
+    async fn set_revoked(
+        &mut self,
+        owner: &OwnerId,
+        id: &TokenId,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        query("UPDATE tokens SET revoked_at = $3 WHERE id = $1 AND owner_id = $2")
+            .bind(id.as_str())
+            .bind(owner.as_str())
+            .bind(at)
+            .execute(self.conn())
+            .await
+            .map_err(unavailable)
+            .map(drop)
+    }
+
+    async fn set_replaced(
+        &mut self,
+        owner: &OwnerId,
+        id: &TokenId,
+        by: &TokenId,
+        ends: OffsetDateTime,
+    ) -> Result<bool> {
+        // `LEAST` ignores a NULL.
+        let now = self.now();
         let changed = query(
             "UPDATE tokens SET revoked_at = LEAST(revoked_at, $3), replaced_by = $4
              WHERE id = $1 AND owner_id = $2 AND replaced_by IS NULL
                AND (revoked_at IS NULL OR revoked_at > $5)",
         )
         .bind(id.as_str())
-        .bind(scope.owner().as_str())
-        .bind(revoke_at)
-        .bind(record.id.as_str())
+        .bind(owner.as_str())
+        .bind(ends)
+        .bind(by.as_str())
         .bind(now)
-        .execute(w.conn())
+        .execute(self.conn())
         .await
         .map_err(unavailable)?
         .rows_affected();
-        if changed != 1 {
-            return Err(Error::NotFound);
-        }
-        w.audit(events::token_rotated(
-            now,
-            scope.actor(),
-            scope.owner(),
-            id,
-            &record.id,
-            grace,
-        ))
-        .await?;
-        w.commit().await?;
-        Ok(record)
+        Ok(changed == 1)
     }
 
-    async fn revoke_token(
-        &self,
-        scope: &OwnerScope,
-        id: &TokenId,
-        expected_kind: Option<&TokenKind>,
-    ) -> Result<TokenRecord> {
-        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
-        let now = w.now();
-        let token = scoped_token(w.conn(), scope.owner(), id).await?;
-        if let Some(kind) = expected_kind
-            && !token.kinds.contains(kind)
-        {
-            return Err(Error::Conflict(format!(
-                "the token does not hold kind `{kind}`"
-            )));
-        }
-        if token.revoked_at.is_some_and(|at| at <= now) {
-            return Ok(token);
-        }
-        query("UPDATE tokens SET revoked_at = $3 WHERE id = $1 AND owner_id = $2")
-            .bind(id.as_str())
-            .bind(scope.owner().as_str())
-            .bind(now)
-            .execute(w.conn())
-            .await
-            .map_err(unavailable)?;
-        w.audit(events::token_revoked(now, scope.actor(), scope.owner(), id))
-            .await?;
-        w.commit().await?;
-        Ok(TokenRecord {
-            revoked_at: Some(now),
-            ..token
-        })
-    }
-
-    async fn record_last_used(
-        &self,
-        _scope: &SystemScope,
-        uses: &[(TokenId, OffsetDateTime)],
-    ) -> Result<()> {
-        // The latest use per token, so one statement updates each row once.
-        let mut latest: HashMap<&str, OffsetDateTime> = HashMap::new();
-        for (id, at) in uses {
-            let at = ownership_core::audit::truncate_to_micros(*at);
-            latest
-                .entry(id.as_str())
-                .and_modify(|seen| *seen = (*seen).max(at))
-                .or_insert(at);
-        }
-        if latest.is_empty() {
-            return Ok(());
-        }
-        let (ids, ats): (Vec<String>, Vec<OffsetDateTime>) = latest
-            .into_iter()
-            .map(|(id, at)| (id.to_owned(), at))
+    async fn record_uses(&mut self, uses: &[(TokenId, OffsetDateTime)]) -> Result<()> {
+        let (ids, ats): (Vec<String>, Vec<OffsetDateTime>) = uses
+            .iter()
+            .map(|(id, at)| (id.as_str().to_owned(), *at))
             .unzip();
-        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
         query(
             "UPDATE tokens AS t
              SET last_used_at = GREATEST(COALESCE(t.last_used_at, u.at), u.at)
@@ -337,13 +221,13 @@ impl TokenStore for PgStore {
         )
         .bind(ids)
         .bind(ats)
-        .execute(w.conn())
+        .execute(self.conn())
         .await
-        .map_err(unavailable)?;
-        w.commit().await
+        .map_err(unavailable)
+        .map(drop)
     }
 
-    async fn has_foreign_tokens(&self) -> Result<bool> {
+    async fn any_live_foreign_token(&mut self) -> Result<bool> {
         let now = self.now();
         query_scalar(
             "SELECT EXISTS (
@@ -353,7 +237,7 @@ impl TokenStore for PgStore {
                    AND (expires_at IS NULL OR expires_at > $1))",
         )
         .bind(now)
-        .fetch_one(self.reads())
+        .fetch_one(self.conn())
         .await
         .map_err(unavailable)
     }

@@ -18,7 +18,7 @@ use super::support::{
 };
 use super::support::{query, query_scalar};
 use super::tokens::insert_token;
-use crate::events;
+use ownership_core::events;
 
 /// A `users` row (`id, role, status, created_at`).
 pub(super) fn user_from_row(row: &PgRow) -> Result<User> {

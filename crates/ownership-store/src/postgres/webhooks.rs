@@ -17,7 +17,7 @@ use super::support::{
     version_param,
 };
 use super::support::{query, query_scalar};
-use crate::events;
+use ownership_core::events;
 
 /// The endpoint columns, aliased so they can sit beside a delivery's in one row.
 const ENDPOINT_COLUMNS: &str =

@@ -3,17 +3,15 @@
 
 use std::time::Duration;
 
-use ownership_core::audit::{AuditAction, NewAuditEvent};
-use ownership_core::authz::Actor;
-use ownership_core::ids::{
-    ChannelKey, ChannelName, PairingRequestId, ResourceId, SecretName, TokenId,
-};
-use ownership_core::ports::LegacyOutcome;
-use ownership_core::provision::{
+use crate::audit::{AuditAction, NewAuditEvent};
+use crate::authz::Actor;
+use crate::ids::{ChannelKey, ChannelName, PairingRequestId, ResourceId, SecretName, TokenId};
+use crate::ports::LegacyOutcome;
+use crate::provision::{
     PlannedRevocation, PlannedRoleChange, PlannedToken, PlannedTokenUpdate, PlannedUser,
     ProvisionPlan,
 };
-use ownership_core::{OwnerId, TokenKinds, UserRole, UserStatus};
+use crate::{OwnerId, TokenKinds, UserRole, UserStatus};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -365,7 +363,7 @@ pub fn webhook_secret_rotated(
         Some(owner.clone()),
         AuditAction::WebhookSecretRotated,
         owner.as_str(),
-        &json!({"previous_valid_until": ownership_core::audit::rfc3339(grace_until)}),
+        &json!({"previous_valid_until": crate::audit::rfc3339(grace_until)}),
     )
 }
 

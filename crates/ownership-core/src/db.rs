@@ -1,0 +1,123 @@
+//! The transaction port: what a database offers the use cases, and nothing that decides.
+//!
+//! Every use case is written once, in its area's module, as an async function over a
+//! transaction (`&mut impl TokenRows`, `&mut impl UserRows`, …). An adapter implements
+//! [`Database`]: it opens transactions ([`Database::write`], [`Database::read`]) whose
+//! [`Tx`] type implements each area's row trait with SQL and row mapping only. Every port
+//! of [`crate::ports`] is then implemented here, once, for every [`Database`].
+//!
+//! Two rules the type enforces:
+//! - a write transaction's time ([`Tx::now`]) is read by the adapter *after* it holds the
+//!   lock that serializes writes, so no change is stamped earlier than one committed
+//!   before it, however long the lock was waited for;
+//! - the audit event of a mutation is appended ([`Tx::append`]) inside the transaction
+//!   that makes the change, and what was appended is handed back with the result
+//!   ([`Committed`]) so a cache can evict what the events name.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::audit::{AuditEvent, NewAuditEvent};
+use crate::authz::{ActorState, AdminScope};
+use crate::error::Result;
+use crate::ids::OwnerId;
+use crate::token::TokenDigest;
+use crate::tokens::TokenAuth;
+
+/// A boxed, sendable future borrowing for `'a`: what a transaction body returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What every transaction offers, whatever the area.
+#[async_trait]
+pub trait Tx: Send {
+    /// The transaction's time. In a write transaction, the store's clock read once the
+    /// lock that serializes writes was held; in a read, the clock when it began. Truncated
+    /// to microseconds (what both databases keep).
+    fn now(&self) -> OffsetDateTime;
+
+    /// Links `event` after the chain head and stores it, in this transaction.
+    async fn append(&mut self, event: NewAuditEvent) -> Result<()>;
+
+    /// A user's role and status as they are in this transaction (`None`: no such user),
+    /// for the re-checks of [`AdminScope::recheck`] and
+    /// [`MintPermit::recheck`](crate::authz::MintPermit::recheck).
+    async fn actor_state(&mut self, user: &OwnerId) -> Result<Option<ActorState>>;
+}
+
+/// `scope` re-checked ([`AdminScope::recheck`]) against the acting user's account as it
+/// is in `tx`: a demotion, suspension or deletion committed before counts, whatever role
+/// the request was authenticated with. The operator has no account and nothing is read.
+pub async fn current_scope<T: Tx + ?Sized>(tx: &mut T, scope: &AdminScope) -> Result<AdminScope> {
+    let current = match scope.acting_user() {
+        None => None,
+        Some(actor) => tx.actor_state(actor).await?,
+    };
+    scope.recheck(current)
+}
+
+/// The value a committed write transaction returned, with the audit events it appended
+/// (linked, in order): the record of what changed.
+#[derive(Debug)]
+pub struct Committed<R> {
+    /// What the body returned.
+    pub value: R,
+    /// The events appended, in order.
+    pub events: Vec<AuditEvent>,
+}
+
+/// A transaction body: borrows the transaction for as long as it runs.
+pub trait Body<T: ?Sized, R>:
+    for<'t> FnOnce(&'t mut T) -> BoxFuture<'t, Result<R>> + Send + 'static
+{
+}
+
+impl<T: ?Sized, R, F> Body<T, R> for F where
+    F: for<'t> FnOnce(&'t mut T) -> BoxFuture<'t, Result<R>> + Send + 'static
+{
+}
+
+/// A database the use cases run on: transactions, the clock, and the point reads a cache
+/// may answer instead ([`Database::token_auth`] and the like, see [`crate::tokens`],
+/// [`crate::pairing`] and [`crate::resources`]).
+pub trait Database: Send + Sync + 'static {
+    /// The transaction type: every area's rows.
+    type Tx: crate::ports::Rows;
+
+    /// Now, from the store's clock, truncated to microseconds (for reads outside a
+    /// transaction).
+    fn now(&self) -> OffsetDateTime;
+
+    /// Runs `body` in a write transaction: committed when it returns `Ok`, rolled back on
+    /// any error. Writes are serialized; the transaction's [`Tx::now`] is read after the
+    /// lock.
+    fn write<R, F>(&self, body: F) -> impl Future<Output = Result<Committed<R>>> + Send
+    where
+        R: Send + 'static,
+        F: Body<Self::Tx, R>;
+
+    /// Runs `body` in a read transaction (or on a read connection): it must only read.
+    fn read<R, F>(&self, body: F) -> impl Future<Output = Result<R>> + Send
+    where
+        R: Send + 'static,
+        F: Body<Self::Tx, R>;
+
+    /// The token with this digest joined with its owner's account: the read behind every
+    /// authenticated request, outside any transaction.
+    fn token_auth(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<TokenAuth>>> + Send;
+}
+
+/// [`Database::write`], returning only the value.
+pub async fn write<D, R, F>(db: &D, body: F) -> Result<R>
+where
+    D: Database + ?Sized,
+    R: Send + 'static,
+    F: Body<D::Tx, R>,
+{
+    db.write(body).await.map(|c| c.value)
+}

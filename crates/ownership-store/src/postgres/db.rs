@@ -1,0 +1,132 @@
+//! The transaction port on PostgreSQL: [`PgTx`] is a write transaction holding the
+//! audit-head lock ([`Write`]) or a read connection, and [`PgStore`] opens them
+//! ([`Database`]). The use cases are core's; each area's module here implements its row
+//! trait for [`PgTx`].
+
+use async_trait::async_trait;
+use ownership_core::audit::{AuditEvent, NewAuditEvent};
+use ownership_core::authz::ActorState;
+use ownership_core::db::{Body, Committed, Database, Tx};
+use ownership_core::token::TokenDigest;
+use ownership_core::tokens::TokenAuth;
+use ownership_core::{OwnerId, Result};
+use sqlx::Postgres;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgConnection;
+use time::OffsetDateTime;
+
+use super::PgStore;
+use super::recheck::actor_state;
+use super::support::{Write, integrity, unavailable};
+use crate::metrics::Op;
+
+/// What a [`PgTx`] runs on.
+enum Conn {
+    /// A write transaction, holding the audit-head lock.
+    Write(Write),
+    /// A connection of the read pool.
+    Read(PoolConnection<Postgres>),
+}
+
+/// A transaction: its connection, its time, and the events it appended.
+pub struct PgTx {
+    conn: Conn,
+    now: OffsetDateTime,
+    appended: Vec<AuditEvent>,
+}
+
+impl std::fmt::Debug for PgTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgTx")
+            .field("now", &self.now)
+            .field("write", &matches!(self.conn, Conn::Write(_)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgTx {
+    /// The connection, for the area's statements.
+    pub(super) fn conn(&mut self) -> &mut PgConnection {
+        match &mut self.conn {
+            Conn::Write(w) => w.conn(),
+            Conn::Read(c) => c,
+        }
+    }
+}
+
+#[async_trait]
+impl Tx for PgTx {
+    fn now(&self) -> OffsetDateTime {
+        self.now
+    }
+
+    async fn append(&mut self, event: NewAuditEvent) -> Result<()> {
+        let Conn::Write(w) = &mut self.conn else {
+            return Err(integrity("audit append outside a write"));
+        };
+        let linked = w.audit(event).await?;
+        self.appended.push(linked);
+        Ok(())
+    }
+
+    async fn actor_state(&mut self, user: &OwnerId) -> Result<Option<ActorState>> {
+        actor_state(self.conn(), user).await
+    }
+}
+
+impl Database for PgStore {
+    type Tx = PgTx;
+
+    fn now(&self) -> OffsetDateTime {
+        PgStore::now(self)
+    }
+
+    async fn write<R, F>(&self, body: F) -> Result<Committed<R>>
+    where
+        R: Send + 'static,
+        F: Body<PgTx, R>,
+    {
+        let w = Write::begin(&self.pool, self.clock.as_ref()).await?;
+        let now = w.now();
+        let mut tx = PgTx {
+            conn: Conn::Write(w),
+            now,
+            appended: Vec::new(),
+        };
+        let value = body(&mut tx).await?;
+        let Conn::Write(w) = tx.conn else {
+            return Err(integrity("write transaction"));
+        };
+        w.commit().await?;
+        Ok(Committed {
+            value,
+            events: tx.appended,
+        })
+    }
+
+    async fn read<R, F>(&self, body: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: Body<PgTx, R>,
+    {
+        crate::metrics::timed("postgres", Op::Read, async {
+            let conn = self.reads().acquire().await.map_err(unavailable)?;
+            let mut tx = PgTx {
+                conn: Conn::Read(conn),
+                now: PgStore::now(self),
+                appended: Vec::new(),
+            };
+            body(&mut tx).await
+        })
+        .await
+    }
+
+    async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
+        crate::metrics::timed(
+            "postgres",
+            Op::Read,
+            super::tokens::token_auth(self.reads(), digest),
+        )
+        .await
+    }
+}
