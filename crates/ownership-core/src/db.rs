@@ -104,6 +104,13 @@ pub trait Database: Send + Sync + 'static {
         R: Send + 'static,
         F: Body<Self::Tx, R>;
 
+    /// Runs `body` as a read in one consistent snapshot (every statement sees the same
+    /// committed state), for reads that walk many rows, such as verifying the chain.
+    fn snapshot<R, F>(&self, body: F) -> impl Future<Output = Result<R>> + Send
+    where
+        R: Send + 'static,
+        F: Body<Self::Tx, R>;
+
     /// The token with this digest joined with its owner's account: the read behind every
     /// authenticated request, outside any transaction.
     fn token_auth(

@@ -23,6 +23,36 @@ impl PageRequest {
     pub fn clamped_limit(&self) -> u32 {
         self.limit.clamp(1, 500)
     }
+
+    /// How many rows to fetch: the clamped limit plus one, to learn whether there is a
+    /// next page ([`Page::of_fetched`]).
+    pub fn fetch_limit(&self) -> i64 {
+        i64::from(self.clamped_limit()) + 1
+    }
+}
+
+impl<T> Page<T> {
+    /// The page of `fetched` (at most [`PageRequest::fetch_limit`] rows, in the listing's
+    /// order): the first `limit` items, and the cursor of the last one when there were
+    /// more.
+    pub fn of_fetched(
+        mut fetched: Vec<T>,
+        page: &PageRequest,
+        cursor: impl Fn(&T) -> String,
+    ) -> Self {
+        let limit = usize::try_from(page.clamped_limit()).unwrap_or(usize::MAX);
+        let more = fetched.len() > limit;
+        fetched.truncate(limit);
+        let next = if more {
+            fetched.last().map(cursor)
+        } else {
+            None
+        };
+        Self {
+            items: fetched,
+            next,
+        }
+    }
 }
 
 /// One page of results and the cursor for the next, if there is more.

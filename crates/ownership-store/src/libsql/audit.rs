@@ -3,24 +3,18 @@
 
 use ::libsql::{Connection, Value};
 use async_trait::async_trait;
-use ownership_core::audit::{
-    self, AuditEvent, ChainHash, ChainVerdict, ChainVerifier, NewAuditEvent,
-};
+use ownership_core::audit::{AuditEvent, AuditRows, ChainHash, ChainRow, NewAuditEvent};
 use ownership_core::authz::Actor;
-use ownership_core::ports::{AuditFilter, AuditLog, Page, PageRequest};
 use ownership_core::{OwnerId, Result};
 
-use super::LibsqlStore;
 use super::conn::{
-    args, bytes, exec, int, integrity, micros, opt_text, page_limit, parsed, query_all, query_opt,
-    text, time_at,
+    args, bytes, exec, int, integrity, micros, opt_text, parsed, query_all, query_opt, text,
+    time_at,
 };
+use super::db::LibsqlTx;
 
 pub(super) const EVENT_COLS: &str =
     "seq, at, actor, owner_id, action, target, details, prev_hash, hash";
-
-/// How many events `verify_chain` reads at a time.
-const VERIFY_PAGE: i64 = 500;
 
 /// The recorded head: the last event's number and hash.
 pub(super) async fn head(conn: &Connection) -> Result<(i64, ChainHash)> {
@@ -91,124 +85,66 @@ pub(super) fn event_from(row: &[Value]) -> Result<AuditEvent> {
 }
 
 #[async_trait]
-impl AuditLog for LibsqlStore {
-    async fn list_events(
-        &self,
-        filter: AuditFilter<'_>,
-        page: &PageRequest,
-    ) -> Result<Page<AuditEvent>> {
-        let before = audit::parse_cursor(page.after.as_deref())?.unwrap_or(i64::MAX);
-        let limit = page_limit(page.limit);
-        let owner = match filter {
-            AuditFilter::Owner(scope) => Some(scope.owner().as_str().to_owned()),
-            AuditFilter::All(_) => None,
-        };
-        let rows = self
-            .worker
-            .read(async move |c: &Connection| match owner {
-                Some(owner) => {
-                    let sql = format!(
-                        "SELECT {EVENT_COLS} FROM audit_events WHERE owner_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
-                    );
-                    query_all(c, &sql, args![owner, before, limit]).await
-                }
-                None => {
-                    let sql = format!("SELECT {EVENT_COLS} FROM audit_events WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2");
-                    query_all(c, &sql, args![before, limit]).await
-                }
-            })
-            .await?;
-        let mut items = rows
-            .iter()
-            .map(|r| event_from(r))
-            .collect::<Result<Vec<_>>>()?;
-        let wanted = usize::try_from(limit - 1).unwrap_or(usize::MAX);
-        let next = if items.len() > wanted {
-            items.truncate(wanted);
-            items.last().map(|e| e.seq.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
-    }
-
-    async fn events_after(
-        &self,
-        scope: &ownership_core::authz::OwnerScope,
-        after: i64,
-        limit: u32,
+impl AuditRows for LibsqlTx {
+    async fn events_before(
+        &mut self,
+        owner: Option<&OwnerId>,
+        before: i64,
+        limit: i64,
     ) -> Result<Vec<AuditEvent>> {
-        let owner = scope.owner().as_str().to_owned();
-        let limit = i64::from(limit.clamp(1, 500));
-        let rows = self
-            .worker
-            .read(async move |c: &Connection| {
-                let sql = format!("SELECT {EVENT_COLS} FROM audit_events WHERE owner_id = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3");
-                query_all(c, &sql, args![owner, after, limit]).await
-            })
-            .await?;
+        let rows = match owner {
+            Some(owner) => {
+                let sql = format!(
+                    "SELECT {EVENT_COLS} FROM audit_events WHERE owner_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+                );
+                query_all(&self.conn, &sql, args![owner.as_str(), before, limit]).await?
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {EVENT_COLS} FROM audit_events WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2"
+                );
+                query_all(&self.conn, &sql, args![before, limit]).await?
+            }
+        };
         rows.iter().map(|r| event_from(r)).collect()
     }
 
-    async fn verify_chain(&self) -> Result<ChainVerdict> {
-        self.worker
-            .read(async move |c: &Connection| {
-                let mut verifier = ChainVerifier::default();
-                let mut last: Option<(i64, ChainHash)> = None;
-                loop {
-                    let after = last.map_or(0, |(seq, _)| seq);
-                    let sql = format!("SELECT {EVENT_COLS} FROM audit_events WHERE seq > ?1 ORDER BY seq ASC LIMIT ?2");
-                    let rows = query_all(c, &sql, args![after, VERIFY_PAGE]).await?;
-                    if rows.is_empty() {
-                        break;
-                    }
-                    for row in &rows {
-                        let event = match event_from(row) {
-                            Ok(event) => event,
-                            Err(_) => {
-                                // A row edited into something that no longer parses: the
-                                // chain is broken there (unless it already broke earlier).
-                                return Ok(match verifier.finish() {
-                                    broken @ ChainVerdict::Broken { .. } => broken,
-                                    ChainVerdict::Intact { events } => ChainVerdict::Broken {
-                                        seq: i64::try_from(events).unwrap_or(i64::MAX).saturating_add(1),
-                                        reason: "event does not parse".to_owned(),
-                                    },
-                                });
-                            }
-                        };
-                        verifier.push(&event);
-                        last = Some((event.seq, event.hash));
-                    }
-                }
-                let verdict = verifier.finish();
-                let ChainVerdict::Intact { events } = verdict else {
-                    return Ok(verdict);
-                };
-                // The rows form a valid chain; it must also end where the head says, or
-                // the newest rows were deleted (or the head was moved).
-                let (head_seq, head_hash) = head(c).await?;
-                let (last_seq, last_hash) = last.unwrap_or((0, ChainHash::GENESIS));
-                let verdict = if head_seq > last_seq {
-                    ChainVerdict::Broken {
-                        seq: last_seq.saturating_add(1),
-                        reason: format!("the head records event {head_seq} but the chain ends at {last_seq}"),
-                    }
-                } else if head_seq < last_seq {
-                    ChainVerdict::Broken {
-                        seq: head_seq.saturating_add(1),
-                        reason: format!("event {} is past the recorded head", head_seq.saturating_add(1)),
-                    }
-                } else if head_hash != last_hash {
-                    ChainVerdict::Broken {
-                        seq: head_seq,
-                        reason: "the recorded head hash does not match the last event".to_owned(),
-                    }
-                } else {
-                    ChainVerdict::Intact { events }
-                };
-                Ok(verdict)
-            })
-            .await
+    async fn owner_events_after(
+        &mut self,
+        owner: &OwnerId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>> {
+        let sql = format!(
+            "SELECT {EVENT_COLS} FROM audit_events WHERE owner_id = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3"
+        );
+        let rows = query_all(&self.conn, &sql, args![owner.as_str(), after, limit]).await?;
+        rows.iter().map(|r| event_from(r)).collect()
+    }
+
+    async fn chain_after(&mut self, after: i64, limit: i64) -> Result<Vec<ChainRow>> {
+        let sql = format!(
+            "SELECT {EVENT_COLS} FROM audit_events WHERE seq > ?1 ORDER BY seq ASC LIMIT ?2"
+        );
+        let rows = query_all(&self.conn, &sql, args![after, limit]).await?;
+        rows.iter()
+            .map(|r| Ok(event_from(r).map_err(|_| int(r, 0).unwrap_or(after.saturating_add(1)))))
+            .collect()
+    }
+
+    async fn chain_head(&mut self) -> Result<Option<(i64, Option<ChainHash>)>> {
+        let row = query_opt(
+            &self.conn,
+            "SELECT seq, hash FROM audit_head WHERE id = 1",
+            Vec::new(),
+        )
+        .await?;
+        row.map(|row| {
+            let hash = bytes::<32>(&row, 1, "audit head hash")
+                .ok()
+                .map(ChainHash::from_bytes);
+            Ok((int(&row, 0)?, hash))
+        })
+        .transpose()
     }
 }

@@ -91,6 +91,15 @@ impl Database for LibsqlStore {
             .await
     }
 
+    async fn snapshot<R, F>(&self, body: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: Body<LibsqlTx, R>,
+    {
+        // A read transaction is already one snapshot (and writes wait on this thread).
+        self.read(body).await
+    }
+
     async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
         let digest = digest.as_bytes().to_vec();
         self.worker

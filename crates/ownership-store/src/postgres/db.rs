@@ -10,14 +10,14 @@ use ownership_core::db::{Body, Committed, Database, Tx};
 use ownership_core::token::TokenDigest;
 use ownership_core::tokens::TokenAuth;
 use ownership_core::{OwnerId, Result};
-use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnection;
+use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
 
 use super::PgStore;
 use super::recheck::actor_state;
-use super::support::{Write, integrity, unavailable};
+use super::support::{Write, integrity, query, unavailable};
 use crate::metrics::Op;
 
 /// What a [`PgTx`] runs on.
@@ -26,6 +26,8 @@ enum Conn {
     Write(Write),
     /// A connection of the read pool.
     Read(PoolConnection<Postgres>),
+    /// A read-only, repeatable-read transaction: one snapshot.
+    Snapshot(Transaction<'static, Postgres>),
 }
 
 /// A transaction: its connection, its time, and the events it appended.
@@ -50,6 +52,7 @@ impl PgTx {
         match &mut self.conn {
             Conn::Write(w) => w.conn(),
             Conn::Read(c) => c,
+            Conn::Snapshot(t) => t,
         }
     }
 }
@@ -117,6 +120,31 @@ impl Database for PgStore {
                 appended: Vec::new(),
             };
             body(&mut tx).await
+        })
+        .await
+    }
+
+    async fn snapshot<R, F>(&self, body: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: Body<PgTx, R>,
+    {
+        crate::metrics::timed("postgres", Op::Read, async {
+            let mut t = self.pool.begin().await.map_err(unavailable)?;
+            query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *t)
+                .await
+                .map_err(unavailable)?;
+            let mut tx = PgTx {
+                conn: Conn::Snapshot(t),
+                now: PgStore::now(self),
+                appended: Vec::new(),
+            };
+            let value = body(&mut tx).await?;
+            if let Conn::Snapshot(t) = tx.conn {
+                t.commit().await.map_err(unavailable)?;
+            }
+            Ok(value)
         })
         .await
     }
