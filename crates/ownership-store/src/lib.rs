@@ -16,6 +16,8 @@ pub mod invalidate;
 pub mod libsql;
 mod metrics;
 pub mod migrations;
+#[cfg(all(feature = "libsql", feature = "postgres"))]
+pub mod open;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod random;
