@@ -11,7 +11,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_trait::async_trait;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -24,56 +23,15 @@ use crate::error::ApiError;
 use crate::limits::Limits;
 use crate::proxy::TrustedProxies;
 
-/// Turns a presented token into a principal. Implemented for every [`TokenStore`] through
-/// [`StoreAuthenticator`]; object-safe so the extractors need no store type parameter.
-#[async_trait]
-pub trait Authenticator: Send + Sync {
-    /// The principal, or [`Error::Unauthenticated`] (whatever was wrong), or
-    /// [`Error::Unavailable`] when the store cannot answer.
-    async fn principal(&self, raw: &str) -> Result<Principal, Error>;
-}
-
-/// [`Authenticator`] over a token store (usually the cache decorator).
-pub struct StoreAuthenticator<S: ?Sized> {
-    store: Arc<S>,
-    foreign_allowed: Arc<AtomicBool>,
-}
-
-impl<S: ?Sized> std::fmt::Debug for StoreAuthenticator<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreAuthenticator").finish_non_exhaustive()
-    }
-}
-
-impl<S: ?Sized> StoreAuthenticator<S> {
-    /// Authenticates against `store`. Tokens without our prefix are looked up only while
-    /// `foreign_allowed` is set (the store holds provisioned or legacy tokens); otherwise
-    /// they are refused without a store read.
-    pub fn new(store: Arc<S>, foreign_allowed: Arc<AtomicBool>) -> Self {
-        Self {
-            store,
-            foreign_allowed,
-        }
-    }
-}
-
-#[async_trait]
-impl<S: TokenStore + ?Sized + 'static> Authenticator for StoreAuthenticator<S> {
-    async fn principal(&self, raw: &str) -> Result<Principal, Error> {
-        crate::metrics::counted_authenticate(
-            &*self.store,
-            raw,
-            self.foreign_allowed.load(Ordering::Relaxed),
-        )
-        .await
-    }
-}
-
 /// What the extractors need. Put it in your router state and implement
 /// `FromRef<YourState> for AuthState`, or use it as the state itself.
 #[derive(Clone)]
 pub struct AuthState {
-    authn: Arc<dyn Authenticator>,
+    /// The tokens, as a trait object so the extractors need no store type parameter.
+    tokens: Arc<dyn TokenStore>,
+    /// Whether tokens without our prefix are looked up (the store holds provisioned or
+    /// legacy tokens); otherwise they are refused without a store read.
+    foreign_allowed: Arc<AtomicBool>,
     limits: Limits,
     proxies: TrustedProxies,
 }
@@ -87,12 +45,19 @@ impl std::fmt::Debug for AuthState {
 }
 
 impl AuthState {
-    /// Authentication through `authn`, limited by `limits`. The client address the
-    /// per-address limit counts is the TCP peer, or, when the peer is one of `proxies`,
-    /// what its forwarding headers say (see [`crate::proxy`]).
-    pub fn new(authn: Arc<dyn Authenticator>, limits: Limits, proxies: TrustedProxies) -> Self {
+    /// Authentication against `tokens` (usually the cache decorator), limited by
+    /// `limits`. Tokens without our prefix are looked up only while `foreign_allowed` is
+    /// set. The client address the per-address limit counts is the TCP peer, or, when the
+    /// peer is one of `proxies`, what its forwarding headers say (see [`crate::proxy`]).
+    pub fn new(
+        tokens: Arc<dyn TokenStore>,
+        foreign_allowed: Arc<AtomicBool>,
+        limits: Limits,
+        proxies: TrustedProxies,
+    ) -> Self {
         Self {
-            authn,
+            tokens,
+            foreign_allowed,
             limits,
             proxies,
         }
@@ -101,9 +66,9 @@ impl AuthState {
     /// Authentication against a token store with default limits and no trusted proxy:
     /// the one-liner for downstream apps.
     pub fn for_store<S: TokenStore + 'static>(store: Arc<S>) -> Self {
-        let authn = StoreAuthenticator::new(store, Arc::new(AtomicBool::new(false)));
         Self::new(
-            Arc::new(authn),
+            store,
+            Arc::new(AtomicBool::new(false)),
             Limits::new(&crate::limits::LimitsConfig::default()),
             TrustedProxies::none(),
         )
@@ -167,7 +132,8 @@ impl AuthState {
                 }
             });
         };
-        match self.authn.principal(raw).await {
+        let foreign_allowed = self.foreign_allowed.load(Ordering::Relaxed);
+        match crate::metrics::counted_authenticate(&*self.tokens, raw, foreign_allowed).await {
             Ok(p) => {
                 self.limits
                     .identity_request(&p.identity.owner_id)

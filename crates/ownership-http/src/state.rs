@@ -11,7 +11,7 @@ use ownership_core::pairing::PairingKey;
 use ownership_core::ports::{Clock, PairingPolicy, Store};
 use ownership_core::token::TokenDigest;
 
-use crate::auth::{AuthState, StoreAuthenticator};
+use crate::auth::AuthState;
 use crate::limits::{Limits, LimitsConfig};
 use crate::proxy::TrustedProxies;
 
@@ -123,9 +123,13 @@ impl AppState {
     ) -> Self {
         let foreign_allowed = Arc::new(AtomicBool::new(false));
         let limits = Limits::new(&config.limits);
-        let authn = StoreAuthenticator::new(Arc::clone(&store), Arc::clone(&foreign_allowed));
         let proxies = TrustedProxies::new(config.trusted_proxies.iter().copied());
-        let auth = AuthState::new(Arc::new(authn), limits, proxies);
+        let auth = AuthState::new(
+            Arc::clone(&store) as Arc<dyn ownership_core::ports::TokenStore>,
+            Arc::clone(&foreign_allowed),
+            limits,
+            proxies,
+        );
         Self {
             store,
             clock,
