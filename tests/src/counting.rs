@@ -111,7 +111,7 @@ impl<S: Store> TokenStore for Counting<S> {
     }
     async fn rotate_token(
         &self,
-        s: &OwnerScope,
+        s: &ownership_core::authz::Rotator,
         id: &TokenId,
         n: FreshToken,
         g: Option<Duration>,

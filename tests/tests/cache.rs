@@ -172,7 +172,7 @@ async fn an_expiring_token_is_not_served_past_its_expiry() {
     let root = boot(&s).await;
     let (old, id) = issue(&s, &root, "api").await;
     let (_, f) = fresh(ownership_core::token::TokenFamily::User);
-    s.rotate_token(&root.scope(), &id, f, Some(Duration::from_secs(60)))
+    s.rotate_token(&root.rotator(), &id, f, Some(Duration::from_secs(60)))
         .await
         .unwrap();
     assert!(

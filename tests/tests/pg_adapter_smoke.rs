@@ -146,7 +146,12 @@ async fn bootstrap_authenticate_rotate_revoke_round_trip() {
     let (new_secret, new_fresh) = fresh(TokenFamily::User);
     let grace = Duration::from_secs(60);
     let new_rec = s
-        .rotate_token(&scope, &old_id, new_fresh, Some(grace))
+        .rotate_token(
+            &ownership_core::authz::Rotator::Holder(root.principal.clone()),
+            &old_id,
+            new_fresh,
+            Some(grace),
+        )
         .await
         .unwrap();
     let old_p = s
@@ -165,7 +170,13 @@ async fn bootstrap_authenticate_rotate_revoke_round_trip() {
     // A token already rotated is not rotated again, even inside its grace.
     let (_, again) = fresh(TokenFamily::User);
     assert!(matches!(
-        s.rotate_token(&scope, &old_id, again, None).await,
+        s.rotate_token(
+            &ownership_core::authz::Rotator::Holder(root.principal.clone()),
+            &old_id,
+            again,
+            None
+        )
+        .await,
         Err(Error::NotFound)
     ));
 

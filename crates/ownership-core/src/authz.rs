@@ -359,6 +359,12 @@ pub struct MintPermit {
     kinds: TokenKinds,
     actor: Actor,
     needs_admin: bool,
+    /// The token that mints (re-checked live inside the transaction); `None` for the
+    /// operator.
+    minting_token: Option<TokenId>,
+    /// The minting token's end (its expiry or pending revocation): no minted token
+    /// outlives it.
+    not_after: Option<OffsetDateTime>,
 }
 
 impl MintPermit {
@@ -378,6 +384,8 @@ impl MintPermit {
             kinds: requested,
             actor: minter.actor(),
             needs_admin: false,
+            minting_token: Some(minter.token_id.clone()),
+            not_after: minter.expires_at,
         })
     }
 
@@ -405,6 +413,8 @@ impl MintPermit {
             kinds: requested,
             actor: minter.actor(),
             needs_admin: true,
+            minting_token: Some(minter.token_id.clone()),
+            not_after: minter.expires_at,
         })
     }
 
@@ -420,6 +430,8 @@ impl MintPermit {
             kinds,
             actor: admin.actor().clone(),
             needs_admin: false,
+            minting_token: None,
+            not_after: None,
         })
     }
 
@@ -453,6 +465,67 @@ impl MintPermit {
     /// Who mints, for the audit log.
     pub fn actor(&self) -> &Actor {
         &self.actor
+    }
+
+    /// The token that mints, which must still be live inside the minting transaction
+    /// (`None` for the operator).
+    pub fn minting_token(&self) -> Option<&TokenId> {
+        self.minting_token.as_ref()
+    }
+
+    /// The expiry a minted token gets when `requested`: never later than the minting
+    /// token's own end, so a token that expires in a minute cannot mint one that never
+    /// does.
+    pub fn cap_expiry(&self, requested: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+        crate::tokens::earlier(requested, self.not_after)
+    }
+}
+
+/// Who rotates a token. Rotation mints the successor, so it follows minting's rules
+/// ([`Rotator::permit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotator {
+    /// A token holder rotating one of their own tokens.
+    Holder(Principal),
+    /// The operator at the command line, for `owner`.
+    Operator(AdminScope, OwnerId),
+}
+
+impl Rotator {
+    /// Whose tokens it rotates.
+    pub fn owner(&self) -> &OwnerId {
+        match self {
+            Self::Holder(p) => &p.identity.owner_id,
+            Self::Operator(_, owner) => owner,
+        }
+    }
+
+    /// The scope whose tokens it rotates (audited as the rotator).
+    pub fn scope(&self) -> Result<OwnerScope> {
+        match self {
+            Self::Holder(p) => Ok(OwnerScope::own(&p.identity)),
+            Self::Operator(admin, owner) => OwnerScope::for_operator(admin, owner.clone()),
+        }
+    }
+
+    /// The permit to mint a successor holding `kinds`: for a holder, the rules of
+    /// [`MintPermit::service`] when every kind is a service kind (an Admin or Owner, role
+    /// re-checked when it is stored) and of [`MintPermit::for_self`] otherwise (`manage`,
+    /// and kinds the rotating token holds itself); the operator may rotate any token.
+    pub fn permit(&self, kinds: &TokenKinds) -> Result<MintPermit> {
+        match self {
+            Self::Holder(p)
+                if kinds.iter().next().is_some() && kinds.iter().all(TokenKind::is_service) =>
+            {
+                let admin = AdminScope::new(&p.identity)
+                    .ok_or_else(|| Error::Forbidden("an Admin or Owner role is required".into()))?;
+                MintPermit::service(p, &admin, kinds.clone())
+            }
+            Self::Holder(p) => MintPermit::for_self(p, kinds.clone()),
+            Self::Operator(admin, owner) => {
+                MintPermit::by_operator(admin, owner.clone(), kinds.clone())
+            }
+        }
     }
 }
 

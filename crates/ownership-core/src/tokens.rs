@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::RandomSource;
-use crate::authz::{AdminScope, MintPermit, OwnerScope, Principal, SystemScope};
+use crate::authz::{AdminScope, MintPermit, OwnerScope, Principal, Rotator, SystemScope};
 use crate::db::{self, Database, Tx};
 use crate::error::{Error, Result};
 use crate::events;
@@ -268,7 +268,9 @@ pub trait TokenStore: Send + Sync {
     /// Stores a new token under a [`MintPermit`], re-checked ([`MintPermit::recheck`])
     /// against its owner's account inside the transaction: [`crate::Error::NotFound`] when
     /// the owner is gone or suspended, [`crate::Error::Forbidden`] for a service token
-    /// whose minter is no longer an Admin or Owner.
+    /// whose minter is no longer an Admin or Owner, [`crate::Error::Unauthenticated`] when
+    /// the minting token was revoked or expired meanwhile. The new token expires no later
+    /// than the minting token ([`MintPermit::cap_expiry`]).
     async fn issue_token(&self, permit: &MintPermit, token: NewToken) -> Result<TokenRecord>;
 
     /// The owner's tokens, newest first, revoked ones included.
@@ -281,9 +283,13 @@ pub trait TokenStore: Send + Sync {
     /// revoked now, or at the end of `grace`. Exactly one of many concurrent rotations of a
     /// token succeeds; the others get [`crate::Error::NotFound`] (the token they named is
     /// no longer live).
+    /// Rotation mints the successor, so it follows minting's rules
+    /// ([`Rotator::permit`], re-checked inside the transaction like
+    /// [`TokenStore::issue_token`]): [`crate::Error::Forbidden`] when the rotator could
+    /// not mint a token of the old one's kinds.
     async fn rotate_token(
         &self,
-        scope: &OwnerScope,
+        rotator: &Rotator,
         id: &TokenId,
         new: FreshToken,
         grace: Option<Duration>,
@@ -485,17 +491,17 @@ pub async fn issue_with<S: TokenStore + ?Sized>(
 /// a provisioned or legacy token (no family prefix) is replaced by a user token.
 pub async fn rotate_token<S: TokenStore + ?Sized>(
     store: &S,
-    scope: &OwnerScope,
+    rotator: &Rotator,
     id: &TokenId,
     grace: Option<Duration>,
     rng: &mut (dyn RandomSource + Send),
 ) -> Result<(TokenRecord, TokenSecret)> {
     let grace = check_grace(grace.unwrap_or_default())?;
     let grace = (!grace.is_zero()).then_some(grace);
-    let family = TokenFamily::of_display_prefix(&store.get_token(scope, id).await?.display_prefix)
-        .unwrap_or(TokenFamily::User);
+    let old = store.get_token(&rotator.scope()?, id).await?;
+    let family = TokenFamily::of_display_prefix(&old.display_prefix).unwrap_or(TokenFamily::User);
     let (secret, fresh) = fresh_token(family, rng);
-    let record = store.rotate_token(scope, id, fresh, grace).await?;
+    let record = store.rotate_token(rotator, id, fresh, grace).await?;
     Ok((record, secret))
 }
 
@@ -508,6 +514,24 @@ pub(crate) fn check_grace(grace: Duration) -> Result<Duration> {
         return Err(Error::invalid("grace_seconds", "at most 30 days"));
     }
     Ok(grace)
+}
+
+/// The re-checks of a permit inside the transaction that mints: its owner as they are now
+/// (active, and for a service token still an Admin or Owner), and the minting token still
+/// live (a mint in flight when that token is revoked fails).
+async fn recheck_permit<T: TokenRows + ?Sized>(tx: &mut T, permit: &MintPermit) -> Result<()> {
+    permit.recheck(tx.actor_state(permit.owner()).await?)?;
+    if let Some(minter) = permit.minting_token() {
+        let now = tx.now();
+        let live = tx
+            .token(permit.owner(), minter)
+            .await?
+            .is_some_and(|t| t.is_live(now));
+        if !live {
+            return Err(Error::Unauthenticated);
+        }
+    }
+    Ok(())
 }
 
 /// Every [`Database`] keeps tokens: each use case once, over [`TokenRows`].
@@ -531,9 +555,7 @@ impl<D: Database> TokenStore for D {
             Box::pin(async move {
                 let now = tx.now();
                 let owner = permit.owner();
-                // The owner as they are now: active, and for a service token still an
-                // Admin or Owner.
-                permit.recheck(tx.actor_state(owner).await?)?;
+                recheck_permit(tx, &permit).await?;
                 let record = tx
                     .insert_token(TokenRow {
                         owner,
@@ -542,7 +564,7 @@ impl<D: Database> TokenStore for D {
                         label: token.label.as_deref(),
                         origin: TokenOrigin::Issued,
                         created_at: now,
-                        expires_at: token.expires_at,
+                        expires_at: permit.cap_expiry(token.expires_at),
                     })
                     .await?;
                 tx.append(events::token_issued(
@@ -575,22 +597,25 @@ impl<D: Database> TokenStore for D {
 
     async fn rotate_token(
         &self,
-        scope: &OwnerScope,
+        rotator: &Rotator,
         id: &TokenId,
         new: FreshToken,
         grace: Option<Duration>,
     ) -> Result<TokenRecord> {
-        let (scope, id) = (scope.clone(), id.clone());
+        let (rotator, id) = (rotator.clone(), id.clone());
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
-                let owner = scope.owner();
+                let owner = rotator.owner();
                 let old = tx.token(owner, &id).await?.ok_or(Error::NotFound)?;
                 // A token already replaced (still inside its grace period) is not rotated
                 // again: of concurrent rotations exactly one wins.
                 if !old.is_live(now) || tx.is_replaced(&id).await? {
                     return Err(Error::NotFound);
                 }
+                // Rotation mints the successor: minting's rules, re-checked here.
+                let permit = rotator.permit(&old.kinds)?;
+                recheck_permit(tx, &permit).await?;
                 let ends = match grace {
                     Some(g) if !g.is_zero() => add_duration(now, g, "grace_seconds")?,
                     _ => now,
@@ -603,7 +628,7 @@ impl<D: Database> TokenStore for D {
                         label: old.label.as_deref(),
                         origin: TokenOrigin::Issued,
                         created_at: now,
-                        expires_at: old.expires_at,
+                        expires_at: permit.cap_expiry(old.expires_at),
                     })
                     .await?;
                 // Only a live, unreplaced row is rotated, and a revocation time already
@@ -613,7 +638,7 @@ impl<D: Database> TokenStore for D {
                 }
                 tx.append(events::token_rotated(
                     now,
-                    scope.actor(),
+                    permit.actor(),
                     owner,
                     &id,
                     &record.id,

@@ -498,7 +498,7 @@ impl<S: Store + 'static> TokenStore for Cached<S> {
 
     async fn rotate_token(
         &self,
-        scope: &OwnerScope,
+        scope: &ownership_core::authz::Rotator,
         id: &TokenId,
         new: FreshToken,
         grace: Option<Duration>,

@@ -107,7 +107,7 @@ pub async fn sixteen_rotations_of_one_token_leave_one_successor<S: Store + 'stat
     let mut set = JoinSet::new();
     for _ in 0..16 {
         let s = Arc::clone(&s);
-        let scope = root.scope();
+        let scope = root.rotator();
         let id = id.clone();
         set.spawn(async move {
             let (secret, f) = fresh(TokenFamily::User);
@@ -201,7 +201,7 @@ pub async fn revocation_racing_rotations_with_a_moving_clock_is_final<S: Store +
         let mut set = JoinSet::new();
         for _ in 0..16 {
             let s = Arc::clone(&s);
-            let scope = root.scope();
+            let scope = root.rotator();
             let id = id.clone();
             set.spawn(async move {
                 let (_, f) = fresh(TokenFamily::User);
@@ -323,7 +323,7 @@ pub async fn a_rotation_that_waited_for_the_lock_sees_the_revocation<S: Store + 
         s.revoke_token(&root.scope(), &id, None).await.unwrap();
         let (_, f) = fresh(TokenFamily::User);
         assert!(matches!(
-            s.rotate_token(&root.scope(), &id, f, grace).await,
+            s.rotate_token(&root.rotator(), &id, f, grace).await,
             Err(Error::NotFound)
         ));
         assert!(s.authenticate(&old.digest()).await.unwrap().is_none());
@@ -339,7 +339,7 @@ pub async fn a_rotation_that_waited_for_the_lock_sees_the_revocation<S: Store + 
         .unwrap();
     let rotation = {
         let s = Arc::clone(&s);
-        let scope = root.scope();
+        let scope = root.rotator();
         let id = id.clone();
         tokio::spawn(async move {
             let (_, f) = fresh(TokenFamily::User);

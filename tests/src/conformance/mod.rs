@@ -101,6 +101,8 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         tokens_for_a_suspended_owner_are_not_issued,
         service_tokens_need_the_role_at_mint_time,
         a_rotation_never_revives_a_revoked_token,
+        rotation_follows_the_minting_rules,
+        what_a_token_mints_is_bound_by_its_expiry_and_revocation,
     );
     register!(out, pairing:
         request_is_idempotent_per_sender,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ownership_core::audit::ChainVerdict;
-use ownership_core::authz::{AdminScope, ChannelScope, MintPermit, OwnerScope, Principal};
+use ownership_core::authz::{AdminScope, ChannelScope, MintPermit, OwnerScope, Principal, Rotator};
 use ownership_core::ids::{ChannelName, ExternalId, PairingRequestId, TokenId};
 use ownership_core::pairing::{PairingCode, PairingKey, PairingSeed};
 use ownership_core::ports::{
@@ -70,6 +70,11 @@ impl Signed {
     /// Their own scope.
     pub fn scope(&self) -> OwnerScope {
         OwnerScope::own(&self.principal.identity)
+    }
+
+    /// Them, rotating their own tokens.
+    pub fn rotator(&self) -> Rotator {
+        Rotator::Holder(self.principal.clone())
     }
 
     /// Their admin scope (panics for members).

@@ -50,7 +50,7 @@ pub async fn another_owners_token_is_not_found<S: Store>(cx: Ctx<S>) {
     assert_not_found(s.get_token(&root.scope(), &id).await);
     assert_not_found(s.revoke_token(&root.scope(), &id, None).await);
     let (_, f) = fresh(TokenFamily::User);
-    assert_not_found(s.rotate_token(&root.scope(), &id, f, None).await);
+    assert_not_found(s.rotate_token(&root.rotator(), &id, f, None).await);
     assert_not_found(
         s.get_token(
             &alice.scope(),
@@ -138,7 +138,7 @@ pub async fn rotation_without_grace_revokes_the_old_token_now<S: Store>(cx: Ctx<
     let root = boot(s).await;
     let (old, id) = issue(s, &root, "api").await;
     let (new_secret, f) = fresh(TokenFamily::User);
-    let rec = s.rotate_token(&root.scope(), &id, f, None).await.unwrap();
+    let rec = s.rotate_token(&root.rotator(), &id, f, None).await.unwrap();
     assert_eq!(rec.kinds.to_csv(), "api", "same kinds");
     assert_eq!(rec.label.as_deref(), Some("issued"), "same label");
     assert!(s.authenticate(&old.digest()).await.unwrap().is_none());
@@ -157,7 +157,7 @@ pub async fn rotation_with_grace_keeps_the_old_token_until_it_ends<S: Store>(cx:
     let root = boot(s).await;
     let (old, id) = issue(s, &root, "api").await;
     let (new_secret, f) = fresh(TokenFamily::User);
-    s.rotate_token(&root.scope(), &id, f, Some(Duration::from_secs(300)))
+    s.rotate_token(&root.rotator(), &id, f, Some(Duration::from_secs(300)))
         .await
         .unwrap();
     let p = s
@@ -179,7 +179,7 @@ pub async fn rotation_with_grace_keeps_the_old_token_until_it_ends<S: Store>(cx:
     assert!(s.authenticate(&old.digest()).await.unwrap().is_none());
     // A token inside its grace period is no longer live for another rotation.
     let (_, f) = fresh(TokenFamily::User);
-    assert_not_found(s.rotate_token(&root.scope(), &id, f, None).await);
+    assert_not_found(s.rotate_token(&root.rotator(), &id, f, None).await);
 }
 
 pub async fn rotating_a_revoked_token_is_not_found<S: Store>(cx: Ctx<S>) {
@@ -188,7 +188,7 @@ pub async fn rotating_a_revoked_token_is_not_found<S: Store>(cx: Ctx<S>) {
     let (_, id) = issue(s, &root, "api").await;
     s.revoke_token(&root.scope(), &id, None).await.unwrap();
     let (_, f) = fresh(TokenFamily::User);
-    assert_not_found(s.rotate_token(&root.scope(), &id, f, None).await);
+    assert_not_found(s.rotate_token(&root.rotator(), &id, f, None).await);
 }
 
 pub async fn revoke_with_the_wrong_kind_changes_nothing<S: Store>(cx: Ctx<S>) {
@@ -336,7 +336,7 @@ pub async fn a_rotation_never_revives_a_revoked_token<S: Store>(cx: Ctx<S>) {
     let (old, id) = issue(s, &root, "api").await;
     let hour = Duration::from_secs(3600);
     let (next, f) = fresh(TokenFamily::User);
-    s.rotate_token(&root.scope(), &id, f, Some(hour))
+    s.rotate_token(&root.rotator(), &id, f, Some(hour))
         .await
         .unwrap();
     assert!(s.authenticate(&old.digest()).await.unwrap().is_some());
@@ -347,9 +347,9 @@ pub async fn a_rotation_never_revives_a_revoked_token<S: Store>(cx: Ctx<S>) {
     assert!(s.authenticate(&old.digest()).await.unwrap().is_none());
     cx.clock.advance(Duration::from_secs(1));
     let (_, f) = fresh(TokenFamily::User);
-    assert_not_found(s.rotate_token(&root.scope(), &id, f, Some(hour)).await);
+    assert_not_found(s.rotate_token(&root.rotator(), &id, f, Some(hour)).await);
     let (_, f) = fresh(TokenFamily::User);
-    assert_not_found(s.rotate_token(&root.scope(), &id, f, None).await);
+    assert_not_found(s.rotate_token(&root.rotator(), &id, f, None).await);
     assert!(s.authenticate(&old.digest()).await.unwrap().is_none());
     assert_eq!(
         s.get_token(&root.scope(), &id).await.unwrap().revoked_at,
@@ -391,4 +391,109 @@ pub async fn a_rotation_never_revives_a_revoked_token<S: Store>(cx: Ctx<S>) {
             pair[1].at
         );
     }
+}
+
+/// Rotation is minting: a token that may not mint a kind may not rotate a token holding
+/// it (issue: a `manage`-only token rotated an `api` token), and rotating a service token
+/// needs the Admin or Owner role now (a demoted Admin rotated service tokens).
+pub async fn rotation_follows_the_minting_rules<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let alice = add_user(s, &root, "alice", UserRole::Admin).await;
+    // alice's manage-only token may not mint `api`, so it may not rotate an `api` token.
+    let (manage_only, _) = issue(s, &alice, "manage").await;
+    let manage_only = sign_in(s, manage_only).await;
+    let (_, api_id) = issue(s, &alice, "api").await;
+    let (_, f) = fresh(TokenFamily::User);
+    assert!(matches!(
+        s.rotate_token(
+            &manage_only.rotator(),
+            &api_id,
+            f,
+            Some(Duration::from_secs(60))
+        )
+        .await,
+        Err(ownership_core::Error::Forbidden(_))
+    ));
+    // The full token may.
+    let (_, f) = fresh(TokenFamily::User);
+    s.rotate_token(&alice.rotator(), &api_id, f, None)
+        .await
+        .unwrap();
+    // A service token alice minted as an Admin: once demoted, she may not rotate it.
+    let kinds = TokenKinds::parse_csv("channel:telegram").unwrap();
+    let permit = MintPermit::service(&alice.principal, &alice.admin(), kinds).unwrap();
+    let (_, f) = fresh(TokenFamily::Service);
+    let service = s
+        .issue_token(
+            &permit,
+            NewToken {
+                fresh: f,
+                label: None,
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    s.set_role(&root.admin(), &oid("alice"), UserRole::Member)
+        .await
+        .unwrap();
+    let (_, f) = fresh(TokenFamily::Service);
+    assert!(matches!(
+        s.rotate_token(&alice.rotator(), &service.id, f, None).await,
+        Err(ownership_core::Error::Forbidden(_))
+    ));
+    let still = s.get_token(&alice.scope(), &service.id).await.unwrap();
+    assert!(
+        still.revoked_at.is_none(),
+        "a refused rotation changes nothing"
+    );
+}
+
+/// A minted token never outlives the token that minted it, and a mint or rotation whose
+/// minting token was revoked meanwhile fails inside the transaction.
+pub async fn what_a_token_mints_is_bound_by_its_expiry_and_revocation<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    // A token that expires in 60 s mints one asking for no expiry: it ends with its minter.
+    let permit = MintPermit::for_self(
+        &root.principal,
+        TokenKinds::parse_csv("manage,api").unwrap(),
+    )
+    .unwrap();
+    let (short, mut token) = new_token(None);
+    let ends = cx.clock_now() + Duration::from_secs(60);
+    token.expires_at = Some(ends);
+    s.issue_token(&permit, token).await.unwrap();
+    let short = sign_in(s, short).await;
+    let (child, _) = issue(s, &short, "api").await;
+    let child = s.authenticate(&child.digest()).await.unwrap().unwrap();
+    assert_eq!(child.expires_at, Some(ends));
+    // Its rotation successor too.
+    let (_, api_id) = issue(s, &short, "api").await;
+    let (_, f) = fresh(TokenFamily::User);
+    let rotated = s
+        .rotate_token(&short.rotator(), &api_id, f, None)
+        .await
+        .unwrap();
+    assert_eq!(rotated.expires_at, Some(ends));
+    // Revoked after it authenticated (its principal still in hand): minting and rotating
+    // with it fail, and nothing is written.
+    let before = s.list_tokens(&root.scope()).await.unwrap().len();
+    s.revoke_token(&root.scope(), &short.principal.token_id, None)
+        .await
+        .unwrap();
+    let permit =
+        MintPermit::for_self(&short.principal, TokenKinds::parse_csv("api").unwrap()).unwrap();
+    let (_, token) = new_token(None);
+    assert!(matches!(
+        s.issue_token(&permit, token).await,
+        Err(ownership_core::Error::Unauthenticated)
+    ));
+    let (_, f) = fresh(TokenFamily::User);
+    assert!(matches!(
+        s.rotate_token(&short.rotator(), &rotated.id, f, None).await,
+        Err(ownership_core::Error::Unauthenticated)
+    ));
+    assert_eq!(s.list_tokens(&root.scope()).await.unwrap().len(), before);
 }

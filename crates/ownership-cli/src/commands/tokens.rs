@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
-use ownership_core::authz::MintPermit;
+use ownership_core::authz::{MintPermit, Rotator};
 use ownership_core::ids::TokenId;
 use ownership_core::ports::TokenRecord;
 use ownership_core::token::TokenFamily;
@@ -235,7 +235,7 @@ pub async fn run(cmd: TokensCommand, op: &Operator, out: Output) -> Result<ExitC
             let user = op.user(&user_id(&user)?).await?;
             let (record, secret) = service::rotate_token(
                 &*op.store,
-                &op.for_owner(&user)?,
+                &Rotator::Operator(op.scope.clone(), user.id.clone()),
                 &id,
                 grace.map(Duration::from_secs),
                 &mut OsRandom,

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::Form;
 use axum_extra::extract::cookie::CookieJar;
-use ownership_core::authz::AdminScope;
+use ownership_core::authz::{AdminScope, Rotator};
 use ownership_core::ids::TokenId;
 use ownership_core::ports::{AuditFilter, PageRequest};
 use ownership_core::service::{self, TokenRequest};
@@ -591,7 +591,7 @@ pub(crate) async fn rotate_token(
     };
     match service::rotate_token(
         &*state.app.store,
-        &user.scope(),
+        &Rotator::Holder(user.principal.clone()),
         &id,
         None,
         &mut state.app.rng(),

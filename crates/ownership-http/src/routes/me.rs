@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use ownership_core::authz::Rotator;
 use ownership_core::ids::TokenId;
 use ownership_core::ports::AuditFilter;
 use ownership_core::service::{self, TokenRequest};
@@ -113,8 +114,14 @@ pub async fn rotate_token(
             .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
     };
     let grace = body.grace_seconds.map(Duration::from_secs);
-    let (record, secret) =
-        service::rotate_token(&*state.store, &caller.scope(), &id, grace, &mut state.rng()).await?;
+    let (record, secret) = service::rotate_token(
+        &*state.store,
+        &Rotator::Holder(caller.0.clone()),
+        &id,
+        grace,
+        &mut state.rng(),
+    )
+    .await?;
     Ok((
         CREATED,
         ApiJson(NewTokenView {

