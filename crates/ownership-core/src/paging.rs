@@ -33,3 +33,15 @@ pub struct Page<T> {
     /// Pass as [`PageRequest::after`] to get the next page.
     pub next: Option<String>,
 }
+
+impl<T> Page<T> {
+    /// The page of `rows` fetched with a limit of `limit + 1`: the first `limit`, and
+    /// when there were more, the cursor of the last one kept.
+    pub fn of(mut rows: Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more { rows.last().map(cursor) } else { None };
+        Self { items: rows, next }
+    }
+}
