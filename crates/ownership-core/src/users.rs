@@ -219,19 +219,22 @@ async fn first_token<T: TokenRows + ?Sized>(
     .await
 }
 
-/// The target of a management rule and the count of active Owners, read in the
-/// transaction that applies the change. [`Error::NotFound`] when the target is absent.
-async fn target_state<T: UserRows + ?Sized>(
+/// What a management rule decides on, read in the transaction that applies the change:
+/// `scope` re-checked ([`db::current_scope`]), the target and the count of active Owners.
+/// [`Error::NotFound`] when the target is absent.
+async fn managed<T: UserRows + ?Sized>(
     tx: &mut T,
+    scope: &AdminScope,
     id: &OwnerId,
-) -> Result<(User, TargetState)> {
+) -> Result<(AdminScope, User, TargetState)> {
+    let scope = db::current_scope(tx, scope).await?;
     let user = tx.find_user(id).await?.ok_or(Error::NotFound)?;
     let state = TargetState {
         role: user.role,
         status: user.status,
         active_owners: tx.active_owner_count().await?,
     };
-    Ok((user, state))
+    Ok((scope, user, state))
 }
 
 /// Every [`Database`] keeps users: each use case once, over [`UserRows`].
@@ -358,8 +361,7 @@ impl<D: Database> UserStore for D {
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
-                let scope = db::current_scope(tx, &scope).await?;
-                let (user, state) = target_state(tx, &id).await?;
+                let (scope, user, state) = managed(tx, &scope, &id).await?;
                 check_role_change(&scope, &id, &state, role)?;
                 if !tx.update_role(&id, user.role, role, now).await? {
                     return Err(Error::NotFound);
@@ -388,8 +390,7 @@ impl<D: Database> UserStore for D {
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
-                let scope = db::current_scope(tx, &scope).await?;
-                let (user, state) = target_state(tx, &id).await?;
+                let (scope, user, state) = managed(tx, &scope, &id).await?;
                 check_status_change(&scope, &id, &state, status)?;
                 tx.update_status(&id, status, now).await?;
                 tx.append(events::user_status_changed(now, scope.actor(), &id, status))
@@ -405,8 +406,7 @@ impl<D: Database> UserStore for D {
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
-                let scope = db::current_scope(tx, &scope).await?;
-                let (_, state) = target_state(tx, &id).await?;
+                let (scope, _, state) = managed(tx, &scope, &id).await?;
                 check_delete(&scope, &id, &state)?;
                 let tokens = tx.live_token_count(&id, now).await?;
                 let identities = tx.identity_count(&id).await?;
