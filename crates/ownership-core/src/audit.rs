@@ -573,7 +573,7 @@ impl<D: Database> AuditLog for D {
             AuditFilter::Owner(scope) => Some(scope.owner().clone()),
             AuditFilter::All(_) => None,
         };
-        let limit = page.fetch_limit();
+        let limit = i64::from(page.fetch_limit());
         let fetched = self
             .read(move |tx| {
                 Box::pin(async move { tx.events_before(owner.as_ref(), before, limit).await })

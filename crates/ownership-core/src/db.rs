@@ -117,6 +117,10 @@ pub trait Database: Send + Sync + 'static {
         &self,
         digest: &TokenDigest,
     ) -> impl Future<Output = Result<Option<TokenAuth>>> + Send;
+
+    /// A source of random bytes (the operating system's), for the ids a use case mints
+    /// inside a transaction (the tokens a user-token table adds, for instance).
+    fn rng(&self) -> Box<dyn crate::RandomSource + Send>;
 }
 
 /// [`Database::write`], returning only the value.

@@ -26,8 +26,8 @@ impl PageRequest {
 
     /// How many rows to fetch: the clamped limit plus one, to learn whether there is a
     /// next page ([`Page::of_fetched`]).
-    pub fn fetch_limit(&self) -> i64 {
-        i64::from(self.clamped_limit()) + 1
+    pub fn fetch_limit(&self) -> u32 {
+        self.clamped_limit() + 1
     }
 }
 

@@ -45,14 +45,16 @@ use time::OffsetDateTime;
 
 use crate::RandomSource;
 use crate::authz::{AdminScope, TargetState, check_create, check_role_change};
+use crate::db::{self, Database, Tx};
 use crate::error::{Error, Result};
 use crate::identity::{UserRole, UserStatus};
 use crate::ids::{OwnerId, TokenId};
 use crate::kinds::{TokenKind, TokenKinds};
+use crate::ports::Rows;
 use crate::token::{
     FOREIGN_TOKEN_MAX_BYTES, PRODUCT_PREFIX, PresentedToken, TokenDigest, TokenFamily, classify,
 };
-use crate::tokens::{TokenOrigin, TokenRecord};
+use crate::tokens::{FreshToken, TokenOrigin, TokenRecord, TokenRow};
 use crate::users::User;
 
 /// Most entries a table may hold.
@@ -934,6 +936,123 @@ pub trait ProvisionStore: Send + Sync {
         table: &ProvisionTable,
         dry_run: bool,
     ) -> Result<ProvisionPlan>;
+}
+
+/// The provisioned token rows a transaction reads and writes (with [`UserRows`] and
+/// [`TokenRows`]): SQL and row mapping, no decisions.
+#[async_trait]
+pub trait ProvisionRows: Tx {
+    /// Every provisioned token live at `at`, with its digest.
+    async fn live_provisioned_tokens(&mut self, at: OffsetDateTime) -> Result<Vec<StoredToken>>;
+    /// Sets the kinds and label of a provisioned token.
+    async fn update_provisioned_token(
+        &mut self,
+        owner: &OwnerId,
+        id: &TokenId,
+        kinds: &TokenKinds,
+        label: Option<&str>,
+    ) -> Result<()>;
+}
+
+/// Reads what `table` touches at `now`: its users, the active Owner count, the tokens
+/// with its digests and every live provisioned token.
+async fn read_state<T: Rows + ?Sized>(
+    tx: &mut T,
+    table: &ProvisionTable,
+    now: OffsetDateTime,
+) -> Result<ProvisionState> {
+    let mut users = Vec::new();
+    for (_, id, _) in table.users() {
+        users.extend(tx.find_user(id).await?);
+    }
+    let active_owners = tx.active_owner_count().await?;
+    let mut tokens = tx.live_provisioned_tokens(now).await?;
+    for e in table.entries() {
+        if let Some(record) = tx.token_by_digest(&e.digest).await? {
+            tokens.push(StoredToken {
+                digest: e.digest,
+                record,
+            });
+        }
+    }
+    Ok(ProvisionState {
+        users,
+        active_owners,
+        tokens,
+    })
+}
+
+/// Writes `plan` and its audit events at `now`.
+async fn execute<T: Rows + ?Sized>(
+    tx: &mut T,
+    scope: &AdminScope,
+    plan: &ProvisionPlan,
+    now: OffsetDateTime,
+) -> Result<()> {
+    for u in &plan.users_created {
+        tx.insert_user(&u.user_id, u.role, now).await?;
+    }
+    for r in &plan.roles_changed {
+        if !tx.update_role(&r.user_id, r.from, r.to, now).await? {
+            return Err(Error::Conflict(
+                "a user changed while the table was applied".into(),
+            ));
+        }
+    }
+    for t in &plan.tokens_added {
+        tx.insert_token(TokenRow {
+            owner: &t.user_id,
+            fresh: &FreshToken {
+                id: t.token_id.clone(),
+                digest: t.digest,
+                display_prefix: t.display_prefix.clone(),
+            },
+            kinds: &t.kinds,
+            label: t.label.as_deref(),
+            origin: TokenOrigin::Provisioned,
+            created_at: now,
+            expires_at: None,
+        })
+        .await?;
+    }
+    for u in &plan.tokens_updated {
+        tx.update_provisioned_token(&u.user_id, &u.token_id, &u.kinds, u.label.as_deref())
+            .await?;
+    }
+    for r in &plan.tokens_revoked {
+        tx.set_revoked(&r.user_id, &r.token_id, now).await?;
+    }
+    for event in crate::events::provisioned(now, scope.actor(), plan) {
+        tx.append(event).await?;
+    }
+    Ok(())
+}
+
+/// Every [`Database`] applies user-token tables: read, plan and write in one write
+/// transaction (a dry run plans the same way and writes nothing).
+#[async_trait]
+impl<D: Database> ProvisionStore for D {
+    async fn provision(
+        &self,
+        scope: &AdminScope,
+        table: &ProvisionTable,
+        dry_run: bool,
+    ) -> Result<ProvisionPlan> {
+        let (scope, table, mut rng) = (scope.clone(), table.clone(), self.rng());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let scope = db::current_scope(tx, &scope).await?;
+                let state = read_state(tx, &table, now).await?;
+                let plan = plan(&scope, &table, &state, now, &mut *rng)?;
+                if !dry_run {
+                    execute(tx, &scope, &plan, now).await?;
+                }
+                Ok(plan)
+            })
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

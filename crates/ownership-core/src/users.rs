@@ -5,13 +5,18 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::RandomSource;
-use crate::authz::AdminScope;
-use crate::error::Result;
+use crate::authz::{
+    AdminScope, TargetState, check_create, check_delete, check_role_change, check_status_change,
+};
+use crate::db::{self, Database, Tx};
+use crate::error::{Error, Result};
+use crate::events;
 use crate::identity::{Identity, UserRole, UserStatus};
 use crate::ids::OwnerId;
+use crate::kinds::TokenKinds;
 use crate::paging::{Page, PageRequest};
-use crate::token::{TokenFamily, TokenSecret};
-use crate::tokens::{NewToken, fresh_token};
+use crate::token::{TokenDigest, TokenFamily, TokenSecret};
+use crate::tokens::{NewToken, TokenOrigin, TokenRecord, TokenRow, TokenRows, fresh_token};
 
 /// A user account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,4 +140,291 @@ pub async fn create_user<S: UserStore + ?Sized>(
         )
         .await?;
     Ok((user, secret))
+}
+
+/// The user rows a transaction reads and writes: SQL and row mapping, no decisions.
+#[async_trait]
+pub trait UserRows: Tx {
+    /// One user by id.
+    async fn find_user(&mut self, id: &OwnerId) -> Result<Option<User>>;
+    /// Up to `limit` users with an id after `after` (bytewise), by id.
+    async fn users_after(&mut self, after: Option<&str>, limit: u32) -> Result<Vec<User>>;
+    /// Whether any Owner exists, active or not.
+    async fn owner_exists(&mut self) -> Result<bool>;
+    /// How many Owners are active.
+    async fn active_owner_count(&mut self) -> Result<u64>;
+    /// Inserts an active user created (and updated) `at`.
+    async fn insert_user(&mut self, id: &OwnerId, role: UserRole, at: OffsetDateTime)
+    -> Result<()>;
+    /// Sets the role of the user when it is `from`; whether a row changed.
+    async fn update_role(
+        &mut self,
+        id: &OwnerId,
+        from: UserRole,
+        to: UserRole,
+        at: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Sets the user's status.
+    async fn update_status(
+        &mut self,
+        id: &OwnerId,
+        status: UserStatus,
+        at: OffsetDateTime,
+    ) -> Result<()>;
+    /// Deletes the user (the schema cascades to everything they own); whether a row went.
+    async fn delete_user_row(&mut self, id: &OwnerId) -> Result<bool>;
+    /// How many of the user's tokens are live at `at`.
+    async fn live_token_count(&mut self, owner: &OwnerId, at: OffsetDateTime) -> Result<u64>;
+    /// How many channel identities the user has.
+    async fn identity_count(&mut self, owner: &OwnerId) -> Result<u64>;
+    /// The token with this digest, whoever holds it.
+    async fn token_by_digest(&mut self, digest: &TokenDigest) -> Result<Option<TokenRecord>>;
+    /// Revokes `at` every legacy token live at `at`; how many.
+    async fn revoke_live_legacy(&mut self, at: OffsetDateTime) -> Result<u64>;
+}
+
+/// Inserts `id` as an active user with `role` at [`Tx::now`]; [`Error::Conflict`] when the
+/// id is taken.
+async fn add_user<T: UserRows + ?Sized>(tx: &mut T, id: &OwnerId, role: UserRole) -> Result<User> {
+    if tx.find_user(id).await?.is_some() {
+        return Err(Error::Conflict(format!("user `{id}` already exists")));
+    }
+    let now = tx.now();
+    tx.insert_user(id, role, now).await?;
+    Ok(User {
+        id: id.clone(),
+        role,
+        status: UserStatus::Active,
+        created_at: now,
+    })
+}
+
+/// Stores a user's first token (`manage`+`api`) at [`Tx::now`].
+async fn first_token<T: TokenRows + ?Sized>(
+    tx: &mut T,
+    owner: &OwnerId,
+    token: &NewToken,
+    origin: TokenOrigin,
+) -> Result<TokenRecord> {
+    let created_at = tx.now();
+    tx.insert_token(TokenRow {
+        owner,
+        fresh: &token.fresh,
+        kinds: &TokenKinds::manage_api(),
+        label: token.label.as_deref(),
+        origin,
+        created_at,
+        expires_at: token.expires_at,
+    })
+    .await
+}
+
+/// What a management rule decides on, read in the transaction that applies the change:
+/// `scope` re-checked ([`db::current_scope`]), the target and the count of active Owners.
+/// [`Error::NotFound`] when the target is absent.
+async fn managed<T: UserRows + ?Sized>(
+    tx: &mut T,
+    scope: &AdminScope,
+    id: &OwnerId,
+) -> Result<(AdminScope, User, TargetState)> {
+    let scope = db::current_scope(tx, scope).await?;
+    let user = tx.find_user(id).await?.ok_or(Error::NotFound)?;
+    let state = TargetState {
+        role: user.role,
+        status: user.status,
+        active_owners: tx.active_owner_count().await?,
+    };
+    Ok((scope, user, state))
+}
+
+/// Every [`Database`] keeps users: each use case once, over [`UserRows`].
+#[async_trait]
+impl<D: Database> UserStore for D {
+    async fn bootstrap_owner(&self, owner: &OwnerId, token: NewToken) -> Result<User> {
+        let owner = owner.clone();
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                if tx.owner_exists().await? {
+                    return Err(Error::Conflict("an Owner already exists".into()));
+                }
+                let user = add_user(tx, &owner, UserRole::Owner).await?;
+                let record = first_token(tx, &owner, &token, TokenOrigin::Issued).await?;
+                let now = tx.now();
+                tx.append(events::owner_bootstrapped(now, &owner, &record.id))
+                    .await?;
+                Ok(user)
+            })
+        })
+        .await
+    }
+
+    async fn install_legacy_token(
+        &self,
+        owner: &OwnerId,
+        token: NewToken,
+    ) -> Result<LegacyOutcome> {
+        let owner = owner.clone();
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                if let Some(same) = tx.token_by_digest(&token.fresh.digest).await? {
+                    if same.owner_id == owner
+                        && same.origin == TokenOrigin::Legacy
+                        && same.is_live(now)
+                    {
+                        return Ok(LegacyOutcome::Unchanged);
+                    }
+                    // Stored already but revoked, expired or someone else's: a revoked
+                    // credential is never revived and a credential never moves to another
+                    // owner.
+                    return Err(Error::Conflict(
+                        "the configured legacy token was revoked or is in use; configure a new value"
+                            .into(),
+                    ));
+                }
+                if tx.find_user(&owner).await?.is_none() {
+                    add_user(tx, &owner, UserRole::Owner).await?;
+                }
+                let outcome = if tx.revoke_live_legacy(now).await? > 0 {
+                    LegacyOutcome::Replaced
+                } else {
+                    LegacyOutcome::Installed
+                };
+                let record = first_token(tx, &owner, &token, TokenOrigin::Legacy).await?;
+                tx.append(events::legacy_installed(now, &owner, &record.id, outcome))
+                    .await?;
+                Ok(outcome)
+            })
+        })
+        .await
+    }
+
+    async fn has_owner(&self) -> Result<bool> {
+        self.read(|tx| Box::pin(async move { tx.owner_exists().await }))
+            .await
+    }
+
+    async fn create_user(
+        &self,
+        scope: &AdminScope,
+        id: &OwnerId,
+        role: UserRole,
+        first: NewToken,
+    ) -> Result<User> {
+        let (scope, id) = (scope.clone(), id.clone());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let scope = db::current_scope(tx, &scope).await?;
+                check_create(&scope, role)?;
+                let user = add_user(tx, &id, role).await?;
+                let record = first_token(tx, &id, &first, TokenOrigin::Issued).await?;
+                let now = tx.now();
+                tx.append(events::user_created(
+                    now,
+                    scope.actor(),
+                    &id,
+                    role,
+                    &record.id,
+                ))
+                .await?;
+                Ok(user)
+            })
+        })
+        .await
+    }
+
+    async fn get_user(&self, _scope: &AdminScope, id: &OwnerId) -> Result<User> {
+        let id = id.clone();
+        self.read(move |tx| {
+            Box::pin(async move { tx.find_user(&id).await?.ok_or(Error::NotFound) })
+        })
+        .await
+    }
+
+    async fn list_users(&self, _scope: &AdminScope, page: &PageRequest) -> Result<Page<User>> {
+        let page = page.clone();
+        self.read(move |tx| {
+            Box::pin(async move {
+                let users = tx
+                    .users_after(page.after.as_deref(), page.fetch_limit())
+                    .await?;
+                Ok(Page::of_fetched(users, &page, |u| u.id.as_str().to_owned()))
+            })
+        })
+        .await
+    }
+
+    async fn set_role(&self, scope: &AdminScope, id: &OwnerId, role: UserRole) -> Result<User> {
+        let (scope, id) = (scope.clone(), id.clone());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let (scope, user, state) = managed(tx, &scope, &id).await?;
+                check_role_change(&scope, &id, &state, role)?;
+                if !tx.update_role(&id, user.role, role, now).await? {
+                    return Err(Error::NotFound);
+                }
+                tx.append(events::user_role_changed(
+                    now,
+                    scope.actor(),
+                    &id,
+                    user.role,
+                    role,
+                ))
+                .await?;
+                Ok(User { role, ..user })
+            })
+        })
+        .await
+    }
+
+    async fn set_status(
+        &self,
+        scope: &AdminScope,
+        id: &OwnerId,
+        status: UserStatus,
+    ) -> Result<User> {
+        let (scope, id) = (scope.clone(), id.clone());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let (scope, user, state) = managed(tx, &scope, &id).await?;
+                check_status_change(&scope, &id, &state, status)?;
+                tx.update_status(&id, status, now).await?;
+                tx.append(events::user_status_changed(now, scope.actor(), &id, status))
+                    .await?;
+                Ok(User { status, ..user })
+            })
+        })
+        .await
+    }
+
+    async fn delete_user(&self, scope: &AdminScope, id: &OwnerId) -> Result<()> {
+        let (scope, id) = (scope.clone(), id.clone());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let (scope, _, state) = managed(tx, &scope, &id).await?;
+                check_delete(&scope, &id, &state)?;
+                let tokens = tx.live_token_count(&id, now).await?;
+                let identities = tx.identity_count(&id).await?;
+                // The schema cascades to tokens, identities, the data key, secrets,
+                // resources (and their grants), the webhook endpoint and deliveries.
+                // Pairing requests belong to no owner; audit events keep the owner id as
+                // text.
+                if !tx.delete_user_row(&id).await? {
+                    return Err(Error::NotFound);
+                }
+                tx.append(events::user_deleted(
+                    now,
+                    scope.actor(),
+                    &id,
+                    tokens,
+                    identities,
+                ))
+                .await
+            })
+        })
+        .await
+    }
 }

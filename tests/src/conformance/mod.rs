@@ -73,6 +73,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         legacy_token_is_idempotent_and_replaced_when_changed,
         create_user_issues_a_working_first_token,
         duplicate_user_is_a_conflict,
+        a_taken_user_id_is_refused_alike,
         admin_cannot_create_or_manage_admins,
         missing_users_are_not_found,
         users_are_listed_in_pages,

@@ -1,7 +1,7 @@
 use ownership_core::authz::AdminScope;
 use ownership_core::ports::{LegacyOutcome, NewToken, PageRequest, Store};
 use ownership_core::token::TokenFamily;
-use ownership_core::{Identity, TokenKind, UserRole, UserStatus};
+use ownership_core::{Error, Identity, TokenKind, UserRole, UserStatus};
 
 use super::Ctx;
 use super::support::*;
@@ -125,6 +125,32 @@ pub async fn duplicate_user_is_a_conflict<S: Store>(cx: Ctx<S>) {
         s.create_user(&root.admin(), &oid("root"), UserRole::Member, t)
             .await,
     );
+}
+
+/// Both stores refuse a taken id with the same message (the HTTP API shows it), and the
+/// refusal writes nothing: the existing user keeps their role and their one token.
+pub async fn a_taken_user_id_is_refused_alike<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let alice = add_user(s, &root, "alice", UserRole::Member).await;
+    let before = s
+        .list_users(&root.admin(), &PageRequest::default())
+        .await
+        .unwrap();
+    let (_, t) = new_token(None);
+    match s
+        .create_user(&root.admin(), &oid("alice"), UserRole::Admin, t)
+        .await
+    {
+        Err(Error::Conflict(m)) => assert_eq!(m, "user `alice` already exists"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    let after = s
+        .list_users(&root.admin(), &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(before, after);
+    assert_eq!(s.list_tokens(&alice.scope()).await.unwrap().len(), 1);
 }
 
 pub async fn admin_cannot_create_or_manage_admins<S: Store>(cx: Ctx<S>) {

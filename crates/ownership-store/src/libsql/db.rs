@@ -106,4 +106,8 @@ impl Database for LibsqlStore {
             .run(move |c| async move { super::tokens::token_auth(&c, digest).await })
             .await
     }
+
+    fn rng(&self) -> Box<dyn ownership_core::RandomSource + Send> {
+        Box::new(crate::OsRandom)
+    }
 }

@@ -5,7 +5,7 @@ use ::libsql::{Connection, Value};
 use async_trait::async_trait;
 use ownership_core::db::Tx;
 use ownership_core::ids::TokenId;
-use ownership_core::ports::{NewToken, TokenOrigin, TokenRecord};
+use ownership_core::ports::{TokenOrigin, TokenRecord};
 use ownership_core::tokens::{TokenAuth, TokenRow, TokenRows};
 use ownership_core::{Error, OwnerId, Result, TokenKinds, UserRole, UserStatus};
 use time::OffsetDateTime;
@@ -80,29 +80,6 @@ pub(super) async fn insert_token(conn: &Connection, row: TokenRow<'_>) -> Result
     scoped_token(conn, row.owner, &row.fresh.id)
         .await?
         .ok_or_else(|| super::conn::integrity("inserted token"))
-}
-
-/// A user's first token (`manage`+`api`, issued) from a [`NewToken`].
-pub(super) async fn insert_first_token(
-    conn: &Connection,
-    owner: &OwnerId,
-    token: &NewToken,
-    origin: TokenOrigin,
-    now: OffsetDateTime,
-) -> Result<TokenRecord> {
-    insert_token(
-        conn,
-        TokenRow {
-            owner,
-            fresh: &token.fresh,
-            kinds: &TokenKinds::manage_api(),
-            label: token.label.as_deref(),
-            origin,
-            created_at: now,
-            expires_at: token.expires_at,
-        },
-    )
-    .await
 }
 
 /// The token with this digest joined with its owner's account.

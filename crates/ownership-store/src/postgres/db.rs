@@ -157,4 +157,8 @@ impl Database for PgStore {
         )
         .await
     }
+
+    fn rng(&self) -> Box<dyn ownership_core::RandomSource + Send> {
+        Box::new(crate::OsRandom)
+    }
 }
