@@ -34,6 +34,9 @@ use ownership_store::postgres::PgStore;
 use ownership_store::{ManualClock, OsRandom};
 use ownership_tests::app::{Backend, spawn_app_with};
 use ownership_tests::backends::{libsql_memory, manual_clock, postgres};
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom as _;
+use rand::{RngExt as _, SeedableRng as _};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -99,33 +102,6 @@ async fn section(name: &str, task: tokio::task::JoinHandle<()>) {
 /// One result line.
 fn report(key: &str, value: f64) {
     println!("BENCH {key} {value:.3}");
-}
-
-/// A small deterministic generator (xorshift64*), for shuffles and filler digests.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = usize::try_from(self.next() % (i as u64 + 1)).unwrap_or(0);
-            v.swap(i, j);
-        }
-    }
-
-    fn bytes32(&mut self) -> [u8; 32] {
-        let mut out = [0_u8; 32];
-        for chunk in out.chunks_mut(8) {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
-        out
-    }
 }
 
 /// Issued-format tokens: value, digest, public id.
@@ -297,7 +273,7 @@ async fn warm(quick: bool) {
         floor_map.insert(*t.digest.as_bytes(), p);
     }
     let mut order: Vec<&str> = tokens.iter().map(|t| t.secret.as_str()).collect();
-    Rng(0x9E37_79B9_7F4A_7C15).shuffle(&mut order);
+    order.shuffle(&mut SmallRng::seed_from_u64(0x9E37_79B9_7F4A_7C15));
     // One more pass, so every lookup below is a hit.
     for t in &order {
         service::authenticate(&cached, t, false)
@@ -361,7 +337,7 @@ async fn growth_and_cold_libsql(quick: bool) {
         &[1, 1_000, 100_000, 1_000_000]
     };
     let budget = Duration::from_millis(if quick { 400 } else { 2_000 });
-    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let mut rng = SmallRng::seed_from_u64(0xD1B5_4A32_D192_ED03);
     for &n in sizes {
         let store = libsql_memory(manual_clock()).await;
         store
@@ -399,7 +375,7 @@ async fn growth_and_cold_libsql(quick: bool) {
         let ours = start.elapsed().as_nanos() as f64 / i as f64;
 
         // Baseline: constant-time scan over every stored digest (the static authenticator).
-        let mut all: Vec<[u8; 32]> = (0..filler).map(|_| rng.bytes32()).collect();
+        let mut all: Vec<[u8; 32]> = (0..filler).map(|_| rng.random::<[u8; 32]>()).collect();
         all.extend(real.iter().map(|t| *t.digest.as_bytes()));
         let probes: Vec<[u8; 32]> = real.iter().map(|t| sha256(&t.secret)).collect();
         let mut j = 0_usize;
