@@ -11,7 +11,9 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::chart::{Axis, Series, line_chart, svg_open};
+use plotters::prelude::IntoLogRange as _;
+
+use crate::chart::{self, Axis, Series};
 use crate::cmd::{self, Result};
 use crate::postgres;
 
@@ -62,7 +64,7 @@ pub fn run(args: &[String]) -> Result {
     }
     fs::write(&markdown, report)
         .map_err(|e| format!("could not write {}: {e}", markdown.display()))?;
-    fs::write(&svg, growth_svg(&results))
+    fs::write(&svg, growth_svg(&results)?)
         .map_err(|e| format!("could not write {}: {e}", svg.display()))?;
     cmd::say(&format!(
         "wrote {} and {}",
@@ -410,7 +412,7 @@ fn decade(exponent: f64) -> String {
 }
 
 /// A log–log chart of verify cost (ns) against tokens stored: ours and the scan.
-fn growth_svg(r: &Results) -> String {
+fn growth_svg(r: &Results) -> Result<String> {
     let series = |prefix: &str| -> Vec<(f64, f64)> {
         GROWTH_SIZES
             .iter()
@@ -440,50 +442,50 @@ fn growth_svg(r: &Results) -> String {
     } else {
         (1.0, 8.0)
     };
+    let decades = |lo: f64, hi: f64| -> Vec<f64> {
+        let mut points = Vec::new();
+        let mut e = lo;
+        while e <= hi {
+            points.push(10_f64.powf(e));
+            e += 1.0;
+        }
+        points
+    };
     let x = Axis {
-        label: "tokens stored".into(),
-        lo: 0.0,
-        hi: 6.0,
-        log: true,
-        ticks: (0..=6)
-            .map(|e| (10_f64.powi(e), count(10_u64.pow(e.unsigned_abs()))))
-            .collect(),
+        label: "tokens stored",
+        range: (1.0..1e6).log_scale(),
+        ticks: decades(0.0, 6.0),
+        format: &|v| count(v.round() as u64),
     };
-    let mut y_ticks = Vec::new();
-    let mut e = y_lo;
-    while e <= y_hi {
-        y_ticks.push((10_f64.powf(e), decade(e)));
-        e += 1.0;
-    }
     let y = Axis {
-        label: "time per verify".into(),
-        lo: y_lo,
-        hi: y_hi,
-        log: true,
-        ticks: y_ticks,
+        label: "time per verify",
+        range: (10_f64.powf(y_lo)..10_f64.powf(y_hi)).log_scale(),
+        ticks: decades(y_lo, y_hi),
+        format: &|v| decade(v.log10().round()),
     };
-    let mut s = svg_open(640.0, 400.0);
-    line_chart(
-        &mut s,
-        (0.0, 0.0, 640.0, 400.0),
-        "Verify cost against tokens stored (log–log)",
-        &x,
-        &y,
-        &[
-            Series {
-                label: "ours: libSQL lookup by digest (uncached)",
-                colour: "#1f77b4",
-                points: ours,
-            },
-            Series {
-                label: "baseline: constant-time scan of all digests",
-                colour: "#d62728",
-                points: scan,
-            },
-        ],
-    );
-    s.push_str("</svg>\n");
-    s
+    chart::svg((640, 400), 1, |panels| {
+        let Some(panel) = panels.first() else {
+            return Ok(());
+        };
+        chart::line_chart(
+            panel,
+            "Verify cost against tokens stored (log–log)",
+            x,
+            y,
+            &[
+                Series {
+                    label: "ours: libSQL lookup by digest (uncached)",
+                    colour: chart::palette(0),
+                    points: ours,
+                },
+                Series {
+                    label: "baseline: constant-time scan of all digests",
+                    colour: chart::palette(3),
+                    points: scan,
+                },
+            ],
+        )
+    })
 }
 
 #[cfg(test)]
@@ -524,7 +526,7 @@ mod tests {
         let t = table(&r);
         assert!(t.contains("1.25×"), "{t}");
         assert!(t.contains("not measured"), "{t}");
-        let svg = growth_svg(&r);
+        let svg = growth_svg(&r).unwrap();
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert_eq!(svg.matches("<circle").count(), 4);
     }
