@@ -32,6 +32,10 @@
 //!   store). Whether a token is valid is the answer the caller gets anyway; this shows the
 //!   order of magnitude of a difference the method reports.
 //!
+//! The statistics below are ours rather than the dudect-bencher crate's: that crate only
+//! prints its result and takes tests as stateless `fn` pointers timing synchronous calls
+//! (docs/benchmarks.md, "Measurement kit", has the whole reason).
+//!
 //! `OWNERSHIP_TIMING_SAMPLES` sets the samples of each comparison test (default 200,000);
 //! the verify tests take a tenth of that.
 
