@@ -1,132 +1,155 @@
-//! Line charts as SVG, drawn by hand with `std::fmt::Write`: the benchmark's growth chart
-//! (`cargo xtask bench`) and the soak's memory and p99 charts (`cargo xtask soak`). xtask
-//! stays on the standard library, so no charting crate is pulled in for two charts.
+//! Line charts as SVG, drawn with `plotters` (its SVG backend only, no fonts: the viewer
+//! lays out the text): the benchmark's growth chart (`cargo xtask bench`) and the soak's
+//! memory and p99 charts (`cargo xtask soak`). What is ours: the look shared by every
+//! chart (title, grid, points on each line, a legend top left).
 
-use std::fmt::Write as _;
+use std::fmt::Display;
+use std::ops::Range;
 
-/// One axis of a [`line_chart`]: its range (in log10 units when `log`) and its ticks.
-pub(crate) struct Axis {
-    pub label: String,
-    pub lo: f64,
-    pub hi: f64,
-    pub log: bool,
-    pub ticks: Vec<(f64, String)>,
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, DefaultFormatting, KeyPointHint, Ranged};
+use plotters::prelude::*;
+
+/// One panel of an SVG document.
+pub(crate) type Panel<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+/// One axis of a [`line_chart`]: its caption, its coordinates (a range, or a range made
+/// logarithmic with plotters' `log_scale`), where its ticks go and how one is labelled.
+pub(crate) struct Axis<'a, R> {
+    pub label: &'a str,
+    pub range: R,
+    pub ticks: Vec<f64>,
+    pub format: &'a dyn Fn(&f64) -> String,
 }
 
-impl Axis {
-    /// Where `v` falls between `lo` (0) and `hi` (1).
-    fn fraction(&self, v: f64) -> f64 {
-        let v = if self.log { v.log10() } else { v };
-        (v - self.lo) / (self.hi - self.lo)
+/// Coordinates with the ticks an [`Axis`] gives. Plotters' own `WithKeyPoints` does the
+/// same but keeps the inner coordinates' label format, and a linear `f64` range has none
+/// (plotters then refuses to draw its mesh); the labels here always come from the axis'
+/// `format`.
+struct Ticks<R>(R, Vec<f64>);
+
+impl<R: Ranged<ValueType = f64>> Ranged for Ticks<R> {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn range(&self) -> Range<f64> {
+        self.0.range()
+    }
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.0.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.1.clone()
+        }
+    }
+
+    fn axis_pixel_range(&self, limit: (i32, i32)) -> Range<i32> {
+        self.0.axis_pixel_range(limit)
     }
 }
 
 /// One line of a [`line_chart`].
 pub(crate) struct Series<'a> {
     pub label: &'a str,
-    pub colour: &'a str,
+    pub colour: RGBColor,
     pub points: Vec<(f64, f64)>,
 }
 
-/// The opening of an SVG document of `w` × `h` on a white ground; close it with `</svg>`.
-pub(crate) fn svg_open(w: f64, h: f64) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    s
+/// An SVG document of `width` × `panels · panel_height` on a white ground, its panels
+/// stacked top to bottom and each drawn by `draw`.
+pub(crate) fn svg(
+    (width, panel_height): (u32, u32),
+    panels: usize,
+    draw: impl FnOnce(&[Panel<'_>]) -> Result<(), String>,
+) -> Result<String, String> {
+    let mut out = String::new();
+    {
+        let height = panel_height.saturating_mul(u32::try_from(panels).unwrap_or(1));
+        let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(failed)?;
+        draw(&root.split_evenly((panels, 1)))?;
+        root.present().map_err(failed)?;
+    }
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(out)
 }
 
-/// A line chart with points, grid, axis labels and a legend, drawn into `s` in the box
-/// `(x0, y0, w, h)`.
-pub(crate) fn line_chart(
-    s: &mut String,
-    (x0, y0, w, h): (f64, f64, f64, f64),
+/// A line chart with points, grid, axis captions and a legend, drawn on `panel`.
+pub(crate) fn line_chart<X, Y>(
+    panel: &Panel<'_>,
     title: &str,
-    x: &Axis,
-    y: &Axis,
+    x: Axis<'_, X>,
+    y: Axis<'_, Y>,
     series: &[Series<'_>],
-) {
-    let (left, right, top, bottom) = (x0 + 80.0, 20.0, y0 + 40.0, 60.0);
-    let bottom_edge = y0 + h - bottom;
-    let px = |v: f64| left + x.fraction(v) * (x0 + w - left - right);
-    let py = |v: f64| top + (1.0 - y.fraction(v)) * (bottom_edge - top);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="{}" text-anchor="middle" font-size="14">{title}</text>"#,
-        x0 + w / 2.0,
-        y0 + 22.0
-    );
-    for (v, label) in &x.ticks {
-        let xv = px(*v);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{xv:.1}" y1="{top}" x2="{xv:.1}" y2="{bottom_edge:.1}" stroke="#ddd"/><text x="{xv:.1}" y="{:.1}" text-anchor="middle">{label}</text>"##,
-            bottom_edge + 16.0,
-        );
+) -> Result<(), String>
+where
+    X: AsRangedCoord<Value = f64>,
+    X::CoordDescType: Ranged<ValueType = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: Ranged<ValueType = f64>,
+{
+    let mut chart = ChartBuilder::on(panel)
+        .caption(title, ("sans-serif", 14))
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(
+            Ticks::<X::CoordDescType>(x.range.into(), x.ticks),
+            Ticks::<Y::CoordDescType>(y.range.into(), y.ticks),
+        )
+        .map_err(failed)?;
+    chart
+        .configure_mesh()
+        .x_desc(x.label)
+        .y_desc(y.label)
+        .x_label_formatter(x.format)
+        .y_label_formatter(y.format)
+        .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
+        .light_line_style(TRANSPARENT)
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(failed)?;
+    for line in series {
+        let colour = line.colour;
+        chart
+            .draw_series(
+                LineSeries::new(line.points.iter().copied(), colour.stroke_width(2)).point_size(3),
+            )
+            .map_err(failed)?
+            .label(line.label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
     }
-    for (v, label) in &y.ticks {
-        let yv = py(*v);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{left}" y1="{yv:.1}" x2="{:.1}" y2="{yv:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"##,
-            x0 + w - right,
-            left - 6.0,
-            yv + 4.0,
-        );
-    }
-    let _ = writeln!(
-        s,
-        r##"<rect x="{left}" y="{top}" width="{:.1}" height="{:.1}" fill="none" stroke="#333"/>"##,
-        x0 + w - left - right,
-        bottom_edge - top
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-        left + (x0 + w - left - right) / 2.0,
-        y0 + h - 20.0,
-        x.label
-    );
-    let mid = top + (bottom_edge - top) / 2.0;
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="{mid:.1}" text-anchor="middle" transform="rotate(-90 {:.1} {mid:.1})">{}</text>"#,
-        x0 + 18.0,
-        x0 + 18.0,
-        y.label
-    );
-    for (i, line) in series.iter().enumerate() {
-        let (colour, label, ly) = (line.colour, line.label, 18.0 * i as f64);
-        let path: Vec<String> = line
-            .points
-            .iter()
-            .map(|(a, b)| format!("{:.1},{:.1}", px(*a), py(*b)))
-            .collect();
-        let _ = writeln!(
-            s,
-            r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"#,
-            path.join(" ")
-        );
-        for (a, b) in &line.points {
-            let _ = writeln!(
-                s,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{colour}"/>"#,
-                px(*a),
-                py(*b)
-            );
-        }
-        let _ = writeln!(
-            s,
-            r#"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{colour}" stroke-width="2"/><text x="{:.1}" y="{:.1}">{label}</text>"#,
-            left + 10.0,
-            top + 14.0 + ly,
-            left + 30.0,
-            top + 14.0 + ly,
-            left + 36.0,
-            top + 18.0 + ly
-        );
-    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(0x33, 0x33, 0x33))
+        .draw()
+        .map_err(failed)
+}
+
+/// A colour of the d3 / matplotlib category palette, by index (wrapping).
+pub(crate) fn palette(i: usize) -> RGBColor {
+    const COLOURS: [RGBColor; 7] = [
+        RGBColor(0x1f, 0x77, 0xb4),
+        RGBColor(0xff, 0x7f, 0x0e),
+        RGBColor(0x2c, 0xa0, 0x2c),
+        RGBColor(0xd6, 0x27, 0x28),
+        RGBColor(0x94, 0x67, 0xbd),
+        RGBColor(0x8c, 0x56, 0x4b),
+        RGBColor(0xe3, 0x77, 0xc2),
+    ];
+    COLOURS.get(i % COLOURS.len()).copied().unwrap_or(BLACK)
+}
+
+fn failed(e: impl Display) -> String {
+    format!("could not draw the chart: {e}")
 }

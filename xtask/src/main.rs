@@ -2,7 +2,8 @@
 //!
 //! A thin dispatcher: each task lives in its own module. Checks that CI runs (core purity,
 //! migration naming) are plain functions with `#[test]`s, so `cargo test` catches what
-//! `cargo xtask ci` catches. Standard library only.
+//! `cargo xtask ci` catches. Standard library only, except `plotters` (SVG backend) for the
+//! benchmark and soak charts.
 
 mod apt;
 mod bench;

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
-use crate::chart::{Axis, Series, line_chart, svg_open};
+use crate::chart::{self, Axis, Series};
 use crate::cmd::{self, Result};
 use crate::postgres;
 
@@ -30,10 +30,6 @@ const OPS: [(&str, &str); 7] = [
     ("rotate", "token rotate"),
     ("revoke", "token revoke"),
     ("stream_open", "event stream open"),
-];
-
-const COLOURS: [&str; 7] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
 ];
 
 /// Runs of at least this many minutes write into `docs/`.
@@ -223,7 +219,7 @@ fn report(out: &Path, store: &str, minutes: u64) -> Result {
             format!("soak-{store}.svg"),
         )
     };
-    fs::write(&svg_path, chart(store, &rows))
+    fs::write(&svg_path, chart(store, &rows)?)
         .map_err(|e| format!("could not write {}: {e}", svg_path.display()))?;
     let section = section(store, &rows, &summary, &link);
     let markdown = if to_docs {
@@ -322,20 +318,16 @@ fn section(
 }
 
 /// Two panels: resident memory (MiB) and p99 per operation (ms), against the minute.
-fn chart(store: &str, rows: &[BTreeMap<String, f64>]) -> String {
-    let (w, h) = (720.0, 380.0);
+fn chart(store: &str, rows: &[BTreeMap<String, f64>]) -> Result<String> {
     let minutes = rows
         .iter()
         .filter_map(|r| r.get("minute").copied())
         .fold(1.0_f64, f64::max);
-    let x = Axis {
-        label: "minute".into(),
-        lo: 0.0,
-        hi: minutes,
-        log: false,
-        ticks: (0..=minutes as u64)
-            .map(|m| (m as f64, m.to_string()))
-            .collect(),
+    let minute_axis = || Axis {
+        label: "minute",
+        range: 0.0..minutes,
+        ticks: (0..=minutes as u64).map(|m| m as f64).collect(),
+        format: &|v| format!("{v:.0}"),
     };
     let series = |key: &str, scale: f64| -> Vec<(f64, f64)> {
         rows.iter()
@@ -344,60 +336,54 @@ fn chart(store: &str, rows: &[BTreeMap<String, f64>]) -> String {
             .collect()
     };
     let rss = series("rss_kib", 1024.0);
-    let mut s = svg_open(w, 2.0 * h);
-    let top = rss.iter().map(|p| p.1).fold(1.0_f64, f64::max) * 1.15;
-    line_chart(
-        &mut s,
-        (0.0, 0.0, w, h),
-        &format!("Soak, {}: resident memory", store_label(store)),
-        &x,
-        &linear_axis("MiB", top),
-        &[Series {
-            label: "VmRSS of the server",
-            colour: COLOURS[0],
-            points: rss,
-        }],
-    );
+    let rss_top = rss.iter().map(|p| p.1).fold(1.0_f64, f64::max) * 1.15;
     let p99: Vec<Series<'_>> = OPS
         .iter()
-        .zip(COLOURS)
-        .map(|((op, _), colour)| Series {
+        .enumerate()
+        .map(|(i, (op, _))| Series {
             label: op,
-            colour,
+            colour: chart::palette(i),
             points: series(&format!("{op}_p99_ms"), 1.0),
         })
         .filter(|s| !s.points.is_empty())
         .collect();
-    let top = p99
+    let p99_top = p99
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .fold(1.0_f64, f64::max)
         * 1.15;
-    line_chart(
-        &mut s,
-        (0.0, h, w, h),
-        "p99 latency per operation (per minute)",
-        &x,
-        &linear_axis("ms", top),
-        &p99,
-    );
-    s.push_str("</svg>\n");
-    s
+    chart::svg((720, 380), 2, |panels| {
+        let [memory, latency] = panels else {
+            return Err("the soak chart has two panels".into());
+        };
+        chart::line_chart(
+            memory,
+            &format!("Soak, {}: resident memory", store_label(store)),
+            minute_axis(),
+            linear_axis("MiB", rss_top),
+            &[Series {
+                label: "VmRSS of the server",
+                colour: chart::palette(0),
+                points: rss,
+            }],
+        )?;
+        chart::line_chart(
+            latency,
+            "p99 latency per operation (per minute)",
+            minute_axis(),
+            linear_axis("ms", p99_top),
+            &p99,
+        )
+    })
 }
 
 /// A linear axis from 0 to `top` with five ticks.
-fn linear_axis(label: &str, top: f64) -> Axis {
+fn linear_axis(label: &str, top: f64) -> Axis<'_, std::ops::Range<f64>> {
     Axis {
-        label: label.into(),
-        lo: 0.0,
-        hi: top,
-        log: false,
-        ticks: (0..=5)
-            .map(|i| {
-                let v = top * f64::from(i) / 5.0;
-                (v, format!("{v:.1}"))
-            })
-            .collect(),
+        label,
+        range: 0.0..top,
+        ticks: (0..=5).map(|i| top * f64::from(i) / 5.0).collect(),
+        format: &|v| format!("{v:.1}"),
     }
 }
 
@@ -525,7 +511,7 @@ mod tests {
             table.contains("| 2 | 22.0 | 30 | 0 | 9 | NaN | 0.40 / 1.50 |"),
             "{table}"
         );
-        let svg = chart("libsql", &rows);
+        let svg = chart("libsql", &rows).unwrap();
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert_eq!(svg.matches("<circle").count(), 3 + 2);
     }

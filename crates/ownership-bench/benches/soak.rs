@@ -36,6 +36,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 use ownership_tests::pg::PgCluster;
 use ownership_tests::serve::{Serve, operator_command, run_to_end, serve_command, start_command};
+use rand::rngs::SmallRng;
+use rand::{RngExt as _, SeedableRng as _};
 use serde_json::{Value, json};
 
 const IDENTITIES: usize = 10_000;
@@ -148,19 +150,7 @@ async fn op(
     ok.then_some(body)
 }
 
-/// A small deterministic generator (xorshift), so runs are alike.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        usize::try_from(self.0 % n as u64).unwrap_or(0)
-    }
-}
-
-async fn pairing(s: &Shared, rng: &mut Rng, serial: u64) {
+async fn pairing(s: &Shared, rng: &mut SmallRng, serial: u64) {
     let path = format!("/v1/channels/{}/pairing-requests", s.channel);
     let external = format!("ext-{serial}");
     let Some(code) = op(
@@ -177,7 +167,7 @@ async fn pairing(s: &Shared, rng: &mut Rng, serial: u64) {
         return;
     };
     let code = code["code"].as_str().unwrap_or("").to_owned();
-    let user = &s.users[rng.below(s.users.len())];
+    let user = &s.users[rng.random_range(..s.users.len())];
     op(
         s,
         "pair_redeem",
@@ -243,16 +233,16 @@ async fn mint_rotate_revoke(s: &Shared) {
 
 /// One worker: operations at `per_second`, mostly authentications.
 async fn worker(s: Arc<Shared>, index: usize, per_second: f64) {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1));
+    let mut rng = SmallRng::seed_from_u64(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1));
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut serial = 0_u64;
     while !s.stop.load(Ordering::Relaxed) {
         tick.tick().await;
         serial += 1;
-        match rng.below(100) {
+        match rng.random_range(..100_u32) {
             0..80 => {
-                let user = &s.users[rng.below(s.users.len())];
+                let user = &s.users[rng.random_range(..s.users.len())];
                 op(&s, "auth", "GET", "/v1/me", user, None, 200).await;
             }
             80..90 => pairing(&s, &mut rng, serial * WORKERS as u64 + index as u64).await,
@@ -263,9 +253,9 @@ async fn worker(s: Arc<Shared>, index: usize, per_second: f64) {
 
 /// Opens an event stream as a random user, reads it for one to three seconds, closes it.
 async fn streams(s: Arc<Shared>, index: usize) {
-    let mut rng = Rng(0xD1B5_4A32_D192_ED03 ^ (index as u64 + 1));
+    let mut rng = SmallRng::seed_from_u64(0xD1B5_4A32_D192_ED03 ^ (index as u64 + 1));
     while !s.stop.load(Ordering::Relaxed) {
-        let user = &s.users[rng.below(s.users.len())];
+        let user = &s.users[rng.random_range(..s.users.len())];
         let started = Instant::now();
         let response = s
             .http
@@ -276,7 +266,7 @@ async fn streams(s: Arc<Shared>, index: usize) {
         match response {
             Ok(mut r) if r.status() == 200 => {
                 s.stats.record("stream_open", started, true, "");
-                let open_for = Duration::from_millis(1000 + rng.below(2000) as u64);
+                let open_for = Duration::from_millis(1000 + rng.random_range(..2000_u64));
                 let _ = tokio::time::timeout(open_for, async {
                     while let Ok(Some(_)) = r.chunk().await {}
                 })

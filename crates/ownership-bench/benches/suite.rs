@@ -1,11 +1,13 @@
 //! The benchmark suite behind `cargo xtask bench`. Every measurement is paired with a
 //! baseline measured in the same run, and the ratio is what is reported; nothing asserts a
 //! timing. Results are printed as machine-readable lines, `BENCH <key> <value>`, which
-//! `xtask/src/bench.rs` collects into `docs/benchmarks.md`.
+//! `xtask/src/bench.rs` collects into `docs/benchmarks.md`. The harness is ours, not
+//! criterion's or divan's: neither can time two functions in alternating batches or hand
+//! its result back (docs/benchmarks.md, "Measurement kit").
 //!
 //! `OWNERSHIP_BENCH_QUICK=1` shortens every section (and leaves out the 1M-token growth
 //! point). An argument (`cargo bench -p ownership-bench -- warm`) runs only the sections
-//! whose name contains it: `warm`, `growth`, `cold`, `http`, `pairing`, `memory`.
+//! whose name contains it: `warm`, `cache`, `growth`, `cold`, `http`, `pairing`, `memory`.
 
 #![allow(
     clippy::print_stdout,
@@ -34,6 +36,9 @@ use ownership_store::postgres::PgStore;
 use ownership_store::{ManualClock, OsRandom};
 use ownership_tests::app::{Backend, spawn_app_with};
 use ownership_tests::backends::{libsql_memory, manual_clock, postgres};
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom as _;
+use rand::{RngExt as _, SeedableRng as _};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -71,6 +76,13 @@ fn main() {
         if wants("warm") {
             section("warm", tokio::spawn(warm(quick))).await;
         }
+        if wants("cache") {
+            section(
+                "cache",
+                tokio::task::spawn_blocking(move || cache_maps(quick)),
+            )
+            .await;
+        }
         if wants("growth") || wants("cold") {
             section("growth", tokio::spawn(growth_and_cold_libsql(quick))).await;
         }
@@ -99,33 +111,6 @@ async fn section(name: &str, task: tokio::task::JoinHandle<()>) {
 /// One result line.
 fn report(key: &str, value: f64) {
     println!("BENCH {key} {value:.3}");
-}
-
-/// A small deterministic generator (xorshift64*), for shuffles and filler digests.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = usize::try_from(self.next() % (i as u64 + 1)).unwrap_or(0);
-            v.swap(i, j);
-        }
-    }
-
-    fn bytes32(&mut self) -> [u8; 32] {
-        let mut out = [0_u8; 32];
-        for chunk in out.chunks_mut(8) {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
-        out
-    }
 }
 
 /// Issued-format tokens: value, digest, public id.
@@ -297,7 +282,7 @@ async fn warm(quick: bool) {
         floor_map.insert(*t.digest.as_bytes(), p);
     }
     let mut order: Vec<&str> = tokens.iter().map(|t| t.secret.as_str()).collect();
-    Rng(0x9E37_79B9_7F4A_7C15).shuffle(&mut order);
+    order.shuffle(&mut SmallRng::seed_from_u64(0x9E37_79B9_7F4A_7C15));
     // One more pass, so every lookup below is a hit.
     for t in &order {
         service::authenticate(&cached, t, false)
@@ -351,6 +336,159 @@ async fn warm(quick: bool) {
 }
 
 // ---------------------------------------------------------------------------------------
+// 1b. The warm hit path on three concurrent maps: the store's own `ttl_map`, `quick_cache`
+// and `moka`, each holding the same 100k entries (key: a 32-byte SHA-256 digest; value: an
+// `Arc` of a small struct), against the same SHA-256 + std `HashMap` floor as row 1.
+
+/// The store's map, compiled from its source file: it is private to `ownership-store`.
+#[allow(
+    dead_code,
+    unused_imports,
+    reason = "the bench uses the lookup and insert half of the map, and not its unit tests"
+)]
+#[path = "../../ownership-store/src/ttl_map.rs"]
+mod ttl_map;
+
+/// What `ttl_map` reports to (`ownership_store::metrics::MapGauges`): handles that record
+/// nothing, as the map's own default.
+mod metrics {
+    pub(crate) struct MapGauges {
+        pub(crate) evictions: ::metrics::Counter,
+        pub(crate) entries: ::metrics::Gauge,
+    }
+
+    impl MapGauges {
+        pub(crate) fn noop() -> Self {
+            Self {
+                evictions: ::metrics::Counter::noop(),
+                entries: ::metrics::Gauge::noop(),
+            }
+        }
+
+        pub(crate) fn new(_: &'static str) -> Self {
+            Self::noop()
+        }
+    }
+}
+
+/// A cached value the size of a principal's fields that matter here.
+#[derive(Debug)]
+struct Entry {
+    owner: String,
+    token_id: String,
+    kinds: u32,
+    /// Unix nanoseconds after which the entry must not be served.
+    deadline: i64,
+}
+
+fn unix_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn cache_maps(quick: bool) {
+    let n = 100_000;
+    let ttl = Duration::from_secs(3600);
+    let deadline = unix_nanos() + i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX);
+    let tokens: Vec<String> = make_tokens(n, 'm').into_iter().map(|t| t.secret).collect();
+    let entries: Vec<([u8; 32], Arc<Entry>)> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let entry = Entry {
+                owner: OWNER.to_owned(),
+                token_id: format!("tok_m{i:019x}"),
+                kinds: 3,
+                deadline,
+            };
+            (sha256(t), Arc::new(entry))
+        })
+        .collect();
+    let floor: HashMap<[u8; 32], Arc<Entry>> = entries.iter().cloned().collect();
+    let ours = ttl_map::TtlMap::with_hasher(2 * n as u64, ttl_map::DigestKeys::new());
+    let quick_map: quick_cache::sync::Cache<[u8; 32], Arc<Entry>> =
+        quick_cache::sync::Cache::new(2 * n);
+    let moka_map: moka::sync::Cache<[u8; 32], Arc<Entry>> = moka::sync::Cache::builder()
+        .max_capacity(2 * n as u64)
+        .time_to_live(ttl)
+        .build();
+    for (key, value) in &entries {
+        ours.insert(*key, Arc::clone(value), deadline);
+        quick_map.insert(*key, Arc::clone(value));
+        moka_map.insert(*key, Arc::clone(value));
+    }
+    moka_map.run_pending_tasks();
+    let mut order: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    order.shuffle(&mut SmallRng::seed_from_u64(0x2545_F491_4F6C_DD1D));
+
+    // Every side does what a warm hit does: SHA-256 the token, look the digest up, and
+    // (the three caches) hand out a clone of the `Arc` after checking the entry's
+    // deadline against the clock (`ttl_map` and `quick_cache` read the wall clock as the
+    // token cache does; moka checks its own time-to-live). The floor looks up and reads.
+    type Side<'a> = (&'a str, Box<dyn Fn(&str) -> bool + 'a>);
+    let sides: [Side<'_>; 4] = [
+        (
+            "std_hashmap",
+            Box::new(|t| floor.get(&sha256(t)).is_some_and(|e| e.kinds != 0)),
+        ),
+        (
+            "ttl_map",
+            Box::new(|t| {
+                ours.get_and_touch(&sha256(t), unix_nanos())
+                    .is_some_and(|e| e.kinds != 0)
+            }),
+        ),
+        (
+            "quick_cache",
+            Box::new(|t| {
+                let now = unix_nanos();
+                quick_map
+                    .get(&sha256(t))
+                    .filter(|e| now < e.deadline)
+                    .is_some_and(|e| e.kinds != 0)
+            }),
+        ),
+        (
+            "moka",
+            Box::new(|t| moka_map.get(&sha256(t)).is_some_and(|e| e.kinds != 0)),
+        ),
+    ];
+    for (name, lookup) in &sides {
+        assert!(
+            order.iter().all(|t| lookup(t)),
+            "every token is a hit in {name}"
+        );
+    }
+    // Rounds alternate the sides, so drift on a shared machine hits them all alike; the
+    // best pass of each side counts.
+    let mut best = [f64::INFINITY; 4];
+    for _ in 0..if quick { 5 } else { 11 } {
+        for (slot, (_, lookup)) in best.iter_mut().zip(&sides) {
+            let ns = best_of(1, n, || {
+                for t in &order {
+                    black_box(lookup(black_box(t)));
+                }
+            });
+            *slot = slot.min(ns);
+        }
+    }
+    let floor_ns = best[0];
+    for ((name, _), ns) in sides.iter().zip(best) {
+        report(&format!("cache.{name}_ns"), ns);
+        if *name != "std_hashmap" {
+            report(&format!("cache.{name}.ratio"), ns / floor_ns);
+        }
+    }
+    black_box(
+        entries
+            .iter()
+            .map(|(_, e)| e.owner.len() + e.token_id.len())
+            .sum::<usize>(),
+    );
+}
+
+// ---------------------------------------------------------------------------------------
 // 2. Growth (uncached libSQL lookup by digest vs. a constant-time linear scan), and
 // 3a. the libSQL cold path vs. a raw point SELECT on the same connection.
 
@@ -361,7 +499,7 @@ async fn growth_and_cold_libsql(quick: bool) {
         &[1, 1_000, 100_000, 1_000_000]
     };
     let budget = Duration::from_millis(if quick { 400 } else { 2_000 });
-    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let mut rng = SmallRng::seed_from_u64(0xD1B5_4A32_D192_ED03);
     for &n in sizes {
         let store = libsql_memory(manual_clock()).await;
         store
@@ -399,7 +537,7 @@ async fn growth_and_cold_libsql(quick: bool) {
         let ours = start.elapsed().as_nanos() as f64 / i as f64;
 
         // Baseline: constant-time scan over every stored digest (the static authenticator).
-        let mut all: Vec<[u8; 32]> = (0..filler).map(|_| rng.bytes32()).collect();
+        let mut all: Vec<[u8; 32]> = (0..filler).map(|_| rng.random::<[u8; 32]>()).collect();
         all.extend(real.iter().map(|t| *t.digest.as_bytes()));
         let probes: Vec<[u8; 32]> = real.iter().map(|t| sha256(&t.secret)).collect();
         let mut j = 0_usize;

@@ -32,6 +32,10 @@
 //!   store). Whether a token is valid is the answer the caller gets anyway; this shows the
 //!   order of magnitude of a difference the method reports.
 //!
+//! The statistics below are ours rather than the dudect-bencher crate's: that crate only
+//! prints its result and takes tests as stateless `fn` pointers timing synchronous calls
+//! (docs/benchmarks.md, "Measurement kit", has the whole reason).
+//!
 //! `OWNERSHIP_TIMING_SAMPLES` sets the samples of each comparison test (default 200,000);
 //! the verify tests take a tenth of that.
 
@@ -56,6 +60,8 @@ use ownership_core::token::{TokenDigest, TokenFamily, TokenSecret};
 use ownership_store::cache::{CacheConfig, Cached};
 use ownership_store::libsql::LibsqlStore;
 use ownership_tests::backends::{libsql_memory, manual_clock};
+use rand::rngs::SmallRng;
+use rand::{RngExt as _, SeedableRng as _};
 
 const OWNER: &str = "timing-owner";
 /// The threshold of the dudect paper: above it, the classes' timings differ.
@@ -81,7 +87,7 @@ fn main() {
          |t| < {T_THRESHOLD} = no evidence of a leak",
         samples / 10
     );
-    let mut rng = Rng(0x5DEE_CE66_D1CE_4E5B);
+    let mut rng = SmallRng::seed_from_u64(0x5DEE_CE66_D1CE_4E5B);
     compare_tests(samples, &mut rng);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -181,17 +187,23 @@ fn report(name: &str, what: &str, samples: &Samples) -> f64 {
 // ---------------------------------------------------------------------------------------
 // 1. The comparison layer.
 
-fn compare_tests(samples: usize, rng: &mut Rng) {
-    let stored = rng.bytes32();
+fn compare_tests(samples: usize, rng: &mut SmallRng) {
+    let stored = rng.random::<[u8; 32]>();
     let mut near = stored;
     near[31] ^= 0x01;
     // One input per sample, laid out alike for both classes (as dudect does), so memory
     // access is the same whichever class a sample belongs to: A = `near`, B = a random
     // digest (almost always different from `stored` at byte 0).
-    let classes: Vec<bool> = (0..samples).map(|_| rng.next() & 1 == 0).collect();
+    let classes: Vec<bool> = (0..samples).map(|_| rng.random::<bool>()).collect();
     let inputs: Vec<[u8; 32]> = classes
         .iter()
-        .map(|&class_a| if class_a { near } else { rng.bytes32() })
+        .map(|&class_a| {
+            if class_a {
+                near
+            } else {
+                rng.random::<[u8; 32]>()
+            }
+        })
         .collect();
 
     let stored_digest = TokenDigest::from_bytes(stored);
@@ -270,7 +282,7 @@ fn leaky_eq(a: &[u8], b: &[u8]) -> bool {
 // ---------------------------------------------------------------------------------------
 // 2. The whole verify path: classify, SHA-256, cache, store lookup by digest.
 
-async fn verify_tests(samples: usize, rng: &mut Rng) {
+async fn verify_tests(samples: usize, rng: &mut SmallRng) {
     let clock = manual_clock();
     let store = libsql_memory(Arc::clone(&clock)).await;
     store
@@ -282,7 +294,7 @@ async fn verify_tests(samples: usize, rng: &mut Rng) {
     // Stored tokens, from known random bytes (so a near twin can be made of each).
     let stored: Vec<([u8; 32], TokenSecret)> = (0..STORED)
         .map(|_| {
-            let random = rng.bytes32();
+            let random = rng.random::<[u8; 32]>();
             (random, token_from(random))
         })
         .collect();
@@ -297,7 +309,7 @@ async fn verify_tests(samples: usize, rng: &mut Rng) {
 
     // Class B of every verify test: random well-formed tokens, none stored.
     let random_tokens: Vec<String> = (0..POOL)
-        .map(|_| token_from(rng.bytes32()).expose().to_owned())
+        .map(|_| token_from(rng.random::<[u8; 32]>()).expose().to_owned())
         .collect();
 
     // A: tokens whose digest shares its first SHARED_PREFIX bytes with a stored digest.
@@ -308,7 +320,7 @@ async fn verify_tests(samples: usize, rng: &mut Rng) {
     let mut near_digest = Vec::with_capacity(POOL);
     while near_digest.len() < POOL {
         tries += 1;
-        let candidate = token_from(rng.bytes32());
+        let candidate = token_from(rng.random::<[u8; 32]>());
         if prefixes.contains(&prefix_of(&candidate.digest())) {
             near_digest.push(candidate.expose().to_owned());
         }
@@ -345,7 +357,7 @@ async fn verify_tests(samples: usize, rng: &mut Rng) {
             .expect("a stored token authenticates");
     }
 
-    let classes: Vec<bool> = (0..samples).map(|_| rng.next() & 1 == 0).collect();
+    let classes: Vec<bool> = (0..samples).map(|_| rng.random::<bool>()).collect();
     let s = measure_verify(&cached, &classes, &near_digest, &random_tokens, false).await;
     report(
         "verify_near_digest",
@@ -433,25 +445,5 @@ async fn seed_tokens(store: &LibsqlStore, digests: impl Iterator<Item = TokenDig
             .execute_batch_for_tests(&format!("BEGIN; {} COMMIT;", batch.join("\n")))
             .await
             .expect("seed tokens");
-    }
-}
-
-/// A small deterministic generator (xorshift64*) for inputs and class order.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn bytes32(&mut self) -> [u8; 32] {
-        let mut out = [0_u8; 32];
-        for chunk in out.chunks_mut(8) {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
-        out
     }
 }
