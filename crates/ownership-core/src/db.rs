@@ -23,7 +23,8 @@ use time::OffsetDateTime;
 use crate::audit::{AuditEvent, NewAuditEvent};
 use crate::authz::{ActorState, AdminScope};
 use crate::error::Result;
-use crate::ids::OwnerId;
+use crate::ids::{ChannelKey, OwnerId};
+use crate::pairing::ChannelAuth;
 use crate::token::TokenDigest;
 use crate::tokens::TokenAuth;
 
@@ -110,6 +111,13 @@ pub trait Database: Send + Sync + 'static {
         &self,
         digest: &TokenDigest,
     ) -> impl Future<Output = Result<Option<TokenAuth>>> + Send;
+
+    /// The owner a chat account is bound to, with their account: the read behind every
+    /// message a channel adapter resolves, outside any transaction.
+    fn identity_of(
+        &self,
+        key: &ChannelKey,
+    ) -> impl Future<Output = Result<Option<ChannelAuth>>> + Send;
 }
 
 /// [`Database::write`], returning only the value.

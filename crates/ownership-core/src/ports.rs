@@ -42,9 +42,9 @@ pub use crate::users::{LegacyOutcome, User, UserStore};
 pub use crate::webhook::{Delivery, DeliveryState, WebhookEndpoint, WebhookStore};
 
 /// Every area's rows: what a [`Database`](crate::db::Database) transaction implements.
-pub trait Rows: crate::db::Tx + crate::tokens::TokenRows {}
+pub trait Rows: crate::db::Tx + crate::tokens::TokenRows + crate::pairing::PairingRows {}
 
-impl<T: crate::db::Tx + crate::tokens::TokenRows> Rows for T {}
+impl<T: crate::db::Tx + crate::tokens::TokenRows + crate::pairing::PairingRows> Rows for T {}
 
 /// The current time, supplied to stores so tests control it.
 pub trait Clock: Send + Sync + std::fmt::Debug {

@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use ownership_core::audit::{AuditEvent, NewAuditEvent};
 use ownership_core::authz::ActorState;
 use ownership_core::db::{Body, Committed, Database, Tx};
+use ownership_core::pairing::ChannelAuth;
 use ownership_core::token::TokenDigest;
 use ownership_core::tokens::TokenAuth;
-use ownership_core::{OwnerId, Result};
+use ownership_core::{ChannelKey, OwnerId, Result};
 use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnection;
@@ -126,6 +127,15 @@ impl Database for PgStore {
             "postgres",
             Op::Read,
             super::tokens::token_auth(self.reads(), digest),
+        )
+        .await
+    }
+
+    async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
+        crate::metrics::timed(
+            "postgres",
+            Op::Read,
+            super::pairing::identity_of(self.reads(), key),
         )
         .await
     }
