@@ -451,28 +451,34 @@ pub struct NewPairingRow<'a> {
     pub expires_at: OffsetDateTime,
 }
 
+/// Which of a channel's requests, by their expiry against the transaction's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Expired at or before it.
+    Expired,
+    /// Expiring after it.
+    Live,
+}
+
+/// How a request is looked up within its channel.
+#[derive(Debug, Clone, Copy)]
+pub enum PairingBy<'a> {
+    /// By its sender (one request per sender).
+    Sender(&'a ExternalId),
+    /// By its code's keyed hash.
+    Code(&'a CodeHash),
+}
+
 /// The pairing rows a transaction reads and writes: SQL and row mapping, no decisions.
 #[async_trait]
 pub trait PairingRows: Tx {
-    /// Deletes the channel's requests that expired at or before `now`; how many.
-    async fn purge_expired_pairings(
+    /// Deletes the channel's requests that are `which` at [`Tx::now`]; how many.
+    async fn delete_pairings(&mut self, channel: &ChannelName, which: Expiry) -> Result<u64>;
+    /// The channel's request of this sender or with this code hash, live or not.
+    async fn find_pairing(
         &mut self,
         channel: &ChannelName,
-        now: OffsetDateTime,
-    ) -> Result<u64>;
-    /// Deletes the channel's requests still live after `now`; how many.
-    async fn delete_live_pairings(
-        &mut self,
-        channel: &ChannelName,
-        now: OffsetDateTime,
-    ) -> Result<u64>;
-    /// The sender's request, live or not.
-    async fn pairing_of_sender(&mut self, key: &ChannelKey) -> Result<Option<PairingRequestRow>>;
-    /// The channel's request with this code hash, live or not.
-    async fn pairing_by_code(
-        &mut self,
-        channel: &ChannelName,
-        code_hash: &CodeHash,
+        by: PairingBy<'_>,
     ) -> Result<Option<PairingRequestRow>>;
     /// How many requests the channel holds, and the earliest expiry among them.
     async fn pairing_count(
@@ -485,12 +491,8 @@ pub trait PairingRows: Tx {
     async fn insert_pairing(&mut self, row: NewPairingRow<'_>) -> Result<()>;
     /// Deletes one request.
     async fn delete_pairing(&mut self, id: &PairingRequestId) -> Result<()>;
-    /// The channel's requests live after `now`, oldest first.
-    async fn live_pairings(
-        &mut self,
-        channel: &ChannelName,
-        now: OffsetDateTime,
-    ) -> Result<Vec<PendingPairing>>;
+    /// The channel's requests live at [`Tx::now`], oldest first.
+    async fn live_pairings(&mut self, channel: &ChannelName) -> Result<Vec<PendingPairing>>;
     /// The binding of a chat account, if any.
     async fn binding(&mut self, key: &ChannelKey) -> Result<Option<ChannelBinding>>;
     /// Inserts a binding.
@@ -523,7 +525,8 @@ async fn consume<T: PairingRows + ?Sized>(
     owner: &OwnerId,
 ) -> Result<Result<ChannelBinding>> {
     let now = tx.now();
-    let Some(request) = tx.pairing_by_code(channel, code_hash).await? else {
+    let by = PairingBy::Code(code_hash);
+    let Some(request) = tx.find_pairing(channel, by).await? else {
         return Ok(Err(Error::NotFound));
     };
     if request.expires_at <= now {
@@ -582,8 +585,9 @@ impl<D: Database> PairingStore for D {
                 // A sender already bound may ask too: that is how a chat account moves to
                 // another owner. Redeeming or approving it for a different owner stays a
                 // conflict (consuming nothing) until the old binding is removed.
-                tx.purge_expired_pairings(&key.channel, now).await?;
-                if let Some(live) = tx.pairing_of_sender(&key).await? {
+                tx.delete_pairings(&key.channel, Expiry::Expired).await?;
+                let by = PairingBy::Sender(&key.external_id);
+                if let Some(live) = tx.find_pairing(&key.channel, by).await? {
                     return Ok(PairingIssue {
                         id: live.id,
                         seed: live.seed,
@@ -637,13 +641,8 @@ impl<D: Database> PairingStore for D {
         channel: &ChannelName,
     ) -> Result<Vec<PendingPairing>> {
         let channel = channel.clone();
-        self.read(move |tx| {
-            Box::pin(async move {
-                let now = tx.now();
-                tx.live_pairings(&channel, now).await
-            })
-        })
-        .await
+        self.read(move |tx| Box::pin(async move { tx.live_pairings(&channel).await }))
+            .await
     }
 
     async fn redeem_pairing(
@@ -685,8 +684,8 @@ impl<D: Database> PairingStore for D {
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
-                let burned = tx.delete_live_pairings(&channel, now).await?;
-                tx.purge_expired_pairings(&channel, now).await?;
+                let burned = tx.delete_pairings(&channel, Expiry::Live).await?;
+                tx.delete_pairings(&channel, Expiry::Expired).await?;
                 if burned > 0 {
                     tx.append(events::pairing_burned(now, &channel, burned))
                         .await?;

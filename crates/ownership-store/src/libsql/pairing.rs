@@ -4,9 +4,11 @@
 
 use ::libsql::{Connection, Value};
 use async_trait::async_trait;
+use ownership_core::db::Tx;
 use ownership_core::ids::PairingRequestId;
 use ownership_core::pairing::{
-    ChannelAuth, CodeHash, NewPairingRow, PairingKey, PairingRequestRow, PairingRows, PairingSeed,
+    ChannelAuth, Expiry, NewPairingRow, PairingBy, PairingKey, PairingRequestRow, PairingRows,
+    PairingSeed,
 };
 use ownership_core::ports::{ChannelBinding, PairingCandidate, PendingPairing};
 use ownership_core::{ChannelKey, ChannelName, ExternalId, OwnerId, Result, UserRole, UserStatus};
@@ -19,9 +21,6 @@ use super::db::LibsqlTx;
 
 /// The `settings` key of the generated pairing-code key.
 const PAIRING_KEY_SETTING: &str = "pairing_code_key";
-
-/// The columns [`request_from`] reads, in order.
-const REQUEST_COLS: &str = "id, external_id, seed, expires_at";
 
 fn request_from(row: &[Value]) -> Result<PairingRequestRow> {
     Ok(PairingRequestRow {
@@ -70,53 +69,34 @@ pub(super) async fn identity_of(
 
 #[async_trait]
 impl PairingRows for LibsqlTx {
-    async fn purge_expired_pairings(
-        &mut self,
-        channel: &ChannelName,
-        now: OffsetDateTime,
-    ) -> Result<u64> {
+    async fn delete_pairings(&mut self, channel: &ChannelName, which: Expiry) -> Result<u64> {
+        let sql = match which {
+            Expiry::Expired => {
+                "DELETE FROM pairing_requests WHERE channel = ?1 AND expires_at <= ?2"
+            }
+            Expiry::Live => "DELETE FROM pairing_requests WHERE channel = ?1 AND expires_at > ?2",
+        };
         exec(
             &self.conn,
-            "DELETE FROM pairing_requests WHERE channel = ?1 AND expires_at <= ?2",
-            args![channel.as_str(), micros(now)?],
+            sql,
+            args![channel.as_str(), micros(self.now())?],
         )
         .await
     }
 
-    async fn delete_live_pairings(
+    async fn find_pairing(
         &mut self,
         channel: &ChannelName,
-        now: OffsetDateTime,
-    ) -> Result<u64> {
-        exec(
-            &self.conn,
-            "DELETE FROM pairing_requests WHERE channel = ?1 AND expires_at > ?2",
-            args![channel.as_str(), micros(now)?],
-        )
-        .await
-    }
-
-    async fn pairing_of_sender(&mut self, key: &ChannelKey) -> Result<Option<PairingRequestRow>> {
-        let sql = format!(
-            "SELECT {REQUEST_COLS} FROM pairing_requests WHERE channel = ?1 AND external_id = ?2"
-        );
-        let args = args![key.channel.as_str(), key.external_id.as_str()];
-        query_opt(&self.conn, &sql, args)
-            .await?
-            .map(|row| request_from(&row))
-            .transpose()
-    }
-
-    async fn pairing_by_code(
-        &mut self,
-        channel: &ChannelName,
-        code_hash: &CodeHash,
+        by: PairingBy<'_>,
     ) -> Result<Option<PairingRequestRow>> {
+        let (column, value) = match by {
+            PairingBy::Sender(sender) => ("external_id", Value::from(sender.as_str())),
+            PairingBy::Code(hash) => ("code_hash", Value::from(hash.as_bytes().as_slice())),
+        };
         let sql = format!(
-            "SELECT {REQUEST_COLS} FROM pairing_requests WHERE channel = ?1 AND code_hash = ?2"
+            "SELECT id, external_id, seed, expires_at FROM pairing_requests WHERE channel = ?1 AND {column} = ?2"
         );
-        let args = args![channel.as_str(), code_hash.as_bytes().as_slice()];
-        query_opt(&self.conn, &sql, args)
+        query_opt(&self.conn, &sql, vec![Value::from(channel.as_str()), value])
             .await?
             .map(|row| request_from(&row))
             .transpose()
@@ -177,16 +157,12 @@ impl PairingRows for LibsqlTx {
         exec(&self.conn, sql, args![id.as_str()]).await.map(drop)
     }
 
-    async fn live_pairings(
-        &mut self,
-        channel: &ChannelName,
-        now: OffsetDateTime,
-    ) -> Result<Vec<PendingPairing>> {
+    async fn live_pairings(&mut self, channel: &ChannelName) -> Result<Vec<PendingPairing>> {
         let rows = query_all(
             &self.conn,
             "SELECT id, channel, external_id, meta, created_at, expires_at FROM pairing_requests \
              WHERE channel = ?1 AND expires_at > ?2 ORDER BY created_at, rowid",
-            args![channel.as_str(), micros(now)?],
+            args![channel.as_str(), micros(self.now())?],
         )
         .await?;
         rows.iter()

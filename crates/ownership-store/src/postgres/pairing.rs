@@ -3,9 +3,11 @@
 //! ([`ownership_core::pairing`]).
 
 use async_trait::async_trait;
+use ownership_core::db::Tx;
 use ownership_core::ids::PairingRequestId;
 use ownership_core::pairing::{
-    ChannelAuth, CodeHash, NewPairingRow, PairingKey, PairingRequestRow, PairingRows, PairingSeed,
+    ChannelAuth, Expiry, NewPairingRow, PairingBy, PairingKey, PairingRequestRow, PairingRows,
+    PairingSeed,
 };
 use ownership_core::ports::{ChannelBinding, PairingCandidate, PendingPairing};
 use ownership_core::{ChannelKey, ChannelName, ExternalId, OwnerId, Result, UserRole, UserStatus};
@@ -63,12 +65,15 @@ pub(super) async fn identity_of(reads: &PgPool, key: &ChannelKey) -> Result<Opti
 
 #[async_trait]
 impl PairingRows for PgTx {
-    async fn purge_expired_pairings(
-        &mut self,
-        channel: &ChannelName,
-        now: OffsetDateTime,
-    ) -> Result<u64> {
-        let done = query("DELETE FROM pairing_requests WHERE channel = $1 AND expires_at <= $2")
+    async fn delete_pairings(&mut self, channel: &ChannelName, which: Expiry) -> Result<u64> {
+        let sql = match which {
+            Expiry::Expired => {
+                "DELETE FROM pairing_requests WHERE channel = $1 AND expires_at <= $2"
+            }
+            Expiry::Live => "DELETE FROM pairing_requests WHERE channel = $1 AND expires_at > $2",
+        };
+        let now = self.now();
+        let done = query(sql)
             .bind(channel.as_str())
             .bind(now)
             .execute(self.conn())
@@ -77,47 +82,30 @@ impl PairingRows for PgTx {
         Ok(done.rows_affected())
     }
 
-    async fn delete_live_pairings(
+    async fn find_pairing(
         &mut self,
         channel: &ChannelName,
-        now: OffsetDateTime,
-    ) -> Result<u64> {
-        let done = query("DELETE FROM pairing_requests WHERE channel = $1 AND expires_at > $2")
-            .bind(channel.as_str())
-            .bind(now)
-            .execute(self.conn())
-            .await
-            .map_err(unavailable)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn pairing_of_sender(&mut self, key: &ChannelKey) -> Result<Option<PairingRequestRow>> {
-        let row = query(
-            "SELECT id, external_id, seed, expires_at FROM pairing_requests
-             WHERE channel = $1 AND external_id = $2",
-        )
-        .bind(key.channel.as_str())
-        .bind(key.external_id.as_str())
-        .fetch_optional(self.conn())
-        .await
-        .map_err(unavailable)?;
-        row.as_ref().map(request_from_row).transpose()
-    }
-
-    async fn pairing_by_code(
-        &mut self,
-        channel: &ChannelName,
-        code_hash: &CodeHash,
+        by: PairingBy<'_>,
     ) -> Result<Option<PairingRequestRow>> {
-        let row = query(
-            "SELECT id, external_id, seed, expires_at FROM pairing_requests
-             WHERE channel = $1 AND code_hash = $2",
-        )
-        .bind(channel.as_str())
-        .bind(code_hash.as_bytes().as_slice())
-        .fetch_optional(self.conn())
-        .await
-        .map_err(unavailable)?;
+        let select = query(match by {
+            PairingBy::Sender(_) => {
+                "SELECT id, external_id, seed, expires_at FROM pairing_requests
+                 WHERE channel = $1 AND external_id = $2"
+            }
+            PairingBy::Code(_) => {
+                "SELECT id, external_id, seed, expires_at FROM pairing_requests
+                 WHERE channel = $1 AND code_hash = $2"
+            }
+        })
+        .bind(channel.as_str());
+        let select = match by {
+            PairingBy::Sender(sender) => select.bind(sender.as_str()),
+            PairingBy::Code(hash) => select.bind(hash.as_bytes().as_slice()),
+        };
+        let row = select
+            .fetch_optional(self.conn())
+            .await
+            .map_err(unavailable)?;
         row.as_ref().map(request_from_row).transpose()
     }
 
@@ -174,11 +162,8 @@ impl PairingRows for PgTx {
             .map(drop)
     }
 
-    async fn live_pairings(
-        &mut self,
-        channel: &ChannelName,
-        now: OffsetDateTime,
-    ) -> Result<Vec<PendingPairing>> {
+    async fn live_pairings(&mut self, channel: &ChannelName) -> Result<Vec<PendingPairing>> {
+        let now = self.now();
         let rows = query(
             "SELECT id, channel, external_id, meta, created_at, expires_at FROM pairing_requests
              WHERE channel = $1 AND expires_at > $2
