@@ -23,7 +23,8 @@ use time::OffsetDateTime;
 use crate::audit::{AuditEvent, NewAuditEvent};
 use crate::authz::{ActorState, AdminScope};
 use crate::error::Result;
-use crate::ids::OwnerId;
+use crate::ids::{ChannelKey, OwnerId};
+use crate::pairing::ChannelAuth;
 use crate::token::TokenDigest;
 use crate::tokens::TokenAuth;
 
@@ -121,6 +122,13 @@ pub trait Database: Send + Sync + 'static {
     /// A source of random bytes (the operating system's), for the ids a use case mints
     /// inside a transaction (the tokens a user-token table adds, for instance).
     fn rng(&self) -> Box<dyn crate::RandomSource + Send>;
+
+    /// The owner a chat account is bound to, with their account: the read behind every
+    /// message a channel adapter resolves, outside any transaction.
+    fn identity_of(
+        &self,
+        key: &ChannelKey,
+    ) -> impl Future<Output = Result<Option<ChannelAuth>>> + Send;
 }
 
 /// [`Database::write`], returning only the value.

@@ -24,11 +24,15 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::RandomSource;
-use crate::authz::{AdminScope, ChannelScope, OwnerScope, SystemScope};
+use crate::audit::truncate_to_micros;
+use crate::authz::{Actor, AdminScope, ChannelScope, OwnerScope, SystemScope};
+use crate::db::{self, Database, Tx};
 use crate::error::{Error, Result};
-use crate::identity::Identity;
+use crate::events;
+use crate::identity::{Identity, UserRole, UserStatus};
 use crate::ids::{ChannelKey, ChannelName, ExternalId, OwnerId, PairingRequestId};
 use crate::token::{hmac_sha256, short_hex};
+use crate::tokens::add_duration;
 
 /// The 32 code symbols, in value order: upper-case letters and digits without the
 /// look-alikes `0`, `O`, `1` and `I`. Each symbol carries 5 bits.
@@ -398,6 +402,351 @@ pub trait PairingStore: Send + Sync {
     async fn unlink_identity(&self, scope: &OwnerScope, key: &ChannelKey) -> Result<()>;
 }
 
+/// What resolving a chat account reads: the owner it is bound to, with their account as
+/// it is now. The point read [`Database::identity_of`] answers it, and a cache may keep
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelAuth {
+    /// The owner the chat account is bound to.
+    pub owner: OwnerId,
+    /// Their role now.
+    pub role: UserRole,
+    /// Their status now.
+    pub status: UserStatus,
+}
+
+impl ChannelAuth {
+    /// The one rule of "who is this chat account": its owner's identity while that owner
+    /// is active, else nobody.
+    pub fn identity(&self) -> Option<Identity> {
+        (self.status == UserStatus::Active).then(|| Identity::new(self.owner.clone(), self.role))
+    }
+}
+
+/// A pairing request as a transaction reads it (never its code hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairingRequestRow {
+    /// Its public id.
+    pub id: PairingRequestId,
+    /// The sender.
+    pub external_id: ExternalId,
+    /// The seed its code is derived from.
+    pub seed: PairingSeed,
+    /// When its code expires.
+    pub expires_at: OffsetDateTime,
+}
+
+/// A pairing request row to insert.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPairingRow<'a> {
+    /// The sender.
+    pub key: &'a ChannelKey,
+    /// Id, seed and code hash.
+    pub candidate: &'a PairingCandidate,
+    /// Adapter-supplied JSON.
+    pub meta: Option<&'a str>,
+    /// When asked.
+    pub created_at: OffsetDateTime,
+    /// When the code expires.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Which of a channel's requests, by their expiry against the transaction's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Expired at or before it.
+    Expired,
+    /// Expiring after it.
+    Live,
+}
+
+/// How a request is looked up within its channel.
+#[derive(Debug, Clone, Copy)]
+pub enum PairingBy<'a> {
+    /// By its sender (one request per sender).
+    Sender(&'a ExternalId),
+    /// By its code's keyed hash.
+    Code(&'a CodeHash),
+}
+
+/// The pairing rows a transaction reads and writes: SQL and row mapping, no decisions.
+#[async_trait]
+pub trait PairingRows: Tx {
+    /// Deletes the channel's requests that are `which` at [`Tx::now`]; how many.
+    async fn delete_pairings(&mut self, channel: &ChannelName, which: Expiry) -> Result<u64>;
+    /// The channel's request of this sender or with this code hash, live or not.
+    async fn find_pairing(
+        &mut self,
+        channel: &ChannelName,
+        by: PairingBy<'_>,
+    ) -> Result<Option<PairingRequestRow>>;
+    /// How many requests the channel holds, and the earliest expiry among them.
+    async fn pairing_count(
+        &mut self,
+        channel: &ChannelName,
+    ) -> Result<(u64, Option<OffsetDateTime>)>;
+    /// Whether any request (of any channel) has the candidate's code hash or id.
+    async fn pairing_taken(&mut self, candidate: &PairingCandidate) -> Result<bool>;
+    /// Inserts a request.
+    async fn insert_pairing(&mut self, row: NewPairingRow<'_>) -> Result<()>;
+    /// Deletes one request.
+    async fn delete_pairing(&mut self, id: &PairingRequestId) -> Result<()>;
+    /// The channel's requests live at [`Tx::now`], oldest first.
+    async fn live_pairings(&mut self, channel: &ChannelName) -> Result<Vec<PendingPairing>>;
+    /// The binding of a chat account, if any.
+    async fn binding(&mut self, key: &ChannelKey) -> Result<Option<ChannelBinding>>;
+    /// Inserts a binding.
+    async fn insert_binding(&mut self, binding: &ChannelBinding) -> Result<()>;
+    /// The owner's bindings, oldest first.
+    async fn bindings_of(&mut self, owner: &OwnerId) -> Result<Vec<ChannelBinding>>;
+    /// Deletes the binding of `key` when it is `owner`'s; how many rows (0 or 1).
+    async fn delete_binding(&mut self, key: &ChannelKey, owner: &OwnerId) -> Result<u64>;
+    /// Keeps `candidate` as the pairing-code key unless one is kept already, and reads
+    /// the kept one back.
+    async fn keep_pairing_key(&mut self, candidate: &PairingKey) -> Result<Option<PairingKey>>;
+}
+
+/// `until - now` rounded up to whole seconds and at least one: a `Retry-After`.
+fn retry_after(now: OffsetDateTime, until: OffsetDateTime) -> Duration {
+    let micros = u128::try_from((until - now).whole_microseconds().max(0)).unwrap_or(0);
+    let secs = u64::try_from(micros.div_ceil(1_000_000)).unwrap_or(u64::MAX);
+    Duration::from_secs(secs.max(1))
+}
+
+/// Redemption and approval, inside one write transaction: find the live request by code
+/// hash, bind its sender to `owner` (or find it bound to them already), consume it and
+/// audit. The outer error rolls back; the inner one is committed (an expired request met
+/// here is deleted, and a later wrong-code count belongs there too).
+async fn consume<T: PairingRows + ?Sized>(
+    tx: &mut T,
+    actor: &Actor,
+    channel: &ChannelName,
+    code_hash: &CodeHash,
+    owner: &OwnerId,
+) -> Result<Result<ChannelBinding>> {
+    let now = tx.now();
+    let by = PairingBy::Code(code_hash);
+    let Some(request) = tx.find_pairing(channel, by).await? else {
+        return Ok(Err(Error::NotFound));
+    };
+    if request.expires_at <= now {
+        tx.delete_pairing(&request.id).await?;
+        return Ok(Err(Error::NotFound));
+    }
+    let owner_state = tx.actor_state(owner).await?;
+    if owner_state.is_none_or(|state| state.status != UserStatus::Active) {
+        return Err(Error::NotFound);
+    }
+    let key = ChannelKey::new(channel.clone(), request.external_id);
+    let binding = match tx.binding(&key).await? {
+        // Never moved silently: the old binding must be removed first, and nothing is
+        // consumed (the transaction rolls back).
+        Some(existing) if existing.owner_id != *owner => {
+            return Err(Error::Conflict(
+                "this chat account is bound to another owner; it must be unlinked first".into(),
+            ));
+        }
+        Some(existing) => existing,
+        None => {
+            let binding = ChannelBinding {
+                key,
+                owner_id: owner.clone(),
+                created_at: now,
+            };
+            tx.insert_binding(&binding).await?;
+            tx.append(events::pairing_approved(now, actor, &binding.key, owner))
+                .await?;
+            binding
+        }
+    };
+    tx.delete_pairing(&request.id).await?;
+    Ok(Ok(binding))
+}
+
+/// Every [`Database`] pairs chat accounts: each use case once, over [`PairingRows`].
+#[async_trait]
+impl<D: Database> PairingStore for D {
+    async fn request_pairing(
+        &self,
+        scope: &ChannelScope,
+        external_id: &ExternalId,
+        meta: Option<&str>,
+        candidates: &[PairingCandidate],
+        policy: &PairingPolicy,
+    ) -> Result<PairingIssue> {
+        let scope = scope.clone();
+        let key = ChannelKey::new(scope.channel().clone(), external_id.clone());
+        let meta = meta.map(str::to_owned);
+        let candidates = candidates.to_vec();
+        let policy = *policy;
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                // A sender already bound may ask too: that is how a chat account moves to
+                // another owner. Redeeming or approving it for a different owner stays a
+                // conflict (consuming nothing) until the old binding is removed.
+                tx.delete_pairings(&key.channel, Expiry::Expired).await?;
+                let by = PairingBy::Sender(&key.external_id);
+                if let Some(live) = tx.find_pairing(&key.channel, by).await? {
+                    return Ok(PairingIssue {
+                        id: live.id,
+                        seed: live.seed,
+                        expires_at: live.expires_at,
+                        created: false,
+                    });
+                }
+                let expires_at = truncate_to_micros(add_duration(now, policy.ttl, "ttl")?);
+                let (pending, oldest) = tx.pairing_count(&key.channel).await?;
+                if pending >= u64::from(policy.max_pending_per_channel) {
+                    return Err(Error::RateLimited {
+                        retry_after: retry_after(now, oldest.unwrap_or(expires_at)),
+                    });
+                }
+                for candidate in &candidates {
+                    if tx.pairing_taken(candidate).await? {
+                        continue;
+                    }
+                    tx.insert_pairing(NewPairingRow {
+                        key: &key,
+                        candidate,
+                        meta: meta.as_deref(),
+                        created_at: now,
+                        expires_at,
+                    })
+                    .await?;
+                    tx.append(events::pairing_requested(
+                        now,
+                        scope.actor(),
+                        &key,
+                        &candidate.id,
+                    ))
+                    .await?;
+                    return Ok(PairingIssue {
+                        id: candidate.id.clone(),
+                        seed: candidate.seed,
+                        expires_at,
+                        created: true,
+                    });
+                }
+                // Three random 40-bit codes all taken: never expected, not retried here.
+                Err(Error::Unavailable("no free pairing code; try again".into()))
+            })
+        })
+        .await
+    }
+
+    async fn list_pending(
+        &self,
+        _scope: &AdminScope,
+        channel: &ChannelName,
+    ) -> Result<Vec<PendingPairing>> {
+        let channel = channel.clone();
+        self.read(move |tx| Box::pin(async move { tx.live_pairings(&channel).await }))
+            .await
+    }
+
+    async fn redeem_pairing(
+        &self,
+        scope: &OwnerScope,
+        channel: &ChannelName,
+        code_hash: &CodeHash,
+    ) -> Result<ChannelBinding> {
+        let (scope, channel, code_hash) = (scope.clone(), channel.clone(), *code_hash);
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                consume(tx, scope.actor(), &channel, &code_hash, scope.owner()).await
+            })
+        })
+        .await?
+    }
+
+    async fn approve_pairing(
+        &self,
+        scope: &AdminScope,
+        channel: &ChannelName,
+        code_hash: &CodeHash,
+        owner: &OwnerId,
+    ) -> Result<ChannelBinding> {
+        let (scope, channel, code_hash, owner) =
+            (scope.clone(), channel.clone(), *code_hash, owner.clone());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                // The approver as they are now: still an active Admin or Owner.
+                let scope = db::current_scope(tx, &scope).await?;
+                consume(tx, scope.actor(), &channel, &code_hash, &owner).await
+            })
+        })
+        .await?
+    }
+
+    async fn burn_pending(&self, _scope: &SystemScope, channel: &ChannelName) -> Result<u64> {
+        let channel = channel.clone();
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let burned = tx.delete_pairings(&channel, Expiry::Live).await?;
+                tx.delete_pairings(&channel, Expiry::Expired).await?;
+                if burned > 0 {
+                    tx.append(events::pairing_burned(now, &channel, burned))
+                        .await?;
+                }
+                Ok(burned)
+            })
+        })
+        .await
+    }
+
+    async fn resolve_identity(
+        &self,
+        scope: &ChannelScope,
+        external_id: &ExternalId,
+    ) -> Result<Option<Identity>> {
+        let key = ChannelKey::new(scope.channel().clone(), external_id.clone());
+        Ok(self
+            .identity_of(&key)
+            .await?
+            .and_then(|auth| auth.identity()))
+    }
+
+    async fn stored_pairing_key(
+        &self,
+        _scope: &SystemScope,
+        candidate: &PairingKey,
+    ) -> Result<PairingKey> {
+        let candidate = candidate.clone();
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                tx.keep_pairing_key(&candidate)
+                    .await?
+                    .ok_or_else(|| Error::Integrity("the pairing key was not kept".into()))
+            })
+        })
+        .await
+    }
+
+    async fn list_identities(&self, scope: &OwnerScope) -> Result<Vec<ChannelBinding>> {
+        let owner = scope.owner().clone();
+        self.read(move |tx| Box::pin(async move { tx.bindings_of(&owner).await }))
+            .await
+    }
+
+    async fn unlink_identity(&self, scope: &OwnerScope, key: &ChannelKey) -> Result<()> {
+        let (scope, key) = (scope.clone(), key.clone());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let owner = scope.owner();
+                if tx.delete_binding(&key, owner).await? == 0 {
+                    return Err(Error::NotFound);
+                }
+                let now = tx.now();
+                tx.append(events::identity_unlinked(now, scope.actor(), owner, &key))
+                    .await
+            })
+        })
+        .await
+    }
+}
+
 /// How many candidate codes a pairing request carries (a collision among live codes of
 /// 40 bits is already rare; three in a row is negligible).
 pub const PAIRING_CANDIDATES: usize = 3;
@@ -623,6 +972,37 @@ mod tests {
     const KNOWN_CODE: &str = "H9CPDVCN";
     const KNOWN_CODE_HASH: &str =
         "98df8a6e9c8bafd5e27ef541a0ba0e74ba4722ebfdbf712b945ebd8afe192c61";
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds_and_is_never_zero() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(retry_after(now, now), Duration::from_secs(1));
+        assert_eq!(
+            retry_after(now, now - time::Duration::seconds(5)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            retry_after(now, now + time::Duration::milliseconds(1_500)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            retry_after(now, now + time::Duration::seconds(600)),
+            Duration::from_secs(600)
+        );
+    }
+
+    #[test]
+    fn a_bound_account_resolves_only_while_its_owner_is_active() {
+        let owner = OwnerId::parse("alice").unwrap();
+        let mut auth = ChannelAuth {
+            owner: owner.clone(),
+            role: UserRole::Admin,
+            status: UserStatus::Active,
+        };
+        assert_eq!(auth.identity(), Some(Identity::new(owner, UserRole::Admin)));
+        auth.status = UserStatus::Suspended;
+        assert_eq!(auth.identity(), None);
+    }
 
     #[test]
     fn hex_forms_round_trip() {

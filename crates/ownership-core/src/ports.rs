@@ -48,6 +48,7 @@ pub trait Rows:
     + crate::audit::AuditRows
     + crate::users::UserRows
     + crate::provision::ProvisionRows
+    + crate::pairing::PairingRows
 {
 }
 
@@ -57,6 +58,7 @@ impl<T> Rows for T where
         + crate::audit::AuditRows
         + crate::users::UserRows
         + crate::provision::ProvisionRows
+        + crate::pairing::PairingRows
 {
 }
 

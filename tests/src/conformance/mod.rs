@@ -120,6 +120,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         blank_codes_are_rejected_before_the_store,
         the_stored_pairing_key_is_kept_once,
         a_colliding_candidate_falls_through_to_the_next,
+        the_cap_asks_to_wait_whole_seconds_until_the_oldest_code_expires,
         approval_by_a_demoted_admin_is_forbidden,
     );
     register!(out, provision:

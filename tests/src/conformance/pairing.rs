@@ -374,6 +374,14 @@ pub async fn a_colliding_candidate_falls_through_to_the_next<S: Store>(cx: Ctx<S
         .unwrap();
     assert!(issue.created);
     assert_eq!(issue.seed, next[1].seed);
+    // A candidate whose request id is taken (its code hash free) is skipped the same way.
+    let mut next = candidates(2);
+    next[0].id = first[0].id.clone();
+    let issue = s
+        .request_pairing(&tg, &ext("4"), None, &next, &PairingPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!((issue.id, issue.seed), (next[1].id.clone(), next[1].seed));
     // Every candidate colliding is an error, not a shared code.
     let r = s
         .request_pairing(&tg, &ext("3"), None, &first, &PairingPolicy::default())
@@ -382,6 +390,35 @@ pub async fn a_colliding_candidate_falls_through_to_the_next<S: Store>(cx: Ctx<S
         matches!(r, Err(Error::Unavailable(_)) | Err(Error::Conflict(_))),
         "got {r:?}"
     );
+}
+
+/// Past the per-channel cap, the wait is until the oldest live code expires, rounded up to
+/// whole seconds and never zero, on every backend.
+pub async fn the_cap_asks_to_wait_whole_seconds_until_the_oldest_code_expires<S: Store>(
+    cx: Ctx<S>,
+) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let tg = channel_scope(s, &root, "telegram").await;
+    let policy = PairingPolicy {
+        ttl: Duration::from_secs(600),
+        max_pending_per_channel: 1,
+    };
+    s.request_pairing(&tg, &ext("1"), None, &candidates(1), &policy)
+        .await
+        .unwrap();
+    let wait = async || match s
+        .request_pairing(&tg, &ext("2"), None, &candidates(1), &policy)
+        .await
+    {
+        Err(Error::RateLimited { retry_after }) => retry_after,
+        other => panic!("expected RateLimited, got {other:?}"),
+    };
+    assert_eq!(wait().await, Duration::from_secs(600));
+    cx.clock.advance(Duration::from_millis(1_500));
+    assert_eq!(wait().await, Duration::from_secs(599));
+    cx.clock.advance(Duration::from_millis(598_250));
+    assert_eq!(wait().await, Duration::from_secs(1));
 }
 
 /// An approval made under an Admin's scope after that Admin was demoted to Member is

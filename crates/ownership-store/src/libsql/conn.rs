@@ -427,13 +427,6 @@ pub(super) fn now_of(clock: &dyn ownership_core::ports::Clock) -> OffsetDateTime
     ownership_core::audit::truncate_to_micros(clock.now())
 }
 
-/// `at + d`, refusing overflow.
-pub(super) fn add(at: OffsetDateTime, d: Duration, field: &'static str) -> Result<OffsetDateTime> {
-    let d = time::Duration::try_from(d).map_err(|_| Error::invalid(field, "too long"))?;
-    at.checked_add(d)
-        .ok_or_else(|| Error::invalid(field, "too long"))
-}
-
 /// The limit of a page request as a SQL parameter, plus one to detect a next page.
 pub(super) fn page_limit(limit: u32) -> i64 {
     i64::from(limit.clamp(1, 500)) + 1

@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use ownership_core::audit::{AuditEvent, NewAuditEvent};
 use ownership_core::authz::ActorState;
 use ownership_core::db::{Body, Committed, Database, Tx};
+use ownership_core::pairing::ChannelAuth;
 use ownership_core::token::TokenDigest;
 use ownership_core::tokens::TokenAuth;
-use ownership_core::{OwnerId, Result};
+use ownership_core::{ChannelKey, OwnerId, Result};
 use time::OffsetDateTime;
 
 use super::LibsqlStore;
@@ -109,5 +110,12 @@ impl Database for LibsqlStore {
 
     fn rng(&self) -> Box<dyn ownership_core::RandomSource + Send> {
         Box::new(crate::OsRandom)
+    }
+
+    async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
+        let key = key.clone();
+        self.worker
+            .run(move |c| async move { super::pairing::identity_of(&c, &key).await })
+            .await
     }
 }

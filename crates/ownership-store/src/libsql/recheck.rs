@@ -1,15 +1,15 @@
 //! The re-reads every mutation under an `AdminScope` or a `MintPermit` makes inside its
-//! write transaction ([`AdminScope::recheck`], `MintPermit::recheck`): who acts, as their
+//! write transaction ([`AdminScope::recheck`](ownership_core::authz::AdminScope::recheck), `MintPermit::recheck`): who acts, as their
 //! account is now. A leaf module, so that users, tokens, pairing and provisioning can all
 //! use it without depending on each other.
 
 use ::libsql::Connection;
-use ownership_core::authz::{ActorState, AdminScope};
+use ownership_core::authz::ActorState;
 use ownership_core::{OwnerId, Result, UserRole, UserStatus};
 
 use super::conn::{args, parsed, query_opt};
 
-/// A user's role and status, as [`AdminScope::recheck`] and
+/// A user's role and status, as [`AdminScope::recheck`](ownership_core::authz::AdminScope::recheck) and
 /// [`ownership_core::authz::MintPermit::recheck`] read them; `None` when there is no such
 /// user.
 pub(super) async fn actor_state(conn: &Connection, id: &OwnerId) -> Result<Option<ActorState>> {
@@ -26,16 +26,4 @@ pub(super) async fn actor_state(conn: &Connection, id: &OwnerId) -> Result<Optio
         })
     })
     .transpose()
-}
-
-/// `scope` re-checked ([`AdminScope::recheck`]) against the acting user's account as it
-/// is now, read inside the write transaction: a demotion, suspension or deletion
-/// committed before it counts, whatever role the request was authenticated with. The
-/// operator has no account and nothing is read.
-pub(super) async fn current_scope(conn: &Connection, scope: &AdminScope) -> Result<AdminScope> {
-    let current = match scope.acting_user() {
-        None => None,
-        Some(actor) => actor_state(conn, actor).await?,
-    };
-    scope.recheck(current)
 }

@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use ownership_core::audit::{AuditEvent, NewAuditEvent};
 use ownership_core::authz::ActorState;
 use ownership_core::db::{Body, Committed, Database, Tx};
+use ownership_core::pairing::ChannelAuth;
 use ownership_core::token::TokenDigest;
 use ownership_core::tokens::TokenAuth;
-use ownership_core::{OwnerId, Result};
+use ownership_core::{ChannelKey, OwnerId, Result};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnection;
 use sqlx::{Postgres, Transaction};
@@ -160,5 +161,14 @@ impl Database for PgStore {
 
     fn rng(&self) -> Box<dyn ownership_core::RandomSource + Send> {
         Box::new(crate::OsRandom)
+    }
+
+    async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
+        crate::metrics::timed(
+            "postgres",
+            Op::Read,
+            super::pairing::identity_of(self.reads(), key),
+        )
+        .await
     }
 }

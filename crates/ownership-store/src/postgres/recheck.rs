@@ -1,15 +1,15 @@
 //! The re-reads every mutation under an `AdminScope` or a `MintPermit` makes inside its
-//! write transaction ([`AdminScope::recheck`], `MintPermit::recheck`): who acts, as their
+//! write transaction ([`AdminScope::recheck`](ownership_core::authz::AdminScope::recheck), `MintPermit::recheck`): who acts, as their
 //! account is now, read under the audit-head lock. A leaf module, so that users, tokens,
 //! pairing and provisioning can all use it without depending on each other.
 
-use ownership_core::authz::{ActorState, AdminScope};
+use ownership_core::authz::ActorState;
 use ownership_core::{OwnerId, Result, UserRole, UserStatus};
 use sqlx::postgres::PgConnection;
 
 use super::support::{parsed, query, unavailable};
 
-/// A user's role and status, as [`AdminScope::recheck`] and
+/// A user's role and status, as [`AdminScope::recheck`](ownership_core::authz::AdminScope::recheck) and
 /// [`ownership_core::authz::MintPermit::recheck`] read them; `None` when there is no such
 /// user.
 pub(super) async fn actor_state(
@@ -28,19 +28,4 @@ pub(super) async fn actor_state(
             })
         })
         .transpose()
-}
-
-/// `scope` re-checked ([`AdminScope::recheck`]) against the acting user's account as it
-/// is now: read inside the write transaction, under the audit-head lock, so a demotion,
-/// suspension or deletion committed before this transaction counts. The operator has no
-/// account and nothing is read.
-pub(super) async fn current_scope(
-    conn: &mut PgConnection,
-    scope: &AdminScope,
-) -> Result<AdminScope> {
-    let current = match scope.acting_user() {
-        None => None,
-        Some(actor) => actor_state(conn, actor).await?,
-    };
-    scope.recheck(current)
 }

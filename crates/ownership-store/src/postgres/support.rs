@@ -2,7 +2,7 @@
 //! write transaction and the audit append.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ownership_core::audit::{AuditEvent, ChainHash, NewAuditEvent, truncate_to_micros};
 use ownership_core::ids::OwnerId;
@@ -172,18 +172,6 @@ pub(super) fn take_page<T>(mut items: Vec<T>, page: &PageRequest) -> (Vec<T>, bo
     let more = items.len() > limit;
     items.truncate(limit);
     (items, more)
-}
-
-/// `at + by`, refusing what does not fit (`field` names the input).
-pub(super) fn add_duration(
-    at: OffsetDateTime,
-    by: Duration,
-    field: &'static str,
-) -> Result<OffsetDateTime> {
-    time::Duration::try_from(by)
-        .ok()
-        .and_then(|d| at.checked_add(d))
-        .ok_or_else(|| Error::invalid(field, "is too long"))
 }
 
 /// How a write transaction begins: the limits of [`super::SESSION_SETTINGS`], for this
