@@ -24,6 +24,7 @@ use crate::audit::{AuditEvent, NewAuditEvent};
 use crate::authz::{ActorState, AdminScope};
 use crate::error::Result;
 use crate::ids::OwnerId;
+use crate::resources::ResourceAuth;
 use crate::token::TokenDigest;
 use crate::tokens::TokenAuth;
 
@@ -110,6 +111,13 @@ pub trait Database: Send + Sync + 'static {
         &self,
         digest: &TokenDigest,
     ) -> impl Future<Output = Result<Option<TokenAuth>>> + Send;
+
+    /// The resource whose token has this digest, with its creator's account status: the
+    /// read behind every resource-credential request, outside any transaction.
+    fn resource_by_digest(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<ResourceAuth>>> + Send;
 }
 
 /// [`Database::write`], returning only the value.

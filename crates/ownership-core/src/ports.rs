@@ -42,9 +42,23 @@ pub use crate::users::{LegacyOutcome, User, UserStore};
 pub use crate::webhook::{Delivery, DeliveryState, WebhookEndpoint, WebhookStore};
 
 /// Every area's rows: what a [`Database`](crate::db::Database) transaction implements.
-pub trait Rows: crate::db::Tx + crate::tokens::TokenRows {}
+pub trait Rows:
+    crate::db::Tx
+    + crate::tokens::TokenRows
+    + crate::secrets::SecretRows
+    + crate::resources::ResourceRows
+    + crate::webhook::WebhookRows
+{
+}
 
-impl<T: crate::db::Tx + crate::tokens::TokenRows> Rows for T {}
+impl<T> Rows for T where
+    T: crate::db::Tx
+        + crate::tokens::TokenRows
+        + crate::secrets::SecretRows
+        + crate::resources::ResourceRows
+        + crate::webhook::WebhookRows
+{
+}
 
 /// The current time, supplied to stores so tests control it.
 pub trait Clock: Send + Sync + std::fmt::Debug {

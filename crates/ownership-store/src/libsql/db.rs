@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use ownership_core::audit::{AuditEvent, NewAuditEvent};
 use ownership_core::authz::ActorState;
 use ownership_core::db::{Body, Committed, Database, Tx};
+use ownership_core::resources::ResourceAuth;
 use ownership_core::token::TokenDigest;
 use ownership_core::tokens::TokenAuth;
 use ownership_core::{OwnerId, Result};
@@ -95,6 +96,13 @@ impl Database for LibsqlStore {
         let digest = digest.as_bytes().to_vec();
         self.worker
             .run(move |c| async move { super::tokens::token_auth(&c, digest).await })
+            .await
+    }
+
+    async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
+        let digest = digest.as_bytes().to_vec();
+        self.worker
+            .run(move |c| async move { super::resources::resource_by_digest(&c, digest).await })
             .await
     }
 }

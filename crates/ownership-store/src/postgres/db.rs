@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use ownership_core::audit::{AuditEvent, NewAuditEvent};
 use ownership_core::authz::ActorState;
 use ownership_core::db::{Body, Committed, Database, Tx};
+use ownership_core::resources::ResourceAuth;
 use ownership_core::token::TokenDigest;
 use ownership_core::tokens::TokenAuth;
 use ownership_core::{OwnerId, Result};
@@ -126,6 +127,15 @@ impl Database for PgStore {
             "postgres",
             Op::Read,
             super::tokens::token_auth(self.reads(), digest),
+        )
+        .await
+    }
+
+    async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
+        crate::metrics::timed(
+            "postgres",
+            Op::Read,
+            super::resources::resource_by_digest(self.reads(), digest),
         )
         .await
     }
