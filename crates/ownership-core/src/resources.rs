@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::events;
 use crate::identity::UserStatus;
 use crate::ids::{OwnerId, ResourceId, SecretName};
-use crate::secrets::{SecretRows, SecretStore, is_active, owner_data_key};
+use crate::secrets::{SecretRows, SecretStore, active_owner, owner_data_key};
 use crate::token::{PresentedToken, TokenDigest, TokenFamily, TokenSecret, classify};
 use crate::tokens::{FreshToken, fresh_token};
 
@@ -154,10 +154,7 @@ impl<D: Database> ResourceStore for D {
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
-                let owner = scope.owner();
-                if !is_active(tx, owner).await? {
-                    return Err(Error::NotFound);
-                }
+                let owner = active_owner(tx, &scope).await?;
                 for name in &grants {
                     if !tx.has_secret(owner, name).await? {
                         return Err(Error::invalid(

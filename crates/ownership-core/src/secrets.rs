@@ -98,12 +98,17 @@ pub trait SecretRows: Tx {
     async fn remove_secret(&mut self, owner: &OwnerId, name: &SecretName) -> Result<bool>;
 }
 
-/// Whether `owner`'s account exists and is active, as it is in `tx`.
-pub(crate) async fn is_active<T: Tx + ?Sized>(tx: &mut T, owner: &OwnerId) -> Result<bool> {
-    Ok(tx
-        .actor_state(owner)
-        .await?
-        .is_some_and(|s| s.status == UserStatus::Active))
+/// The scope's owner when their account exists and is active as it is in `tx`;
+/// [`Error::NotFound`] otherwise (nothing is written for a gone or suspended owner).
+pub(crate) async fn active_owner<'s, T: Tx + ?Sized>(
+    tx: &mut T,
+    scope: &'s OwnerScope,
+) -> Result<&'s OwnerId> {
+    let owner = scope.owner();
+    match tx.actor_state(owner).await? {
+        Some(state) if state.status == UserStatus::Active => Ok(owner),
+        _ => Err(Error::NotFound),
+    }
 }
 
 /// Every [`Database`] keeps secrets: each use case once, over [`SecretRows`].
@@ -126,10 +131,7 @@ impl<D: Database> SecretStore for D {
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
-                let owner = scope.owner();
-                if !is_active(tx, owner).await? {
-                    return Err(Error::NotFound);
-                }
+                let owner = active_owner(tx, &scope).await?;
                 // The data key is installed once: a writer that found none and brings one
                 // loses to any writer that installed one meanwhile.
                 let has_key = tx.owner_key(owner).await?.is_some();

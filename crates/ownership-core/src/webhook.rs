@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::events;
 use crate::ids::{DeliveryId, OwnerId};
 use crate::paging::{Page, PageRequest};
-use crate::secrets::is_active;
+use crate::secrets::active_owner;
 use crate::token::hmac_sha256;
 use crate::tokens::check_grace;
 use crate::users::UserStore;
@@ -568,10 +568,7 @@ impl<D: Database> WebhookStore for D {
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
-                let owner = scope.owner();
-                if !is_active(tx, owner).await? {
-                    return Err(Error::NotFound);
-                }
+                let owner = active_owner(tx, &scope).await?;
                 tx.upsert_endpoint(owner, &url, &secret, now).await?;
                 tx.append(events::webhook_set(now, scope.actor(), owner, &url))
                     .await?;
