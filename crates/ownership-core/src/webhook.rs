@@ -474,6 +474,29 @@ impl WebhookEndpoint {
     }
 }
 
+/// An endpoint's previous secret from its four stored columns (nonce, ciphertext, key
+/// version, end of grace): all set, or none; anything else is [`Error::Integrity`].
+pub fn previous_secret_of(
+    nonce: Option<Vec<u8>>,
+    ciphertext: Option<Vec<u8>>,
+    key_version: Option<i64>,
+    until: Option<OffsetDateTime>,
+) -> Result<Option<(Sealed, OffsetDateTime)>> {
+    let damaged = || Error::Integrity("webhook previous secret".into());
+    match (nonce, ciphertext, key_version, until) {
+        (Some(nonce), Some(ciphertext), Some(version), Some(until)) => Ok(Some((
+            Sealed {
+                nonce: <[u8; 12]>::try_from(nonce.as_slice()).map_err(|_| damaged())?,
+                ciphertext,
+                key_version: u32::try_from(version).map_err(|_| damaged())?,
+            },
+            until,
+        ))),
+        (None, None, None, None) => Ok(None),
+        _ => Err(damaged()),
+    }
+}
+
 /// Where a delivery listing stands: the `created_at` and id of the last item shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryCursor {

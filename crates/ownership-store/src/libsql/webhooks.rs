@@ -5,13 +5,13 @@ use ::libsql::Value;
 use async_trait::async_trait;
 use ownership_core::ids::DeliveryId;
 use ownership_core::ports::{Delivery, DeliveryState, Sealed, WebhookEndpoint};
-use ownership_core::webhook::{DeliveryCursor, WebhookRows};
+use ownership_core::webhook::{DeliveryCursor, WebhookRows, previous_secret_of};
 use ownership_core::{Error, OwnerId, Result};
 use time::OffsetDateTime;
 
 use super::conn::{
-    args, exec, exists, integrity, micros, opt_blob, opt_int, opt_text, opt_time, parsed,
-    query_all, query_opt, text, time_at, u32_at,
+    args, exec, exists, micros, opt_blob, opt_int, opt_text, opt_time, parsed, query_all,
+    query_opt, text, time_at, u32_at,
 };
 use super::db::LibsqlTx;
 use super::secrets::sealed_from;
@@ -27,25 +27,12 @@ const DELIVERY_WIDTH: usize = 9;
 
 /// An endpoint from the columns of [`ENDPOINT_COLS`] starting at `at`.
 fn endpoint_from(row: &[Value], at: usize) -> Result<WebhookEndpoint> {
-    let previous = match (
+    let previous = previous_secret_of(
         opt_blob(row, at + 5)?,
         opt_blob(row, at + 6)?,
         opt_int(row, at + 7)?,
         opt_time(row, at + 8)?,
-    ) {
-        (Some(nonce), Some(ciphertext), Some(version), Some(until)) => Some((
-            Sealed {
-                nonce: <[u8; 12]>::try_from(nonce.as_slice())
-                    .map_err(|_| integrity("webhook previous secret"))?,
-                ciphertext,
-                key_version: u32::try_from(version)
-                    .map_err(|_| integrity("webhook previous secret"))?,
-            },
-            until,
-        )),
-        (None, None, None, None) => None,
-        _ => return Err(integrity("webhook previous secret")),
-    };
+    )?;
     Ok(WebhookEndpoint {
         owner_id: parsed(row, at, "webhook owner", OwnerId::parse)?,
         url: text(row, at + 1)?,

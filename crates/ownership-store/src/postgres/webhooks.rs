@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use ownership_core::ids::DeliveryId;
 use ownership_core::ports::{Delivery, DeliveryState, Sealed, WebhookEndpoint};
-use ownership_core::webhook::{DeliveryCursor, WebhookRows};
+use ownership_core::webhook::{DeliveryCursor, WebhookRows, previous_secret_of};
 use ownership_core::{OwnerId, Result};
 use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
@@ -28,23 +28,13 @@ const DELIVERY_COLUMNS: &str = "d.id, d.owner_id, d.event_type, d.payload, d.sta
 
 /// An endpoint from the columns of [`ENDPOINT_COLUMNS`].
 fn endpoint_from_row(row: &PgRow) -> Result<WebhookEndpoint> {
-    let prev_nonce: Option<Vec<u8>> = col(row, "e_prev_nonce")?;
-    let prev_ct: Option<Vec<u8>> = col(row, "e_prev_ct")?;
     let prev_version: Option<i32> = col(row, "e_prev_version")?;
-    let prev_until: Option<OffsetDateTime> = col(row, "e_prev_until")?;
-    let previous_secret = match (prev_nonce, prev_ct, prev_version, prev_until) {
-        (Some(nonce), Some(ciphertext), Some(version), Some(until)) => Some((
-            Sealed {
-                nonce: <[u8; 12]>::try_from(nonce.as_slice())
-                    .map_err(|_| integrity("e_prev_nonce"))?,
-                ciphertext,
-                key_version: u32::try_from(version).map_err(|_| integrity("e_prev_version"))?,
-            },
-            until,
-        )),
-        (None, None, None, None) => None,
-        _ => return Err(integrity("webhook endpoint")),
-    };
+    let previous_secret = previous_secret_of(
+        col(row, "e_prev_nonce")?,
+        col(row, "e_prev_ct")?,
+        prev_version.map(i64::from),
+        col(row, "e_prev_until")?,
+    )?;
     Ok(WebhookEndpoint {
         owner_id: owner_col(row, "e_owner_id")?,
         url: col(row, "e_url")?,
