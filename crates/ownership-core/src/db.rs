@@ -25,6 +25,7 @@ use crate::authz::{ActorState, AdminScope};
 use crate::error::Result;
 use crate::ids::{ChannelKey, OwnerId};
 use crate::pairing::ChannelAuth;
+use crate::resources::ResourceAuth;
 use crate::token::TokenDigest;
 use crate::tokens::TokenAuth;
 
@@ -129,6 +130,13 @@ pub trait Database: Send + Sync + 'static {
         &self,
         key: &ChannelKey,
     ) -> impl Future<Output = Result<Option<ChannelAuth>>> + Send;
+
+    /// The resource whose token has this digest, with its creator's account status: the
+    /// read behind every resource-credential request, outside any transaction.
+    fn resource_by_digest(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<ResourceAuth>>> + Send;
 }
 
 /// [`Database::write`], returning only the value.

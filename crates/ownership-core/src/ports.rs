@@ -49,6 +49,9 @@ pub trait Rows:
     + crate::users::UserRows
     + crate::provision::ProvisionRows
     + crate::pairing::PairingRows
+    + crate::secrets::SecretRows
+    + crate::resources::ResourceRows
+    + crate::webhook::WebhookRows
 {
 }
 
@@ -59,6 +62,9 @@ impl<T> Rows for T where
         + crate::users::UserRows
         + crate::provision::ProvisionRows
         + crate::pairing::PairingRows
+        + crate::secrets::SecretRows
+        + crate::resources::ResourceRows
+        + crate::webhook::WebhookRows
 {
 }
 

@@ -6,10 +6,15 @@ use time::OffsetDateTime;
 
 use crate::RandomSource;
 use crate::authz::OwnerScope;
+use std::collections::BTreeSet;
+
 use crate::crypto::{self, MasterKeys, SecretValue};
+use crate::db::{self, Database, Tx};
 use crate::error::{Error, Result};
+use crate::events;
+use crate::identity::UserStatus;
 use crate::ids::{OwnerId, ResourceId, SecretName};
-use crate::secrets::{SecretStore, owner_data_key};
+use crate::secrets::{SecretRows, SecretStore, active_owner, owner_data_key};
 use crate::token::{PresentedToken, TokenDigest, TokenFamily, TokenSecret, classify};
 use crate::tokens::{FreshToken, fresh_token};
 
@@ -62,6 +67,170 @@ pub trait ResourceStore: Send + Sync {
     /// The live resource for a resource-token digest whose creator is active; `None` for
     /// anything else.
     async fn resolve_resource(&self, digest: &TokenDigest) -> Result<Option<ResourceRecord>>;
+}
+
+/// What a resource-token lookup reads: the resource (with its grants) and its creator's
+/// account status. The point read
+/// [`Database::resource_by_digest`](crate::db::Database::resource_by_digest) answers it,
+/// and a cache may keep it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceAuth {
+    /// The resource.
+    pub record: ResourceRecord,
+    /// Its creator's account status now.
+    pub status: UserStatus,
+}
+
+impl ResourceAuth {
+    /// The one rule of "is this resource live": not revoked, and its creator active.
+    pub fn decide(self) -> Option<ResourceRecord> {
+        (self.record.revoked_at.is_none() && self.status == UserStatus::Active)
+            .then_some(self.record)
+    }
+}
+
+/// A resource row to insert.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceRow<'a> {
+    /// Whose.
+    pub owner: &'a OwnerId,
+    /// What to register.
+    pub new: &'a NewResource,
+    /// The grants, sorted and without repeats.
+    pub grants: &'a [SecretName],
+    /// When registered.
+    pub created_at: OffsetDateTime,
+}
+
+/// The resource rows a transaction reads and writes: SQL and row mapping, no decisions.
+#[async_trait]
+pub trait ResourceRows: Tx {
+    /// Inserts a resource and its grants. A taken id or token digest is
+    /// [`Error::Conflict`].
+    async fn insert_resource(&mut self, row: ResourceRow<'_>) -> Result<()>;
+    /// One of the owner's resources, with its grants in byte order.
+    async fn resource(
+        &mut self,
+        owner: &OwnerId,
+        id: &ResourceId,
+    ) -> Result<Option<ResourceRecord>>;
+    /// The owner's resources, newest first, with their grants.
+    async fn resources_of(&mut self, owner: &OwnerId) -> Result<Vec<ResourceRecord>>;
+    /// Sets the resource's revocation time.
+    async fn set_resource_revoked(
+        &mut self,
+        owner: &OwnerId,
+        id: &ResourceId,
+        at: OffsetDateTime,
+    ) -> Result<()>;
+}
+
+/// Longest accepted resource kind, in bytes.
+pub const KIND_MAX_BYTES: usize = 64;
+
+/// Every [`Database`] keeps resources: each use case once, over [`ResourceRows`].
+#[async_trait]
+impl<D: Database> ResourceStore for D {
+    async fn create_resource(
+        &self,
+        scope: &OwnerScope,
+        new: NewResource,
+    ) -> Result<ResourceRecord> {
+        if new.kind.is_empty() || new.kind.len() > KIND_MAX_BYTES {
+            return Err(Error::invalid(
+                "kind",
+                format!("must be 1 to {KIND_MAX_BYTES} bytes"),
+            ));
+        }
+        // Sorted (names are ASCII: byte order) and without repeats, as they are read back.
+        let grants: Vec<SecretName> = new
+            .grants
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let scope = scope.clone();
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let owner = active_owner(tx, &scope).await?;
+                for name in &grants {
+                    if !tx.has_secret(owner, name).await? {
+                        return Err(Error::invalid(
+                            "grants",
+                            format!("no secret named `{name}`"),
+                        ));
+                    }
+                }
+                tx.insert_resource(ResourceRow {
+                    owner,
+                    new: &new,
+                    grants: &grants,
+                    created_at: now,
+                })
+                .await?;
+                tx.append(events::resource_created(
+                    now,
+                    scope.actor(),
+                    owner,
+                    &new.id,
+                    &grants,
+                ))
+                .await?;
+                Ok(ResourceRecord {
+                    id: new.id,
+                    owner_id: owner.clone(),
+                    kind: new.kind,
+                    external_ref: new.external_ref,
+                    grants,
+                    created_at: now,
+                    revoked_at: None,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn get_resource(&self, scope: &OwnerScope, id: &ResourceId) -> Result<ResourceRecord> {
+        let (owner, id) = (scope.owner().clone(), id.clone());
+        self.read(move |tx| {
+            Box::pin(async move { tx.resource(&owner, &id).await?.ok_or(Error::NotFound) })
+        })
+        .await
+    }
+
+    async fn list_resources(&self, scope: &OwnerScope) -> Result<Vec<ResourceRecord>> {
+        let owner = scope.owner().clone();
+        self.read(move |tx| Box::pin(async move { tx.resources_of(&owner).await }))
+            .await
+    }
+
+    async fn revoke_resource(&self, scope: &OwnerScope, id: &ResourceId) -> Result<()> {
+        let (scope, id) = (scope.clone(), id.clone());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let owner = scope.owner();
+                let resource = tx.resource(owner, &id).await?.ok_or(Error::NotFound)?;
+                // Already revoked: nothing to change, nothing to audit.
+                if resource.revoked_at.is_some() {
+                    return Ok(());
+                }
+                tx.set_resource_revoked(owner, &id, now).await?;
+                tx.append(events::resource_revoked(now, scope.actor(), owner, &id))
+                    .await
+            })
+        })
+        .await
+    }
+
+    async fn resolve_resource(&self, digest: &TokenDigest) -> Result<Option<ResourceRecord>> {
+        Ok(self
+            .resource_by_digest(digest)
+            .await?
+            .and_then(ResourceAuth::decide))
+    }
 }
 
 /// Longest accepted `external_ref`, in bytes.

@@ -7,7 +7,10 @@ use time::OffsetDateTime;
 use crate::RandomSource;
 use crate::authz::{OwnerScope, SystemScope};
 use crate::crypto::{self, MasterKeys, Sealed, SecretValue};
+use crate::db::{self, Database, Tx};
 use crate::error::{Error, Result};
+use crate::events;
+use crate::identity::UserStatus;
 use crate::ids::{OwnerId, SecretName};
 
 /// A secret's metadata: never its value.
@@ -57,6 +60,156 @@ pub trait SecretStore: Send + Sync {
         scope: &SystemScope,
         keys: &[(OwnerId, Sealed, Sealed)],
     ) -> Result<u64>;
+}
+
+/// The secret rows a transaction reads and writes: SQL and row mapping, no decisions.
+#[async_trait]
+pub trait SecretRows: Tx {
+    /// The owner's wrapped data key.
+    async fn owner_key(&mut self, owner: &OwnerId) -> Result<Option<Sealed>>;
+    /// Inserts the owner's wrapped data key, created `at`.
+    async fn insert_owner_key(
+        &mut self,
+        owner: &OwnerId,
+        key: &Sealed,
+        at: OffsetDateTime,
+    ) -> Result<()>;
+    /// Every owner's wrapped data key, by owner in byte order.
+    async fn owner_keys(&mut self) -> Result<Vec<(OwnerId, Sealed)>>;
+    /// Replaces the owner's wrapped data key by `new` if it still is `old`. Whether it did.
+    async fn swap_owner_key(&mut self, owner: &OwnerId, old: &Sealed, new: &Sealed)
+    -> Result<bool>;
+    /// Inserts the secret, or replaces its value (keeping `created_at`), written `at`;
+    /// returns it as stored.
+    async fn upsert_secret(
+        &mut self,
+        owner: &OwnerId,
+        name: &SecretName,
+        value: &Sealed,
+        at: OffsetDateTime,
+    ) -> Result<SecretMeta>;
+    /// One sealed value.
+    async fn secret(&mut self, owner: &OwnerId, name: &SecretName) -> Result<Option<Sealed>>;
+    /// Whether the owner holds a secret of that name.
+    async fn has_secret(&mut self, owner: &OwnerId, name: &SecretName) -> Result<bool>;
+    /// The owner's secrets, by name in byte order.
+    async fn secrets_of(&mut self, owner: &OwnerId) -> Result<Vec<SecretMeta>>;
+    /// Deletes one. Whether it existed.
+    async fn remove_secret(&mut self, owner: &OwnerId, name: &SecretName) -> Result<bool>;
+}
+
+/// The scope's owner when their account exists and is active as it is in `tx`;
+/// [`Error::NotFound`] otherwise (nothing is written for a gone or suspended owner).
+pub(crate) async fn active_owner<'s, T: Tx + ?Sized>(
+    tx: &mut T,
+    scope: &'s OwnerScope,
+) -> Result<&'s OwnerId> {
+    let owner = scope.owner();
+    match tx.actor_state(owner).await? {
+        Some(state) if state.status == UserStatus::Active => Ok(owner),
+        _ => Err(Error::NotFound),
+    }
+}
+
+/// Every [`Database`] keeps secrets: each use case once, over [`SecretRows`].
+#[async_trait]
+impl<D: Database> SecretStore for D {
+    async fn data_key(&self, scope: &OwnerScope) -> Result<Option<Sealed>> {
+        let owner = scope.owner().clone();
+        self.read(move |tx| Box::pin(async move { tx.owner_key(&owner).await }))
+            .await
+    }
+
+    async fn put_secret(
+        &self,
+        scope: &OwnerScope,
+        name: &SecretName,
+        value: Sealed,
+        new_data_key: Option<Sealed>,
+    ) -> Result<SecretMeta> {
+        let (scope, name) = (scope.clone(), name.clone());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let owner = active_owner(tx, &scope).await?;
+                // The data key is installed once: a writer that found none and brings one
+                // loses to any writer that installed one meanwhile.
+                let has_key = tx.owner_key(owner).await?.is_some();
+                match (&new_data_key, has_key) {
+                    (Some(key), false) => tx.insert_owner_key(owner, key, now).await?,
+                    (Some(_), true) => {
+                        return Err(Error::Conflict(
+                            "a data key was installed meanwhile; read it and retry".into(),
+                        ));
+                    }
+                    (None, false) => {
+                        return Err(Error::Conflict("the owner has no data key yet".into()));
+                    }
+                    (None, true) => {}
+                }
+                let meta = tx.upsert_secret(owner, &name, &value, now).await?;
+                tx.append(events::secret_put(now, scope.actor(), owner, &name))
+                    .await?;
+                Ok(meta)
+            })
+        })
+        .await
+    }
+
+    async fn get_secret(&self, scope: &OwnerScope, name: &SecretName) -> Result<Option<Sealed>> {
+        let (owner, name) = (scope.owner().clone(), name.clone());
+        self.read(move |tx| Box::pin(async move { tx.secret(&owner, &name).await }))
+            .await
+    }
+
+    async fn list_secrets(&self, scope: &OwnerScope) -> Result<Vec<SecretMeta>> {
+        let owner = scope.owner().clone();
+        self.read(move |tx| Box::pin(async move { tx.secrets_of(&owner).await }))
+            .await
+    }
+
+    async fn delete_secret(&self, scope: &OwnerScope, name: &SecretName) -> Result<()> {
+        let (scope, name) = (scope.clone(), name.clone());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let owner = scope.owner();
+                if !tx.remove_secret(owner, &name).await? {
+                    return Err(Error::NotFound);
+                }
+                tx.append(events::secret_deleted(now, scope.actor(), owner, &name))
+                    .await
+            })
+        })
+        .await
+    }
+
+    async fn all_data_keys(&self, _scope: &SystemScope) -> Result<Vec<(OwnerId, Sealed)>> {
+        self.read(|tx| Box::pin(async move { tx.owner_keys().await }))
+            .await
+    }
+
+    async fn replace_data_keys(
+        &self,
+        _scope: &SystemScope,
+        keys: &[(OwnerId, Sealed, Sealed)],
+    ) -> Result<u64> {
+        let keys = keys.to_vec();
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let mut replaced = 0_u64;
+                for (owner, old, new) in &keys {
+                    replaced += u64::from(tx.swap_owner_key(owner, old, new).await?);
+                }
+                if replaced > 0 {
+                    tx.append(events::secrets_rewrapped(tx.now(), replaced))
+                        .await?;
+                }
+                Ok(replaced)
+            })
+        })
+        .await
+    }
 }
 
 /// The owner's data key, unwrapped; `None` when the owner has none yet.

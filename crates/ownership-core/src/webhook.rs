@@ -29,9 +29,12 @@ use crate::RandomSource;
 use crate::audit::AuditEvent;
 use crate::authz::{AdminScope, OwnerScope, SystemScope};
 use crate::crypto::{self, MasterKeys, Sealed};
+use crate::db::{self, Database, Tx};
 use crate::error::{Error, Result};
+use crate::events;
 use crate::ids::{DeliveryId, OwnerId};
 use crate::paging::{Page, PageRequest};
+use crate::secrets::active_owner;
 use crate::token::hmac_sha256;
 use crate::tokens::check_grace;
 use crate::users::UserStore;
@@ -457,6 +460,306 @@ pub trait WebhookStore: Send + Sync {
     ) -> Result<Page<Delivery>>;
 }
 
+impl WebhookEndpoint {
+    /// The endpoint as it stands at `now`: the previous secret only while its grace lasts.
+    pub fn at(mut self, now: OffsetDateTime) -> Self {
+        if self
+            .previous_secret
+            .as_ref()
+            .is_some_and(|(_, until)| *until <= now)
+        {
+            self.previous_secret = None;
+        }
+        self
+    }
+}
+
+/// An endpoint's previous secret from its four stored columns (nonce, ciphertext, key
+/// version, end of grace): all set, or none; anything else is [`Error::Integrity`].
+pub fn previous_secret_of(
+    nonce: Option<Vec<u8>>,
+    ciphertext: Option<Vec<u8>>,
+    key_version: Option<i64>,
+    until: Option<OffsetDateTime>,
+) -> Result<Option<(Sealed, OffsetDateTime)>> {
+    let damaged = || Error::Integrity("webhook previous secret".into());
+    match (nonce, ciphertext, key_version, until) {
+        (Some(nonce), Some(ciphertext), Some(version), Some(until)) => Ok(Some((
+            Sealed {
+                nonce: <[u8; 12]>::try_from(nonce.as_slice()).map_err(|_| damaged())?,
+                ciphertext,
+                key_version: u32::try_from(version).map_err(|_| damaged())?,
+            },
+            until,
+        ))),
+        (None, None, None, None) => Ok(None),
+        _ => Err(damaged()),
+    }
+}
+
+/// Where a delivery listing stands: the `created_at` and id of the last item shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryCursor {
+    /// When the last item was enqueued.
+    pub created_at: OffsetDateTime,
+    /// Its id (ties on `created_at` are ordered by id).
+    pub id: DeliveryId,
+}
+
+impl DeliveryCursor {
+    /// The cursor after `d`: `<created_at in unix microseconds>:<id>`.
+    pub fn after(d: &Delivery) -> String {
+        format!("{}:{}", d.created_at.unix_timestamp_nanos() / 1_000, d.id)
+    }
+
+    /// Parses a cursor of [`DeliveryCursor::after`]; anything else is an invalid `cursor`.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let bad = || Error::invalid("cursor", "not a cursor from a previous page");
+        let (micros, id) = raw.split_once(':').ok_or_else(bad)?;
+        let micros: i128 = micros.parse().map_err(|_| bad())?;
+        let created_at = micros
+            .checked_mul(1_000)
+            .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
+            .ok_or_else(bad)?;
+        let id = DeliveryId::parse(id).map_err(|_| bad())?;
+        Ok(Self { created_at, id })
+    }
+}
+
+/// The webhook rows a transaction reads and writes: SQL and row mapping, no decisions.
+#[async_trait]
+pub trait WebhookRows: Tx {
+    /// Inserts or replaces the owner's endpoint (no previous secret), set `at`.
+    async fn upsert_endpoint(
+        &mut self,
+        owner: &OwnerId,
+        url: &str,
+        secret: &Sealed,
+        at: OffsetDateTime,
+    ) -> Result<()>;
+    /// The owner's endpoint, its previous secret as stored (whatever its grace).
+    async fn endpoint(&mut self, owner: &OwnerId) -> Result<Option<WebhookEndpoint>>;
+    /// Deletes the owner's endpoint. Whether there was one.
+    async fn remove_endpoint(&mut self, owner: &OwnerId) -> Result<bool>;
+    /// Makes the current secret the previous one (kept until `until`) and `secret` the
+    /// current one, updated `at`. Whether the owner has an endpoint.
+    async fn shift_endpoint_secret(
+        &mut self,
+        owner: &OwnerId,
+        secret: &Sealed,
+        until: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Inserts a delivery. A taken id is [`Error::Conflict`].
+    async fn insert_delivery(&mut self, delivery: &Delivery) -> Result<()>;
+    /// At most `limit` pending deliveries due at or before `at`, oldest first, with their
+    /// endpoints (previous secrets as stored).
+    async fn due_at(
+        &mut self,
+        at: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(Delivery, WebhookEndpoint)>>;
+    /// Sets a delivery's state, next attempt and last result, and counts one attempt.
+    /// Whether the delivery exists.
+    async fn update_delivery(
+        &mut self,
+        id: &DeliveryId,
+        state: DeliveryState,
+        next_attempt_at: OffsetDateTime,
+        result: &str,
+    ) -> Result<bool>;
+    /// At most `limit` of the owner's deliveries, newest first (ties by id, descending),
+    /// strictly after `before` in that order when given.
+    async fn deliveries_of(
+        &mut self,
+        owner: &OwnerId,
+        before: Option<&DeliveryCursor>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>>;
+}
+
+/// Every [`Database`] keeps webhooks: each use case once, over [`WebhookRows`].
+#[async_trait]
+impl<D: Database> WebhookStore for D {
+    async fn put_endpoint(
+        &self,
+        scope: &OwnerScope,
+        url: &str,
+        secret: Sealed,
+    ) -> Result<WebhookEndpoint> {
+        let (scope, url) = (scope.clone(), url.to_owned());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let owner = active_owner(tx, &scope).await?;
+                tx.upsert_endpoint(owner, &url, &secret, now).await?;
+                tx.append(events::webhook_set(now, scope.actor(), owner, &url))
+                    .await?;
+                Ok(WebhookEndpoint {
+                    owner_id: owner.clone(),
+                    url,
+                    secret,
+                    previous_secret: None,
+                    created_at: now,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn get_endpoint(&self, scope: &OwnerScope) -> Result<Option<WebhookEndpoint>> {
+        let owner = scope.owner().clone();
+        self.read(move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                Ok(tx.endpoint(&owner).await?.map(|e| e.at(now)))
+            })
+        })
+        .await
+    }
+
+    async fn delete_endpoint(&self, scope: &OwnerScope) -> Result<()> {
+        let scope = scope.clone();
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let owner = scope.owner();
+                if !tx.remove_endpoint(owner).await? {
+                    return Err(Error::NotFound);
+                }
+                tx.append(events::webhook_deleted(now, scope.actor(), owner))
+                    .await
+            })
+        })
+        .await
+    }
+
+    async fn rotate_endpoint_secret(
+        &self,
+        scope: &OwnerScope,
+        secret: Sealed,
+        grace_until: OffsetDateTime,
+    ) -> Result<WebhookEndpoint> {
+        let until = crate::audit::truncate_to_micros(grace_until);
+        let scope = scope.clone();
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let owner = scope.owner();
+                if !tx.shift_endpoint_secret(owner, &secret, until, now).await? {
+                    return Err(Error::NotFound);
+                }
+                tx.append(events::webhook_secret_rotated(
+                    now,
+                    scope.actor(),
+                    owner,
+                    until,
+                ))
+                .await?;
+                let endpoint = tx.endpoint(owner).await?.ok_or(Error::NotFound)?;
+                Ok(endpoint.at(now))
+            })
+        })
+        .await
+    }
+
+    async fn enqueue_delivery(
+        &self,
+        _scope: &SystemScope,
+        owner: &OwnerId,
+        id: DeliveryId,
+        event_type: &str,
+        payload: &str,
+    ) -> Result<Option<Delivery>> {
+        let (owner, event_type, payload) =
+            (owner.clone(), event_type.to_owned(), payload.to_owned());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                if tx.endpoint(&owner).await?.is_none() {
+                    return Ok(None);
+                }
+                let delivery = Delivery {
+                    id,
+                    owner_id: owner,
+                    event_type,
+                    payload,
+                    state: DeliveryState::Pending,
+                    attempts: 0,
+                    next_attempt_at: now,
+                    last_result: None,
+                    created_at: now,
+                };
+                tx.insert_delivery(&delivery).await?;
+                Ok(Some(delivery))
+            })
+        })
+        .await
+    }
+
+    async fn due_deliveries(
+        &self,
+        _scope: &SystemScope,
+        limit: u32,
+    ) -> Result<Vec<(Delivery, WebhookEndpoint)>> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let due = tx.due_at(now, limit.clamp(1, 500)).await?;
+                Ok(due.into_iter().map(|(d, e)| (d, e.at(now))).collect())
+            })
+        })
+        .await
+    }
+
+    async fn record_attempt(
+        &self,
+        _scope: &SystemScope,
+        id: &DeliveryId,
+        state: DeliveryState,
+        next_attempt_at: OffsetDateTime,
+        result: &str,
+    ) -> Result<()> {
+        let next = crate::audit::truncate_to_micros(next_attempt_at);
+        let (id, result) = (id.clone(), result.to_owned());
+        db::write(self, move |tx| {
+            Box::pin(async move {
+                if !tx.update_delivery(&id, state, next, &result).await? {
+                    return Err(Error::NotFound);
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        scope: &OwnerScope,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>> {
+        let cursor = page
+            .after
+            .as_deref()
+            .map(DeliveryCursor::parse)
+            .transpose()?;
+        let limit = page.clamped_limit();
+        let owner = scope.owner().clone();
+        let mut items = self
+            .read(move |tx| {
+                Box::pin(async move { tx.deliveries_of(&owner, cursor.as_ref(), limit + 1).await })
+            })
+            .await?;
+        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = items.len() > wanted;
+        items.truncate(wanted);
+        let next = more
+            .then(|| items.last().map(DeliveryCursor::after))
+            .flatten();
+        Ok(Page { items, next })
+    }
+}
+
 /// Owners whose webhook signing secret (or, during a rotation's grace, previous secret) is
 /// still sealed under a master key version other than `current_version`, with that
 /// version. Signing secrets are sealed under the master key itself, and the ports offer no
@@ -636,6 +939,34 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn delivery_cursors_round_trip_and_refuse_garbage() {
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
+            + time::Duration::microseconds(123_456);
+        let d = Delivery {
+            id: DeliveryId::parse("msg_0123456789abcdef0123").unwrap(),
+            owner_id: OwnerId::parse("alice").unwrap(),
+            event_type: "token.revoked".into(),
+            payload: "{}".into(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_attempt_at: at,
+            last_result: None,
+            created_at: at,
+        };
+        let back = DeliveryCursor::parse(&DeliveryCursor::after(&d)).unwrap();
+        assert_eq!((back.created_at, back.id), (at, d.id));
+        for bad in [
+            "",
+            "1",
+            "x:msg_0123456789abcdef0123",
+            "1:nope",
+            "99999999999999999999999999:msg_0123456789abcdef0123",
+        ] {
+            assert!(DeliveryCursor::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn delivery_ids_carry_their_event() {

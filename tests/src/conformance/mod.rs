@@ -149,6 +149,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         resources_resolve_only_while_live,
         resources_need_existing_grants,
         webhook_endpoints_and_deliveries,
+        deliveries_page_newest_first_ties_by_id,
     );
     register!(out, concurrency:
         one_code_redeemed_by_32_clients_binds_once,

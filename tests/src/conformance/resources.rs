@@ -301,3 +301,59 @@ pub async fn webhook_endpoints_and_deliveries<S: Store>(cx: Ctx<S>) {
     s.delete_endpoint(&alice.scope()).await.unwrap();
     assert!(s.get_endpoint(&alice.scope()).await.unwrap().is_none());
 }
+
+/// Deliveries are listed newest first, ties on the enqueue time by id (descending), and
+/// paging visits each exactly once; a cursor no page returned is refused.
+pub async fn deliveries_page_newest_first_ties_by_id<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    s.put_endpoint(&root.scope(), "https://example.com/hook", sealed(1))
+        .await
+        .unwrap();
+    let sys = SystemScope::background();
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        // The clock stands still between advances: several deliveries share a time.
+        if i % 3 == 0 {
+            cx.clock.advance(std::time::Duration::from_secs(1));
+        }
+        let id = DeliveryId::generate(&mut OsRandom);
+        s.enqueue_delivery(&sys, root.id(), id.clone(), "token.revoked", "{}")
+            .await
+            .unwrap()
+            .expect("an endpoint exists");
+        ids.push(id);
+    }
+    let mut listed = Vec::new();
+    let mut page = PageRequest {
+        after: None,
+        limit: 3,
+    };
+    loop {
+        let got = s.list_deliveries(&root.scope(), &page).await.unwrap();
+        assert!(got.items.len() <= 3);
+        listed.extend(got.items.iter().map(|d| (d.created_at, d.id.clone())));
+        match got.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    let mut expected = listed.clone();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(listed, expected, "newest first, ties by id");
+    let mut listed_ids: Vec<_> = listed.into_iter().map(|(_, id)| id).collect();
+    listed_ids.sort();
+    ids.sort();
+    assert_eq!(listed_ids, ids, "each delivery exactly once");
+    let garbage = PageRequest {
+        after: Some("garbage".into()),
+        limit: 3,
+    };
+    assert!(matches!(
+        s.list_deliveries(&root.scope(), &garbage).await,
+        Err(Error::Invalid {
+            field: "cursor",
+            ..
+        })
+    ));
+}

@@ -427,11 +427,6 @@ pub(super) fn now_of(clock: &dyn ownership_core::ports::Clock) -> OffsetDateTime
     ownership_core::audit::truncate_to_micros(clock.now())
 }
 
-/// The limit of a page request as a SQL parameter, plus one to detect a next page.
-pub(super) fn page_limit(limit: u32) -> i64 {
-    i64::from(limit.clamp(1, 500)) + 1
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ use ownership_core::audit::{AuditEvent, NewAuditEvent};
 use ownership_core::authz::ActorState;
 use ownership_core::db::{Body, Committed, Database, Tx};
 use ownership_core::pairing::ChannelAuth;
+use ownership_core::resources::ResourceAuth;
 use ownership_core::token::TokenDigest;
 use ownership_core::tokens::TokenAuth;
 use ownership_core::{ChannelKey, OwnerId, Result};
@@ -116,6 +117,13 @@ impl Database for LibsqlStore {
         let key = key.clone();
         self.worker
             .run(move |c| async move { super::pairing::identity_of(&c, &key).await })
+            .await
+    }
+
+    async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
+        let digest = digest.as_bytes().to_vec();
+        self.worker
+            .run(move |c| async move { super::resources::resource_by_digest(&c, digest).await })
             .await
     }
 }

@@ -89,11 +89,6 @@ impl LibsqlStore {
             .await
     }
 
-    /// Now, from the store's clock, truncated to microseconds.
-    fn now(&self) -> time::OffsetDateTime {
-        conn::now_of(self.clock.as_ref())
-    }
-
     /// **Test support.** Runs raw SQL statements (fixture rows for the migration tests on
     /// populated databases) outside any use case: no audit event, no checks. Never call it
     /// from application code.

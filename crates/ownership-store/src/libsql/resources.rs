@@ -1,26 +1,19 @@
-//! Resources: registered with grants to their creator's secrets, resolved by token digest.
-
-use std::collections::BTreeSet;
+//! Resources and their grants: the rows of [`ResourceRows`], and the digest lookup behind
+//! [`Database::resource_by_digest`](ownership_core::db::Database::resource_by_digest).
 
 use ::libsql::{Connection, Value};
 use async_trait::async_trait;
-use ownership_core::authz::OwnerScope;
 use ownership_core::ids::{ResourceId, SecretName};
-use ownership_core::ports::{NewResource, ResourceRecord, ResourceStore};
-use ownership_core::token::TokenDigest;
+use ownership_core::ports::ResourceRecord;
+use ownership_core::resources::{ResourceAuth, ResourceRow, ResourceRows};
 use ownership_core::{Error, OwnerId, Result, UserStatus};
+use time::OffsetDateTime;
 
-use super::LibsqlStore;
-use super::audit::append_audit;
 use super::conn::{
-    args, exec, exists, micros, now_of, opt_text, opt_time, parsed, query_all, query_opt, text,
+    args, exec, exists, integrity, micros, opt_text, opt_time, parsed, query_all, query_opt, text,
     time_at,
 };
-use super::users::active_user;
-use ownership_core::events;
-
-/// Longest accepted resource kind, in bytes.
-const KIND_MAX_BYTES: usize = 64;
+use super::db::LibsqlTx;
 
 const RESOURCE_COLS: &str = "id, owner_id, kind, external_ref, created_at, revoked_at";
 
@@ -40,7 +33,7 @@ async fn grants(conn: &Connection, id: &str) -> Result<Vec<SecretName>> {
 async fn record_from(conn: &Connection, row: &[Value]) -> Result<ResourceRecord> {
     let id = text(row, 0)?;
     Ok(ResourceRecord {
-        id: ResourceId::parse(&id).map_err(|_| super::conn::integrity("resource id"))?,
+        id: ResourceId::parse(&id).map_err(|_| integrity("resource id"))?,
         owner_id: parsed(row, 1, "resource owner", OwnerId::parse)?,
         kind: text(row, 2)?,
         external_ref: opt_text(row, 3)?,
@@ -50,157 +43,91 @@ async fn record_from(conn: &Connection, row: &[Value]) -> Result<ResourceRecord>
     })
 }
 
-async fn scoped_resource(
+/// The resource whose token has this digest, with its creator's status.
+pub(super) async fn resource_by_digest(
     conn: &Connection,
-    owner: &OwnerId,
-    id: &ResourceId,
-) -> Result<Option<ResourceRecord>> {
-    let sql = format!("SELECT {RESOURCE_COLS} FROM resources WHERE id = ?1 AND owner_id = ?2");
-    match query_opt(conn, &sql, args![id.as_str(), owner.as_str()]).await? {
-        Some(row) => Ok(Some(record_from(conn, &row).await?)),
-        None => Ok(None),
-    }
+    digest: Vec<u8>,
+) -> Result<Option<ResourceAuth>> {
+    let sql = "SELECT r.id, r.owner_id, r.kind, r.external_ref, r.created_at, r.revoked_at, u.status \
+         FROM resources r JOIN users u ON u.id = r.owner_id WHERE r.token_digest = ?1";
+    let Some(row) = query_opt(conn, sql, args![digest]).await? else {
+        return Ok(None);
+    };
+    Ok(Some(ResourceAuth {
+        status: parsed(&row, 6, "user status", UserStatus::parse)?,
+        record: record_from(conn, &row).await?,
+    }))
 }
 
 #[async_trait]
-impl ResourceStore for LibsqlStore {
-    async fn create_resource(
-        &self,
-        scope: &OwnerScope,
-        new: NewResource,
-    ) -> Result<ResourceRecord> {
-        if new.kind.is_empty() || new.kind.len() > KIND_MAX_BYTES {
-            return Err(Error::invalid(
-                "kind",
-                format!("must be 1 to {KIND_MAX_BYTES} bytes"),
+impl ResourceRows for LibsqlTx {
+    async fn insert_resource(&mut self, row: ResourceRow<'_>) -> Result<()> {
+        let new = row.new;
+        let digest = new.token.digest.as_bytes().as_slice();
+        if exists(
+            &self.conn,
+            "SELECT 1 FROM resources WHERE id = ?1 OR token_digest = ?2",
+            args![new.id.as_str(), digest],
+        )
+        .await?
+        {
+            return Err(Error::Conflict(
+                "a resource with this id or token already exists".into(),
             ));
         }
-        let scope = scope.clone();
-        let clock = self.clock.clone();
-        self.worker
-            .write(async move |c: &Connection| {
-                let now = now_of(clock.as_ref());
-                let owner = scope.owner();
-                if active_user(c, owner).await?.is_none() {
-                    return Err(Error::NotFound);
-                }
-                let wanted: BTreeSet<&SecretName> = new.grants.iter().collect();
-                for name in &wanted {
-                    let held = exists(
-                        c,
-                        "SELECT 1 FROM secrets WHERE owner_id = ?1 AND name = ?2",
-                        args![owner.as_str(), name.as_str()],
-                    )
-                    .await?;
-                    if !held {
-                        return Err(Error::invalid("grants", format!("no secret named `{name}`")));
-                    }
-                }
-                let digest = new.token.digest.as_bytes().as_slice();
-                if exists(
-                    c,
-                    "SELECT 1 FROM resources WHERE id = ?1 OR token_digest = ?2",
-                    args![new.id.as_str(), digest],
-                )
-                .await?
-                {
-                    return Err(Error::Conflict("the resource already exists".into()));
-                }
-                exec(
-                    c,
-                    "INSERT INTO resources (id, owner_id, kind, external_ref, token_digest, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    args![new.id.as_str(), owner.as_str(), new.kind.as_str(), new.external_ref.clone(), digest, micros(now)?],
-                )
-                .await?;
-                for name in &wanted {
-                    exec(
-                        c,
-                        "INSERT INTO resource_grants (resource_id, secret_name) VALUES (?1, ?2)",
-                        args![new.id.as_str(), name.as_str()],
-                    )
-                    .await?;
-                }
-                let granted: Vec<SecretName> = wanted.into_iter().cloned().collect();
-                append_audit(c, events::resource_created(now, scope.actor(), owner, &new.id, &granted)).await?;
-                scoped_resource(c, owner, &new.id)
-                    .await?
-                    .ok_or_else(|| super::conn::integrity("inserted resource"))
-            })
-            .await
-    }
-
-    async fn get_resource(&self, scope: &OwnerScope, id: &ResourceId) -> Result<ResourceRecord> {
-        let owner = scope.owner().clone();
-        let id = id.clone();
-        self.worker
-            .read(async move |c: &Connection| {
-                scoped_resource(c, &owner, &id)
-                    .await?
-                    .ok_or(Error::NotFound)
-            })
-            .await
-    }
-
-    async fn list_resources(&self, scope: &OwnerScope) -> Result<Vec<ResourceRecord>> {
-        let owner = scope.owner().as_str().to_owned();
-        self.worker
-            .read(async move |c: &Connection| {
-                let sql = format!(
-                    "SELECT {RESOURCE_COLS} FROM resources WHERE owner_id = ?1 ORDER BY created_at DESC, rowid DESC"
-                );
-                let rows = query_all(c, &sql, args![owner]).await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    out.push(record_from(c, row).await?);
-                }
-                Ok(out)
-            })
-            .await
-    }
-
-    async fn revoke_resource(&self, scope: &OwnerScope, id: &ResourceId) -> Result<()> {
-        let scope = scope.clone();
-        let id = id.clone();
-        let clock = self.clock.clone();
-        self.worker
-            .write(async move |c: &Connection| {
-                let now = now_of(clock.as_ref());
-                let owner = scope.owner();
-                let resource = scoped_resource(c, owner, &id)
-                    .await?
-                    .ok_or(Error::NotFound)?;
-                if resource.revoked_at.is_some() {
-                    return Ok(());
-                }
-                exec(
-                    c,
-                    "UPDATE resources SET revoked_at = ?1 WHERE id = ?2 AND owner_id = ?3",
-                    args![micros(now)?, id.as_str(), owner.as_str()],
-                )
-                .await?;
-                append_audit(c, events::resource_revoked(now, scope.actor(), owner, &id)).await?;
-                Ok(())
-            })
-            .await
-    }
-
-    async fn resolve_resource(&self, digest: &TokenDigest) -> Result<Option<ResourceRecord>> {
-        let digest = digest.as_bytes().to_vec();
-        let found = self
-            .worker
-            .read(async move |c: &Connection| {
-                let sql = "SELECT r.id, r.owner_id, r.kind, r.external_ref, r.created_at, r.revoked_at, u.status \
-                     FROM resources r JOIN users u ON u.id = r.owner_id WHERE r.token_digest = ?1";
-                let Some(row) = query_opt(c, sql, args![digest]).await? else {
-                    return Ok(None);
-                };
-                let status = parsed(&row, 6, "user status", UserStatus::parse)?;
-                let record = record_from(c, &row).await?;
-                Ok(Some((record, status)))
-            })
+        exec(
+            &self.conn,
+            "INSERT INTO resources (id, owner_id, kind, external_ref, token_digest, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            args![new.id.as_str(), row.owner.as_str(), new.kind.as_str(), new.external_ref.clone(), digest, micros(row.created_at)?],
+        )
+        .await?;
+        for name in row.grants {
+            exec(
+                &self.conn,
+                "INSERT INTO resource_grants (resource_id, secret_name) VALUES (?1, ?2)",
+                args![new.id.as_str(), name.as_str()],
+            )
             .await?;
-        Ok(found.and_then(|(record, status)| {
-            (record.revoked_at.is_none() && status == UserStatus::Active).then_some(record)
-        }))
+        }
+        Ok(())
+    }
+
+    async fn resource(
+        &mut self,
+        owner: &OwnerId,
+        id: &ResourceId,
+    ) -> Result<Option<ResourceRecord>> {
+        let sql = format!("SELECT {RESOURCE_COLS} FROM resources WHERE id = ?1 AND owner_id = ?2");
+        match query_opt(&self.conn, &sql, args![id.as_str(), owner.as_str()]).await? {
+            Some(row) => Ok(Some(record_from(&self.conn, &row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn resources_of(&mut self, owner: &OwnerId) -> Result<Vec<ResourceRecord>> {
+        let sql = format!(
+            "SELECT {RESOURCE_COLS} FROM resources WHERE owner_id = ?1 ORDER BY created_at DESC, rowid DESC"
+        );
+        let rows = query_all(&self.conn, &sql, args![owner.as_str()]).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(record_from(&self.conn, row).await?);
+        }
+        Ok(out)
+    }
+
+    async fn set_resource_revoked(
+        &mut self,
+        owner: &OwnerId,
+        id: &ResourceId,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        exec(
+            &self.conn,
+            "UPDATE resources SET revoked_at = ?1 WHERE id = ?2 AND owner_id = ?3",
+            args![micros(at)?, id.as_str(), owner.as_str()],
+        )
+        .await
+        .map(drop)
     }
 }

@@ -33,13 +33,6 @@ pub(super) async fn user(conn: &Connection, id: &OwnerId) -> Result<Option<User>
         .transpose()
 }
 
-/// One user by id, only if active.
-pub(super) async fn active_user(conn: &Connection, id: &OwnerId) -> Result<Option<User>> {
-    Ok(user(conn, id)
-        .await?
-        .filter(|u| u.status == UserStatus::Active))
-}
-
 /// A count, as `u64`.
 async fn count(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<u64> {
     let n = query_i64(conn, sql, params).await?;

@@ -8,6 +8,7 @@ use ownership_core::audit::{AuditEvent, NewAuditEvent};
 use ownership_core::authz::ActorState;
 use ownership_core::db::{Body, Committed, Database, Tx};
 use ownership_core::pairing::ChannelAuth;
+use ownership_core::resources::ResourceAuth;
 use ownership_core::token::TokenDigest;
 use ownership_core::tokens::TokenAuth;
 use ownership_core::{ChannelKey, OwnerId, Result};
@@ -168,6 +169,15 @@ impl Database for PgStore {
             "postgres",
             Op::Read,
             super::pairing::identity_of(self.reads(), key),
+        )
+        .await
+    }
+
+    async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
+        crate::metrics::timed(
+            "postgres",
+            Op::Read,
+            super::resources::resource_by_digest(self.reads(), digest),
         )
         .await
     }

@@ -1,23 +1,21 @@
-//! [`ResourceStore`]: resources that fetch their creator's granted secrets.
+//! Resources and their grants: the rows of [`ResourceRows`], and the digest lookup behind
+//! [`Database::resource_by_digest`](ownership_core::db::Database::resource_by_digest).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
-use ownership_core::authz::OwnerScope;
 use ownership_core::ids::{ResourceId, SecretName};
-use ownership_core::ports::{NewResource, ResourceRecord, ResourceStore};
+use ownership_core::ports::ResourceRecord;
+use ownership_core::resources::{ResourceAuth, ResourceRow, ResourceRows};
 use ownership_core::token::TokenDigest;
-use ownership_core::{Error, Result, UserStatus};
+use ownership_core::{OwnerId, Result, UserStatus};
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnection, PgRow};
+use time::OffsetDateTime;
 
-use super::PgStore;
-use super::support::{Write, col, owner_col, parsed, unavailable, unique_or_unavailable};
-use super::support::{query, query_scalar};
-use crate::metrics::Op;
-use ownership_core::events;
-
-/// Longest resource kind, in bytes.
-const KIND_MAX_BYTES: usize = 64;
+use super::db::PgTx;
+use super::support::query;
+use super::support::{col, owner_col, parsed, unavailable, unique_or_unavailable};
 
 fn resource_from_row(row: &PgRow, grants: Vec<SecretName>) -> Result<ResourceRecord> {
     Ok(ResourceRecord {
@@ -68,183 +66,103 @@ async fn with_grants(conn: &mut PgConnection, rows: &[PgRow]) -> Result<Vec<Reso
         .collect()
 }
 
+/// The resource whose token has this digest, with its creator's status.
+pub(super) async fn resource_by_digest(
+    reads: &PgPool,
+    digest: &TokenDigest,
+) -> Result<Option<ResourceAuth>> {
+    let mut conn = reads.acquire().await.map_err(unavailable)?;
+    let Some(row) = query(
+        "SELECT r.id, r.owner_id, r.kind, r.external_ref, r.created_at, r.revoked_at, u.status
+         FROM resources r JOIN users u ON u.id = r.owner_id
+         WHERE r.token_digest = $1",
+    )
+    .bind(digest.as_bytes().as_slice())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(unavailable)?
+    else {
+        return Ok(None);
+    };
+    let status = parsed(&row, "status", UserStatus::parse)?;
+    Ok(with_grants(&mut conn, std::slice::from_ref(&row))
+        .await?
+        .pop()
+        .map(|record| ResourceAuth { record, status }))
+}
+
 #[async_trait]
-impl ResourceStore for PgStore {
-    async fn create_resource(
-        &self,
-        scope: &OwnerScope,
-        new: NewResource,
-    ) -> Result<ResourceRecord> {
-        if new.kind.is_empty() || new.kind.len() > KIND_MAX_BYTES {
-            return Err(Error::invalid(
-                "kind",
-                format!("must be 1 to {KIND_MAX_BYTES} bytes"),
-            ));
-        }
-        // Sorted (names are ASCII: byte order) and without repeats, as they are read back.
-        let grants: Vec<SecretName> = new
-            .grants
-            .iter()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
-        let now = w.now();
-        let status: Option<String> = query_scalar("SELECT status FROM users WHERE id = $1")
-            .bind(scope.owner().as_str())
-            .fetch_optional(w.conn())
-            .await
-            .map_err(unavailable)?;
-        if status.as_deref() != Some(UserStatus::Active.as_str()) {
-            return Err(Error::NotFound);
-        }
-        let names: Vec<&str> = grants.iter().map(SecretName::as_str).collect();
-        let existing: Vec<String> =
-            query_scalar("SELECT name FROM secrets WHERE owner_id = $1 AND name = ANY($2)")
-                .bind(scope.owner().as_str())
-                .bind(&names)
-                .fetch_all(w.conn())
-                .await
-                .map_err(unavailable)?;
-        let existing: BTreeSet<&str> = existing.iter().map(String::as_str).collect();
-        if let Some(missing) = names.iter().find(|n| !existing.contains(*n)) {
-            return Err(Error::invalid(
-                "grants",
-                format!("no secret named `{missing}`"),
-            ));
-        }
+impl ResourceRows for PgTx {
+    async fn insert_resource(&mut self, row: ResourceRow<'_>) -> Result<()> {
+        let new = row.new;
         query(
             "INSERT INTO resources (id, owner_id, kind, external_ref, token_digest, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(new.id.as_str())
-        .bind(scope.owner().as_str())
+        .bind(row.owner.as_str())
         .bind(&new.kind)
         .bind(new.external_ref.as_deref())
         .bind(new.token.digest.as_bytes().as_slice())
-        .bind(now)
-        .execute(w.conn())
+        .bind(row.created_at)
+        .execute(self.conn())
         .await
         .map_err(|e| unique_or_unavailable(e, "a resource with this id or token already exists"))?;
-        if !names.is_empty() {
-            query(
-                "INSERT INTO resource_grants (resource_id, secret_name) SELECT $1, unnest($2::text[])",
-            )
-            .bind(new.id.as_str())
-            .bind(&names)
-            .execute(w.conn())
-            .await
-            .map_err(unavailable)?;
-        }
-        w.audit(events::resource_created(
-            now,
-            scope.actor(),
-            scope.owner(),
-            &new.id,
-            &grants,
-        ))
-        .await?;
-        w.commit().await?;
-        Ok(ResourceRecord {
-            id: new.id,
-            owner_id: scope.owner().clone(),
-            kind: new.kind,
-            external_ref: new.external_ref,
-            grants,
-            created_at: now,
-            revoked_at: None,
-        })
+        let names: Vec<&str> = row.grants.iter().map(SecretName::as_str).collect();
+        query(
+            "INSERT INTO resource_grants (resource_id, secret_name) SELECT $1, unnest($2::text[])",
+        )
+        .bind(new.id.as_str())
+        .bind(&names)
+        .execute(self.conn())
+        .await
+        .map_err(unavailable)
+        .map(drop)
     }
 
-    async fn get_resource(&self, scope: &OwnerScope, id: &ResourceId) -> Result<ResourceRecord> {
-        let mut conn = self.reads().acquire().await.map_err(unavailable)?;
-        let row = query(
+    async fn resource(
+        &mut self,
+        owner: &OwnerId,
+        id: &ResourceId,
+    ) -> Result<Option<ResourceRecord>> {
+        let rows = query(
             "SELECT id, owner_id, kind, external_ref, created_at, revoked_at
              FROM resources WHERE owner_id = $1 AND id = $2",
         )
-        .bind(scope.owner().as_str())
+        .bind(owner.as_str())
         .bind(id.as_str())
-        .fetch_optional(&mut *conn)
+        .fetch_all(self.conn())
         .await
-        .map_err(unavailable)?
-        .ok_or(Error::NotFound)?;
-        with_grants(&mut conn, std::slice::from_ref(&row))
-            .await?
-            .pop()
-            .ok_or(Error::NotFound)
+        .map_err(unavailable)?;
+        Ok(with_grants(self.conn(), &rows).await?.pop())
     }
 
-    async fn list_resources(&self, scope: &OwnerScope) -> Result<Vec<ResourceRecord>> {
-        let mut conn = self.reads().acquire().await.map_err(unavailable)?;
+    async fn resources_of(&mut self, owner: &OwnerId) -> Result<Vec<ResourceRecord>> {
         let rows = query(
             "SELECT id, owner_id, kind, external_ref, created_at, revoked_at
              FROM resources WHERE owner_id = $1
              ORDER BY created_at DESC, id DESC",
         )
-        .bind(scope.owner().as_str())
-        .fetch_all(&mut *conn)
+        .bind(owner.as_str())
+        .fetch_all(self.conn())
         .await
         .map_err(unavailable)?;
-        with_grants(&mut conn, &rows).await
+        with_grants(self.conn(), &rows).await
     }
 
-    async fn revoke_resource(&self, scope: &OwnerScope, id: &ResourceId) -> Result<()> {
-        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
-        let now = w.now();
-        let revoked_at: Option<Option<time::OffsetDateTime>> =
-            query_scalar("SELECT revoked_at FROM resources WHERE owner_id = $1 AND id = $2")
-                .bind(scope.owner().as_str())
-                .bind(id.as_str())
-                .fetch_optional(w.conn())
-                .await
-                .map_err(unavailable)?;
-        match revoked_at {
-            None => return Err(Error::NotFound),
-            // Already revoked: nothing to change, nothing to audit.
-            Some(Some(_)) => return Ok(()),
-            Some(None) => {}
-        }
+    async fn set_resource_revoked(
+        &mut self,
+        owner: &OwnerId,
+        id: &ResourceId,
+        at: OffsetDateTime,
+    ) -> Result<()> {
         query("UPDATE resources SET revoked_at = $3 WHERE owner_id = $1 AND id = $2")
-            .bind(scope.owner().as_str())
+            .bind(owner.as_str())
             .bind(id.as_str())
-            .bind(now)
-            .execute(w.conn())
+            .bind(at)
+            .execute(self.conn())
             .await
-            .map_err(unavailable)?;
-        w.audit(events::resource_revoked(
-            now,
-            scope.actor(),
-            scope.owner(),
-            id,
-        ))
-        .await?;
-        w.commit().await
-    }
-
-    async fn resolve_resource(&self, digest: &TokenDigest) -> Result<Option<ResourceRecord>> {
-        crate::metrics::timed("postgres", Op::Read, async {
-            let now = self.now();
-            let mut conn = self.reads().acquire().await.map_err(unavailable)?;
-            let row = query(
-                "SELECT r.id, r.owner_id, r.kind, r.external_ref, r.created_at, r.revoked_at
-                 FROM resources r JOIN users u ON u.id = r.owner_id
-                 WHERE r.token_digest = $1
-                   AND (r.revoked_at IS NULL OR r.revoked_at > $2)
-                   AND u.status = 'active'",
-            )
-            .bind(digest.as_bytes().as_slice())
-            .bind(now)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(unavailable)?;
-            match row {
-                None => Ok(None),
-                Some(row) => Ok(with_grants(&mut conn, std::slice::from_ref(&row))
-                    .await?
-                    .pop()),
-            }
-        })
-        .await
+            .map_err(unavailable)
+            .map(drop)
     }
 }

@@ -1,17 +1,17 @@
-//! [`SecretStore`]: wrapped per-owner data keys and sealed values (encryption happens
-//! outside the store).
+//! Wrapped per-owner data keys and sealed values: the rows of [`SecretRows`] (encryption
+//! happens outside the store).
 
 use async_trait::async_trait;
-use ownership_core::authz::{OwnerScope, SystemScope};
 use ownership_core::ids::SecretName;
-use ownership_core::ports::{Sealed, SecretMeta, SecretStore};
-use ownership_core::{Error, OwnerId, Result, UserStatus};
+use ownership_core::ports::{Sealed, SecretMeta};
+use ownership_core::secrets::SecretRows;
+use ownership_core::{OwnerId, Result};
 use sqlx::postgres::PgRow;
+use time::OffsetDateTime;
 
-use super::PgStore;
-use super::support::{Write, col, owner_col, parsed, sealed_cols, unavailable, version_param};
+use super::db::PgTx;
+use super::support::{col, owner_col, parsed, sealed_cols, unavailable, version_param};
 use super::support::{query, query_scalar};
-use ownership_core::events;
 
 fn meta_from_row(row: &PgRow) -> Result<SecretMeta> {
     Ok(SecretMeta {
@@ -22,66 +22,86 @@ fn meta_from_row(row: &PgRow) -> Result<SecretMeta> {
 }
 
 #[async_trait]
-impl SecretStore for PgStore {
-    async fn data_key(&self, scope: &OwnerScope) -> Result<Option<Sealed>> {
-        let row = query("SELECT nonce, wrapped, key_version FROM owner_keys WHERE owner_id = $1")
-            .bind(scope.owner().as_str())
-            .fetch_optional(self.reads())
+impl SecretRows for PgTx {
+    async fn owner_key(&mut self, owner: &OwnerId) -> Result<Option<Sealed>> {
+        query("SELECT nonce, wrapped, key_version FROM owner_keys WHERE owner_id = $1")
+            .bind(owner.as_str())
+            .fetch_optional(self.conn())
             .await
-            .map_err(unavailable)?;
-        row.map(|row| sealed_cols(&row, "nonce", "wrapped", "key_version"))
+            .map_err(unavailable)?
+            .map(|row| sealed_cols(&row, "nonce", "wrapped", "key_version"))
             .transpose()
     }
 
-    async fn put_secret(
-        &self,
-        scope: &OwnerScope,
+    async fn insert_owner_key(
+        &mut self,
+        owner: &OwnerId,
+        key: &Sealed,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        query(
+            "INSERT INTO owner_keys (owner_id, nonce, wrapped, key_version, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(owner.as_str())
+        .bind(key.nonce.as_slice())
+        .bind(key.ciphertext.as_slice())
+        .bind(version_param(key.key_version)?)
+        .bind(at)
+        .execute(self.conn())
+        .await
+        .map_err(unavailable)
+        .map(drop)
+    }
+
+    async fn owner_keys(&mut self) -> Result<Vec<(OwnerId, Sealed)>> {
+        query(
+            "SELECT owner_id, nonce, wrapped, key_version FROM owner_keys ORDER BY owner_id COLLATE \"C\"",
+        )
+        .fetch_all(self.conn())
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|row| {
+            Ok((
+                owner_col(row, "owner_id")?,
+                sealed_cols(row, "nonce", "wrapped", "key_version")?,
+            ))
+        })
+        .collect()
+    }
+
+    async fn swap_owner_key(
+        &mut self,
+        owner: &OwnerId,
+        old: &Sealed,
+        new: &Sealed,
+    ) -> Result<bool> {
+        let changed = query(
+            "UPDATE owner_keys SET nonce = $5, wrapped = $6, key_version = $7
+             WHERE owner_id = $1 AND nonce = $2 AND wrapped = $3 AND key_version = $4",
+        )
+        .bind(owner.as_str())
+        .bind(old.nonce.as_slice())
+        .bind(old.ciphertext.as_slice())
+        .bind(version_param(old.key_version)?)
+        .bind(new.nonce.as_slice())
+        .bind(new.ciphertext.as_slice())
+        .bind(version_param(new.key_version)?)
+        .execute(self.conn())
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        Ok(changed > 0)
+    }
+
+    async fn upsert_secret(
+        &mut self,
+        owner: &OwnerId,
         name: &SecretName,
-        value: Sealed,
-        new_data_key: Option<Sealed>,
+        value: &Sealed,
+        at: OffsetDateTime,
     ) -> Result<SecretMeta> {
-        let value_version = version_param(value.key_version)?;
-        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
-        let now = w.now();
-        let status: Option<String> = query_scalar("SELECT status FROM users WHERE id = $1")
-            .bind(scope.owner().as_str())
-            .fetch_optional(w.conn())
-            .await
-            .map_err(unavailable)?;
-        if status.as_deref() != Some(UserStatus::Active.as_str()) {
-            return Err(Error::NotFound);
-        }
-        let has_key: bool =
-            query_scalar("SELECT EXISTS (SELECT 1 FROM owner_keys WHERE owner_id = $1)")
-                .bind(scope.owner().as_str())
-                .fetch_one(w.conn())
-                .await
-                .map_err(unavailable)?;
-        match (new_data_key, has_key) {
-            (Some(key), false) => {
-                query(
-                    "INSERT INTO owner_keys (owner_id, nonce, wrapped, key_version, created_at)
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(scope.owner().as_str())
-                .bind(key.nonce.as_slice())
-                .bind(key.ciphertext.as_slice())
-                .bind(version_param(key.key_version)?)
-                .bind(now)
-                .execute(w.conn())
-                .await
-                .map_err(unavailable)?;
-            }
-            (Some(_), true) => {
-                return Err(Error::Conflict(
-                    "a data key was installed meanwhile; read it and retry".into(),
-                ));
-            }
-            (None, false) => {
-                return Err(Error::Conflict("the owner has no data key yet".into()));
-            }
-            (None, true) => {}
-        }
         let row = query(
             "INSERT INTO secrets (owner_id, name, nonce, ciphertext, key_version, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6)
@@ -90,115 +110,61 @@ impl SecretStore for PgStore {
                  key_version = EXCLUDED.key_version, updated_at = EXCLUDED.updated_at
              RETURNING name, created_at, updated_at",
         )
-        .bind(scope.owner().as_str())
+        .bind(owner.as_str())
         .bind(name.as_str())
         .bind(value.nonce.as_slice())
         .bind(value.ciphertext.as_slice())
-        .bind(value_version)
-        .bind(now)
-        .fetch_one(w.conn())
+        .bind(version_param(value.key_version)?)
+        .bind(at)
+        .fetch_one(self.conn())
         .await
         .map_err(unavailable)?;
-        let meta = meta_from_row(&row)?;
-        w.audit(events::secret_put(now, scope.actor(), scope.owner(), name))
-            .await?;
-        w.commit().await?;
-        Ok(meta)
+        meta_from_row(&row)
     }
 
-    async fn get_secret(&self, scope: &OwnerScope, name: &SecretName) -> Result<Option<Sealed>> {
-        let row = query(
+    async fn secret(&mut self, owner: &OwnerId, name: &SecretName) -> Result<Option<Sealed>> {
+        query(
             "SELECT nonce, ciphertext, key_version FROM secrets WHERE owner_id = $1 AND name = $2",
         )
-        .bind(scope.owner().as_str())
+        .bind(owner.as_str())
         .bind(name.as_str())
-        .fetch_optional(self.reads())
+        .fetch_optional(self.conn())
         .await
-        .map_err(unavailable)?;
-        row.map(|row| sealed_cols(&row, "nonce", "ciphertext", "key_version"))
-            .transpose()
+        .map_err(unavailable)?
+        .map(|row| sealed_cols(&row, "nonce", "ciphertext", "key_version"))
+        .transpose()
     }
 
-    async fn list_secrets(&self, scope: &OwnerScope) -> Result<Vec<SecretMeta>> {
-        let rows = query(
+    async fn has_secret(&mut self, owner: &OwnerId, name: &SecretName) -> Result<bool> {
+        query_scalar("SELECT EXISTS (SELECT 1 FROM secrets WHERE owner_id = $1 AND name = $2)")
+            .bind(owner.as_str())
+            .bind(name.as_str())
+            .fetch_one(self.conn())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn secrets_of(&mut self, owner: &OwnerId) -> Result<Vec<SecretMeta>> {
+        query(
             "SELECT name, created_at, updated_at FROM secrets WHERE owner_id = $1 ORDER BY name COLLATE \"C\"",
         )
-        .bind(scope.owner().as_str())
-        .fetch_all(self.reads())
+        .bind(owner.as_str())
+        .fetch_all(self.conn())
         .await
-        .map_err(unavailable)?;
-        rows.iter().map(meta_from_row).collect()
+        .map_err(unavailable)?
+        .iter()
+        .map(meta_from_row)
+        .collect()
     }
 
-    async fn delete_secret(&self, scope: &OwnerScope, name: &SecretName) -> Result<()> {
-        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
-        let now = w.now();
+    async fn remove_secret(&mut self, owner: &OwnerId, name: &SecretName) -> Result<bool> {
         let removed = query("DELETE FROM secrets WHERE owner_id = $1 AND name = $2")
-            .bind(scope.owner().as_str())
-            .bind(name.as_str())
-            .execute(w.conn())
-            .await
-            .map_err(unavailable)?
-            .rows_affected();
-        if removed == 0 {
-            return Err(Error::NotFound);
-        }
-        w.audit(events::secret_deleted(
-            now,
-            scope.actor(),
-            scope.owner(),
-            name,
-        ))
-        .await?;
-        w.commit().await
-    }
-
-    async fn all_data_keys(&self, _scope: &SystemScope) -> Result<Vec<(OwnerId, Sealed)>> {
-        let rows = query(
-            "SELECT owner_id, nonce, wrapped, key_version FROM owner_keys ORDER BY owner_id COLLATE \"C\"",
-        )
-        .fetch_all(self.reads())
-        .await
-        .map_err(unavailable)?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    owner_col(row, "owner_id")?,
-                    sealed_cols(row, "nonce", "wrapped", "key_version")?,
-                ))
-            })
-            .collect()
-    }
-
-    async fn replace_data_keys(
-        &self,
-        _scope: &SystemScope,
-        keys: &[(OwnerId, Sealed, Sealed)],
-    ) -> Result<u64> {
-        let mut w = Write::begin(&self.pool, self.clock.as_ref()).await?;
-        let now = w.now();
-        let mut replaced = 0;
-        for (owner, old, new) in keys {
-            replaced += query(
-                "UPDATE owner_keys SET nonce = $5, wrapped = $6, key_version = $7
-                 WHERE owner_id = $1 AND nonce = $2 AND wrapped = $3 AND key_version = $4",
-            )
             .bind(owner.as_str())
-            .bind(old.nonce.as_slice())
-            .bind(old.ciphertext.as_slice())
-            .bind(version_param(old.key_version)?)
-            .bind(new.nonce.as_slice())
-            .bind(new.ciphertext.as_slice())
-            .bind(version_param(new.key_version)?)
-            .execute(w.conn())
+            .bind(name.as_str())
+            .execute(self.conn())
             .await
             .map_err(unavailable)?
             .rows_affected();
-        }
-        if replaced > 0 {
-            w.audit(events::secrets_rewrapped(now, replaced)).await?;
-        }
-        w.commit().await?;
-        Ok(replaced)
+        Ok(removed > 0)
     }
 }

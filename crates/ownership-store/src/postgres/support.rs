@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use ownership_core::audit::{AuditEvent, ChainHash, NewAuditEvent, truncate_to_micros};
 use ownership_core::ids::OwnerId;
-use ownership_core::ports::{Clock, PageRequest, Sealed};
+use ownership_core::ports::{Clock, Sealed};
 use ownership_core::{Error, Result};
 use sqlx::postgres::PgArguments;
 use sqlx::postgres::{PgConnection, PgRow};
@@ -158,20 +158,6 @@ pub(super) fn sealed_cols(
 /// A key or generation version as PostgreSQL's `INTEGER`.
 pub(super) fn version_param(version: u32) -> Result<i32> {
     i32::try_from(version).map_err(|_| Error::invalid("key_version", "must be below 2^31"))
-}
-
-/// A page's limit plus one (to learn whether there is a next page), for `LIMIT`.
-pub(super) fn limit_plus_one(page: &PageRequest) -> i64 {
-    i64::from(page.clamped_limit()) + 1
-}
-
-/// Splits `rows` (fetched with [`limit_plus_one`]) into the page's items and whether
-/// there is more.
-pub(super) fn take_page<T>(mut items: Vec<T>, page: &PageRequest) -> (Vec<T>, bool) {
-    let limit = usize::try_from(page.clamped_limit()).unwrap_or(usize::MAX);
-    let more = items.len() > limit;
-    items.truncate(limit);
-    (items, more)
 }
 
 /// How a write transaction begins: the limits of [`super::SESSION_SETTINGS`], for this
