@@ -353,6 +353,10 @@ pub trait PairingStore: Send + Sync {
         channel: &ChannelName,
     ) -> Result<Vec<PendingPairing>>;
 
+    /// Live requests of every channel, newest first, for admins (the console's default
+    /// view of what is waiting).
+    async fn list_all_pending(&self, scope: &AdminScope) -> Result<Vec<PendingPairing>>;
+
     /// Self-claim: binds the sender of the live request with this code hash to the caller.
     /// One transaction; of concurrent redemptions exactly one succeeds. Unknown, expired
     /// or used codes are all [`crate::Error::NotFound`]; a sender bound to another owner is

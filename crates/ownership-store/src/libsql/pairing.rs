@@ -222,34 +222,21 @@ impl PairingStore for LibsqlStore {
         _scope: &AdminScope,
         channel: &ChannelName,
     ) -> Result<Vec<PendingPairing>> {
-        let channel = channel.as_str().to_owned();
         let now = micros(self.now())?;
-        let rows = self
-            .worker
-            .read(async move |c: &Connection| {
-                query_all(
-                    c,
-                    "SELECT id, channel, external_id, meta, created_at, expires_at FROM pairing_requests \
-                     WHERE channel = ?1 AND expires_at > ?2 ORDER BY created_at, rowid",
-                    args![channel, now],
-                )
-                .await
-            })
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(PendingPairing {
-                    id: parsed(row, 0, "pairing request id", PairingRequestId::parse)?,
-                    key: ChannelKey::new(
-                        parsed(row, 1, "pairing channel", ChannelName::parse)?,
-                        parsed(row, 2, "pairing external id", ExternalId::parse)?,
-                    ),
-                    meta: opt_text(row, 3)?,
-                    created_at: time_at(row, 4)?,
-                    expires_at: time_at(row, 5)?,
-                })
-            })
-            .collect()
+        self.pending(
+            "WHERE channel = ?1 AND expires_at > ?2 ORDER BY created_at, rowid",
+            args![channel.as_str().to_owned(), now],
+        )
+        .await
+    }
+
+    async fn list_all_pending(&self, _scope: &AdminScope) -> Result<Vec<PendingPairing>> {
+        let now = micros(self.now())?;
+        self.pending(
+            "WHERE expires_at > ?1 ORDER BY created_at DESC, rowid DESC",
+            args![now],
+        )
+        .await
     }
 
     async fn redeem_pairing(
@@ -408,4 +395,40 @@ impl PairingStore for LibsqlStore {
             })
             .await
     }
+}
+
+impl LibsqlStore {
+    /// The pending requests `filter` (a `WHERE … ORDER BY …` over `pairing_requests`)
+    /// selects.
+    async fn pending(
+        &self,
+        filter: &'static str,
+        params: Vec<Value>,
+    ) -> Result<Vec<PendingPairing>> {
+        let rows = self
+            .worker
+            .read(async move |c: &Connection| {
+                let sql = format!(
+                    "SELECT id, channel, external_id, meta, created_at, expires_at \
+                     FROM pairing_requests {filter}"
+                );
+                query_all(c, &sql, params).await
+            })
+            .await?;
+        rows.iter().map(|r| pending_row(r)).collect()
+    }
+}
+
+/// A `pairing_requests` row (id, channel, external_id, meta, created_at, expires_at).
+fn pending_row(row: &[Value]) -> Result<PendingPairing> {
+    Ok(PendingPairing {
+        id: parsed(row, 0, "pairing request id", PairingRequestId::parse)?,
+        key: ChannelKey::new(
+            parsed(row, 1, "pairing channel", ChannelName::parse)?,
+            parsed(row, 2, "pairing external id", ExternalId::parse)?,
+        ),
+        meta: opt_text(row, 3)?,
+        created_at: time_at(row, 4)?,
+        expires_at: time_at(row, 5)?,
+    })
 }

@@ -275,20 +275,21 @@ impl PairingStore for PgStore {
         .fetch_all(self.reads())
         .await
         .map_err(unavailable)?;
-        rows.iter()
-            .map(|row| {
-                Ok(PendingPairing {
-                    id: parsed(row, "id", PairingRequestId::parse)?,
-                    key: ChannelKey::new(
-                        parsed(row, "channel", ChannelName::parse)?,
-                        parsed(row, "external_id", ExternalId::parse)?,
-                    ),
-                    meta: col(row, "meta")?,
-                    created_at: col(row, "created_at")?,
-                    expires_at: col(row, "expires_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(pending_row).collect()
+    }
+
+    async fn list_all_pending(&self, _scope: &AdminScope) -> Result<Vec<PendingPairing>> {
+        let now = self.now();
+        let rows = query(
+            "SELECT id, channel, external_id, meta, created_at, expires_at FROM pairing_requests
+             WHERE expires_at > $1
+             ORDER BY created_at DESC, id DESC",
+        )
+        .bind(now)
+        .fetch_all(self.reads())
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(pending_row).collect()
     }
 
     async fn redeem_pairing(
@@ -416,6 +417,20 @@ impl PairingStore for PgStore {
         .await?;
         w.commit().await
     }
+}
+
+/// A `pairing_requests` row as a pending request.
+fn pending_row(row: &PgRow) -> Result<PendingPairing> {
+    Ok(PendingPairing {
+        id: parsed(row, "id", PairingRequestId::parse)?,
+        key: ChannelKey::new(
+            parsed(row, "channel", ChannelName::parse)?,
+            parsed(row, "external_id", ExternalId::parse)?,
+        ),
+        meta: col(row, "meta")?,
+        created_at: col(row, "created_at")?,
+        expires_at: col(row, "expires_at")?,
+    })
 }
 
 #[cfg(test)]
