@@ -14,6 +14,7 @@ mod cmd;
 mod cycles;
 mod fuzz;
 mod migrations;
+mod npm;
 mod openapi;
 mod package;
 mod postgres;

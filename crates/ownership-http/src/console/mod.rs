@@ -30,6 +30,7 @@
 //! The session cookie authenticates console routes only: `/v1` reads bearer tokens and
 //! never cookies, so no cross-site request can ride a console session into the API.
 
+mod account;
 mod admin;
 mod guard;
 mod pages;
@@ -118,7 +119,51 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/console/tokens/revoke",
             post(pages::revoke_token).fallback(refuse),
         )
+        .route(
+            "/console/secrets",
+            get(account::secrets_page)
+                .post(account::set_secret)
+                .fallback(refuse),
+        )
+        .route(
+            "/console/secrets/delete",
+            post(account::delete_secret).fallback(refuse),
+        )
+        .route(
+            "/console/resources",
+            get(account::resources_page)
+                .post(account::create_resource)
+                .fallback(refuse),
+        )
+        .route(
+            "/console/resources/revoke",
+            post(account::revoke_resource).fallback(refuse),
+        )
+        .route(
+            "/console/webhook",
+            get(account::webhook_page)
+                .post(account::set_webhook)
+                .fallback(refuse),
+        )
+        .route(
+            "/console/webhook/rotate",
+            post(account::rotate_webhook).fallback(refuse),
+        )
+        .route(
+            "/console/webhook/delete",
+            post(account::delete_webhook).fallback(refuse),
+        )
         .route("/console/audit", get(pages::audit_page).fallback(refuse))
+        .route(
+            "/console/admin/service-tokens",
+            get(admin::service_tokens_page)
+                .post(admin::mint_service_token)
+                .fallback(refuse),
+        )
+        .route(
+            "/console/admin/service-tokens/revoke",
+            post(admin::revoke_service_token).fallback(refuse),
+        )
         .route(
             "/console/admin/pairing",
             get(admin::pairing_page)
