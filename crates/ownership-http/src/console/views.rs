@@ -298,7 +298,7 @@ fn detail_text(v: &serde_json::Value) -> String {
     }
 }
 
-/// An event's details (a JSON object) as key/value pairs in their stored order; details
+/// An event's details (a JSON object) as key/value pairs, by key; details
 /// that are not an object are one pair under `details`, and empty ones none.
 pub(crate) fn details(raw: &str) -> Vec<Detail> {
     let text = detail_text;
@@ -493,4 +493,42 @@ pub(crate) struct ServiceTokensPage {
     pub new_token: Option<Reveal>,
     pub form_id: String,
     pub tokens: Vec<TokenRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::details;
+
+    fn pairs(raw: &str) -> Vec<(String, String)> {
+        details(raw).into_iter().map(|d| (d.key, d.value)).collect()
+    }
+
+    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn audit_details_read_as_key_value_pairs() {
+        assert_eq!(
+            pairs(r#"{"role":"member","token_id":"tok_1"}"#),
+            owned(&[("role", "member"), ("token_id", "tok_1")])
+        );
+        assert_eq!(
+            pairs(r#"{"grants":["db","smtp"],"none":[],"grace_seconds":0,"nested":{"a":1}}"#),
+            owned(&[
+                ("grace_seconds", "0"),
+                ("grants", "db, smtp"),
+                ("nested", r#"{"a":1}"#),
+                ("none", "none"),
+            ])
+        );
+        assert!(pairs("{}").is_empty());
+        assert!(pairs("").is_empty());
+        assert!(pairs("null").is_empty());
+        assert_eq!(pairs("\"text\""), owned(&[("details", "text")]));
+        assert_eq!(pairs("not json"), owned(&[("details", "not json")]));
+    }
 }
