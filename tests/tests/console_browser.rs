@@ -1225,6 +1225,8 @@ async fn narrow_screens_and_screenshots(backend: Backend) {
     assert_eq!(r.status, 200, "{}", r.text);
     pairing_code(&app, &bot, "telegram", "tg-555000111").await;
     pairing_code(&app, &bot, "telegram", "tg-424242").await;
+    let discord = service_token(&app, "discord").await;
+    pairing_code(&app, &discord, "discord", "dc-31337").await;
     let ci = app
         .post(
             "/v1/me/tokens",

@@ -9,10 +9,12 @@
 //! - **Pages**: askama templates (`templates/*.html`, compiled into the binary and
 //!   HTML-escaped by default), one small stylesheet embedded with `include_str!`, no
 //!   script. Actions are plain POST forms answered by a redirect (POST-redirect-GET) with
-//!   one-time messages kept in the session. The one exception: a newly minted token is
+//!   one-time messages kept in the session. The one exception: a newly minted token
+//!   (a user's, a service token, a resource credential) or webhook signing secret is
 //!   rendered directly by the POST's response (`Cache-Control: no-store`) so that its
 //!   value is never kept on the server, not even until the next page; every minting form
-//!   carries a single-use id, so a browser that resubmits it mints nothing twice.
+//!   carries a single-use id, so a browser that resubmits it mints nothing twice. A
+//!   secret's value is never rendered at all.
 //! - **Sessions** (`session.rs`): a random 256-bit secret in an `HttpOnly`,
 //!   `SameSite=Strict`, `Path=/` cookie (`__Host-` and `Secure` over HTTPS); the server
 //!   keeps its SHA-256 digest, in this process's memory only. Idle timeout 30 minutes,

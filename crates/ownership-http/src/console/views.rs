@@ -185,7 +185,7 @@ pub(crate) struct TokensPage {
 pub(crate) struct PendingRow {
     pub channel: String,
     pub external_id: String,
-    pub meta: String,
+    pub meta: Vec<Detail>,
     pub created: When,
     pub expires: When,
 }
@@ -195,7 +195,7 @@ impl From<&PendingPairing> for PendingRow {
         Self {
             channel: p.key.channel.to_string(),
             external_id: p.key.external_id.to_string(),
-            meta: p.meta.clone().unwrap_or_default(),
+            meta: p.meta.as_deref().map(details).unwrap_or_default(),
             created: When::of(p.created_at),
             expires: When::of(p.expires_at),
         }
