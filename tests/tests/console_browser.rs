@@ -1625,27 +1625,38 @@ async fn spawn_app_with_secrets(backend: Backend) -> TestApp {
         c.secrets.master_key = Some([7; 32]);
         c.service.allow_private_webhooks = true;
         c.service.webhooks.poll_interval = Duration::from_millis(50);
+        c.service.webhooks.retry = ownership_core::service::RetryPolicy {
+            max_attempts: 2,
+            base: Duration::from_millis(100),
+            max_delay: Duration::from_millis(200),
+        };
     })
     .await
 }
 
-/// A webhook receiver on a loopback port that answers every message with 204; returns
-/// its URL and how many messages it received.
+/// A webhook receiver on a loopback port that answers every message to `/hook` with 204
+/// (and to `/fail` with 500); returns the `/hook` URL and how many messages it received
+/// there.
 async fn webhook_receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let received = Arc::new(AtomicUsize::new(0));
     let counter = received.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move || {
-            let counter = counter.clone();
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(move || {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        )
+        .route(
+            "/fail",
+            axum::routing::post(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -1984,6 +1995,31 @@ async fn webhook_endpoint_and_deliveries(
         b.count("//dt[normalize-space()='Previous secret']").await,
         0
     );
+
+    // Replaced by an endpoint that always fails: its deliveries are tried as often as the
+    // retry policy allows (twice here), then marked failed.
+    let failing = hook_url.replace("/hook", "/fail");
+    b.fill("Endpoint URL", &failing).await;
+    b.press("Set endpoint").await;
+    b.reveal_once("New signing secret", "whsec_", "/console/webhook")
+        .await;
+    let deadline = Instant::now() + PATIENCE;
+    let failed = loop {
+        b.goto("/console/webhook").await;
+        let states = b.column("Status").await;
+        if let Some(i) = states.iter().position(|s| s == "failed") {
+            break i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed row in the log within {PATIENCE:?}; the page says:\n{}",
+            b.page_text().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(b.column("Attempts").await[failed], "2");
+    assert_eq!(b.column("Last result").await[failed], "HTTP 500");
+    axe.check(b, "webhook with a failed delivery").await;
 
     // Remove it.
     b.press("Remove endpoint").await;
