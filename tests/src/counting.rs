@@ -153,6 +153,9 @@ impl<S: Store> PairingStore for Counting<S> {
     async fn list_pending(&self, s: &AdminScope, c: &ChannelName) -> Result<Vec<PendingPairing>> {
         self.hit().list_pending(s, c).await
     }
+    async fn list_all_pending(&self, s: &AdminScope) -> Result<Vec<PendingPairing>> {
+        self.hit().list_all_pending(s).await
+    }
     async fn redeem_pairing(
         &self,
         s: &OwnerScope,

@@ -67,6 +67,7 @@ on_both_backends!(
     revoking_the_sign_in_token_ends_the_session,
     narrow_screens_and_screenshots,
     behind_https_the_cookies_are_host_prefixed_and_secure,
+    account_and_admin_pages,
 );
 
 /// The session cookie's name over plain HTTP.
@@ -786,7 +787,9 @@ async fn admin_approves_a_code_for_a_user(backend: Backend) {
     b.sign_in(&ada).await;
     b.follow("Pairing requests").await;
     assert_eq!(b.heading().await, "Pairing requests");
-    b.fill("Show channel", "telegram").await;
+    // Listed by default, with every channel's requests; then filtered to one channel.
+    b.wait_for("//tr/td[normalize-space()='tg-777']").await;
+    b.choose("Show channel", "telegram").await;
     b.press("Show").await;
     b.wait_for("//tr/td[normalize-space()='tg-777']").await;
     let source = b.c.source().await.unwrap();
@@ -1192,7 +1195,22 @@ fn screenshot_dir() -> PathBuf {
 /// Every page fits a 360 px wide window (no horizontal scroll), and, on the libSQL run,
 /// the main pages are saved as screenshots (see [`screenshot_dir`]).
 async fn narrow_screens_and_screenshots(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with_secrets(backend).await;
+    let (hook_url, _) = webhook_receiver().await;
+    for (name, value) in [
+        ("db-password", "s3cret value"),
+        ("smtp-token", "another one"),
+    ] {
+        let r = app
+            .call(
+                "PUT",
+                &format!("/v1/me/secrets/{name}"),
+                Some(&app.owner_token),
+                Some(json!({ "value": value })),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
     let alice = app.create_user("alice", "member").await;
     app.create_user("bob-the-builder", "admin").await;
     let bot = service_token(&app, "telegram").await;
@@ -1207,6 +1225,8 @@ async fn narrow_screens_and_screenshots(backend: Backend) {
     assert_eq!(r.status, 200, "{}", r.text);
     pairing_code(&app, &bot, "telegram", "tg-555000111").await;
     pairing_code(&app, &bot, "telegram", "tg-424242").await;
+    let discord = service_token(&app, "discord").await;
+    pairing_code(&app, &discord, "discord", "dc-31337").await;
     let ci = app
         .post(
             "/v1/me/tokens",
@@ -1224,7 +1244,11 @@ async fn narrow_screens_and_screenshots(backend: Backend) {
         ("link", "/console/link"),
         ("tokens", "/console/tokens"),
         ("admin-users", "/console/admin/users"),
-        ("admin-pairing", "/console/admin/pairing?channel=telegram"),
+        ("admin-pairing", "/console/admin/pairing"),
+        ("secrets", "/console/secrets"),
+        ("resources", "/console/resources"),
+        ("webhook", "/console/webhook"),
+        ("admin-service-tokens", "/console/admin/service-tokens"),
         ("audit", "/console/audit"),
     ];
 
@@ -1293,6 +1317,42 @@ async fn narrow_screens_and_screenshots(backend: Backend) {
             "admin-pairing" => {
                 b.goto(path).await;
                 b.wait_for("//tr/td[normalize-space()='tg-424242']").await;
+            }
+            "resources" => {
+                b.goto(path).await;
+                b.fill("Kind", "deploy").await;
+                b.fill("Reference", "billing-api production").await;
+                b.check("db-password").await;
+                b.check("smtp-token").await;
+                b.press("Create resource").await;
+                b.new_token().await;
+            }
+            "webhook" => {
+                b.goto(path).await;
+                b.fill("Endpoint URL", &hook_url).await;
+                b.press("Set endpoint").await;
+                b.field("New signing secret").await;
+                let r = app
+                    .post(
+                        "/v1/me/tokens",
+                        &app.owner_token,
+                        json!({ "kinds": ["api"], "label": "hooked" }),
+                    )
+                    .await;
+                assert_eq!(r.status, 201, "{}", r.text);
+                let deadline = Instant::now() + PATIENCE;
+                while b.count("//td[normalize-space()='delivered']").await == 0 {
+                    assert!(Instant::now() < deadline, "no delivery shown");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    b.goto(path).await;
+                }
+            }
+            "admin-service-tokens" => {
+                b.goto(path).await;
+                b.fill("Label", "discord bot").await;
+                b.fill("Channels", "discord").await;
+                b.press("Mint service token").await;
+                b.new_token().await;
             }
             "link" => {
                 b.press("Sign out").await;
@@ -1400,4 +1460,728 @@ async fn behind_https_the_cookies_are_host_prefixed_and_secure(backend: Backend)
         "the unprefixed name means nothing over HTTPS"
     );
     app.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Accessibility: axe-core in every page
+// ---------------------------------------------------------------------------------------
+
+/// The axe-core rule tags run on every page: WCAG 2.0, 2.1 and 2.2 at levels A and AA, and
+/// axe's best practices.
+const AXE_TAGS: [&str; 7] = [
+    "wcag2a",
+    "wcag2aa",
+    "wcag21a",
+    "wcag21aa",
+    "wcag22a",
+    "wcag22aa",
+    "best-practice",
+];
+
+/// axe-core's script: `$OWNERSHIP_AXE` when set (`cargo xtask test` sets it), else the
+/// copy `cargo xtask` installs under `<target>/tools/axe-core/`.
+fn axe_source() -> String {
+    let path = std::env::var_os("OWNERSHIP_AXE")
+        .filter(|p| !p.is_empty())
+        .map_or_else(
+            || {
+                let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+                tmp.parent()
+                    .unwrap_or(tmp)
+                    .join("tools/axe-core/node_modules/axe-core/axe.min.js")
+            },
+            PathBuf::from,
+        );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core not found at `{}` ({e}): the console's accessibility checks need the \
+             npm package `axe-core` (`cargo xtask test` installs it under the target \
+             directory; by hand: `npm install --prefix <target>/tools/axe-core axe-core`), \
+             or OWNERSHIP_AXE pointing at its `axe.min.js`",
+            path.display()
+        )
+    })
+}
+
+/// Runs axe-core on pages and remembers which rules ran and which pages it saw.
+struct Axe {
+    source: String,
+    rules: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    pages: std::sync::Mutex<Vec<String>>,
+}
+
+impl Axe {
+    fn new() -> Self {
+        Self {
+            source: axe_source(),
+            rules: std::sync::Mutex::default(),
+            pages: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Injects axe-core into the page the browser shows (through WebDriver, which the
+    /// page's CSP does not govern) and fails on any violation of impact "serious" or
+    /// "critical", naming the rule and the elements.
+    async fn check(&self, b: &Browser, what: &str) {
+        b.wait_for("//h1").await;
+        let loaded =
+            b.c.execute(
+                &format!(
+                    "if (typeof window.axe === 'undefined') {{ {} }}\nreturn typeof window.axe;",
+                    self.source
+                ),
+                vec![],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("injecting axe-core into {what}: {e}"));
+        assert_eq!(loaded, json!("object"), "axe-core did not load on {what}");
+        let result =
+            b.c.execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { runOnly: { type: 'tag', values: arguments[0] },
+                                     resultTypes: ['violations'] })
+                   .then(r => done({
+                     rules: [].concat(r.passes, r.incomplete, r.inapplicable, r.violations)
+                              .map(x => x.id),
+                     violations: r.violations.map(v => ({
+                       id: v.id, impact: v.impact, help: v.help,
+                       nodes: v.nodes.map(n => n.target.join(' ') + ': ' + (n.failureSummary || ''))
+                     }))
+                   }))
+                   .catch(e => done({ error: String(e) }));",
+                vec![json!(AXE_TAGS)],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("running axe-core on {what}: {e}"));
+        assert!(
+            result.get("error").is_none(),
+            "axe-core failed on {what}: {}",
+            result["error"]
+        );
+        let rules = result["rules"].as_array().expect("rules");
+        assert!(!rules.is_empty(), "axe-core ran no rule on {what}");
+        self.rules
+            .lock()
+            .unwrap()
+            .extend(rules.iter().filter_map(|r| r.as_str().map(str::to_owned)));
+        self.pages.lock().unwrap().push(what.to_owned());
+        let violations = result["violations"].as_array().expect("violations");
+        let grave: Vec<String> = violations
+            .iter()
+            .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+            .map(|v| {
+                format!(
+                    "- {} ({}): {}\n    {}",
+                    v["id"].as_str().unwrap_or("?"),
+                    v["impact"].as_str().unwrap_or("?"),
+                    v["help"].as_str().unwrap_or("?"),
+                    v["nodes"]
+                        .as_array()
+                        .map(|n| n
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join("\n    "))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        assert!(
+            grave.is_empty(),
+            "axe-core finds serious or critical violations on {what} ({}):\n{}",
+            b.path().await,
+            grave.join("\n")
+        );
+        for v in violations {
+            eprintln!(
+                "axe-core, {what}: {} ({}) {}",
+                v["id"], v["impact"], v["help"]
+            );
+        }
+    }
+
+    /// Prints the rules that ran and the pages they ran on (the test's output).
+    fn report(&self) {
+        let rules = self.rules.lock().unwrap();
+        let pages = self.pages.lock().unwrap();
+        eprintln!(
+            "axe-core ran {} rules ({}) on {} pages: {}\nrules: {}",
+            rules.len(),
+            AXE_TAGS.join(", "),
+            pages.len(),
+            pages.join("; "),
+            rules.iter().cloned().collect::<Vec<_>>().join(" ")
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The account and admin pages of the second round, and axe-core on every page
+// ---------------------------------------------------------------------------------------
+
+/// A server with secrets, resources and loopback webhooks on, delivering quickly.
+async fn spawn_app_with_secrets(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |c| {
+        c.secrets.master_key = Some([7; 32]);
+        c.service.allow_private_webhooks = true;
+        c.service.webhooks.poll_interval = Duration::from_millis(50);
+        c.service.webhooks.retry = ownership_core::service::RetryPolicy {
+            max_attempts: 2,
+            base: Duration::from_millis(100),
+            max_delay: Duration::from_millis(200),
+        };
+    })
+    .await
+}
+
+/// A webhook receiver on a loopback port that answers every message to `/hook` with 204
+/// (and to `/fail` with 500); returns the `/hook` URL and how many messages it received
+/// there.
+async fn webhook_receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let received = Arc::new(AtomicUsize::new(0));
+    let counter = received.clone();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(move || {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        )
+        .route(
+            "/fail",
+            axum::routing::post(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/hook"), received)
+}
+
+/// A raw console POST with the browser's session cookie (and this origin), for the CSRF
+/// refusals; returns the status.
+async fn console_post(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> u16 {
+    raw_http()
+        .post(format!("{}{path}", app.base))
+        .header("cookie", cookie)
+        .header("origin", &app.base)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+impl Browser {
+    /// The value of the one-time field labelled `label`, and its absence when the page
+    /// (`page`) is opened again: the value is shown once and never again.
+    async fn reveal_once(&self, label: &str, prefix: &str, page: &str) -> String {
+        let value = self
+            .field(label)
+            .await
+            .prop("value")
+            .await
+            .expect("prop")
+            .expect("a value");
+        assert!(value.starts_with(prefix), "{label} shows `{value}`");
+        let here = page;
+        self.goto(here).await;
+        self.wait_for("//h1").await;
+        assert_eq!(
+            self.count(&format!("//label[normalize-space()={}]", quoted(label)))
+                .await,
+            0,
+            "{label} is shown again on {here}"
+        );
+        assert!(
+            !self.c.source().await.unwrap().contains(&value),
+            "the value shown once is in {here} again"
+        );
+        value
+    }
+
+    /// The texts of the cells labelled `column`, top to bottom.
+    async fn column(&self, column: &str) -> Vec<String> {
+        let cells = self
+            .c
+            .find_all(Locator::XPath(&format!(
+                "//td[@data-label={}]",
+                quoted(column)
+            )))
+            .await
+            .expect("find_all");
+        let mut texts = Vec::with_capacity(cells.len());
+        for c in cells {
+            texts.push(c.text().await.expect("text").trim().to_owned());
+        }
+        texts
+    }
+}
+
+/// Secrets, resource credentials, the webhook endpoint and its delivery log, service
+/// tokens, pending pairing requests of every channel and readable audit details, in one
+/// browser on one server per store; axe-core checks every console page on the way.
+async fn account_and_admin_pages(backend: Backend) {
+    let app = spawn_app_with_secrets(backend).await;
+    let mia = app.create_user("mia", "member").await;
+    let bot = service_token(&app, "telegram").await;
+    pairing_code(&app, &bot, "telegram", "tg-1001").await;
+    let discord = service_token(&app, "discord").await;
+    pairing_code(&app, &discord, "discord", "dc-2002").await;
+    let (hook_url, received) = webhook_receiver().await;
+    let axe = Axe::new();
+    let driver = Driver::start().await;
+    let b = driver.browser(&app).await;
+
+    // The sign-in page, plain and refusing a token.
+    b.goto("/console/login").await;
+    axe.check(&b, "sign-in").await;
+    b.fill("Access token", "own_u_not-a-token").await;
+    b.press("Sign in").await;
+    b.expect_message("alert", "Invalid token").await;
+    axe.check(&b, "sign-in refused").await;
+    b.sign_in(&app.owner_token).await;
+    axe.check(&b, "home").await;
+
+    secrets_and_resources(&app, &b, &axe).await;
+    webhook_endpoint_and_deliveries(&app, &b, &axe, &hook_url, &received).await;
+    service_tokens(&app, &b, &axe).await;
+    pending_requests_and_audit(&b, &axe).await;
+    new_pages_refuse_forged_posts(&app, &b).await;
+
+    // The pages of the first round, in the states that show the most.
+    b.follow("Tokens").await;
+    b.fill("Label", "laptop").await;
+    b.check("api").await;
+    b.press("Create token").await;
+    b.new_token().await;
+    axe.check(&b, "tokens with a new token").await;
+    b.follow("Users").await;
+    b.fill("User id", "noor").await;
+    b.press("Create user").await;
+    b.new_token().await;
+    axe.check(&b, "users with a new user's token").await;
+    b.goto("/console/admin/users/delete?user=noor").await;
+    axe.check(&b, "delete a user").await;
+    b.follow("Link a chat account").await;
+    b.fill("Channel", "telegram").await;
+    b.fill("Pairing code", "zzzz zzzz").await;
+    b.press("Link account").await;
+    b.expect_message("alert", INVALID_CODE).await;
+    axe.check(&b, "link with a refused code").await;
+    b.goto("/console/nowhere").await;
+    axe.check(&b, "not found").await;
+    b.goto("/console").await;
+
+    // A Member: the account pages are theirs too, the admin pages are refused.
+    b.press("Sign out").await;
+    b.sign_in(&mia).await;
+    assert!(
+        !b.has_link("Service tokens").await,
+        "no admin links for a Member"
+    );
+    assert!(!b.has_link("Pairing requests").await);
+    b.follow("Secrets").await;
+    assert_eq!(b.heading().await, "Secrets");
+    b.follow("Link a chat account").await;
+    axe.check(&b, "link, empty").await;
+    let cookie = format!("{SESSION_COOKIE}={}", b.session_cookie().await);
+    let csrf = b.csrf().await;
+    for path in ["/console/admin/service-tokens", "/console/admin/pairing"] {
+        b.goto(path).await;
+        assert_eq!(b.heading().await, "Not allowed", "{path}");
+        b.expect_message("alert", "Only Admins and Owners may use this page.")
+            .await;
+        let res = raw_http()
+            .get(format!("{}{path}", app.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "GET {path} as a Member");
+    }
+    axe.check(&b, "403 for a Member").await;
+    let minted = console_post(
+        &app,
+        &cookie,
+        "/console/admin/service-tokens",
+        &[
+            ("csrf", &csrf),
+            ("form_id", "member-1"),
+            ("channels", "telegram"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        minted, 403,
+        "a Member mints no service token, CSRF token or not"
+    );
+    let r = app.get("/v1/me/tokens", &mia).await;
+    assert_eq!(r.body["tokens"].as_array().unwrap().len(), 1, "{}", r.text);
+
+    axe.report();
+    b.close().await;
+    app.stop().await;
+}
+
+async fn secrets_and_resources(app: &TestApp, b: &Browser, axe: &Axe) {
+    b.follow("Secrets").await;
+    assert_eq!(b.heading().await, "Secrets");
+    b.wait_for("//p[normalize-space()='No secret yet.']").await;
+    axe.check(b, "secrets, empty").await;
+    // Set, then replace; the value never comes back.
+    b.fill("Name", "db-password").await;
+    b.fill("Value", "first hunter2 value").await;
+    b.press("Set secret").await;
+    b.expect_message("status", "Stored the secret db-password.")
+        .await;
+    b.wait_for("//tr/td[normalize-space()='db-password']").await;
+    b.fill("Name", "db-password").await;
+    b.fill("Value", "second hunter2 value").await;
+    b.press("Set secret").await;
+    b.expect_message("status", "Replaced the value of db-password.")
+        .await;
+    b.fill("Name", "bad name!").await;
+    b.fill("Value", "x").await;
+    b.press("Set secret").await;
+    b.expect_message("alert", "Invalid name").await;
+    b.goto("/console/secrets").await;
+    let source = b.c.source().await.unwrap();
+    assert!(
+        !source.contains("hunter2"),
+        "a secret's value is never shown"
+    );
+    axe.check(b, "secrets, listed").await;
+    let r = app.get("/v1/me/secrets", &app.owner_token).await;
+    assert_eq!(r.body["secrets"].as_array().unwrap().len(), 1, "{}", r.text);
+
+    // A resource credential granted the secret: its token is shown once and works.
+    b.follow("Resource credentials").await;
+    assert_eq!(b.heading().await, "Resource credentials");
+    axe.check(b, "resources, empty").await;
+    b.fill("Kind", "deploy").await;
+    b.fill("Reference", "ci-42").await;
+    b.check("db-password").await;
+    b.press("Create resource").await;
+    b.wait_for("//h2[normalize-space()='Your new resource token']")
+        .await;
+    axe.check(b, "resources with a new token").await;
+    let token = b
+        .reveal_once("New token", "own_r_", "/console/resources")
+        .await;
+    let creds = app
+        .call("GET", "/v1/resource/credentials", Some(&token), None)
+        .await;
+    assert_eq!(creds.status, 200, "{}", creds.text);
+    assert_eq!(
+        creds.body["secrets"]["db-password"], "second hunter2 value",
+        "the resource reads the value set last"
+    );
+    b.wait_for("//tr/td[normalize-space()='ci-42']").await;
+    axe.check(b, "resources, listed").await;
+    b.press_in_row("ci-42", "Revoke").await;
+    b.expect_message("status", "its token stopped working")
+        .await;
+    b.wait_for("//tr[td[normalize-space()='ci-42']]//span[normalize-space()='revoked']")
+        .await;
+    let creds = app
+        .call("GET", "/v1/resource/credentials", Some(&token), None)
+        .await;
+    assert_eq!(creds.status, 403, "a revoked resource reads nothing");
+
+    // Delete the secret.
+    b.follow("Secrets").await;
+    b.press_in_row("db-password", "Delete").await;
+    b.expect_message("status", "Deleted the secret db-password.")
+        .await;
+    assert_eq!(b.count("//tr/td[normalize-space()='db-password']").await, 0);
+    let r = app.get("/v1/me/secrets", &app.owner_token).await;
+    assert!(
+        r.body["secrets"].as_array().unwrap().is_empty(),
+        "{}",
+        r.text
+    );
+}
+
+async fn webhook_endpoint_and_deliveries(
+    app: &TestApp,
+    b: &Browser,
+    axe: &Axe,
+    hook_url: &str,
+    received: &std::sync::atomic::AtomicUsize,
+) {
+    b.follow("Webhook").await;
+    assert_eq!(b.heading().await, "Webhook");
+    b.wait_for("//p[normalize-space()='No endpoint is set.']")
+        .await;
+    axe.check(b, "webhook, none").await;
+    b.fill("Endpoint URL", "ftp://example.com/hook").await;
+    b.press("Set endpoint").await;
+    b.expect_message("alert", "Invalid url").await;
+    b.fill("Endpoint URL", hook_url).await;
+    b.press("Set endpoint").await;
+    b.wait_for("//h2[normalize-space()=\"Your endpoint's signing secret\"]")
+        .await;
+    axe.check(b, "webhook with a new signing secret").await;
+    let first = b
+        .reveal_once("New signing secret", "whsec_", "/console/webhook")
+        .await;
+    b.wait_for(&format!(
+        "//dd/code[normalize-space()={}]",
+        quoted(hook_url)
+    ))
+    .await;
+
+    // An event of the owner's is delivered, and the log says so.
+    let minted = app
+        .post(
+            "/v1/me/tokens",
+            &app.owner_token,
+            json!({ "kinds": ["api"], "label": "hooked" }),
+        )
+        .await;
+    assert_eq!(minted.status, 201, "{}", minted.text);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        b.goto("/console/webhook").await;
+        if b.column("Status").await.iter().any(|s| s == "delivered") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no delivered row in the log within {PATIENCE:?}; the page says:\n{}",
+            b.page_text().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(received.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    let attempts = b.column("Attempts").await;
+    let states = b.column("Status").await;
+    let delivered = states.iter().position(|s| s == "delivered").unwrap();
+    assert_eq!(attempts[delivered], "1", "one attempt: {attempts:?}");
+    axe.check(b, "webhook with deliveries").await;
+
+    // Rotate with a grace period: a new secret, shown once, and the old one still signs.
+    b.choose("Keep the old secret signing", "For 1 day").await;
+    b.press("Rotate secret").await;
+    b.expect_message(
+        "status",
+        "the old secret keeps signing beside this one until",
+    )
+    .await;
+    let second = b
+        .reveal_once("New signing secret", "whsec_", "/console/webhook")
+        .await;
+    assert_ne!(first, second, "rotation gives a new secret");
+    b.wait_for("//dt[normalize-space()='Previous secret']")
+        .await;
+    axe.check(b, "webhook during a rotation's grace").await;
+    b.choose("Keep the old secret signing", "No: it stops now")
+        .await;
+    b.press("Rotate secret").await;
+    b.expect_message("status", "the old secret stopped signing")
+        .await;
+    b.goto("/console/webhook").await;
+    b.wait_for("//h1").await;
+    assert_eq!(
+        b.count("//dt[normalize-space()='Previous secret']").await,
+        0
+    );
+
+    // Replaced by an endpoint that always fails: its deliveries are tried as often as the
+    // retry policy allows (twice here), then marked failed.
+    let failing = hook_url.replace("/hook", "/fail");
+    b.fill("Endpoint URL", &failing).await;
+    b.press("Set endpoint").await;
+    b.reveal_once("New signing secret", "whsec_", "/console/webhook")
+        .await;
+    let deadline = Instant::now() + PATIENCE;
+    let failed = loop {
+        b.goto("/console/webhook").await;
+        let states = b.column("Status").await;
+        if let Some(i) = states.iter().position(|s| s == "failed") {
+            break i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed row in the log within {PATIENCE:?}; the page says:\n{}",
+            b.page_text().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(b.column("Attempts").await[failed], "2");
+    assert_eq!(b.column("Last result").await[failed], "HTTP 500");
+    axe.check(b, "webhook with a failed delivery").await;
+
+    // Remove it.
+    b.press("Remove endpoint").await;
+    b.expect_message("status", "Removed the webhook endpoint.")
+        .await;
+    b.wait_for("//p[normalize-space()='No endpoint is set.']")
+        .await;
+    assert_eq!(
+        app.get("/v1/me/webhook", &app.owner_token).await.status,
+        404
+    );
+}
+
+async fn service_tokens(app: &TestApp, b: &Browser, axe: &Axe) {
+    b.follow("Service tokens").await;
+    assert_eq!(b.heading().await, "Service tokens");
+    // The two minted through the API at the start are listed; the owner's own is not.
+    let mut kinds = b.column("Kinds").await;
+    kinds.sort();
+    assert_eq!(kinds, ["channel:discord", "channel:telegram"]);
+    b.press("Mint service token").await;
+    b.expect_message("alert", "name at least one channel or tick verify")
+        .await;
+    b.fill("Label", "tg-bot").await;
+    b.fill("Channels", "telegram, slack").await;
+    b.check("verify").await;
+    b.press("Mint service token").await;
+    b.wait_for("//h2[normalize-space()='Your new service token']")
+        .await;
+    axe.check(b, "service tokens with a new token").await;
+    let token = b
+        .reveal_once("New token", "own_s_", "/console/admin/service-tokens")
+        .await;
+    let asked = app
+        .post(
+            "/v1/channels/slack/pairing-requests",
+            &token,
+            json!({ "external_id": "sl-3003" }),
+        )
+        .await;
+    assert_eq!(
+        asked.status, 201,
+        "the new service token works: {}",
+        asked.text
+    );
+    b.wait_for("//tr/td[normalize-space()='tg-bot']").await;
+    let kinds = b.column("Kinds").await;
+    assert!(
+        kinds.iter().any(|k| k.contains("channel:telegram")
+            && k.contains("channel:slack")
+            && k.contains("verify")),
+        "the new token's kinds are listed: {kinds:?}"
+    );
+    b.press_in_row("tg-bot", "Revoke").await;
+    b.expect_message("status", "it stopped working").await;
+    let refused = app
+        .post(
+            "/v1/channels/slack/pairing-requests",
+            &token,
+            json!({ "external_id": "sl-3004" }),
+        )
+        .await;
+    assert_eq!(refused.status, 401, "a revoked service token is refused");
+}
+
+async fn pending_requests_and_audit(b: &Browser, axe: &Axe) {
+    // Every channel's pending requests by default, newest first; then one channel.
+    b.follow("Pairing requests").await;
+    b.wait_for("//tr/td[normalize-space()='sl-3003']").await;
+    assert_eq!(
+        b.column("Account").await,
+        ["sl-3003", "dc-2002", "tg-1001"],
+        "newest first"
+    );
+    assert_eq!(b.column("Channel").await, ["slack", "discord", "telegram"]);
+    axe.check(b, "pairing requests, all channels").await;
+    b.choose("Show channel", "discord").await;
+    b.press("Show").await;
+    b.wait_for("//option[@selected][normalize-space()='discord']")
+        .await;
+    assert_eq!(b.column("Account").await, ["dc-2002"]);
+    axe.check(b, "pairing requests, one channel").await;
+
+    // Audit details are key/value pairs, not raw JSON.
+    b.follow("Audit").await;
+    b.wait_for("//td[@data-label='Details']//dt[normalize-space()='kinds']")
+        .await;
+    let details = b.column("Details").await;
+    assert!(
+        details.iter().all(|d| !d.contains('{') && !d.contains('"')),
+        "no raw JSON in the details: {details:?}"
+    );
+    axe.check(b, "audit").await;
+}
+
+/// Every new form refuses a POST without this session's CSRF token or with a wrong one,
+/// and changes nothing.
+async fn new_pages_refuse_forged_posts(app: &TestApp, b: &Browser) {
+    b.follow("Secrets").await;
+    let cookie = format!("{SESSION_COOKIE}={}", b.session_cookie().await);
+    let csrf = b.csrf().await;
+    let forms: [(&str, Vec<(&str, &str)>); 9] = [
+        ("/console/secrets", vec![("name", "forged"), ("value", "v")]),
+        ("/console/secrets/delete", vec![("name", "forged")]),
+        (
+            "/console/resources",
+            vec![("form_id", "forged-1"), ("kind", "forged")],
+        ),
+        ("/console/resources/revoke", vec![("id", "res_x")]),
+        (
+            "/console/webhook",
+            vec![("form_id", "forged-2"), ("url", "http://127.0.0.1:9/x")],
+        ),
+        (
+            "/console/webhook/rotate",
+            vec![("form_id", "forged-3"), ("grace", "0")],
+        ),
+        ("/console/webhook/delete", vec![]),
+        (
+            "/console/admin/service-tokens",
+            vec![("form_id", "forged-4"), ("channels", "forged")],
+        ),
+        (
+            "/console/admin/service-tokens/revoke",
+            vec![("id", "tok_x")],
+        ),
+    ];
+    for (path, fields) in &forms {
+        for token in [None, Some("not-the-token")] {
+            let mut form = fields.clone();
+            if let Some(t) = token {
+                form.push(("csrf", t));
+            }
+            assert_eq!(
+                console_post(app, &cookie, path, &form).await,
+                403,
+                "POST {path} with CSRF token {token:?}"
+            );
+        }
+    }
+    let secrets = app.get("/v1/me/secrets", &app.owner_token).await;
+    assert!(secrets.body["secrets"].as_array().unwrap().is_empty());
+    let resources = app.get("/v1/me/resources", &app.owner_token).await;
+    assert_eq!(resources.body["resources"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get("/v1/me/webhook", &app.owner_token).await.status,
+        404
+    );
+    let tokens = app.get("/v1/me/tokens", &app.owner_token).await;
+    assert!(
+        !tokens.text.contains("forged"),
+        "no service token was minted"
+    );
+    // The control: the same request with the page's token works.
+    let control = console_post(
+        app,
+        &cookie,
+        "/console/secrets",
+        &[("csrf", &csrf), ("name", "control"), ("value", "v")],
+    )
+    .await;
+    assert_eq!(control, 303, "the page's own token is accepted");
+    let secrets = app.get("/v1/me/secrets", &app.owner_token).await;
+    assert_eq!(secrets.body["secrets"].as_array().unwrap().len(), 1);
 }

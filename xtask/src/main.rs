@@ -15,6 +15,7 @@ mod cmd;
 mod cycles;
 mod fuzz;
 mod migrations;
+mod npm;
 mod openapi;
 mod package;
 mod postgres;

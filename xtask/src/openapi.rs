@@ -9,11 +9,11 @@
 //!   version when missing; node and npm come from Debian when missing.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use crate::apt;
-use crate::cmd::{Result, cargo, relative, run, say, stdout_of, target_dir, workspace_root};
+use crate::cmd::{Result, cargo, relative, run, say, stdout_of, workspace_root};
+use crate::npm;
 
 /// The Redocly CLI release `cargo xtask ci` lints with.
 pub const REDOCLY_VERSION: &str = "2.77.0";
@@ -71,63 +71,10 @@ pub fn lint() -> Result {
 /// The `redocly` binary of the pinned release under `<target>/tools/redocly/`,
 /// installed with npm when missing or of another version.
 fn ensure_redocly() -> Result<PathBuf> {
-    let dir = target_dir().join("tools/redocly");
-    let binary = dir.join("node_modules/.bin/redocly");
-    if installed_version(&dir).as_deref() != Some(REDOCLY_VERSION) || !binary.is_file() {
-        apt::ensure_apt(Path::new("node"), &["nodejs"])?;
-        let npm = apt::ensure_apt(Path::new("npm"), &["npm"])?;
-        fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        run(Command::new(npm)
-            .args([
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-                "--prefix",
-            ])
-            .arg(&dir)
-            .arg(format!("@redocly/cli@{REDOCLY_VERSION}")))?;
-    }
-    if !binary.is_file() {
-        return Err(format!(
-            "{} is missing after `npm install @redocly/cli@{REDOCLY_VERSION}`",
-            binary.display()
-        ));
-    }
-    say(&format!(
-        "redocly: {} ({REDOCLY_VERSION})",
-        relative(&binary).display()
-    ));
-    Ok(binary)
-}
-
-/// The version of `@redocly/cli` installed in `dir`, read from its `package.json`.
-fn installed_version(dir: &Path) -> Option<String> {
-    let manifest = fs::read_to_string(dir.join("node_modules/@redocly/cli/package.json")).ok()?;
-    let (_, after) = manifest.split_once("\"version\"")?;
-    let value = after.trim_start().strip_prefix(':')?.trim_start();
-    let value = value.strip_prefix('"')?;
-    value.split_once('"').map(|(version, _)| version.to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-
-    use super::*;
-
-    #[test]
-    fn the_installed_version_is_read_from_the_package_manifest() {
-        let dir = std::env::temp_dir().join(format!("xtask-redocly-{}", std::process::id()));
-        let manifest = dir.join("node_modules/@redocly/cli");
-        fs::create_dir_all(&manifest).unwrap();
-        assert_eq!(installed_version(&dir), None);
-        fs::write(
-            manifest.join("package.json"),
-            "{\n  \"name\": \"@redocly/cli\",\n  \"version\": \"2.77.0\",\n  \"x\": 1\n}",
-        )
-        .unwrap();
-        assert_eq!(installed_version(&dir).as_deref(), Some("2.77.0"));
-        fs::remove_dir_all(&dir).unwrap();
-    }
+    npm::ensure_package(
+        "redocly",
+        "@redocly/cli",
+        REDOCLY_VERSION,
+        "node_modules/.bin/redocly",
+    )
 }

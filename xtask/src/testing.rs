@@ -2,7 +2,7 @@
 //!
 //! The tests need a few programs from outside the workspace: the PostgreSQL server
 //! binaries (each test binary starts a throwaway cluster, `tests/src/pg.rs`), headless
-//! Chromium and chromedriver (the console's browser tests), curl (the README
+//! Chromium and chromedriver with axe-core (the console's browser tests), curl (the README
 //! quickstart test), and nginx with `openssl` for its throwaway certificate (the
 //! reverse-proxy test, `tests/tests/proxy.rs`), and the client generators with node and
 //! python3 (the quickstart tests, [`crate::clients`]). [`ensure_peers`] finds each or, as root,
@@ -25,6 +25,10 @@ use crate::postgres::{self, BINDIR_VAR};
 pub const CHROMIUM_VAR: &str = "OWNERSHIP_CHROMIUM";
 /// The variable `tests/tests/console_browser.rs` reads chromedriver's path from.
 pub const CHROMEDRIVER_VAR: &str = "OWNERSHIP_CHROMEDRIVER";
+/// The variable `tests/tests/console_browser.rs` reads axe-core's script from.
+pub const AXE_VAR: &str = "OWNERSHIP_AXE";
+/// The axe-core release the console's accessibility checks run.
+pub const AXE_VERSION: &str = "4.14.1";
 /// The variable `tests/src/nginx.rs` reads nginx's path from.
 pub const NGINX_VAR: &str = "OWNERSHIP_NGINX";
 /// The variable `tests/src/pgbouncer.rs` reads PgBouncer's path from.
@@ -118,8 +122,10 @@ pub fn ensure_prometheus() -> Result<[(&'static str, PathBuf); 2]> {
 
 /// Headless Chromium and chromedriver: `$OWNERSHIP_CHROMIUM` / `$OWNERSHIP_CHROMEDRIVER`
 /// when set (used as given), else `/usr/bin/chromium` and `/usr/bin/chromedriver`,
-/// installed from Debian's `chromium` and `chromium-driver` when missing.
-pub fn ensure_browser() -> Result<[(&'static str, PathBuf); 2]> {
+/// installed from Debian's `chromium` and `chromium-driver` when missing; and axe-core
+/// (the accessibility checks the browser tests inject into every console page), with npm
+/// under `<target>/tools/axe-core/` at [`AXE_VERSION`].
+pub fn ensure_browser() -> Result<[(&'static str, PathBuf); 3]> {
     const PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
     let chromium =
         apt::ensure_overridable(CHROMIUM_VAR, Path::new("/usr/bin/chromium"), &PACKAGES)?;
@@ -130,7 +136,17 @@ pub fn ensure_browser() -> Result<[(&'static str, PathBuf); 2]> {
     )?;
     say_version("Chromium", &chromium);
     say_version("chromedriver", &chromedriver);
-    Ok([(CHROMIUM_VAR, chromium), (CHROMEDRIVER_VAR, chromedriver)])
+    let axe = crate::npm::ensure_package(
+        "axe-core",
+        "axe-core",
+        AXE_VERSION,
+        "node_modules/axe-core/axe.min.js",
+    )?;
+    Ok([
+        (CHROMIUM_VAR, chromium),
+        (CHROMEDRIVER_VAR, chromedriver),
+        (AXE_VAR, axe),
+    ])
 }
 
 /// `what: <path> (<first line of path --version>)`; the version is informative only.

@@ -357,6 +357,10 @@ pub trait PairingStore: Send + Sync {
         channel: &ChannelName,
     ) -> Result<Vec<PendingPairing>>;
 
+    /// Live requests of every channel, newest first, for admins (the console's default
+    /// view of what is waiting).
+    async fn list_all_pending(&self, scope: &AdminScope) -> Result<Vec<PendingPairing>>;
+
     /// Self-claim: binds the sender of the live request with this code hash to the caller.
     /// One transaction; of concurrent redemptions exactly one succeeds. Unknown, expired
     /// or used codes are all [`crate::Error::NotFound`]; a sender bound to another owner is
@@ -491,8 +495,10 @@ pub trait PairingRows: Tx {
     async fn insert_pairing(&mut self, row: NewPairingRow<'_>) -> Result<()>;
     /// Deletes one request.
     async fn delete_pairing(&mut self, id: &PairingRequestId) -> Result<()>;
-    /// The channel's requests live at [`Tx::now`], oldest first.
-    async fn live_pairings(&mut self, channel: &ChannelName) -> Result<Vec<PendingPairing>>;
+    /// The requests live at [`Tx::now`], oldest first: the channel's, or with `None`
+    /// every channel's.
+    async fn live_pairings(&mut self, channel: Option<&ChannelName>)
+    -> Result<Vec<PendingPairing>>;
     /// The binding of a chat account, if any.
     async fn binding(&mut self, key: &ChannelKey) -> Result<Option<ChannelBinding>>;
     /// Inserts a binding.
@@ -641,8 +647,17 @@ impl<D: Database> PairingStore for D {
         channel: &ChannelName,
     ) -> Result<Vec<PendingPairing>> {
         let channel = channel.clone();
-        self.read(move |tx| Box::pin(async move { tx.live_pairings(&channel).await }))
+        self.read(move |tx| Box::pin(async move { tx.live_pairings(Some(&channel)).await }))
             .await
+    }
+
+    async fn list_all_pending(&self, _scope: &AdminScope) -> Result<Vec<PendingPairing>> {
+        let mut all = self
+            .read(|tx| Box::pin(async move { tx.live_pairings(None).await }))
+            .await?;
+        // Newest first: what an admin looks for is what just arrived.
+        all.reverse();
+        Ok(all)
     }
 
     async fn redeem_pairing(

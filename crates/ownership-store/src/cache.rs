@@ -560,6 +560,10 @@ impl<S: Store + 'static> PairingStore for Cached<S> {
         self.shared.inner.list_pending(scope, channel).await
     }
 
+    async fn list_all_pending(&self, scope: &AdminScope) -> Result<Vec<PendingPairing>> {
+        self.shared.inner.list_all_pending(scope).await
+    }
+
     async fn redeem_pairing(
         &self,
         scope: &OwnerScope,

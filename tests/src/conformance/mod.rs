@@ -114,6 +114,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         approve_for_a_missing_or_suspended_owner_is_not_found,
         pending_requests_are_capped_per_channel,
         pending_list_is_per_channel_and_holds_no_codes,
+        all_pending_is_every_channel_newest_first,
         burning_a_channel_deletes_its_pending_codes,
         unlink_only_reaches_the_callers_accounts,
         suspended_owners_do_not_resolve,

@@ -260,6 +260,47 @@ pub async fn pending_list_is_per_channel_and_holds_no_codes<S: Store>(cx: Ctx<S>
     assert!(!text.contains(code_a.as_str()) && !text.contains(&code_a.display()));
 }
 
+pub async fn all_pending_is_every_channel_newest_first<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let tg = channel_scope(s, &root, "telegram").await;
+    let sl = channel_scope(s, &root, "slack").await;
+    assert!(s.list_all_pending(&root.admin()).await.unwrap().is_empty());
+    let (a, code_a) = request(s, &tg, "1").await;
+    cx.clock.advance(Duration::from_secs(1));
+    let (b, _) = request(s, &sl, "2").await;
+    cx.clock.advance(Duration::from_secs(1));
+    let (c, code_c) = request(s, &tg, "3").await;
+    let list = s.list_all_pending(&root.admin()).await.unwrap();
+    assert_eq!(
+        list.iter().map(|p| p.id.clone()).collect::<Vec<_>>(),
+        vec![c.id.clone(), b.id.clone(), a.id],
+        "every channel, newest first"
+    );
+    assert_eq!(list[1].key, ChannelKey::new(channel("slack"), ext("2")));
+    let text = format!("{list:?}");
+    assert!(!text.contains(code_a.as_str()) && !text.contains(&code_a.display()));
+    // A redeemed request and an expired one are no longer pending.
+    let alice = add_user(s, &root, "alice", UserRole::Member).await;
+    s.redeem_pairing(
+        &alice.scope(),
+        &channel("telegram"),
+        &pairing_key().hash(&code_c),
+    )
+    .await
+    .unwrap();
+    let list = s.list_all_pending(&root.admin()).await.unwrap();
+    assert_eq!(list.len(), 2, "the redeemed request is gone");
+    // The first request's 10 minutes are up; the second has a second left.
+    cx.clock.advance(Duration::from_secs(598));
+    let list = s.list_all_pending(&root.admin()).await.unwrap();
+    assert_eq!(
+        list.iter().map(|p| p.id.clone()).collect::<Vec<_>>(),
+        vec![b.id],
+        "the first request expired"
+    );
+}
+
 pub async fn burning_a_channel_deletes_its_pending_codes<S: Store>(cx: Ctx<S>) {
     let s = &*cx.store;
     let root = boot(s).await;

@@ -8,17 +8,21 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use ownership_core::ids::TokenId;
 use ownership_core::ports::PageRequest;
 use ownership_core::service;
-use ownership_core::{ChannelName, Error, OwnerId, TokenKind, UserRole, UserStatus};
+use ownership_core::{ChannelName, Error, OwnerId, TokenKind, TokenKinds, UserRole, UserStatus};
 use serde::Deserialize;
 
 use super::ConsoleState;
 use super::guard::{CsrfForm, Posted, Refusal, Signed, render};
-use super::pages::{AfterQuery, alert, count_failed_code, done, invalid_code, refused, sentence};
+use super::pages::{
+    AfterQuery, alert, count_failed_code, done, invalid_code, refused, resubmitted, sentence,
+};
 use super::session::{Flash, random_text};
 use super::views::{
-    DeleteUserPage, PairingPage, PendingGroup, PendingRow, Reveal, UserRow, UsersPage,
+    DeleteUserPage, PairingPage, PendingRow, Reveal, ServiceTokensPage, TokenRow, UserRow,
+    UsersPage,
 };
 
 const PAIRING: &str = "/console/admin/pairing";
@@ -32,8 +36,8 @@ pub(crate) struct ChannelQuery {
     channel: Option<String>,
 }
 
-/// `GET /console/admin/pairing`: the pending requests (never their codes) of the channel
-/// asked for and of the channels the admin's own `channel:*` service tokens serve.
+/// `GET /console/admin/pairing`: the pending requests (never their codes) of every
+/// channel, newest first, or of the one channel asked for.
 pub(crate) async fn pairing_page(
     State(state): State<ConsoleState>,
     user: Signed,
@@ -48,41 +52,25 @@ pub(crate) async fn pairing_page(
         .and_then(|Query(q)| q.channel)
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty());
-    let mut channels = BTreeSet::new();
     let mut chrome_alert = None;
     let mut shown = None;
     if let Some(raw) = &asked {
         match ChannelName::parse(raw) {
-            Ok(c) => {
-                shown = Some(c.clone());
-                channels.insert(c);
-            }
+            Ok(c) => shown = Some(c),
             Err(e) => chrome_alert = super::pages::say(&e),
         }
     }
-    let now = state.app.clock.now();
-    match state.app.store.list_tokens(&user.scope()).await {
-        Ok(tokens) => {
-            for t in tokens.iter().filter(|t| t.is_live(now)) {
-                for k in t.kinds.iter() {
-                    if let TokenKind::Channel(c) = k {
-                        channels.insert(c.clone());
-                    }
-                }
-            }
-        }
+    let all = match state.app.store.list_all_pending(&admin).await {
+        Ok(list) => list,
         Err(e) => return Refusal::from_error(e).into_response(),
-    }
-    let mut groups = Vec::with_capacity(channels.len());
-    for channel in &channels {
-        match state.app.store.list_pending(&admin, channel).await {
-            Ok(list) => groups.push(PendingGroup {
-                channel: channel.to_string(),
-                requests: list.iter().map(PendingRow::from).collect(),
-            }),
-            Err(e) => return Refusal::from_error(e).into_response(),
-        }
-    }
+    };
+    let mut channels: BTreeSet<String> = all.iter().map(|p| p.key.channel.to_string()).collect();
+    channels.extend(shown.as_ref().map(ToString::to_string));
+    let requests = all
+        .iter()
+        .filter(|p| shown.as_ref().is_none_or(|c| p.key.channel == *c))
+        .map(PendingRow::from)
+        .collect();
     let users = match state
         .app
         .store
@@ -102,17 +90,19 @@ pub(crate) async fn pairing_page(
     if let Some(text) = chrome_alert {
         chrome.flashes.push(Flash::alert(text));
     }
-    let approve_channel = shown
-        .as_ref()
-        .or(channels.first())
-        .map(ToString::to_string)
-        .unwrap_or_default();
+    let shown_channel = shown.map(|c| c.to_string()).unwrap_or_default();
+    let approve_channel = if shown_channel.is_empty() && channels.len() == 1 {
+        channels.first().cloned().unwrap_or_default()
+    } else {
+        shown_channel.clone()
+    };
     let page = PairingPage {
         chrome,
         approve_channel,
-        shown_channel: shown.map(|c| c.to_string()).unwrap_or_default(),
+        shown_channel,
+        channels: channels.into_iter().collect(),
         users,
-        groups,
+        requests,
     };
     render(StatusCode::OK, &page)
 }
@@ -289,14 +279,14 @@ pub(crate) async fn create_user(
     };
     match service::create_user(&*state.app.store, &admin, &id, role, &mut state.app.rng()).await {
         Ok((created, secret)) => {
-            let reveal = Reveal {
-                heading: format!("Token for {}", created.id),
-                note: format!(
+            let reveal = Reveal::token(
+                format!("Token for {}", created.id),
+                format!(
                     "Created the {} {}. Give them this token (kinds manage and api) over a safe channel.",
                     created.role, created.id
                 ),
-                value: secret.expose().to_owned(),
-            };
+                secret.expose(),
+            );
             users_view(&state, &user, PageRequest::default(), Some(reveal)).await
         }
         Err(e) => refused(&user, e, USERS),
@@ -443,5 +433,170 @@ pub(crate) async fn delete_user(
     match state.app.store.delete_user(&admin, &id).await {
         Ok(()) => done(&user, format!("Deleted {id}."), USERS),
         Err(e) => refused(&user, e, USERS),
+    }
+}
+
+// ---- service tokens ----
+
+const SERVICE_TOKENS: &str = "/console/admin/service-tokens";
+
+async fn service_tokens_view(
+    state: &ConsoleState,
+    user: &Signed,
+    reveal: Option<Reveal>,
+) -> Response {
+    if let Err(r) = user.admin() {
+        return r.into_response();
+    }
+    let tokens = match state.app.store.list_tokens(&user.scope()).await {
+        Ok(t) => t,
+        Err(e) => return Refusal::from_error(e).into_response(),
+    };
+    let now = state.app.clock.now();
+    let page = ServiceTokensPage {
+        chrome: user.chrome("Service tokens", "service-tokens"),
+        new_token: reveal,
+        form_id: random_text::<16>(&mut state.app.rng()),
+        tokens: tokens
+            .iter()
+            .filter(|t| t.kinds.has_service_kind())
+            .map(|t| TokenRow::new(t, now, false))
+            .collect(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// `GET /console/admin/service-tokens`: the Admin's own service tokens.
+pub(crate) async fn service_tokens_page(
+    State(state): State<ConsoleState>,
+    user: Signed,
+) -> Response {
+    service_tokens_view(&state, &user, None).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ServiceTokenForm {
+    csrf: String,
+    form_id: String,
+    label: String,
+    channels: String,
+    verify: String,
+}
+
+impl CsrfForm for ServiceTokenForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// The kinds a service-token form asks for: `channel:<name>` for each channel named
+/// (separated by commas or spaces) and `verify` when ticked.
+fn service_kinds(form: &ServiceTokenForm) -> Result<TokenKinds, Error> {
+    let mut kinds = form
+        .channels
+        .split([',', ' ', '\t', '\n', '\r'])
+        .filter(|c| !c.is_empty())
+        .map(|c| ChannelName::parse(c).map(TokenKind::Channel))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !form.verify.is_empty() {
+        kinds.push(TokenKind::Verify);
+    }
+    if kinds.is_empty() {
+        return Err(Error::invalid(
+            "kinds",
+            "name at least one channel or tick verify",
+        ));
+    }
+    TokenKinds::new(kinds)
+}
+
+/// `POST /console/admin/service-tokens`: `service::issue_service_token` with the session's
+/// principal and admin scope, as `POST /v1/admin/service-tokens`; the value is rendered
+/// once, by this response.
+pub(crate) async fn mint_service_token(
+    State(state): State<ConsoleState>,
+    Posted { user, form }: Posted<ServiceTokenForm>,
+) -> Response {
+    let admin = match user.admin() {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    if !user.session.use_form(&form.form_id) {
+        return resubmitted(&user, SERVICE_TOKENS);
+    }
+    let kinds = match service_kinds(&form) {
+        Ok(k) => k,
+        Err(e) => return refused(&user, e, SERVICE_TOKENS),
+    };
+    let label = Some(form.label.trim().to_owned()).filter(|l| !l.is_empty());
+    match service::issue_service_token(
+        &*state.app.store,
+        &user.principal,
+        &admin,
+        kinds,
+        label,
+        &mut state.app.rng(),
+    )
+    .await
+    {
+        Ok((record, secret)) => {
+            let kinds: Vec<String> = record.kinds.iter().map(ToString::to_string).collect();
+            let reveal = Reveal::token(
+                "Your new service token",
+                format!(
+                    "Created service token {}… with the kinds {}.",
+                    record.display_prefix,
+                    kinds.join(", ")
+                ),
+                secret.expose(),
+            );
+            service_tokens_view(&state, &user, Some(reveal)).await
+        }
+        Err(e) => refused(&user, e, SERVICE_TOKENS),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RevokeForm {
+    csrf: String,
+    id: String,
+}
+
+impl CsrfForm for RevokeForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /console/admin/service-tokens/revoke`: one of the Admin's service tokens stops
+/// working at once (a token of another kind is not found here).
+pub(crate) async fn revoke_service_token(
+    State(state): State<ConsoleState>,
+    Posted { user, form }: Posted<RevokeForm>,
+) -> Response {
+    if let Err(r) = user.admin() {
+        return r.into_response();
+    }
+    let Ok(id) = TokenId::parse(&form.id) else {
+        return refused(&user, Error::NotFound, SERVICE_TOKENS);
+    };
+    let scope = user.scope();
+    match state.app.store.get_token(&scope, &id).await {
+        Ok(t) if t.kinds.has_service_kind() => {}
+        Ok(_) => return refused(&user, Error::NotFound, SERVICE_TOKENS),
+        Err(e) => return refused(&user, e, SERVICE_TOKENS),
+    }
+    match state.app.store.revoke_token(&scope, &id, None).await {
+        Ok(t) => done(
+            &user,
+            format!(
+                "Revoked service token {}…: it stopped working.",
+                t.display_prefix
+            ),
+            SERVICE_TOKENS,
+        ),
+        Err(e) => refused(&user, e, SERVICE_TOKENS),
     }
 }

@@ -9,10 +9,12 @@
 //! - **Pages**: askama templates (`templates/*.html`, compiled into the binary and
 //!   HTML-escaped by default), one small stylesheet embedded with `include_str!`, no
 //!   script. Actions are plain POST forms answered by a redirect (POST-redirect-GET) with
-//!   one-time messages kept in the session. The one exception: a newly minted token is
+//!   one-time messages kept in the session. The one exception: a newly minted token
+//!   (a user's, a service token, a resource credential) or webhook signing secret is
 //!   rendered directly by the POST's response (`Cache-Control: no-store`) so that its
 //!   value is never kept on the server, not even until the next page; every minting form
-//!   carries a single-use id, so a browser that resubmits it mints nothing twice.
+//!   carries a single-use id, so a browser that resubmits it mints nothing twice. A
+//!   secret's value is never rendered at all.
 //! - **Sessions** (`session.rs`): a random 256-bit secret in an `HttpOnly`,
 //!   `SameSite=Strict`, `Path=/` cookie (`__Host-` and `Secure` over HTTPS); the server
 //!   keeps its SHA-256 digest, in this process's memory only. Idle timeout 30 minutes,
@@ -30,6 +32,7 @@
 //! The session cookie authenticates console routes only: `/v1` reads bearer tokens and
 //! never cookies, so no cross-site request can ride a console session into the API.
 
+mod account;
 mod admin;
 mod guard;
 mod pages;
@@ -118,7 +121,51 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/console/tokens/revoke",
             post(pages::revoke_token).fallback(refuse),
         )
+        .route(
+            "/console/secrets",
+            get(account::secrets_page)
+                .post(account::set_secret)
+                .fallback(refuse),
+        )
+        .route(
+            "/console/secrets/delete",
+            post(account::delete_secret).fallback(refuse),
+        )
+        .route(
+            "/console/resources",
+            get(account::resources_page)
+                .post(account::create_resource)
+                .fallback(refuse),
+        )
+        .route(
+            "/console/resources/revoke",
+            post(account::revoke_resource).fallback(refuse),
+        )
+        .route(
+            "/console/webhook",
+            get(account::webhook_page)
+                .post(account::set_webhook)
+                .fallback(refuse),
+        )
+        .route(
+            "/console/webhook/rotate",
+            post(account::rotate_webhook).fallback(refuse),
+        )
+        .route(
+            "/console/webhook/delete",
+            post(account::delete_webhook).fallback(refuse),
+        )
         .route("/console/audit", get(pages::audit_page).fallback(refuse))
+        .route(
+            "/console/admin/service-tokens",
+            get(admin::service_tokens_page)
+                .post(admin::mint_service_token)
+                .fallback(refuse),
+        )
+        .route(
+            "/console/admin/service-tokens/revoke",
+            post(admin::revoke_service_token).fallback(refuse),
+        )
         .route(
             "/console/admin/pairing",
             get(admin::pairing_page)

@@ -489,7 +489,7 @@ impl CsrfForm for CreateTokenForm {
 }
 
 /// A minting form submitted a second time (a refresh, a double click) mints nothing.
-fn resubmitted(user: &Signed, to: &str) -> Response {
+pub(crate) fn resubmitted(user: &Signed, to: &str) -> Response {
     alert(
         user,
         "That form was already submitted, so nothing new was made. Its token was shown once, \
@@ -546,15 +546,15 @@ pub(crate) async fn create_token(
     {
         Ok((record, secret)) => {
             let kinds: Vec<String> = record.kinds.iter().map(ToString::to_string).collect();
-            let reveal = Reveal {
-                heading: "Your new token".to_owned(),
-                note: format!(
+            let reveal = Reveal::token(
+                "Your new token",
+                format!(
                     "Created token {}… with the kinds {}.",
                     record.display_prefix,
                     kinds.join(", ")
                 ),
-                value: secret.expose().to_owned(),
-            };
+                secret.expose(),
+            );
             tokens_view(&state, &user, Some(reveal)).await
         }
         Err(e) => refused(&user, e, HERE),
@@ -617,11 +617,7 @@ pub(crate) async fn rotate_token(
                     record.display_prefix
                 )
             };
-            let reveal = Reveal {
-                heading: "Your rotated token".to_owned(),
-                note,
-                value: secret.expose().to_owned(),
-            };
+            let reveal = Reveal::token("Your rotated token", note, secret.expose());
             tokens_view(&state, &user, Some(reveal)).await
         }
         Err(e) => refused(&user, e, HERE),

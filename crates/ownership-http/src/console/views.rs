@@ -4,7 +4,10 @@
 
 use askama::Template;
 use ownership_core::audit::AuditEvent;
-use ownership_core::ports::{ChannelBinding, PendingPairing, TokenRecord, User};
+use ownership_core::ports::{
+    ChannelBinding, Delivery, DeliveryState, PendingPairing, ResourceRecord, SecretMeta,
+    TokenRecord, User, WebhookEndpoint,
+};
 use ownership_core::{UserRole, UserStatus};
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -58,12 +61,26 @@ impl When {
     }
 }
 
-/// A token value shown once, in the field labelled **New token**.
+/// A value shown once (a token, a signing secret), in the field labelled `label`
+/// (**New token** for tokens).
 #[derive(Debug, Clone)]
 pub(crate) struct Reveal {
     pub heading: String,
     pub note: String,
+    pub label: &'static str,
     pub value: String,
+}
+
+impl Reveal {
+    /// A token shown once, in the field labelled **New token**.
+    pub fn token(heading: impl Into<String>, note: String, value: &str) -> Self {
+        Self {
+            heading: heading.into(),
+            note,
+            label: "New token",
+            value: value.to_owned(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -166,8 +183,9 @@ pub(crate) struct TokensPage {
 
 #[derive(Debug, Clone)]
 pub(crate) struct PendingRow {
+    pub channel: String,
     pub external_id: String,
-    pub meta: String,
+    pub meta: Vec<Detail>,
     pub created: When,
     pub expires: When,
 }
@@ -175,18 +193,13 @@ pub(crate) struct PendingRow {
 impl From<&PendingPairing> for PendingRow {
     fn from(p: &PendingPairing) -> Self {
         Self {
+            channel: p.key.channel.to_string(),
             external_id: p.key.external_id.to_string(),
-            meta: p.meta.clone().unwrap_or_default(),
+            meta: p.meta.as_deref().map(details).unwrap_or_default(),
             created: When::of(p.created_at),
             expires: When::of(p.expires_at),
         }
     }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct PendingGroup {
-    pub channel: String,
-    pub requests: Vec<PendingRow>,
 }
 
 #[derive(Template)]
@@ -195,8 +208,9 @@ pub(crate) struct PairingPage {
     pub chrome: Chrome,
     pub approve_channel: String,
     pub shown_channel: String,
+    pub channels: Vec<String>,
     pub users: Vec<String>,
-    pub groups: Vec<PendingGroup>,
+    pub requests: Vec<PendingRow>,
 }
 
 #[derive(Debug, Clone)]
@@ -261,7 +275,52 @@ pub(crate) struct EventRow {
     pub owner: String,
     pub action: &'static str,
     pub target: String,
-    pub details: String,
+    pub details: Vec<Detail>,
+}
+
+/// One entry of an event's details, for people: `key` and its value as text.
+#[derive(Debug, Clone)]
+pub(crate) struct Detail {
+    pub key: String,
+    pub value: String,
+}
+
+/// A detail's value as text: a string as itself, a list as its items separated by
+/// commas (`none` when empty), anything else (a number, a nested object) as compact JSON.
+fn detail_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) if items.is_empty() => "none".to_owned(),
+        serde_json::Value::Array(items) => {
+            items.iter().map(detail_text).collect::<Vec<_>>().join(", ")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// An event's details (a JSON object) as key/value pairs, by key; details
+/// that are not an object are one pair under `details`, and empty ones none.
+pub(crate) fn details(raw: &str) -> Vec<Detail> {
+    let text = detail_text;
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(serde_json::Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| Detail {
+                key: k.clone(),
+                value: text(v),
+            })
+            .collect(),
+        Ok(serde_json::Value::Null) => Vec::new(),
+        Ok(other) => vec![Detail {
+            key: "details".to_owned(),
+            value: text(&other),
+        }],
+        Err(_) if raw.trim().is_empty() => Vec::new(),
+        Err(_) => vec![Detail {
+            key: "details".to_owned(),
+            value: raw.to_owned(),
+        }],
+    }
 }
 
 impl From<&AuditEvent> for EventRow {
@@ -277,7 +336,7 @@ impl From<&AuditEvent> for EventRow {
                 .unwrap_or_default(),
             action: e.action.as_str(),
             target: e.target.clone(),
-            details: e.details.clone(),
+            details: details(&e.details),
         }
     }
 }
@@ -302,4 +361,174 @@ pub(crate) struct ErrorPage {
     pub message: String,
     pub back_href: &'static str,
     pub back_text: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SecretRow {
+    pub name: String,
+    pub created: When,
+    pub updated: When,
+}
+
+impl From<&SecretMeta> for SecretRow {
+    fn from(m: &SecretMeta) -> Self {
+        Self {
+            name: m.name.to_string(),
+            created: When::of(m.created_at),
+            updated: When::of(m.updated_at),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "secrets.html")]
+pub(crate) struct SecretsPage {
+    pub chrome: Chrome,
+    pub secrets: Vec<SecretRow>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ResourceRow {
+    pub id: String,
+    pub kind: String,
+    pub external_ref: String,
+    pub grants: String,
+    pub created: When,
+    pub revoked: Option<When>,
+}
+
+impl From<&ResourceRecord> for ResourceRow {
+    fn from(r: &ResourceRecord) -> Self {
+        Self {
+            id: r.id.to_string(),
+            kind: r.kind.clone(),
+            external_ref: r.external_ref.clone().unwrap_or_default(),
+            grants: r
+                .grants
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            created: When::of(r.created_at),
+            revoked: r.revoked_at.map(When::of),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "resources.html")]
+pub(crate) struct ResourcesPage {
+    pub chrome: Chrome,
+    pub new_token: Option<Reveal>,
+    pub form_id: String,
+    pub secrets: Vec<String>,
+    pub resources: Vec<ResourceRow>,
+}
+
+/// The endpoint as the webhook page shows it (never its secrets).
+#[derive(Debug, Clone)]
+pub(crate) struct EndpointView {
+    pub url: String,
+    pub created: When,
+    pub previous_until: Option<When>,
+}
+
+impl EndpointView {
+    pub fn new(e: &WebhookEndpoint, now: OffsetDateTime) -> Self {
+        Self {
+            url: e.url.clone(),
+            created: When::of(e.created_at),
+            previous_until: e
+                .previous_secret
+                .as_ref()
+                .map(|(_, until)| *until)
+                .filter(|until| *until > now)
+                .map(When::of),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct DeliveryRow {
+    pub id: String,
+    pub event_type: String,
+    pub state: &'static str,
+    pub failed: bool,
+    pub attempts: u32,
+    pub last_result: String,
+    pub created: When,
+    pub next_attempt: Option<When>,
+}
+
+impl From<&Delivery> for DeliveryRow {
+    fn from(d: &Delivery) -> Self {
+        Self {
+            id: d.id.to_string(),
+            event_type: d.event_type.clone(),
+            state: d.state.as_str(),
+            failed: d.state == DeliveryState::Failed,
+            attempts: d.attempts,
+            last_result: d.last_result.clone().unwrap_or_default(),
+            created: When::of(d.created_at),
+            next_attempt: (d.state == DeliveryState::Pending).then(|| When::of(d.next_attempt_at)),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "webhook.html")]
+pub(crate) struct WebhookPage {
+    pub chrome: Chrome,
+    pub new_token: Option<Reveal>,
+    pub form_id: String,
+    pub endpoint: Option<EndpointView>,
+    pub deliveries: Vec<DeliveryRow>,
+    pub next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "service_tokens.html")]
+pub(crate) struct ServiceTokensPage {
+    pub chrome: Chrome,
+    pub new_token: Option<Reveal>,
+    pub form_id: String,
+    pub tokens: Vec<TokenRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::details;
+
+    fn pairs(raw: &str) -> Vec<(String, String)> {
+        details(raw).into_iter().map(|d| (d.key, d.value)).collect()
+    }
+
+    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn audit_details_read_as_key_value_pairs() {
+        assert_eq!(
+            pairs(r#"{"role":"member","token_id":"tok_1"}"#),
+            owned(&[("role", "member"), ("token_id", "tok_1")])
+        );
+        assert_eq!(
+            pairs(r#"{"grants":["db","smtp"],"none":[],"grace_seconds":0,"nested":{"a":1}}"#),
+            owned(&[
+                ("grace_seconds", "0"),
+                ("grants", "db, smtp"),
+                ("nested", r#"{"a":1}"#),
+                ("none", "none"),
+            ])
+        );
+        assert!(pairs("{}").is_empty());
+        assert!(pairs("").is_empty());
+        assert!(pairs("null").is_empty());
+        assert_eq!(pairs("\"text\""), owned(&[("details", "text")]));
+        assert_eq!(pairs("not json"), owned(&[("details", "not json")]));
+    }
 }

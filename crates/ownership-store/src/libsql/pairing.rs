@@ -157,14 +157,25 @@ impl PairingRows for LibsqlTx {
         exec(&self.conn, sql, args![id.as_str()]).await.map(drop)
     }
 
-    async fn live_pairings(&mut self, channel: &ChannelName) -> Result<Vec<PendingPairing>> {
-        let rows = query_all(
-            &self.conn,
-            "SELECT id, channel, external_id, meta, created_at, expires_at FROM pairing_requests \
-             WHERE channel = ?1 AND expires_at > ?2 ORDER BY created_at, rowid",
-            args![channel.as_str(), micros(self.now())?],
-        )
-        .await?;
+    async fn live_pairings(
+        &mut self,
+        channel: Option<&ChannelName>,
+    ) -> Result<Vec<PendingPairing>> {
+        let now = micros(self.now())?;
+        let cols =
+            "SELECT id, channel, external_id, meta, created_at, expires_at FROM pairing_requests";
+        let rows = match channel {
+            Some(channel) => {
+                let sql = format!(
+                    "{cols} WHERE channel = ?1 AND expires_at > ?2 ORDER BY created_at, rowid"
+                );
+                query_all(&self.conn, &sql, args![channel.as_str(), now]).await?
+            }
+            None => {
+                let sql = format!("{cols} WHERE expires_at > ?1 ORDER BY created_at, rowid");
+                query_all(&self.conn, &sql, args![now]).await?
+            }
+        };
         rows.iter()
             .map(|row| {
                 Ok(PendingPairing {

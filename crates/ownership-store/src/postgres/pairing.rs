@@ -162,14 +162,22 @@ impl PairingRows for PgTx {
             .map(drop)
     }
 
-    async fn live_pairings(&mut self, channel: &ChannelName) -> Result<Vec<PendingPairing>> {
+    async fn live_pairings(
+        &mut self,
+        channel: Option<&ChannelName>,
+    ) -> Result<Vec<PendingPairing>> {
         let now = self.now();
-        let rows = query(
-            "SELECT id, channel, external_id, meta, created_at, expires_at FROM pairing_requests
-             WHERE channel = $1 AND expires_at > $2
-             ORDER BY created_at, id",
-        )
-        .bind(channel.as_str())
+        let rows = match channel {
+            Some(channel) => query(
+                "SELECT id, channel, external_id, meta, created_at, expires_at FROM pairing_requests
+                 WHERE channel = $1 AND expires_at > $2 ORDER BY created_at, id",
+            )
+            .bind(channel.as_str()),
+            None => query(
+                "SELECT id, channel, external_id, meta, created_at, expires_at FROM pairing_requests
+                 WHERE expires_at > $1 ORDER BY created_at, id",
+            ),
+        }
         .bind(now)
         .fetch_all(self.conn())
         .await
