@@ -154,7 +154,7 @@ impl TokenAuth {
     /// The one rule of "is this token live": refused when revoked (at or before `now`),
     /// expired (at or before `now`) or its owner inactive, in that order; else live, with
     /// a principal that expires at the earlier of its expiry and a pending revocation.
-    pub fn decide(&self, now: OffsetDateTime) -> TokenLookup {
+    pub fn decide(self, now: OffsetDateTime) -> TokenLookup {
         if self.revoked_at.is_some_and(|at| at <= now) {
             TokenLookup::Revoked
         } else if self.expires_at.is_some_and(|at| at <= now) {
@@ -163,9 +163,9 @@ impl TokenAuth {
             TokenLookup::Inactive
         } else {
             TokenLookup::Live(Principal {
-                identity: Identity::new(self.owner.clone(), self.role),
-                token_id: self.id.clone(),
-                kinds: self.kinds.clone(),
+                identity: Identity::new(self.owner, self.role),
+                token_id: self.id,
+                kinds: self.kinds,
                 expires_at: earlier(self.expires_at, self.revoked_at),
             })
         }

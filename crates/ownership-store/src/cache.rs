@@ -1,10 +1,16 @@
-//! The cache decorator: the same ports, served from memory on the warm path.
+//! The cache decorator: the same database, its three point reads served from memory on the
+//! warm path.
 //!
-//! [`Cached`] wraps any [`Store`] and caches three lookups: token digest → [`Principal`],
-//! `(channel, external_id)` → [`Identity`], and resource-token digest → resource. Capacity
-//! and time-to-live are bounded ([`CacheConfig`]). Every mutation through the decorator
-//! evicts what it invalidates before it returns, and [`Cached::apply`] lets another process's
-//! invalidations (PostgreSQL `LISTEN/NOTIFY`) do the same.
+//! [`Cached`] wraps any [`Database`] and is one itself, so every port (core's use cases) runs
+//! on it unchanged. It caches the three point reads behind every authenticated request:
+//! token digest → principal ([`Database::token_auth`]), `(channel, external_id)` →
+//! identity ([`Database::identity_of`]) and resource-token digest → resource
+//! ([`Database::resource_by_digest`]), and only while core's rule says they are live.
+//! Capacity and time-to-live are bounded ([`CacheConfig`]). What a write changed is read
+//! from the audit events it committed ([`Committed::events`]) through
+//! [`invalidation_of`], the same mapping other processes apply: one source for what
+//! changed. [`Cached::apply`] lets another process's invalidations (PostgreSQL
+//! `LISTEN/NOTIFY`, the libSQL watcher) do the same.
 //!
 //! A lookup that races a mutation never re-inserts stale data: every invalidation bumps an
 //! epoch; a lookup inserts only if the epoch did not move while it read the store, and
@@ -26,26 +32,18 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ownership_core::audit::{AuditEvent, ChainVerdict};
-use ownership_core::authz::{
-    AdminScope, ChannelScope, MintPermit, OwnerScope, Principal, SystemScope,
-};
-use ownership_core::ids::{
-    ChannelKey, ChannelName, DeliveryId, ExternalId, ResourceId, SecretName, TokenId,
-};
-use ownership_core::pairing::{CodeHash, PairingKey};
-use ownership_core::ports::{
-    AuditFilter, AuditLog, ChannelBinding, Clock, Delivery, DeliveryState, FreshToken, Health,
-    LegacyOutcome, NewResource, NewToken, Page, PageRequest, PairingCandidate, PairingIssue,
-    PairingPolicy, PairingStore, PendingPairing, ProvisionStore, ResourceRecord, ResourceStore,
-    Sealed, SecretMeta, SecretStore, Store, TokenLookup, TokenRecord, TokenStore, User, UserStore,
-    WebhookEndpoint, WebhookStore,
-};
-use ownership_core::provision::{ProvisionPlan, ProvisionTable};
+use ownership_core::authz::{Principal, SystemScope};
+use ownership_core::db::{Body, Committed, Database};
+use ownership_core::ids::{ChannelKey, ChannelName, ExternalId, ResourceId, TokenId};
+use ownership_core::pairing::ChannelAuth;
+use ownership_core::ports::{Clock, Health, ResourceRecord, TokenStore};
+use ownership_core::resources::ResourceAuth;
 use ownership_core::token::TokenDigest;
-use ownership_core::{Error, Identity, OwnerId, Result, TokenKind, UserRole, UserStatus};
+use ownership_core::tokens::{TokenAuth, TokenLookup};
+use ownership_core::{Error, Identity, OwnerId, Result, UserStatus};
 use time::OffsetDateTime;
 
+use crate::invalidate::invalidation_of;
 use crate::metrics::CacheCounters;
 use crate::ttl_map::{DigestKeys, TtlMap};
 
@@ -147,8 +145,8 @@ pub(crate) fn channel_key(raw: &str) -> Option<ChannelKey> {
     ))
 }
 
-struct Shared<S> {
-    inner: S,
+struct Shared<D> {
+    inner: D,
     clock: Arc<dyn Clock>,
     /// Token digest → principal; the entries carry the last-use stamps.
     principals: TtlMap<TokenDigest, Principal, DigestKeys>,
@@ -165,12 +163,12 @@ struct Shared<S> {
     resource_counts: CacheCounters,
 }
 
-/// A [`Store`] decorated with the cache. Cheap to clone.
-pub struct Cached<S> {
-    shared: Arc<Shared<S>>,
+/// A [`Database`] decorated with the cache. Cheap to clone.
+pub struct Cached<D> {
+    shared: Arc<Shared<D>>,
 }
 
-impl<S> Clone for Cached<S> {
+impl<D> Clone for Cached<D> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
@@ -178,7 +176,7 @@ impl<S> Clone for Cached<S> {
     }
 }
 
-impl<S> std::fmt::Debug for Cached<S> {
+impl<D> std::fmt::Debug for Cached<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cached")
             .field("principals", &self.shared.principals.len())
@@ -193,10 +191,10 @@ fn nanos(at: OffsetDateTime) -> i64 {
     i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
 }
 
-impl<S: Store + 'static> Cached<S> {
+impl<D: Database> Cached<D> {
     /// Wraps `inner`. When called inside a tokio runtime, starts the write-behind task for
     /// `last_used_at` (it stops when the last clone is dropped).
-    pub fn new(inner: S, clock: Arc<dyn Clock>, config: CacheConfig) -> Self {
+    pub fn new(inner: D, clock: Arc<dyn Clock>, config: CacheConfig) -> Self {
         let shared = Arc::new(Shared {
             inner,
             clock,
@@ -219,18 +217,20 @@ impl<S: Store + 'static> Cached<S> {
         Self { shared }
     }
 
-    /// The wrapped store.
-    pub fn inner(&self) -> &S {
-        &self.shared.inner
-    }
-
     /// Writes collected `last_used_at` values now (call at shutdown); returns how many
     /// tokens' times were written.
     pub async fn flush(&self) -> Result<usize> {
         flush_uses(&self.shared).await
     }
+}
 
-    /// Applies an invalidation (a local mutation's, or one received from another process).
+impl<D> Cached<D> {
+    /// The wrapped database.
+    pub fn inner(&self) -> &D {
+        &self.shared.inner
+    }
+
+    /// Applies an invalidation (a local write's, or one received from another process).
     pub fn apply(&self, inv: &Invalidation) {
         let s = &self.shared;
         s.epoch.fetch_add(1, Ordering::SeqCst);
@@ -259,12 +259,6 @@ impl<S: Store + 'static> Cached<S> {
             }
         }
         s.epoch.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Applies a local mutation's invalidation. (Other processes learn of it from the
-    /// store: PostgreSQL publishes inside the mutation's own transaction.)
-    fn invalidate(&self, inv: Invalidation) {
-        self.apply(&inv);
     }
 
     /// Inserts `value`, served until `deadline`, unless an invalidation ran since `epoch`
@@ -300,7 +294,155 @@ impl<S: Store + 'static> Cached<S> {
     }
 }
 
-async fn write_behind<S: Store + 'static>(shared: Weak<Shared<S>>, every: Duration) {
+impl<D: Database> Database for Cached<D> {
+    type Tx = D::Tx;
+
+    fn now(&self) -> OffsetDateTime {
+        self.shared.inner.now()
+    }
+
+    /// The write, then the evictions its committed audit events name
+    /// ([`invalidation_of`]). A write whose outcome is unknown (the store failed, perhaps
+    /// at commit) flushes everything.
+    async fn write<R, F>(&self, body: F) -> Result<Committed<R>>
+    where
+        R: Send + 'static,
+        F: Body<D::Tx, R>,
+    {
+        let out = self.shared.inner.write(body).await;
+        match &out {
+            Ok(committed) => {
+                for event in &committed.events {
+                    if let Some(inv) = invalidation_of(event) {
+                        self.apply(&inv);
+                    }
+                }
+            }
+            Err(Error::Unavailable(_) | Error::Integrity(_)) => self.apply(&Invalidation::All),
+            Err(_) => {}
+        }
+        out
+    }
+
+    async fn read<R, F>(&self, body: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: Body<D::Tx, R>,
+    {
+        self.shared.inner.read(body).await
+    }
+
+    async fn snapshot<R, F>(&self, body: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: Body<D::Tx, R>,
+    {
+        self.shared.inner.snapshot(body).await
+    }
+
+    fn rng(&self) -> Box<dyn ownership_core::RandomSource + Send> {
+        self.shared.inner.rng()
+    }
+
+    /// From the cache while the principal is live; an entry is never served past its
+    /// token's expiry: its deadline is the earlier of that and the time-to-live.
+    async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
+        let s = &self.shared;
+        let now_at = s.clock.now();
+        let now = nanos(now_at);
+        if let Some(p) = s.principals.get_and_touch(digest, now) {
+            s.principal_counts.hits.increment(1);
+            return Ok(Some(live_auth(p)));
+        }
+        s.principal_counts.misses.increment(1);
+        let epoch = s.epoch.load(Ordering::SeqCst);
+        let found = s.inner.token_auth(digest).await?;
+        if let Some(TokenLookup::Live(p)) = found.clone().map(|a| a.decide(now_at)) {
+            let deadline = p
+                .expires_at
+                .map_or(self.deadline(now), |at| self.deadline(now).min(nanos(at)));
+            self.insert_if_current(
+                &s.token_digests,
+                epoch,
+                p.token_id.clone(),
+                *digest,
+                deadline,
+            );
+            if !self.insert_if_current(&s.principals, epoch, *digest, p.clone(), deadline)
+                || s.principals.get_and_touch(digest, now).is_none()
+            {
+                // Not cached (an invalidation raced it): the use is still recorded.
+                s.principals.restore_uses(vec![(p, now)]);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
+        let s = &self.shared;
+        let now = nanos(s.clock.now());
+        if let Some(identity) = s.identities.get(key, now) {
+            s.identity_counts.hits.increment(1);
+            return Ok(Some(ChannelAuth {
+                owner: identity.owner_id,
+                role: identity.role,
+                status: UserStatus::Active,
+            }));
+        }
+        s.identity_counts.misses.increment(1);
+        let epoch = s.epoch.load(Ordering::SeqCst);
+        let found = s.inner.identity_of(key).await?;
+        if let Some(identity) = found.as_ref().and_then(ChannelAuth::identity) {
+            let deadline = self.deadline(now);
+            self.insert_if_current(&s.identities, epoch, key.clone(), identity, deadline);
+        }
+        Ok(found)
+    }
+
+    async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
+        let s = &self.shared;
+        let now = nanos(s.clock.now());
+        if let Some(record) = s.resources.get(digest, now) {
+            s.resource_counts.hits.increment(1);
+            return Ok(Some(ResourceAuth {
+                record,
+                status: UserStatus::Active,
+            }));
+        }
+        s.resource_counts.misses.increment(1);
+        let epoch = s.epoch.load(Ordering::SeqCst);
+        let found = s.inner.resource_by_digest(digest).await?;
+        if let Some(record) = found.clone().and_then(ResourceAuth::decide) {
+            let deadline = self.deadline(now);
+            self.insert_if_current(&s.resources, epoch, *digest, record, deadline);
+        }
+        Ok(found)
+    }
+}
+
+/// A cached live principal as the row it was decided from: the decision reached again
+/// gives the same principal (its `expires_at` already the earlier of expiry and pending
+/// revocation, and the entry is never served past it).
+fn live_auth(p: Principal) -> TokenAuth {
+    TokenAuth {
+        id: p.token_id,
+        owner: p.identity.owner_id,
+        role: p.identity.role,
+        status: UserStatus::Active,
+        kinds: p.kinds,
+        expires_at: p.expires_at,
+        revoked_at: None,
+    }
+}
+
+#[async_trait]
+impl<D: Health> Health for Cached<D> {
+    async fn ping(&self) -> Result<()> {
+        self.shared.inner.ping().await
+    }
+}
+
+async fn write_behind<D: Database>(shared: Weak<Shared<D>>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
@@ -312,7 +454,7 @@ async fn write_behind<S: Store + 'static>(shared: Weak<Shared<S>>, every: Durati
     }
 }
 
-async fn flush_uses<S: Store>(s: &Shared<S>) -> Result<usize> {
+async fn flush_uses<D: Database>(s: &Shared<D>) -> Result<usize> {
     let taken = s.principals.take_uses();
     if taken.is_empty() {
         return Ok(0);
@@ -342,495 +484,6 @@ async fn flush_uses<S: Store>(s: &Shared<S>) -> Result<usize> {
         s.principals.restore_uses(taken);
     }
     result.map(|()| batch.len())
-}
-
-#[async_trait]
-impl<S: Store + 'static> UserStore for Cached<S> {
-    async fn bootstrap_owner(&self, owner: &OwnerId, token: NewToken) -> Result<User> {
-        self.shared.inner.bootstrap_owner(owner, token).await
-    }
-
-    async fn install_legacy_token(
-        &self,
-        owner: &OwnerId,
-        token: NewToken,
-    ) -> Result<LegacyOutcome> {
-        let out = self.shared.inner.install_legacy_token(owner, token).await?;
-        if out == LegacyOutcome::Replaced {
-            self.invalidate(Invalidation::All);
-        }
-        Ok(out)
-    }
-
-    async fn has_owner(&self) -> Result<bool> {
-        self.shared.inner.has_owner().await
-    }
-
-    async fn create_user(
-        &self,
-        scope: &AdminScope,
-        id: &OwnerId,
-        role: UserRole,
-        first_token: NewToken,
-    ) -> Result<User> {
-        self.shared
-            .inner
-            .create_user(scope, id, role, first_token)
-            .await
-    }
-
-    async fn get_user(&self, scope: &AdminScope, id: &OwnerId) -> Result<User> {
-        self.shared.inner.get_user(scope, id).await
-    }
-
-    async fn list_users(&self, scope: &AdminScope, page: &PageRequest) -> Result<Page<User>> {
-        self.shared.inner.list_users(scope, page).await
-    }
-
-    async fn set_role(&self, scope: &AdminScope, id: &OwnerId, role: UserRole) -> Result<User> {
-        let out = self.shared.inner.set_role(scope, id, role).await;
-        self.invalidate(Invalidation::Owner(id.clone()));
-        out
-    }
-
-    async fn set_status(
-        &self,
-        scope: &AdminScope,
-        id: &OwnerId,
-        status: UserStatus,
-    ) -> Result<User> {
-        let out = self.shared.inner.set_status(scope, id, status).await;
-        self.invalidate(Invalidation::Owner(id.clone()));
-        out
-    }
-
-    async fn delete_user(&self, scope: &AdminScope, id: &OwnerId) -> Result<()> {
-        let out = self.shared.inner.delete_user(scope, id).await;
-        self.invalidate(Invalidation::Owner(id.clone()));
-        out
-    }
-}
-
-#[async_trait]
-impl<S: Store + 'static> ProvisionStore for Cached<S> {
-    async fn provision(
-        &self,
-        scope: &AdminScope,
-        table: &ProvisionTable,
-        dry_run: bool,
-    ) -> Result<ProvisionPlan> {
-        let out = self.shared.inner.provision(scope, table, dry_run).await;
-        match &out {
-            // A revoked or changed token and a changed role are evicted; added tokens and
-            // new users were never cached. A dry run changed nothing.
-            Ok(plan) if !dry_run => {
-                for t in &plan.tokens_revoked {
-                    self.invalidate(Invalidation::Token(t.token_id.clone()));
-                }
-                for t in &plan.tokens_updated {
-                    self.invalidate(Invalidation::Token(t.token_id.clone()));
-                }
-                for r in &plan.roles_changed {
-                    self.invalidate(Invalidation::Owner(r.user_id.clone()));
-                }
-            }
-            Ok(_) => {}
-            // Refused before anything was written: nothing to evict.
-            Err(Error::Conflict(_) | Error::Forbidden(_) | Error::Invalid { .. }) => {}
-            // Whether the transaction committed is unknown (a lost connection, say).
-            Err(_) if !dry_run => self.invalidate(Invalidation::All),
-            Err(_) => {}
-        }
-        out
-    }
-}
-
-#[async_trait]
-impl<S: Store + 'static> TokenStore for Cached<S> {
-    async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>> {
-        self.lookup(digest).await.map(TokenLookup::live)
-    }
-
-    async fn lookup(&self, digest: &TokenDigest) -> Result<TokenLookup> {
-        let s = &self.shared;
-        let now = nanos(s.clock.now());
-        // An entry is never served past its token's expiry: its deadline is the earlier
-        // of that and the time-to-live, and a lookup after it reads the store again.
-        if let Some(p) = s.principals.get_and_touch(digest, now) {
-            s.principal_counts.hits.increment(1);
-            return Ok(TokenLookup::Live(p));
-        }
-        s.principal_counts.misses.increment(1);
-        let epoch = s.epoch.load(Ordering::SeqCst);
-        let found = s.inner.lookup(digest).await?;
-        if let TokenLookup::Live(p) = &found {
-            let deadline = p
-                .expires_at
-                .map_or(self.deadline(now), |at| self.deadline(now).min(nanos(at)));
-            self.insert_if_current(
-                &s.token_digests,
-                epoch,
-                p.token_id.clone(),
-                *digest,
-                deadline,
-            );
-            if !self.insert_if_current(&s.principals, epoch, *digest, p.clone(), deadline)
-                || s.principals.get_and_touch(digest, now).is_none()
-            {
-                // Not cached (an invalidation raced it): the use is still recorded.
-                s.principals.restore_uses(vec![(p.clone(), now)]);
-            }
-        }
-        Ok(found)
-    }
-
-    async fn issue_token(&self, permit: &MintPermit, token: NewToken) -> Result<TokenRecord> {
-        self.shared.inner.issue_token(permit, token).await
-    }
-
-    async fn list_tokens(&self, scope: &OwnerScope) -> Result<Vec<TokenRecord>> {
-        self.shared.inner.list_tokens(scope).await
-    }
-
-    async fn get_token(&self, scope: &OwnerScope, id: &TokenId) -> Result<TokenRecord> {
-        self.shared.inner.get_token(scope, id).await
-    }
-
-    async fn rotate_token(
-        &self,
-        scope: &ownership_core::authz::Rotator,
-        id: &TokenId,
-        new: FreshToken,
-        grace: Option<Duration>,
-    ) -> Result<TokenRecord> {
-        let out = self.shared.inner.rotate_token(scope, id, new, grace).await;
-        self.invalidate(Invalidation::Token(id.clone()));
-        out
-    }
-
-    async fn revoke_token(
-        &self,
-        scope: &OwnerScope,
-        id: &TokenId,
-        expected_kind: Option<&TokenKind>,
-    ) -> Result<TokenRecord> {
-        let out = self
-            .shared
-            .inner
-            .revoke_token(scope, id, expected_kind)
-            .await;
-        self.invalidate(Invalidation::Token(id.clone()));
-        out
-    }
-
-    async fn record_last_used(
-        &self,
-        scope: &SystemScope,
-        uses: &[(TokenId, OffsetDateTime)],
-    ) -> Result<()> {
-        self.shared.inner.record_last_used(scope, uses).await
-    }
-
-    async fn has_foreign_tokens(&self) -> Result<bool> {
-        self.shared.inner.has_foreign_tokens().await
-    }
-}
-
-#[async_trait]
-impl<S: Store + 'static> PairingStore for Cached<S> {
-    async fn request_pairing(
-        &self,
-        scope: &ChannelScope,
-        external_id: &ExternalId,
-        meta: Option<&str>,
-        candidates: &[PairingCandidate],
-        policy: &PairingPolicy,
-    ) -> Result<PairingIssue> {
-        self.shared
-            .inner
-            .request_pairing(scope, external_id, meta, candidates, policy)
-            .await
-    }
-
-    async fn list_pending(
-        &self,
-        scope: &AdminScope,
-        channel: &ChannelName,
-    ) -> Result<Vec<PendingPairing>> {
-        self.shared.inner.list_pending(scope, channel).await
-    }
-
-    async fn list_all_pending(&self, scope: &AdminScope) -> Result<Vec<PendingPairing>> {
-        self.shared.inner.list_all_pending(scope).await
-    }
-
-    async fn redeem_pairing(
-        &self,
-        scope: &OwnerScope,
-        channel: &ChannelName,
-        code_hash: &CodeHash,
-    ) -> Result<ChannelBinding> {
-        let out = self
-            .shared
-            .inner
-            .redeem_pairing(scope, channel, code_hash)
-            .await?;
-        self.invalidate(Invalidation::Identity(out.key.clone()));
-        Ok(out)
-    }
-
-    async fn approve_pairing(
-        &self,
-        scope: &AdminScope,
-        channel: &ChannelName,
-        code_hash: &CodeHash,
-        owner: &OwnerId,
-    ) -> Result<ChannelBinding> {
-        let out = self
-            .shared
-            .inner
-            .approve_pairing(scope, channel, code_hash, owner)
-            .await?;
-        self.invalidate(Invalidation::Identity(out.key.clone()));
-        Ok(out)
-    }
-
-    async fn burn_pending(&self, scope: &SystemScope, channel: &ChannelName) -> Result<u64> {
-        self.shared.inner.burn_pending(scope, channel).await
-    }
-
-    async fn resolve_identity(
-        &self,
-        scope: &ChannelScope,
-        external_id: &ExternalId,
-    ) -> Result<Option<Identity>> {
-        let s = &self.shared;
-        let key = ChannelKey::new(scope.channel().clone(), external_id.clone());
-        let now = nanos(s.clock.now());
-        if let Some(identity) = s.identities.get(&key, now) {
-            s.identity_counts.hits.increment(1);
-            return Ok(Some(identity));
-        }
-        s.identity_counts.misses.increment(1);
-        let epoch = s.epoch.load(Ordering::SeqCst);
-        let found = s.inner.resolve_identity(scope, external_id).await?;
-        if let Some(identity) = &found {
-            let deadline = self.deadline(now);
-            self.insert_if_current(&s.identities, epoch, key, identity.clone(), deadline);
-        }
-        Ok(found)
-    }
-
-    async fn stored_pairing_key(
-        &self,
-        scope: &SystemScope,
-        candidate: &PairingKey,
-    ) -> Result<PairingKey> {
-        self.shared.inner.stored_pairing_key(scope, candidate).await
-    }
-
-    async fn list_identities(&self, scope: &OwnerScope) -> Result<Vec<ChannelBinding>> {
-        self.shared.inner.list_identities(scope).await
-    }
-
-    async fn unlink_identity(&self, scope: &OwnerScope, key: &ChannelKey) -> Result<()> {
-        let out = self.shared.inner.unlink_identity(scope, key).await;
-        self.invalidate(Invalidation::Identity(key.clone()));
-        out
-    }
-}
-
-#[async_trait]
-impl<S: Store + 'static> AuditLog for Cached<S> {
-    async fn list_events(
-        &self,
-        filter: AuditFilter<'_>,
-        page: &PageRequest,
-    ) -> Result<Page<AuditEvent>> {
-        self.shared.inner.list_events(filter, page).await
-    }
-
-    async fn events_after(
-        &self,
-        scope: &OwnerScope,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<AuditEvent>> {
-        self.shared.inner.events_after(scope, after, limit).await
-    }
-
-    async fn verify_chain(&self) -> Result<ChainVerdict> {
-        self.shared.inner.verify_chain().await
-    }
-}
-
-#[async_trait]
-impl<S: Store + 'static> SecretStore for Cached<S> {
-    async fn data_key(&self, scope: &OwnerScope) -> Result<Option<Sealed>> {
-        self.shared.inner.data_key(scope).await
-    }
-
-    async fn put_secret(
-        &self,
-        scope: &OwnerScope,
-        name: &SecretName,
-        value: Sealed,
-        new_data_key: Option<Sealed>,
-    ) -> Result<SecretMeta> {
-        self.shared
-            .inner
-            .put_secret(scope, name, value, new_data_key)
-            .await
-    }
-
-    async fn get_secret(&self, scope: &OwnerScope, name: &SecretName) -> Result<Option<Sealed>> {
-        self.shared.inner.get_secret(scope, name).await
-    }
-
-    async fn list_secrets(&self, scope: &OwnerScope) -> Result<Vec<SecretMeta>> {
-        self.shared.inner.list_secrets(scope).await
-    }
-
-    async fn delete_secret(&self, scope: &OwnerScope, name: &SecretName) -> Result<()> {
-        self.shared.inner.delete_secret(scope, name).await
-    }
-
-    async fn all_data_keys(&self, scope: &SystemScope) -> Result<Vec<(OwnerId, Sealed)>> {
-        self.shared.inner.all_data_keys(scope).await
-    }
-
-    async fn replace_data_keys(
-        &self,
-        scope: &SystemScope,
-        keys: &[(OwnerId, Sealed, Sealed)],
-    ) -> Result<u64> {
-        self.shared.inner.replace_data_keys(scope, keys).await
-    }
-}
-
-#[async_trait]
-impl<S: Store + 'static> ResourceStore for Cached<S> {
-    async fn create_resource(
-        &self,
-        scope: &OwnerScope,
-        new: NewResource,
-    ) -> Result<ResourceRecord> {
-        self.shared.inner.create_resource(scope, new).await
-    }
-
-    async fn get_resource(&self, scope: &OwnerScope, id: &ResourceId) -> Result<ResourceRecord> {
-        self.shared.inner.get_resource(scope, id).await
-    }
-
-    async fn list_resources(&self, scope: &OwnerScope) -> Result<Vec<ResourceRecord>> {
-        self.shared.inner.list_resources(scope).await
-    }
-
-    async fn revoke_resource(&self, scope: &OwnerScope, id: &ResourceId) -> Result<()> {
-        let out = self.shared.inner.revoke_resource(scope, id).await;
-        self.invalidate(Invalidation::Resource(id.clone()));
-        out
-    }
-
-    async fn resolve_resource(&self, digest: &TokenDigest) -> Result<Option<ResourceRecord>> {
-        let s = &self.shared;
-        let now = nanos(s.clock.now());
-        if let Some(r) = s.resources.get(digest, now) {
-            s.resource_counts.hits.increment(1);
-            return Ok(Some(r));
-        }
-        s.resource_counts.misses.increment(1);
-        let epoch = s.epoch.load(Ordering::SeqCst);
-        let found = s.inner.resolve_resource(digest).await?;
-        if let Some(r) = &found {
-            let deadline = self.deadline(now);
-            self.insert_if_current(&s.resources, epoch, *digest, r.clone(), deadline);
-        }
-        Ok(found)
-    }
-}
-
-#[async_trait]
-impl<S: Store + 'static> WebhookStore for Cached<S> {
-    async fn put_endpoint(
-        &self,
-        scope: &OwnerScope,
-        url: &str,
-        secret: Sealed,
-    ) -> Result<WebhookEndpoint> {
-        self.shared.inner.put_endpoint(scope, url, secret).await
-    }
-
-    async fn get_endpoint(&self, scope: &OwnerScope) -> Result<Option<WebhookEndpoint>> {
-        self.shared.inner.get_endpoint(scope).await
-    }
-
-    async fn delete_endpoint(&self, scope: &OwnerScope) -> Result<()> {
-        self.shared.inner.delete_endpoint(scope).await
-    }
-
-    async fn rotate_endpoint_secret(
-        &self,
-        scope: &OwnerScope,
-        secret: Sealed,
-        grace_until: OffsetDateTime,
-    ) -> Result<WebhookEndpoint> {
-        self.shared
-            .inner
-            .rotate_endpoint_secret(scope, secret, grace_until)
-            .await
-    }
-
-    async fn enqueue_delivery(
-        &self,
-        scope: &SystemScope,
-        owner: &OwnerId,
-        id: DeliveryId,
-        event_type: &str,
-        payload: &str,
-    ) -> Result<Option<Delivery>> {
-        self.shared
-            .inner
-            .enqueue_delivery(scope, owner, id, event_type, payload)
-            .await
-    }
-
-    async fn due_deliveries(
-        &self,
-        scope: &SystemScope,
-        limit: u32,
-    ) -> Result<Vec<(Delivery, WebhookEndpoint)>> {
-        self.shared.inner.due_deliveries(scope, limit).await
-    }
-
-    async fn record_attempt(
-        &self,
-        scope: &SystemScope,
-        id: &DeliveryId,
-        state: DeliveryState,
-        next_attempt_at: OffsetDateTime,
-        result: &str,
-    ) -> Result<()> {
-        self.shared
-            .inner
-            .record_attempt(scope, id, state, next_attempt_at, result)
-            .await
-    }
-
-    async fn list_deliveries(
-        &self,
-        scope: &OwnerScope,
-        page: &PageRequest,
-    ) -> Result<Page<Delivery>> {
-        self.shared.inner.list_deliveries(scope, page).await
-    }
-}
-
-#[async_trait]
-impl<S: Store + 'static> Health for Cached<S> {
-    async fn ping(&self) -> Result<()> {
-        self.shared.inner.ping().await
-    }
 }
 
 #[cfg(test)]
