@@ -567,6 +567,16 @@ fn check_manages(scope: &AdminScope, target_role: UserRole) -> Result<()> {
     Ok(())
 }
 
+/// Binding a chat account to a user (approving their pairing code): an Admin for Members
+/// and for themself, an Owner for anyone. A chat account bound to a user acts as that
+/// user, so binding one is managing them.
+pub fn check_bind_for(scope: &AdminScope, target: &OwnerId, target_role: UserRole) -> Result<()> {
+    if scope.acting_user() == Some(target) {
+        return Ok(());
+    }
+    check_manages(scope, target_role)
+}
+
 /// Role change: nobody changes their own role; only an Owner promotes to or demotes from
 /// Admin/Owner; the last active Owner is never demoted.
 pub fn check_role_change(

@@ -686,8 +686,13 @@ impl<D: Database> PairingStore for D {
             (scope.clone(), channel.clone(), *code_hash, owner.clone());
         db::write(self, move |tx| {
             Box::pin(async move {
-                // The approver as they are now: still an active Admin or Owner.
+                // The approver as they are now: still an active Admin or Owner, and allowed
+                // to manage the user the account will act as (an Admin may not bind a
+                // chat account to an Admin or the Owner).
                 let scope = db::current_scope(tx, &scope).await?;
+                if let Some(target) = tx.actor_state(&owner).await? {
+                    crate::authz::check_bind_for(&scope, &owner, target.role)?;
+                }
                 consume(tx, scope.actor(), &channel, &code_hash, &owner).await
             })
         })

@@ -123,6 +123,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         a_colliding_candidate_falls_through_to_the_next,
         the_cap_asks_to_wait_whole_seconds_until_the_oldest_code_expires,
         approval_by_a_demoted_admin_is_forbidden,
+        an_admin_binds_chat_accounts_only_to_those_they_manage,
     );
     register!(out, provision:
         tokens_map_to_users_and_roles,

@@ -487,3 +487,45 @@ pub async fn approval_by_a_demoted_admin_is_forbidden<S: Store>(cx: Ctx<S>) {
         .unwrap();
     assert_eq!(b.owner_id, oid("bob"));
 }
+
+/// An Admin binds chat accounts to Members and to themself; only an Owner binds one to an
+/// Admin or an Owner (a chat account acts as its user, so binding is managing). A refused
+/// approval consumes nothing.
+pub async fn an_admin_binds_chat_accounts_only_to_those_they_manage<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let adm = add_user(s, &root, "adm", UserRole::Admin).await;
+    add_user(s, &root, "adm2", UserRole::Admin).await;
+    add_user(s, &root, "bob", UserRole::Member).await;
+    let tg = channel_scope(s, &adm, "telegram").await;
+    let tele = channel("telegram");
+    for (sender, target) in [("999", "root"), ("998", "adm2")] {
+        let (_, code) = request(s, &tg, sender).await;
+        let hash = pairing_key().hash(&code);
+        assert_forbidden(
+            s.approve_pairing(&adm.admin(), &tele, &hash, &oid(target))
+                .await,
+        );
+        assert!(
+            s.resolve_identity(&tg, &ext(sender))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Not consumed: the Owner may still approve the same code.
+        let b = s
+            .approve_pairing(&root.admin(), &tele, &hash, &oid(target))
+            .await
+            .unwrap();
+        assert_eq!(b.owner_id, oid(target));
+    }
+    for (sender, target) in [("997", "bob"), ("996", "adm")] {
+        let (_, code) = request(s, &tg, sender).await;
+        let hash = pairing_key().hash(&code);
+        let b = s
+            .approve_pairing(&adm.admin(), &tele, &hash, &oid(target))
+            .await
+            .unwrap();
+        assert_eq!(b.owner_id, oid(target));
+    }
+}
