@@ -77,6 +77,17 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerConf
             (Location::Postgres(url.clone()), url, None)
         }
     };
+    spawn_on(location, url, dir, log_from, tweak).await
+}
+
+/// Starts the server on `location` (whose data `dir` holds, for libSQL).
+async fn spawn_on(
+    location: Location,
+    url: String,
+    dir: Option<tempfile::TempDir>,
+    log_from: usize,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> TestApp {
     let mut config = ServerConfig::new(location).expect("config");
     tweak(&mut config);
     let secrets = Secrets::default();
@@ -235,6 +246,26 @@ impl TestApp {
         if let Err(leak) = logcheck::capture().check_since(self.log_from, &secrets) {
             panic!("secret leaked into the server log ({}): {leak}", self.base);
         }
+    }
+
+    /// Stops the server, keeps its data, and starts a new one on it configured by
+    /// `tweak` (as an operator restarts it): a start that fails panics with its error.
+    pub async fn restart(mut self, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+        self.assert_logs_clean();
+        let dir = self._dir.take();
+        let url = self.database_url.clone();
+        let location = match &dir {
+            Some(_) => Location::LibsqlFile(url.clone().into()),
+            None => Location::Postgres(url.clone()),
+        };
+        let log_from = logcheck::capture().len();
+        spawn_on(location, url, dir, log_from, tweak).await
     }
 
     /// Stops the server (in-flight requests finish), waits for it and checks its log

@@ -469,6 +469,42 @@ async fn configured_tokens(backend: Backend) {
     app.stop().await;
 }
 
+/// A user revokes their own configured tokens (the provisioned one and the legacy one):
+/// the next start with the same configuration keeps the revocations, logs what the
+/// operator must do, and serves (a user's action never stops the server).
+async fn a_user_revoking_a_configured_token_never_stops_a_start(backend: Backend) {
+    let table = json!([
+        {"token": PROVISIONED, "user_id": "carol", "role": "admin"},
+    ])
+    .to_string();
+    let configure = |c: &mut ownership_cli::server::ServerConfig| {
+        c.secrets.legacy_token = Some(LEGACY.into());
+        c.secrets.user_tokens = Some(table.clone());
+    };
+    let app = spawn_app_with(backend, configure).await;
+    for token in [LEGACY, PROVISIONED] {
+        let me = app.get("/v1/me", token).await;
+        assert_eq!(me.status, 200, "{}", me.text);
+        let id = me.body["token"]["id"].as_str().unwrap().to_owned();
+        let revoked = app
+            .call("DELETE", &format!("/v1/me/tokens/{id}"), Some(token), None)
+            .await;
+        assert!(revoked.status < 300, "{} {}", revoked.status, revoked.text);
+        assert_eq!(app.get("/v1/me", token).await.status, 401);
+    }
+    let mut app = app.restart(configure).await;
+    for token in [LEGACY, PROVISIONED] {
+        assert_eq!(app.get("/v1/me", token).await.status, 401, "stays revoked");
+    }
+    let health = app.call("GET", "/healthz", None, None).await;
+    assert_eq!(health.status, 200, "the server serves");
+    let log = logcheck::capture().text_since(app.log_from);
+    assert!(log.contains("the configured legacy token was revoked by its user"));
+    assert!(log.contains("this entry's token was revoked; it stays revoked"));
+    app.assert_logs_clean();
+    app.stop().await;
+}
+
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
@@ -520,6 +556,7 @@ async fn a_leak_fails_the_app_check(backend: Backend) {
 on_both_backends!(
     every_secret_path,
     configured_tokens,
+    a_user_revoking_a_configured_token_never_stops_a_start,
     a_leak_fails_the_app_check
 );
 

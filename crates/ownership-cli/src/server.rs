@@ -11,7 +11,7 @@ use ownership_core::OwnerId;
 use ownership_core::authz::{AdminScope, SystemScope};
 use ownership_core::crypto::{MasterKey, MasterKeys};
 use ownership_core::pairing::PairingKey;
-use ownership_core::ports::{Clock, FreshToken, NewToken, Store};
+use ownership_core::ports::{Clock, FreshToken, LegacyOutcome, NewToken, Store};
 use ownership_core::service;
 use ownership_core::token::{TokenSecret, digest_of};
 use ownership_http::{AppState, ServiceConfig};
@@ -404,7 +404,15 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
             .install_legacy_token(&config.first_owner, token)
             .await
             .map_err(|e| format!("installing the legacy token failed: {e}"))?;
-        tracing::info!(?outcome, owner = %config.first_owner, "legacy token");
+        if outcome == LegacyOutcome::Revoked {
+            tracing::warn!(
+                owner = %config.first_owner,
+                "the configured legacy token was revoked by its user; it stays revoked. \
+                 Configure a new value to restore access"
+            );
+        } else {
+            tracing::info!(?outcome, owner = %config.first_owner, "legacy token");
+        }
     }
 
     if let Some(table) = &secrets.user_tokens {
@@ -421,6 +429,15 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
             tokens_revoked = plan.tokens_revoked.len(),
             "user-token table provisioned"
         );
+        for kept in &plan.tokens_kept_revoked {
+            tracing::warn!(
+                entry = kept.entry,
+                user = %kept.user_id,
+                token_id = %kept.token_id,
+                "OWNERSHIP_USER_TOKENS: this entry's token was revoked; it stays revoked. \
+                 Provision a new value for the user to restore access"
+            );
+        }
     }
 
     let mut first_owner_token = None;

@@ -41,7 +41,7 @@ pub fn legacy_installed(
 ) -> NewAuditEvent {
     let how = match outcome {
         LegacyOutcome::Replaced => "replaced",
-        LegacyOutcome::Installed | LegacyOutcome::Unchanged => "installed",
+        LegacyOutcome::Installed | LegacyOutcome::Unchanged | LegacyOutcome::Revoked => "installed",
     };
     NewAuditEvent::new(
         at,

@@ -728,6 +728,19 @@ pub struct PlannedRevocation {
     pub user_id: OwnerId,
 }
 
+/// A table entry whose provisioned token was revoked (by its user, through the API or the
+/// console, or by an earlier table that left it out): the revocation is kept, never undone
+/// by a table, and the entry is reported so the operator can provision a new value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptRevocation {
+    /// The table entry (0-based).
+    pub entry: usize,
+    /// The revoked token's public id.
+    pub token_id: TokenId,
+    /// Whose.
+    pub user_id: OwnerId,
+}
+
 /// What applying a table changes (or, for a dry run, would change). Ids and counts only,
 /// never a token or its digest (`Serialize` skips digests), so it can be printed as is.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -744,6 +757,9 @@ pub struct ProvisionPlan {
     pub tokens_revoked: Vec<PlannedRevocation>,
     /// Table entries already provisioned exactly as the table says.
     pub tokens_unchanged: usize,
+    /// Table entries whose token was revoked: they stay revoked (nothing is written for
+    /// them), and the operator is told to provision a new value.
+    pub tokens_kept_revoked: Vec<KeptRevocation>,
 }
 
 impl ProvisionPlan {
@@ -772,8 +788,9 @@ fn with_entry(entry: usize, user: &OwnerId, e: Error) -> Error {
 /// Refusals:
 /// - [`Error::Forbidden`] unless `scope` is the operator's;
 /// - [`Error::Conflict`] naming every entry whose token is already stored as a token that
-///   was not provisioned, as another user's, or revoked (a revoked credential is never
-///   revived: provision a new value);
+///   was not provisioned, or as another user's (an entry whose provisioned token was
+///   revoked is not refused: it stays revoked and is reported in
+///   [`ProvisionPlan::tokens_kept_revoked`]);
 /// - the refusals of [`check_create`] and [`check_role_change`] (the last active Owner is
 ///   never demoted), naming the entry.
 pub fn plan(
@@ -812,12 +829,19 @@ pub fn plan(
             Some("the token is already stored and was not provisioned")
         } else if r.owner_id != e.user_id {
             Some("the token is already provisioned for another user")
-        } else if !r.is_live(now) {
-            Some("the token was revoked; provision a new value")
         } else {
             None
         };
-        if let Some(reason) = refusal {
+        if !r.is_live(now) && refusal.is_none() {
+            // Revoked (a user may revoke their own provisioned token): a revoked
+            // credential is never revived, and a user's action never stops a start. The
+            // entry is reported instead of refused.
+            out.tokens_kept_revoked.push(KeptRevocation {
+                entry: i,
+                token_id: r.id.clone(),
+                user_id: e.user_id.clone(),
+            });
+        } else if let Some(reason) = refusal {
             conflicts.push(format!("entry {i}: {reason}"));
         } else if r.kinds != e.kinds || r.label != e.label {
             out.tokens_updated.push(PlannedTokenUpdate {

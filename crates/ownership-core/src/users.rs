@@ -47,6 +47,10 @@ pub enum LegacyOutcome {
     Installed,
     /// A different value was installed before: the old row was revoked, the new installed.
     Replaced,
+    /// The same value was installed before and its user revoked it: the revocation is
+    /// kept (a revoked credential is never revived) and nothing is written. The server
+    /// starts anyway and logs that a new value must be configured.
+    Revoked,
 }
 
 /// Users: creation, roles, status, deletion, and the first Owner.
@@ -268,17 +272,19 @@ impl<D: Database> UserStore for D {
             Box::pin(async move {
                 let now = tx.now();
                 if let Some(same) = tx.token_by_digest(&token.fresh.digest).await? {
-                    if same.owner_id == owner
-                        && same.origin == TokenOrigin::Legacy
-                        && same.is_live(now)
-                    {
-                        return Ok(LegacyOutcome::Unchanged);
+                    if same.owner_id == owner && same.origin == TokenOrigin::Legacy {
+                        // Revoked by its user: kept so (a user's action never stops the
+                        // server from starting, and a revoked credential is never revived).
+                        return Ok(if same.is_live(now) {
+                            LegacyOutcome::Unchanged
+                        } else {
+                            LegacyOutcome::Revoked
+                        });
                     }
-                    // Stored already but revoked, expired or someone else's: a revoked
-                    // credential is never revived and a credential never moves to another
-                    // owner.
+                    // Stored already as another kind or another owner's: a credential
+                    // never moves to another owner.
                     return Err(Error::Conflict(
-                        "the configured legacy token was revoked or is in use; configure a new value"
+                        "the configured legacy token is in use by another user or token; configure a new value"
                             .into(),
                     ));
                 }

@@ -274,6 +274,16 @@ pub async fn run(cmd: UsersCommand, op: &Operator, out: Output) -> Result<ExitCo
                         t.token_id.to_string(),
                     ]);
                 }
+                for t in &plan.tokens_kept_revoked {
+                    rows.push(vec![
+                        "keep revoked".into(),
+                        t.user_id.to_string(),
+                        format!(
+                            "entry {}: {} was revoked; provision a new value",
+                            t.entry, t.token_id
+                        ),
+                    ]);
+                }
                 let verdict = if dry_run {
                     "dry run: nothing written"
                 } else {

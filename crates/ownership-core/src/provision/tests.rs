@@ -516,7 +516,6 @@ fn stored_tokens_that_were_not_provisioned_or_are_someone_elses_are_conflicts() 
         ("issued-0000000", "alice", "was not provisioned"),
         ("legacy-0000000", "root", "was not provisioned"),
         ("alices-0000000", "bob", "another user"),
-        ("revoked-000000", "alice", "revoked"),
     ] {
         let t = table(json!([
             {"token": "fresh-00000000", "user_id": "carol"},
@@ -530,6 +529,16 @@ fn stored_tokens_that_were_not_provisioned_or_are_someone_elses_are_conflicts() 
             other => panic!("expected a conflict for {raw}, got {other:?}"),
         }
     }
+    // A revoked provisioned token (its user revoked it) is kept revoked and reported,
+    // never refused: a user's action never stops a start.
+    let t = table(json!([
+        {"token": "fresh-00000000", "user_id": "carol"},
+        {"token": "revoked-000000", "user_id": "alice"},
+    ]));
+    let p = plan_of(&t, &s).unwrap();
+    assert_eq!(p.tokens_kept_revoked.len(), 1);
+    assert_eq!(p.tokens_kept_revoked[0].entry, 1);
+    assert!(!format!("{p:?}").contains("revoked-000000"));
 }
 
 #[test]
@@ -996,13 +1005,20 @@ proptest! {
                 let once = apply(&s, &t, &p, NOW);
                 let again = plan(&operator(), &t, &once, later, &mut rng).unwrap();
                 prop_assert!(again.is_empty(), "{:?}", again);
-                prop_assert_eq!(again.tokens_unchanged, t.len());
+                prop_assert_eq!(
+                    again.tokens_unchanged + again.tokens_kept_revoked.len(),
+                    t.len()
+                );
                 let twice = apply(&once, &t, &again, later);
                 prop_assert_eq!(&twice, &once);
 
-                let want: BTreeSet<_> = t.entries().iter().map(|e| (
-                    e.digest.to_hex(), e.user_id.to_string(), e.kinds.to_csv(), e.label.clone(),
-                )).collect();
+                // Every entry is live after, but those whose token was revoked: they stay so.
+                let kept: BTreeSet<usize> = p.tokens_kept_revoked.iter().map(|k| k.entry).collect();
+                let want: BTreeSet<_> = t.entries().iter().enumerate()
+                    .filter(|(i, _)| !kept.contains(i))
+                    .map(|(_, e)| (
+                        e.digest.to_hex(), e.user_id.to_string(), e.kinds.to_csv(), e.label.clone(),
+                    )).collect();
                 prop_assert_eq!(live_provisioned(&once, later), want);
                 for (_, id, role) in t.users() {
                     let u = once.users.iter().find(|u| &u.id == id).unwrap();
