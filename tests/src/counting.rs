@@ -5,12 +5,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use ownership_core::db::{Body, Committed, Database};
-use ownership_core::pairing::ChannelAuth;
-use ownership_core::ports::Health;
-use ownership_core::resources::ResourceAuth;
+use ownership_core::db::{Body, Committed, Transactions};
+use ownership_core::pairing::{ChannelAuth, PairingDatabase};
+use ownership_core::ports::{Database, Health};
+use ownership_core::resources::{ResourceAuth, ResourceDatabase};
 use ownership_core::token::TokenDigest;
-use ownership_core::tokens::TokenAuth;
+use ownership_core::tokens::{TokenAuth, TokenDatabase};
 use ownership_core::{ChannelKey, RandomSource, Result};
 use time::OffsetDateTime;
 
@@ -41,7 +41,7 @@ impl<D> Counting<D> {
     }
 }
 
-impl<D: Database> Database for Counting<D> {
+impl<D: Database> Transactions for Counting<D> {
     type Tx = D::Tx;
 
     fn now(&self) -> OffsetDateTime {
@@ -75,15 +75,21 @@ impl<D: Database> Database for Counting<D> {
     fn rng(&self) -> Box<dyn RandomSource + Send> {
         self.inner.rng()
     }
+}
 
+impl<D: Database> TokenDatabase for Counting<D> {
     async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
         self.hit().token_auth(digest).await
     }
+}
 
+impl<D: Database> PairingDatabase for Counting<D> {
     async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
         self.hit().identity_of(key).await
     }
+}
 
+impl<D: Database> ResourceDatabase for Counting<D> {
     async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
         self.hit().resource_by_digest(digest).await
     }

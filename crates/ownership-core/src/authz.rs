@@ -477,7 +477,7 @@ impl MintPermit {
     /// token's own end, so a token that expires in a minute cannot mint one that never
     /// does.
     pub fn cap_expiry(&self, requested: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
-        crate::tokens::earlier(requested, self.not_after)
+        crate::instants::earlier(requested, self.not_after)
     }
 }
 

@@ -2,9 +2,10 @@
 //!
 //! Every use case is written once, in its area's module, as an async function over a
 //! transaction (`&mut impl TokenRows`, `&mut impl UserRows`, …). An adapter implements
-//! [`Database`]: it opens transactions ([`Database::write`], [`Database::read`]) whose
-//! [`Tx`] type implements each area's row trait with SQL and row mapping only. Every port
-//! of [`crate::ports`] is then implemented here, once, for every [`Database`].
+//! [`Transactions`]: it opens transactions ([`Transactions::write`],
+//! [`Transactions::read`]) whose [`Tx`] type implements each area's row trait with SQL and
+//! row mapping only. Every port of [`crate::ports`] is then implemented once, in its area,
+//! for every database whose transactions have that area's rows.
 //!
 //! Two rules the type enforces:
 //! - a write transaction's time ([`Tx::now`]) is read by the adapter *after* it holds the
@@ -23,11 +24,7 @@ use time::OffsetDateTime;
 use crate::audit::{AuditEvent, NewAuditEvent};
 use crate::authz::{ActorState, AdminScope};
 use crate::error::Result;
-use crate::ids::{ChannelKey, OwnerId};
-use crate::pairing::ChannelAuth;
-use crate::resources::ResourceAuth;
-use crate::token::TokenDigest;
-use crate::tokens::TokenAuth;
+use crate::ids::OwnerId;
 
 /// A boxed, sendable future borrowing for `'a`: what a transaction body returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -81,12 +78,12 @@ impl<T: ?Sized, R, F> Body<T, R> for F where
 {
 }
 
-/// A database the use cases run on: transactions, the clock, and the point reads a cache
-/// may answer instead ([`Database::token_auth`] and the like, see [`crate::tokens`],
-/// [`crate::pairing`] and [`crate::resources`]).
-pub trait Database: Send + Sync + 'static {
-    /// The transaction type: every area's rows.
-    type Tx: crate::ports::Rows;
+/// A database the use cases run on: transactions and the clock. Each area adds the point
+/// reads a cache may answer instead (`tokens::TokenDatabase`, `pairing::PairingDatabase`,
+/// `resources::ResourceDatabase`); `ports::Database` is all of them at once.
+pub trait Transactions: Send + Sync + 'static {
+    /// The transaction type; each area's port needs its row trait on it.
+    type Tx: Tx;
 
     /// Now, from the store's clock, truncated to microseconds (for reads outside a
     /// transaction).
@@ -113,36 +110,15 @@ pub trait Database: Send + Sync + 'static {
         R: Send + 'static,
         F: Body<Self::Tx, R>;
 
-    /// The token with this digest joined with its owner's account: the read behind every
-    /// authenticated request, outside any transaction.
-    fn token_auth(
-        &self,
-        digest: &TokenDigest,
-    ) -> impl Future<Output = Result<Option<TokenAuth>>> + Send;
-
     /// A source of random bytes (the operating system's), for the ids a use case mints
     /// inside a transaction (the tokens a user-token table adds, for instance).
     fn rng(&self) -> Box<dyn crate::RandomSource + Send>;
-
-    /// The owner a chat account is bound to, with their account: the read behind every
-    /// message a channel adapter resolves, outside any transaction.
-    fn identity_of(
-        &self,
-        key: &ChannelKey,
-    ) -> impl Future<Output = Result<Option<ChannelAuth>>> + Send;
-
-    /// The resource whose token has this digest, with its creator's account status: the
-    /// read behind every resource-credential request, outside any transaction.
-    fn resource_by_digest(
-        &self,
-        digest: &TokenDigest,
-    ) -> impl Future<Output = Result<Option<ResourceAuth>>> + Send;
 }
 
-/// [`Database::write`], returning only the value.
+/// [`Transactions::write`], returning only the value.
 pub async fn write<D, R, F>(db: &D, body: F) -> Result<R>
 where
-    D: Database + ?Sized,
+    D: Transactions + ?Sized,
     R: Send + 'static,
     F: Body<D::Tx, R>,
 {

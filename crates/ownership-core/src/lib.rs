@@ -11,6 +11,7 @@
 //! [`RandomSource`]).
 
 pub mod audit;
+pub mod audit_log;
 pub mod authz;
 pub mod crypto;
 pub mod db;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod identity;
 pub mod ids;
+pub mod instants;
 pub mod kinds;
 pub mod paging;
 pub mod pairing;

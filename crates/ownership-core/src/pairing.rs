@@ -26,13 +26,13 @@ use time::OffsetDateTime;
 use crate::RandomSource;
 use crate::audit::truncate_to_micros;
 use crate::authz::{Actor, AdminScope, ChannelScope, OwnerScope, SystemScope};
-use crate::db::{self, Database, Tx};
+use crate::db::{self, Transactions, Tx};
 use crate::error::{Error, Result};
 use crate::events;
 use crate::identity::{Identity, UserRole, UserStatus};
 use crate::ids::{ChannelKey, ChannelName, ExternalId, OwnerId, PairingRequestId};
+use crate::instants::add_duration;
 use crate::token::{hmac_sha256, short_hex};
-use crate::tokens::add_duration;
 
 /// The 32 code symbols, in value order: upper-case letters and digits without the
 /// look-alikes `0`, `O`, `1` and `I`. Each symbol carries 5 bits.
@@ -407,7 +407,7 @@ pub trait PairingStore: Send + Sync {
 }
 
 /// What resolving a chat account reads: the owner it is bound to, with their account as
-/// it is now. The point read [`Database::identity_of`] answers it, and a cache may keep
+/// it is now. The point read [`PairingDatabase::identity_of`] answers it, and a cache may keep
 /// it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelAuth {
@@ -569,9 +569,20 @@ async fn consume<T: PairingRows + ?Sized>(
     Ok(Ok(binding))
 }
 
-/// Every [`Database`] pairs chat accounts: each use case once, over [`PairingRows`].
+/// A database that pairs chat accounts: transactions with [`PairingRows`], and the point
+/// read behind every message a channel adapter resolves (which a cache may answer).
+pub trait PairingDatabase: Transactions<Tx: PairingRows> {
+    /// The owner a chat account is bound to, with their account, outside any
+    /// transaction.
+    fn identity_of(
+        &self,
+        key: &ChannelKey,
+    ) -> impl std::future::Future<Output = Result<Option<ChannelAuth>>> + Send;
+}
+
+/// Every [`PairingDatabase`] pairs chat accounts: each use case once, over [`PairingRows`].
 #[async_trait]
-impl<D: Database> PairingStore for D {
+impl<D: PairingDatabase> PairingStore for D {
     async fn request_pairing(
         &self,
         scope: &ChannelScope,

@@ -28,7 +28,8 @@ use time::OffsetDateTime;
 
 use crate::error::Result;
 
-pub use crate::audit::{AuditFilter, AuditLog};
+pub use crate::audit::AuditFilter;
+pub use crate::audit_log::AuditLog;
 pub use crate::crypto::Sealed;
 pub use crate::paging::{Page, PageRequest};
 pub use crate::pairing::{
@@ -41,11 +42,30 @@ pub use crate::tokens::{FreshToken, NewToken, TokenLookup, TokenOrigin, TokenRec
 pub use crate::users::{LegacyOutcome, User, UserStore};
 pub use crate::webhook::{Delivery, DeliveryState, WebhookEndpoint, WebhookStore};
 
-/// Every area's rows: what a [`Database`](crate::db::Database) transaction implements.
+/// A whole database: transactions with every area's rows ([`Rows`]) and every point read.
+/// The adapters, the cache and anything that wraps them are one; every port ([`Store`])
+/// follows.
+pub trait Database:
+    crate::tokens::TokenDatabase
+    + crate::pairing::PairingDatabase
+    + crate::resources::ResourceDatabase
+    + crate::db::Transactions<Tx: Rows>
+{
+}
+
+impl<T> Database for T where
+    T: crate::tokens::TokenDatabase
+        + crate::pairing::PairingDatabase
+        + crate::resources::ResourceDatabase
+        + crate::db::Transactions<Tx: Rows>
+{
+}
+
+/// Every area's rows: what a [`Database`] transaction implements.
 pub trait Rows:
     crate::db::Tx
     + crate::tokens::TokenRows
-    + crate::audit::AuditRows
+    + crate::audit_log::AuditRows
     + crate::users::UserRows
     + crate::provision::ProvisionRows
     + crate::pairing::PairingRows
@@ -58,7 +78,7 @@ pub trait Rows:
 impl<T> Rows for T where
     T: crate::db::Tx
         + crate::tokens::TokenRows
-        + crate::audit::AuditRows
+        + crate::audit_log::AuditRows
         + crate::users::UserRows
         + crate::provision::ProvisionRows
         + crate::pairing::PairingRows

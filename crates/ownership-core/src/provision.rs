@@ -34,6 +34,8 @@
 //! installs credentials for any user, Owners included, as only the operator may mint for
 //! other users ([`crate::authz::MintPermit::by_operator`]).
 
+pub mod events;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
@@ -45,17 +47,17 @@ use time::OffsetDateTime;
 
 use crate::RandomSource;
 use crate::authz::{AdminScope, TargetState, check_create, check_role_change};
-use crate::db::{self, Database, Tx};
+use crate::db::{self, Transactions, Tx};
 use crate::error::{Error, Result};
 use crate::identity::{UserRole, UserStatus};
 use crate::ids::{OwnerId, TokenId};
 use crate::kinds::{TokenKind, TokenKinds};
-use crate::ports::Rows;
 use crate::token::{
     FOREIGN_TOKEN_MAX_BYTES, PRODUCT_PREFIX, PresentedToken, TokenDigest, TokenFamily, classify,
 };
-use crate::tokens::{FreshToken, TokenOrigin, TokenRecord, TokenRow};
+use crate::tokens::{FreshToken, TokenOrigin, TokenRecord, TokenRow, TokenRows};
 use crate::users::User;
+use crate::users::UserRows;
 
 /// Most entries a table may hold.
 pub const MAX_ENTRIES: usize = 10_000;
@@ -980,7 +982,7 @@ pub trait ProvisionRows: Tx {
 
 /// Reads what `table` touches at `now`: its users, the active Owner count, the tokens
 /// with its digests and every live provisioned token.
-async fn read_state<T: Rows + ?Sized>(
+async fn read_state<T: ProvisionRows + UserRows + TokenRows + ?Sized>(
     tx: &mut T,
     table: &ProvisionTable,
     now: OffsetDateTime,
@@ -1007,7 +1009,7 @@ async fn read_state<T: Rows + ?Sized>(
 }
 
 /// Writes `plan` and its audit events at `now`.
-async fn execute<T: Rows + ?Sized>(
+async fn execute<T: ProvisionRows + UserRows + TokenRows + ?Sized>(
     tx: &mut T,
     scope: &AdminScope,
     plan: &ProvisionPlan,
@@ -1046,16 +1048,20 @@ async fn execute<T: Rows + ?Sized>(
     for r in &plan.tokens_revoked {
         tx.set_revoked(&r.user_id, &r.token_id, now).await?;
     }
-    for event in crate::events::provisioned(now, scope.actor(), plan) {
+    for event in self::events::provisioned(now, scope.actor(), plan) {
         tx.append(event).await?;
     }
     Ok(())
 }
 
-/// Every [`Database`] applies user-token tables: read, plan and write in one write
+/// Every database applies user-token tables: read, plan and write in one write
 /// transaction (a dry run plans the same way and writes nothing).
 #[async_trait]
-impl<D: Database> ProvisionStore for D {
+impl<D> ProvisionStore for D
+where
+    D: Transactions,
+    D::Tx: ProvisionRows + UserRows + TokenRows,
+{
     async fn provision(
         &self,
         scope: &AdminScope,

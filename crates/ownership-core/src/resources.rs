@@ -9,7 +9,7 @@ use crate::authz::OwnerScope;
 use std::collections::BTreeSet;
 
 use crate::crypto::{self, MasterKeys, SecretValue};
-use crate::db::{self, Database, Tx};
+use crate::db::{self, Transactions, Tx};
 use crate::error::{Error, Result};
 use crate::events;
 use crate::identity::UserStatus;
@@ -71,7 +71,7 @@ pub trait ResourceStore: Send + Sync {
 
 /// What a resource-token lookup reads: the resource (with its grants) and its creator's
 /// account status. The point read
-/// [`Database::resource_by_digest`](crate::db::Database::resource_by_digest) answers it,
+/// [`ResourceDatabase::resource_by_digest`] answers it,
 /// and a cache may keep it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceAuth {
@@ -128,9 +128,21 @@ pub trait ResourceRows: Tx {
 /// Longest accepted resource kind, in bytes.
 pub const KIND_MAX_BYTES: usize = 64;
 
-/// Every [`Database`] keeps resources: each use case once, over [`ResourceRows`].
+/// A database that keeps resource credentials: transactions with [`ResourceRows`] (and
+/// the secrets they grant), and the point read behind every resource-credential request
+/// (which a cache may answer).
+pub trait ResourceDatabase: Transactions<Tx: ResourceRows + SecretRows> {
+    /// The resource whose token has this digest, with its creator's account status,
+    /// outside any transaction.
+    fn resource_by_digest(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl std::future::Future<Output = Result<Option<ResourceAuth>>> + Send;
+}
+
+/// Every [`ResourceDatabase`] keeps resources: each use case once, over [`ResourceRows`].
 #[async_trait]
-impl<D: Database> ResourceStore for D {
+impl<D: ResourceDatabase> ResourceStore for D {
     async fn create_resource(
         &self,
         scope: &OwnerScope,

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use crate::RandomSource;
 use crate::authz::{OwnerScope, SystemScope};
 use crate::crypto::{self, MasterKeys, Sealed, SecretValue};
-use crate::db::{self, Database, Tx};
+use crate::db::{self, Transactions, Tx};
 use crate::error::{Error, Result};
 use crate::events;
 use crate::identity::UserStatus;
@@ -111,9 +111,13 @@ pub(crate) async fn active_owner<'s, T: Tx + ?Sized>(
     }
 }
 
-/// Every [`Database`] keeps secrets: each use case once, over [`SecretRows`].
+/// Every database keeps secrets: each use case once, over [`SecretRows`].
 #[async_trait]
-impl<D: Database> SecretStore for D {
+impl<D> SecretStore for D
+where
+    D: Transactions,
+    D::Tx: SecretRows,
+{
     async fn data_key(&self, scope: &OwnerScope) -> Result<Option<Sealed>> {
         let owner = scope.owner().clone();
         self.read(move |tx| Box::pin(async move { tx.owner_key(&owner).await }))

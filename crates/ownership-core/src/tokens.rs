@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::RandomSource;
 use crate::authz::{AdminScope, MintPermit, OwnerScope, Principal, Rotator, SystemScope};
-use crate::db::{self, Database, Tx};
+use crate::db::{self, Transactions, Tx};
 use crate::error::{Error, Result};
 use crate::events;
 use crate::identity::UserStatus;
@@ -130,7 +130,7 @@ impl TokenLookup {
 }
 
 /// What a digest lookup reads: the token's row joined with its owner's account. The
-/// point read [`Database::token_auth`](crate::db::Database::token_auth) answers it, and a
+/// point read [`TokenDatabase::token_auth`] answers it, and a
 /// cache may keep it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenAuth {
@@ -172,25 +172,7 @@ impl TokenAuth {
     }
 }
 
-/// The earlier of two optional instants (`None` is "never").
-pub fn earlier(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// `at + by`, refused as an invalid `field` when it does not fit.
-pub fn add_duration(
-    at: OffsetDateTime,
-    by: Duration,
-    field: &'static str,
-) -> Result<OffsetDateTime> {
-    time::Duration::try_from(by)
-        .ok()
-        .and_then(|d| at.checked_add(d))
-        .ok_or_else(|| Error::invalid(field, "is too long"))
-}
+pub use crate::instants::{add_duration, earlier};
 
 /// A token row to insert.
 #[derive(Debug, Clone, Copy)]
@@ -534,9 +516,20 @@ async fn recheck_permit<T: TokenRows + ?Sized>(tx: &mut T, permit: &MintPermit) 
     Ok(())
 }
 
-/// Every [`Database`] keeps tokens: each use case once, over [`TokenRows`].
+/// A database that keeps tokens: transactions with [`TokenRows`], and the point read
+/// behind every authenticated request (which a cache may answer).
+pub trait TokenDatabase: Transactions<Tx: TokenRows> {
+    /// The token with this digest joined with its owner's account, outside any
+    /// transaction.
+    fn token_auth(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl std::future::Future<Output = Result<Option<TokenAuth>>> + Send;
+}
+
+/// Every [`TokenDatabase`] keeps tokens: each use case once, over [`TokenRows`].
 #[async_trait]
-impl<D: Database> TokenStore for D {
+impl<D: TokenDatabase> TokenStore for D {
     async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>> {
         self.lookup(digest).await.map(TokenLookup::live)
     }

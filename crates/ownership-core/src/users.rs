@@ -8,7 +8,7 @@ use crate::RandomSource;
 use crate::authz::{
     AdminScope, TargetState, check_create, check_delete, check_role_change, check_status_change,
 };
-use crate::db::{self, Database, Tx};
+use crate::db::{self, Transactions, Tx};
 use crate::error::{Error, Result};
 use crate::events;
 use crate::identity::{Identity, UserRole, UserStatus};
@@ -241,9 +241,13 @@ async fn managed<T: UserRows + ?Sized>(
     Ok((scope, user, state))
 }
 
-/// Every [`Database`] keeps users: each use case once, over [`UserRows`].
+/// Every database keeps users: each use case once, over [`UserRows`].
 #[async_trait]
-impl<D: Database> UserStore for D {
+impl<D> UserStore for D
+where
+    D: Transactions,
+    D::Tx: UserRows + TokenRows,
+{
     async fn bootstrap_owner(&self, owner: &OwnerId, token: NewToken) -> Result<User> {
         let owner = owner.clone();
         db::write(self, move |tx| {
@@ -297,7 +301,7 @@ impl<D: Database> UserStore for D {
                     LegacyOutcome::Installed
                 };
                 let record = first_token(tx, &owner, &token, TokenOrigin::Legacy).await?;
-                tx.append(events::legacy_installed(now, &owner, &record.id, outcome))
+                tx.append(events::legacy_installed(now, &owner, &record.id, outcome == LegacyOutcome::Replaced))
                     .await?;
                 Ok(outcome)
             })

@@ -29,7 +29,7 @@ use crate::RandomSource;
 use crate::audit::AuditEvent;
 use crate::authz::{AdminScope, OwnerScope, SystemScope};
 use crate::crypto::{self, MasterKeys, Sealed};
-use crate::db::{self, Database, Tx};
+use crate::db::{self, Transactions, Tx};
 use crate::error::{Error, Result};
 use crate::events;
 use crate::ids::{DeliveryId, OwnerId};
@@ -578,9 +578,13 @@ pub trait WebhookRows: Tx {
     ) -> Result<Vec<Delivery>>;
 }
 
-/// Every [`Database`] keeps webhooks: each use case once, over [`WebhookRows`].
+/// Every database keeps webhooks: each use case once, over [`WebhookRows`].
 #[async_trait]
-impl<D: Database> WebhookStore for D {
+impl<D> WebhookStore for D
+where
+    D: Transactions,
+    D::Tx: WebhookRows,
+{
     async fn put_endpoint(
         &self,
         scope: &OwnerScope,

@@ -33,16 +33,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ownership_core::authz::{Principal, SystemScope};
-use ownership_core::db::{Body, Committed, Database};
-use ownership_core::ids::{ChannelKey, ChannelName, ExternalId, ResourceId, TokenId};
-use ownership_core::pairing::ChannelAuth;
-use ownership_core::ports::{Clock, Health, ResourceRecord, TokenStore};
-use ownership_core::resources::ResourceAuth;
+use ownership_core::db::{Body, Committed, Transactions};
+use ownership_core::ids::{ChannelKey, TokenId};
+use ownership_core::pairing::{ChannelAuth, PairingDatabase};
+use ownership_core::ports::{Clock, Database, Health, ResourceRecord, TokenStore};
+use ownership_core::resources::{ResourceAuth, ResourceDatabase};
 use ownership_core::token::TokenDigest;
-use ownership_core::tokens::{TokenAuth, TokenLookup};
-use ownership_core::{Error, Identity, OwnerId, Result, UserStatus};
+use ownership_core::tokens::{TokenAuth, TokenDatabase, TokenLookup};
+use ownership_core::{Error, Identity, Result, UserStatus};
 use time::OffsetDateTime;
 
+pub use crate::invalidate::Invalidation;
 use crate::invalidate::invalidation_of;
 use crate::metrics::CacheCounters;
 use crate::ttl_map::{DigestKeys, TtlMap};
@@ -72,77 +73,6 @@ impl Default for CacheConfig {
             external_poll: Duration::from_millis(200),
         }
     }
-}
-
-/// What a mutation invalidates, here or (broadcast) in another process.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Invalidation {
-    /// One token (revoked, rotated).
-    Token(TokenId),
-    /// Everything cached for an owner (deleted, suspended, resumed, role changed).
-    Owner(OwnerId),
-    /// One chat account (unlinked).
-    Identity(ChannelKey),
-    /// One resource (revoked).
-    Resource(ResourceId),
-    /// Everything (a lost notification channel, a replaced legacy token).
-    All,
-}
-
-impl Invalidation {
-    /// The kind of invalidation, a fixed word (`token`, `owner`, `identity`, `resource`,
-    /// `all`) that names no id: the metrics label.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Token(_) => "token",
-            Self::Owner(_) => "owner",
-            Self::Identity(_) => "identity",
-            Self::Resource(_) => "resource",
-            Self::All => "all",
-        }
-    }
-
-    /// A compact text form, for a `NOTIFY` payload: `token:<id>`, `owner:<id>`,
-    /// `identity:<channel>/<external_id>`, `resource:<id>` or `all`.
-    pub fn encode(&self) -> String {
-        match self {
-            Self::Token(id) => format!("token:{}", id.as_str()),
-            Self::Owner(id) => format!("owner:{}", id.as_str()),
-            Self::Identity(key) => format!(
-                "identity:{}/{}",
-                key.channel.as_str(),
-                key.external_id.as_str()
-            ),
-            Self::Resource(id) => format!("resource:{}", id.as_str()),
-            Self::All => "all".to_owned(),
-        }
-    }
-
-    /// Reads [`Invalidation::encode`]'s form back; anything else is `None` (a receiver
-    /// that cannot read a payload should flush everything).
-    pub fn decode(raw: &str) -> Option<Self> {
-        if raw == "all" {
-            return Some(Self::All);
-        }
-        let (kind, rest) = raw.split_once(':')?;
-        match kind {
-            "token" => TokenId::parse(rest).ok().map(Self::Token),
-            "owner" => OwnerId::parse(rest).ok().map(Self::Owner),
-            "resource" => ResourceId::parse(rest).ok().map(Self::Resource),
-            "identity" => channel_key(rest).map(Self::Identity),
-            _ => None,
-        }
-    }
-}
-
-/// Reads `channel/external_id` (the audit target of a chat account) back; `None` when it
-/// does not parse. A channel name holds no `/`; an external id may.
-pub(crate) fn channel_key(raw: &str) -> Option<ChannelKey> {
-    let (channel, external) = raw.split_once('/')?;
-    Some(ChannelKey::new(
-        ChannelName::parse(channel).ok()?,
-        ExternalId::parse(external).ok()?,
-    ))
 }
 
 struct Shared<D> {
@@ -294,7 +224,7 @@ impl<D> Cached<D> {
     }
 }
 
-impl<D: Database> Database for Cached<D> {
+impl<D: Database> Transactions for Cached<D> {
     type Tx = D::Tx;
 
     fn now(&self) -> OffsetDateTime {
@@ -343,7 +273,9 @@ impl<D: Database> Database for Cached<D> {
     fn rng(&self) -> Box<dyn ownership_core::RandomSource + Send> {
         self.shared.inner.rng()
     }
+}
 
+impl<D: Database> TokenDatabase for Cached<D> {
     /// From the cache while the principal is live; an entry is never served past its
     /// token's expiry: its deadline is the earlier of that and the time-to-live.
     async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
@@ -377,7 +309,9 @@ impl<D: Database> Database for Cached<D> {
         }
         Ok(found)
     }
+}
 
+impl<D: Database> PairingDatabase for Cached<D> {
     async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
         let s = &self.shared;
         let now = nanos(s.clock.now());
@@ -398,7 +332,9 @@ impl<D: Database> Database for Cached<D> {
         }
         Ok(found)
     }
+}
 
+impl<D: Database> ResourceDatabase for Cached<D> {
     async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
         let s = &self.shared;
         let now = nanos(s.clock.now());
@@ -484,36 +420,4 @@ async fn flush_uses<D: Database>(s: &Shared<D>) -> Result<usize> {
         s.principals.restore_uses(taken);
     }
     result.map(|()| batch.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn invalidations_round_trip_through_text() {
-        let all = [
-            Invalidation::Token(TokenId::parse("tok_0123456789abcdef0123").unwrap()),
-            Invalidation::Owner(OwnerId::parse("alice").unwrap()),
-            Invalidation::Identity(ChannelKey::new(
-                ChannelName::parse("telegram").unwrap(),
-                ExternalId::parse("a/b:c 1").unwrap(),
-            )),
-            Invalidation::Resource(ResourceId::parse("res_0123456789abcdef0123").unwrap()),
-            Invalidation::All,
-        ];
-        for inv in all {
-            assert_eq!(Invalidation::decode(&inv.encode()), Some(inv.clone()));
-        }
-        for bad in [
-            "",
-            "tok",
-            "token:nope",
-            "identity:telegram",
-            "what:x",
-            "ALL",
-        ] {
-            assert_eq!(Invalidation::decode(bad), None, "{bad}");
-        }
-    }
 }

@@ -13,9 +13,78 @@
 
 use ownership_core::OwnerId;
 use ownership_core::audit::{AuditAction, AuditEvent};
-use ownership_core::ids::{ResourceId, TokenId};
+use ownership_core::ids::{ChannelKey, ChannelName, ExternalId, ResourceId, TokenId};
 
-use crate::cache::{Invalidation, channel_key};
+/// What a mutation invalidates, here or (broadcast) in another process.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Invalidation {
+    /// One token (revoked, rotated).
+    Token(TokenId),
+    /// Everything cached for an owner (deleted, suspended, resumed, role changed).
+    Owner(OwnerId),
+    /// One chat account (unlinked).
+    Identity(ChannelKey),
+    /// One resource (revoked).
+    Resource(ResourceId),
+    /// Everything (a lost notification channel, a replaced legacy token).
+    All,
+}
+
+impl Invalidation {
+    /// The kind of invalidation, a fixed word (`token`, `owner`, `identity`, `resource`,
+    /// `all`) that names no id: the metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Token(_) => "token",
+            Self::Owner(_) => "owner",
+            Self::Identity(_) => "identity",
+            Self::Resource(_) => "resource",
+            Self::All => "all",
+        }
+    }
+
+    /// A compact text form, for a `NOTIFY` payload: `token:<id>`, `owner:<id>`,
+    /// `identity:<channel>/<external_id>`, `resource:<id>` or `all`.
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Token(id) => format!("token:{}", id.as_str()),
+            Self::Owner(id) => format!("owner:{}", id.as_str()),
+            Self::Identity(key) => format!(
+                "identity:{}/{}",
+                key.channel.as_str(),
+                key.external_id.as_str()
+            ),
+            Self::Resource(id) => format!("resource:{}", id.as_str()),
+            Self::All => "all".to_owned(),
+        }
+    }
+
+    /// Reads [`Invalidation::encode`]'s form back; anything else is `None` (a receiver
+    /// that cannot read a payload should flush everything).
+    pub fn decode(raw: &str) -> Option<Self> {
+        if raw == "all" {
+            return Some(Self::All);
+        }
+        let (kind, rest) = raw.split_once(':')?;
+        match kind {
+            "token" => TokenId::parse(rest).ok().map(Self::Token),
+            "owner" => OwnerId::parse(rest).ok().map(Self::Owner),
+            "resource" => ResourceId::parse(rest).ok().map(Self::Resource),
+            "identity" => channel_key(rest).map(Self::Identity),
+            _ => None,
+        }
+    }
+}
+
+/// Reads `channel/external_id` (the audit target of a chat account) back; `None` when it
+/// does not parse. A channel name holds no `/`; an external id may.
+pub(crate) fn channel_key(raw: &str) -> Option<ChannelKey> {
+    let (channel, external) = raw.split_once('/')?;
+    Some(ChannelKey::new(
+        ChannelName::parse(channel).ok()?,
+        ExternalId::parse(external).ok()?,
+    ))
+}
 
 /// How an action changes what a cache may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +181,6 @@ mod tests {
     use ownership_core::audit::{ChainHash, NewAuditEvent};
     use ownership_core::authz::Actor;
     use ownership_core::ids::{ChannelKey, ChannelName, ExternalId, PairingRequestId, SecretName};
-    use ownership_core::ports::LegacyOutcome;
     use ownership_core::provision::{
         PlannedRevocation, PlannedRoleChange, PlannedToken, PlannedTokenUpdate, PlannedUser,
     };
@@ -122,6 +190,33 @@ mod tests {
 
     use super::*;
     use ownership_core::events;
+
+    #[test]
+    fn invalidations_round_trip_through_text() {
+        let all = [
+            Invalidation::Token(TokenId::parse("tok_0123456789abcdef0123").unwrap()),
+            Invalidation::Owner(OwnerId::parse("alice").unwrap()),
+            Invalidation::Identity(ChannelKey::new(
+                ChannelName::parse("telegram").unwrap(),
+                ExternalId::parse("a/b:c 1").unwrap(),
+            )),
+            Invalidation::Resource(ResourceId::parse("res_0123456789abcdef0123").unwrap()),
+            Invalidation::All,
+        ];
+        for inv in all {
+            assert_eq!(Invalidation::decode(&inv.encode()), Some(inv.clone()));
+        }
+        for bad in [
+            "",
+            "tok",
+            "token:nope",
+            "identity:telegram",
+            "what:x",
+            "ALL",
+        ] {
+            assert_eq!(Invalidation::decode(bad), None, "{bad}");
+        }
+    }
 
     fn linked(event: NewAuditEvent) -> AuditEvent {
         event.link(7, ChainHash::GENESIS)
@@ -155,12 +250,9 @@ mod tests {
         };
         vec![
             (events::owner_bootstrapped(at, &carol, &tok), None),
+            (events::legacy_installed(at, &carol, &tok, false), None),
             (
-                events::legacy_installed(at, &carol, &tok, LegacyOutcome::Installed),
-                None,
-            ),
-            (
-                events::legacy_installed(at, &carol, &tok, LegacyOutcome::Replaced),
+                events::legacy_installed(at, &carol, &tok, true),
                 Some(Invalidation::All),
             ),
             (
@@ -229,7 +321,7 @@ mod tests {
             (events::webhook_deleted(at, &actor, &carol), None),
             (events::webhook_secret_rotated(at, &actor, &carol, at), None),
             (
-                events::user_provisioned(
+                ownership_core::provision::events::user_provisioned(
                     at,
                     &actor,
                     &PlannedUser {
@@ -241,7 +333,7 @@ mod tests {
                 None,
             ),
             (
-                events::role_provisioned(
+                ownership_core::provision::events::role_provisioned(
                     at,
                     &actor,
                     &PlannedRoleChange {
@@ -254,7 +346,7 @@ mod tests {
                 owner(),
             ),
             (
-                events::token_provisioned(
+                ownership_core::provision::events::token_provisioned(
                     at,
                     &actor,
                     &PlannedToken {
@@ -270,11 +362,15 @@ mod tests {
                 None,
             ),
             (
-                events::provisioned_token_updated(at, &actor, &planned_update),
+                ownership_core::provision::events::provisioned_token_updated(
+                    at,
+                    &actor,
+                    &planned_update,
+                ),
                 token(),
             ),
             (
-                events::provisioned_token_revoked(
+                ownership_core::provision::events::provisioned_token_revoked(
                     at,
                     &actor,
                     &PlannedRevocation {

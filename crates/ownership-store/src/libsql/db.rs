@@ -4,19 +4,15 @@
 
 use ::libsql::Connection;
 use async_trait::async_trait;
-use ownership_core::audit::{AuditEvent, NewAuditEvent};
+use ownership_core::audit::{AuditEvent, ChainHash, NewAuditEvent};
 use ownership_core::authz::ActorState;
-use ownership_core::db::{Body, Committed, Database, Tx};
-use ownership_core::pairing::ChannelAuth;
-use ownership_core::resources::ResourceAuth;
-use ownership_core::token::TokenDigest;
-use ownership_core::tokens::TokenAuth;
-use ownership_core::{ChannelKey, OwnerId, Result};
+use ownership_core::db::{Body, Committed, Transactions, Tx};
+use ownership_core::{OwnerId, Result};
 use time::OffsetDateTime;
 
 use super::LibsqlStore;
-use super::audit::append_audit;
 use super::conn::now_of;
+use super::conn::{args, bytes, exec, int, integrity, micros, query_opt};
 use super::recheck::actor_state;
 
 /// A transaction on the database thread: the connection (inside `BEGIN IMMEDIATE` for a
@@ -45,7 +41,7 @@ impl Tx for LibsqlTx {
     }
 }
 
-impl Database for LibsqlStore {
+impl Transactions for LibsqlStore {
     type Tx = LibsqlTx;
 
     fn now(&self) -> OffsetDateTime {
@@ -102,28 +98,59 @@ impl Database for LibsqlStore {
         self.read(body).await
     }
 
-    async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
-        let digest = digest.as_bytes().to_vec();
-        self.worker
-            .run(move |c| async move { super::tokens::token_auth(&c, digest).await })
-            .await
-    }
-
     fn rng(&self) -> Box<dyn ownership_core::RandomSource + Send> {
         Box::new(crate::OsRandom)
     }
+}
 
-    async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
-        let key = key.clone();
-        self.worker
-            .run(move |c| async move { super::pairing::identity_of(&c, &key).await })
-            .await
-    }
+/// The recorded head: the last event's number and hash.
+pub(super) async fn head(conn: &Connection) -> Result<(i64, ChainHash)> {
+    let row = query_opt(
+        conn,
+        "SELECT seq, hash FROM audit_head WHERE id = 1",
+        Vec::new(),
+    )
+    .await?
+    .ok_or_else(|| integrity("audit head"))?;
+    Ok((
+        int(&row, 0)?,
+        ChainHash::from_bytes(bytes::<32>(&row, 1, "audit head hash")?),
+    ))
+}
 
-    async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
-        let digest = digest.as_bytes().to_vec();
-        self.worker
-            .run(move |c| async move { super::resources::resource_by_digest(&c, digest).await })
-            .await
+/// Appends `event` to the chain: reads the head, links the event after it, inserts it and
+/// moves the head. Call only inside a write transaction (which holds the database lock).
+pub(super) async fn append_audit(conn: &Connection, event: NewAuditEvent) -> Result<AuditEvent> {
+    let (seq, prev) = head(conn).await?;
+    let next = seq
+        .checked_add(1)
+        .ok_or_else(|| integrity("audit sequence"))?;
+    let linked = event.link(next, prev);
+    exec(
+        conn,
+        "INSERT INTO audit_events (seq, at, actor, owner_id, action, target, details, prev_hash, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        args![
+            linked.seq,
+            micros(linked.at)?,
+            linked.actor.to_string(),
+            linked.owner.as_ref().map(|o| o.as_str().to_owned()),
+            linked.action.as_str(),
+            linked.target.as_str(),
+            linked.details.as_str(),
+            linked.prev_hash.as_bytes().as_slice(),
+            linked.hash.as_bytes().as_slice(),
+        ],
+    )
+    .await?;
+    let moved = exec(
+        conn,
+        "UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1 AND seq = ?3",
+        args![linked.seq, linked.hash.as_bytes().as_slice(), seq],
+    )
+    .await?;
+    if moved != 1 {
+        return Err(integrity("audit head"));
     }
+    Ok(linked)
 }

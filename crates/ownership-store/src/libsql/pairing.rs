@@ -14,10 +14,12 @@ use ownership_core::ports::{ChannelBinding, PairingCandidate, PendingPairing};
 use ownership_core::{ChannelKey, ChannelName, ExternalId, OwnerId, Result, UserRole, UserStatus};
 use time::OffsetDateTime;
 
+use super::LibsqlStore;
 use super::conn::{
     args, bytes, exec, exists, micros, opt_text, opt_time, parsed, query_all, query_opt, time_at,
 };
 use super::db::LibsqlTx;
+use ownership_core::pairing::PairingDatabase;
 
 /// The `settings` key of the generated pairing-code key.
 const PAIRING_KEY_SETTING: &str = "pairing_code_key";
@@ -248,5 +250,14 @@ impl PairingRows for LibsqlTx {
             .await?
             .map(|row| Ok(PairingKey::from_bytes(bytes::<32>(&row, 0, "pairing key")?)))
             .transpose()
+    }
+}
+
+impl PairingDatabase for LibsqlStore {
+    async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
+        let key = key.clone();
+        self.worker
+            .run(move |c| async move { identity_of(&c, &key).await })
+            .await
     }
 }

@@ -9,11 +9,14 @@ use ownership_core::resources::{ResourceAuth, ResourceRow, ResourceRows};
 use ownership_core::{Error, OwnerId, Result, UserStatus};
 use time::OffsetDateTime;
 
+use super::LibsqlStore;
 use super::conn::{
     args, exec, exists, integrity, micros, opt_text, opt_time, parsed, query_all, query_opt, text,
     time_at,
 };
 use super::db::LibsqlTx;
+use ownership_core::resources::ResourceDatabase;
+use ownership_core::token::TokenDigest;
 
 const RESOURCE_COLS: &str = "id, owner_id, kind, external_ref, created_at, revoked_at";
 
@@ -129,5 +132,14 @@ impl ResourceRows for LibsqlTx {
         )
         .await
         .map(drop)
+    }
+}
+
+impl ResourceDatabase for LibsqlStore {
+    async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
+        let digest = digest.as_bytes().to_vec();
+        self.worker
+            .run(move |c| async move { resource_by_digest(&c, digest).await })
+            .await
     }
 }

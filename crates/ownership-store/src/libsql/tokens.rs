@@ -10,10 +10,13 @@ use ownership_core::tokens::{TokenAuth, TokenRow, TokenRows};
 use ownership_core::{Error, OwnerId, Result, TokenKinds, UserRole, UserStatus};
 use time::OffsetDateTime;
 
+use super::LibsqlStore;
 use super::conn::{
     args, exec, exists, micros, opt_text, opt_time, parsed, query_all, query_opt, text, time_at,
 };
 use super::db::LibsqlTx;
+use ownership_core::token::TokenDigest;
+use ownership_core::tokens::TokenDatabase;
 
 /// The columns [`token_from`] reads, in order.
 pub(super) const TOKEN_COLS: &str = "id, owner_id, kinds, label, display_prefix, origin, created_at, expires_at, revoked_at, last_used_at";
@@ -191,5 +194,14 @@ impl TokenRows for LibsqlTx {
             args![micros(self.now())?],
         )
         .await
+    }
+}
+
+impl TokenDatabase for LibsqlStore {
+    async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
+        let digest = digest.as_bytes().to_vec();
+        self.worker
+            .run(move |c| async move { token_auth(&c, digest).await })
+            .await
     }
 }

@@ -15,8 +15,9 @@ use ::libsql::Connection;
 use ownership_core::Result;
 
 use super::LibsqlStore;
-use super::audit::{EVENT_COLS, event_from, head};
+use super::audit::{EVENT_COLS, event_from};
 use super::conn::{args, int, query_all, query_i64};
+use super::db::head;
 use crate::cache::{Cached, Invalidation};
 use crate::invalidate::invalidation_of;
 

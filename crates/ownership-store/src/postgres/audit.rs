@@ -1,7 +1,8 @@
 //! [`AuditLog`]: reading the chain, and verifying it against the recorded head.
 
 use async_trait::async_trait;
-use ownership_core::audit::{AuditAction, AuditEvent, AuditRows, ChainHash, ChainRow};
+use ownership_core::audit::{AuditAction, AuditEvent, ChainHash};
+use ownership_core::audit_log::{AuditRows, ChainRow};
 use ownership_core::authz::Actor;
 use ownership_core::{OwnerId, Result};
 use sqlx::AssertSqlSafe;

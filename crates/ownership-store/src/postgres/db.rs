@@ -6,12 +6,8 @@
 use async_trait::async_trait;
 use ownership_core::audit::{AuditEvent, NewAuditEvent};
 use ownership_core::authz::ActorState;
-use ownership_core::db::{Body, Committed, Database, Tx};
-use ownership_core::pairing::ChannelAuth;
-use ownership_core::resources::ResourceAuth;
-use ownership_core::token::TokenDigest;
-use ownership_core::tokens::TokenAuth;
-use ownership_core::{ChannelKey, OwnerId, Result};
+use ownership_core::db::{Body, Committed, Transactions, Tx};
+use ownership_core::{OwnerId, Result};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnection;
 use sqlx::{Postgres, Transaction};
@@ -79,7 +75,7 @@ impl Tx for PgTx {
     }
 }
 
-impl Database for PgStore {
+impl Transactions for PgStore {
     type Tx = PgTx;
 
     fn now(&self) -> OffsetDateTime {
@@ -151,34 +147,7 @@ impl Database for PgStore {
         .await
     }
 
-    async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
-        crate::metrics::timed(
-            "postgres",
-            Op::Read,
-            super::tokens::token_auth(self.reads(), digest),
-        )
-        .await
-    }
-
     fn rng(&self) -> Box<dyn ownership_core::RandomSource + Send> {
         Box::new(crate::OsRandom)
-    }
-
-    async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
-        crate::metrics::timed(
-            "postgres",
-            Op::Read,
-            super::pairing::identity_of(self.reads(), key),
-        )
-        .await
-    }
-
-    async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
-        crate::metrics::timed(
-            "postgres",
-            Op::Read,
-            super::resources::resource_by_digest(self.reads(), digest),
-        )
-        .await
     }
 }

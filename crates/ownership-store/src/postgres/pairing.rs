@@ -15,9 +15,12 @@ use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 
+use super::PgStore;
 use super::db::PgTx;
 use super::support::{bytes_col, col, count_col, owner_col, parsed, unavailable};
 use super::support::{query, query_scalar};
+use crate::metrics::Op;
+use ownership_core::pairing::PairingDatabase;
 
 /// The `settings` key of the generated pairing-code key.
 const PAIRING_KEY_SETTING: &str = "pairing_code_key";
@@ -266,5 +269,11 @@ impl PairingRows for PgTx {
             .map_err(unavailable)?;
         row.map(|row| Ok(PairingKey::from_bytes(bytes_col::<32>(&row, "value")?)))
             .transpose()
+    }
+}
+
+impl PairingDatabase for PgStore {
+    async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
+        crate::metrics::timed("postgres", Op::Read, identity_of(self.reads(), key)).await
     }
 }

@@ -13,9 +13,12 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnection, PgRow};
 use time::OffsetDateTime;
 
+use super::PgStore;
 use super::db::PgTx;
 use super::support::query;
 use super::support::{col, owner_col, parsed, unavailable, unique_or_unavailable};
+use crate::metrics::Op;
+use ownership_core::resources::ResourceDatabase;
 
 fn resource_from_row(row: &PgRow, grants: Vec<SecretName>) -> Result<ResourceRecord> {
     Ok(ResourceRecord {
@@ -164,5 +167,16 @@ impl ResourceRows for PgTx {
             .await
             .map_err(unavailable)
             .map(drop)
+    }
+}
+
+impl ResourceDatabase for PgStore {
+    async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
+        crate::metrics::timed(
+            "postgres",
+            Op::Read,
+            resource_by_digest(self.reads(), digest),
+        )
+        .await
     }
 }

@@ -11,9 +11,12 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnection, PgRow};
 use time::OffsetDateTime;
 
+use super::PgStore;
 use super::db::PgTx;
 use super::support::{col, owner_col, parsed, unavailable, unique_or_unavailable};
 use super::support::{query, query_scalar};
+use crate::metrics::Op;
+use ownership_core::tokens::TokenDatabase;
 
 /// A `tokens` row (all columns but `digest` and `replaced_by`).
 pub(super) fn token_from_row(row: &PgRow) -> Result<TokenRecord> {
@@ -240,5 +243,11 @@ impl TokenRows for PgTx {
         .fetch_one(self.conn())
         .await
         .map_err(unavailable)
+    }
+}
+
+impl TokenDatabase for PgStore {
+    async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
+        crate::metrics::timed("postgres", Op::Read, token_auth(self.reads(), digest)).await
     }
 }
