@@ -52,6 +52,8 @@ mod support;
 mod cross_owner;
 #[path = "http_e2e/events.rs"]
 mod events;
+#[path = "http_e2e/leaks.rs"]
+mod leaks;
 #[path = "http_e2e/lifecycle.rs"]
 mod lifecycle;
 #[path = "http_e2e/pairing.rs"]

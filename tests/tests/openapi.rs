@@ -48,6 +48,8 @@ const EXPECTED: &[&str] = &[
     "POST /v1/me/tokens",
     "POST /v1/me/tokens/{id}/rotate",
     "DELETE /v1/me/tokens/{id}",
+    "POST /v1/tokens/revoke-leaked",
+    "POST /v1/secret-scanning/github",
     "GET /v1/me/identities",
     "DELETE /v1/me/identities/{channel}/{external_id}",
     "GET /v1/me/audit",
@@ -89,6 +91,10 @@ const PUBLIC: &[(&str, u16)] = &[
     ("GET /readyz", 200),
     ("POST /v1/bootstrap", 401),
     ("GET /v1/resource/credentials", 403),
+    // Holding a token is the proof: the probe's body is not a report.
+    ("POST /v1/tokens/revoke-leaked", 400),
+    // No GitHub key is configured here: the endpoint does not exist.
+    ("POST /v1/secret-scanning/github", 404),
 ];
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];

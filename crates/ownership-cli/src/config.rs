@@ -75,6 +75,17 @@ pub struct Config {
     pub log: LogSection,
     /// Keys and static secrets.
     pub keys: KeysSection,
+    /// Reports of leaked tokens from secret scanners.
+    pub secret_scanning: SecretScanningSection,
+}
+
+/// `[secret_scanning]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretScanningSection {
+    /// GitHub's secret-scanning public keys (PEM, P-256), by key identifier. Empty: the
+    /// partner endpoint `POST /v1/secret-scanning/github` answers 404.
+    pub github_public_keys: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -96,6 +107,7 @@ impl Default for Config {
             metrics: MetricsSection::default(),
             log: LogSection::default(),
             keys: KeysSection::default(),
+            secret_scanning: SecretScanningSection::default(),
         }
     }
 }
@@ -157,6 +169,10 @@ pub struct LimitsSection {
     pub channel_failure_budget: u32,
     /// The window of `channel_failure_budget`, in seconds.
     pub channel_window_seconds: u64,
+    /// Leaked-token reports an address may send per window.
+    pub leak_reports_per_address: u32,
+    /// The window of `leak_reports_per_address`, in seconds.
+    pub leak_reports_window_seconds: u64,
 }
 
 impl Default for LimitsSection {
@@ -171,6 +187,8 @@ impl Default for LimitsSection {
             redeem_window_seconds: l.redeem_window.as_secs(),
             channel_failure_budget: l.channel_failure_budget,
             channel_window_seconds: l.channel_window.as_secs(),
+            leak_reports_per_address: l.leak_reports_per_address,
+            leak_reports_window_seconds: l.leak_reports_window.as_secs(),
         }
     }
 }
@@ -961,6 +979,10 @@ impl Config {
             ),
             ("limits.channel_failure_budget", l.channel_failure_budget),
             (
+                "limits.leak_reports_per_address",
+                l.leak_reports_per_address,
+            ),
+            (
                 "pairing.max_pending_per_channel",
                 self.pairing.max_pending_per_channel,
             ),
@@ -986,6 +1008,11 @@ impl Config {
             redeem_window: secs("limits.redeem_window_seconds", l.redeem_window_seconds)?,
             channel_failure_budget: l.channel_failure_budget,
             channel_window: secs("limits.channel_window_seconds", l.channel_window_seconds)?,
+            leak_reports_per_address: l.leak_reports_per_address,
+            leak_reports_window: secs(
+                "limits.leak_reports_window_seconds",
+                l.leak_reports_window_seconds,
+            )?,
         };
         service.body_limit = usize::try_from(positive(
             "http.body_limit_bytes",
@@ -1024,6 +1051,13 @@ impl Config {
         )?;
         service.webhooks.poll_interval = ms("webhooks.poll_interval_ms", w.poll_interval_ms)?;
         service.webhooks.batch = w.batch;
+        service.github_keys = ownership_http::github::GitHubKeys::from_pem(
+            self.secret_scanning
+                .github_public_keys
+                .iter()
+                .map(|(id, pem)| (id.as_str(), pem.as_str())),
+        )
+        .map_err(|e| format!("`secret_scanning.github_public_keys`: {e}"))?;
         Ok(service)
     }
 

@@ -80,6 +80,10 @@ struct Call<'a> {
     body: Option<serde_json::Value>,
     token: Option<&'a Secret>,
     last_event_id: Option<i64>,
+    /// A body sent exactly as given (a signed one), instead of `body`.
+    raw: Option<String>,
+    /// Extra headers.
+    headers: Vec<(&'static str, String)>,
     /// An answer without end (the event stream): no whole-request timeout.
     stream: bool,
 }
@@ -93,6 +97,8 @@ impl<'a> Call<'a> {
             body: None,
             token: None,
             last_event_id: None,
+            raw: None,
+            headers: Vec::new(),
             stream: false,
         }
     }
@@ -208,6 +214,12 @@ impl Client {
         }
         if let Some(body) = &call.body {
             req = req.json(body);
+        }
+        if let Some(raw) = call.raw {
+            req = req.header("content-type", "application/json").body(raw);
+        }
+        for (name, value) in call.headers {
+            req = req.header(name, value);
         }
         if let Some(id) = call.last_event_id {
             req = req.header("last-event-id", id.to_string());
@@ -404,6 +416,33 @@ impl Client {
             call.query.push(("kind", kind.to_string()));
         }
         self.empty(call).await
+    }
+
+    /// `POST /v1/tokens/revoke-leaked` (no token needed: holding the values is the proof):
+    /// every live token among `tokens` is revoked. The receipt says how many arrived,
+    /// never which matched.
+    pub async fn revoke_leaked(&self, tokens: &[&str]) -> Result<LeakReceipt> {
+        let body = json!({ "tokens": tokens });
+        self.json(Call::new(&ops::REVOKE_LEAKED, &[]).body(&body)?)
+            .await
+    }
+
+    /// `POST /v1/secret-scanning/github`: a GitHub secret-scanning report, sent as signed
+    /// (`body` exactly as `signature` covers it). For relays and tests; GitHub calls the
+    /// endpoint itself.
+    pub async fn github_report(
+        &self,
+        key_id: &str,
+        signature: &str,
+        body: &str,
+    ) -> Result<Vec<GitHubLabel>> {
+        let mut call = Call::new(&ops::GITHUB_REPORT, &[]);
+        call.raw = Some(body.to_owned());
+        call.headers
+            .push(("github-public-key-identifier", key_id.to_owned()));
+        call.headers
+            .push(("github-public-key-signature", signature.to_owned()));
+        self.json(call).await
     }
 
     /// `POST /v1/tokens/verify` (a `verify` token): whether `token` authenticates now.

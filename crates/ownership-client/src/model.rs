@@ -238,6 +238,24 @@ pub(crate) struct PendingList {
     pub(crate) requests: Vec<PendingPairing>,
 }
 
+/// The receipt of a leaked-token report (`POST /v1/tokens/revoke-leaked`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LeakReceipt {
+    /// How many values the report carried.
+    pub received: usize,
+}
+
+/// GitHub's feedback on one match (`POST /v1/secret-scanning/github`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct GitHubLabel {
+    /// SHA-256 of the value, in hex.
+    pub token_hash: String,
+    /// The secret type GitHub sent.
+    pub token_type: String,
+    /// `true_positive` or `false_positive`.
+    pub label: String,
+}
+
 /// The verdict on a token (`POST /v1/tokens/verify`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Verdict {

@@ -34,6 +34,8 @@ operations! {
     CREATE_TOKEN = "POST" "/v1/me/tokens" "create_token";
     ROTATE_TOKEN = "POST" "/v1/me/tokens/{id}/rotate" "rotate_token";
     REVOKE_TOKEN = "DELETE" "/v1/me/tokens/{id}" "revoke_token";
+    REVOKE_LEAKED = "POST" "/v1/tokens/revoke-leaked" "revoke_leaked";
+    GITHUB_REPORT = "POST" "/v1/secret-scanning/github" "github_report";
     LIST_IDENTITIES = "GET" "/v1/me/identities" "list_identities";
     UNLINK_IDENTITY = "DELETE" "/v1/me/identities/{channel}/{external_id}" "unlink_identity";
     MY_AUDIT = "GET" "/v1/me/audit" "my_audit";

@@ -71,6 +71,9 @@ actions! {
     TokenRotated => "token.rotated",
     /// A token was revoked.
     TokenRevoked => "token.revoked",
+    /// A token was revoked because its value was reported leaked (by whoever held it, or
+    /// by a secret scanner).
+    TokenRevokedAsLeaked => "token.revoked_as_leaked",
     /// A legacy token was installed or replaced.
     LegacyTokenInstalled => "token.legacy_installed",
     /// A token was provisioned from a static table.

@@ -174,6 +174,24 @@ pub fn token_revoked(
     )
 }
 
+/// `token.revoked_as_leaked`: `source` says who reported it (`report`: anyone holding the
+/// value, through the public endpoint; `github`: GitHub's secret scanning).
+pub fn token_revoked_as_leaked(
+    at: OffsetDateTime,
+    owner: &OwnerId,
+    token: &TokenId,
+    source: &str,
+) -> NewAuditEvent {
+    NewAuditEvent::new(
+        at,
+        Actor::System,
+        Some(owner.clone()),
+        AuditAction::TokenRevokedAsLeaked,
+        token.as_str(),
+        &json!({"source": source}),
+    )
+}
+
 /// `pairing.requested` (never the code).
 pub fn pairing_requested(
     at: OffsetDateTime,

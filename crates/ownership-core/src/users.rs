@@ -15,7 +15,7 @@ use crate::identity::{Identity, UserRole, UserStatus};
 use crate::ids::OwnerId;
 use crate::kinds::TokenKinds;
 use crate::paging::{Page, PageRequest};
-use crate::token::{TokenDigest, TokenFamily, TokenSecret};
+use crate::token::{TokenFamily, TokenSecret};
 use crate::tokens::{NewToken, TokenOrigin, TokenRecord, TokenRow, TokenRows, fresh_token};
 
 /// A user account.
@@ -181,8 +181,6 @@ pub trait UserRows: Tx {
     async fn live_token_count(&mut self, owner: &OwnerId, at: OffsetDateTime) -> Result<u64>;
     /// How many channel identities the user has.
     async fn identity_count(&mut self, owner: &OwnerId) -> Result<u64>;
-    /// The token with this digest, whoever holds it.
-    async fn token_by_digest(&mut self, digest: &TokenDigest) -> Result<Option<TokenRecord>>;
     /// Revokes `at` every legacy token live at `at`; how many.
     async fn revoke_live_legacy(&mut self, at: OffsetDateTime) -> Result<u64>;
 }

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod console;
 pub mod drain;
 pub mod error;
+pub mod github;
 pub mod limits;
 pub mod metrics;
 pub mod proxy;

@@ -45,6 +45,11 @@ pub struct LimitsConfig {
     pub channel_failure_budget: u32,
     /// The window of `channel_failure_budget`.
     pub channel_window: Duration,
+    /// Leaked-token reports (`POST /v1/tokens/revoke-leaked`) an address may send per
+    /// `leak_reports_window`.
+    pub leak_reports_per_address: u32,
+    /// The window of `leak_reports_per_address`.
+    pub leak_reports_window: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -58,6 +63,8 @@ impl Default for LimitsConfig {
             redeem_window: Duration::from_secs(15 * 60),
             channel_failure_budget: 100,
             channel_window: Duration::from_secs(10 * 60),
+            leak_reports_per_address: 10,
+            leak_reports_window: Duration::from_secs(60),
         }
     }
 }
@@ -169,6 +176,8 @@ struct LimitsInner {
     failed_auth: FailureBudget<IpAddr>,
     redeem: FailureBudget<OwnerId>,
     channel: FailureBudget<ChannelName>,
+    /// Leaked-token reports per client address.
+    leak_reports: DefaultKeyedRateLimiter<IpAddr>,
     /// Checks since the limiters last dropped keys whose buckets are full again.
     checks: AtomicU64,
 }
@@ -189,6 +198,8 @@ impl LimitsInner {
             self.redeem.limiter.shrink_to_fit();
             self.channel.limiter.retain_recent();
             self.channel.limiter.shrink_to_fit();
+            self.leak_reports.retain_recent();
+            self.leak_reports.shrink_to_fit();
         }
     }
 }
@@ -214,9 +225,25 @@ impl Limits {
                 ),
                 redeem: FailureBudget::new(config.redeem_failures_per_user, config.redeem_window),
                 channel: FailureBudget::new(config.channel_failure_budget, config.channel_window),
+                leak_reports: RateLimiter::keyed(quota(
+                    config.leak_reports_per_address,
+                    config.leak_reports_window,
+                )),
                 checks: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Spends one of `addr`'s leaked-token reports; the wait when none is left.
+    pub fn leak_report(&self, addr: IpAddr) -> Result<(), Duration> {
+        self.inner.tick();
+        self.inner
+            .leak_reports
+            .check_key(&address_key(addr))
+            .map_err(|nu| {
+                nu.wait_time_from(DefaultClock::default().now())
+                    .max(Duration::from_secs(1))
+            })
     }
 
     /// Spends one request of `owner`'s budget; the wait when it is empty.

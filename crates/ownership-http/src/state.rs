@@ -48,6 +48,9 @@ pub struct ServiceConfig {
     /// At shutdown, how long in-flight requests (and the webhook worker's round) may take
     /// to finish before they are cut off.
     pub drain_timeout: Duration,
+    /// GitHub's secret-scanning public keys, by key identifier. Empty: the partner
+    /// endpoint answers 404.
+    pub github_keys: crate::github::GitHubKeys,
 }
 
 impl Default for ServiceConfig {
@@ -63,6 +66,7 @@ impl Default for ServiceConfig {
             allow_private_webhooks: false,
             webhooks: ownership_webhooks::WebhookSettings::default(),
             drain_timeout: Duration::from_secs(10),
+            github_keys: crate::github::GitHubKeys::default(),
         }
     }
 }

@@ -124,7 +124,7 @@ fn effect(action: AuditAction) -> Option<Effect> {
         | A::WebhookDeleted
         | A::WebhookSecretRotated => Effect::Nothing,
         A::UserRoleChanged | A::UserSuspended | A::UserResumed | A::UserDeleted => Effect::Owner,
-        A::TokenRotated | A::TokenRevoked => Effect::Token,
+        A::TokenRotated | A::TokenRevoked | A::TokenRevokedAsLeaked => Effect::Token,
         A::PairingApproved | A::IdentityUnlinked => Effect::Identity,
         A::ResourceRevoked => Effect::Resource,
         A::LegacyTokenInstalled => Effect::Legacy,
@@ -285,6 +285,10 @@ mod tests {
                 token(),
             ),
             (events::token_revoked(at, &actor, &carol, &tok), token()),
+            (
+                events::token_revoked_as_leaked(at, &carol, &tok, "report"),
+                token(),
+            ),
             (
                 events::pairing_requested(
                     at,

@@ -5,6 +5,7 @@
 mod admin;
 mod events;
 mod health;
+mod leaks;
 mod me;
 pub(crate) mod pairing;
 pub(crate) mod resources;
@@ -31,6 +32,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(me::list_tokens, me::create_token))
         .routes(routes!(me::rotate_token))
         .routes(routes!(me::revoke_token))
+        .routes(routes!(leaks::revoke_leaked))
+        .routes(routes!(leaks::github_report))
         .routes(routes!(me::list_identities))
         .routes(routes!(me::unlink_identity))
         .routes(routes!(me::my_audit))

@@ -122,6 +122,14 @@ impl TokenRows for LibsqlTx {
         rows.iter().map(|r| token_from(r)).collect()
     }
 
+    async fn token_by_digest(&mut self, digest: &TokenDigest) -> Result<Option<TokenRecord>> {
+        let sql = format!("SELECT {TOKEN_COLS} FROM tokens WHERE digest = ?1");
+        query_opt(&self.conn, &sql, args![digest.as_bytes().as_slice()])
+            .await?
+            .map(|row| token_from(&row))
+            .transpose()
+    }
+
     async fn is_replaced(&mut self, id: &TokenId) -> Result<bool> {
         exists(
             &self.conn,

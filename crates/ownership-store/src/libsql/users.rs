@@ -3,15 +3,13 @@
 
 use ::libsql::{Connection, Value};
 use async_trait::async_trait;
-use ownership_core::ports::{TokenRecord, User};
-use ownership_core::token::TokenDigest;
+use ownership_core::ports::User;
 use ownership_core::users::UserRows;
 use ownership_core::{OwnerId, Result, UserRole, UserStatus};
 use time::OffsetDateTime;
 
 use super::conn::{args, exec, exists, micros, parsed, query_all, query_i64, query_opt, time_at};
 use super::db::LibsqlTx;
-use super::tokens::{TOKEN_COLS, token_from};
 
 const USER_COLS: &str = "id, role, status, created_at";
 
@@ -123,14 +121,6 @@ impl UserRows for LibsqlTx {
     async fn identity_count(&mut self, owner: &OwnerId) -> Result<u64> {
         let sql = "SELECT COUNT(*) FROM channel_identities WHERE owner_id = ?1";
         count(&self.conn, sql, args![owner.as_str()]).await
-    }
-
-    async fn token_by_digest(&mut self, digest: &TokenDigest) -> Result<Option<TokenRecord>> {
-        let sql = format!("SELECT {TOKEN_COLS} FROM tokens WHERE digest = ?1");
-        query_opt(&self.conn, &sql, args![digest.as_bytes().as_slice()])
-            .await?
-            .map(|row| token_from(&row))
-            .transpose()
     }
 
     async fn revoke_live_legacy(&mut self, at: OffsetDateTime) -> Result<u64> {

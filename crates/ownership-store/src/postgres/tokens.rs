@@ -142,6 +142,21 @@ impl TokenRows for PgTx {
         rows.iter().map(token_from_row).collect()
     }
 
+    async fn token_by_digest(&mut self, digest: &TokenDigest) -> Result<Option<TokenRecord>> {
+        query(
+            "SELECT id, owner_id, kinds, label, display_prefix, origin, created_at, expires_at,
+                    revoked_at, last_used_at
+             FROM tokens WHERE digest = $1",
+        )
+        .bind(digest.as_bytes().as_slice())
+        .fetch_optional(self.conn())
+        .await
+        .map_err(unavailable)?
+        .as_ref()
+        .map(token_from_row)
+        .transpose()
+    }
+
     async fn is_replaced(&mut self, id: &TokenId) -> Result<bool> {
         query_scalar(
             "SELECT EXISTS (SELECT 1 FROM tokens WHERE id = $1 AND replaced_by IS NOT NULL)",

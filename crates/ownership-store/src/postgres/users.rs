@@ -2,8 +2,7 @@
 //! `ownership_core::users`'.
 
 use async_trait::async_trait;
-use ownership_core::ports::{TokenRecord, User};
-use ownership_core::token::TokenDigest;
+use ownership_core::ports::User;
 use ownership_core::users::UserRows;
 use ownership_core::{OwnerId, Result, UserRole, UserStatus};
 use sqlx::postgres::PgRow;
@@ -12,7 +11,6 @@ use time::OffsetDateTime;
 use super::db::PgTx;
 use super::support::{col, count_col, owner_col, parsed, unavailable, unique_or_unavailable};
 use super::support::{query, query_scalar};
-use super::tokens::token_from_row;
 
 /// A `users` row (`id, role, status, created_at`).
 fn user_from_row(row: &PgRow) -> Result<User> {
@@ -156,21 +154,6 @@ impl UserRows for PgTx {
             .await
             .map_err(unavailable)?;
         count_col(&row, "n")
-    }
-
-    async fn token_by_digest(&mut self, digest: &TokenDigest) -> Result<Option<TokenRecord>> {
-        query(
-            "SELECT id, owner_id, kinds, label, display_prefix, origin, created_at, expires_at,
-                    revoked_at, last_used_at
-             FROM tokens WHERE digest = $1",
-        )
-        .bind(digest.as_bytes().as_slice())
-        .fetch_optional(self.conn())
-        .await
-        .map_err(unavailable)?
-        .as_ref()
-        .map(token_from_row)
-        .transpose()
     }
 
     async fn revoke_live_legacy(&mut self, at: OffsetDateTime) -> Result<u64> {
