@@ -88,7 +88,7 @@ const PUBLIC: &[(&str, u16)] = &[
     ("GET /healthz", 200),
     ("GET /readyz", 200),
     ("POST /v1/bootstrap", 401),
-    ("GET /v1/resource/credentials", 403),
+    ("GET /v1/resource/credentials", 401),
 ];
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
