@@ -17,7 +17,9 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    reason = "a test program"
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test program that reports on its output"
 )]
 
 use std::path::{Path, PathBuf};

@@ -259,32 +259,6 @@ pub struct UserIdText(#[allow(dead_code, reason = "a schema only")] String);
 )]
 pub struct SecretNameText(#[allow(dead_code, reason = "a schema only")] String);
 
-/// A number of seconds from JSON: a whole number, written as an integer or as a number
-/// with no fraction (`3600.0`, as JSON Schema's `integer` allows and some encoders write).
-/// Anything else (a fraction, a negative number, a string) is refused.
-fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else {
-        return Ok(None);
-    };
-    if let Some(n) = number.as_u64() {
-        return Ok(Some(n));
-    }
-    match number.as_f64() {
-        // Exactly representable and in range: every whole f64 below 2^64.
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "checked: whole, non-negative and below 2^64"
-        )]
-        Some(f) if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) => {
-            Ok(Some(f as u64))
-        }
-        _ => Err(serde::de::Error::custom(
-            "expected a whole number of seconds of 0 or more",
-        )),
-    }
-}
-
 /// One Server-Sent Event of `GET /v1/me/events`, as the OpenAPI document describes a
 /// `text/event-stream` item (schema only: axum writes the fields).
 #[derive(Debug, ToSchema)]
@@ -321,7 +295,6 @@ pub struct CreateTokenRequest {
     pub label: Option<String>,
     /// Optional lifetime in seconds: 1 to 100 years (3,155,760,000).
     #[schema(example = 2592000, minimum = 1, maximum = 3155760000u64)]
-    #[serde(default, deserialize_with = "whole_seconds")]
     pub expires_in_seconds: Option<u64>,
 }
 
@@ -332,7 +305,6 @@ pub struct RotateRequest {
     /// Keep the old token working this many seconds (default 0: revoked now; at most 30
     /// days).
     #[schema(example = 3600, minimum = 0, maximum = 2592000)]
-    #[serde(default, deserialize_with = "whole_seconds")]
     pub grace_seconds: Option<u64>,
 }
 
@@ -720,8 +692,13 @@ pub struct SecretList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateResourceRequest {
-    /// What it is (`job`, say): 1–64 bytes.
-    #[schema(example = "job", min_length = 1, max_length = 64)]
+    /// What it is (`job`, say): 1–64 bytes, no control characters.
+    #[schema(
+        example = "job",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub kind: String,
     /// Your own id for it (at most 256 bytes, no control characters).
     #[schema(
@@ -886,7 +863,6 @@ pub struct RotateWebhookRequest {
     /// Keep the old secret signing beside the new one this many seconds (default 0, at
     /// most 30 days).
     #[schema(example = 86400, minimum = 0, maximum = 2592000)]
-    #[serde(default, deserialize_with = "whole_seconds")]
     pub grace_seconds: Option<u64>,
 }
 
