@@ -188,6 +188,8 @@ fn run_schemathesis(
         .env("SCHEMATHESIS_HOOKS", "ownership_hooks")
         .env("PYTHONPATH", workspace.join("tests/schemathesis"))
         .env("OWNERSHIP_ST_TOKEN_ID", token_id)
+        // No `__pycache__` beside the hooks: a run leaves the source tree as it was.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         // Its report folder and Hypothesis's example database stay in the scratch folder.
         .current_dir(cwd)
         .stdin(Stdio::null())
