@@ -1,7 +1,7 @@
 //! `OwnerId` parsing. Properties checked on every input:
 //!
 //! - `OwnerId::parse` never panics and accepts exactly what a plain model accepts:
-//!   1–128 bytes, no whitespace, control or bidirectional-formatting character, not a
+//!   1–128 bytes, no whitespace, control or format (Unicode category `Cf`) character, not a
 //!   reserved sentinel (`default`, `<unset>`, `system`); an accepted id is the input,
 //!   unchanged (no normalization);
 //! - every way in agrees with `parse`: `FromStr`, `TryFrom<&str>`, `TryFrom<String>` and
@@ -19,12 +19,22 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn model(raw: &str) -> bool {
-    let bidi = |c: char| matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    // Unicode's format characters (category Cf), written out from the Unicode Character
+    // Database rather than taken from the crate the parser uses.
+    let format = |c: char| {
+        matches!(c,
+            '\u{AD}' | '\u{600}'..='\u{605}' | '\u{61C}' | '\u{6DD}' | '\u{70F}'
+            | '\u{890}'..='\u{891}' | '\u{8E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
+    };
     !raw.is_empty()
         && raw.len() <= OWNER_ID_MAX_BYTES
         && !raw
             .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || bidi(c))
+            .any(|c| c.is_whitespace() || c.is_control() || format(c))
         && !RESERVED_OWNER_IDS.contains(&raw)
 }
 

@@ -267,7 +267,60 @@ on_both!(
     tokens_commands,
     audit_commands,
     pairing_and_tokens_with_a_running_server,
+    weak_static_secrets_are_refused,
 );
+
+/// Provisioned, legacy and bootstrap tokens under 128 bits are refused: a table names the
+/// entry's index, a setting its key, and neither the value.
+async fn weak_static_secrets_are_refused(backend: Backend) {
+    let db = Db::ready(backend);
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("users.json");
+    std::fs::write(
+        &table,
+        json!([
+            {"token": "Kq7Zp2Xw9Rt4Vb8LmN3c5dYh", "user_id": "fine"},
+            {"token": "weak-Table-1", "user_id": "weak"},
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let table = table.display().to_string();
+    for dry in [true, false] {
+        let mut args = vec!["users", "import", table.as_str()];
+        if dry {
+            args.push("--dry-run");
+        }
+        let run = db.run(&args).fails(1, "entry 1: the token is too weak");
+        assert!(!run.stderr.contains("weak-Table-1"), "{run:#?}");
+    }
+    // Nothing was written.
+    db.run(&["users", "show", "fine"]).fails(1, "not found");
+    for (var, key, value) in [
+        (
+            "OWNERSHIP_LEGACY_TOKEN",
+            "keys.legacy_token",
+            "weak-Legacy-2",
+        ),
+        (
+            "OWNERSHIP_BOOTSTRAP_TOKEN",
+            "keys.bootstrap_token",
+            "weak-Bootstrap-3",
+        ),
+    ] {
+        let run = db
+            .run_env(&["serve", "--listen", "127.0.0.1:0"], &[(var, value)])
+            .fails(1, key);
+        assert!(run.stderr.contains("too weak"), "{run:#?}");
+        assert!(!run.stderr.contains(value), "{run:#?}");
+    }
+    // A strong legacy token is accepted (the server starts: `config check` says so).
+    db.run_env(
+        &["config", "check"],
+        &[("OWNERSHIP_LEGACY_TOKEN", "Kq7Zp2Xw9Rt4Vb8LmN3c5dYhLegacy")],
+    )
+    .ok();
+}
 
 async fn migrate_applies_once(backend: Backend) {
     let db = Db::new(backend);

@@ -312,16 +312,24 @@ async fn every_secret_path(backend: Backend) {
     .await;
     assert!(!got.lock().unwrap().is_empty(), "the receiver got it");
 
-    // A token in a query string (accepted on the SSE route only): the stream opens.
-    let path = format!("/v1/me/events?access_token={alice}");
-    let res = app
-        .http
-        .get(format!("{}{path}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "the event stream opens");
-    drop(res);
+    // A token in a query string (accepted on the SSE route only, and never one holding
+    // `manage`): the stream opens with an `api` token, and refuses alice's own.
+    let minted = app
+        .post("/v1/me/tokens", &alice, json!({"kinds": ["api"]}))
+        .await;
+    assert_eq!(minted.status, 201, "{}", minted.text);
+    let api = minted.body["token"].as_str().unwrap().to_owned();
+    app.secrets.record(Kind::Token, &api);
+    for (token, status) in [(api.as_str(), 200), (alice.as_str(), 403)] {
+        let res = app
+            .http
+            .get(format!("{}/v1/me/events?access_token={token}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "the event stream with a query token");
+        drop(res);
+    }
     app.secrets.record(Kind::Token, &alice);
 
     // The console: a sign-in with the token in a form, a session cookie, a page.

@@ -90,7 +90,7 @@ const PUBLIC: &[(&str, u16)] = &[
     ("GET /healthz", 200),
     ("GET /readyz", 200),
     ("POST /v1/bootstrap", 401),
-    ("GET /v1/resource/credentials", 403),
+    ("GET /v1/resource/credentials", 401),
     // Holding a token is the proof: the probe's body is not a report.
     ("POST /v1/tokens/revoke-leaked", 400),
     // No GitHub key is configured here: the endpoint does not exist.

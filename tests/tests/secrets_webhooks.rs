@@ -722,9 +722,14 @@ async fn every_credentials_failure_is_the_same_403(backend: Backend) {
     let mut bad_checksum = ok.clone();
     bad_checksum.pop();
     bad_checksum.push(if ok.ends_with('A') { 'B' } else { 'A' });
+    // No bearer token at all is the 401 of a missing credential (nothing was guessed);
+    // every token presented, whatever is wrong with it, gets the one 403.
+    for (what, token) in [("no token", None), ("an empty bearer token", Some(""))] {
+        let anonymous = credentials(&app, token).await;
+        assert_eq!(anonymous.status, 401, "{what}: {}", anonymous.text);
+        assert!(anonymous.headers.get("www-authenticate").is_some());
+    }
     let cases: Vec<(&str, Option<&str>)> = vec![
-        ("no token", None),
-        ("empty token", Some("")),
         ("garbage", Some("nope")),
         ("bad checksum", Some(&bad_checksum)),
         ("unknown well-formed resource token", Some(unknown.expose())),
@@ -746,8 +751,8 @@ async fn every_credentials_failure_is_the_same_403(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(basic.status(), 403);
-    assert_eq!(basic.text().await.unwrap(), DENIED);
+    // Another scheme carries no bearer token: the 401 of a missing credential.
+    assert_eq!(basic.status(), 401);
 
     // Resuming the owner brings the resource back: the denial was not a stale cache.
     let resume = put(
@@ -841,6 +846,12 @@ async fn endpoint_urls_must_be_public_https(backend: Backend) {
         "https://127.0.0.1/hook",
         "https://[::1]/hook",
         "https://[::ffff:127.0.0.1]/hook",
+        // IPv4-mapped and NAT64 forms of private addresses.
+        "https://[::ffff:10.0.0.1]/hook",
+        "https://[::ffff:a9fe:a9fe]/latest/meta-data",
+        "https://[64:ff9b::a00:1]/hook",
+        "https://[64:ff9b::7f00:1]/hook",
+        "https://[64:ff9b::c0a8:101]/hook",
         "https://10.0.0.1/hook",
         "https://172.16.5.4/hook",
         "https://192.168.1.1/hook",
@@ -856,6 +867,20 @@ async fn endpoint_urls_must_be_public_https(backend: Backend) {
         assert_eq!(r.status, 400, "{bad}: {}", r.text);
         assert_eq!(r.body["error"]["code"], "invalid_request");
     }
+    // A name that does not exist is refused with the one message a name resolving to an
+    // internal address gets, so registration does not tell which internal names exist.
+    let r = put(
+        &app,
+        "/v1/me/webhook",
+        &owner,
+        json!({"url": "https://no-such-host.invalid/hook"}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(
+        r.body["error"]["message"],
+        "invalid url: the host does not resolve to public addresses only"
+    );
     assert_eq!(app.get("/v1/me/webhook", &owner).await.status, 404);
     let ok = put(
         &app,

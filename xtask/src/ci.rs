@@ -6,16 +6,17 @@
 use std::time::Instant;
 
 use crate::cmd::{self, Result, cargo, run, say};
-use crate::{clean_tree, openapi, purity, testing};
+use crate::{clean_tree, openapi, purity, schemathesis, testing};
 
 type Step = (&'static str, fn() -> Result);
 
-const STEPS: [Step; 8] = [
+const STEPS: [Step; 9] = [
     ("fmt", fmt),
     ("clippy", clippy),
     ("purity", purity::run),
     ("test", testing::run_all),
     ("openapi lint", openapi::lint),
+    ("schemathesis", schemathesis::run_all),
     ("deny", deny),
     ("doc", doc),
     ("package", package_check),

@@ -50,18 +50,7 @@ pub fn ensure_generators() -> Result<[(&'static str, PathBuf); 2]> {
     let requirements = root.join("clients/python/requirements.txt");
     let venv = tools.join("venv");
     if !current(&requirements, &venv)? {
-        let python = apt::ensure_apt(Path::new("/usr/bin/python3"), &["python3"])?;
-        let made = Command::new(&python)
-            .args(["-m", "venv", "--clear"])
-            .arg(&venv)
-            .status();
-        if !made.is_ok_and(|s| s.success()) {
-            say("python3 -m venv failed; installing Debian's python3-venv");
-            apt::install(&["python3-venv"])?;
-            run(Command::new(&python)
-                .args(["-m", "venv", "--clear"])
-                .arg(&venv))?;
-        }
+        make_venv(&venv)?;
         run(Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(&requirements))?;
@@ -72,6 +61,24 @@ pub fn ensure_generators() -> Result<[(&'static str, PathBuf); 2]> {
         relative(&venv).display()
     ));
     Ok([(TOOLS_VAR, tools), (NODE_VAR, node)])
+}
+
+/// A fresh Python virtualenv at `venv` (emptied if it existed), with python3 and its
+/// `venv` module from Debian when missing.
+pub fn make_venv(venv: &Path) -> Result {
+    let python = apt::ensure_apt(Path::new("/usr/bin/python3"), &["python3"])?;
+    let made = Command::new(&python)
+        .args(["-m", "venv", "--clear"])
+        .arg(venv)
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        say("python3 -m venv failed; installing Debian's python3-venv");
+        apt::install(&["python3-venv"])?;
+        run(Command::new(&python)
+            .args(["-m", "venv", "--clear"])
+            .arg(venv))?;
+    }
+    Ok(())
 }
 
 /// The copy of a pin file kept in the folder it installed.

@@ -20,6 +20,7 @@ mod openapi;
 mod package;
 mod postgres;
 mod purity;
+mod schemathesis;
 mod screenshots;
 mod soak;
 mod testing;
@@ -32,7 +33,7 @@ usage: cargo xtask <task> [args]
 
 tasks:
   ci                          fmt check, clippy (-D warnings), core purity, all tests,
-                              redocly lint of docs/openapi.json, cargo-deny (licenses, bans, sources; offline), docs (-D warnings),
+                              redocly lint of docs/openapi.json, schemathesis, cargo-deny (licenses, bans, sources; offline), docs (-D warnings),
                               then fails if the run changed or created a file git tracks
                               or would track
   test                        all tests and doc tests (cargo test); first finds, or as root
@@ -47,6 +48,10 @@ tasks:
                               GET /v1/openapi.json serves); review the diff and commit it
   openapi-lint                redocly lint of docs/openapi.json with redocly.yaml (installs
                               @redocly/cli with npm under target/tools/redocly/ when missing)
+  schemathesis                the API against its OpenAPI document: Schemathesis (pinned, in a
+                              virtualenv under target/tools/schemathesis/) on a fresh server per
+                              store (libSQL, PostgreSQL) as the Owner and as a Member, every
+                              check and phase including stateful; fails on any failure
   migrate --database-url URL  apply migrations (runs `ownership migrate`); URL defaults to
                               $DATABASE_URL
   new-migration NAME          create crates/ownership-store/migrations/{libsql,postgres}/
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
         "cycles" => no_args(task, rest).and_then(|()| cycles::run()),
         "openapi" => no_args(task, rest).and_then(|()| openapi::regenerate()),
         "openapi-lint" => no_args(task, rest).and_then(|()| openapi::lint()),
+        "schemathesis" => no_args(task, rest).and_then(|()| schemathesis::run_all()),
         "migrate" => migrations::migrate(rest),
         "new-migration" => migrations::new_migration(rest),
         "bench" => bench::run(rest),

@@ -157,7 +157,7 @@ fn build_bench() -> Result<std::path::PathBuf> {
 }
 
 /// The `executable` of the compiler artifact named `name` in cargo's JSON messages.
-fn executable_of(messages: &str, name: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn executable_of(messages: &str, name: &str) -> Option<std::path::PathBuf> {
     let target = format!("\"name\":\"{name}\"");
     messages
         .lines()

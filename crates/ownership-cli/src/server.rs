@@ -93,6 +93,14 @@ impl Secrets {
             )),
             other => Ok(other),
         };
+        // Static secrets must be strong (the rule of `users import`, docs/tokens.md); the
+        // error names the setting, never the value.
+        let strong = |name: &str, value: Option<String>| match value {
+            Some(v) => ownership_core::provision::check_static_strength(&v)
+                .map(|()| Some(v))
+                .map_err(|reason| format!("{}: {reason}", describe(&format!("keys.{name}")))),
+            None => Ok(None),
+        };
         Ok(Self {
             master_key: key("master_key", &keys.master_key, &keys.master_key_file)?,
             master_key_version: version("master_key_version", keys.master_key_version)?,
@@ -106,12 +114,18 @@ impl Secrets {
                 keys.previous_master_key_version,
             )?,
             pairing_key: key("pairing_key", &keys.pairing_key, &keys.pairing_key_file)?,
-            bootstrap_token: read(
+            bootstrap_token: strong(
                 "bootstrap_token",
-                &keys.bootstrap_token,
-                &keys.bootstrap_token_file,
+                read(
+                    "bootstrap_token",
+                    &keys.bootstrap_token,
+                    &keys.bootstrap_token_file,
+                )?,
             )?,
-            legacy_token: read("legacy_token", &keys.legacy_token, &keys.legacy_token_file)?,
+            legacy_token: strong(
+                "legacy_token",
+                read("legacy_token", &keys.legacy_token, &keys.legacy_token_file)?,
+            )?,
             user_tokens: read("user_tokens", &keys.user_tokens, &keys.user_tokens_file)?,
         })
     }

@@ -336,7 +336,9 @@ pub fn resource_revoked(
     )
 }
 
-/// `webhook.set`.
+/// `webhook.set`. The URL is recorded without user information, query or fragment
+/// ([`crate::ids::redacted_url`]): the audit trail is read by Admins, streamed and
+/// delivered, and a receiver's secret often rides in the query.
 pub fn webhook_set(at: OffsetDateTime, actor: &Actor, owner: &OwnerId, url: &str) -> NewAuditEvent {
     NewAuditEvent::new(
         at,
@@ -344,7 +346,7 @@ pub fn webhook_set(at: OffsetDateTime, actor: &Actor, owner: &OwnerId, url: &str
         Some(owner.clone()),
         AuditAction::WebhookSet,
         owner.as_str(),
-        &json!({"url": url}),
+        &json!({"url": crate::ids::redacted_url(url)}),
     )
 }
 

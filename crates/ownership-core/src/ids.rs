@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::error::{Error, Result};
 
@@ -16,7 +17,8 @@ pub const RESERVED_OWNER_IDS: [&str; 3] = ["default", "<unset>", "system"];
 /// Longest accepted owner id, in bytes.
 pub const OWNER_ID_MAX_BYTES: usize = 128;
 
-/// Who owns a resource. 1–128 bytes, no whitespace or control characters, never one of
+/// Who owns a resource. 1–128 bytes, no whitespace, control or format (Unicode category
+/// `Cf`: zero-width, bidirectional and other invisible) characters, never one of
 /// [`RESERVED_OWNER_IDS`]. Compared exactly (case-sensitive, no normalization).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -36,11 +38,11 @@ impl OwnerId {
         }
         if raw
             .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || is_bidi_control(c))
+            .any(|c| c.is_whitespace() || c.is_control() || is_format_char(c))
         {
             return Err(Error::invalid(
                 "owner_id",
-                "must not contain whitespace, control or bidirectional-override characters",
+                "must not contain whitespace, control or invisible format characters (such as zero-width or bidirectional-override)",
             ));
         }
         if RESERVED_OWNER_IDS.contains(&raw) {
@@ -55,10 +57,32 @@ impl OwnerId {
     }
 }
 
-/// Unicode bidirectional formatting characters, refused in ids so an id cannot render as
-/// another (Trojan Source, CVE-2021-42574).
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+/// Unicode format characters (general category `Cf`): invisible characters such as
+/// U+200B ZERO WIDTH SPACE, U+2060 WORD JOINER, U+FEFF and the bidirectional controls.
+/// Refused in ids so that an id cannot render as another (`bob` and `b\u{200B}ob`; Trojan
+/// Source, CVE-2021-42574).
+pub fn is_format_char(c: char) -> bool {
+    c.general_category() == GeneralCategory::Format
+}
+
+/// A URL as it may be shown in audit details, delivery errors and logs: scheme, host, port
+/// and path only. User information (`user:password@`), the query and the fragment are cut
+/// off, since webhook receivers often carry a secret there (`?token=…`). Works on text, so
+/// that even a URL no parser accepts is shown without them.
+pub fn redacted_url(raw: &str) -> String {
+    // Query and fragment: everything from the first `?` or `#`.
+    let end = raw.find(['?', '#']).unwrap_or(raw.len());
+    let without_query = raw.get(..end).unwrap_or_default();
+    // User information: between `scheme://` and the last `@` of the authority.
+    let Some((scheme, rest)) = without_query.split_once("://") else {
+        return without_query.to_owned();
+    };
+    let authority_end = rest.find(['/', '\\']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
 }
 
 /// Longest accepted channel name, in bytes.
@@ -106,7 +130,7 @@ impl ChannelName {
 pub const EXTERNAL_ID_MAX_BYTES: usize = 256;
 
 /// A sender's id on a channel (a Telegram user id, a Slack member id). 1–256 bytes, no
-/// control or bidirectional characters, no leading or trailing whitespace. Compared exactly.
+/// control or format (`Cf`) characters, no leading or trailing whitespace. Compared exactly.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ExternalId(String);
@@ -129,10 +153,10 @@ impl ExternalId {
                 "must not start or end with whitespace",
             ));
         }
-        if raw.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        if raw.chars().any(|c| c.is_control() || is_format_char(c)) {
             return Err(Error::invalid(
                 "external_id",
-                "must not contain control or bidirectional-override characters",
+                "must not contain control or invisible format characters (such as zero-width or bidirectional-override)",
             ));
         }
         Ok(Self(raw.to_owned()))
@@ -508,6 +532,63 @@ mod tests {
     }
 
     #[test]
+    fn invisible_and_format_characters_are_refused_in_ids() {
+        // Category Cf: zero-width space, joiners, word joiner, byte-order mark, soft
+        // hyphen, Arabic number sign, a tag character, and the bidirectional controls.
+        for c in [
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{0600}',
+            '\u{E0041}',
+            '\u{202E}',
+            '\u{2066}',
+        ] {
+            let id = format!("b{c}ob");
+            assert!(OwnerId::parse(&id).is_err(), "{:?} accepted", c);
+            assert!(ExternalId::parse(&id).is_err(), "{:?} accepted", c);
+            assert!(
+                serde_json::from_value::<OwnerId>(serde_json::Value::String(id)).is_err(),
+                "{c:?} accepted by serde"
+            );
+        }
+        // Visible non-ASCII letters and marks stay allowed.
+        for ok in ["josé", "Ålborg", "日本", "क्ष"] {
+            assert!(OwnerId::parse(ok).is_ok(), "{ok} refused");
+        }
+    }
+
+    #[test]
+    fn urls_are_shown_without_user_information_query_or_fragment() {
+        for (raw, shown) in [
+            (
+                "https://hooks.example.com/in",
+                "https://hooks.example.com/in",
+            ),
+            (
+                "https://hooks.example.com/in?token=s3cret",
+                "https://hooks.example.com/in",
+            ),
+            (
+                "https://u:p@hooks.example.com:8443/a/b?x=1#frag",
+                "https://hooks.example.com:8443/a/b",
+            ),
+            ("https://a@b@hooks.example.com", "https://hooks.example.com"),
+            ("https://hooks.example.com#k=v", "https://hooks.example.com"),
+            (
+                "https://hooks.example.com/p@th",
+                "https://hooks.example.com/p@th",
+            ),
+            ("not a url?secret=1", "not a url"),
+        ] {
+            assert_eq!(redacted_url(raw), shown, "{raw}");
+        }
+    }
+
+    #[test]
     fn external_ids() {
         assert!(ExternalId::parse("12345").is_ok());
         assert!(ExternalId::parse("U0 123").is_ok());
@@ -520,7 +601,7 @@ mod tests {
         fn owner_id_parse_roundtrips(s in "[^\\s\\p{Cc}]{1,64}") {
             match OwnerId::parse(&s) {
                 Ok(id) => prop_assert_eq!(id.as_str(), s.as_str()),
-                Err(_) => prop_assert!(RESERVED_OWNER_IDS.contains(&s.as_str()) || s.len() > OWNER_ID_MAX_BYTES || s.chars().any(is_bidi_control)),
+                Err(_) => prop_assert!(RESERVED_OWNER_IDS.contains(&s.as_str()) || s.len() > OWNER_ID_MAX_BYTES || s.chars().any(is_format_char)),
             }
         }
 

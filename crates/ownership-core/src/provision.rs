@@ -22,6 +22,8 @@
 //! - a token is 1 to 512 bytes of visible ASCII (what [`classify`] accepts as a foreign
 //!   token). A token that starts with `own_` must be a well-formed token of ours of the
 //!   user or service family, since nothing else with that prefix could ever authenticate;
+//! - a token is strong: a token of ours, or one that passes [`check_static_strength`]
+//!   (at least 128 bits if random: 22 base64 characters after its prefix);
 //! - no token appears twice;
 //! - `user_id` is a valid, unreserved [`OwnerId`];
 //! - `role` (`owner`, `admin`, `member`, any case) applies to the user, not the token: an
@@ -623,6 +625,7 @@ fn check_token(token: Option<Value>) -> Result<(TokenDigest, String), String> {
             Err("a resource token (`own_r_`) cannot be provisioned as a user token".into())
         }
         Ok(presented) => {
+            check_static_strength(&raw)?;
             let secret = presented.into_secret();
             Ok((secret.digest(), secret.display_prefix()))
         }
@@ -631,6 +634,73 @@ fn check_token(token: Option<Value>) -> Result<(TokenDigest, String), String> {
              so it could never authenticate"
         )),
     }
+}
+
+/// Fewest characters of the base64 alphabet (`A–Z a–z 0–9 + / - _`) a static token must
+/// hold after its prefix: 22 such characters carry 132 bits when drawn at random.
+pub const STATIC_TOKEN_MIN_CHARS: usize = 22;
+/// Fewest characters after the prefix when they are all hexadecimal digits (4 bits each).
+pub const STATIC_TOKEN_MIN_HEX_CHARS: usize = 32;
+/// Fewest different characters after the prefix (a random 22-character base64 string has
+/// about 18; `aaaa…` or `abab…` has one or two).
+pub const STATIC_TOKEN_MIN_DISTINCT: usize = 8;
+/// Longest segment of a prefix such as `ghp_` or `sk_live_` (letters and digits, then `_`).
+const STATIC_PREFIX_SEGMENT_MAX: usize = 16;
+
+/// Whether a static token (a provisioned, legacy or bootstrap value) is strong enough: at
+/// least 128 bits if it was drawn at random. A well-formed token of ours always is
+/// (256 random bits). Any other value is measured after its prefix (up to two leading
+/// segments of 1–16 letters or digits each ending in `_`, as in `ghp_…` or `sk_live_…`):
+/// the rest must hold at least [`STATIC_TOKEN_MIN_CHARS`] characters of the base64 or
+/// base64url alphabet (`A–Z a–z 0–9 + / - _`; `=` padding does not count), at least
+/// [`STATIC_TOKEN_MIN_HEX_CHARS`] when those are all hexadecimal digits, and at least
+/// [`STATIC_TOKEN_MIN_DISTINCT`] different characters. The error says what is missing
+/// and never quotes the value.
+pub fn check_static_strength(raw: &str) -> std::result::Result<(), String> {
+    if matches!(
+        classify(raw),
+        Ok(PresentedToken::Ours(
+            _,
+            TokenFamily::User | TokenFamily::Service
+        ))
+    ) {
+        return Ok(());
+    }
+    let mut rest = raw;
+    for _ in 0..2 {
+        match rest.split_once('_') {
+            Some((segment, after))
+                if (1..=STATIC_PREFIX_SEGMENT_MAX).contains(&segment.len())
+                    && segment.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                rest = after;
+            }
+            _ => break,
+        }
+    }
+    let counted: Vec<u8> = rest
+        .bytes()
+        .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
+        .collect();
+    let hex_only = counted.iter().all(u8::is_ascii_hexdigit);
+    let needed = if hex_only {
+        STATIC_TOKEN_MIN_HEX_CHARS
+    } else {
+        STATIC_TOKEN_MIN_CHARS
+    };
+    let distinct = counted.iter().collect::<HashSet<_>>().len();
+    if counted.len() < needed || distinct < STATIC_TOKEN_MIN_DISTINCT {
+        return Err(format!(
+            "the token is too weak: a static token needs at least 128 random bits, that is at \
+             least {STATIC_TOKEN_MIN_CHARS} characters of the base64 alphabet after its prefix \
+             ({STATIC_TOKEN_MIN_HEX_CHARS} if they are all hexadecimal digits) with at least \
+             {STATIC_TOKEN_MIN_DISTINCT} different ones; this one has {} ({} different). \
+             Generate one with `openssl rand -base64 32`, or use a token of ours",
+            counted.len(),
+            distinct
+        ));
+    }
+    Ok(())
 }
 
 // ---- planning ---------------------------------------------------------------------------

@@ -202,8 +202,19 @@ where
 /// Like [`Authenticated`], also accepting `?access_token=` (only the SSE route uses it:
 /// `EventSource` cannot set headers). Carries the token's digest so a long-lived stream
 /// can check that its token still works.
+///
+/// The query is parsed with axum's `Query` (percent-decoded, as a browser encodes it). A
+/// token sent in the URL must not hold the `manage` kind: URLs end up in proxy and
+/// browser logs, so a token that can mint and revoke is refused there (403); send it in
+/// the `Authorization` header, or give the stream an `api` token.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedSse(pub Principal, pub ownership_core::token::TokenDigest);
+
+/// The query string of the event stream.
+#[derive(Debug, serde::Deserialize)]
+struct StreamQuery {
+    access_token: Option<String>,
+}
 
 impl<T> FromRequestParts<T> for AuthenticatedSse
 where
@@ -214,16 +225,21 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &T) -> Result<Self, Self::Rejection> {
         let auth = AuthState::from_ref(state);
-        let raw = match bearer(parts) {
-            Some(b) => Some(b.to_owned()),
-            None => parts.uri.query().and_then(|q| {
-                q.split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .find(|(k, _)| *k == "access_token")
-                    .map(|(_, v)| v.to_owned())
-            }),
+        let (raw, in_url) = match bearer(parts) {
+            Some(b) => (Some(b.to_owned()), false),
+            None => {
+                let query = axum::extract::Query::<StreamQuery>::try_from_uri(&parts.uri)
+                    .map_err(|_| ApiError::bad_request("the query string is malformed"))?;
+                (query.0.access_token, true)
+            }
         };
         let principal = auth.authenticate_raw(parts, raw.as_deref()).await?;
+        if in_url && principal.has_kind(&TokenKind::Manage) {
+            return Err(ApiError::forbidden(
+                "a token with the `manage` kind is not accepted in the URL; send it in the \
+                 Authorization header, or use an `api` token for the stream",
+            ));
+        }
         let digest = ownership_core::token::digest_of(raw.as_deref().unwrap_or_default());
         Ok(Self(principal, digest))
     }

@@ -75,11 +75,24 @@ pub fn router(state: AppState) -> Router {
         }),
     );
     standard_layers(routes, &config)
+        .layer(axum::middleware::map_response(no_store))
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(axum::middleware::from_fn(move |req, next| {
             drain::count_in_flight(drain.clone(), req, next)
         }))
         .with_state(state)
+}
+
+/// `Cache-Control: no-store` on every response that does not set its own: API answers
+/// carry tokens (minting, rotation, new users, resources), signing secrets, pairing codes,
+/// secret values and audit details, and none of them may be kept by a browser or a shared
+/// cache. One layer for all, so a new route cannot forget it.
+async fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    response
+        .headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The layers every route of [`router`] runs under: body limit, timeout, request ids,

@@ -40,7 +40,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 #[serde(deny_unknown_fields)]
 pub struct BootstrapRequest {
     /// The first Owner's id.
-    #[schema(example = "owner")]
+    #[schema(example = "owner", value_type = UserIdText)]
     pub user_id: String,
 }
 
@@ -105,10 +105,10 @@ pub struct UserList {
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     /// The new user's id.
-    #[schema(example = "alice")]
+    #[schema(example = "alice", value_type = UserIdText)]
     pub user_id: String,
-    /// Their role (default `member`).
-    #[schema(example = "member")]
+    /// Their role (default `member`): `owner`, `admin` or `member`.
+    #[schema(example = "member", pattern = "^(owner|admin|member)$")]
     pub role: Option<String>,
 }
 
@@ -117,7 +117,7 @@ pub struct CreateUserRequest {
 #[serde(deny_unknown_fields)]
 pub struct RoleRequest {
     /// `owner`, `admin` or `member`.
-    #[schema(example = "admin")]
+    #[schema(example = "admin", pattern = "^(owner|admin|member)$")]
     pub role: String,
 }
 
@@ -126,7 +126,7 @@ pub struct RoleRequest {
 #[serde(deny_unknown_fields)]
 pub struct StatusRequest {
     /// `active` or `suspended`.
-    #[schema(example = "suspended")]
+    #[schema(example = "suspended", pattern = "^(active|suspended)$")]
     pub status: String,
 }
 
@@ -223,18 +223,78 @@ pub struct TokenList {
     pub tokens: Vec<TokenView>,
 }
 
+/// A token kind: `manage`, `api`, `verify` or `channel:<name>` (the channel name
+/// case-insensitive, 1–32 of `a-z 0-9 _ -` starting with a letter).
+#[derive(Debug, ToSchema)]
+#[schema(
+    example = "api",
+    pattern = "^(manage|api|verify|channel:[A-Za-z][A-Za-z0-9_-]{0,31})$"
+)]
+pub struct KindName(#[allow(dead_code, reason = "a schema only")] String);
+
+/// A service token's kind: `verify` or `channel:<name>`.
+#[derive(Debug, ToSchema)]
+#[schema(
+    example = "channel:telegram",
+    pattern = "^(verify|channel:[A-Za-z][A-Za-z0-9_-]{0,31})$"
+)]
+pub struct ServiceKindName(#[allow(dead_code, reason = "a schema only")] String);
+
+/// A user id: 1–128 bytes with no whitespace, control or format (Unicode `Cf`) character,
+/// and not one of the reserved `default`, `system`, `<unset>`.
+#[derive(Debug, ToSchema)]
+#[schema(
+    example = "alice",
+    min_length = 1,
+    max_length = 128,
+    pattern = "^(?!(default|system|<unset>)$)[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb]+$"
+)]
+pub struct UserIdText(#[allow(dead_code, reason = "a schema only")] String);
+
+/// A secret's name: 1–128 of `A-Z a-z 0-9 _ - .`, not starting with `.`.
+#[derive(Debug, ToSchema)]
+#[schema(
+    example = "github_token",
+    pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$"
+)]
+pub struct SecretNameText(#[allow(dead_code, reason = "a schema only")] String);
+
+/// One Server-Sent Event of `GET /v1/me/events`, as the OpenAPI document describes a
+/// `text/event-stream` item (schema only: axum writes the fields).
+#[derive(Debug, ToSchema)]
+pub struct StreamEvent {
+    /// The event's `seq` (absent on the final `shutdown` event).
+    #[schema(example = "42")]
+    pub id: Option<String>,
+    /// The audit action (`token.issued`, …), or `shutdown`.
+    #[schema(example = "token.issued")]
+    pub event: Option<String>,
+    /// The event as JSON (an `EventView`), or the shutdown notice.
+    #[schema(example = "{\"seq\":42,\"action\":\"token.issued\"}")]
+    pub data: String,
+    /// On `shutdown`: how long to wait before reconnecting, in milliseconds.
+    #[schema(example = 1000)]
+    pub retry: Option<u64>,
+}
+
 /// `POST /v1/me/tokens`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
-    /// Kinds, a subset of the calling token's.
-    #[schema(example = json!(["api"]))]
+    /// Kinds, a subset of the calling token's: `manage`, `api`, `verify` or
+    /// `channel:<name>`.
+    #[schema(example = json!(["api"]), min_items = 1)]
+    #[schema(value_type = Vec<KindName>)]
     pub kinds: Vec<String>,
-    /// Optional label.
-    #[schema(example = "deploy bot")]
+    /// Optional label: at most 100 characters, no control characters.
+    #[schema(
+        example = "deploy bot",
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub label: Option<String>,
-    /// Optional lifetime in seconds.
-    #[schema(example = 2592000)]
+    /// Optional lifetime in seconds: 1 to 100 years (3,155,760,000).
+    #[schema(example = 2592000, minimum = 1, maximum = 3155760000u64)]
     pub expires_in_seconds: Option<u64>,
 }
 
@@ -242,8 +302,9 @@ pub struct CreateTokenRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateRequest {
-    /// Keep the old token working this many seconds (default 0: revoked now).
-    #[schema(example = 3600)]
+    /// Keep the old token working this many seconds (default 0: revoked now; at most 30
+    /// days).
+    #[schema(example = 3600, minimum = 0, maximum = 2592000)]
     pub grace_seconds: Option<u64>,
 }
 
@@ -254,7 +315,7 @@ pub struct RotateRequest {
 pub struct RevokeQuery {
     /// When given, the token must hold this kind (`manage`, `api`, `verify`,
     /// `channel:<name>`) or nothing is revoked (409).
-    #[param(nullable = false, example = "api")]
+    #[param(nullable = false, example = "api", value_type = Option<KindName>)]
     pub kind: Option<String>,
 }
 
@@ -263,10 +324,15 @@ pub struct RevokeQuery {
 #[serde(deny_unknown_fields)]
 pub struct ServiceTokenRequest {
     /// `channel:<name>` and/or `verify`.
-    #[schema(example = json!(["channel:telegram"]))]
+    #[schema(example = json!(["channel:telegram"]), min_items = 1)]
+    #[schema(value_type = Vec<ServiceKindName>)]
     pub kinds: Vec<String>,
-    /// Optional label.
-    #[schema(example = "telegram adapter")]
+    /// Optional label: at most 100 characters, no control characters.
+    #[schema(
+        example = "telegram adapter",
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub label: Option<String>,
 }
 
@@ -384,7 +450,10 @@ pub struct ResourceIdPath {
 #[into_params(parameter_in = Path)]
 pub struct SecretNamePath {
     /// 1–128 of `A-Z a-z 0-9 _ - .`, not starting with `.`.
-    #[param(example = "github_token")]
+    #[param(
+        example = "github_token",
+        pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$"
+    )]
     pub name: String,
 }
 
@@ -393,7 +462,7 @@ pub struct SecretNamePath {
 #[into_params(parameter_in = Path)]
 pub struct ChannelPath {
     /// The channel: 1–32 of `a-z 0-9 _ -`, starting with a letter (case-insensitive).
-    #[param(example = "telegram")]
+    #[param(example = "telegram", pattern = "^[A-Za-z][A-Za-z0-9_-]{0,31}$")]
     pub channel: String,
 }
 
@@ -402,7 +471,7 @@ pub struct ChannelPath {
 #[into_params(parameter_in = Path)]
 pub struct IdentityPath {
     /// The channel: 1–32 of `a-z 0-9 _ -`, starting with a letter (case-insensitive).
-    #[param(example = "telegram")]
+    #[param(example = "telegram", pattern = "^[A-Za-z][A-Za-z0-9_-]{0,31}$")]
     pub channel: String,
     /// The sender's id on that channel.
     #[param(example = "12345678")]
@@ -471,8 +540,11 @@ pub struct ResolvedIdentity {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
-    /// The code the chat bot showed.
-    #[schema(example = "K7QM-4XPD")]
+    /// The code the chat bot showed (8 symbols of `ABCDEFGHJKLMNPQRSTUVWXYZ23456789`, any case; spaces and dashes do not matter).
+    #[schema(
+        example = "K7QM-4XPD",
+        pattern = "^[ \\t\\n\\f\\r-]*([A-HJ-NP-Za-hj-np-z2-9][ \\t\\n\\f\\r-]*){8}$"
+    )]
     pub code: String,
 }
 
@@ -480,11 +552,14 @@ pub struct RedeemRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveRequest {
-    /// The code the person reads out.
-    #[schema(example = "K7QM-4XPD")]
+    /// The code the person reads out (8 symbols of `ABCDEFGHJKLMNPQRSTUVWXYZ23456789`, any case; spaces and dashes do not matter).
+    #[schema(
+        example = "K7QM-4XPD",
+        pattern = "^[ \\t\\n\\f\\r-]*([A-HJ-NP-Za-hj-np-z2-9][ \\t\\n\\f\\r-]*){8}$"
+    )]
     pub code: String,
     /// Whom to bind the chat account to.
-    #[schema(example = "alice")]
+    #[schema(example = "alice", value_type = UserIdText)]
     pub owner_id: String,
 }
 
@@ -617,14 +692,24 @@ pub struct SecretList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateResourceRequest {
-    /// What it is (`job`, say): 1–64 bytes.
-    #[schema(example = "job")]
+    /// What it is (`job`, say): 1–64 bytes, no control characters.
+    #[schema(
+        example = "job",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub kind: String,
-    /// Your own id for it (at most 256 bytes).
-    #[schema(example = "nightly-build")]
+    /// Your own id for it (at most 256 bytes, no control characters).
+    #[schema(
+        example = "nightly-build",
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub external_ref: Option<String>,
-    /// Names of your secrets it may fetch.
-    #[schema(example = json!(["github_token"]))]
+    /// Names of your secrets it may fetch (each 1–128 of `A-Z a-z 0-9 _ - .`, not starting
+    /// with `.`).
+    #[schema(example = json!(["github_token"]), value_type = Vec<SecretNameText>)]
     pub grants: Vec<String>,
 }
 
@@ -711,8 +796,13 @@ impl std::fmt::Debug for Credentials {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
-    /// The endpoint: `https://`, a public host, no user information.
-    #[schema(example = "https://hooks.example.org/ownership")]
+    /// The endpoint: `https://`, a public host, no user information, no fragment, at most
+    /// 2048 bytes. The host must resolve to public addresses only (else 400).
+    #[schema(
+        example = "https://hooks.example.org/ownership",
+        max_length = 2048,
+        pattern = "^https://([A-Za-z0-9-]+[.])*[A-Za-z][A-Za-z0-9-]*(:[0-9]{1,4})?(/[^\\s\\u0000-\\u001f\\u007f-\\u009f#]*)?([?][^\\s\\u0000-\\u001f\\u007f-\\u009f#]*)?$"
+    )]
     pub url: String,
 }
 
@@ -772,7 +862,7 @@ impl std::fmt::Debug for NewWebhookView {
 pub struct RotateWebhookRequest {
     /// Keep the old secret signing beside the new one this many seconds (default 0, at
     /// most 30 days).
-    #[schema(example = 86400)]
+    #[schema(example = 86400, minimum = 0, maximum = 2592000)]
     pub grace_seconds: Option<u64>,
 }
 

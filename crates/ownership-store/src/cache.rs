@@ -3,9 +3,9 @@
 //!
 //! [`Cached`] wraps any [`Database`] and is one itself, so every port (core's use cases) runs
 //! on it unchanged. It caches the three point reads behind every authenticated request:
-//! token digest → principal ([`Database::token_auth`]), `(channel, external_id)` →
-//! identity ([`Database::identity_of`]) and resource-token digest → resource
-//! ([`Database::resource_by_digest`]), and only while core's rule says they are live.
+//! token digest → principal ([`TokenDatabase::token_auth`]), `(channel, external_id)` →
+//! identity ([`PairingDatabase::identity_of`]) and resource-token digest → resource
+//! ([`ResourceDatabase::resource_by_digest`]), and only while core's rule says they are live.
 //! Capacity and time-to-live are bounded ([`CacheConfig`]). What a write changed is read
 //! from the audit events it committed ([`Committed::events`]) through
 //! [`invalidation_of`], the same mapping other processes apply: one source for what

@@ -233,29 +233,34 @@ impl std::fmt::Display for DestinationRefused {
 
 impl std::error::Error for DestinationRefused {}
 
+/// The one refusal of a host name, whatever the reason: it does not resolve, or one of its
+/// addresses is not allowed. One message for both, so that registering a webhook cannot be
+/// used to learn which internal names exist (an NXDOMAIN and an internal address look the
+/// same from outside).
+pub const HOST_REFUSED: &str = "the host does not resolve to public addresses only";
+
 /// Resolves `host` and checks every address: a name is refused as a whole when any of its
 /// addresses is not allowed (an attacker must not get to mix one public address with an
-/// internal one), and a `localhost` name must resolve to loopback only.
+/// internal one), and a `localhost` name must resolve to loopback only. Every refusal is
+/// [`HOST_REFUSED`].
 pub async fn resolve_checked(
     host: &str,
     allow_private: bool,
 ) -> Result<Vec<SocketAddr>, DestinationRefused> {
+    let refused = || DestinationRefused(HOST_REFUSED.into());
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
         .await
-        .map_err(|_| DestinationRefused("the host does not resolve".into()))?
+        .map_err(|_| refused())?
         .collect();
     if addrs.is_empty() {
-        return Err(DestinationRefused("the host does not resolve".into()));
+        return Err(refused());
     }
     let localhost = is_localhost_name(host);
     if addrs
         .iter()
         .any(|a| !address_allowed(a.ip(), allow_private) || (localhost && !a.ip().is_loopback()))
     {
-        return Err(DestinationRefused(
-            "the host resolves to a loopback, private, link-local or otherwise non-public address"
-                .into(),
-        ));
+        return Err(refused());
     }
     Ok(addrs)
 }
@@ -853,6 +858,17 @@ mod tests {
         assert!(parse_endpoint_url("http://hooks.example.com/", true).is_err());
         assert!(parse_endpoint_url("https://user:pw@127.0.0.1/", true).is_err());
         assert!(parse_endpoint_url("http://0.0.0.0:9000/", true).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_missing_name_and_an_internal_one_are_refused_alike() {
+        // `localhost` resolves (hosts file) to loopback; `.invalid` never resolves (RFC 6761).
+        let internal = resolve_checked("localhost", false).await.unwrap_err();
+        let missing = resolve_checked("no-such-host.invalid", false)
+            .await
+            .unwrap_err();
+        assert_eq!(internal, missing);
+        assert_eq!(missing.0, HOST_REFUSED);
     }
 
     #[tokio::test]

@@ -161,12 +161,12 @@ pub async fn role_defaults_to_member<S: Store>(cx: Ctx<S>) {
     let s = &*cx.store;
     apply(
         s,
-        &json!([{"token": "plain-user-token-0001", "user_id": "plain"}]),
+        &json!([{"token": "plain-user-token-0001-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "plain"}]),
     )
     .await
     .unwrap();
     assert_eq!(
-        who(s, "plain-user-token-0001").await,
+        who(s, "plain-user-token-0001-Kq7Zp2Xw9Rt4Vb8Lm").await,
         who_is("plain", UserRole::Member, "manage,api")
     );
     assert_eq!(users(s).await, [("plain".to_owned(), UserRole::Member)]);
@@ -177,7 +177,7 @@ pub async fn refusals_name_the_entry_never_the_token_and_write_nothing<S: Store>
     let root = boot(s).await;
     let before = events(s).await.len();
     let secret = "Very-Secret-Token-Value-42";
-    let ok = json!({"token": "fine-token-0000000001", "user_id": "fine"});
+    let ok = json!({"token": "fine-token-0000000001-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "fine"});
     let cases: Vec<(String, &str)> = vec![
         ("[]".into(), "the table is empty"),
         (
@@ -207,7 +207,7 @@ pub async fn refusals_name_the_entry_never_the_token_and_write_nothing<S: Store>
         ),
         (
             json!([{"token": secret, "user_id": "x", "role": "admin"},
-                   {"token": "x-second-token-01", "user_id": "x", "role": "owner"}])
+                   {"token": "x-second-token-01-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "x", "role": "owner"}])
             .to_string(),
             "entry 1: user `x` is given role `owner` here but `admin` in entry 0",
         ),
@@ -402,7 +402,7 @@ pub async fn the_last_owner_is_never_demoted_by_a_table<S: Store>(cx: Ctx<S>) {
     let before = events(s).await;
     let demote = json!([
         {"token": "root-local-token-00001", "user_id": "root", "role": "admin"},
-        {"token": "new-user-local-token1", "user_id": "newcomer"},
+        {"token": "new-user-local-token1-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "newcomer"},
     ]);
     let e = apply(s, &demote).await.unwrap_err();
     assert!(
@@ -411,7 +411,10 @@ pub async fn the_last_owner_is_never_demoted_by_a_table<S: Store>(cx: Ctx<S>) {
     );
     assert_eq!(events(s).await, before, "nothing is written");
     assert_eq!(users(s).await, [("root".to_owned(), UserRole::Owner)]);
-    assert_eq!(who(s, "new-user-local-token1").await, None);
+    assert_eq!(
+        who(s, "new-user-local-token1-Kq7Zp2Xw9Rt4Vb8Lm").await,
+        None
+    );
 
     // Handing ownership over in one table works: the promotion applies first.
     let hand_over = json!([

@@ -31,11 +31,13 @@ struct Stream {
 }
 
 impl Stream {
-    /// Opens the stream with `?access_token=` (as `EventSource` does).
+    /// Opens the stream with the token in the `Authorization` header (the query string,
+    /// which refuses `manage` tokens, is tested in `protocol`).
     async fn open(app: &TestApp, token: &str) -> Self {
         let response = app
             .http
-            .get(format!("{}/v1/me/events?access_token={token}", app.base))
+            .get(format!("{}/v1/me/events", app.base))
+            .bearer_auth(token)
             .send()
             .await
             .unwrap();

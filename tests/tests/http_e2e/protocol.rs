@@ -10,6 +10,9 @@ use crate::support::*;
 on_both_backends!(
     every_bad_credential_gets_the_same_401_with_a_bearer_challenge,
     a_query_string_token_is_accepted_only_on_the_event_stream,
+    responses_that_reveal_a_token_or_secret_are_not_stored,
+    user_ids_refuse_invisible_format_characters,
+    webhook_urls_are_audited_without_user_information_or_query,
     unknown_routes_and_methods_answer_json,
     malformed_and_unexpected_json_is_400,
     a_body_over_the_limit_is_413,
@@ -113,10 +116,24 @@ async fn a_query_string_token_is_accepted_only_on_the_event_stream(backend: Back
         .await;
     assert_unauthenticated(&r);
 
-    // The stream takes it (its content is tested in `events`).
+    // The stream takes it (its content is tested in `events`), but never a token that
+    // holds `manage` (URLs reach proxy logs): 403, and the header still works for it.
+    let r = app
+        .call(
+            "GET",
+            &format!("/v1/me/events?access_token={token}"),
+            None,
+            None,
+        )
+        .await;
+    assert_error(&r, 403, "forbidden");
+    assert!(r.text.contains("manage"), "{}", r.text);
+    let (_, api) = mint(&app, token, &["api"]).await;
+    // Parsed as a query string: percent-encoding is decoded (`_` written as `%5F`).
+    let encoded = api.replace('_', "%5F");
     let res = app
         .http
-        .get(format!("{}/v1/me/events?access_token={token}", app.base))
+        .get(format!("{}/v1/me/events?access_token={encoded}", app.base))
         .send()
         .await
         .unwrap();
@@ -131,6 +148,164 @@ async fn a_query_string_token_is_accepted_only_on_the_event_stream(backend: Back
         .call("GET", "/v1/me/events?access_token=garbage", None, None)
         .await;
     assert_unauthenticated(&r);
+}
+
+/// `Cache-Control: no-store` on every answer that carries a token, a signing secret, a
+/// pairing code or a secret value (and on the rest of the API alike).
+async fn responses_that_reveal_a_token_or_secret_are_not_stored(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.secrets.master_key = Some([7; 32]);
+        c.service.allow_private_webhooks = true;
+    })
+    .await;
+    let owner = app.owner_token.clone();
+    let no_store = |r: &ownership_tests::app::Reply, what: &str| {
+        assert_eq!(
+            r.headers.get("cache-control").and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "{what}: {} {}",
+            r.status,
+            r.text
+        );
+    };
+    let minted = app
+        .post("/v1/me/tokens", &owner, json!({"kinds": ["api"]}))
+        .await;
+    assert_eq!(minted.status, 201, "{}", minted.text);
+    no_store(&minted, "POST /v1/me/tokens");
+    let id = minted.body["id"].as_str().unwrap();
+    let rotated = app
+        .post(&format!("/v1/me/tokens/{id}/rotate"), &owner, json!({}))
+        .await;
+    assert_eq!(rotated.status, 201, "{}", rotated.text);
+    no_store(&rotated, "POST /v1/me/tokens/{id}/rotate");
+    let user = app
+        .post(
+            "/v1/admin/users",
+            &owner,
+            json!({"user_id": "alice", "role": "member"}),
+        )
+        .await;
+    assert_eq!(user.status, 201, "{}", user.text);
+    no_store(&user, "POST /v1/admin/users");
+    let service = app
+        .post(
+            "/v1/admin/service-tokens",
+            &owner,
+            json!({"kinds": ["channel:telegram"]}),
+        )
+        .await;
+    assert_eq!(service.status, 201, "{}", service.text);
+    no_store(&service, "POST /v1/admin/service-tokens");
+    let channel_token = service.body["token"].as_str().unwrap().to_owned();
+    let code = app
+        .post(
+            "/v1/channels/telegram/pairing-requests",
+            &channel_token,
+            json!({"external_id": "42"}),
+        )
+        .await;
+    assert!(code.status == 201 || code.status == 200, "{}", code.text);
+    no_store(&code, "POST /v1/channels/{channel}/pairing-requests");
+    let put = app
+        .call(
+            "PUT",
+            "/v1/me/secrets/api_key",
+            Some(&owner),
+            Some(json!({"value": "s3cret-value"})),
+        )
+        .await;
+    assert!(put.status == 201 || put.status == 200, "{}", put.text);
+    let resource = app
+        .post(
+            "/v1/me/resources",
+            &owner,
+            json!({"kind": "job", "grants": ["api_key"]}),
+        )
+        .await;
+    assert_eq!(resource.status, 201, "{}", resource.text);
+    no_store(&resource, "POST /v1/me/resources");
+    let resource_token = resource.body["token"].as_str().unwrap().to_owned();
+    let credentials = app.get("/v1/resource/credentials", &resource_token).await;
+    assert_eq!(credentials.status, 200, "{}", credentials.text);
+    no_store(&credentials, "GET /v1/resource/credentials");
+    let hook = app
+        .call(
+            "PUT",
+            "/v1/me/webhook",
+            Some(&owner),
+            Some(json!({"url": "http://127.0.0.1:9/hook"})),
+        )
+        .await;
+    assert!(hook.status == 201 || hook.status == 200, "{}", hook.text);
+    no_store(&hook, "PUT /v1/me/webhook");
+    let secret = app
+        .post("/v1/me/webhook/rotate-secret", &owner, json!({}))
+        .await;
+    assert_eq!(secret.status, 200, "{}", secret.text);
+    no_store(&secret, "POST /v1/me/webhook/rotate-secret");
+    // And the rest of the API, errors included.
+    no_store(&app.get("/v1/me", &owner).await, "GET /v1/me");
+    no_store(&app.call("GET", "/v1/me", None, None).await, "a 401");
+    app.stop().await;
+}
+
+/// Ids refuse Unicode format characters (category Cf), so `b\u{200B}ob` cannot pass for
+/// `bob` on a page or in a log.
+async fn user_ids_refuse_invisible_format_characters(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for id in [
+        "b\u{200B}ob",
+        "bob\u{2060}",
+        "\u{FEFF}bob",
+        "bo\u{00AD}b",
+        "b\u{202E}ob",
+    ] {
+        let r = app
+            .post(
+                "/v1/admin/users",
+                &app.owner_token,
+                json!({"user_id": id, "role": "member"}),
+            )
+            .await;
+        assert_error(&r, 400, "invalid_request");
+        assert!(r.text.contains("format characters"), "{id:?}: {}", r.text);
+    }
+    app.stop().await;
+}
+
+/// A webhook URL is recorded in the audit trail (read by Admins, streamed, delivered)
+/// without user information, query or fragment: a receiver's secret often rides there.
+async fn webhook_urls_are_audited_without_user_information_or_query(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.secrets.master_key = Some([7; 32]);
+        c.service.allow_private_webhooks = true;
+    })
+    .await;
+    let owner = app.owner_token.clone();
+    let r = app
+        .call(
+            "PUT",
+            "/v1/me/webhook",
+            Some(&owner),
+            Some(json!({"url": "http://127.0.0.1:9/in?token=hunter2-receiver-secret"})),
+        )
+        .await;
+    assert!(r.status == 201 || r.status == 200, "{}", r.text);
+    let audit = app.get("/v1/me/audit", &owner).await;
+    assert_eq!(audit.status, 200, "{}", audit.text);
+    let set = audit.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "webhook.set")
+        .expect("a webhook.set event");
+    assert_eq!(set["details"]["url"], "http://127.0.0.1:9/in");
+    for path in ["/v1/me/audit", "/v1/admin/audit"] {
+        let r = app.get(path, &owner).await;
+        assert!(!r.text.contains("hunter2"), "{path}: {}", r.text);
+    }
+    app.stop().await;
 }
 
 async fn unknown_routes_and_methods_answer_json(backend: Backend) {

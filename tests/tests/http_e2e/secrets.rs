@@ -155,13 +155,15 @@ async fn a_resource_fetches_its_granted_secrets_until_revoked(backend: Backend) 
         assert_error(&r, 404, "not_found");
     }
 
-    // Every refusal is the same 403: no token, a garbage one, a user token, a revoked
-    // resource.
-    let denial = app
-        .call("GET", "/v1/resource/credentials", None, None)
-        .await;
+    // No token at all is the 401 of a missing credential; every refusal of a token
+    // presented is the same 403: a garbage one, a user token, a revoked resource.
+    assert_unauthenticated(
+        &app.call("GET", "/v1/resource/credentials", None, None)
+            .await,
+    );
+    let denial = app.get("/v1/resource/credentials", "garbage").await;
     assert_error(&denial, 403, "forbidden");
-    for bad in ["garbage", alice.as_str()] {
+    for bad in ["garbage-too", alice.as_str()] {
         let r = app.get("/v1/resource/credentials", bad).await;
         assert_eq!((r.status, &r.text), (403, &denial.text));
     }

@@ -63,18 +63,21 @@ fn assert_refused(json: &str, entry: Option<usize>, needle: &str, secrets: &[&st
 fn tokens_map_to_users_and_roles() {
     let table = parse_table(
         &json!([
-            {"token": "director-token-0001", "user_id": "director@", "role": "Admin"},
-            {"token": "bob-token-000000001", "user_id": "bob"},
-            {"token": "carol-token-0000001", "user_id": "carol", "role": "member",
+            {"token": "director-token-0001-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "director@", "role": "Admin"},
+            {"token": "bob-token-000000001-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "bob"},
+            {"token": "carol-token-0000001-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "carol", "role": "member",
              "kinds": ["api"], "label": "laptop"},
-            {"token": "root-token-00000001", "user_id": "root", "role": "OWNER"},
+            {"token": "root-token-00000001-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "root", "role": "OWNER"},
         ])
         .to_string(),
     )
     .unwrap();
     let e = table.entries();
     assert_eq!(e.len(), 4);
-    assert_eq!(e[0].digest, digest_of("director-token-0001"));
+    assert_eq!(
+        e[0].digest,
+        digest_of("director-token-0001-Kq7Zp2Xw9Rt4Vb8Lm")
+    );
     assert_eq!(e[0].user_id, oid("director@"));
     assert_eq!(e[0].role, UserRole::Admin);
     assert_eq!(e[0].kinds, TokenKinds::manage_api());
@@ -98,9 +101,9 @@ fn tokens_map_to_users_and_roles() {
 fn nulls_mean_defaults_and_roles_are_inherited_per_user() {
     let table = parse_table(
         &json!([
-            {"token": "alice-one-000000001", "user_id": "alice", "role": null, "kinds": null, "label": null},
-            {"token": "alice-two-000000001", "user_id": "alice", "role": "admin"},
-            {"token": "bob-one-00000000001", "user_id": "bob"},
+            {"token": "alice-one-000000001-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "alice", "role": null, "kinds": null, "label": null},
+            {"token": "alice-two-000000001-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "alice", "role": "admin"},
+            {"token": "bob-one-00000000001-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "bob"},
         ])
         .to_string(),
     )
@@ -140,7 +143,7 @@ fn every_refusal_names_its_entry_and_never_the_token() {
             "longer than 512 bytes",
         ),
         (
-            json!([{"token": s, "user_id": "a"}, {"token": "other-0000000", "user_id": "b"},
+            json!([{"token": s, "user_id": "a"}, {"token": "other-0000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "b"},
                    {"token": s, "user_id": "c"}])
             .to_string(),
             Some(2),
@@ -187,8 +190,8 @@ fn every_refusal_names_its_entry_and_never_the_token() {
             "invalid `label`",
         ),
         (
-            json!([{"token": s, "user_id": "a"}, {"token": "b-000000000", "user_id": "a", "role": "admin"},
-                   {"token": "c-000000000", "user_id": "a", "role": "member"}])
+            json!([{"token": s, "user_id": "a"}, {"token": "b-000000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "a", "role": "admin"},
+                   {"token": "c-000000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "a", "role": "member"}])
             .to_string(),
             Some(2),
             "role `member` here but `admin` in entry 1",
@@ -199,7 +202,7 @@ fn every_refusal_names_its_entry_and_never_the_token() {
             "unknown field",
         ),
         (
-            json!([{"user_id": "a", "token": "x-000000000"}, {s: "a", "user_id": "b"}]).to_string(),
+            json!([{"user_id": "a", "token": "x-000000000-Kq7Zp2Xw9Rt4Vb8Lm"}, {s: "a", "user_id": "b"}]).to_string(),
             Some(1),
             "unknown field",
         ),
@@ -297,10 +300,10 @@ fn our_own_tokens_can_be_provisioned_but_resource_tokens_cannot() {
 fn every_problem_is_reported_at_once_in_entry_order() {
     let e = refused(
         &json!([
-            {"token": "fine-000000000001", "user_id": "a"},
+            {"token": "fine-000000000001-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "a"},
             {"token": "", "user_id": "b"},
-            {"token": "fine-000000000002", "user_id": "system"},
-            {"token": "fine-000000000001", "user_id": "c"},
+            {"token": "fine-000000000002-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "system"},
+            {"token": "fine-000000000001-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "c"},
         ])
         .to_string(),
     );
@@ -368,9 +371,14 @@ fn table_new_checks_cross_entry_rules() {
 
 #[test]
 fn a_byte_order_mark_is_ignored() {
-    let table =
-        parse_table("\u{feff}[{\"token\": \"bom-token-0001\", \"user_id\": \"a\"}]").unwrap();
-    assert_eq!(table.entries()[0].digest, digest_of("bom-token-0001"));
+    let table = parse_table(
+        "\u{feff}[{\"token\": \"bom-token-0001-Kq7Zp2Xw9Rt4Vb8Lm\", \"user_id\": \"a\"}]",
+    )
+    .unwrap();
+    assert_eq!(
+        table.entries()[0].digest,
+        digest_of("bom-token-0001-Kq7Zp2Xw9Rt4Vb8Lm")
+    );
 }
 
 // ---- planning ---------------------------------------------------------------------------
@@ -431,7 +439,7 @@ fn plan_of(t: &ProvisionTable, s: &ProvisionState) -> Result<ProvisionPlan> {
 
 #[test]
 fn only_the_operator_provisions() {
-    let t = table(json!([{"token": "a-0000000000", "user_id": "a"}]));
+    let t = table(json!([{"token": "a-0000000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "a"}]));
     let owner = AdminScope::new(&Identity::new(oid("root"), UserRole::Owner)).unwrap();
     let r = plan(&owner, &t, &ProvisionState::default(), NOW, &mut counter());
     assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
@@ -440,9 +448,9 @@ fn only_the_operator_provisions() {
 #[test]
 fn an_empty_store_gets_every_user_and_token() {
     let t = table(json!([
-        {"token": "root-0000000000", "user_id": "root", "role": "owner"},
-        {"token": "bob-00000000000", "user_id": "bob"},
-        {"token": "bob-00000000002", "user_id": "bob", "kinds": ["api"]},
+        {"token": "root-0000000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "root", "role": "owner"},
+        {"token": "bob-00000000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "bob"},
+        {"token": "bob-00000000002-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "bob", "kinds": ["api"]},
     ]));
     let p = plan_of(&t, &ProvisionState::default()).unwrap();
     assert_eq!(
@@ -462,11 +470,11 @@ fn an_empty_store_gets_every_user_and_token() {
 
 #[test]
 fn the_plan_never_serializes_digests() {
-    let t = table(json!([{"token": "root-0000000000", "user_id": "root"}]));
+    let t = table(json!([{"token": "root-0000000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "root"}]));
     let p = plan_of(&t, &ProvisionState::default()).unwrap();
     let text = serde_json::to_string(&p).unwrap();
-    assert!(!text.contains(&digest_of("root-0000000000").to_hex()));
-    assert!(!text.contains("root-0000000000"));
+    assert!(!text.contains(&digest_of("root-0000000000-Kq7Zp2Xw9Rt4Vb8Lm").to_hex()));
+    assert!(!text.contains("root-0000000000-Kq7Zp2Xw9Rt4Vb8Lm"));
     assert!(!text.contains("digest"));
     assert!(text.contains(p.tokens_added[0].token_id.as_str()));
 }
@@ -479,7 +487,7 @@ fn stored_tokens_that_were_not_provisioned_or_are_someone_elses_are_conflicts() 
     ];
     let tokens = vec![
         stored(
-            "issued-0000000",
+            "issued-0000000-Kq7Zp2Xw9Rt4Vb8Lm",
             1,
             "alice",
             TokenOrigin::Issued,
@@ -487,7 +495,7 @@ fn stored_tokens_that_were_not_provisioned_or_are_someone_elses_are_conflicts() 
             false,
         ),
         stored(
-            "legacy-0000000",
+            "legacy-0000000-Kq7Zp2Xw9Rt4Vb8Lm",
             2,
             "root",
             TokenOrigin::Legacy,
@@ -495,7 +503,7 @@ fn stored_tokens_that_were_not_provisioned_or_are_someone_elses_are_conflicts() 
             false,
         ),
         stored(
-            "alices-0000000",
+            "alices-0000000-Kq7Zp2Xw9Rt4Vb8Lm",
             3,
             "alice",
             TokenOrigin::Provisioned,
@@ -503,7 +511,7 @@ fn stored_tokens_that_were_not_provisioned_or_are_someone_elses_are_conflicts() 
             false,
         ),
         stored(
-            "revoked-000000",
+            "revoked-000000-Kq7Zp2Xw9Rt4Vb8Lm",
             4,
             "alice",
             TokenOrigin::Provisioned,
@@ -513,12 +521,20 @@ fn stored_tokens_that_were_not_provisioned_or_are_someone_elses_are_conflicts() 
     ];
     let s = state(users, tokens);
     for (raw, user_id, needle) in [
-        ("issued-0000000", "alice", "was not provisioned"),
-        ("legacy-0000000", "root", "was not provisioned"),
-        ("alices-0000000", "bob", "another user"),
+        (
+            "issued-0000000-Kq7Zp2Xw9Rt4Vb8Lm",
+            "alice",
+            "was not provisioned",
+        ),
+        (
+            "legacy-0000000-Kq7Zp2Xw9Rt4Vb8Lm",
+            "root",
+            "was not provisioned",
+        ),
+        ("alices-0000000-Kq7Zp2Xw9Rt4Vb8Lm", "bob", "another user"),
     ] {
         let t = table(json!([
-            {"token": "fresh-00000000", "user_id": "carol"},
+            {"token": "fresh-00000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "carol"},
             {"token": raw, "user_id": user_id},
         ]));
         match plan_of(&t, &s) {
@@ -532,8 +548,8 @@ fn stored_tokens_that_were_not_provisioned_or_are_someone_elses_are_conflicts() 
     // A revoked provisioned token (its user revoked it) is kept revoked and reported,
     // never refused: a user's action never stops a start.
     let t = table(json!([
-        {"token": "fresh-00000000", "user_id": "carol"},
-        {"token": "revoked-000000", "user_id": "alice"},
+        {"token": "fresh-00000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "carol"},
+        {"token": "revoked-000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "alice"},
     ]));
     let p = plan_of(&t, &s).unwrap();
     assert_eq!(p.tokens_kept_revoked.len(), 1);
@@ -549,7 +565,7 @@ fn changes_are_planned_and_a_second_plan_is_empty() {
     ];
     let tokens = vec![
         stored(
-            "keep-000000000",
+            "keep-000000000-Kq7Zp2Xw9Rt4Vb8Lm",
             1,
             "alice",
             TokenOrigin::Provisioned,
@@ -557,7 +573,7 @@ fn changes_are_planned_and_a_second_plan_is_empty() {
             false,
         ),
         stored(
-            "change-0000000",
+            "change-0000000-Kq7Zp2Xw9Rt4Vb8Lm",
             2,
             "alice",
             TokenOrigin::Provisioned,
@@ -565,7 +581,7 @@ fn changes_are_planned_and_a_second_plan_is_empty() {
             false,
         ),
         stored(
-            "gone-000000000",
+            "gone-000000000-Kq7Zp2Xw9Rt4Vb8Lm",
             3,
             "alice",
             TokenOrigin::Provisioned,
@@ -573,7 +589,7 @@ fn changes_are_planned_and_a_second_plan_is_empty() {
             false,
         ),
         stored(
-            "issued-0000000",
+            "issued-0000000-Kq7Zp2Xw9Rt4Vb8Lm",
             4,
             "alice",
             TokenOrigin::Issued,
@@ -583,8 +599,8 @@ fn changes_are_planned_and_a_second_plan_is_empty() {
     ];
     let s = state(users, tokens);
     let t = table(json!([
-        {"token": "keep-000000000", "user_id": "alice", "role": "admin"},
-        {"token": "change-0000000", "user_id": "alice", "kinds": ["api"], "label": "ci"},
+        {"token": "keep-000000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "alice", "role": "admin"},
+        {"token": "change-0000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "alice", "kinds": ["api"], "label": "ci"},
     ]));
     let p = plan_of(&t, &s).unwrap();
     assert!(p.users_created.is_empty() && p.tokens_added.is_empty());
@@ -615,7 +631,9 @@ fn the_last_owner_is_never_demoted_but_ownership_can_be_handed_over() {
         ],
         vec![],
     );
-    let demote = table(json!([{"token": "root-0000000000", "user_id": "root", "role": "member"}]));
+    let demote = table(
+        json!([{"token": "root-0000000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "root", "role": "member"}]),
+    );
     match plan_of(&demote, &s) {
         Err(Error::Conflict(m)) => {
             assert!(
@@ -627,8 +645,8 @@ fn the_last_owner_is_never_demoted_but_ownership_can_be_handed_over() {
     }
     // Listed demotion first, promotion second: promotions still apply first.
     let hand_over = table(json!([
-        {"token": "root-0000000000", "user_id": "root", "role": "admin"},
-        {"token": "heir-0000000000", "user_id": "heir", "role": "owner"},
+        {"token": "root-0000000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "root", "role": "admin"},
+        {"token": "heir-0000000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "heir", "role": "owner"},
     ]));
     let p = plan_of(&hand_over, &s).unwrap();
     let order: Vec<&str> = p.roles_changed.iter().map(|c| c.user_id.as_str()).collect();
@@ -642,8 +660,8 @@ fn the_last_owner_is_never_demoted_but_ownership_can_be_handed_over() {
         vec![],
     );
     let t = table(json!([
-        {"token": "root-0000000000", "user_id": "root", "role": "member"},
-        {"token": "slp-0000000000", "user_id": "sleepy", "role": "owner"},
+        {"token": "root-0000000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "root", "role": "member"},
+        {"token": "slp-0000000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "sleepy", "role": "owner"},
     ]));
     assert!(matches!(plan_of(&t, &s), Err(Error::Conflict(_))));
 }
@@ -651,7 +669,7 @@ fn the_last_owner_is_never_demoted_but_ownership_can_be_handed_over() {
 #[test]
 fn a_token_in_a_rotation_grace_period_is_still_live() {
     let mut t = stored(
-        "grace-00000000",
+        "grace-00000000-Kq7Zp2Xw9Rt4Vb8Lm",
         1,
         "alice",
         TokenOrigin::Provisioned,
@@ -664,7 +682,7 @@ fn a_token_in_a_rotation_grace_period_is_still_live() {
         vec![t],
     );
     let p = plan_of(
-        &table(json!([{"token": "grace-00000000", "user_id": "alice"}])),
+        &table(json!([{"token": "grace-00000000-Kq7Zp2Xw9Rt4Vb8Lm", "user_id": "alice"}])),
         &s,
     )
     .unwrap();
@@ -748,7 +766,7 @@ fn state_from(users: Vec<User>, tokens: Vec<StoredToken>) -> ProvisionState {
 const USERS: [&str; 4] = ["root", "alice", "bob", "carol"];
 
 fn token_value(i: usize) -> String {
-    format!("Pool{i}-SeCrEt-value-{}", "x".repeat(i))
+    format!("Pool{i}-SeCrEt-value-Kq7Zp2Xw-{}", "x".repeat(i))
 }
 
 fn role_strategy() -> impl Strategy<Value = UserRole> {
@@ -906,7 +924,7 @@ proptest! {
     #[test]
     fn parse_of_serialize_round_trips(
         entries in prop::collection::btree_map(
-            "[!-~]{1,40}",
+            "[!-~]{22,40}",
             (0..USERS.len(), any::<bool>(), prop::option::of(kinds_strategy()),
              prop::option::of("[ -~]{0,20}")),
             1..8,
@@ -915,7 +933,7 @@ proptest! {
     ) {
         let entries: Vec<(String, EntrySpec)> = entries
             .into_iter()
-            .filter(|(t, _)| !t.starts_with(PRODUCT_PREFIX))
+            .filter(|(t, _)| !t.starts_with(PRODUCT_PREFIX) && check_static_strength(t).is_ok())
             .collect();
         prop_assume!(!entries.is_empty());
         let json = Value::Array(entries.iter().map(|(t, (u, with_role, k, l))| {
@@ -1037,4 +1055,56 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn weak_static_tokens_are_refused_by_index_without_their_value() {
+    let strong = [
+        "Kq7Zp2Xw9Rt4Vb8LmN3c5d",           // 22 base64 characters
+        "ghp_Kq7Zp2Xw9Rt4Vb8LmN3c5d",       // a prefix, then 22
+        "sk_live_Kq7Zp2Xw9Rt4Vb8LmN3c5d",   // two prefix segments, then 22
+        "0123456789abcdef0123456789abcdef", // 32 hexadecimal digits
+        "S2s3ZHB6eDl0NGJvOGxtbjNjNWQ=",     // base64 with padding
+    ];
+    for token in strong {
+        assert!(check_static_strength(token).is_ok(), "{token} refused");
+    }
+    let weak = [
+        "a",
+        "hunter2",
+        "Kq7Zp2Xw9Rt4Vb8LmN3c5",              // 21
+        "ghp_Kq7Zp2Xw9Rt4Vb8LmN3c",           // 20 after the prefix
+        "0123456789abcdef0123456789abcde",    // 31 hexadecimal digits
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", // one character over and over
+        "abababababababababababababab",       // two
+        "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",  // nothing of the alphabet
+    ];
+    for token in weak {
+        assert!(check_static_strength(token).is_err(), "{token} accepted");
+        let table = json!([
+            {"token": "Kq7Zp2Xw9Rt4Vb8LmN3c5d", "user_id": "fine"},
+            {"token": token, "user_id": "weak"},
+        ]);
+        let e = parse_table(&table.to_string()).unwrap_err();
+        let entries: Vec<Option<usize>> = e.problems().iter().map(|p| p.entry).collect();
+        assert_eq!(entries, [Some(1)], "{token}");
+        let message = e.to_string();
+        assert!(
+            message.contains("entry 1: the token is too weak"),
+            "{message}"
+        );
+        if token.len() > 3 {
+            assert!(!message.contains(token), "{message} quotes the token");
+        }
+    }
+    // A token of ours is strong whatever its look.
+    let mut counter = 0u8;
+    let mut rng = |buf: &mut [u8]| {
+        for b in buf {
+            counter = counter.wrapping_add(1);
+            *b = counter;
+        }
+    };
+    let ours = crate::token::TokenSecret::generate(crate::token::TokenFamily::User, &mut rng);
+    assert!(check_static_strength(ours.expose()).is_ok());
 }

@@ -21,8 +21,8 @@ fn target(raw: &str) -> Result<OwnerId, ApiError> {
 /// Create the first Owner.
 ///
 /// Creates the first Owner with the configured bootstrap secret (sent as the bearer
-/// token), once: 409 after. 404 when the server has no bootstrap secret. A wrong secret
-/// is 401, and 429 once the client address has failed too often.
+/// token), once: 409 after. No bearer token is 401; 404 when the server has no bootstrap
+/// secret. A wrong secret is 401, and 429 once the client address has failed too often.
 #[utoipa::path(post, path = "/v1/bootstrap", tag = "users", request_body = BootstrapRequest,
     responses(
         (status = 201, description = "The first Owner, with their first token (shown once).", body = UserWithToken),
@@ -34,13 +34,18 @@ pub async fn bootstrap(
     headers: HeaderMap,
     ApiJson(body): ApiJson<BootstrapRequest>,
 ) -> Result<(StatusCode, ApiJson<UserWithToken>), ApiError> {
+    // No bearer token at all is 401 (the header is required), before anything tells
+    // whether this server has a bootstrap secret.
+    let Some(presented) = bearer_from(&headers) else {
+        return Err(ApiError::unauthenticated());
+    };
     let Some(expected) = state.bootstrap else {
         return Err(ApiError::not_found());
     };
     // Constant-time comparison of digests (`TokenDigest`'s equality is `subtle`'s). The
     // right secret works from any address; a wrong one counts against the address and
     // is answered 429 once it has failed too often.
-    if bearer_from(&headers).map(digest_of) != Some(expected) {
+    if digest_of(presented) != expected {
         tracing::info!(client = ?ip, "bootstrap refused: wrong secret");
         return Err(state.auth.failure(ip, ApiError::unauthenticated()));
     }

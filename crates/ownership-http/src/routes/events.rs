@@ -45,19 +45,21 @@ fn shutdown_event() -> Event {
 ///
 /// The caller's own audit events as Server-Sent Events, from now (or after the
 /// `Last-Event-ID` the client resumes from). The one route that also takes
-/// `?access_token=`, since `EventSource` cannot send headers. The stream ends when the
+/// `?access_token=`, since `EventSource` cannot send headers; a token in the URL must not
+/// hold the `manage` kind (`403`: URLs reach proxy logs), so give the stream an `api`
+/// token there. The stream ends when the
 /// token stops working, and when the server shuts down (after a final `shutdown` event).
 /// Needs a `manage` or `api` token.
 #[utoipa::path(get, path = "/v1/me/events", tag = "audit",
     params(
         ("access_token" = Option<String>, Query, nullable = false,
-            description = "The bearer token, for clients that cannot set headers (`EventSource`)."),
-        ("Last-Event-ID" = Option<i64>, Header, nullable = false,
-            description = "Resume after this event (`seq`); without it the stream starts now.")),
+            description = "The bearer token, for clients that cannot set headers (`EventSource`). An `api` token: one holding `manage` is refused here (`403`)."),
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, minimum = 0,
+            description = "Resume after this event (`seq`); without it the stream starts now. Anything but a whole number of 0 or more is `400`.")),
     responses(
         (status = 200, description = "`text/event-stream`: one event per audit event, `id` its `seq`, `event` its action, `data` the event as JSON (see `EventView`).",
-            content_type = "text/event-stream", body = String),
-        AuthErrors, (status = 403, response = Forbidden)))]
+            content_type = "text/event-stream", body = crate::wire::StreamEvent),
+        (status = 400, response = BadRequest), AuthErrors, (status = 403, response = Forbidden)))]
 pub async fn my_events(
     State(state): State<AppState>,
     AuthenticatedSse(p, digest): AuthenticatedSse,
@@ -67,10 +69,20 @@ pub async fn my_events(
         return Err(ApiError::forbidden("token kind `manage` or `api` required"));
     }
     let scope = OwnerScope::own(&p.identity);
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i64>().ok());
+    let resume = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|seq| *seq >= 0)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "Last-Event-ID must be the `id` of an event received before (a whole number of 0 or more)",
+                    )
+                })?,
+        ),
+    };
     let after = match resume {
         Some(seq) => seq,
         None => state

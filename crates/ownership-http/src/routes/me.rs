@@ -23,6 +23,9 @@ fn kinds(raw: &[String]) -> Result<TokenKinds, ApiError> {
     )?)
 }
 
+/// The longest lifetime a minted token may ask for: 100 years of 365.25 days.
+const MAX_EXPIRES_IN_SECONDS: u64 = 3_155_760_000;
+
 /// Who is calling.
 ///
 /// The caller's user and the token they called with. Any valid token.
@@ -73,7 +76,16 @@ pub async fn create_token(
     let request = TokenRequest {
         kinds: kinds(&body.kinds)?,
         label: body.label,
-        expires_in: body.expires_in_seconds.map(Duration::from_secs),
+        expires_in: match body.expires_in_seconds {
+            Some(secs) if secs > MAX_EXPIRES_IN_SECONDS => {
+                return Err(ownership_core::Error::invalid(
+                    "expires_in_seconds",
+                    "must be at most 100 years (3155760000)",
+                )
+                .into());
+            }
+            secs => secs.map(Duration::from_secs),
+        },
     };
     let now = state.clock.now();
     let (record, secret) =

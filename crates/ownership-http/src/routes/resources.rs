@@ -160,21 +160,27 @@ fn denial_reason(e: &Error) -> &'static str {
 /// Fetch a resource's credentials.
 ///
 /// A resource fetches its granted secrets with its resource token (`Authorization:
-/// Bearer own_r_…`), read from its creator's scope only. Every failure, whatever its
-/// cause, is the same 403; an address refused too often gets 429.
+/// Bearer own_r_…`), read from its creator's scope only. A request without a bearer
+/// token is 401; every failure of a token presented, whatever its cause, is the same 403;
+/// an address refused too often gets 429.
 #[utoipa::path(get, path = "/v1/resource/credentials", tag = "secrets",
     responses(
         (status = 200, description = "The granted secrets, by name (sent with `Cache-Control: no-store`).", body = Credentials),
-        (status = 403, response = Forbidden), (status = 429, response = RateLimited)))]
+        (status = 401, response = Unauthenticated), (status = 403, response = Forbidden),
+        (status = 429, response = RateLimited)))]
 pub async fn credentials(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
-    let outcome = match (&state.master_keys, bearer_from(&headers)) {
-        (Some(keys), Some(raw)) => service::resource_credentials(&*state.store, keys, raw).await,
-        (None, _) => Err(Error::Disabled("secrets")),
-        (_, None) => Err(Error::Unauthenticated),
+    // No bearer token at all is the one 401 (the header is required; nothing was
+    // guessed, so nothing is counted). Every refusal of a token presented is the same 403.
+    let Some(raw) = bearer_from(&headers) else {
+        return Err(ApiError::unauthenticated());
+    };
+    let outcome = match &state.master_keys {
+        Some(keys) => service::resource_credentials(&*state.store, keys, raw).await,
+        None => Err(Error::Disabled("secrets")),
     };
     match outcome {
         Ok((record, values)) => {
