@@ -202,6 +202,24 @@ async fn a_change_through_one_process_is_honoured_by_the_others() {
         eventually(&http, node, "/v1/me", &t, 401, "revoke").await;
     }
 
+    // Revoked as leaked, by value, through A: every process refuses it.
+    let (_, t) = mint(&http, &a, &alice).await;
+    answers(&http, &others, "/v1/me", &t, 200, "warm").await;
+    let r = call(
+        &http,
+        &a,
+        "POST",
+        "/v1/tokens/revoke-leaked",
+        None,
+        Some(json!({ "tokens": [t, "not-a-token"] })),
+    )
+    .await;
+    assert_eq!(r.status, 202, "revoke-leaked: {r:?}");
+    assert_eq!(r.body, json!({ "received": 2 }));
+    for node in [&a, &b, &c] {
+        eventually(&http, node, "/v1/me", &t, 401, "revoked as leaked").await;
+    }
+
     // Rotate (no grace): the old value stops working everywhere.
     let (id, t) = mint(&http, &a, &alice).await;
     answers(&http, &others, "/v1/me", &t, 200, "warm").await;
