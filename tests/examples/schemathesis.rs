@@ -44,6 +44,8 @@ failed_auth_per_address = 1000000
 redeem_failures_per_user = 1000000
 channel_failure_budget = 1000000
 leak_reports_per_address = 1000000
+event_streams_per_user = 1000000
+event_streams_total = 1000000
 ";
 
 fn main() -> ExitCode {

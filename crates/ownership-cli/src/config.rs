@@ -173,6 +173,10 @@ pub struct LimitsSection {
     pub leak_reports_per_address: u32,
     /// The window of `leak_reports_per_address`, in seconds.
     pub leak_reports_window_seconds: u64,
+    /// Event streams one user may hold open at once.
+    pub event_streams_per_user: u32,
+    /// Event streams the process holds open at once, for everyone.
+    pub event_streams_total: u32,
 }
 
 impl Default for LimitsSection {
@@ -189,6 +193,8 @@ impl Default for LimitsSection {
             channel_window_seconds: l.channel_window.as_secs(),
             leak_reports_per_address: l.leak_reports_per_address,
             leak_reports_window_seconds: l.leak_reports_window.as_secs(),
+            event_streams_per_user: l.event_streams_per_user,
+            event_streams_total: l.event_streams_total,
         }
     }
 }
@@ -1013,6 +1019,8 @@ impl Config {
                 "limits.leak_reports_window_seconds",
                 l.leak_reports_window_seconds,
             )?,
+            event_streams_per_user: l.event_streams_per_user,
+            event_streams_total: l.event_streams_total,
         };
         service.body_limit = usize::try_from(positive(
             "http.body_limit_bytes",

@@ -50,6 +50,10 @@ pub struct LimitsConfig {
     pub leak_reports_per_address: u32,
     /// The window of `leak_reports_per_address`.
     pub leak_reports_window: Duration,
+    /// Event streams (`GET /v1/me/events`) one user may hold open at once.
+    pub event_streams_per_user: u32,
+    /// Event streams the process holds open at once, for everyone.
+    pub event_streams_total: u32,
 }
 
 impl Default for LimitsConfig {
@@ -65,6 +69,8 @@ impl Default for LimitsConfig {
             channel_window: Duration::from_secs(10 * 60),
             leak_reports_per_address: 10,
             leak_reports_window: Duration::from_secs(60),
+            event_streams_per_user: 8,
+            event_streams_total: 10_000,
         }
     }
 }
@@ -178,8 +184,43 @@ struct LimitsInner {
     channel: FailureBudget<ChannelName>,
     /// Leaked-token reports per client address.
     leak_reports: DefaultKeyedRateLimiter<IpAddr>,
+    /// Open event streams, per user and in all.
+    streams: std::sync::Mutex<OpenStreams>,
+    streams_per_user: u32,
+    streams_total: u32,
     /// Checks since the limiters last dropped keys whose buckets are full again.
     checks: AtomicU64,
+}
+
+/// The event streams open now.
+#[derive(Debug, Default)]
+struct OpenStreams {
+    per_user: std::collections::HashMap<OwnerId, u32>,
+    total: u32,
+}
+
+/// One open event stream's place ([`Limits::open_stream`]); given back when dropped.
+#[derive(Debug)]
+pub struct StreamSlot {
+    limits: Limits,
+    owner: OwnerId,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let inner = &self.limits.inner;
+        let mut open = inner
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per_user.get_mut(&self.owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.per_user.remove(&self.owner);
+            }
+        }
+    }
 }
 
 /// Every this many checks, the keyed limiters forget keys whose buckets have refilled, so
@@ -229,9 +270,33 @@ impl Limits {
                     config.leak_reports_per_address,
                     config.leak_reports_window,
                 )),
+                streams: std::sync::Mutex::new(OpenStreams::default()),
+                streams_per_user: config.event_streams_per_user.max(1),
+                streams_total: config.event_streams_total.max(1),
                 checks: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Takes one of `owner`'s event-stream slots, held until the returned slot is dropped
+    /// (when the stream ends). `None` when the user, or the process, holds as many as
+    /// allowed: one tenant cannot hold every stream the process serves.
+    pub fn open_stream(&self, owner: &OwnerId) -> Option<StreamSlot> {
+        let inner = &self.inner;
+        let mut open = inner
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mine = open.per_user.get(owner).copied().unwrap_or(0);
+        if mine >= inner.streams_per_user || open.total >= inner.streams_total {
+            return None;
+        }
+        open.per_user.insert(owner.clone(), mine + 1);
+        open.total += 1;
+        Some(StreamSlot {
+            limits: self.clone(),
+            owner: owner.clone(),
+        })
     }
 
     /// Spends one of `addr`'s leaked-token reports; the wait when none is left.

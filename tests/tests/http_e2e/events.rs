@@ -12,6 +12,7 @@ use crate::support::*;
 on_both_backends!(
     the_event_stream_delivers_the_callers_events_and_never_anothers,
     the_event_stream_refuses_bad_tokens_and_ends_with_its_token,
+    open_streams_are_capped_per_user_and_in_all,
 );
 
 /// How long a test waits for an event it expects.
@@ -197,5 +198,46 @@ async fn the_event_stream_refuses_bad_tokens_and_ends_with_its_token(backend: Ba
             // The revocation itself may still be delivered before the stream ends.
             Some(e) => assert_eq!(e["owner_id"], "alice", "{e}"),
         }
+    }
+}
+
+/// One user cannot hold every stream: past `limits.event_streams_per_user` open streams the
+/// next is 429 until one closes, and `limits.event_streams_total` caps everyone's.
+async fn open_streams_are_capped_per_user_and_in_all(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.service.limits.event_streams_per_user = 2;
+        c.service.limits.event_streams_total = 3;
+    })
+    .await;
+    let alice = app.create_user("alice", "member").await;
+    let bob = app.create_user("bob", "member").await;
+    let carol = app.create_user("carol", "member").await;
+    let first = Stream::open(&app, &alice).await;
+    let _second = Stream::open(&app, &alice).await;
+    let refused = app.get("/v1/me/events", &alice).await;
+    assert_error(&refused, 429, "rate_limited");
+    // Another user still gets one: the cap is per user...
+    let _bobs = Stream::open(&app, &bob).await;
+    // ...and in all: three are open.
+    assert_error(&app.get("/v1/me/events", &carol).await, 429, "rate_limited");
+    // A closed stream gives its place back.
+    drop(first);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let r = app
+            .http
+            .get(format!("{}/v1/me/events", app.base))
+            .bearer_auth(&carol)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream's place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -25,6 +25,8 @@ struct Cursor {
     first: bool,
     /// The final `shutdown` event has been sent: the stream ends.
     closed: bool,
+    /// This stream's place among the open ones, given back when the stream is dropped.
+    _slot: crate::limits::StreamSlot,
 }
 
 /// The last event of a stream the server ends because it is shutting down: the client
@@ -69,6 +71,13 @@ pub async fn my_events(
         return Err(ApiError::forbidden("token kind `manage` or `api` required"));
     }
     let scope = OwnerScope::own(&p.identity);
+    // One user holds at most `limits.event_streams_per_user` streams, and the process at
+    // most `limits.event_streams_total`.
+    let slot = state
+        .auth
+        .limits()
+        .open_stream(&p.identity.owner_id)
+        .ok_or_else(|| ApiError::rate_limited(Duration::from_secs(5)))?;
     let resume = match headers.get("last-event-id") {
         None => None,
         Some(v) => Some(
@@ -107,6 +116,7 @@ pub async fn my_events(
         pending: Default::default(),
         first: true,
         closed: false,
+        _slot: slot,
     };
     let stream = stream::unfold(cursor, |mut c| async move {
         loop {
