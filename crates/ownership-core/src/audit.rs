@@ -337,6 +337,19 @@ pub struct ChainVerifier {
     count: u64,
 }
 
+/// Where a verified chain ended: its last event and how many events it holds. A later
+/// check can resume from it ([`ChainVerifier::resume`]) instead of walking everything
+/// again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainCheckpoint {
+    /// The last verified event's `seq`.
+    pub seq: i64,
+    /// Its hash.
+    pub hash: ChainHash,
+    /// How many events the verified chain holds.
+    pub events: u64,
+}
+
 impl Default for ChainVerifier {
     fn default() -> Self {
         Self {
@@ -349,6 +362,16 @@ impl Default for ChainVerifier {
 }
 
 impl ChainVerifier {
+    /// A verifier that continues after `checkpoint`, trusting what it covers.
+    pub fn resume(checkpoint: ChainCheckpoint) -> Self {
+        Self {
+            prev: checkpoint.hash,
+            next_seq: checkpoint.seq.saturating_add(1),
+            broken: None,
+            count: checkpoint.events,
+        }
+    }
+
     /// Checks the next event.
     pub fn push(&mut self, event: &AuditEvent) {
         if self.broken.is_some() {

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 
-use crate::audit::{AuditEvent, AuditFilter, ChainHash, ChainVerdict, ChainVerifier, parse_cursor};
+use crate::audit::{
+    AuditEvent, AuditFilter, ChainCheckpoint, ChainHash, ChainVerdict, ChainVerifier, parse_cursor,
+};
 use crate::authz::OwnerScope;
 use crate::db::{Transactions, Tx};
 use crate::error::Result;
@@ -30,6 +32,16 @@ pub trait AuditLog: Send + Sync {
 
     /// Checks the whole chain, and that its head matches the recorded head.
     async fn verify_chain(&self) -> Result<ChainVerdict>;
+
+    /// Checks the events after `from` (a checkpoint an earlier check returned; `None`: the
+    /// whole chain) and the recorded head, trusting what `from` covers. Returns the
+    /// verdict and, when intact, the checkpoint to resume from next time. A caller that
+    /// checks often (the console) resumes, and walks the whole chain again now and then,
+    /// since an edit below the checkpoint is seen only by a whole walk.
+    async fn verify_chain_from(
+        &self,
+        from: Option<ChainCheckpoint>,
+    ) -> Result<(ChainVerdict, Option<ChainCheckpoint>)>;
 }
 
 /// One row of the chain as a verifier reads it: the event, or the `seq` of a row that no
@@ -63,9 +75,12 @@ pub trait AuditRows: Tx {
 const VERIFY_PAGE: i64 = 500;
 
 /// Walks the whole chain in `tx` and compares its end with the recorded head.
-async fn verify<T: AuditRows + ?Sized>(tx: &mut T) -> Result<ChainVerdict> {
-    let mut verifier = ChainVerifier::default();
-    let mut last: Option<(i64, ChainHash)> = None;
+async fn verify<T: AuditRows + ?Sized>(
+    tx: &mut T,
+    from: Option<ChainCheckpoint>,
+) -> Result<(ChainVerdict, Option<ChainCheckpoint>)> {
+    let mut verifier = from.map_or_else(ChainVerifier::default, ChainVerifier::resume);
+    let mut last: Option<(i64, ChainHash)> = from.map(|c| (c.seq, c.hash));
     loop {
         let after = last.map_or(i64::MIN, |(seq, _)| seq);
         let rows = tx.chain_after(after, VERIFY_PAGE).await?;
@@ -81,25 +96,26 @@ async fn verify<T: AuditRows + ?Sized>(tx: &mut T) -> Result<ChainVerdict> {
                 // A row edited into something that no longer parses is a break in the
                 // chain at that row (unless the chain broke earlier).
                 Err(seq) => {
-                    return Ok(match verifier.finish() {
+                    let verdict = match verifier.finish() {
                         broken @ ChainVerdict::Broken { .. } => broken,
                         ChainVerdict::Intact { .. } => ChainVerdict::Broken {
                             seq,
                             reason: "the row does not parse".to_owned(),
                         },
-                    });
+                    };
+                    return Ok((verdict, None));
                 }
             }
         }
         if let verdict @ ChainVerdict::Broken { .. } = verifier.clone().finish() {
-            return Ok(verdict);
+            return Ok((verdict, None));
         }
     }
     let events = match verifier.finish() {
         ChainVerdict::Intact { events } => events,
-        broken => return Ok(broken),
+        broken => return Ok((broken, None)),
     };
-    Ok(match tx.chain_head().await? {
+    let verdict = match tx.chain_head().await? {
         None => ChainVerdict::Broken {
             seq: last.map_or(1, |(seq, _)| seq + 1),
             reason: "the recorded head is missing".to_owned(),
@@ -109,7 +125,16 @@ async fn verify<T: AuditRows + ?Sized>(tx: &mut T) -> Result<ChainVerdict> {
             reason: "the recorded head does not parse".to_owned(),
         },
         Some((head_seq, Some(head_hash))) => compare_with_head(events, last, head_seq, head_hash),
-    })
+    };
+    let checkpoint = match (&verdict, last) {
+        (ChainVerdict::Intact { events }, Some((seq, hash))) => Some(ChainCheckpoint {
+            seq,
+            hash,
+            events: *events,
+        }),
+        _ => None,
+    };
+    Ok((verdict, checkpoint))
 }
 
 /// The verdict when the walk itself found nothing wrong: the last event read must be
@@ -189,7 +214,16 @@ where
     async fn verify_chain(&self) -> Result<ChainVerdict> {
         // One snapshot for every page and the head, so concurrent appends neither show up
         // half-way nor make the head look ahead of the chain.
-        self.snapshot(|tx| Box::pin(async move { verify(tx).await }))
+        self.verify_chain_from(None)
+            .await
+            .map(|(verdict, _)| verdict)
+    }
+
+    async fn verify_chain_from(
+        &self,
+        from: Option<ChainCheckpoint>,
+    ) -> Result<(ChainVerdict, Option<ChainCheckpoint>)> {
+        self.snapshot(move |tx| Box::pin(async move { verify(tx, from).await }))
             .await
     }
 }

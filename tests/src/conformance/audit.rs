@@ -188,3 +188,38 @@ pub async fn an_edited_chain_is_detected<S: Store>(cx: Ctx<S>) {
         ChainVerdict::Intact { events: 2 }
     );
 }
+
+/// A check resumed from a checkpoint covers what was appended since, and ends where a whole
+/// walk does.
+pub async fn a_resumed_check_covers_what_was_appended<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let (whole, cp) = s.verify_chain_from(None).await.unwrap();
+    assert_eq!(whole, ChainVerdict::Intact { events: 1 });
+    let cp = cp.expect("an intact chain has a checkpoint");
+    assert_eq!((cp.seq, cp.events), (1, 1));
+    issue(s, &root, "api").await;
+    issue(s, &root, "api").await;
+    let (resumed, next) = s.verify_chain_from(Some(cp)).await.unwrap();
+    assert_eq!(resumed, ChainVerdict::Intact { events: 3 });
+    assert_eq!(next.map(|c| (c.seq, c.events)), Some((3, 3)));
+    assert_eq!(
+        s.verify_chain_from(next).await.unwrap().0,
+        ChainVerdict::Intact { events: 3 },
+        "nothing new"
+    );
+    assert_eq!(
+        s.verify_chain().await.unwrap(),
+        resumed,
+        "a whole walk agrees"
+    );
+    // A checkpoint that does not match the chain (here: a made-up hash) is a break.
+    let forged = ownership_core::audit::ChainCheckpoint {
+        hash: ownership_core::audit::ChainHash::from_bytes([9; 32]),
+        ..cp
+    };
+    assert!(matches!(
+        s.verify_chain_from(Some(forged)).await.unwrap().0,
+        ChainVerdict::Broken { seq: 2, .. }
+    ));
+}

@@ -144,6 +144,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         a_cursor_that_no_page_returned_is_refused,
         events_after_streams_oldest_first,
         an_edited_chain_is_detected,
+        a_resumed_check_covers_what_was_appended,
     );
     register!(out, resources:
         secrets_are_scoped_to_their_owner,

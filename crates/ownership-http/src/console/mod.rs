@@ -40,13 +40,11 @@ mod session;
 mod views;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::http::header::{self, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use ownership_core::audit::ChainVerdict;
 use tokio::sync::Mutex;
 
 use crate::state::AppState;
@@ -61,14 +59,14 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; frame-ancestors '
 /// The stylesheet, from the binary.
 const CSS: &str = include_str!("assets/console.css");
 
-/// The console's state: the service's, the sessions of this process, and the last
-/// verdict on the audit chain (checking the chain reads every event, so a verdict is
-/// reused for a few seconds; the lock also makes concurrent page views share one check).
+/// The console's state: the service's, the sessions of this process, and its check of the
+/// audit chain (`pages::ChainCheck`: a verdict reused for a few seconds, then a check of
+/// what was appended since; the lock makes concurrent page views share one check).
 #[derive(Clone)]
 pub(crate) struct ConsoleState {
     app: AppState,
     sessions: Arc<Sessions>,
-    chain: Arc<Mutex<Option<(Instant, ChainVerdict)>>>,
+    chain: Arc<Mutex<pages::ChainCheck>>,
 }
 
 impl std::fmt::Debug for ConsoleState {
@@ -86,7 +84,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let console = ConsoleState {
         app: state.clone(),
         sessions: Arc::new(Sessions::new(SessionPolicy::default())),
-        chain: Arc::new(Mutex::new(None)),
+        chain: Arc::new(Mutex::new(pages::ChainCheck::default())),
     };
     let refuse = || async { Refusal::method_not_allowed() };
     Router::new()

@@ -679,6 +679,51 @@ impl AfterQuery {
 /// How long a verdict on the chain is reused.
 const CHAIN_VERDICT_TTL: Duration = Duration::from_secs(5);
 
+/// How often the console walks the whole chain; in between it checks only what was
+/// appended since the last intact check (an edit below that is seen at the next walk).
+const CHAIN_FULL_WALK: Duration = Duration::from_secs(15 * 60);
+
+/// The console's view of the chain: the last verdict (served for
+/// [`CHAIN_VERDICT_TTL`]), where the last intact check ended, and when the whole chain
+/// was last walked. A page view costs at most the events appended since the last check,
+/// not the whole chain.
+#[derive(Debug, Default)]
+pub(crate) struct ChainCheck {
+    last: Option<(Instant, ownership_core::audit::ChainVerdict)>,
+    checkpoint: Option<ownership_core::audit::ChainCheckpoint>,
+    full_walk_at: Option<Instant>,
+}
+
+impl ChainCheck {
+    /// The verdict to show, and when it was reached.
+    async fn current<S: ownership_core::audit_log::AuditLog + ?Sized>(
+        &mut self,
+        store: &S,
+    ) -> ownership_core::Result<(Instant, ownership_core::audit::ChainVerdict)> {
+        if let Some((at, verdict)) = &self.last
+            && at.elapsed() < CHAIN_VERDICT_TTL
+        {
+            return Ok((*at, verdict.clone()));
+        }
+        let whole = self
+            .full_walk_at
+            .is_none_or(|at| at.elapsed() >= CHAIN_FULL_WALK);
+        let from = if whole { None } else { self.checkpoint };
+        let (verdict, checkpoint) = store.verify_chain_from(from).await?;
+        let now = Instant::now();
+        if whole {
+            self.full_walk_at = Some(now);
+        }
+        // A broken chain is walked whole next time, so a repair shows at once.
+        if checkpoint.is_none() {
+            self.full_walk_at = None;
+        }
+        self.checkpoint = checkpoint;
+        self.last = Some((now, verdict.clone()));
+        Ok((now, verdict))
+    }
+}
+
 /// `GET /console/audit`: the user's events (an Admin's or Owner's: everyone's), newest
 /// first, and the state of the whole chain.
 pub(crate) async fn audit_page(
@@ -697,19 +742,9 @@ pub(crate) async fn audit_page(
         Ok(p) => p,
         Err(e) => return Refusal::from_error(e).into_response(),
     };
-    let (checked, verdict) = {
-        let mut cached = state.chain.lock().await;
-        match cached.as_ref() {
-            Some((at, v)) if at.elapsed() < CHAIN_VERDICT_TTL => (*at, v.clone()),
-            _ => match state.app.store.verify_chain().await {
-                Ok(v) => {
-                    let at = Instant::now();
-                    *cached = Some((at, v.clone()));
-                    (at, v)
-                }
-                Err(e) => return Refusal::from_error(e).into_response(),
-            },
-        }
+    let (checked, verdict) = match state.chain.lock().await.current(&*state.app.store).await {
+        Ok(checked) => checked,
+        Err(e) => return Refusal::from_error(e).into_response(),
     };
     let checked_at = When::of(state.app.clock.now() - checked.elapsed()).text;
     let (chain_intact, chain_text, chain_detail) = match verdict {
