@@ -94,6 +94,15 @@ async fn users_tokens_and_audit_through_the_client(backend: Backend) {
     assert_eq!(me.user_id.as_str(), "owner");
     assert_eq!(me.role, UserRole::Owner);
 
+    // Leak reports: received, never telling what matched; GitHub's endpoint is off here.
+    let receipt = owner.revoke_leaked(&["nope", "own_u_nope"]).await.unwrap();
+    assert_eq!(receipt.received, 2);
+    assert_refused(
+        owner.github_report("key-1", "c2ln", "[]").await,
+        404,
+        "not_found",
+    );
+
     // Five users, so that six users page as 2 + 2 + 2.
     let mut tokens = Vec::new();
     for name in ["u1", "u2", "u3", "u4", "u5"] {

@@ -245,13 +245,21 @@ async fn behind_nginx(database_url: &str, dir: &std::path::Path) {
     );
     assert_eq!(fail(&direct, &via, 1, &[]).await, [429], "127.0.0.4 spent");
 
-    // nginx really was in the path: it saw each client and sent X-Forwarded-For on.
-    let log = nginx.access_log();
+    // nginx really was in the path: it saw each client and sent X-Forwarded-For on. (It
+    // writes its access log after answering, so the last lines may take a moment.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     for address in ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.6"] {
-        assert!(
-            log.lines().any(|l| l.starts_with(&format!("{address} "))),
-            "nginx saw {address}:\n{log}"
-        );
+        loop {
+            let log = nginx.access_log();
+            if log.lines().any(|l| l.starts_with(&format!("{address} "))) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nginx saw {address}:\n{log}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
     drop(nginx);
     drop(server);
