@@ -1,5 +1,5 @@
 //! The transaction port on libSQL: [`LibsqlTx`] is a transaction on the database thread,
-//! and [`LibsqlStore`] opens them ([`Database`]). The use cases are core's; each area's
+//! and [`LibsqlStore`] opens them ([`Transactions`]); each area module adds its point read. The use cases are core's; each area's
 //! module here implements its row trait for [`LibsqlTx`].
 
 use ::libsql::Connection;

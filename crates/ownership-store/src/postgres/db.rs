@@ -1,6 +1,6 @@
 //! The transaction port on PostgreSQL: [`PgTx`] is a write transaction holding the
 //! audit-head lock ([`Write`]) or a read connection, and [`PgStore`] opens them
-//! ([`Database`]). The use cases are core's; each area's module here implements its row
+//! ([`Transactions`]; each area module adds its point read). The use cases are core's; each area's module here implements its row
 //! trait for [`PgTx`].
 
 use async_trait::async_trait;
