@@ -1,6 +1,7 @@
 //! The transaction port on libSQL: [`LibsqlTx`] is a transaction on the database thread,
-//! and [`LibsqlStore`] opens them ([`Transactions`]); each area module adds its point read. The use cases are core's; each area's
-//! module here implements its row trait for [`LibsqlTx`].
+//! and [`LibsqlStore`] opens them ([`Transactions`]). The use cases are core's; each area's
+//! module here implements its row trait for [`LibsqlTx`], and its point read for
+//! [`LibsqlStore`].
 
 use ::libsql::Connection;
 use async_trait::async_trait;

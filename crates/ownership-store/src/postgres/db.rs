@@ -1,7 +1,7 @@
-//! The transaction port on PostgreSQL: [`PgTx`] is a write transaction holding the
-//! audit-head lock ([`Write`]) or a read connection, and [`PgStore`] opens them
-//! ([`Transactions`]; each area module adds its point read). The use cases are core's; each area's module here implements its row
-//! trait for [`PgTx`].
+//! The transaction port on PostgreSQL: [`PgTx`] is a write transaction holding the audit-
+//! head lock ([`Write`]) or a read connection, and [`PgStore`] opens them
+//! ([`Transactions`]). The use cases are core's; each area's module here implements its row
+//! trait for [`PgTx`], and its point read for [`PgStore`].
 
 use async_trait::async_trait;
 use ownership_core::audit::{AuditEvent, NewAuditEvent};
