@@ -283,16 +283,22 @@ impl Browser {
             .len()
     }
 
-    /// The field labelled `label` (through the label's `for`).
+    /// The field labelled `label` (through the label's `for`). A label found on a page
+    /// that is being replaced (a form just submitted) goes stale: it is looked up again.
     async fn field(&self, label: &str) -> Element {
-        let l = self
-            .wait_for(&format!("//label[normalize-space()={}]", quoted(label)))
-            .await;
-        let id = l
-            .attr("for")
-            .await
-            .expect("attr")
-            .unwrap_or_else(|| panic!("label `{label}` has no `for`"));
+        let xpath = format!("//label[normalize-space()={}]", quoted(label));
+        let deadline = std::time::Instant::now() + PATIENCE;
+        let id = loop {
+            let l = self.wait_for(&xpath).await;
+            match l.attr("for").await {
+                Ok(id) => break id,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("label `{label}`: {e}"),
+            }
+        }
+        .unwrap_or_else(|| panic!("label `{label}` has no `for`"));
         self.c
             .find(Locator::Id(&id))
             .await
