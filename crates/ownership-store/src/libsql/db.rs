@@ -8,13 +8,12 @@ use async_trait::async_trait;
 use ownership_core::audit::{AuditEvent, ChainHash, NewAuditEvent};
 use ownership_core::authz::ActorState;
 use ownership_core::db::{Body, Committed, Transactions, Tx};
-use ownership_core::{OwnerId, Result};
+use ownership_core::{OwnerId, Result, UserRole, UserStatus};
 use time::OffsetDateTime;
 
 use super::LibsqlStore;
 use super::conn::now_of;
-use super::conn::{args, bytes, exec, int, integrity, micros, query_opt};
-use super::recheck::actor_state;
+use super::conn::{args, bytes, exec, int, integrity, micros, parsed, query_opt};
 
 /// A transaction on the database thread: the connection (inside `BEGIN IMMEDIATE` for a
 /// write, `BEGIN DEFERRED` for a read), its time, and the events it appended.
@@ -154,4 +153,23 @@ pub(super) async fn append_audit(conn: &Connection, event: NewAuditEvent) -> Res
         return Err(integrity("audit head"));
     }
     Ok(linked)
+}
+
+/// A user's role and status, as [`AdminScope::recheck`](ownership_core::authz::AdminScope::recheck) and
+/// [`ownership_core::authz::MintPermit::recheck`] read them; `None` when there is no such
+/// user.
+async fn actor_state(conn: &Connection, id: &OwnerId) -> Result<Option<ActorState>> {
+    query_opt(
+        conn,
+        "SELECT role, status FROM users WHERE id = ?1",
+        args![id.as_str()],
+    )
+    .await?
+    .map(|row| {
+        Ok(ActorState {
+            role: parsed(&row, 0, "user role", UserRole::parse)?,
+            status: parsed(&row, 1, "user status", UserStatus::parse)?,
+        })
+    })
+    .transpose()
 }

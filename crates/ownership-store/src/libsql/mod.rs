@@ -15,7 +15,6 @@ mod db;
 mod migrate;
 mod pairing;
 mod provision;
-mod recheck;
 mod resources;
 mod secrets;
 mod tokens;

@@ -7,15 +7,14 @@ use async_trait::async_trait;
 use ownership_core::audit::{AuditEvent, NewAuditEvent};
 use ownership_core::authz::ActorState;
 use ownership_core::db::{Body, Committed, Transactions, Tx};
-use ownership_core::{OwnerId, Result};
+use ownership_core::{OwnerId, Result, UserRole, UserStatus};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnection;
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
 
 use super::PgStore;
-use super::recheck::actor_state;
-use super::support::{Write, integrity, query, unavailable};
+use super::support::{Write, integrity, parsed, query, unavailable};
 use crate::metrics::Op;
 
 /// What a [`PgTx`] runs on.
@@ -150,4 +149,22 @@ impl Transactions for PgStore {
     fn rng(&self) -> Box<dyn ownership_core::RandomSource + Send> {
         Box::new(crate::OsRandom)
     }
+}
+
+/// A user's role and status, as [`AdminScope::recheck`](ownership_core::authz::AdminScope::recheck) and
+/// [`ownership_core::authz::MintPermit::recheck`] read them; `None` when there is no such
+/// user.
+async fn actor_state(conn: &mut PgConnection, id: &OwnerId) -> Result<Option<ActorState>> {
+    query("SELECT role, status FROM users WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(conn)
+        .await
+        .map_err(unavailable)?
+        .map(|row| {
+            Ok(ActorState {
+                role: parsed(&row, "role", UserRole::parse)?,
+                status: parsed(&row, "status", UserStatus::parse)?,
+            })
+        })
+        .transpose()
 }

@@ -37,7 +37,6 @@ mod listen;
 mod migrate;
 mod pairing;
 mod provision;
-mod recheck;
 mod resources;
 mod secrets;
 mod support;
