@@ -20,8 +20,9 @@ use crate::wire::ApiJson;
 #[serde(deny_unknown_fields)]
 pub struct LeakReport {
     /// Up to 1,000 raw token values, ours or not; anything that is not a live token is
-    /// ignored.
-    #[schema(example = json!(["own_u_0123456789abcdefghijklmnopqrstuv_abc123"]), max_items = 1000)]
+    /// ignored. More is `400`; a body over the body limit is `413` first, so the limit is
+    /// stated here rather than as `maxItems`, which a client could not satisfy alone.
+    #[schema(example = json!(["own_u_0123456789abcdefghijklmnopqrstuv_abc123"]))]
     pub tokens: Vec<String>,
 }
 
