@@ -96,6 +96,8 @@ actions! {
     ResourceCreated => "resource.created",
     /// A resource was revoked.
     ResourceRevoked => "resource.revoked",
+    /// A resource credential was revoked because its value was reported leaked.
+    ResourceRevokedAsLeaked => "resource.revoked_as_leaked",
     /// A webhook endpoint was set.
     WebhookSet => "webhook.set",
     /// A webhook endpoint was removed.

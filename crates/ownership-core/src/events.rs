@@ -336,6 +336,24 @@ pub fn resource_revoked(
     )
 }
 
+/// `resource.revoked_as_leaked`: the resource credential's value was reported leaked;
+/// `source` as for [`token_revoked_as_leaked`].
+pub fn resource_revoked_as_leaked(
+    at: OffsetDateTime,
+    owner: &OwnerId,
+    id: &ResourceId,
+    source: &str,
+) -> NewAuditEvent {
+    NewAuditEvent::new(
+        at,
+        Actor::System,
+        Some(owner.clone()),
+        AuditAction::ResourceRevokedAsLeaked,
+        id.as_str(),
+        &json!({"source": source}),
+    )
+}
+
 /// `webhook.set`. The URL is recorded without user information, query or fragment
 /// ([`crate::ids::redacted_url`]): the audit trail is read by Admins, streamed and
 /// delivered, and a receiver's secret often rides in the query.

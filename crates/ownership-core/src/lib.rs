@@ -21,6 +21,7 @@ pub mod identity;
 pub mod ids;
 pub mod instants;
 pub mod kinds;
+pub mod leaks;
 pub mod paging;
 pub mod pairing;
 pub mod ports;

@@ -31,6 +31,7 @@ use crate::error::Result;
 pub use crate::audit::AuditFilter;
 pub use crate::audit_log::AuditLog;
 pub use crate::crypto::Sealed;
+pub use crate::leaks::LeakStore;
 pub use crate::paging::{Page, PageRequest};
 pub use crate::pairing::{
     ChannelBinding, PairingCandidate, PairingIssue, PairingPolicy, PairingStore, PendingPairing,
@@ -110,6 +111,7 @@ pub trait Store:
     + AuditLog
     + SecretStore
     + ResourceStore
+    + LeakStore
     + WebhookStore
     + Health
 {
@@ -123,6 +125,7 @@ impl<T> Store for T where
         + AuditLog
         + SecretStore
         + ResourceStore
+        + LeakStore
         + WebhookStore
         + Health
 {

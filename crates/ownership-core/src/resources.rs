@@ -116,6 +116,9 @@ pub trait ResourceRows: Tx {
     ) -> Result<Option<ResourceRecord>>;
     /// The owner's resources, newest first, with their grants.
     async fn resources_of(&mut self, owner: &OwnerId) -> Result<Vec<ResourceRecord>>;
+    /// The resource whose token has this digest (any owner's), with its creator's
+    /// account status.
+    async fn resource_by_token(&mut self, digest: &TokenDigest) -> Result<Option<ResourceAuth>>;
     /// Sets the resource's revocation time.
     async fn set_resource_revoked(
         &mut self,

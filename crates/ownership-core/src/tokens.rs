@@ -288,18 +288,6 @@ pub trait TokenStore: Send + Sync {
         expected_kind: Option<&TokenKind>,
     ) -> Result<TokenRecord>;
 
-    /// Revokes every live token (user or service, any owner) whose digest is in
-    /// `digests`: holding a token is the proof, as a credential-revocation API treats it.
-    /// Each is audited as `token.revoked_as_leaked` with `source`, so its owner hears of it
-    /// through their event stream and webhook. Returns what each digest was, in order;
-    /// callers that answer an anonymous reporter must not reveal it.
-    async fn revoke_leaked(
-        &self,
-        scope: &SystemScope,
-        digests: &[TokenDigest],
-        source: LeakSource,
-    ) -> Result<Vec<LeakOutcome>>;
-
     /// Records uses batched by the write-behind (never on a request's path).
     async fn record_last_used(
         &self,
@@ -311,46 +299,6 @@ pub trait TokenStore: Send + Sync {
     /// unprefixed token is refused without a store read.
     async fn has_foreign_tokens(&self) -> Result<bool>;
 }
-
-/// Who reported a leaked token ([`TokenStore::revoke_leaked`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeakSource {
-    /// Anyone holding the value, through `POST /v1/tokens/revoke-leaked`.
-    Report,
-    /// GitHub's secret scanning, through its partner endpoint.
-    GitHub,
-}
-
-impl LeakSource {
-    /// The audit name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Report => "report",
-            Self::GitHub => "github",
-        }
-    }
-}
-
-/// What a reported value was ([`TokenStore::revoke_leaked`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeakOutcome {
-    /// No stored token has this value.
-    Unknown,
-    /// A live token, now revoked.
-    Revoked,
-    /// A stored token that had already stopped working (revoked or expired).
-    AlreadyEnded,
-}
-
-impl LeakOutcome {
-    /// Whether the value is one of our tokens (live or not).
-    pub fn is_ours(self) -> bool {
-        self != Self::Unknown
-    }
-}
-
-/// Most token values one leak report may carry.
-pub const LEAK_REPORT_MAX: usize = 1_000;
 
 /// Longest accepted token label, in characters.
 pub const LABEL_MAX_CHARS: usize = 100;
@@ -727,45 +675,6 @@ impl<D: TokenDatabase> TokenStore for D {
                     revoked_at: Some(now),
                     ..token
                 })
-            })
-        })
-        .await
-    }
-
-    async fn revoke_leaked(
-        &self,
-        _scope: &SystemScope,
-        digests: &[TokenDigest],
-        source: LeakSource,
-    ) -> Result<Vec<LeakOutcome>> {
-        if digests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let digests = digests.to_vec();
-        db::write(self, move |tx| {
-            Box::pin(async move {
-                let now = tx.now();
-                let mut outcomes = Vec::with_capacity(digests.len());
-                for digest in &digests {
-                    let Some(token) = tx.token_by_digest(digest).await? else {
-                        outcomes.push(LeakOutcome::Unknown);
-                        continue;
-                    };
-                    if !token.is_live(now) {
-                        outcomes.push(LeakOutcome::AlreadyEnded);
-                        continue;
-                    }
-                    tx.set_revoked(&token.owner_id, &token.id, now).await?;
-                    tx.append(events::token_revoked_as_leaked(
-                        now,
-                        &token.owner_id,
-                        &token.id,
-                        source.as_str(),
-                    ))
-                    .await?;
-                    outcomes.push(LeakOutcome::Revoked);
-                }
-                Ok(outcomes)
             })
         })
         .await

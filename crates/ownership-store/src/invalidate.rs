@@ -126,7 +126,7 @@ fn effect(action: AuditAction) -> Option<Effect> {
         A::UserRoleChanged | A::UserSuspended | A::UserResumed | A::UserDeleted => Effect::Owner,
         A::TokenRotated | A::TokenRevoked | A::TokenRevokedAsLeaked => Effect::Token,
         A::PairingApproved | A::IdentityUnlinked => Effect::Identity,
-        A::ResourceRevoked => Effect::Resource,
+        A::ResourceRevoked | A::ResourceRevokedAsLeaked => Effect::Resource,
         A::LegacyTokenInstalled => Effect::Legacy,
         A::TokenProvisioned => Effect::Provisioned,
         _ => return None,
@@ -316,6 +316,10 @@ mod tests {
             ),
             (
                 events::resource_revoked(at, &actor, &carol, &res),
+                Some(Invalidation::Resource(res.clone())),
+            ),
+            (
+                events::resource_revoked_as_leaked(at, &carol, &res, "github"),
                 Some(Invalidation::Resource(res.clone())),
             ),
             (

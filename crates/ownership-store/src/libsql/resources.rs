@@ -119,6 +119,10 @@ impl ResourceRows for LibsqlTx {
         Ok(out)
     }
 
+    async fn resource_by_token(&mut self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
+        resource_by_digest(&self.conn, digest.as_bytes().to_vec()).await
+    }
+
     async fn set_resource_revoked(
         &mut self,
         owner: &OwnerId,

@@ -9,7 +9,6 @@ use ownership_core::ports::ResourceRecord;
 use ownership_core::resources::{ResourceAuth, ResourceRow, ResourceRows};
 use ownership_core::token::TokenDigest;
 use ownership_core::{OwnerId, Result, UserStatus};
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnection, PgRow};
 use time::OffsetDateTime;
 
@@ -70,11 +69,10 @@ async fn with_grants(conn: &mut PgConnection, rows: &[PgRow]) -> Result<Vec<Reso
 }
 
 /// The resource whose token has this digest, with its creator's status.
-pub(super) async fn resource_by_digest(
-    reads: &PgPool,
+async fn resource_by_digest(
+    conn: &mut PgConnection,
     digest: &TokenDigest,
 ) -> Result<Option<ResourceAuth>> {
-    let mut conn = reads.acquire().await.map_err(unavailable)?;
     let Some(row) = query(
         "SELECT r.id, r.owner_id, r.kind, r.external_ref, r.created_at, r.revoked_at, u.status
          FROM resources r JOIN users u ON u.id = r.owner_id
@@ -88,7 +86,7 @@ pub(super) async fn resource_by_digest(
         return Ok(None);
     };
     let status = parsed(&row, "status", UserStatus::parse)?;
-    Ok(with_grants(&mut conn, std::slice::from_ref(&row))
+    Ok(with_grants(conn, std::slice::from_ref(&row))
         .await?
         .pop()
         .map(|record| ResourceAuth { record, status }))
@@ -153,6 +151,10 @@ impl ResourceRows for PgTx {
         with_grants(self.conn(), &rows).await
     }
 
+    async fn resource_by_token(&mut self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
+        resource_by_digest(self.conn(), digest).await
+    }
+
     async fn set_resource_revoked(
         &mut self,
         owner: &OwnerId,
@@ -172,11 +174,10 @@ impl ResourceRows for PgTx {
 
 impl ResourceDatabase for PgStore {
     async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
-        crate::metrics::timed(
-            "postgres",
-            Op::Read,
-            resource_by_digest(self.reads(), digest),
-        )
+        crate::metrics::timed("postgres", Op::Read, async {
+            let mut conn = self.reads().acquire().await.map_err(unavailable)?;
+            resource_by_digest(&mut conn, digest).await
+        })
         .await
     }
 }
