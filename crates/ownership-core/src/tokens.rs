@@ -16,7 +16,7 @@ use crate::identity::UserStatus;
 use crate::identity::{Identity, UserRole};
 use crate::ids::{OwnerId, TokenId};
 use crate::kinds::{TokenKind, TokenKinds};
-use crate::token::{TokenDigest, TokenFamily, TokenSecret, digest_of, family_of};
+use crate::token::{TokenDigest, TokenFamily, TokenSecret, checksum_holds, digest_of, shape_of};
 
 /// Where a stored token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -238,6 +238,14 @@ pub trait TokenStore: Send + Sync {
     /// anything else, whatever the reason.
     async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>>;
 
+    /// The warm path: the live principal of this digest when a cache in front of the store
+    /// holds it, without a store read or an `await`; `None` means "ask
+    /// [`TokenStore::lookup`]". The default has no cache.
+    fn warm(&self, digest: &TokenDigest) -> Option<Principal> {
+        let _ = digest;
+        None
+    }
+
     /// [`TokenStore::authenticate`] with the reason of a refusal, for counting outcomes
     /// (metrics). Callers must refuse every non-[`TokenLookup::Live`] answer alike: the
     /// reason is never shown to the client. The default knows no reasons (every refusal is
@@ -373,12 +381,21 @@ pub async fn check_token<S: TokenStore + ?Sized>(
     raw: &str,
     foreign_allowed: bool,
 ) -> Result<std::result::Result<Principal, Refusal>> {
-    match family_of(raw) {
-        Ok(Some(TokenFamily::User | TokenFamily::Service)) => {}
-        Ok(None) if foreign_allowed => {}
+    // Shape, then digest, then the cache; the checksum only on a miss, before the store is
+    // asked (a hit has matched a stored token's digest: its checksum held at issue).
+    let ours = match shape_of(raw) {
+        Ok(Some(TokenFamily::User | TokenFamily::Service)) => true,
+        Ok(None) if foreign_allowed => false,
         Ok(Some(TokenFamily::Resource) | None) | Err(_) => return Ok(Err(Refusal::Malformed)),
+    };
+    let digest = digest_of(raw);
+    if let Some(principal) = store.warm(&digest) {
+        return Ok(Ok(principal));
     }
-    Ok(match store.lookup(&digest_of(raw)).await? {
+    if ours && !checksum_holds(raw) {
+        return Ok(Err(Refusal::Malformed));
+    }
+    Ok(match store.lookup(&digest).await? {
         TokenLookup::Live(p) => Ok(p),
         TokenLookup::Unknown => Err(Refusal::Unknown),
         TokenLookup::Revoked => Err(Refusal::Revoked),
@@ -527,11 +544,23 @@ pub trait TokenDatabase: Transactions<Tx: TokenRows> {
         &self,
         digest: &TokenDigest,
     ) -> impl std::future::Future<Output = Result<Option<TokenAuth>>> + Send;
+
+    /// The live principal of this digest if a cache holds one, synchronously and without
+    /// a store read; `None` otherwise (a database without a cache always answers `None`).
+    /// A cache serves an entry only while its token is live.
+    fn cached_principal(&self, digest: &TokenDigest) -> Option<Principal> {
+        let _ = digest;
+        None
+    }
 }
 
 /// Every [`TokenDatabase`] keeps tokens: each use case once, over [`TokenRows`].
 #[async_trait]
 impl<D: TokenDatabase> TokenStore for D {
+    fn warm(&self, digest: &TokenDigest) -> Option<Principal> {
+        self.cached_principal(digest)
+    }
+
     async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>> {
         self.lookup(digest).await.map(TokenLookup::live)
     }
