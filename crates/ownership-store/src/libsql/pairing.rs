@@ -257,7 +257,7 @@ impl PairingDatabase for LibsqlStore {
     async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
         let key = key.clone();
         self.worker
-            .run(move |c| async move { identity_of(&c, &key).await })
+            .point(move |c| async move { identity_of(&c, &key).await })
             .await
     }
 }

@@ -143,7 +143,7 @@ impl ResourceDatabase for LibsqlStore {
     async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
         let digest = digest.as_bytes().to_vec();
         self.worker
-            .run(move |c| async move { resource_by_digest(&c, digest).await })
+            .point(move |c| async move { resource_by_digest(&c, digest).await })
             .await
     }
 }

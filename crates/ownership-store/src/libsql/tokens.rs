@@ -209,7 +209,7 @@ impl TokenDatabase for LibsqlStore {
     async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
         let digest = digest.as_bytes().to_vec();
         self.worker
-            .run(move |c| async move { token_auth(&c, digest).await })
+            .point(move |c| async move { token_auth(&c, digest).await })
             .await
     }
 }
