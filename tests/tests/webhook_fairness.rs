@@ -23,6 +23,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use ownership_cli::server::ServerConfig;
 use ownership_core::service::RetryPolicy;
+use ownership_core::webhook::HELD_BACK;
 use ownership_tests::app::{Backend, TestApp, spawn_app_with};
 use ownership_tests::logcheck;
 use serde_json::{Value, json};
@@ -240,7 +241,8 @@ async fn a_hanging_endpoint_does_not_delay_another_owner(backend: Backend) {
 /// Alice's endpoint answers 500. After 3 failures in a row (the threshold) her circuit
 /// opens: no request reaches the endpoint for the 2 s cool-down, although her retries are
 /// due every 200 ms. Then one trial goes (half-open); it fails and the circuit opens again
-/// for 2 s. The endpoint recovers, the next trial succeeds, the circuit closes and every
+/// for 2 s. Meanwhile the delivery log shows the held deliveries as pending with
+/// `last_result` saying why. The endpoint recovers, the next trial succeeds, the circuit closes and every
 /// delivery arrives: none was failed, dropped, or charged an attempt while it waited.
 async fn a_failing_endpoint_is_set_aside_then_tried_once_then_served(backend: Backend) {
     let handle = ownership_http::metrics::install().expect("metrics recorder");
@@ -275,6 +277,14 @@ async fn a_failing_endpoint_is_set_aside_then_tried_once_then_served(backend: Ba
             .then_some(())
     })
     .await;
+    let held = within(wait, "a delivery shown as held back", async || {
+        deliveries(&app, &alice)
+            .await
+            .into_iter()
+            .find(|d| d["last_result"] == HELD_BACK)
+    })
+    .await;
+    assert_eq!(held["state"], "pending", "{held}");
     let opened = handle.render();
     assert!(
         opened

@@ -448,8 +448,8 @@ pub trait WebhookStore: Send + Sync {
         per_owner: u32,
     ) -> Result<Vec<(Delivery, WebhookEndpoint)>>;
     /// Holds the owner's pending deliveries due before `until` back until then, without
-    /// counting an attempt (the worker's circuit breaker, while an endpoint is failing).
-    /// How many were held.
+    /// counting an attempt (the worker's circuit breaker, while an endpoint is failing);
+    /// their `last_result` says so ([`HELD_BACK`]). How many were held.
     async fn defer_deliveries(
         &self,
         scope: &SystemScope,
@@ -509,6 +509,10 @@ pub fn previous_secret_of(
         _ => Err(damaged()),
     }
 }
+
+/// The `last_result` of a delivery held back while its endpoint's circuit is open (its
+/// `next_attempt_at` says until when).
+pub const HELD_BACK: &str = "circuit open: waiting for the endpoint's cool-down";
 
 /// Where a delivery listing stands: the `created_at` and id of the last item shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -574,9 +578,14 @@ pub trait WebhookRows: Tx {
         limit: u32,
         per_owner: u32,
     ) -> Result<Vec<(Delivery, WebhookEndpoint)>>;
-    /// Sets `next_attempt_at` to `until` on the owner's pending deliveries due before it,
-    /// attempts unchanged. How many rows changed.
-    async fn defer_pending(&mut self, owner: &OwnerId, until: OffsetDateTime) -> Result<u64>;
+    /// Sets `next_attempt_at` to `until` and `last_result` to `note` on the owner's pending
+    /// deliveries due before `until`, attempts unchanged. How many rows changed.
+    async fn defer_pending(
+        &mut self,
+        owner: &OwnerId,
+        until: OffsetDateTime,
+        note: &str,
+    ) -> Result<u64>;
     /// Sets a delivery's state, next attempt and last result, and counts one attempt.
     /// Whether the delivery exists.
     async fn update_delivery(
@@ -746,7 +755,7 @@ where
         let until = crate::audit::truncate_to_micros(until);
         let owner = owner.clone();
         db::write(self, move |tx| {
-            Box::pin(async move { tx.defer_pending(&owner, until).await })
+            Box::pin(async move { tx.defer_pending(&owner, until, HELD_BACK).await })
         })
         .await
     }

@@ -2,6 +2,7 @@ use ownership_core::authz::SystemScope;
 use ownership_core::ids::{DeliveryId, ResourceId, SecretName};
 use ownership_core::ports::{DeliveryState, NewResource, PageRequest, Store};
 use ownership_core::token::TokenFamily;
+use ownership_core::webhook::HELD_BACK;
 use ownership_core::{Error, UserRole, UserStatus};
 use ownership_store::OsRandom;
 
@@ -427,6 +428,17 @@ pub async fn due_deliveries_are_taken_in_turns_and_can_be_held_back<S: Store>(cx
         .unwrap();
     let attempts: Vec<u32> = log.items.iter().map(|d| d.attempts).collect();
     assert_eq!(attempts, [0, 0, 0, 0, 1], "holding back counts no attempt");
+    let results: Vec<Option<&str>> = log.items.iter().map(|d| d.last_result.as_deref()).collect();
+    assert_eq!(
+        results,
+        [
+            Some(HELD_BACK),
+            Some(HELD_BACK),
+            Some(HELD_BACK),
+            Some(HELD_BACK),
+            Some("timeout")
+        ]
+    );
     assert!(log.items.iter().all(|d| d.state == DeliveryState::Pending));
     assert_eq!(
         s.defer_deliveries(&sys, &oid("nobody"), until)

@@ -174,12 +174,17 @@ impl WebhookRows for LibsqlTx {
             .collect()
     }
 
-    async fn defer_pending(&mut self, owner: &OwnerId, until: OffsetDateTime) -> Result<u64> {
+    async fn defer_pending(
+        &mut self,
+        owner: &OwnerId,
+        until: OffsetDateTime,
+        note: &str,
+    ) -> Result<u64> {
         exec(
             &self.conn,
-            "UPDATE webhook_deliveries SET next_attempt_at = ?2 \
+            "UPDATE webhook_deliveries SET next_attempt_at = ?2, last_result = ?3 \
              WHERE owner_id = ?1 AND state = 'pending' AND next_attempt_at < ?2",
-            args![owner.as_str(), micros(until)?],
+            args![owner.as_str(), micros(until)?, note],
         )
         .await
     }

@@ -188,13 +188,19 @@ impl WebhookRows for PgTx {
         .collect()
     }
 
-    async fn defer_pending(&mut self, owner: &OwnerId, until: OffsetDateTime) -> Result<u64> {
+    async fn defer_pending(
+        &mut self,
+        owner: &OwnerId,
+        until: OffsetDateTime,
+        note: &str,
+    ) -> Result<u64> {
         Ok(query(
-            "UPDATE webhook_deliveries SET next_attempt_at = $2
+            "UPDATE webhook_deliveries SET next_attempt_at = $2, last_result = $3
              WHERE owner_id = $1 AND state = 'pending' AND next_attempt_at < $2",
         )
         .bind(owner.as_str())
         .bind(until)
+        .bind(note)
         .execute(self.conn())
         .await
         .map_err(unavailable)?
