@@ -266,7 +266,7 @@ pub struct WebhooksSection {
     pub retry_max_delay_seconds: u64,
     /// How often the worker looks for new events and due deliveries, in milliseconds.
     pub poll_interval_ms: u64,
-    /// Due deliveries taken per round.
+    /// The most due deliveries read at a time.
     pub batch: u32,
     /// Deliveries of one owner sent at once.
     pub concurrency_per_owner: usize,

@@ -171,7 +171,7 @@ fn describe() {
     );
     describe_gauge!(
         "ownership_webhook_due_deliveries",
-        "Deliveries the webhook worker found due in its last round (at most its batch size)."
+        "Deliveries the webhook worker found due when it last looked (at most its batch size)."
     );
     describe_gauge!(
         "ownership_webhook_circuits",

@@ -93,7 +93,8 @@ pub struct WebhookSettings {
     pub request_timeout: Duration,
     /// Longest the connection may take.
     pub connect_timeout: Duration,
-    /// Due deliveries taken per round.
+    /// The most due deliveries read at a time (each poll, and when an attempt ends while
+    /// deliveries wait for a slot).
     pub batch: u32,
     /// Deliveries sent at once.
     pub concurrency: usize,
@@ -581,7 +582,7 @@ impl Worker {
     }
 
     /// Enqueues `event` if its owner's endpoint existed when it happened. `endpoints`
-    /// memoizes the endpoint reads of one round.
+    /// memoizes the endpoint reads of one poll.
     async fn enqueue_event(
         &self,
         event: &AuditEvent,
@@ -944,7 +945,7 @@ fn metrics_attempt(state: DeliveryState) {
     metrics::counter!("ownership_webhook_deliveries_total", "outcome" => outcome).increment(1);
 }
 
-/// Sets how many deliveries the worker found due in this round
+/// Sets how many deliveries the worker found due when it last looked
 /// (`ownership_webhook_due_deliveries`).
 #[allow(
     clippy::cast_precision_loss,
