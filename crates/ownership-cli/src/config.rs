@@ -266,8 +266,15 @@ pub struct WebhooksSection {
     pub retry_max_delay_seconds: u64,
     /// How often the worker looks for new events and due deliveries, in milliseconds.
     pub poll_interval_ms: u64,
-    /// Due deliveries taken per round.
+    /// The most due deliveries read at a time.
     pub batch: u32,
+    /// Deliveries of one owner sent at once.
+    pub concurrency_per_owner: usize,
+    /// Failures in a row (timeouts, connection errors, 5xx) that open an endpoint's
+    /// circuit; 0 turns the breaker off.
+    pub breaker_threshold: u32,
+    /// How long an open circuit holds an endpoint's deliveries back, in seconds.
+    pub breaker_cooldown_seconds: u64,
 }
 
 impl Default for WebhooksSection {
@@ -283,6 +290,9 @@ impl Default for WebhooksSection {
             retry_max_delay_seconds: w.retry.max_delay.as_secs(),
             poll_interval_ms: millis(w.poll_interval),
             batch: w.batch,
+            concurrency_per_owner: w.per_owner,
+            breaker_threshold: w.breaker.threshold,
+            breaker_cooldown_seconds: w.breaker.cool_down.as_secs(),
         }
     }
 }
@@ -1059,6 +1069,18 @@ impl Config {
         )?;
         service.webhooks.poll_interval = ms("webhooks.poll_interval_ms", w.poll_interval_ms)?;
         service.webhooks.batch = w.batch;
+        service.webhooks.per_owner = usize::try_from(positive(
+            "webhooks.concurrency_per_owner",
+            u64::try_from(w.concurrency_per_owner).unwrap_or(u64::MAX),
+        )?)
+        .unwrap_or(usize::MAX);
+        service.webhooks.breaker = ownership_webhooks::BreakerSettings {
+            threshold: w.breaker_threshold,
+            cool_down: secs(
+                "webhooks.breaker_cooldown_seconds",
+                w.breaker_cooldown_seconds,
+            )?,
+        };
         service.github_keys = ownership_http::github::GitHubKeys::from_pem(
             self.secret_scanning
                 .github_public_keys

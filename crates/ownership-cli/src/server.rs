@@ -499,7 +499,7 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
 
 /// Serves until `shutdown` resolves, then drains (see `docs/operations.md`, "Graceful shutdown"):
 /// stops accepting connections, ends every event stream with a final `shutdown` event,
-/// gives in-flight requests and the webhook worker's round until `http.drain_timeout_seconds`
+/// gives in-flight requests and the webhook worker's attempts until `http.drain_timeout_seconds`
 /// after the signal, cuts off what is left, and flushes the written-behind `last_used_at`
 /// times. With TLS configured, serves HTTPS and reloads the certificate on SIGHUP; the
 /// metrics listener drains the same way.
@@ -543,7 +543,8 @@ pub async fn serve(
     };
     let app = ownership_http::router(prepared.state.clone());
     // The webhook delivery worker reads every owner's events as the operator who runs
-    // this server; asked to stop with the rest, it finishes its round within the deadline.
+    // this server; asked to stop with the rest, it finishes its attempts in flight
+    // within the deadline.
     let worker = tokio::spawn(ownership_webhooks::run_worker(
         prepared.state.webhook_worker_deps(),
         AdminScope::operator("webhook-worker"),

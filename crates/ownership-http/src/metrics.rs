@@ -171,7 +171,15 @@ fn describe() {
     );
     describe_gauge!(
         "ownership_webhook_due_deliveries",
-        "Deliveries the webhook worker found due in its last round (at most its batch size)."
+        "Deliveries the webhook worker found due when it last looked (at most its batch size)."
+    );
+    describe_gauge!(
+        "ownership_webhook_circuits",
+        "Webhook endpoints whose circuit breaker is open or half-open in this process, by state."
+    );
+    describe_counter!(
+        "ownership_webhook_circuit_opened_total",
+        "Times an endpoint's circuit breaker opened (after repeated failures or a failed trial)."
     );
     describe_counter!(
         "ownership_cache_invalidations_received_total",

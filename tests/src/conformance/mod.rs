@@ -153,6 +153,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         resources_need_existing_grants,
         webhook_endpoints_and_deliveries,
         deliveries_page_newest_first_ties_by_id,
+        due_deliveries_are_taken_in_turns_and_can_be_held_back,
     );
     register!(out, concurrency:
         one_code_redeemed_by_32_clients_binds_once,
