@@ -833,10 +833,14 @@ async fn refusals_write_nothing() {
 
     // A backup from a newer schema than this build knows: refused, nothing created.
     let future = dir.path().join("future.backup");
-    assert!(text.contains("\"schema_version\":4"));
+    let current = format!(
+        "\"schema_version\":{}",
+        ownership_store::transfer::latest_schema_version()
+    );
+    assert!(text.contains(&current));
     std::fs::write(
         &future,
-        text.replacen("\"schema_version\":4", "\"schema_version\":99", 1),
+        text.replacen(&current, "\"schema_version\":99", 1),
     )
     .unwrap();
     let target = dir.path().join("future.db");
