@@ -838,11 +838,7 @@ async fn refusals_write_nothing() {
         ownership_store::transfer::latest_schema_version()
     );
     assert!(text.contains(&current));
-    std::fs::write(
-        &future,
-        text.replacen(&current, "\"schema_version\":99", 1),
-    )
-    .unwrap();
+    std::fs::write(&future, text.replacen(&current, "\"schema_version\":99", 1)).unwrap();
     let target = dir.path().join("future.db");
     let (code, out) = op(
         &["restore", future.to_str().unwrap()],
