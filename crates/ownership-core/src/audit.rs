@@ -769,8 +769,7 @@ pub fn verify_export(
             keyed: false,
         }),
     };
-    let mut v = ChainVerifier::starting(start, None);
-    v.keys = keys;
+    let mut v = ChainVerifier::starting(start, keys);
     for e in events {
         v.push(e);
     }
@@ -884,6 +883,134 @@ mod tests {
         ] {
             assert_eq!(a.to_string().parse::<Actor>().unwrap(), a);
         }
+    }
+
+    fn keys(version: u32, byte: u8) -> ChainKeys {
+        ChainKeys::new(ChainKey::from_bytes(version, [byte; KEY_BYTES]), None)
+    }
+
+    /// `n` events, the first `unkeyed` of them unkeyed, the rest keyed under `keys`.
+    fn mixed_chain(n: u32, unkeyed: u32, keys: &ChainKeys) -> Vec<AuditEvent> {
+        let mut prev = ChainHash::GENESIS;
+        (1..=n)
+            .map(|i| {
+                let e = if i <= unkeyed {
+                    event(i).link(i64::from(i), prev)
+                } else {
+                    event(i)
+                        .with_owner_uid(Some("uid-alice".into()))
+                        .link_keyed(i64::from(i), prev, keys.current())
+                };
+                prev = e.hash;
+                e
+            })
+            .collect()
+    }
+
+    fn verdict(events: &[AuditEvent], keys: Option<ChainKeys>) -> ChainVerdict {
+        let mut v = ChainVerifier::keyed(keys);
+        for e in events {
+            v.push(e);
+        }
+        v.finish()
+    }
+
+    #[test]
+    fn a_keyed_chain_verifies_only_with_its_key() {
+        let k = keys(1, 7);
+        let chain = mixed_chain(6, 2, &k);
+        assert_eq!(
+            verdict(&chain, Some(k.clone())),
+            ChainVerdict::Intact { events: 6 }
+        );
+        // Another key, or none: the first keyed event cannot be vouched for.
+        for other in [Some(keys(1, 8)), Some(keys(2, 7)), None] {
+            assert!(matches!(
+                verdict(&chain, other),
+                ChainVerdict::Broken { seq: 3, .. }
+            ));
+        }
+        // The chain key is the master key's HKDF output, not the master key.
+        let master = crate::crypto::MasterKey::new(3, [9; KEY_BYTES]).unwrap();
+        let derived = ChainKeys::from_master(&crate::crypto::MasterKeys::single(master.clone()));
+        assert_eq!(derived.current().version(), 3);
+        assert_ne!(derived.current().to_hex(), hex::encode([9; KEY_BYTES]));
+        assert_eq!(
+            derived.current().to_hex(),
+            hex::encode(*master.derive(CHAIN_KEY_INFO))
+        );
+    }
+
+    #[test]
+    fn recomputed_unkeyed_links_are_found() {
+        let k = keys(1, 7);
+        for from in 1..=6_usize {
+            // An attacker edits event `from` and recomputes every later link unkeyed.
+            let mut chain = mixed_chain(6, 0, &k);
+            chain[from - 1].details = "{\"forged\":true}".into();
+            let mut prev = chain
+                .get(from.wrapping_sub(2))
+                .map_or(ChainHash::GENESIS, |e| e.hash);
+            for e in chain.iter_mut().skip(from - 1) {
+                e.prev_hash = prev;
+                e.key_version = None;
+                e.hash = chain_hash(&prev, e.seq, &e.content());
+                prev = e.hash;
+            }
+            let expected = if from == 1 {
+                6
+            } else {
+                i64::try_from(from).unwrap()
+            };
+            let got = verdict(&chain, Some(k.clone()));
+            assert!(
+                matches!(got, ChainVerdict::Broken { seq, .. } if seq == expected),
+                "{from}: {got:?}"
+            );
+            // Without the key, a wholly unkeyed rewrite looks intact: the reason the
+            // newest event of a keyed store must be keyed.
+            if from == 1 {
+                assert!(verdict(&chain, None).is_intact());
+            }
+        }
+    }
+
+    #[test]
+    fn the_owner_identity_is_part_of_a_keyed_link() {
+        let k = keys(1, 7);
+        let mut chain = mixed_chain(3, 0, &k);
+        chain[1].owner_uid = Some("uid-mallory".into());
+        assert!(matches!(
+            verdict(&chain, Some(k)),
+            ChainVerdict::Broken { seq: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn a_keyed_head_refuses_an_unkeyed_append() {
+        let k = keys(1, 7);
+        let head = ChainHead {
+            seq: 4,
+            hash: ChainHash::from_bytes([1; 32]),
+            key_version: Some(1),
+        };
+        assert!(matches!(
+            head.link_next(event(5), None, None),
+            Err(Error::Integrity(_))
+        ));
+        let linked = head
+            .link_next(event(5), Some("u".into()), Some(&k))
+            .unwrap();
+        assert_eq!((linked.seq, linked.key_version), (5, Some(1)));
+        assert_eq!(linked.owner_uid.as_deref(), Some("u"));
+        let unkeyed = ChainHead {
+            key_version: None,
+            ..head
+        };
+        assert_eq!(
+            unkeyed.link_next(event(5), None, None).unwrap().key_version,
+            None
+        );
     }
 
     #[test]
