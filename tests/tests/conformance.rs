@@ -78,19 +78,28 @@ where
 fn main() {
     let args = Arguments::from_args();
     let mut all = Vec::new();
-    let memory = trials(
-        0,
-        |c| async move { (backends::libsql_memory(c).await, None) },
-    );
+    // Every store keys its audit chain, as a server with a master key does; the chain is
+    // verified (keyed) after each case.
+    let memory = trials(0, |c| async move {
+        let s = backends::libsql_memory(c).await;
+        s.set_chain_keys(backends::test_chain_keys());
+        (s, None)
+    });
     let file = trials(1, |c| async move {
         let (s, d) = backends::libsql_file(c).await;
+        s.set_chain_keys(backends::test_chain_keys());
         (s, Some(d))
     });
-    let pg = trials(2, |c| async move { (backends::postgres(c).await, None) });
-    let pooled = trials(
-        3,
-        |c| async move { (backends::postgres_pooled(c).await, None) },
-    );
+    let pg = trials(2, |c| async move {
+        let s = backends::postgres(c).await;
+        s.set_chain_keys(backends::test_chain_keys());
+        (s, None)
+    });
+    let pooled = trials(3, |c| async move {
+        let s = backends::postgres_pooled(c).await;
+        s.set_chain_keys(backends::test_chain_keys());
+        (s, None)
+    });
     println!(
         "conformance cases registered per backend: libsql_memory {}, libsql_file {}, postgres {}, postgres_pgbouncer {}",
         memory.len(),

@@ -44,6 +44,8 @@ const TABLES: &[(i64, &[&str])] = &[
             "webhook_deliveries",
         ],
     ),
+    // Columns only: the account identity and the keyed chain's key versions.
+    (5, &[]),
 ];
 
 fn fixture(backend: &str, version: i64) -> String {
@@ -188,6 +190,17 @@ async fn read_checks<D: TestDb>(db: &D, backend: &str) {
             .items
             .len(),
         1
+    );
+    // The events written before the account identity existed were given the identity of
+    // the account holding their owner id, so the owner still reads them.
+    assert_eq!(
+        db.list_events(AuditFilter::Owner(&scope), &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1,
+        "{backend}: the owner's events after the account-identity migration"
     );
 }
 

@@ -147,10 +147,14 @@ enum Dialect {
 fn seed_owner_sql(d: Dialect) -> String {
     match d {
         Dialect::Libsql => {
-            format!("INSERT INTO users VALUES ('{OWNER}', 'owner', 'active', 0, 0);")
+            format!(
+                "INSERT INTO users (id, role, status, created_at, updated_at) VALUES ('{OWNER}', 'owner', 'active', 0, 0);"
+            )
         }
         Dialect::Postgres => {
-            format!("INSERT INTO users VALUES ('{OWNER}', 'owner', 'active', now(), now());")
+            format!(
+                "INSERT INTO users (id, role, status, created_at, updated_at) VALUES ('{OWNER}', 'owner', 'active', now(), now());"
+            )
         }
     }
 }

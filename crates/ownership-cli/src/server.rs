@@ -400,6 +400,18 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
     let store = opened.store();
     let mut rng = OsRandom;
     let secrets = first_start_key(config)?;
+    // With a master key the audit chain is keyed (docs/security.md#audit-log): every event
+    // from now on, and a marker event when the newest one is not keyed yet.
+    if let Some(keys) = secrets.master_keys()? {
+        opened.set_chain_keys(ownership_core::audit::ChainKeys::from_master(&keys));
+        if store
+            .key_chain()
+            .await
+            .map_err(|e| format!("keying the audit chain failed: {e}"))?
+        {
+            tracing::info!("the audit chain is keyed from this start on");
+        }
+    }
 
     if let Some(legacy) = &secrets.legacy_token {
         let secret_digest = digest_of(legacy);

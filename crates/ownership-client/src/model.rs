@@ -183,6 +183,10 @@ pub struct Event {
     pub target: String,
     /// Details.
     pub details: serde_json::Value,
+    /// This event's link in the audit chain (64 hex digits).
+    pub hash: String,
+    /// The link of the event before it (64 hex digits).
+    pub prev_hash: String,
 }
 
 /// A page of an audit listing.

@@ -21,7 +21,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::audit::{AuditEvent, NewAuditEvent};
+use crate::audit::{AuditEvent, ChainKeys, NewAuditEvent};
 use crate::authz::{ActorState, AdminScope};
 use crate::error::Result;
 use crate::ids::OwnerId;
@@ -37,8 +37,12 @@ pub trait Tx: Send {
     /// to microseconds (what both databases keep).
     fn now(&self) -> OffsetDateTime;
 
-    /// Links `event` after the chain head and stores it, in this transaction.
+    /// Links `event` after the chain head and stores it, in this transaction (keyed under
+    /// [`Tx::chain_keys`] when held: [`crate::audit::ChainHead::link_next`]).
     async fn append(&mut self, event: NewAuditEvent) -> Result<()>;
+
+    /// The audit chain keys the store holds (`None`: no master key configured).
+    fn chain_keys(&self) -> Option<&ChainKeys>;
 
     /// A user's role and status as they are in this transaction (`None`: no such user),
     /// for the re-checks of [`AdminScope::recheck`] and

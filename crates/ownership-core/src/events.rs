@@ -289,6 +289,19 @@ pub fn secret_deleted(
     )
 }
 
+/// `audit.chain_keyed`: from here on every link is keyed under the chain key of master
+/// key `version`.
+pub fn audit_chain_keyed(at: OffsetDateTime, version: u32) -> NewAuditEvent {
+    NewAuditEvent::new(
+        at,
+        Actor::System,
+        None,
+        AuditAction::AuditChainKeyed,
+        "audit_chain",
+        &json!({"master_key_version": version}),
+    )
+}
+
 /// `secrets.rewrapped`.
 pub fn secrets_rewrapped(at: OffsetDateTime, count: u64) -> NewAuditEvent {
     NewAuditEvent::new(

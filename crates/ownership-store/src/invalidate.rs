@@ -122,7 +122,8 @@ fn effect(action: AuditAction) -> Option<Effect> {
         | A::ResourceCreated
         | A::WebhookSet
         | A::WebhookDeleted
-        | A::WebhookSecretRotated => Effect::Nothing,
+        | A::WebhookSecretRotated
+        | A::AuditChainKeyed => Effect::Nothing,
         A::UserRoleChanged | A::UserSuspended | A::UserResumed | A::UserDeleted => Effect::Owner,
         A::TokenRotated | A::TokenRevoked | A::TokenRevokedAsLeaked => Effect::Token,
         A::PairingApproved | A::IdentityUnlinked => Effect::Identity,
@@ -310,6 +311,7 @@ mod tests {
             (events::secret_put(at, &actor, &carol, &secret), None),
             (events::secret_deleted(at, &actor, &carol, &secret), None),
             (events::secrets_rewrapped(at, 4), None),
+            (events::audit_chain_keyed(at, 1), None),
             (
                 events::resource_created(at, &actor, &carol, &res, std::slice::from_ref(&secret)),
                 None,

@@ -153,6 +153,15 @@ impl Opened {
         }
     }
 
+    /// Keys the audit chain with `keys` (derived from the master keys): every event
+    /// appended from now on is linked with an HMAC under the current chain key. Set once.
+    pub fn set_chain_keys(&self, keys: ownership_core::audit::ChainKeys) {
+        match self {
+            Self::Libsql(s) => s.inner().set_chain_keys(keys),
+            Self::Postgres(s) => s.inner().set_chain_keys(keys),
+        };
+    }
+
     /// The cached store, as every port.
     pub fn store(&self) -> Arc<dyn Store> {
         match self {

@@ -145,6 +145,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         events_after_streams_oldest_first,
         an_edited_chain_is_detected,
         a_resumed_check_covers_what_was_appended,
+        a_recreated_user_does_not_inherit_the_audit_trail,
     );
     register!(out, resources:
         secrets_are_scoped_to_their_owner,

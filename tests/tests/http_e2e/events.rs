@@ -13,6 +13,7 @@ on_both_backends!(
     the_event_stream_delivers_the_callers_events_and_never_anothers,
     the_event_stream_refuses_bad_tokens_and_ends_with_its_token,
     open_streams_are_capped_per_user_and_in_all,
+    a_recreated_user_sees_none_of_the_deleted_accounts_events,
 );
 
 /// How long a test waits for an event it expects.
@@ -72,6 +73,23 @@ impl Stream {
                 Some(bytes) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
                 None => return None,
             }
+        }
+    }
+
+    /// Opens the stream resuming after event `after` (`Last-Event-ID`).
+    async fn resume(app: &TestApp, token: &str, after: i64) -> Self {
+        let response = app
+            .http
+            .get(format!("{}/v1/me/events", app.base))
+            .bearer_auth(token)
+            .header("Last-Event-ID", after.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        Self {
+            response,
+            buffer: String::new(),
         }
     }
 
@@ -240,4 +258,70 @@ async fn open_streams_are_capped_per_user_and_in_all(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Issue 18 item 5: delete `bob`, create `bob` again, and the new account reads none of
+/// the old one's events, through the listing or the stream replayed from the start; the
+/// Owner's listing still shows them. Each event carries its chain links.
+async fn a_recreated_user_sees_none_of_the_deleted_accounts_events(backend: Backend) {
+    let app = app(backend).await;
+    let old_bob = app.create_user("bob", "member").await;
+    let old_marker = mint_marker(&app, &old_bob).await;
+    let old = app.get("/v1/me/audit", &old_bob).await;
+    assert_eq!(old.status, 200);
+    let old_events = old.body["events"].as_array().unwrap().clone();
+    assert!(old_events.len() >= 2, "{}", old.text);
+    for e in &old_events {
+        for link in ["hash", "prev_hash"] {
+            let hex = e[link].as_str().unwrap();
+            assert!(
+                hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{link}: {e}"
+            );
+        }
+    }
+    let newest_old = old_events[0]["seq"].as_i64().unwrap();
+    let r = app
+        .call(
+            "DELETE",
+            "/v1/admin/users/bob",
+            Some(&app.owner_token),
+            None,
+        )
+        .await;
+    assert!(r.status == 200 || r.status == 204, "{}", r.text);
+    let new_bob = app.create_user("bob", "member").await;
+
+    let mine = app.get("/v1/me/audit", &new_bob).await;
+    assert_eq!(mine.status, 200);
+    let mine = mine.body["events"].as_array().unwrap().clone();
+    assert!(!mine.is_empty());
+    assert!(
+        mine.iter()
+            .all(|e| e["seq"].as_i64().unwrap() > newest_old && e["target"] != old_marker.as_str()),
+        "the new bob reads the old bob's events: {mine:?}"
+    );
+    // The stream, replayed from the very start, skips them too.
+    let mut stream = Stream::resume(&app, &new_bob, 0).await;
+    let marker = mint_marker(&app, &new_bob).await;
+    stream
+        .until(issued(marker), |e| {
+            assert!(
+                e["seq"].as_i64().unwrap() > newest_old,
+                "the old bob's event in the new bob's stream: {e}"
+            );
+        })
+        .await;
+    // The Owner still reads everything.
+    let all = app.get("/v1/admin/audit?limit=100", &app.owner_token).await;
+    assert_eq!(all.status, 200);
+    assert!(
+        all.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["target"] == old_marker.as_str()),
+        "{}",
+        all.text
+    );
 }

@@ -28,6 +28,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ownership_core::audit::ChainKeys;
 use ownership_core::ports::{Clock, Health};
 use ownership_core::{Error, Result};
 
@@ -42,6 +43,8 @@ use self::conn::{Target, Worker, query_i64};
 pub struct LibsqlStore {
     worker: Worker,
     clock: Arc<dyn Clock>,
+    /// The audit chain keys, once set ([`LibsqlStore::set_chain_keys`]).
+    chain_keys: Arc<std::sync::OnceLock<ChainKeys>>,
 }
 
 impl fmt::Debug for LibsqlStore {
@@ -59,6 +62,7 @@ impl LibsqlStore {
         Ok(Self {
             worker: Worker::start(Target::Memory).await?,
             clock,
+            chain_keys: Arc::default(),
         })
     }
 
@@ -68,7 +72,15 @@ impl LibsqlStore {
         Ok(Self {
             worker: Worker::start(Target::File(path.to_path_buf())).await?,
             clock,
+            chain_keys: Arc::default(),
         })
+    }
+
+    /// Keys the audit chain: from now on every event this store (and its clones) appends
+    /// is linked under `keys`' current chain key, and verification checks keyed links.
+    /// Set once; a second call changes nothing and returns `false`.
+    pub fn set_chain_keys(&self, keys: ChainKeys) -> bool {
+        self.chain_keys.set(keys).is_ok()
     }
 
     /// Whether the database can be written: commits a write that changes nothing (the

@@ -69,7 +69,8 @@ impl UserRows for LibsqlTx {
     ) -> Result<()> {
         exec(
             &self.conn,
-            "INSERT INTO users (id, role, status, created_at, updated_at) VALUES (?1, ?2, 'active', ?3, ?3)",
+            "INSERT INTO users (id, role, status, created_at, updated_at, uid) \
+             VALUES (?1, ?2, 'active', ?3, ?3, lower(hex(randomblob(16))))",
             args![id.as_str(), role.as_str(), micros(at)?],
         )
         .await

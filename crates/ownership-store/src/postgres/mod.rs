@@ -149,6 +149,8 @@ pub struct PgStore {
     /// transaction, rolled back when it returns.
     reads: Option<PgPool>,
     clock: Arc<dyn Clock>,
+    /// The audit chain keys, once set ([`PgStore::set_chain_keys`]).
+    chain_keys: Arc<std::sync::OnceLock<ownership_core::audit::ChainKeys>>,
 }
 
 /// Opens a transaction on a read connection (through a transaction pooler).
@@ -226,6 +228,7 @@ impl PgStore {
             pool,
             reads: Some(reads),
             clock,
+            chain_keys: Arc::default(),
         })
     }
 
@@ -235,7 +238,15 @@ impl PgStore {
             pool,
             reads: None,
             clock,
+            chain_keys: Arc::default(),
         }
+    }
+
+    /// Keys the audit chain: from now on every event this store (and its clones) appends
+    /// is linked under `keys`' current chain key, and verification checks keyed links.
+    /// Set once; a second call changes nothing and returns `false`.
+    pub fn set_chain_keys(&self, keys: ownership_core::audit::ChainKeys) -> bool {
+        self.chain_keys.set(keys).is_ok()
     }
 
     /// The connection pool (for the cache's `LISTEN/NOTIFY` and for tests).
