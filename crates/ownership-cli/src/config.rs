@@ -61,6 +61,8 @@ pub struct Config {
     pub http: HttpSection,
     /// Rate limits and failure budgets.
     pub limits: LimitsSection,
+    /// Per-owner quotas.
+    pub quotas: QuotasSection,
     /// Channel pairing.
     pub pairing: PairingSection,
     /// The in-process cache.
@@ -100,6 +102,7 @@ impl Default for Config {
             migrate: true,
             http: HttpSection::default(),
             limits: LimitsSection::default(),
+            quotas: QuotasSection::default(),
             pairing: PairingSection::default(),
             cache: CacheSection::default(),
             webhooks: WebhooksSection::default(),
@@ -179,18 +182,45 @@ pub struct LimitsSection {
     pub event_streams_total: u32,
 }
 
+/// `[quotas]`: how much one owner may keep, enforced inside the transaction that writes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotasSection {
+    /// Secrets one owner may hold.
+    pub secrets_per_owner: u64,
+    /// Total bytes of one owner's secret values.
+    pub secret_bytes_per_owner: u64,
+    /// Live resource credentials one owner may hold.
+    pub resources_per_owner: u64,
+    /// Live tokens one owner may hold (minted ones are refused past it).
+    pub tokens_per_owner: u64,
+}
+
+impl Default for QuotasSection {
+    fn default() -> Self {
+        let q = ownership_core::quotas::Quotas::default();
+        Self {
+            secrets_per_owner: q.secrets,
+            secret_bytes_per_owner: q.secret_bytes,
+            resources_per_owner: q.resources,
+            tokens_per_owner: q.tokens,
+        }
+    }
+}
+
 impl Default for LimitsSection {
     fn default() -> Self {
         let l = ownership_http::limits::LimitsConfig::default();
+        let p = ownership_core::quotas::PairingBudget::default();
         Self {
             identity_per_second: l.identity_per_second,
             identity_burst: l.identity_burst,
             failed_auth_per_address: l.failed_auth_per_address,
             failed_auth_window_seconds: l.failed_auth_window.as_secs(),
-            redeem_failures_per_user: l.redeem_failures_per_user,
-            redeem_window_seconds: l.redeem_window.as_secs(),
-            channel_failure_budget: l.channel_failure_budget,
-            channel_window_seconds: l.channel_window.as_secs(),
+            redeem_failures_per_user: p.per_user,
+            redeem_window_seconds: p.user_window.as_secs(),
+            channel_failure_budget: p.per_channel,
+            channel_window_seconds: p.channel_window.as_secs(),
             leak_reports_per_address: l.leak_reports_per_address,
             leak_reports_window_seconds: l.leak_reports_window.as_secs(),
             event_streams_per_user: l.event_streams_per_user,
@@ -964,6 +994,32 @@ impl Config {
         }
     }
 
+    /// What the store enforces inside its transactions: the `[quotas]` and the wrong
+    /// pairing-code budgets of `[limits]`.
+    pub fn store_limits(&self) -> Result<ownership_core::quotas::Limits, String> {
+        use ownership_core::quotas::{Limits, PairingBudget, Quotas};
+        let (q, l) = (&self.quotas, &self.limits);
+        Limits {
+            quotas: Quotas {
+                secrets: q.secrets_per_owner,
+                secret_bytes: q.secret_bytes_per_owner,
+                resources: q.resources_per_owner,
+                tokens: q.tokens_per_owner,
+            },
+            pairing: PairingBudget {
+                per_user: l.redeem_failures_per_user,
+                user_window: Duration::from_secs(l.redeem_window_seconds),
+                per_channel: l.channel_failure_budget,
+                channel_window: Duration::from_secs(l.channel_window_seconds),
+            },
+        }
+        .checked()
+        .map_err(|e| match e {
+            ownership_core::Error::Invalid { field, .. } => format!("`{field}` must be at least 1"),
+            other => other.to_string(),
+        })
+    }
+
     /// The REST service's settings.
     pub fn service(&self) -> Result<ownership_http::ServiceConfig, String> {
         use ownership_http::ServiceConfig;
@@ -1010,10 +1066,6 @@ impl Config {
                 "limits.failed_auth_window_seconds",
                 l.failed_auth_window_seconds,
             )?,
-            redeem_failures_per_user: l.redeem_failures_per_user,
-            redeem_window: secs("limits.redeem_window_seconds", l.redeem_window_seconds)?,
-            channel_failure_budget: l.channel_failure_budget,
-            channel_window: secs("limits.channel_window_seconds", l.channel_window_seconds)?,
             leak_reports_per_address: l.leak_reports_per_address,
             leak_reports_window: secs(
                 "limits.leak_reports_window_seconds",

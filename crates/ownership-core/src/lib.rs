@@ -25,6 +25,7 @@ pub mod paging;
 pub mod pairing;
 pub mod ports;
 pub mod provision;
+pub mod quotas;
 pub mod resources;
 pub mod secrets;
 pub mod service;

@@ -16,7 +16,9 @@ use crate::identity::UserStatus;
 use crate::identity::{Identity, UserRole};
 use crate::ids::{OwnerId, TokenId};
 use crate::kinds::{TokenKind, TokenKinds};
+use crate::quotas;
 use crate::token::{TokenDigest, TokenFamily, TokenSecret, digest_of, family_of};
+use crate::users::UserRows;
 
 /// Where a stored token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -583,7 +585,11 @@ pub trait TokenDatabase: Transactions<Tx: TokenRows> {
 
 /// Every [`TokenDatabase`] keeps tokens: each use case once, over [`TokenRows`].
 #[async_trait]
-impl<D: TokenDatabase> TokenStore for D {
+impl<D> TokenStore for D
+where
+    D: TokenDatabase,
+    D::Tx: UserRows,
+{
     async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>> {
         self.lookup(digest).await.map(TokenLookup::live)
     }
@@ -598,11 +604,16 @@ impl<D: TokenDatabase> TokenStore for D {
 
     async fn issue_token(&self, permit: &MintPermit, token: NewToken) -> Result<TokenRecord> {
         let permit = permit.clone();
+        let limit = self.limits().quotas.tokens;
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
                 let owner = permit.owner();
                 recheck_permit(tx, &permit).await?;
+                // Minting counts against the owner's live tokens; a rotation does not (it
+                // replaces one), nor does the start's user-token table.
+                let live = tx.live_token_count(owner, now).await?;
+                quotas::within("tokens", live, 1, limit)?;
                 let record = tx
                     .insert_token(TokenRow {
                         owner,

@@ -223,28 +223,3 @@ impl FromRef<AppState> for AuthState {
         state.auth.clone()
     }
 }
-
-impl AppState {
-    /// Counts a failed pairing code against the user and the channel, for the REST
-    /// routes and the console alike; burns the channel's pending codes when its failure
-    /// budget runs out. Returns the user's wait if they are now blocked.
-    pub(crate) async fn count_failed_code(
-        &self,
-        who: &ownership_core::OwnerId,
-        channel: &ownership_core::ChannelName,
-    ) -> Option<Duration> {
-        crate::metrics::pairing_failed();
-        let (wait, burn) = self.auth.limits().redeem_failed(who, channel);
-        if burn {
-            let scope = ownership_core::authz::SystemScope::background();
-            match self.store.burn_pending(&scope, channel).await {
-                Ok(n) => {
-                    crate::metrics::pairing_burned(n);
-                    tracing::warn!(%channel, burned = n, "pairing failure budget exhausted; pending codes burned");
-                }
-                Err(e) => tracing::error!(%channel, error = %e, "burning pending codes failed"),
-            }
-        }
-        wait
-    }
-}

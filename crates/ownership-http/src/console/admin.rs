@@ -16,9 +16,7 @@ use serde::Deserialize;
 
 use super::ConsoleState;
 use super::guard::{CsrfForm, Posted, Refusal, Signed, render};
-use super::pages::{
-    AfterQuery, alert, count_failed_code, done, invalid_code, refused, resubmitted, sentence,
-};
+use super::pages::{AfterQuery, alert, code_refusal, done, refused, resubmitted, sentence};
 use super::session::{Flash, random_text};
 use super::views::{
     DeleteUserPage, PairingPage, PendingRow, Reveal, ServiceTokensPage, TokenRow, UserRow,
@@ -138,17 +136,6 @@ pub(crate) async fn approve(
         Err(e) => return refused(&user, e, PAIRING),
     };
     let here = format!("{PAIRING}?channel={channel}");
-    let who = user.principal.identity.owner_id.clone();
-    if let Some(wait) = state.app.auth.limits().redeem_blocked(&who) {
-        return alert(
-            &user,
-            format!(
-                "Too many wrong codes: try again in {}.",
-                super::guard::wait_text(wait)
-            ),
-            &here,
-        );
-    }
     let owner = match OwnerId::parse(form.user.trim()) {
         Ok(o) => o,
         Err(e) => return refused(&user, e, &here),
@@ -185,13 +172,11 @@ pub(crate) async fn approve(
                 &here,
             )
         }
-        Err(Error::Invalid { .. }) => alert(&user, invalid_code(None), &here),
-        Err(Error::NotFound) => {
-            let wait = count_failed_code(&state, &who, &channel).await;
-            alert(&user, invalid_code(wait), &here)
-        }
         Err(Error::Conflict(m)) => alert(&user, sentence(&m), &here),
-        Err(e) => refused(&user, e, &here),
+        Err(e) => match code_refusal(&e) {
+            Some(text) => alert(&user, text, &here),
+            None => refused(&user, e, &here),
+        },
     }
 }
 

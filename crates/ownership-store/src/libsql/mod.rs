@@ -27,6 +27,8 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use ownership_core::quotas::Limits;
+
 use async_trait::async_trait;
 use ownership_core::ports::{Clock, Health};
 use ownership_core::{Error, Result};
@@ -42,6 +44,7 @@ use self::conn::{Target, Worker, query_i64};
 pub struct LibsqlStore {
     worker: Worker,
     clock: Arc<dyn Clock>,
+    limits: Limits,
 }
 
 impl fmt::Debug for LibsqlStore {
@@ -59,6 +62,7 @@ impl LibsqlStore {
         Ok(Self {
             worker: Worker::start(Target::Memory).await?,
             clock,
+            limits: Limits::default(),
         })
     }
 
@@ -68,7 +72,15 @@ impl LibsqlStore {
         Ok(Self {
             worker: Worker::start(Target::File(path.to_path_buf())).await?,
             clock,
+            limits: Limits::default(),
         })
+    }
+
+    /// The store with these quotas and budgets instead of the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Whether the database can be written: commits a write that changes nothing (the

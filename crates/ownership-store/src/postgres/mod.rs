@@ -46,6 +46,8 @@ mod users;
 mod webhooks;
 
 use std::sync::Arc;
+
+use ownership_core::quotas::Limits;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -149,6 +151,7 @@ pub struct PgStore {
     /// transaction, rolled back when it returns.
     reads: Option<PgPool>,
     clock: Arc<dyn Clock>,
+    limits: Limits,
 }
 
 /// Opens a transaction on a read connection (through a transaction pooler).
@@ -226,6 +229,7 @@ impl PgStore {
             pool,
             reads: Some(reads),
             clock,
+            limits: Limits::default(),
         })
     }
 
@@ -235,7 +239,15 @@ impl PgStore {
             pool,
             reads: None,
             clock,
+            limits: Limits::default(),
         }
+    }
+
+    /// The store with these quotas and budgets instead of the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The connection pool (for the cache's `LISTEN/NOTIFY` and for tests).
