@@ -9,7 +9,11 @@
 //!   nobody, behind the same proxy or not, can lock another user out.
 //!
 //! The wrong-pairing-code budgets (per user and per channel) are not here: the store
-//! counts them inside the transaction that evaluates a code (`ownership_core::quotas`).
+//! counts them inside the transaction that evaluates a code (`ownership_core::quotas`),
+//! which is the authority. In front of it, [`Limits::pairing_gate`] lets one pairing
+//! attempt per user at a time through to the store in this process, and refuses without
+//! the store while the store's last answer to that user said to wait: a blocked user's
+//! flood of codes costs no store work and holds no connection.
 
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
@@ -159,6 +163,25 @@ struct LimitsInner {
     streams_total: u32,
     /// Checks since the limiters last dropped keys whose buckets are full again.
     checks: AtomicU64,
+    /// Per user: one pairing attempt at a time, and until when the store said to wait.
+    pairing_gates: Cache<OwnerId, Arc<tokio::sync::Mutex<Option<Instant>>>>,
+}
+
+/// A user's turn to submit a pairing code ([`Limits::pairing_gate`]): held while the store
+/// evaluates it; [`PairingGate::record`] keeps the store's refusal.
+#[derive(Debug)]
+pub struct PairingGate {
+    blocked_until: tokio::sync::OwnedMutexGuard<Option<Instant>>,
+}
+
+impl PairingGate {
+    /// Remembers the store's answer: a refusal with a wait blocks the user's next attempts
+    /// in this process until it is over.
+    pub fn record<T>(&mut self, outcome: &Result<T, ownership_core::Error>) {
+        if let Err(ownership_core::Error::RateLimited { retry_after }) = outcome {
+            *self.blocked_until = Some(Instant::now() + *retry_after);
+        }
+    }
 }
 
 /// The event streams open now.
@@ -237,6 +260,10 @@ impl Limits {
                 streams_per_user: config.event_streams_per_user.max(1),
                 streams_total: config.event_streams_total.max(1),
                 checks: AtomicU64::new(0),
+                pairing_gates: Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_idle(Duration::from_secs(3600))
+                    .build(),
             }),
         }
     }
@@ -294,6 +321,24 @@ impl Limits {
         self.inner.tick();
         self.inner.failed_auth.fail(&address_key(addr))
     }
+
+    /// Waits for `owner`'s turn to submit a pairing code (one at a time per user in this
+    /// process); the wait instead when the store last refused them and that wait is not
+    /// over. The store decides and counts; this only spares it a blocked user's flood.
+    pub async fn pairing_gate(&self, owner: &OwnerId) -> Result<PairingGate, Duration> {
+        let gate = self
+            .inner
+            .pairing_gates
+            .get_with(owner.clone(), || Arc::new(tokio::sync::Mutex::new(None)));
+        let blocked_until = gate.lock_owned().await;
+        if let Some(until) = *blocked_until {
+            let now = Instant::now();
+            if until > now {
+                return Err((until - now).max(Duration::from_secs(1)));
+            }
+        }
+        Ok(PairingGate { blocked_until })
+    }
 }
 
 #[cfg(test)]
@@ -302,6 +347,25 @@ mod tests {
 
     fn oid(s: &str) -> OwnerId {
         OwnerId::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refused_pairing_attempt_blocks_the_users_next_ones_here() {
+        let limits = Limits::new(&LimitsConfig::default());
+        let mut gate = limits.pairing_gate(&oid("a")).await.unwrap();
+        gate.record::<()>(&Err(ownership_core::Error::NotFound));
+        drop(gate);
+        let mut gate = limits.pairing_gate(&oid("a")).await.unwrap();
+        gate.record::<()>(&Err(ownership_core::Error::RateLimited {
+            retry_after: Duration::from_secs(60),
+        }));
+        drop(gate);
+        let wait = limits.pairing_gate(&oid("a")).await.unwrap_err();
+        assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
+        assert!(
+            limits.pairing_gate(&oid("b")).await.is_ok(),
+            "only that user"
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ use serde::Deserialize;
 
 use super::ConsoleState;
 use super::guard::{CsrfForm, Posted, Refusal, Signed, render};
-use super::pages::{AfterQuery, alert, code_refusal, done, refused, resubmitted, sentence};
+use super::pages::{
+    AfterQuery, alert, code_refusal, done, refused, resubmitted, sentence, too_many_codes,
+};
 use super::session::{Flash, random_text};
 use super::views::{
     DeleteUserPage, PairingPage, PendingRow, Reveal, ServiceTokensPage, TokenRow, UserRow,
@@ -151,7 +153,17 @@ pub(crate) async fn approve(
     if form.code.trim().is_empty() {
         return alert(&user, "Enter the pairing code the person read out.", &here);
     }
-    match service::approve_pairing(
+    let mut gate = match state
+        .app
+        .auth
+        .limits()
+        .pairing_gate(&user.principal.identity.owner_id)
+        .await
+    {
+        Ok(gate) => gate,
+        Err(wait) => return alert(&user, too_many_codes(wait), &here),
+    };
+    let result = service::approve_pairing(
         &*state.app.store,
         &admin,
         &state.app.pairing_key,
@@ -159,8 +171,9 @@ pub(crate) async fn approve(
         &form.code,
         &owner,
     )
-    .await
-    {
+    .await;
+    gate.record(&result);
+    match result {
         Ok(b) => {
             crate::metrics::pairing_redeemed();
             done(

@@ -99,12 +99,14 @@ pub(crate) fn code_refusal(e: &Error) -> Option<String> {
             crate::metrics::pairing_failed();
             Some(INVALID_CODE.to_owned())
         }
-        Error::RateLimited { retry_after } => Some(format!(
-            "Too many wrong codes: try again in {}.",
-            wait_text(*retry_after)
-        )),
+        Error::RateLimited { retry_after } => Some(too_many_codes(*retry_after)),
         _ => None,
     }
+}
+
+/// The answer to a user whose wrong-code budget is spent.
+pub(crate) fn too_many_codes(wait: Duration) -> String {
+    format!("Too many wrong codes: try again in {}.", wait_text(wait))
 }
 
 /// A form with nothing but the CSRF token.
@@ -360,15 +362,26 @@ pub(crate) async fn link(
             HERE,
         );
     }
-    match service::redeem_pairing(
+    let mut gate = match state
+        .app
+        .auth
+        .limits()
+        .pairing_gate(&user.principal.identity.owner_id)
+        .await
+    {
+        Ok(gate) => gate,
+        Err(wait) => return alert(&user, too_many_codes(wait), HERE),
+    };
+    let result = service::redeem_pairing(
         &*state.app.store,
         &user.scope(),
         &state.app.pairing_key,
         &channel,
         &form.code,
     )
-    .await
-    {
+    .await;
+    gate.record(&result);
+    match result {
         Ok(b) => {
             crate::metrics::pairing_redeemed();
             done(

@@ -142,6 +142,12 @@ pub async fn redeem(
     ApiJson(body): ApiJson<RedeemRequest>,
 ) -> Result<ApiJson<IdentityView>, ApiError> {
     let ch = channel(&ch)?;
+    let mut gate = state
+        .auth
+        .limits()
+        .pairing_gate(&caller.0.identity.owner_id)
+        .await
+        .map_err(ApiError::rate_limited)?;
     // Blank or malformed codes are refused by the use case before any store read, as 400:
     // they spend no budget.
     let result = service::redeem_pairing(
@@ -152,6 +158,7 @@ pub async fn redeem(
         &body.code,
     )
     .await;
+    gate.record(&result);
     redeem_outcome(result)
 }
 
@@ -195,6 +202,12 @@ pub async fn approve(
 ) -> Result<ApiJson<IdentityView>, ApiError> {
     let ch = channel(&ch)?;
     let owner = owner_id(&body.owner_id)?;
+    let mut gate = state
+        .auth
+        .limits()
+        .pairing_gate(&admin.principal.identity.owner_id)
+        .await
+        .map_err(ApiError::rate_limited)?;
     let result = service::approve_pairing(
         &*state.store,
         &admin.scope,
@@ -204,5 +217,6 @@ pub async fn approve(
         &owner,
     )
     .await;
+    gate.record(&result);
     redeem_outcome(result)
 }
