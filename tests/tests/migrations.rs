@@ -44,7 +44,7 @@ const TABLES: &[(i64, &[&str])] = &[
             "webhook_deliveries",
         ],
     ),
-    (6, &["pairing_failures"]),
+    (6, &["pairing_failures", "stream_tickets"]),
 ];
 
 fn fixture(backend: &str, version: i64) -> String {

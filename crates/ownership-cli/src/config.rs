@@ -131,6 +131,8 @@ pub struct HttpSection {
     pub request_timeout_seconds: u64,
     /// How often an event stream looks for new events, in milliseconds.
     pub events_poll_ms: u64,
+    /// How long a stream ticket lives, in seconds.
+    pub stream_ticket_seconds: u64,
     /// Let webhook endpoints be on loopback and private addresses (development only).
     pub allow_private_webhooks: bool,
     /// At shutdown, how long in-flight requests may take to finish, in seconds.
@@ -146,6 +148,7 @@ impl Default for HttpSection {
             body_limit_bytes: service.body_limit,
             request_timeout_seconds: service.request_timeout.as_secs(),
             events_poll_ms: millis(service.events_poll),
+            stream_ticket_seconds: service.stream_ticket_ttl.as_secs(),
             allow_private_webhooks: false,
             drain_timeout_seconds: service.drain_timeout.as_secs(),
         }
@@ -1084,6 +1087,10 @@ impl Config {
             self.http.request_timeout_seconds,
         )?;
         service.events_poll = ms("http.events_poll_ms", self.http.events_poll_ms)?;
+        service.stream_ticket_ttl = secs(
+            "http.stream_ticket_seconds",
+            self.http.stream_ticket_seconds.min(3600),
+        )?;
         service.drain_timeout = secs(
             "http.drain_timeout_seconds",
             self.http.drain_timeout_seconds,

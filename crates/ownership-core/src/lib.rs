@@ -29,6 +29,7 @@ pub mod quotas;
 pub mod resources;
 pub mod secrets;
 pub mod service;
+pub mod tickets;
 pub mod token;
 pub mod tokens;
 pub mod users;

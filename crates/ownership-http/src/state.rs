@@ -33,6 +33,8 @@ pub struct ServiceConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How often the event stream polls for new events.
     pub events_poll: Duration,
+    /// How long a stream ticket (`POST /v1/me/events/ticket`) lives.
+    pub stream_ticket_ttl: Duration,
     /// The web console is served over HTTPS (set it behind a TLS-terminating proxy): its
     /// cookies get the `__Host-` prefix and `Secure`, and its same-origin check expects
     /// `https://`. Without it, `X-Forwarded-Proto: https` means the same, but only from
@@ -62,6 +64,7 @@ impl Default for ServiceConfig {
             request_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
             events_poll: Duration::from_secs(1),
+            stream_ticket_ttl: ownership_core::tickets::TICKET_TTL,
             console_secure_cookies: false,
             allow_private_webhooks: false,
             webhooks: ownership_webhooks::WebhookSettings::default(),

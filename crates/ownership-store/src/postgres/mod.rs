@@ -40,6 +40,7 @@ mod provision;
 mod resources;
 mod secrets;
 mod support;
+mod tickets;
 mod tokens;
 mod transfer;
 mod users;
