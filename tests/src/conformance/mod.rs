@@ -10,6 +10,7 @@ mod pairing;
 mod provision;
 mod quotas;
 mod resources;
+mod tickets;
 mod tokens;
 mod users;
 
@@ -177,6 +178,10 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         wrong_codes_spend_the_users_budget_then_wait,
         the_channel_budget_burns_pending_codes_once_spent,
         concurrent_wrong_codes_are_evaluated_at_most_budget_times,
+    );
+    register!(out, tickets:
+        a_ticket_works_once_and_expires,
+        a_ticket_ends_with_its_token,
     );
     register!(out, concurrency:
         one_code_redeemed_by_32_clients_binds_once,
