@@ -106,11 +106,14 @@ async fn populated_upgrade<D: TestDb>(
     let versions: Vec<i64> = all.iter().map(|m| m.version).collect();
     let head = versions.last().copied().unwrap_or(0);
     for (i, &k) in versions.iter().enumerate() {
-        let below = i.checked_sub(1).map_or(0, |j| versions[j]);
+        let below = i
+            .checked_sub(1)
+            .and_then(|j| versions.get(j).copied())
+            .unwrap_or(0);
         let db = fresh().await;
         db.migrate_to(Some(below)).await.unwrap();
         let mut expected = Vec::new();
-        for &v in &versions[..i] {
+        for &v in versions.iter().take(i) {
             db.exec(&fixture(backend, v)).await;
             for (tv, tables) in TABLES {
                 if *tv == v {

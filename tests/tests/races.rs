@@ -559,7 +559,7 @@ async fn wrong_codes_from_one_member(backend: Backend) {
             r.status == 429 && code(r) == "rate_limited" && r.headers.contains_key("retry-after")
         })
         .count();
-    println!("{WRONG_CODES} wrong codes at once: {evaluated} evaluated, {refused} refused");
+    eprintln!("{WRONG_CODES} wrong codes at once: {evaluated} evaluated, {refused} refused");
     assert!(
         (1..=5).contains(&evaluated),
         "at most the budget (5) of the wrong codes may be evaluated, {evaluated} were"
