@@ -61,6 +61,8 @@ pub struct Config {
     pub http: HttpSection,
     /// Rate limits and failure budgets.
     pub limits: LimitsSection,
+    /// Per-owner quotas.
+    pub quotas: QuotasSection,
     /// Channel pairing.
     pub pairing: PairingSection,
     /// The in-process cache.
@@ -100,6 +102,7 @@ impl Default for Config {
             migrate: true,
             http: HttpSection::default(),
             limits: LimitsSection::default(),
+            quotas: QuotasSection::default(),
             pairing: PairingSection::default(),
             cache: CacheSection::default(),
             webhooks: WebhooksSection::default(),
@@ -128,6 +131,8 @@ pub struct HttpSection {
     pub request_timeout_seconds: u64,
     /// How often an event stream looks for new events, in milliseconds.
     pub events_poll_ms: u64,
+    /// How long a stream ticket lives, in seconds.
+    pub stream_ticket_seconds: u64,
     /// Let webhook endpoints be on loopback and private addresses (development only).
     pub allow_private_webhooks: bool,
     /// At shutdown, how long in-flight requests may take to finish, in seconds.
@@ -143,6 +148,7 @@ impl Default for HttpSection {
             body_limit_bytes: service.body_limit,
             request_timeout_seconds: service.request_timeout.as_secs(),
             events_poll_ms: millis(service.events_poll),
+            stream_ticket_seconds: service.stream_ticket_ttl.as_secs(),
             allow_private_webhooks: false,
             drain_timeout_seconds: service.drain_timeout.as_secs(),
         }
@@ -179,18 +185,45 @@ pub struct LimitsSection {
     pub event_streams_total: u32,
 }
 
+/// `[quotas]`: how much one owner may keep, enforced inside the transaction that writes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotasSection {
+    /// Secrets one owner may hold.
+    pub secrets_per_owner: u64,
+    /// Total bytes of one owner's secret values.
+    pub secret_bytes_per_owner: u64,
+    /// Live resource credentials one owner may hold.
+    pub resources_per_owner: u64,
+    /// Live tokens one owner may hold (minted ones are refused past it).
+    pub tokens_per_owner: u64,
+}
+
+impl Default for QuotasSection {
+    fn default() -> Self {
+        let q = ownership_core::quotas::Quotas::default();
+        Self {
+            secrets_per_owner: q.secrets,
+            secret_bytes_per_owner: q.secret_bytes,
+            resources_per_owner: q.resources,
+            tokens_per_owner: q.tokens,
+        }
+    }
+}
+
 impl Default for LimitsSection {
     fn default() -> Self {
         let l = ownership_http::limits::LimitsConfig::default();
+        let p = ownership_core::quotas::PairingBudget::default();
         Self {
             identity_per_second: l.identity_per_second,
             identity_burst: l.identity_burst,
             failed_auth_per_address: l.failed_auth_per_address,
             failed_auth_window_seconds: l.failed_auth_window.as_secs(),
-            redeem_failures_per_user: l.redeem_failures_per_user,
-            redeem_window_seconds: l.redeem_window.as_secs(),
-            channel_failure_budget: l.channel_failure_budget,
-            channel_window_seconds: l.channel_window.as_secs(),
+            redeem_failures_per_user: p.per_user,
+            redeem_window_seconds: p.user_window.as_secs(),
+            channel_failure_budget: p.per_channel,
+            channel_window_seconds: p.channel_window.as_secs(),
             leak_reports_per_address: l.leak_reports_per_address,
             leak_reports_window_seconds: l.leak_reports_window.as_secs(),
             event_streams_per_user: l.event_streams_per_user,
@@ -974,6 +1007,32 @@ impl Config {
         }
     }
 
+    /// What the store enforces inside its transactions: the `[quotas]` and the wrong
+    /// pairing-code budgets of `[limits]`.
+    pub fn store_limits(&self) -> Result<ownership_core::quotas::Limits, String> {
+        use ownership_core::quotas::{Limits, PairingBudget, Quotas};
+        let (q, l) = (&self.quotas, &self.limits);
+        Limits {
+            quotas: Quotas {
+                secrets: q.secrets_per_owner,
+                secret_bytes: q.secret_bytes_per_owner,
+                resources: q.resources_per_owner,
+                tokens: q.tokens_per_owner,
+            },
+            pairing: PairingBudget {
+                per_user: l.redeem_failures_per_user,
+                user_window: Duration::from_secs(l.redeem_window_seconds),
+                per_channel: l.channel_failure_budget,
+                channel_window: Duration::from_secs(l.channel_window_seconds),
+            },
+        }
+        .checked()
+        .map_err(|e| match e {
+            ownership_core::Error::Invalid { field, .. } => format!("`{field}` must be at least 1"),
+            other => other.to_string(),
+        })
+    }
+
     /// The REST service's settings.
     pub fn service(&self) -> Result<ownership_http::ServiceConfig, String> {
         use ownership_http::ServiceConfig;
@@ -1020,10 +1079,6 @@ impl Config {
                 "limits.failed_auth_window_seconds",
                 l.failed_auth_window_seconds,
             )?,
-            redeem_failures_per_user: l.redeem_failures_per_user,
-            redeem_window: secs("limits.redeem_window_seconds", l.redeem_window_seconds)?,
-            channel_failure_budget: l.channel_failure_budget,
-            channel_window: secs("limits.channel_window_seconds", l.channel_window_seconds)?,
             leak_reports_per_address: l.leak_reports_per_address,
             leak_reports_window: secs(
                 "limits.leak_reports_window_seconds",
@@ -1042,6 +1097,10 @@ impl Config {
             self.http.request_timeout_seconds,
         )?;
         service.events_poll = ms("http.events_poll_ms", self.http.events_poll_ms)?;
+        service.stream_ticket_ttl = secs(
+            "http.stream_ticket_seconds",
+            self.http.stream_ticket_seconds.min(3600),
+        )?;
         service.drain_timeout = secs(
             "http.drain_timeout_seconds",
             self.http.drain_timeout_seconds,

@@ -236,6 +236,8 @@ pub struct ServerConfig {
     pub cache: CacheConfig,
     /// How a PostgreSQL store connects (pool size, pooler, listener URL).
     pub postgres: crate::backend::PgSettings,
+    /// The quotas and wrong pairing-code budgets the store enforces.
+    pub limits: ownership_core::quotas::Limits,
     /// REST service settings.
     pub service: ServiceConfig,
     /// Secrets.
@@ -261,6 +263,7 @@ impl ServerConfig {
             first_owner: OwnerId::parse("owner").map_err(|e| e.to_string())?,
             cache: CacheConfig::default(),
             postgres: crate::backend::PgSettings::default(),
+            limits: ownership_core::quotas::Limits::default(),
             service: ServiceConfig::default(),
             secrets: Secrets::default(),
             metrics_listen: None,
@@ -383,6 +386,7 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         Arc::clone(&clock),
         config.cache,
         &config.postgres,
+        config.limits,
     )
     .await?;
     let migrations_applied = opened

@@ -242,6 +242,18 @@ pub(crate) struct PendingList {
     pub(crate) requests: Vec<PendingPairing>,
 }
 
+/// A stream ticket (`POST /v1/me/events/ticket`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StreamTicket {
+    /// The ticket: works once.
+    pub ticket: Secret,
+    /// When it stops working.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Seconds until then.
+    pub expires_in_seconds: i64,
+}
+
 /// The receipt of a leaked-token report (`POST /v1/tokens/revoke-leaked`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct LeakReceipt {

@@ -422,6 +422,16 @@ pub struct Sealed {
     pub key_version: u32,
 }
 
+/// Bytes AES-256-GCM adds to what it seals (its tag).
+pub const TAG_BYTES: usize = 16;
+
+impl Sealed {
+    /// How many bytes were sealed: the ciphertext without its tag.
+    pub fn sealed_len(&self) -> u64 {
+        self.ciphertext.len().saturating_sub(TAG_BYTES) as u64
+    }
+}
+
 impl std::fmt::Debug for Sealed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sealed")

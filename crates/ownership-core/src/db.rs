@@ -25,6 +25,7 @@ use crate::audit::{AuditEvent, ChainKeys, NewAuditEvent};
 use crate::authz::{ActorState, AdminScope};
 use crate::error::Result;
 use crate::ids::OwnerId;
+use crate::quotas::Limits;
 
 /// A boxed, sendable future borrowing for `'a`: what a transaction body returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -92,6 +93,10 @@ pub trait Transactions: Send + Sync + 'static {
     /// Now, from the store's clock, truncated to microseconds (for reads outside a
     /// transaction).
     fn now(&self) -> OffsetDateTime;
+
+    /// The quotas and budgets the store was built with, which the use cases enforce
+    /// inside their write transactions.
+    fn limits(&self) -> Limits;
 
     /// Runs `body` in a write transaction: committed when it returns `Ok`, rolled back on
     /// any error. Writes are serialized; the transaction's [`Tx::now`] is read after the

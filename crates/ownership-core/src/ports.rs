@@ -39,6 +39,7 @@ pub use crate::pairing::{
 pub use crate::provision::ProvisionStore;
 pub use crate::resources::{NewResource, ResourceRecord, ResourceStore};
 pub use crate::secrets::{SecretMeta, SecretStore};
+pub use crate::tickets::TicketStore;
 pub use crate::tokens::{FreshToken, NewToken, TokenLookup, TokenOrigin, TokenRecord, TokenStore};
 pub use crate::users::{LegacyOutcome, User, UserStore};
 pub use crate::webhook::{Delivery, DeliveryState, WebhookEndpoint, WebhookStore};
@@ -73,6 +74,7 @@ pub trait Rows:
     + crate::secrets::SecretRows
     + crate::resources::ResourceRows
     + crate::webhook::WebhookRows
+    + crate::tickets::TicketRows
 {
 }
 
@@ -86,6 +88,7 @@ impl<T> Rows for T where
         + crate::secrets::SecretRows
         + crate::resources::ResourceRows
         + crate::webhook::WebhookRows
+        + crate::tickets::TicketRows
 {
 }
 
@@ -113,6 +116,7 @@ pub trait Store:
     + ResourceStore
     + LeakStore
     + WebhookStore
+    + TicketStore
     + Health
 {
 }
@@ -127,6 +131,7 @@ impl<T> Store for T where
         + ResourceStore
         + LeakStore
         + WebhookStore
+        + TicketStore
         + Health
 {
 }

@@ -16,7 +16,9 @@ use crate::identity::UserStatus;
 use crate::identity::{Identity, UserRole};
 use crate::ids::{OwnerId, TokenId};
 use crate::kinds::{TokenKind, TokenKinds};
+use crate::quotas;
 use crate::token::{TokenDigest, TokenFamily, TokenSecret, checksum_holds, digest_of, shape_of};
+use crate::users::UserRows;
 
 /// Where a stored token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -556,7 +558,11 @@ pub trait TokenDatabase: Transactions<Tx: TokenRows> {
 
 /// Every [`TokenDatabase`] keeps tokens: each use case once, over [`TokenRows`].
 #[async_trait]
-impl<D: TokenDatabase> TokenStore for D {
+impl<D> TokenStore for D
+where
+    D: TokenDatabase,
+    D::Tx: UserRows,
+{
     fn warm(&self, digest: &TokenDigest) -> Option<Principal> {
         self.cached_principal(digest)
     }
@@ -575,11 +581,16 @@ impl<D: TokenDatabase> TokenStore for D {
 
     async fn issue_token(&self, permit: &MintPermit, token: NewToken) -> Result<TokenRecord> {
         let permit = permit.clone();
+        let limit = self.limits().quotas.tokens;
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
                 let owner = permit.owner();
                 recheck_permit(tx, &permit).await?;
+                // Minting counts against the owner's live tokens; a rotation does not (it
+                // replaces one), nor does the start's user-token table.
+                let live = tx.live_token_count(owner, now).await?;
+                quotas::within("tokens", live, 1, limit)?;
                 let record = tx
                     .insert_token(TokenRow {
                         owner,

@@ -371,9 +371,3 @@ pub fn pairing_redeemed() {
 pub fn pairing_failed() {
     counter!("ownership_pairing_failures_total").increment(1);
 }
-
-/// Counts a burn of a channel's pending codes (`codes` of them).
-pub fn pairing_burned(codes: u64) {
-    counter!("ownership_pairing_burns_total").increment(1);
-    counter!("ownership_pairing_codes_burned_total").increment(codes);
-}

@@ -33,6 +33,8 @@ pub struct ServiceConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How often the event stream polls for new events.
     pub events_poll: Duration,
+    /// How long a stream ticket (`POST /v1/me/events/ticket`) lives.
+    pub stream_ticket_ttl: Duration,
     /// The web console is served over HTTPS (set it behind a TLS-terminating proxy): its
     /// cookies get the `__Host-` prefix and `Secure`, and its same-origin check expects
     /// `https://`. Without it, `X-Forwarded-Proto: https` means the same, but only from
@@ -62,6 +64,7 @@ impl Default for ServiceConfig {
             request_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
             events_poll: Duration::from_secs(1),
+            stream_ticket_ttl: ownership_core::tickets::TICKET_TTL,
             console_secure_cookies: false,
             allow_private_webhooks: false,
             webhooks: ownership_webhooks::WebhookSettings::default(),
@@ -221,30 +224,5 @@ impl AppState {
 impl FromRef<AppState> for AuthState {
     fn from_ref(state: &AppState) -> Self {
         state.auth.clone()
-    }
-}
-
-impl AppState {
-    /// Counts a failed pairing code against the user and the channel, for the REST
-    /// routes and the console alike; burns the channel's pending codes when its failure
-    /// budget runs out. Returns the user's wait if they are now blocked.
-    pub(crate) async fn count_failed_code(
-        &self,
-        who: &ownership_core::OwnerId,
-        channel: &ownership_core::ChannelName,
-    ) -> Option<Duration> {
-        crate::metrics::pairing_failed();
-        let (wait, burn) = self.auth.limits().redeem_failed(who, channel);
-        if burn {
-            let scope = ownership_core::authz::SystemScope::background();
-            match self.store.burn_pending(&scope, channel).await {
-                Ok(n) => {
-                    crate::metrics::pairing_burned(n);
-                    tracing::warn!(%channel, burned = n, "pairing failure budget exhausted; pending codes burned");
-                }
-                Err(e) => tracing::error!(%channel, error = %e, "burning pending codes failed"),
-            }
-        }
-        wait
     }
 }

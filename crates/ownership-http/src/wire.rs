@@ -954,3 +954,17 @@ pub struct DeliveryList {
     #[schema(example = "1767323045000000:17")]
     pub next: Option<String>,
 }
+
+/// `POST /v1/me/events/ticket`: a single-use ticket for the event stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamTicketView {
+    /// The ticket, for `GET /v1/me/events?ticket=…`: works once; shown once.
+    #[schema(example = "ticket_9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c0b2d4f6e8a1c3e5b7d9f0a2c4e6b8d0f")]
+    pub ticket: String,
+    /// When it stops working.
+    #[schema(format = DateTime, example = "2026-01-01T12:01:00Z")]
+    pub expires_at: String,
+    /// Seconds until then (60, or less when the calling token expires sooner).
+    #[schema(example = 60)]
+    pub expires_in_seconds: i64,
+}

@@ -231,6 +231,10 @@ impl<D: Database> Transactions for Cached<D> {
         self.shared.inner.now()
     }
 
+    fn limits(&self) -> ownership_core::quotas::Limits {
+        self.shared.inner.limits()
+    }
+
     /// The write, then the evictions its committed audit events name
     /// ([`invalidation_of`]). A write whose outcome is unknown (the store failed, perhaps
     /// at commit) flushes everything.
@@ -243,6 +247,7 @@ impl<D: Database> Transactions for Cached<D> {
         match &out {
             Ok(committed) => {
                 for event in &committed.events {
+                    crate::metrics::pairing_burned(event);
                     if let Some(inv) = invalidation_of(event) {
                         self.apply(&inv);
                     }

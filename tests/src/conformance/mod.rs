@@ -8,7 +8,9 @@ mod audit;
 mod concurrency;
 mod pairing;
 mod provision;
+mod quotas;
 mod resources;
+mod tickets;
 mod tokens;
 mod users;
 
@@ -17,6 +19,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use ownership_core::ports::Store;
+use ownership_core::quotas::Limits;
 use ownership_store::ManualClock;
 
 /// What a case receives.
@@ -25,6 +28,8 @@ pub struct Ctx<S> {
     pub store: Arc<S>,
     /// Its clock.
     pub clock: Arc<ManualClock>,
+    /// The quotas and budgets the store was built with.
+    pub limits: Limits,
 }
 
 impl<S> Clone for Ctx<S> {
@@ -32,6 +37,7 @@ impl<S> Clone for Ctx<S> {
         Self {
             store: Arc::clone(&self.store),
             clock: Arc::clone(&self.clock),
+            limits: self.limits,
         }
     }
 }
@@ -52,14 +58,21 @@ pub struct Case<S> {
     pub name: String,
     /// Runs it.
     pub run: fn(Ctx<S>) -> CaseFuture,
+    /// The quotas and budgets its store is built with (the defaults, except for the
+    /// cases that test them).
+    pub limits: Limits,
 }
 
 macro_rules! register {
     ($out:ident, $module:ident: $($case:ident),* $(,)?) => {
+        register!($out, Limits::default(), $module: $($case),*);
+    };
+    ($out:ident, $limits:expr, $module:ident: $($case:ident),* $(,)?) => {
         $(
             $out.push(Case {
                 name: format!("{}::{}", stringify!($module), stringify!($case)),
                 run: |ctx| Box::pin($module::$case(ctx)),
+                limits: $limits,
             });
         )*
     };
@@ -155,6 +168,22 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         webhook_endpoints_and_deliveries,
         deliveries_page_newest_first_ties_by_id,
         due_deliveries_are_taken_in_turns_and_can_be_held_back,
+    );
+    register!(out, quotas::small(), quotas:
+        minting_stops_at_the_token_quota,
+        service_tokens_count_against_their_owners_quota,
+        secrets_stop_at_their_count_and_bytes,
+        resources_stop_at_their_quota,
+        concurrent_mints_never_exceed_the_token_quota,
+        concurrent_secret_writes_never_exceed_the_quota,
+        concurrent_resources_never_exceed_the_quota,
+        wrong_codes_spend_the_users_budget_then_wait,
+        the_channel_budget_burns_pending_codes_once_spent,
+        concurrent_wrong_codes_are_evaluated_at_most_budget_times,
+    );
+    register!(out, tickets:
+        a_ticket_works_once_and_expires,
+        a_ticket_ends_with_its_token,
     );
     register!(out, concurrency:
         one_code_redeemed_by_32_clients_binds_once,

@@ -128,7 +128,8 @@ pub async fn data_key_is_installed_once<S: Store>(cx: Ctx<S>) {
     assert_eq!(s.data_key(&root.scope()).await.unwrap(), Some(sealed(30)));
 }
 
-async fn resource<S: Store>(
+/// Registers a resource of `who` granted `grants`.
+pub(super) async fn resource<S: Store>(
     s: &S,
     who: &Signed,
     grants: &[&str],

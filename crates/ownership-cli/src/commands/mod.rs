@@ -369,6 +369,7 @@ impl Operator {
             Arc::clone(&clock),
             config.cache()?,
             &config.postgres()?,
+            config.store_limits()?,
         )
         .await?;
         match opened.ensure_migrated(false).await {

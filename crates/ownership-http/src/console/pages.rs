@@ -15,7 +15,7 @@ use ownership_core::ids::TokenId;
 use ownership_core::ports::{AuditFilter, PageRequest};
 use ownership_core::service::{self, TokenRequest};
 use ownership_core::token::digest_of;
-use ownership_core::{ChannelKey, ChannelName, Error, ExternalId, OwnerId, TokenKind, TokenKinds};
+use ownership_core::{ChannelKey, ChannelName, Error, ExternalId, TokenKind, TokenKinds};
 use serde::Deserialize;
 
 use super::ConsoleState;
@@ -89,26 +89,24 @@ pub(crate) fn done(user: &Signed, text: impl Into<String>, to: &str) -> Response
     back(to)
 }
 
-/// Counts a failed pairing code against the user and the channel exactly as
-/// `POST /v1/pairing/{channel}/redeem` does (the channel's pending codes are burned when
-/// its budget runs out); returns the user's wait if they are now blocked.
-pub(crate) async fn count_failed_code(
-    state: &ConsoleState,
-    who: &OwnerId,
-    channel: &ChannelName,
-) -> Option<Duration> {
-    state.app.count_failed_code(who, channel).await
+/// The answer to a pairing code that did not redeem: `invalid` for a wrong or expired
+/// code (the store counted it against the user's and the channel's budgets, as for
+/// `POST /v1/pairing/{channel}/redeem`), the wait when the user's budget is spent.
+pub(crate) fn code_refusal(e: &Error) -> Option<String> {
+    match e {
+        Error::Invalid { .. } => Some(INVALID_CODE.to_owned()),
+        Error::NotFound => {
+            crate::metrics::pairing_failed();
+            Some(INVALID_CODE.to_owned())
+        }
+        Error::RateLimited { retry_after } => Some(too_many_codes(*retry_after)),
+        _ => None,
+    }
 }
 
-/// The message for a wrong code, with when to try again if the user is now blocked.
-pub(crate) fn invalid_code(wait: Option<Duration>) -> String {
-    match wait {
-        Some(w) => format!(
-            "{INVALID_CODE}. Too many wrong codes: try again in {}.",
-            wait_text(w)
-        ),
-        None => INVALID_CODE.to_owned(),
-    }
+/// The answer to a user whose wrong-code budget is spent.
+pub(crate) fn too_many_codes(wait: Duration) -> String {
+    format!("Too many wrong codes: try again in {}.", wait_text(wait))
 }
 
 /// A form with nothing but the CSRF token.
@@ -353,14 +351,6 @@ pub(crate) async fn link(
     Posted { user, form }: Posted<LinkForm>,
 ) -> Response {
     const HERE: &str = "/console/link";
-    let who = user.principal.identity.owner_id.clone();
-    if let Some(wait) = state.app.auth.limits().redeem_blocked(&who) {
-        return alert(
-            &user,
-            format!("Too many wrong codes: try again in {}.", wait_text(wait)),
-            HERE,
-        );
-    }
     let channel = match ChannelName::parse(form.channel.trim()) {
         Ok(c) => c,
         Err(e) => return refused(&user, e, HERE),
@@ -372,15 +362,26 @@ pub(crate) async fn link(
             HERE,
         );
     }
-    match service::redeem_pairing(
+    let mut gate = match state
+        .app
+        .auth
+        .limits()
+        .pairing_gate(&user.principal.identity.owner_id)
+        .await
+    {
+        Ok(gate) => gate,
+        Err(wait) => return alert(&user, too_many_codes(wait), HERE),
+    };
+    let result = service::redeem_pairing(
         &*state.app.store,
         &user.scope(),
         &state.app.pairing_key,
         &channel,
         &form.code,
     )
-    .await
-    {
+    .await;
+    gate.record(&result);
+    match result {
         Ok(b) => {
             crate::metrics::pairing_redeemed();
             done(
@@ -393,12 +394,10 @@ pub(crate) async fn link(
             )
         }
         // A malformed code is refused before any store read and costs no attempt.
-        Err(Error::Invalid { .. }) => alert(&user, invalid_code(None), HERE),
-        Err(Error::NotFound) => {
-            let wait = count_failed_code(&state, &who, &channel).await;
-            alert(&user, invalid_code(wait), HERE)
-        }
-        Err(e) => refused(&user, e, HERE),
+        Err(e) => match code_refusal(&e) {
+            Some(text) => alert(&user, text, HERE),
+            None => refused(&user, e, HERE),
+        },
     }
 }
 

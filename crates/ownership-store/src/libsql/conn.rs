@@ -410,6 +410,16 @@ pub(super) async fn query_i64(conn: &Connection, sql: &str, params: Vec<Value>) 
 }
 
 /// Whether a query returns any row.
+/// The one non-negative integer a query returns (a count), as `u64`.
+pub(super) async fn query_count(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+    what: &str,
+) -> Result<u64> {
+    u64::try_from(query_i64(conn, sql, params).await?).map_err(|_| integrity(what))
+}
+
 pub(super) async fn exists(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<bool> {
     Ok(query_opt(conn, sql, params).await?.is_some())
 }
@@ -446,6 +456,11 @@ pub(super) fn int(row: &[Value], i: usize) -> Result<i64> {
 }
 
 /// A nullable INTEGER column.
+/// A non-negative integer column (a count or a sum) as `u64`.
+pub(super) fn count_at(row: &[Value], i: usize, what: &str) -> Result<u64> {
+    u64::try_from(int(row, i)?).map_err(|_| integrity(what))
+}
+
 pub(super) fn opt_int(row: &[Value], i: usize) -> Result<Option<i64>> {
     match value(row, i)? {
         Value::Null => Ok(None),

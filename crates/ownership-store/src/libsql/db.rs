@@ -55,6 +55,10 @@ impl Transactions for LibsqlStore {
         now_of(self.clock.as_ref())
     }
 
+    fn limits(&self) -> ownership_core::quotas::Limits {
+        self.limits
+    }
+
     async fn write<R, F>(&self, body: F) -> Result<Committed<R>>
     where
         R: Send + 'static,

@@ -17,6 +17,7 @@ mod pairing;
 mod provision;
 mod resources;
 mod secrets;
+mod tickets;
 mod tokens;
 mod transfer;
 mod users;
@@ -26,6 +27,8 @@ mod webhooks;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+
+use ownership_core::quotas::Limits;
 
 use async_trait::async_trait;
 use ownership_core::audit::ChainKeys;
@@ -45,6 +48,7 @@ pub struct LibsqlStore {
     clock: Arc<dyn Clock>,
     /// The audit chain keys, once set ([`LibsqlStore::set_chain_keys`]).
     chain_keys: Arc<std::sync::OnceLock<ChainKeys>>,
+    limits: Limits,
 }
 
 impl fmt::Debug for LibsqlStore {
@@ -63,6 +67,7 @@ impl LibsqlStore {
             worker: Worker::start(Target::Memory).await?,
             clock,
             chain_keys: Arc::default(),
+            limits: Limits::default(),
         })
     }
 
@@ -73,6 +78,7 @@ impl LibsqlStore {
             worker: Worker::start(Target::File(path.to_path_buf())).await?,
             clock,
             chain_keys: Arc::default(),
+            limits: Limits::default(),
         })
     }
 
@@ -81,6 +87,13 @@ impl LibsqlStore {
     /// Set once; a second call changes nothing and returns `false`.
     pub fn set_chain_keys(&self, keys: ChainKeys) -> bool {
         self.chain_keys.set(keys).is_ok()
+    }
+
+    /// The store with these quotas and budgets instead of the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Whether the database can be written: commits a write that changes nothing (the

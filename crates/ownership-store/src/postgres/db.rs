@@ -88,6 +88,10 @@ impl Transactions for PgStore {
         PgStore::now(self)
     }
 
+    fn limits(&self) -> ownership_core::quotas::Limits {
+        self.limits
+    }
+
     async fn write<R, F>(&self, body: F) -> Result<Committed<R>>
     where
         R: Send + 'static,

@@ -40,12 +40,15 @@ mod provision;
 mod resources;
 mod secrets;
 mod support;
+mod tickets;
 mod tokens;
 mod transfer;
 mod users;
 mod webhooks;
 
 use std::sync::Arc;
+
+use ownership_core::quotas::Limits;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -151,6 +154,7 @@ pub struct PgStore {
     clock: Arc<dyn Clock>,
     /// The audit chain keys, once set ([`PgStore::set_chain_keys`]).
     chain_keys: Arc<std::sync::OnceLock<ownership_core::audit::ChainKeys>>,
+    limits: Limits,
 }
 
 /// Opens a transaction on a read connection (through a transaction pooler).
@@ -229,6 +233,7 @@ impl PgStore {
             reads: Some(reads),
             clock,
             chain_keys: Arc::default(),
+            limits: Limits::default(),
         })
     }
 
@@ -239,6 +244,7 @@ impl PgStore {
             reads: None,
             clock,
             chain_keys: Arc::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -247,6 +253,13 @@ impl PgStore {
     /// Set once; a second call changes nothing and returns `false`.
     pub fn set_chain_keys(&self, keys: ownership_core::audit::ChainKeys) -> bool {
         self.chain_keys.set(keys).is_ok()
+    }
+
+    /// The store with these quotas and budgets instead of the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The connection pool (for the cache's `LISTEN/NOTIFY` and for tests).

@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 
 use super::PgStore;
 use super::db::PgTx;
-use super::support::query;
 use super::support::{col, owner_col, parsed, unavailable, unique_or_unavailable};
+use super::support::{fetch_count, query, query_scalar};
 use crate::metrics::Op;
 use ownership_core::resources::ResourceDatabase;
 
@@ -153,6 +153,14 @@ impl ResourceRows for PgTx {
 
     async fn resource_by_token(&mut self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
         resource_by_digest(self.conn(), digest).await
+    }
+
+    async fn live_resource_count(&mut self, owner: &OwnerId) -> Result<u64> {
+        let query = query_scalar(
+            "SELECT count(*) FROM resources WHERE owner_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(owner.as_str());
+        fetch_count(self.conn(), query, "resource count").await
     }
 
     async fn set_resource_revoked(

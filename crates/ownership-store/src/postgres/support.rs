@@ -150,6 +150,16 @@ pub(super) fn count_col(row: &PgRow, name: &'static str) -> Result<u64> {
     u64::try_from(raw).map_err(|_| integrity(name))
 }
 
+/// A `count(*)` query's answer as `u64`.
+pub(super) async fn fetch_count<'q>(
+    conn: &mut PgConnection,
+    query: QueryScalar<'q, Postgres, i64, PgArguments>,
+    what: &'static str,
+) -> Result<u64> {
+    let n = query.fetch_one(conn).await.map_err(unavailable)?;
+    u64::try_from(n).map_err(|_| integrity(what))
+}
+
 /// A sealed value from three columns.
 pub(super) fn sealed_cols(
     row: &PgRow,
