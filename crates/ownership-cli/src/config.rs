@@ -77,6 +77,34 @@ pub struct Config {
     pub keys: KeysSection,
     /// Reports of leaked tokens from secret scanners.
     pub secret_scanning: SecretScanningSection,
+    /// Console sessions.
+    pub sessions: SessionsSection,
+}
+
+/// `[sessions]`: console sessions, kept in the store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsSection {
+    /// A session ends after this many seconds without a request.
+    pub idle_seconds: u64,
+    /// A session ends this many seconds after sign-in, however active.
+    pub lifetime_seconds: u64,
+    /// Most open sessions per user; a new sign-in ends the oldest beyond it.
+    pub per_user: u32,
+    /// A session's last-seen time is written at most once per this many seconds.
+    pub touch_seconds: u64,
+}
+
+impl Default for SessionsSection {
+    fn default() -> Self {
+        let p = ownership_core::sessions::SessionPolicy::default();
+        Self {
+            idle_seconds: p.idle.as_secs(),
+            lifetime_seconds: p.lifetime.as_secs(),
+            per_user: p.per_user,
+            touch_seconds: p.touch_every.as_secs(),
+        }
+    }
 }
 
 /// `[secret_scanning]`.
@@ -101,6 +129,7 @@ impl Default for Config {
             http: HttpSection::default(),
             limits: LimitsSection::default(),
             pairing: PairingSection::default(),
+            sessions: SessionsSection::default(),
             cache: CacheSection::default(),
             webhooks: WebhooksSection::default(),
             tls: TlsSection::default(),
@@ -1002,6 +1031,18 @@ impl Config {
         let mut service = ServiceConfig::default();
         service.pairing.ttl = secs("pairing.code_ttl_seconds", self.pairing.code_ttl_seconds)?;
         service.pairing.max_pending_per_channel = self.pairing.max_pending_per_channel;
+        let ss = &self.sessions;
+        service.console_sessions = ownership_core::sessions::SessionPolicy {
+            idle: secs("sessions.idle_seconds", ss.idle_seconds)?,
+            lifetime: secs("sessions.lifetime_seconds", ss.lifetime_seconds)?,
+            per_user: u32::try_from(positive("sessions.per_user", u64::from(ss.per_user))?)
+                .unwrap_or(u32::MAX),
+            touch_every: secs("sessions.touch_seconds", ss.touch_seconds)?,
+        };
+        service
+            .console_sessions
+            .validate()
+            .map_err(|e| format!("`[sessions]`: {e}"))?;
         service.limits = ownership_http::limits::LimitsConfig {
             identity_per_second: l.identity_per_second,
             identity_burst: l.identity_burst,

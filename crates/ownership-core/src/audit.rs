@@ -102,6 +102,12 @@ actions! {
     WebhookDeleted => "webhook.deleted",
     /// A webhook signing secret was rotated.
     WebhookSecretRotated => "webhook.secret_rotated",
+    /// A console session started (a sign-in; the details say how).
+    SessionStarted => "session.started",
+    /// An OpenID Connect subject was linked to a user.
+    OidcLinked => "oidc.linked",
+    /// An OpenID Connect subject was unlinked from its user.
+    OidcUnlinked => "oidc.unlinked",
 }
 
 impl fmt::Display for AuditAction {

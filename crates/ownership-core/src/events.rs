@@ -378,3 +378,22 @@ pub fn webhook_secret_rotated(
         &json!({"previous_valid_until": crate::audit::rfc3339(grace_until)}),
     )
 }
+
+/// `session.started`: a console sign-in, with how (`token`, `oidc`, `passkey`), the token
+/// it was made with (a token sign-in) and how many older sessions it ended.
+pub fn session_started(
+    at: OffsetDateTime,
+    owner: &OwnerId,
+    method: &str,
+    token: Option<&TokenId>,
+    evicted: u64,
+) -> NewAuditEvent {
+    NewAuditEvent::new(
+        at,
+        Actor::User(owner.clone()),
+        Some(owner.clone()),
+        AuditAction::SessionStarted,
+        owner.as_str(),
+        &json!({"method": method, "token_id": token, "evicted": evicted}),
+    )
+}

@@ -28,6 +28,7 @@ pub mod provision;
 pub mod resources;
 pub mod secrets;
 pub mod service;
+pub mod sessions;
 pub mod token;
 pub mod tokens;
 pub mod users;

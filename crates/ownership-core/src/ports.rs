@@ -38,6 +38,7 @@ pub use crate::pairing::{
 pub use crate::provision::ProvisionStore;
 pub use crate::resources::{NewResource, ResourceRecord, ResourceStore};
 pub use crate::secrets::{SecretMeta, SecretStore};
+pub use crate::sessions::SessionStore;
 pub use crate::tokens::{FreshToken, NewToken, TokenLookup, TokenOrigin, TokenRecord, TokenStore};
 pub use crate::users::{LegacyOutcome, User, UserStore};
 pub use crate::webhook::{Delivery, DeliveryState, WebhookEndpoint, WebhookStore};
@@ -72,6 +73,7 @@ pub trait Rows:
     + crate::secrets::SecretRows
     + crate::resources::ResourceRows
     + crate::webhook::WebhookRows
+    + crate::sessions::SessionRows
 {
 }
 
@@ -85,6 +87,7 @@ impl<T> Rows for T where
         + crate::secrets::SecretRows
         + crate::resources::ResourceRows
         + crate::webhook::WebhookRows
+        + crate::sessions::SessionRows
 {
 }
 
@@ -111,6 +114,7 @@ pub trait Store:
     + SecretStore
     + ResourceStore
     + WebhookStore
+    + SessionStore
     + Health
 {
 }
@@ -124,6 +128,7 @@ impl<T> Store for T where
         + SecretStore
         + ResourceStore
         + WebhookStore
+        + SessionStore
         + Health
 {
 }

@@ -51,6 +51,9 @@ pub struct ServiceConfig {
     /// GitHub's secret-scanning public keys, by key identifier. Empty: the partner
     /// endpoint answers 404.
     pub github_keys: crate::github::GitHubKeys,
+    /// Console sessions: idle timeout, lifetime, how many per user, how often their
+    /// last-seen time is written.
+    pub console_sessions: ownership_core::sessions::SessionPolicy,
 }
 
 impl Default for ServiceConfig {
@@ -67,6 +70,7 @@ impl Default for ServiceConfig {
             webhooks: ownership_webhooks::WebhookSettings::default(),
             drain_timeout: Duration::from_secs(10),
             github_keys: crate::github::GitHubKeys::default(),
+            console_sessions: ownership_core::sessions::SessionPolicy::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ mod concurrency;
 mod pairing;
 mod provision;
 mod resources;
+mod sessions;
 mod tokens;
 mod users;
 
@@ -153,6 +154,16 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         resources_need_existing_grants,
         webhook_endpoints_and_deliveries,
         deliveries_page_newest_first_ties_by_id,
+    );
+    register!(out, sessions:
+        a_session_reads_back_with_its_user_and_ends_at_sign_out,
+        a_token_sign_in_names_its_token_and_others_do_not,
+        idle_and_absolute_timeouts_end_sessions,
+        last_seen_is_written_at_most_once_per_interval,
+        sessions_are_bounded_per_user_oldest_first,
+        suspension_and_deletion_end_a_users_sessions,
+        a_rotated_token_moves_its_session,
+        purging_deletes_only_sessions_that_are_over,
     );
     register!(out, concurrency:
         one_code_redeemed_by_32_clients_binds_once,

@@ -138,7 +138,7 @@ pub(crate) async fn approve(
         Err(e) => return refused(&user, e, PAIRING),
     };
     let here = format!("{PAIRING}?channel={channel}");
-    let who = user.principal.identity.owner_id.clone();
+    let who = user.identity.owner_id.clone();
     if let Some(wait) = state.app.auth.limits().redeem_blocked(&who) {
         return alert(
             &user,
@@ -211,7 +211,7 @@ async fn users_view(
         Ok(p) => p,
         Err(e) => return Refusal::from_error(e).into_response(),
     };
-    let me = &user.principal.identity.owner_id;
+    let me = &user.identity.owner_id;
     let view = UsersPage {
         chrome: user.chrome("Users", "users"),
         new_token: reveal,
@@ -530,9 +530,13 @@ pub(crate) async fn mint_service_token(
         Err(e) => return refused(&user, e, SERVICE_TOKENS),
     };
     let label = Some(form.label.trim().to_owned()).filter(|l| !l.is_empty());
+    let minter = match user.minting_token() {
+        Ok(p) => p,
+        Err(e) => return refused(&user, e, SERVICE_TOKENS),
+    };
     match service::issue_service_token(
         &*state.app.store,
-        &user.principal,
+        minter,
         &admin,
         kinds,
         label,

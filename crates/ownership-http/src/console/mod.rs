@@ -37,6 +37,7 @@ mod admin;
 mod guard;
 mod pages;
 mod session;
+mod signin;
 mod views;
 
 use std::sync::Arc;
@@ -49,7 +50,7 @@ use tokio::sync::Mutex;
 
 use crate::state::AppState;
 use guard::Refusal;
-use session::{SessionPolicy, Sessions};
+use session::Sessions;
 
 /// `Content-Security-Policy` of every console response: nothing but our own origin, no
 /// framing, forms post only to us, no `<base>`, no plugins.
@@ -83,7 +84,7 @@ impl std::fmt::Debug for ConsoleState {
 pub fn router(state: &AppState) -> Router<AppState> {
     let console = ConsoleState {
         app: state.clone(),
-        sessions: Arc::new(Sessions::new(SessionPolicy::default())),
+        sessions: Arc::new(Sessions::new(state.config.console_sessions)),
         chain: Arc::new(Mutex::new(pages::ChainCheck::default())),
     };
     let refuse = || async { Refusal::method_not_allowed() };

@@ -17,6 +17,7 @@ mod pairing;
 mod provision;
 mod resources;
 mod secrets;
+mod sessions;
 mod tokens;
 mod transfer;
 mod users;

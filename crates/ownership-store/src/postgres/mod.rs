@@ -39,6 +39,7 @@ mod pairing;
 mod provision;
 mod resources;
 mod secrets;
+mod sessions;
 mod support;
 mod tokens;
 mod transfer;
