@@ -397,3 +397,39 @@ pub fn session_started(
         &json!({"method": method, "token_id": token, "evicted": evicted}),
     )
 }
+
+/// `oidc.linked`: an identity-provider account linked to a user, by an Admin (`admin`)
+/// or at its first sign-in from an allow-listed verified email (`verified_email`).
+pub fn oidc_linked(
+    at: OffsetDateTime,
+    actor: &Actor,
+    link: &crate::oidc::OidcLink,
+    via: &str,
+) -> NewAuditEvent {
+    NewAuditEvent::new(
+        at,
+        actor.clone(),
+        Some(link.owner.clone()),
+        AuditAction::OidcLinked,
+        link.owner.as_str(),
+        &json!({"issuer": link.subject.issuer(), "subject": link.subject.subject(), "via": via}),
+    )
+}
+
+/// `oidc.unlinked`, with how many of the user's provider sessions it ended.
+pub fn oidc_unlinked(
+    at: OffsetDateTime,
+    actor: &Actor,
+    user: &OwnerId,
+    subject: &crate::oidc::OidcSubject,
+    sessions_ended: u64,
+) -> NewAuditEvent {
+    NewAuditEvent::new(
+        at,
+        actor.clone(),
+        Some(user.clone()),
+        AuditAction::OidcUnlinked,
+        user.as_str(),
+        &json!({"issuer": subject.issuer(), "subject": subject.subject(), "sessions_ended": sessions_ended}),
+    )
+}

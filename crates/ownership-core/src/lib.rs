@@ -21,6 +21,7 @@ pub mod identity;
 pub mod ids;
 pub mod instants;
 pub mod kinds;
+pub mod oidc;
 pub mod paging;
 pub mod pairing;
 pub mod ports;

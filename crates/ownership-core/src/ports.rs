@@ -31,6 +31,7 @@ use crate::error::Result;
 pub use crate::audit::AuditFilter;
 pub use crate::audit_log::AuditLog;
 pub use crate::crypto::Sealed;
+pub use crate::oidc::OidcStore;
 pub use crate::paging::{Page, PageRequest};
 pub use crate::pairing::{
     ChannelBinding, PairingCandidate, PairingIssue, PairingPolicy, PairingStore, PendingPairing,
@@ -74,6 +75,7 @@ pub trait Rows:
     + crate::resources::ResourceRows
     + crate::webhook::WebhookRows
     + crate::sessions::SessionRows
+    + crate::oidc::OidcRows
 {
 }
 
@@ -88,6 +90,7 @@ impl<T> Rows for T where
         + crate::resources::ResourceRows
         + crate::webhook::WebhookRows
         + crate::sessions::SessionRows
+        + crate::oidc::OidcRows
 {
 }
 
@@ -115,6 +118,7 @@ pub trait Store:
     + ResourceStore
     + WebhookStore
     + SessionStore
+    + OidcStore
     + Health
 {
 }
@@ -129,6 +133,7 @@ impl<T> Store for T where
         + ResourceStore
         + WebhookStore
         + SessionStore
+        + OidcStore
         + Health
 {
 }

@@ -54,6 +54,8 @@ pub struct ServiceConfig {
     /// Console sessions: idle timeout, lifetime, how many per user, how often their
     /// last-seen time is written.
     pub console_sessions: ownership_core::sessions::SessionPolicy,
+    /// The console's OpenID Connect provider, if any.
+    pub oidc: Option<crate::console::OidcConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -71,6 +73,7 @@ impl Default for ServiceConfig {
             drain_timeout: Duration::from_secs(10),
             github_keys: crate::github::GitHubKeys::default(),
             console_sessions: ownership_core::sessions::SessionPolicy::default(),
+            oidc: None,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod support;
 
 mod audit;
 mod concurrency;
+mod oidc;
 mod pairing;
 mod provision;
 mod resources;
@@ -164,6 +165,11 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         suspension_and_deletion_end_a_users_sessions,
         a_rotated_token_moves_its_session,
         purging_deletes_only_sessions_that_are_over,
+    );
+    register!(out, oidc:
+        admins_link_members_and_themselves_owners_link_anyone,
+        sign_in_follows_the_link_or_a_verified_allow_listed_email,
+        unlinking_ends_the_users_provider_sessions_only,
     );
     register!(out, concurrency:
         one_code_redeemed_by_32_clients_binds_once,

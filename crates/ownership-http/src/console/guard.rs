@@ -190,6 +190,12 @@ impl Refusal {
         )
     }
 
+    /// A sign-in with an identity provider that did not work: `message` is shown, `detail`
+    /// only logged.
+    pub fn sign_in_refused(status: StatusCode, message: &str, detail: String) -> Self {
+        Self::page(status, "sign_in_refused", "Sign-in refused", message).with_detail(detail)
+    }
+
     /// 403: the role does not allow the page.
     pub fn admins_only() -> Self {
         Self::page(

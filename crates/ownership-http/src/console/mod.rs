@@ -35,6 +35,7 @@
 mod account;
 mod admin;
 mod guard;
+mod oidc;
 mod pages;
 mod session;
 mod signin;
@@ -50,6 +51,7 @@ use tokio::sync::Mutex;
 
 use crate::state::AppState;
 use guard::Refusal;
+pub use oidc::OidcConfig;
 use session::Sessions;
 
 /// `Content-Security-Policy` of every console response: nothing but our own origin, no
@@ -67,6 +69,7 @@ const CSS: &str = include_str!("assets/console.css");
 pub(crate) struct ConsoleState {
     app: AppState,
     sessions: Arc<Sessions>,
+    oidc: Option<Arc<oidc::Oidc>>,
     chain: Arc<Mutex<pages::ChainCheck>>,
 }
 
@@ -85,6 +88,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let console = ConsoleState {
         app: state.clone(),
         sessions: Arc::new(Sessions::new(state.config.console_sessions)),
+        oidc: oidc::Oidc::new(state.config.oidc.as_ref()),
         chain: Arc::new(Mutex::new(pages::ChainCheck::default())),
     };
     let refuse = || async { Refusal::method_not_allowed() };
@@ -101,6 +105,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(pages::login_page).post(pages::login).fallback(refuse),
         )
         .route("/console/logout", post(pages::logout).fallback(refuse))
+        .route("/console/oidc/start", get(oidc::start).fallback(refuse))
+        .route(
+            "/console/oidc/callback",
+            get(oidc::callback).fallback(refuse),
+        )
         .route(
             "/console/link",
             get(pages::link_page).post(pages::link).fallback(refuse),

@@ -157,6 +157,7 @@ fn login_form(
         },
         csrf,
         error,
+        provider: state.oidc.as_ref().map(|o| o.display_name().to_owned()),
     };
     (jar, render(status, &page)).into_response()
 }
@@ -284,14 +285,13 @@ pub(crate) async fn logout(
 pub(crate) async fn home(State(state): State<ConsoleState>, user: Signed) -> Response {
     let identity = &user.identity;
     let token_prefix = match user.session.token() {
-        None => format!(
-            "none (signed in with {})",
-            method_name(user.session.method())
+        None => None,
+        Some(bound) => Some(
+            match state.app.store.get_token(&user.scope(), &bound.id).await {
+                Ok(t) => format!("{}…", t.display_prefix),
+                Err(_) => bound.id.to_string(),
+            },
         ),
-        Some(bound) => match state.app.store.get_token(&user.scope(), &bound.id).await {
-            Ok(t) => format!("{}…", t.display_prefix),
-            Err(_) => bound.id.to_string(),
-        },
     };
     let ends_at = When::of(user.session.ends_at()).text;
     let page = HomePage {
@@ -300,6 +300,7 @@ pub(crate) async fn home(State(state): State<ConsoleState>, user: Signed) -> Res
         role: identity.role.as_str(),
         is_admin: identity.role.is_admin(),
         token_prefix,
+        method: method_name(user.session.method()),
         ends_at,
     };
     render(StatusCode::OK, &page)

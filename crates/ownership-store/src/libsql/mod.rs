@@ -13,6 +13,7 @@ mod audit;
 mod conn;
 mod db;
 mod migrate;
+mod oidc;
 mod pairing;
 mod provision;
 mod resources;

@@ -35,6 +35,7 @@ mod audit;
 mod db;
 mod listen;
 mod migrate;
+mod oidc;
 mod pairing;
 mod provision;
 mod resources;
