@@ -1,13 +1,12 @@
 // A real OpenID Connect provider for the console's sign-in tests: panva's oidc-provider
 // (OpenID Certified), installed by the test harness under <target>/tools/oidc-provider/.
 //
-//   node provider.mjs <node_modules dir> <port> <client secret>
+//   node provider.mjs <node_modules dir> <port> <client secret> <redirect URI>
 //
 // It listens on loopback (127.0.0.1 and ::1) with the issuer `http://localhost:<port>`,
 // so the console (on 127.0.0.1) and the provider are different sites, as in production.
 // It prints `ready <issuer>` once it listens. One client is registered,
-// `ownership-console`, for the redirect URI `http://127.0.0.1/console/oidc/callback` (a
-// loopback redirect URI: any port matches). People sign in with oidc-provider's
+// `ownership-console`, a web client with the console's redirect URI. People sign in with oidc-provider's
 // development login form: any login name is an account whose `sub` is that name; the
 // names below carry an email claim, verified or not, and every other name has none.
 // Consent is granted without a page.
@@ -22,9 +21,9 @@ import http from 'node:http';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const [, , modules, portArg, clientSecret] = process.argv;
-if (!modules || !portArg || !clientSecret) {
-  console.error('usage: node provider.mjs <node_modules dir> <port> <client secret>');
+const [, , modules, portArg, clientSecret, redirectUri] = process.argv;
+if (!modules || !portArg || !clientSecret || !redirectUri) {
+  console.error('usage: node provider.mjs <node_modules dir> <port> <client secret> <redirect URI>');
   process.exit(2);
 }
 const load = (rel) => import(pathToFileURL(path.join(modules, rel)).href);
@@ -53,8 +52,8 @@ const provider = new Provider(issuer, {
     {
       client_id: 'ownership-console',
       client_secret: clientSecret,
-      application_type: 'native',
-      redirect_uris: ['http://127.0.0.1/console/oidc/callback'],
+      application_type: 'web',
+      redirect_uris: [redirectUri],
       response_types: ['code'],
       grant_types: ['authorization_code'],
       token_endpoint_auth_method: 'client_secret_basic',

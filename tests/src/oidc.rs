@@ -22,8 +22,9 @@ pub struct OidcProvider {
 }
 
 impl OidcProvider {
-    /// Starts the provider; `modules` is the folder holding its `node_modules` packages.
-    pub fn start(modules: &Path) -> Self {
+    /// Starts the provider, with the console's client registered for `redirect_uri`;
+    /// `modules` is the folder holding its `node_modules` packages.
+    pub fn start(modules: &Path, redirect_uri: &str) -> Self {
         let node = std::env::var_os("OWNERSHIP_NODE")
             .filter(|n| !n.is_empty())
             .map_or_else(|| PathBuf::from("/usr/bin/node"), PathBuf::from);
@@ -54,6 +55,7 @@ impl OidcProvider {
             .arg(modules)
             .arg(port.to_string())
             .arg(&client_secret)
+            .arg(redirect_uri)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

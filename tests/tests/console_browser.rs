@@ -2351,9 +2351,12 @@ async fn code_over_http(app: &TestApp, login: &str) -> (String, String) {
 }
 
 async fn sign_in_with_an_identity_provider(backend: Backend) {
-    let provider = OidcProvider::start(&oidc_provider_modules());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let provider = OidcProvider::start(
+        &oidc_provider_modules(),
+        &format!("{base}/console/oidc/callback"),
+    );
     let (issuer, secret) = (provider.issuer.clone(), provider.client_secret.clone());
     let app = spawn_app_on(backend, listener, move |c| {
         c.service.oidc = Some(ownership_http::console::OidcConfig {
