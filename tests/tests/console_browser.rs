@@ -2449,24 +2449,15 @@ async fn sign_in_with_an_identity_provider(backend: Backend) {
             .unwrap()
             .contains("not started from this browser")
     );
-    let r = http
-        .get(&callback)
-        .header("cookie", &flow)
-        .send()
-        .await
-        .unwrap();
+    let with_flow = async |url: &str| http.get(url).header("cookie", &flow).send().await.unwrap();
+    let r = with_flow(&callback).await;
     assert_eq!(
         r.status().as_u16(),
         200,
         "the first use of the code signs in"
     );
     assert!(set_cookie(&r, SESSION_COOKIE).is_some_and(|c| c.len() > SESSION_COOKIE.len() + 1));
-    let r = http
-        .get(&callback)
-        .header("cookie", &flow)
-        .send()
-        .await
-        .unwrap();
+    let r = with_flow(&callback).await;
     assert_eq!(
         r.status().as_u16(),
         403,

@@ -704,6 +704,20 @@ async fn session_ends_everywhere(
     }
 }
 
+/// Sets `user`'s status through `node` as the Owner.
+async fn set_status(api: &reqwest::Client, node: &Serve, owner: &str, user: &str, to: &str) {
+    let r = call(
+        api,
+        node,
+        "PUT",
+        &format!("/v1/admin/users/{user}/status"),
+        Some(owner),
+        Some(json!({ "status": to })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "status {to}: {r:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_console_session_is_shared_and_ended_everywhere() {
     let (_, url) = pg_url();
@@ -742,28 +756,10 @@ async fn a_console_session_is_shared_and_ended_everywhere() {
             node.base
         );
     }
-    let r = call(
-        &api,
-        &a,
-        "PUT",
-        "/v1/admin/users/bob/status",
-        Some(&owner),
-        Some(json!({ "status": "suspended" })),
-    )
-    .await;
-    assert_eq!(r.status, 200, "suspend: {r:?}");
+    set_status(&api, &a, &owner, "bob", "suspended").await;
     session_ends_everywhere(&http, &[&a, &b], &session, "suspend").await;
     // Resuming the user does not revive it.
-    let r = call(
-        &api,
-        &a,
-        "PUT",
-        "/v1/admin/users/bob/status",
-        Some(&owner),
-        Some(json!({ "status": "active" })),
-    )
-    .await;
-    assert_eq!(r.status, 200, "resume: {r:?}");
+    set_status(&api, &a, &owner, "bob", "active").await;
     for node in [&a, &b] {
         assert_eq!(
             console_home(&http, node, &session).await,
