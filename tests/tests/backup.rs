@@ -846,12 +846,10 @@ async fn refusals_write_nothing() {
 
     // A backup from a newer schema than this build knows: refused, nothing created.
     let future = dir.path().join("future.backup");
-    assert!(text.contains("\"schema_version\":4"));
-    std::fs::write(
-        &future,
-        text.replacen("\"schema_version\":4", "\"schema_version\":99", 1),
-    )
-    .unwrap();
+    let head = ownership_store::migrations::LIBSQL.last().unwrap().version;
+    let current = format!("\"schema_version\":{head}");
+    assert!(text.contains(&current));
+    std::fs::write(&future, text.replacen(&current, "\"schema_version\":99", 1)).unwrap();
     let target = dir.path().join("future.db");
     let (code, out) = op(
         &["restore", future.to_str().unwrap()],
