@@ -403,16 +403,17 @@ pub fn session_started(
 pub fn oidc_linked(
     at: OffsetDateTime,
     actor: &Actor,
-    link: &crate::oidc::OidcLink,
+    user: &OwnerId,
+    (issuer, subject): (&str, &str),
     via: &str,
 ) -> NewAuditEvent {
     NewAuditEvent::new(
         at,
         actor.clone(),
-        Some(link.owner.clone()),
+        Some(user.clone()),
         AuditAction::OidcLinked,
-        link.owner.as_str(),
-        &json!({"issuer": link.subject.issuer(), "subject": link.subject.subject(), "via": via}),
+        user.as_str(),
+        &json!({"issuer": issuer, "subject": subject, "via": via}),
     )
 }
 
@@ -421,7 +422,7 @@ pub fn oidc_unlinked(
     at: OffsetDateTime,
     actor: &Actor,
     user: &OwnerId,
-    subject: &crate::oidc::OidcSubject,
+    (issuer, subject): (&str, &str),
     sessions_ended: u64,
 ) -> NewAuditEvent {
     NewAuditEvent::new(
@@ -430,6 +431,6 @@ pub fn oidc_unlinked(
         Some(user.clone()),
         AuditAction::OidcUnlinked,
         user.as_str(),
-        &json!({"issuer": subject.issuer(), "subject": subject.subject(), "sessions_ended": sessions_ended}),
+        &json!({"issuer": issuer, "subject": subject, "sessions_ended": sessions_ended}),
     )
 }

@@ -252,8 +252,14 @@ impl<D: OidcDatabase> OidcStore for D {
                     created_at: now,
                 };
                 tx.insert_oidc_link(&link).await?;
-                tx.append(events::oidc_linked(now, scope.actor(), &link, "admin"))
-                    .await?;
+                tx.append(events::oidc_linked(
+                    now,
+                    scope.actor(),
+                    &link.owner,
+                    (link.subject.issuer(), link.subject.subject()),
+                    "admin",
+                ))
+                .await?;
                 Ok(link)
             })
         })
@@ -283,7 +289,7 @@ impl<D: OidcDatabase> OidcStore for D {
                     now,
                     scope.actor(),
                     &user,
-                    &subject,
+                    (subject.issuer(), subject.subject()),
                     ended,
                 ))
                 .await
@@ -345,8 +351,14 @@ impl<D: OidcDatabase> OidcStore for D {
                 };
                 tx.insert_oidc_link(&link).await?;
                 let actor = crate::authz::Actor::User(link.owner.clone());
-                tx.append(events::oidc_linked(now, &actor, &link, "verified_email"))
-                    .await?;
+                tx.append(events::oidc_linked(
+                    now,
+                    &actor,
+                    &link.owner,
+                    (link.subject.issuer(), link.subject.subject()),
+                    "verified_email",
+                ))
+                .await?;
                 Ok(Some(link.owner))
             })
         })

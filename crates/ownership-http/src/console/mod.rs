@@ -50,8 +50,8 @@ use axum::routing::{get, post};
 use tokio::sync::Mutex;
 
 use crate::state::AppState;
+pub use crate::state::OidcConfig;
 use guard::Refusal;
-pub use oidc::OidcConfig;
 use session::Sessions;
 
 /// `Content-Security-Policy` of every console response: nothing but our own origin, no

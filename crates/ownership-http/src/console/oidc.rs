@@ -32,7 +32,9 @@ use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
     PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
-use ownership_core::oidc::{AllowList, OidcSubject, allow_listed};
+use ownership_core::oidc::{OidcSubject, allow_listed};
+
+use crate::state::OidcConfig;
 use ownership_core::sessions::SessionMethod;
 use ownership_core::token::digest_of;
 use serde::Deserialize;
@@ -53,50 +55,6 @@ const ALGORITHMS: [CoreJwsSigningAlgorithm; 3] = [
     CoreJwsSigningAlgorithm::RsaSsaPssSha256,
     CoreJwsSigningAlgorithm::EcdsaP256Sha256,
 ];
-
-/// The operator's provider (`[oidc]` in the configuration).
-#[derive(Clone, PartialEq, Eq)]
-pub struct OidcConfig {
-    /// The issuer URL (discovery is at `<issuer>/.well-known/openid-configuration`).
-    pub issuer: String,
-    /// Our client id at the provider.
-    pub client_id: String,
-    /// Our client secret (never logged or shown).
-    pub client_secret: Option<String>,
-    /// The provider's name on the sign-in page.
-    pub display_name: String,
-    /// The console's public base URL; the redirect URI is
-    /// `<redirect_base>/console/oidc/callback`.
-    pub redirect_base: String,
-    /// Verified email → user, for linking on first sign-in.
-    pub allowed_emails: AllowList,
-}
-
-impl std::fmt::Debug for OidcConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OidcConfig")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("display_name", &self.display_name)
-            .field("redirect_base", &self.redirect_base)
-            .field("allowed_emails", &self.allowed_emails.len())
-            .finish()
-    }
-}
-
-impl OidcConfig {
-    /// The redirect URI registered at the provider.
-    pub fn redirect_uri(&self) -> String {
-        format!(
-            "{}/console/oidc/callback",
-            self.redirect_base.trim_end_matches('/')
-        )
-    }
-}
 
 /// The provider as this process knows it: its configuration, an HTTP client that follows
 /// no redirects, and the discovered metadata.
@@ -444,6 +402,7 @@ async fn sign_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ownership_core::oidc::AllowList;
 
     #[test]
     fn flows_round_trip_and_junk_is_refused() {
