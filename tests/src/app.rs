@@ -57,6 +57,14 @@ impl std::fmt::Debug for TestApp {
 
 /// Starts the server on `backend`; `tweak` may change the configuration first.
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    spawn_backend(backend, None, tweak).await
+}
+
+async fn spawn_backend(
+    backend: Backend,
+    listener: Option<tokio::net::TcpListener>,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> TestApp {
     let log_from = logcheck::capture().len();
     let (location, url, dir) = match backend {
         Backend::Libsql => {
@@ -77,7 +85,17 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerConf
             (Location::Postgres(url.clone()), url, None)
         }
     };
-    spawn_on(location, url, dir, log_from, tweak).await
+    spawn_on(location, url, dir, log_from, listener, tweak).await
+}
+
+/// [`spawn_app_with`] on a listener bound already, for a configuration that must know
+/// the server's address (a redirect URI).
+pub async fn spawn_app_on(
+    backend: Backend,
+    listener: tokio::net::TcpListener,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> TestApp {
+    spawn_backend(backend, Some(listener), tweak).await
 }
 
 /// Starts the server on `location` (whose data `dir` holds, for libSQL).
@@ -86,6 +104,7 @@ async fn spawn_on(
     url: String,
     dir: Option<tempfile::TempDir>,
     log_from: usize,
+    listener: Option<tokio::net::TcpListener>,
     tweak: impl FnOnce(&mut ServerConfig),
 ) -> TestApp {
     let mut config = ServerConfig::new(location).expect("config");
@@ -99,9 +118,12 @@ async fn spawn_on(
         .map(|(_, t)| t.expose().to_owned())
         .unwrap_or_default();
     secrets.record(Kind::Token, &owner_token);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = match listener {
+        Some(l) => l,
+        None => tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
+    };
     let addr: SocketAddr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(server::serve(prepared, listener, async move {
@@ -265,7 +287,7 @@ impl TestApp {
             None => Location::Postgres(url.clone()),
         };
         let log_from = logcheck::capture().len();
-        spawn_on(location, url, dir, log_from, tweak).await
+        spawn_on(location, url, dir, log_from, None, tweak).await
     }
 
     /// Stops the server (in-flight requests finish), waits for it and checks its log

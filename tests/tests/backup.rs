@@ -186,6 +186,19 @@ async fn populate(url: &str, provisioned: usize) -> (Serve, Fixture) {
         .find(|w| w.starts_with("own_u_"))
         .unwrap_or_else(|| panic!("no token in: {out}"))
         .to_owned();
+    let (code, out) = op(
+        &[
+            "users",
+            "link-oidc",
+            "root",
+            "--issuer",
+            "https://idp.example",
+            "--subject",
+            "root-at-idp",
+        ],
+        url,
+    );
+    assert_eq!(code, Some(0), "users link-oidc: {out}");
 
     let server = serve(url);
     let base = server.base.clone();

@@ -11,6 +11,7 @@
     clippy::expect_used,
     clippy::panic,
     clippy::print_stdout,
+    clippy::indexing_slicing,
     reason = "tests"
 )]
 
@@ -47,6 +48,7 @@ const TABLES: &[(i64, &[&str])] = &[
     // Columns only: the account identity and the keyed chain's key versions.
     (5, &[]),
     (6, &["pairing_failures", "stream_tickets"]),
+    (7, &["console_sessions", "oidc_links"]),
 ];
 
 fn fixture(backend: &str, version: i64) -> String {

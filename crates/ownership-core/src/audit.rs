@@ -120,6 +120,12 @@ actions! {
     /// The audit chain was keyed: from this event on, every link is an HMAC under the
     /// chain key.
     AuditChainKeyed => "audit.chain_keyed",
+    /// A console session started (a sign-in; the details say how).
+    SessionStarted => "session.started",
+    /// An OpenID Connect subject was linked to a user.
+    OidcLinked => "oidc.linked",
+    /// An OpenID Connect subject was unlinked from its user.
+    OidcUnlinked => "oidc.unlinked",
 }
 
 impl fmt::Display for AuditAction {

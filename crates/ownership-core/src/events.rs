@@ -409,3 +409,59 @@ pub fn webhook_secret_rotated(
         &json!({"previous_valid_until": crate::audit::rfc3339(grace_until)}),
     )
 }
+
+/// `session.started`: a console sign-in, with how (`token`, `oidc`, `passkey`), the token
+/// it was made with (a token sign-in) and how many older sessions it ended.
+pub fn session_started(
+    at: OffsetDateTime,
+    owner: &OwnerId,
+    method: &str,
+    token: Option<&TokenId>,
+    evicted: u64,
+) -> NewAuditEvent {
+    NewAuditEvent::new(
+        at,
+        Actor::User(owner.clone()),
+        Some(owner.clone()),
+        AuditAction::SessionStarted,
+        owner.as_str(),
+        &json!({"method": method, "token_id": token, "evicted": evicted}),
+    )
+}
+
+/// `oidc.linked`: an identity-provider account linked to a user, by an Admin (`admin`)
+/// or at its first sign-in from an allow-listed verified email (`verified_email`).
+pub fn oidc_linked(
+    at: OffsetDateTime,
+    actor: &Actor,
+    user: &OwnerId,
+    (issuer, subject): (&str, &str),
+    via: &str,
+) -> NewAuditEvent {
+    NewAuditEvent::new(
+        at,
+        actor.clone(),
+        Some(user.clone()),
+        AuditAction::OidcLinked,
+        user.as_str(),
+        &json!({"issuer": issuer, "subject": subject, "via": via}),
+    )
+}
+
+/// `oidc.unlinked`, with how many of the user's provider sessions it ended.
+pub fn oidc_unlinked(
+    at: OffsetDateTime,
+    actor: &Actor,
+    user: &OwnerId,
+    (issuer, subject): (&str, &str),
+    sessions_ended: u64,
+) -> NewAuditEvent {
+    NewAuditEvent::new(
+        at,
+        actor.clone(),
+        Some(user.clone()),
+        AuditAction::OidcUnlinked,
+        user.as_str(),
+        &json!({"issuer": issuer, "subject": subject, "sessions_ended": sessions_ended}),
+    )
+}

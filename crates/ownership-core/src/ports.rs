@@ -32,6 +32,7 @@ pub use crate::audit::AuditFilter;
 pub use crate::audit_log::AuditLog;
 pub use crate::crypto::Sealed;
 pub use crate::leaks::LeakStore;
+pub use crate::oidc::OidcStore;
 pub use crate::paging::{Page, PageRequest};
 pub use crate::pairing::{
     ChannelBinding, PairingCandidate, PairingIssue, PairingPolicy, PairingStore, PendingPairing,
@@ -39,6 +40,7 @@ pub use crate::pairing::{
 pub use crate::provision::ProvisionStore;
 pub use crate::resources::{NewResource, ResourceRecord, ResourceStore};
 pub use crate::secrets::{SecretMeta, SecretStore};
+pub use crate::sessions::SessionStore;
 pub use crate::tickets::TicketStore;
 pub use crate::tokens::{FreshToken, NewToken, TokenLookup, TokenOrigin, TokenRecord, TokenStore};
 pub use crate::users::{LegacyOutcome, User, UserStore};
@@ -75,6 +77,8 @@ pub trait Rows:
     + crate::resources::ResourceRows
     + crate::webhook::WebhookRows
     + crate::tickets::TicketRows
+    + crate::sessions::SessionRows
+    + crate::oidc::OidcRows
 {
 }
 
@@ -89,6 +93,8 @@ impl<T> Rows for T where
         + crate::resources::ResourceRows
         + crate::webhook::WebhookRows
         + crate::tickets::TicketRows
+        + crate::sessions::SessionRows
+        + crate::oidc::OidcRows
 {
 }
 
@@ -117,6 +123,8 @@ pub trait Store:
     + LeakStore
     + WebhookStore
     + TicketStore
+    + SessionStore
+    + OidcStore
     + Health
 {
 }
@@ -132,6 +140,8 @@ impl<T> Store for T where
         + LeakStore
         + WebhookStore
         + TicketStore
+        + SessionStore
+        + OidcStore
         + Health
 {
 }

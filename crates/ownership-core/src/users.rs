@@ -15,6 +15,7 @@ use crate::identity::{Identity, UserRole, UserStatus};
 use crate::ids::OwnerId;
 use crate::kinds::TokenKinds;
 use crate::paging::{Page, PageRequest};
+use crate::sessions::{SessionRows, end_sessions_in};
 use crate::token::{TokenFamily, TokenSecret};
 use crate::tokens::{NewToken, TokenOrigin, TokenRecord, TokenRow, TokenRows, fresh_token};
 
@@ -244,7 +245,7 @@ async fn managed<T: UserRows + ?Sized>(
 impl<D> UserStore for D
 where
     D: Transactions,
-    D::Tx: UserRows + TokenRows,
+    D::Tx: UserRows + TokenRows + SessionRows,
 {
     async fn bootstrap_owner(&self, owner: &OwnerId, token: NewToken) -> Result<User> {
         let owner = owner.clone();
@@ -399,6 +400,9 @@ where
                 let (scope, user, state) = managed(tx, &scope, &id).await?;
                 check_status_change(&scope, &id, &state, status)?;
                 tx.update_status(&id, status, now).await?;
+                if status != UserStatus::Active {
+                    end_sessions_in(tx, &id, None).await?;
+                }
                 tx.append(events::user_status_changed(now, scope.actor(), &id, status))
                     .await?;
                 Ok(User { status, ..user })

@@ -53,6 +53,11 @@ pub struct ServiceConfig {
     /// GitHub's secret-scanning public keys, by key identifier. Empty: the partner
     /// endpoint answers 404.
     pub github_keys: crate::github::GitHubKeys,
+    /// Console sessions: idle timeout, lifetime, how many per user, how often their
+    /// last-seen time is written.
+    pub console_sessions: ownership_core::sessions::SessionPolicy,
+    /// The console's OpenID Connect provider, if any.
+    pub oidc: Option<OidcConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -70,7 +75,53 @@ impl Default for ServiceConfig {
             webhooks: ownership_webhooks::WebhookSettings::default(),
             drain_timeout: Duration::from_secs(10),
             github_keys: crate::github::GitHubKeys::default(),
+            console_sessions: ownership_core::sessions::SessionPolicy::default(),
+            oidc: None,
         }
+    }
+}
+
+/// The operator's provider (`[oidc]` in the configuration).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OidcConfig {
+    /// The issuer URL (discovery is at `<issuer>/.well-known/openid-configuration`).
+    pub issuer: String,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Our client secret (never logged or shown).
+    pub client_secret: Option<String>,
+    /// The provider's name on the sign-in page.
+    pub display_name: String,
+    /// The console's public base URL; the redirect URI is
+    /// `<redirect_base>/console/oidc/callback`.
+    pub redirect_base: String,
+    /// Verified email → user, for linking on first sign-in.
+    pub allowed_emails: ownership_core::oidc::AllowList,
+}
+
+impl std::fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("display_name", &self.display_name)
+            .field("redirect_base", &self.redirect_base)
+            .field("allowed_emails", &self.allowed_emails.len())
+            .finish()
+    }
+}
+
+impl OidcConfig {
+    /// The redirect URI registered at the provider.
+    pub fn redirect_uri(&self) -> String {
+        format!(
+            "{}/console/oidc/callback",
+            self.redirect_base.trim_end_matches('/')
+        )
     }
 }
 

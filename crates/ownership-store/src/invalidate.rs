@@ -123,7 +123,10 @@ fn effect(action: AuditAction) -> Option<Effect> {
         | A::WebhookSet
         | A::WebhookDeleted
         | A::WebhookSecretRotated
-        | A::AuditChainKeyed => Effect::Nothing,
+        | A::AuditChainKeyed
+        | A::SessionStarted
+        | A::OidcLinked
+        | A::OidcUnlinked => Effect::Nothing,
         A::UserRoleChanged | A::UserSuspended | A::UserResumed | A::UserDeleted => Effect::Owner,
         A::TokenRotated | A::TokenRevoked | A::TokenRevokedAsLeaked => Effect::Token,
         A::PairingApproved | A::IdentityUnlinked => Effect::Identity,

@@ -6,10 +6,12 @@ pub mod support;
 
 mod audit;
 mod concurrency;
+mod oidc;
 mod pairing;
 mod provision;
 mod quotas;
 mod resources;
+mod sessions;
 mod tickets;
 mod tokens;
 mod users;
@@ -184,6 +186,21 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
     register!(out, tickets:
         a_ticket_works_once_and_expires,
         a_ticket_ends_with_its_token,
+    );
+    register!(out, sessions:
+        a_session_reads_back_with_its_user_and_ends_at_sign_out,
+        a_token_sign_in_names_its_token_and_others_do_not,
+        idle_and_absolute_timeouts_end_sessions,
+        last_seen_is_written_at_most_once_per_interval,
+        sessions_are_bounded_per_user_oldest_first,
+        suspension_and_deletion_end_a_users_sessions,
+        a_rotated_token_moves_its_session,
+        purging_deletes_only_sessions_that_are_over,
+    );
+    register!(out, oidc:
+        admins_link_members_and_themselves_owners_link_anyone,
+        sign_in_follows_the_link_or_a_verified_allow_listed_email,
+        unlinking_ends_the_users_provider_sessions_only,
     );
     register!(out, concurrency:
         one_code_redeemed_by_32_clients_binds_once,

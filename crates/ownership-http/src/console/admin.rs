@@ -157,7 +157,7 @@ pub(crate) async fn approve(
         .app
         .auth
         .limits()
-        .pairing_gate(&user.principal.identity.owner_id)
+        .pairing_gate(&user.identity.owner_id)
         .await
     {
         Ok(gate) => gate,
@@ -209,7 +209,7 @@ async fn users_view(
         Ok(p) => p,
         Err(e) => return Refusal::from_error(e).into_response(),
     };
-    let me = &user.principal.identity.owner_id;
+    let me = &user.identity.owner_id;
     let view = UsersPage {
         chrome: user.chrome("Users", "users"),
         new_token: reveal,
@@ -528,9 +528,13 @@ pub(crate) async fn mint_service_token(
         Err(e) => return refused(&user, e, SERVICE_TOKENS),
     };
     let label = Some(form.label.trim().to_owned()).filter(|l| !l.is_empty());
+    let minter = match user.minting_token() {
+        Ok(p) => p,
+        Err(e) => return refused(&user, e, SERVICE_TOKENS),
+    };
     match service::issue_service_token(
         &*state.app.store,
-        &user.principal,
+        minter,
         &admin,
         kinds,
         label,

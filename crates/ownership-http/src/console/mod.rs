@@ -35,8 +35,10 @@
 mod account;
 mod admin;
 mod guard;
+mod oidc;
 mod pages;
 mod session;
+mod signin;
 mod views;
 
 use std::sync::Arc;
@@ -48,8 +50,9 @@ use axum::routing::{get, post};
 use tokio::sync::Mutex;
 
 use crate::state::AppState;
+pub use crate::state::OidcConfig;
 use guard::Refusal;
-use session::{SessionPolicy, Sessions};
+use session::Sessions;
 
 /// `Content-Security-Policy` of every console response: nothing but our own origin, no
 /// framing, forms post only to us, no `<base>`, no plugins.
@@ -66,6 +69,7 @@ const CSS: &str = include_str!("assets/console.css");
 pub(crate) struct ConsoleState {
     app: AppState,
     sessions: Arc<Sessions>,
+    oidc: Option<Arc<oidc::Oidc>>,
     chain: Arc<Mutex<pages::ChainCheck>>,
 }
 
@@ -83,7 +87,8 @@ impl std::fmt::Debug for ConsoleState {
 pub fn router(state: &AppState) -> Router<AppState> {
     let console = ConsoleState {
         app: state.clone(),
-        sessions: Arc::new(Sessions::new(SessionPolicy::default())),
+        sessions: Arc::new(Sessions::new(state.config.console_sessions)),
+        oidc: oidc::Oidc::new(state.config.oidc.as_ref()),
         chain: Arc::new(Mutex::new(pages::ChainCheck::default())),
     };
     let refuse = || async { Refusal::method_not_allowed() };
@@ -100,6 +105,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(pages::login_page).post(pages::login).fallback(refuse),
         )
         .route("/console/logout", post(pages::logout).fallback(refuse))
+        .route("/console/oidc/start", get(oidc::start).fallback(refuse))
+        .route(
+            "/console/oidc/callback",
+            get(oidc::callback).fallback(refuse),
+        )
         .route(
             "/console/link",
             get(pages::link_page).post(pages::link).fallback(refuse),

@@ -23,12 +23,14 @@ use super::guard::{
     CsrfForm, LOGIN, Posted, Refusal, Signed, cookie, expired_cookie, form_refusal, is_secure,
     login_cookie_name, render, request_is_secure, same_origin, session_cookie_name, wait_text,
 };
-use super::session::{BoundToken, Flash, random_text};
+use super::session::{Flash, random_text};
+use super::signin::signed_in;
 use super::views::{
     AuditPage, Chrome, EventRow, HomePage, IdentityRow, LinkPage, LoginPage, Reveal, TokenRow,
     TokensPage, When,
 };
 use crate::auth::Peer;
+use ownership_core::sessions::{SessionMethod, SessionToken};
 
 /// What a wrong, expired or used pairing code shows, whichever it was.
 pub(crate) const INVALID_CODE: &str = "That code is not valid or has expired";
@@ -153,6 +155,7 @@ fn login_form(
         },
         csrf,
         error,
+        provider: state.oidc.as_ref().map(|o| o.display_name().to_owned()),
     };
     (jar, render(status, &page)).into_response()
 }
@@ -243,28 +246,19 @@ pub(crate) async fn login(State(state): State<ConsoleState>, req: Request) -> Re
             .into_response();
         }
     };
-    // A new session at every sign-in (no fixation): any session this browser carried ends.
-    let session_name = session_cookie_name(secure);
-    if let Some((old, _)) = jar
-        .get(session_name)
-        .and_then(|c| state.sessions.get(c.value()))
-    {
-        state.sessions.end(&old);
-    }
-    let bound = BoundToken {
+    let token = SessionToken {
         digest: digest_of(raw),
         id: principal.token_id.clone(),
     };
-    let (secret, _) = state.sessions.start(
-        principal.identity.owner_id.clone(),
-        bound,
-        &mut state.app.rng(),
-    );
-    tracing::info!(owner = %principal.identity.owner_id, token_id = %principal.token_id, "console session started");
-    let jar = CookieJar::new()
-        .add(cookie(session_name, secret, secure))
-        .add(expired_cookie(login_cookie_name(secure), secure));
-    (jar, Redirect::to("/console")).into_response()
+    signed_in(
+        &state,
+        &parts.headers,
+        secure,
+        &principal.identity.owner_id,
+        SessionMethod::Token,
+        Some(token),
+    )
+    .await
 }
 
 /// `POST /console/logout`: ends the session on the server and drops the cookie.
@@ -272,8 +266,10 @@ pub(crate) async fn logout(
     State(state): State<ConsoleState>,
     Posted { user, .. }: Posted<CsrfOnly>,
 ) -> Response {
-    state.sessions.end(&user.key);
-    tracing::info!(owner = %user.principal.identity.owner_id, "console session ended: signed out");
+    if let Err(e) = state.sessions.end(&*state.app.store, user.key()).await {
+        return Refusal::from_error(e).into_response();
+    }
+    tracing::info!(owner = %user.identity.owner_id, "console session ended: signed out");
     let jar = CookieJar::new().add(expired_cookie(
         session_cookie_name(user.secure),
         user.secure,
@@ -285,27 +281,24 @@ pub(crate) async fn logout(
 
 /// `GET /console`.
 pub(crate) async fn home(State(state): State<ConsoleState>, user: Signed) -> Response {
-    let identity = &user.principal.identity;
-    let token_prefix = match state
-        .app
-        .store
-        .get_token(&user.scope(), &user.principal.token_id)
-        .await
-    {
-        Ok(t) => format!("{}…", t.display_prefix),
-        Err(_) => user.principal.token_id.to_string(),
+    let identity = &user.identity;
+    let token_prefix = match user.session.token() {
+        None => None,
+        Some(bound) => Some(
+            match state.app.store.get_token(&user.scope(), &bound.id).await {
+                Ok(t) => format!("{}…", t.display_prefix),
+                Err(_) => bound.id.to_string(),
+            },
+        ),
     };
-    let left = user
-        .session
-        .ends_at(state.sessions.policy())
-        .saturating_duration_since(Instant::now());
-    let ends_at = When::of(state.app.clock.now() + left).text;
+    let ends_at = When::of(user.session.ends_at()).text;
     let page = HomePage {
         chrome: user.chrome("Home", "home"),
         user_id: identity.owner_id.to_string(),
         role: identity.role.as_str(),
         is_admin: identity.role.is_admin(),
         token_prefix,
+        method: method_name(user.session.method()),
         ends_at,
     };
     render(StatusCode::OK, &page)
@@ -366,7 +359,7 @@ pub(crate) async fn link(
         .app
         .auth
         .limits()
-        .pairing_gate(&user.principal.identity.owner_id)
+        .pairing_gate(&user.identity.owner_id)
         .await
     {
         Ok(gate) => gate,
@@ -447,20 +440,20 @@ async fn tokens_view(state: &ConsoleState, user: &Signed, reveal: Option<Reveal>
         Err(e) => return Refusal::from_error(e).into_response(),
     };
     let now = state.app.clock.now();
-    let current = user.session.token().id;
+    let current = user.session.token().map(|t| t.id.clone());
     let page = TokensPage {
         chrome: user.chrome("Tokens", "tokens"),
         new_token: reveal,
         form_id: random_text::<16>(&mut state.app.rng()),
         kinds: user
             .principal
-            .kinds
             .iter()
+            .flat_map(|p| p.kinds.iter())
             .map(ToString::to_string)
             .collect(),
         tokens: tokens
             .iter()
-            .map(|t| TokenRow::new(t, now, t.id == current))
+            .map(|t| TokenRow::new(t, now, current.as_ref() == Some(&t.id)))
             .collect(),
     };
     render(StatusCode::OK, &page)
@@ -534,9 +527,13 @@ pub(crate) async fn create_token(
         expires_in,
     };
     let now = state.app.clock.now();
+    let minter = match user.minting_token() {
+        Ok(p) => p,
+        Err(e) => return refused(&user, e, HERE),
+    };
     match service::issue_token(
         &*state.app.store,
-        &user.principal,
+        minter,
         request,
         now,
         &mut state.app.rng(),
@@ -588,9 +585,13 @@ pub(crate) async fn rotate_token(
     let Ok(id) = TokenId::parse(&form.id) else {
         return refused(&user, Error::NotFound, HERE);
     };
+    let holder = match user.minting_token() {
+        Ok(p) => p.clone(),
+        Err(e) => return refused(&user, e, HERE),
+    };
     match service::rotate_token(
         &*state.app.store,
-        &Rotator::Holder(user.principal.clone()),
+        &Rotator::Holder(holder),
         &id,
         None,
         &mut state.app.rng(),
@@ -598,12 +599,15 @@ pub(crate) async fn rotate_token(
     .await
     {
         Ok((record, secret)) => {
-            let own = user.session.token().id == id;
+            let own = user.session.token().is_some_and(|t| t.id == id);
             if own {
-                user.session.rebind(BoundToken {
+                let bound = SessionToken {
                     digest: secret.digest(),
                     id: record.id.clone(),
-                });
+                };
+                if let Err(e) = state.app.store.rebind_session(user.key(), bound).await {
+                    return Refusal::from_error(e).into_response();
+                }
             }
             let note = if own {
                 format!(
@@ -634,9 +638,11 @@ pub(crate) async fn revoke_token(
         return refused(&user, Error::NotFound, HERE);
     };
     match state.app.store.revoke_token(&user.scope(), &id, None).await {
-        Ok(_) if user.session.token().id == id => {
-            state.sessions.end(&user.key);
-            tracing::info!(owner = %user.principal.identity.owner_id, "console session ended: its token was revoked");
+        Ok(_) if user.session.token().is_some_and(|t| t.id == id) => {
+            if let Err(e) = state.sessions.end(&*state.app.store, user.key()).await {
+                return Refusal::from_error(e).into_response();
+            }
+            tracing::info!(owner = %user.identity.owner_id, "console session ended: its token was revoked");
             let jar = CookieJar::new().add(expired_cookie(
                 session_cookie_name(user.secure),
                 user.secure,
@@ -732,7 +738,7 @@ pub(crate) async fn audit_page(
 ) -> Response {
     let q = AfterQuery::or_default(q);
     let own = user.scope();
-    let admin = AdminScope::new(&user.principal.identity);
+    let admin = AdminScope::new(&user.identity);
     let filter = match &admin {
         Some(a) => AuditFilter::All(a),
         None => AuditFilter::Owner(&own),
@@ -770,4 +776,13 @@ pub(crate) async fn audit_page(
         next: events.next,
     };
     render(StatusCode::OK, &page)
+}
+
+/// How a session was started, in words.
+fn method_name(method: SessionMethod) -> &'static str {
+    match method {
+        SessionMethod::Token => "a token",
+        SessionMethod::Oidc => "your identity provider",
+        SessionMethod::Passkey => "a passkey",
+    }
 }

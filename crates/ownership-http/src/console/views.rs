@@ -89,6 +89,15 @@ pub(crate) struct LoginPage {
     pub chrome: Chrome,
     pub csrf: String,
     pub error: Option<String>,
+    /// The OpenID Connect provider's name, when one is configured.
+    pub provider: Option<String>,
+}
+
+/// The page an OpenID Connect sign-in lands on, which sends the browser on to the console.
+#[derive(Template)]
+#[template(path = "continue.html")]
+pub(crate) struct ContinuePage {
+    pub chrome: Chrome,
 }
 
 #[derive(Template)]
@@ -98,7 +107,10 @@ pub(crate) struct HomePage {
     pub user_id: String,
     pub role: &'static str,
     pub is_admin: bool,
-    pub token_prefix: String,
+    /// The token of a token sign-in.
+    pub token_prefix: Option<String>,
+    /// How the session was started, in words.
+    pub method: &'static str,
     pub ends_at: String,
 }
 

@@ -290,6 +290,19 @@ pub static TABLES: &[Table] = &[
         key_len: 1,
         since: 4,
     },
+    // `console_sessions` (since 7) is left out on purpose: a session is a sign-in on one
+    // deployment, not data; a restored or copied store starts with none.
+    Table {
+        name: "oidc_links",
+        columns: &[
+            col("issuer", Text),
+            col("subject", Text),
+            col("owner_id", Text),
+            col("created_at", Time),
+        ],
+        key_len: 2,
+        since: 7,
+    },
 ];
 
 /// Earlier shapes of tables a later migration added columns to: `(v, table)` is the
