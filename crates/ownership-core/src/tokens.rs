@@ -18,7 +18,6 @@ use crate::ids::{OwnerId, TokenId};
 use crate::kinds::{TokenKind, TokenKinds};
 use crate::quotas;
 use crate::token::{TokenDigest, TokenFamily, TokenSecret, checksum_holds, digest_of, shape_of};
-use crate::users::UserRows;
 
 /// Where a stored token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -198,6 +197,9 @@ pub struct TokenRow<'a> {
 /// The token rows a transaction reads and writes: SQL and row mapping, no decisions.
 #[async_trait]
 pub trait TokenRows: Tx {
+    /// How many of the user's tokens are live at `at`.
+    async fn live_token_count(&mut self, owner: &OwnerId, at: OffsetDateTime) -> Result<u64>;
+
     /// One of `owner`'s tokens.
     async fn token(&mut self, owner: &OwnerId, id: &TokenId) -> Result<Option<TokenRecord>>;
     /// `owner`'s tokens, newest first.
@@ -558,11 +560,7 @@ pub trait TokenDatabase: Transactions<Tx: TokenRows> {
 
 /// Every [`TokenDatabase`] keeps tokens: each use case once, over [`TokenRows`].
 #[async_trait]
-impl<D> TokenStore for D
-where
-    D: TokenDatabase,
-    D::Tx: UserRows,
-{
+impl<D: TokenDatabase> TokenStore for D {
     fn warm(&self, digest: &TokenDigest) -> Option<Principal> {
         self.cached_principal(digest)
     }

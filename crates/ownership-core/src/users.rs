@@ -178,8 +178,6 @@ pub trait UserRows: Tx {
     ) -> Result<()>;
     /// Deletes the user (the schema cascades to everything they own); whether a row went.
     async fn delete_user_row(&mut self, id: &OwnerId) -> Result<bool>;
-    /// How many of the user's tokens are live at `at`.
-    async fn live_token_count(&mut self, owner: &OwnerId, at: OffsetDateTime) -> Result<u64>;
     /// How many channel identities the user has.
     async fn identity_count(&mut self, owner: &OwnerId) -> Result<u64>;
     /// Revokes `at` every legacy token live at `at`; how many.

@@ -409,7 +409,6 @@ pub(super) async fn query_i64(conn: &Connection, sql: &str, params: Vec<Value>) 
     }
 }
 
-/// Whether a query returns any row.
 /// The one non-negative integer a query returns (a count), as `u64`.
 pub(super) async fn query_count(
     conn: &Connection,
@@ -420,6 +419,7 @@ pub(super) async fn query_count(
     u64::try_from(query_i64(conn, sql, params).await?).map_err(|_| integrity(what))
 }
 
+/// Whether a query returns any row.
 pub(super) async fn exists(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<bool> {
     Ok(query_opt(conn, sql, params).await?.is_some())
 }
