@@ -315,6 +315,15 @@ mod tests {
             (events::secret_deleted(at, &actor, &carol, &secret), None),
             (events::secrets_rewrapped(at, 4), None),
             (events::audit_chain_keyed(at, 1), None),
+            (events::session_started(at, &carol, "oidc", None, 0), None),
+            (
+                events::oidc_linked(at, &actor, &carol, ("https://id.test", "sub-1"), "admin"),
+                None,
+            ),
+            (
+                events::oidc_unlinked(at, &actor, &carol, ("https://id.test", "sub-1"), 1),
+                None,
+            ),
             (
                 events::resource_created(at, &actor, &carol, &res, std::slice::from_ref(&secret)),
                 None,
