@@ -156,6 +156,20 @@ fn clean(r: &Reply, what: &str) {
 }
 
 /// One request, checked by [`clean`].
+/// A `channel:telegram` service token minted by `owner`.
+async fn telegram_bot(app: &TestApp, owner: &str) -> String {
+    let bot = call(
+        app,
+        "POST",
+        "/v1/admin/service-tokens",
+        owner,
+        Some(json!({"kinds": ["channel:telegram"], "label": "bot"})),
+    )
+    .await;
+    assert_eq!(bot.status, 201, "service token: {}", bot.text);
+    bot.body["token"].as_str().unwrap().to_owned()
+}
+
 async fn call(app: &TestApp, method: &str, path: &str, token: &str, body: Option<Value>) -> Reply {
     let r = app.call(method, path, Some(token), body).await;
     clean(&r, &format!("{method} {path}"));
@@ -500,16 +514,7 @@ const WRONG_CODES: usize = 1_000;
 async fn wrong_codes_from_one_member(backend: Backend) {
     let app = start(backend).await;
     let owner = app.owner_token.clone();
-    let bot = call(
-        &app,
-        "POST",
-        "/v1/admin/service-tokens",
-        &owner,
-        Some(json!({"kinds": ["channel:telegram"], "label": "bot"})),
-    )
-    .await;
-    assert_eq!(bot.status, 201, "service token: {}", bot.text);
-    let bot = bot.body["token"].as_str().unwrap().to_owned();
+    let bot = telegram_bot(&app, &owner).await;
     let asked = call(
         &app,
         "POST",
@@ -598,16 +603,7 @@ async fn wrong_codes_from_one_member(backend: Backend) {
 async fn one_code_many_redeemers(backend: Backend) {
     let app = start(backend).await;
     let owner = app.owner_token.clone();
-    let bot = call(
-        &app,
-        "POST",
-        "/v1/admin/service-tokens",
-        &owner,
-        Some(json!({"kinds": ["channel:telegram"], "label": "bot"})),
-    )
-    .await;
-    assert_eq!(bot.status, 201, "service token: {}", bot.text);
-    let bot = bot.body["token"].as_str().unwrap().to_owned();
+    let bot = telegram_bot(&app, &owner).await;
 
     let mut redeemers = Vec::new();
     for i in 0..CLIENTS {

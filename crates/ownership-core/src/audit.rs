@@ -456,27 +456,21 @@ fn push_field(out: &mut Vec<u8>, field: &[u8]) {
 /// The canonical bytes of an event: a version tag and each field length-prefixed (so no
 /// two different events share an encoding).
 pub fn canonical_bytes(seq: i64, event: &NewAuditEvent) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128 + event.details.len());
-    push_field(&mut out, b"ownership-audit-v1");
-    push_field(&mut out, &seq.to_be_bytes());
-    let at = event.at.unix_timestamp_nanos() / 1_000;
-    push_field(&mut out, &at.to_be_bytes());
-    push_field(&mut out, event.actor.to_string().as_bytes());
-    push_field(
-        &mut out,
-        event.owner.as_ref().map_or("", |o| o.as_str()).as_bytes(),
-    );
-    push_field(&mut out, event.action.as_str().as_bytes());
-    push_field(&mut out, event.target.as_bytes());
-    push_field(&mut out, event.details.as_bytes());
-    out
+    encode(b"ownership-audit-v1", seq, event, None)
 }
 
 /// The canonical bytes of a keyed event: like [`canonical_bytes`] with the tag
 /// `ownership-audit-v2` and the owner's account identity after the owner id.
 pub fn canonical_bytes_v2(seq: i64, event: &NewAuditEvent) -> Vec<u8> {
+    let uid = event.owner_uid.as_deref().unwrap_or_default();
+    encode(b"ownership-audit-v2", seq, event, Some(uid))
+}
+
+/// The fields of `event` after `tag`, each length-prefixed; `owner_uid` (v2 only) follows
+/// the owner id.
+fn encode(tag: &[u8], seq: i64, event: &NewAuditEvent, owner_uid: Option<&str>) -> Vec<u8> {
     let mut out = Vec::with_capacity(160 + event.details.len());
-    push_field(&mut out, b"ownership-audit-v2");
+    push_field(&mut out, tag);
     push_field(&mut out, &seq.to_be_bytes());
     let at = event.at.unix_timestamp_nanos() / 1_000;
     push_field(&mut out, &at.to_be_bytes());
@@ -485,10 +479,9 @@ pub fn canonical_bytes_v2(seq: i64, event: &NewAuditEvent) -> Vec<u8> {
         &mut out,
         event.owner.as_ref().map_or("", |o| o.as_str()).as_bytes(),
     );
-    push_field(
-        &mut out,
-        event.owner_uid.as_deref().unwrap_or_default().as_bytes(),
-    );
+    if let Some(uid) = owner_uid {
+        push_field(&mut out, uid.as_bytes());
+    }
     push_field(&mut out, event.action.as_str().as_bytes());
     push_field(&mut out, event.target.as_bytes());
     push_field(&mut out, event.details.as_bytes());
