@@ -6,7 +6,10 @@
     python3 docs/verify_audit.py audit.jsonl [--keys chain-keys.json]
 
 Exits 0 when the export is intact, 3 when it is not (naming the first broken event),
-2 when the input cannot be read. The rules are the ones `ownership audit verify --file`
+2 when the input cannot be read. The export holds several chains (the system chain and
+one per owner account); each event links to the previous event of its own chain, every
+anchor names heads its chains really had, and each chain ends at the head the header
+records. The rules are the ones `ownership audit verify --file`
 applies (docs/security.md, "Audit log"); this script shares no code with it.
 """
 
@@ -72,9 +75,28 @@ def check_one(event, prev, keys, keyed_seen):
         raise Broken(event["seq"], "content does not match its hash")
 
 
+def chain_order(chain):
+    """The system chain (null) first, then the owner chains by name."""
+    return (chain is not None, chain or "")
+
+
+def check_anchor(anchor, chains, opened):
+    """An anchor names, for each chain it lists, the newest event that chain then had."""
+    try:
+        heads = json.loads(anchor["details"])["heads"]
+        listed = [(h["chain"], h["seq"], h["hash"].lower()) for h in heads]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise Broken(anchor["seq"], "the anchor's details do not parse")
+    for chain, seq, digest in listed:
+        st = chains.get(chain)
+        if st is None and opened:
+            continue  # the chain's events before the export's start
+        if st is None or st["last"] != seq or st["prev"] != digest:
+            raise Broken(seq, f"event {seq} of chain {chain}, which anchor {anchor['seq']} committed, is missing or differs")
+
+
 def verify(header, events, keys):
     since = header["since"]
-    head = header["head"]
     keyed_seen = False
     if header.get("owner") is not None:
         # One owner's events: each link holds on its own, in increasing order.
@@ -86,21 +108,45 @@ def verify(header, events, keys):
             keyed_seen |= e.get("key_version") is not None
             last = e["seq"]
         return len(events)
-    expected_seq = since + 1
-    prev = GENESIS if since == 0 or not events else events[0]["prev_hash"]
+    # Every chain at once: each event links to the previous event of its own chain.
+    opened = since != 0
+    chains = {}
+    last = 0
     for e in events:
-        if e["seq"] != expected_seq:
-            raise Broken(expected_seq, f"expected event {expected_seq}, found {e['seq']}")
-        check_one(e, prev, keys, keyed_seen)
-        keyed_seen |= e.get("key_version") is not None
-        prev = e["hash"]
-        expected_seq += 1
-    last_seq = events[-1]["seq"] if events else since
-    if head["seq"] != last_seq or (events and head["hash"] != events[-1]["hash"]):
-        raise Broken(last_seq + 1, f"the export ends at event {last_seq}, but the recorded head is event {head['seq']}")
-    if keys and events and events[-1].get("key_version") is None:
-        raise Broken(last_seq, "the newest event is unkeyed although a chain key was given")
-    return len(events)
+        if e["seq"] <= last:
+            raise Broken(e["seq"], f"event {e['seq']} is out of order (after {last})")
+        last = e["seq"]
+        st = chains.setdefault(e.get("chain"), {
+            "prev": GENESIS, "last": 0, "count": 0, "keyed": False, "last_keyed": False,
+        })
+        # An export after `since` starts each chain mid-way: its first link is taken as given.
+        prev = e["prev_hash"] if opened and st["count"] == 0 else st["prev"]
+        check_one(e, prev, keys, st["keyed"])
+        st["prev"] = e["hash"]
+        st["last"] = e["seq"]
+        st["count"] += 1
+        st["last_keyed"] = e.get("key_version") is not None
+        st["keyed"] |= st["last_keyed"]
+        if e["action"] == "audit.anchored" and e.get("chain") is None:
+            check_anchor(e, chains, opened)
+    heads = {h["chain"]: h for h in header["heads"]}
+    for chain in sorted(set(heads) | set(chains), key=chain_order):
+        name = "system" if chain is None else chain
+        head, st = heads.get(chain), chains.get(chain)
+        if head is None:
+            raise Broken(st["last"], f"chain {name} has no recorded head")
+        if st is None and head["seq"] <= since:
+            continue
+        last_seq, last_hash = (st["last"], st["prev"]) if st else (0, GENESIS)
+        if head["seq"] > last_seq:
+            raise Broken(head["seq"], f"events of chain {name} up to its recorded head {head['seq']} are missing")
+        if head["seq"] < last_seq:
+            raise Broken(last_seq, f"events of chain {name} after its recorded head {head['seq']} were added outside the chain")
+        if head["hash"] != last_hash:
+            raise Broken(last_seq, f"the last event of chain {name} does not match its recorded head")
+        if keys and st and not st["last_keyed"]:
+            raise Broken(last_seq, "the newest event is unkeyed although a chain key was given")
+    return sum(st["count"] for st in chains.values())
 
 
 def main():
@@ -118,7 +164,7 @@ def main():
         if not lines:
             raise ValueError("empty file")
         header = json.loads(lines[0])
-        if header.get("format") != "ownership-audit-export/v1":
+        if header.get("format") != "ownership-audit-export/v2":
             raise ValueError("not an audit export (no header)")
         events = [json.loads(line) for line in lines[1:]]
     except (OSError, ValueError, KeyError, TypeError) as e:

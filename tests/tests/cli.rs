@@ -270,6 +270,7 @@ on_both!(
     weak_static_secrets_are_refused,
     keyed_chain_export_and_independent_verifier,
     deleting_an_owners_newest_event_is_detected,
+    a_rewound_owner_head_is_caught_by_the_anchor,
 );
 
 /// Provisioned, legacy and bootstrap tokens under 128 bits are refused: a table names the
@@ -1084,34 +1085,41 @@ fn bytes_sql(backend: Backend, bytes: &[u8; 32]) -> String {
 }
 
 /// What an attacker without the master key can do: edit event `from` and recompute the
-/// unkeyed (SHA-256) links of it and of every later event, and move the head.
+/// unkeyed (SHA-256) links of it and of every later event, each in its own chain, and
+/// move every chain's head.
 async fn rewrite_unkeyed_from(db: &Db, from: i64) {
     use ownership_core::audit::{ChainHash, chain_hash};
     let events = stored_events(db).await;
-    let mut prev = ChainHash::GENESIS;
+    let mut prev: std::collections::BTreeMap<Option<String>, ChainHash> = Default::default();
     let mut sql = String::new();
     for mut e in events {
+        let chain_prev = prev.entry(e.chain.clone()).or_insert(ChainHash::GENESIS);
         if e.seq < from {
-            prev = e.hash;
+            *chain_prev = e.hash;
             continue;
         }
         if e.seq == from {
             e.details = r#"{"forged":true}"#.to_owned();
         }
-        let hash = chain_hash(&prev, e.seq, &e.content());
+        let hash = chain_hash(chain_prev, e.seq, &e.content());
         sql.push_str(&format!(
             "UPDATE audit_events SET details = '{}', prev_hash = {}, hash = {}, key_version = NULL WHERE seq = {};\n",
             e.details,
-            bytes_sql(db.backend, prev.as_bytes()),
+            bytes_sql(db.backend, chain_prev.as_bytes()),
             bytes_sql(db.backend, hash.as_bytes()),
             e.seq
         ));
-        prev = hash;
+        *chain_prev = hash;
     }
-    sql.push_str(&format!(
-        "UPDATE audit_head SET hash = {}, key_version = NULL WHERE id = 1;\n",
-        bytes_sql(db.backend, prev.as_bytes())
-    ));
+    for (chain, hash) in prev {
+        let hash = bytes_sql(db.backend, hash.as_bytes());
+        sql.push_str(&match chain {
+            None => format!("UPDATE audit_head SET hash = {hash}, key_version = NULL WHERE id = 1;\n"),
+            Some(chain) => format!(
+                "UPDATE audit_chains SET hash = {hash}, key_version = NULL WHERE chain = '{chain}';\n"
+            ),
+        });
+    }
     db.tamper(&sql).await;
 }
 
@@ -1155,6 +1163,14 @@ fn export_to(db: &Db, dir: &std::path::Path, name: &str, extra: &[&str]) -> Path
     );
     let path = dir.join(name);
     std::fs::write(&path, &run.stdout).unwrap();
+    path
+}
+
+/// Writes the chain keys (`ownership audit chain-key`) into `dir`; returns the path.
+fn chain_keys_file(db: &Db, dir: &std::path::Path) -> PathBuf {
+    let key = [("OWNERSHIP_MASTER_KEY", CHAIN_MASTER_KEY)];
+    let path = dir.join("keys.json");
+    std::fs::write(&path, db.run_env(&["audit", "chain-key"], &key).ok().stdout).unwrap();
     path
 }
 
@@ -1277,12 +1293,7 @@ async fn deleting_an_owners_newest_event_is_detected(backend: Backend) {
     let db = keyed_db(backend);
     let key = [("OWNERSHIP_MASTER_KEY", CHAIN_MASTER_KEY)];
     let dir = tempfile::tempdir().unwrap();
-    let keys_path = dir.path().join("keys.json");
-    std::fs::write(
-        &keys_path,
-        db.run_env(&["audit", "chain-key"], &key).ok().stdout,
-    )
-    .unwrap();
+    let keys_path = chain_keys_file(&db, dir.path());
     let events = stored_events(&db).await;
     let bobs_newest = events
         .iter()
@@ -1312,4 +1323,50 @@ async fn deleting_an_owners_newest_event_is_detected(backend: Backend) {
         .await;
     let broken = db.run_env(&["audit", "verify"], &key);
     assert_eq!(broken.code, Some(3), "{broken:#?}");
+}
+
+/// Deleting an owner's newest event and rewinding that owner's head row to match leaves
+/// a consistent-looking chain; the anchor that committed the head into the (keyed) system
+/// chain still names the event, so the store's verifier and both export verifiers find it.
+async fn a_rewound_owner_head_is_caught_by_the_anchor(backend: Backend) {
+    let db = keyed_db(backend);
+    let key = [("OWNERSHIP_MASTER_KEY", CHAIN_MASTER_KEY)];
+    let dir = tempfile::tempdir().unwrap();
+    let keys_path = chain_keys_file(&db, dir.path());
+    let anchored = db.run_env(&["--json", "audit", "anchor"], &key).ok().json();
+    assert_eq!(anchored["anchored_chains"], 1, "bob's chain: {anchored}");
+    // Nothing changed since: nothing to anchor.
+    let again = db.run_env(&["--json", "audit", "anchor"], &key).ok().json();
+    assert_eq!(again["anchored_chains"], 0, "{again}");
+    assert_eq!(
+        db.run_env(&["audit", "verify"], &key).ok().out(),
+        "audit chain intact (5 events)"
+    );
+    let intact = export_to(&db, dir.path(), "anchored.jsonl", &[]);
+    for (code, line) in both_verdicts(&db, &intact, &keys_path) {
+        assert_eq!((code, line.as_str()), (0, "audit export intact (5 events)"));
+    }
+    let events = stored_events(&db).await;
+    let bobs = events
+        .iter()
+        .filter(|e| e.owner.as_ref().is_some_and(|o| o.as_str() == "bob") && e.chain.is_some())
+        .max_by_key(|e| e.seq)
+        .unwrap();
+    let chain = bobs.chain.clone().unwrap();
+    db.tamper(&format!(
+        "DELETE FROM audit_events WHERE seq = {};\n\
+         UPDATE audit_chains SET seq = 0, hash = {}, key_version = NULL WHERE chain = '{chain}';\n",
+        bobs.seq,
+        bytes_sql(db.backend, &[0; 32]),
+    ))
+    .await;
+    let broken = db.run_env(&["audit", "verify"], &key);
+    assert_eq!(broken.code, Some(3), "{broken:#?}");
+    assert_eq!(broken_at(broken.out()), bobs.seq, "{broken:#?}");
+    assert!(broken.out().contains("which anchor"), "{broken:#?}");
+    let export = export_to(&db, dir.path(), "rewound.jsonl", &[]);
+    for (code, line) in both_verdicts(&db, &export, &keys_path) {
+        assert_eq!(code, 3, "{line}");
+        assert_eq!(broken_at(&line), bobs.seq, "{line}");
+    }
 }

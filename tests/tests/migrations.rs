@@ -49,6 +49,7 @@ const TABLES: &[(i64, &[&str])] = &[
     (5, &[]),
     (6, &["pairing_failures", "stream_tickets"]),
     (7, &["console_sessions", "oidc_links"]),
+    (9, &["audit_chains"]),
 ];
 
 fn fixture(backend: &str, version: i64) -> String {

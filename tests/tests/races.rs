@@ -15,6 +15,9 @@
 //! - `eight_owners_demote_each_other`: eight Owners demoting each other at once (56 calls).
 //! - `wrong_codes_from_one_member`: 1,000 wrong pairing codes from one member at once; at
 //!   most the per-user budget of them is evaluated, every other one is refused (429).
+//! - `sixty_four_owners_write_at_once`: 64 owners each pairing a chat account, minting and
+//!   revoking tokens and writing secrets at once (different owners' writes no longer wait
+//!   for each other); every chain verifies, and every anchor with it.
 //!
 //! "Sequentially explainable" is checked the same way everywhere: the audit log is the
 //! serialization order the store chose, so it is replayed ([`replay`]) against the rules
@@ -40,7 +43,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ownership_core::audit::ChainVerdict;
+use ownership_core::audit::{ChainKeys, ChainVerdict};
+use ownership_core::crypto::{MasterKey, MasterKeys};
 use ownership_core::ports::AuditLog;
 use ownership_store::SystemClock;
 use ownership_store::libsql::LibsqlStore;
@@ -83,6 +87,7 @@ on_both_backends!(
     admin_acts_while_demoted,
     two_owners_demote_each_other,
     eight_owners_demote_each_other,
+    sixty_four_owners_write_at_once,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -168,6 +173,42 @@ async fn telegram_bot(app: &TestApp, owner: &str) -> String {
     .await;
     assert_eq!(bot.status, 201, "service token: {}", bot.text);
     bot.body["token"].as_str().unwrap().to_owned()
+}
+
+/// The bot asks for a pairing code for the chat account `body` names.
+async fn pairing_request(app: &TestApp, bot: &str, body: Value) -> Reply {
+    call(
+        app,
+        "POST",
+        "/v1/channels/telegram/pairing-requests",
+        bot,
+        Some(body),
+    )
+    .await
+}
+
+/// A user redeems a pairing code.
+async fn redeem(app: &TestApp, token: &str, code: &str) -> Reply {
+    call(
+        app,
+        "POST",
+        "/v1/pairing/telegram/redeem",
+        token,
+        Some(json!({"code": code})),
+    )
+    .await
+}
+
+/// The bot resolves a chat account.
+async fn resolve(app: &TestApp, bot: &str, external: &str) -> Reply {
+    call(
+        app,
+        "GET",
+        &format!("/v1/channels/telegram/identities/{external}"),
+        bot,
+        None,
+    )
+    .await
 }
 
 async fn call(app: &TestApp, method: &str, path: &str, token: &str, body: Option<Value>) -> Reply {
@@ -616,12 +657,10 @@ async fn one_code_many_redeemers(backend: Backend) {
     // per-user budget (5 per 15 min) and the channel's (100 per 10 min).
     for round in 0..3 {
         let external = format!("tg-{round}");
-        let asked = call(
+        let asked = pairing_request(
             &app,
-            "POST",
-            "/v1/channels/telegram/pairing-requests",
             &bot,
-            Some(json!({"external_id": external, "meta": {"name": "racer"}})),
+            json!({"external_id": external, "meta": {"name": "racer"}}),
         )
         .await;
         assert_eq!(asked.status, 201, "pairing request: {}", asked.text);
@@ -647,14 +686,7 @@ async fn one_code_many_redeemers(backend: Backend) {
                 };
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    let r = call(
-                        &app,
-                        "POST",
-                        "/v1/pairing/telegram/redeem",
-                        &token,
-                        Some(json!({"code": typed})),
-                    )
-                    .await;
+                    let r = redeem(&app, &token, &typed).await;
                     (id, r)
                 })
             })
@@ -690,14 +722,7 @@ async fn one_code_many_redeemers(backend: Backend) {
         }
 
         // The chat account resolves to the winner, for the channel's adapter.
-        let resolved = call(
-            &app,
-            "GET",
-            &format!("/v1/channels/telegram/identities/{external}"),
-            &bot,
-            None,
-        )
-        .await;
+        let resolved = resolve(&app, &bot, &external).await;
         assert_eq!(resolved.status, 200, "resolve: {}", resolved.text);
         assert_eq!(resolved.body["owner_id"], winner.as_str());
         assert_eq!(resolved.body["role"], "member");
@@ -1703,5 +1728,214 @@ async fn two_owners_demote_each_other(backend: Backend) {
         "exactly the last winner is an Owner"
     );
     chain_intact(&app, backend, events.len()).await;
+    finish(app).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. 64 owners writing at once
+// ---------------------------------------------------------------------------------------
+
+/// Rounds of writes each owner makes.
+const OWNER_ROUNDS: usize = 3;
+
+/// 64 owners (members, each acting for themselves) at once, three rounds each: a pairing
+/// request by the bot for the owner's own chat account and its redemption, a token minted
+/// and revoked, a secret written and one deleted. Every request succeeds; afterwards
+/// each chat account is bound exactly once and to its owner, each owner lists its own
+/// tokens (the revoked ones revoked) and secrets, the first Owner is still the one active
+/// Owner, the log holds exactly the events of the writes (each owner's in the order its
+/// client made them), and the store's verifier finds every chain intact — before and
+/// after an anchor commits the 64 owner chains' heads into the system chain.
+async fn sixty_four_owners_write_at_once(backend: Backend) {
+    let app = Arc::new(
+        spawn_app_with(backend, |c| {
+            c.service.limits.identity_per_second = 1_000_000;
+            c.service.limits.identity_burst = 1_000_000;
+            c.service.limits.failed_auth_per_address = 1_000_000;
+            c.secrets.master_key = Some([9; 32]);
+            // No anchor of the server's own during the test: the one below is counted.
+            c.anchor_interval = Duration::from_secs(86_400);
+        })
+        .await,
+    );
+    let owner = app.owner_token.clone();
+    let bot = telegram_bot(&app, &owner).await;
+    let mut members = Vec::new();
+    for i in 0..CLIENTS {
+        let id = format!("tenant-{i:02}");
+        let token = app.create_user(&id, "member").await;
+        members.push((id, token));
+    }
+    let before = audit(&app).await.len();
+
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let tasks = members
+        .iter()
+        .map(|(id, token)| {
+            let (app, barrier, bot) = (Arc::clone(&app), Arc::clone(&barrier), bot.clone());
+            let (id, token) = (id.clone(), token.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let mut minted = Vec::new();
+                for round in 0..OWNER_ROUNDS {
+                    let external = format!("{id}-chat-{round}");
+                    let asked = pairing_request(&app, &bot, json!({"external_id": external})).await;
+                    assert_eq!(asked.status, 201, "{id}: pairing request: {}", asked.text);
+                    let code = asked.body["code"].as_str().unwrap().to_owned();
+                    let redeemed = redeem(&app, &token, &code).await;
+                    assert_eq!(redeemed.status, 200, "{id}: redeem: {}", redeemed.text);
+                    assert_eq!(redeemed.body["owner_id"], id.as_str());
+                    let mint = call(
+                        &app,
+                        "POST",
+                        "/v1/me/tokens",
+                        &token,
+                        Some(json!({"kinds": ["api"], "label": format!("r{round}")})),
+                    )
+                    .await;
+                    assert_eq!(mint.status, 201, "{id}: mint: {}", mint.text);
+                    let token_id = mint.body["id"].as_str().unwrap().to_owned();
+                    let revoked = call(
+                        &app,
+                        "DELETE",
+                        &format!("/v1/me/tokens/{token_id}"),
+                        &token,
+                        None,
+                    )
+                    .await;
+                    assert_eq!(revoked.status, 204, "{id}: revoke: {}", revoked.text);
+                    minted.push(token_id);
+                    let put = call(
+                        &app,
+                        "PUT",
+                        &format!("/v1/me/secrets/s{round}"),
+                        &token,
+                        Some(json!({"value": format!("value of {id} {round}")})),
+                    )
+                    .await;
+                    assert!(
+                        put.status == 201 || put.status == 200,
+                        "{id}: put: {}",
+                        put.text
+                    );
+                }
+                let deleted = call(&app, "DELETE", "/v1/me/secrets/s0", &token, None).await;
+                assert_eq!(deleted.status, 204, "{id}: delete secret: {}", deleted.text);
+                (id, token, minted)
+            })
+        })
+        .collect();
+    let results = join_all(tasks).await;
+
+    // Each owner sees exactly what they did.
+    for (id, token, minted) in &results {
+        let identities = call(&app, "GET", "/v1/me/identities", token, None).await;
+        let bound: HashSet<String> = identities.body["identities"]
+            .as_array()
+            .expect("identities")
+            .iter()
+            .map(|b| b["external_id"].as_str().unwrap().to_owned())
+            .collect();
+        let expected: HashSet<String> = (0..OWNER_ROUNDS)
+            .map(|r| format!("{id}-chat-{r}"))
+            .collect();
+        assert_eq!(bound, expected, "{id}: its chat accounts, each bound once");
+        let tokens = call(&app, "GET", "/v1/me/tokens", token, None).await;
+        let listed = tokens.body["tokens"].as_array().expect("tokens");
+        for m in minted {
+            let t = listed
+                .iter()
+                .find(|t| t["id"] == m.as_str())
+                .unwrap_or_else(|| panic!("{id}: minted token {m} is listed"));
+            assert!(t["revoked_at"].is_string(), "{id}: {m} stays revoked");
+        }
+        let secrets = call(&app, "GET", "/v1/me/secrets", token, None).await;
+        let names: HashSet<String> = secrets.body["secrets"]
+            .as_array()
+            .expect("secrets")
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect();
+        let expected: HashSet<String> = (1..OWNER_ROUNDS).map(|r| format!("s{r}")).collect();
+        assert_eq!(names, expected, "{id}: its secrets");
+    }
+    // Nobody else's chat account resolves to the wrong owner.
+    for (id, _, _) in &results {
+        let external = format!("{id}-chat-0");
+        let resolved = resolve(&app, &bot, &external).await;
+        assert_eq!(resolved.status, 200, "{}", resolved.text);
+        assert_eq!(resolved.body["owner_id"], id.as_str());
+    }
+    // The first Owner is still the one active Owner.
+    let listed = users(&app).await;
+    let owners: Vec<&String> = listed
+        .iter()
+        .filter(|(_, (role, status))| role == "owner" && status == "active")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(owners.len(), 1, "one active Owner: {owners:?}");
+
+    // The log: per owner, request + approval + issue + revoke + put per round, and the
+    // one delete; each owner's events in the order its client made them.
+    let events = audit(&app).await;
+    let per_round = 5;
+    assert_eq!(
+        events.len() - before,
+        CLIENTS * (OWNER_ROUNDS * per_round + 1),
+        "every write left exactly its event"
+    );
+    for (id, _, _) in &results {
+        let mine: Vec<&str> = events
+            .iter()
+            .skip(before)
+            .filter(|e| e.owner.as_deref() == Some(id.as_str()))
+            .map(|e| e.action.as_str())
+            .collect();
+        let mut expected = Vec::new();
+        for _ in 0..OWNER_ROUNDS {
+            expected.extend([
+                "pairing.approved",
+                "token.issued",
+                "token.revoked",
+                "secret.put",
+            ]);
+        }
+        expected.push("secret.deleted");
+        assert_eq!(mine, expected, "{id}: its events, in its client's order");
+    }
+    // The store's verifier, holding the chain key (the chains are keyed): every chain
+    // intact; then an anchor commits every owner chain that changed (the 64 and the first
+    // Owner's, whose bot token is in it) into the system chain, and all still verify.
+    let keys = ChainKeys::from_master(&MasterKeys::single(
+        MasterKey::new(1, [9; 32]).expect("master key"),
+    ));
+    let (verdict, anchored, after) = match backend {
+        Backend::Libsql => {
+            let s = LibsqlStore::open_file(Path::new(&app.database_url), Arc::new(SystemClock))
+                .await
+                .expect("open the libSQL file");
+            s.set_chain_keys(keys);
+            (
+                s.verify_chain().await,
+                s.anchor_chains().await,
+                s.verify_chain().await,
+            )
+        }
+        Backend::Postgres => {
+            let s = PgStore::connect(&app.database_url, Arc::new(SystemClock))
+                .await
+                .expect("connect to PostgreSQL");
+            s.set_chain_keys(keys);
+            (
+                s.verify_chain().await,
+                s.anchor_chains().await,
+                s.verify_chain().await,
+            )
+        }
+    };
+    let listed = u64::try_from(events.len()).unwrap();
+    assert_eq!(verdict.unwrap(), ChainVerdict::Intact { events: listed });
+    assert_eq!(anchored.unwrap(), u64::try_from(CLIENTS).unwrap() + 1);
+    assert_eq!(after.unwrap(), ChainVerdict::Intact { events: listed + 1 });
     finish(app).await;
 }

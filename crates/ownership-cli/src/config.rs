@@ -83,6 +83,35 @@ pub struct Config {
     pub sessions: SessionsSection,
     /// Console sign-in with an OpenID Connect provider.
     pub oidc: OidcSection,
+    /// The audit log.
+    pub audit: AuditSection,
+}
+
+/// `[audit]`: the audit log's chains.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// How often `serve` commits the heads of the owner chains that changed into the
+    /// system chain, in seconds (1 to 86400).
+    pub anchor_interval_seconds: u64,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self {
+            anchor_interval_seconds: crate::server::DEFAULT_ANCHOR_INTERVAL.as_secs(),
+        }
+    }
+}
+
+impl AuditSection {
+    /// The anchor period, checked.
+    pub fn anchor_interval(&self) -> Result<Duration, String> {
+        match self.anchor_interval_seconds {
+            1..=86_400 => Ok(Duration::from_secs(self.anchor_interval_seconds)),
+            _ => Err("`audit.anchor_interval_seconds` must be 1 to 86400".into()),
+        }
+    }
 }
 
 /// `[oidc]`: console sign-in with an OpenID Connect provider. Off while `issuer` is unset.
@@ -187,6 +216,7 @@ impl Default for Config {
             quotas: QuotasSection::default(),
             pairing: PairingSection::default(),
             sessions: SessionsSection::default(),
+            audit: AuditSection::default(),
             oidc: OidcSection::default(),
             cache: CacheSection::default(),
             webhooks: WebhooksSection::default(),

@@ -252,7 +252,13 @@ pub struct ServerConfig {
     /// store's key file on first start. Generated only once the store is open and
     /// migrated, so a start that fails leaves nothing behind.
     pub generate_master_key: Option<std::path::PathBuf>,
+    /// How often the heads of the owner audit chains that changed are anchored into the
+    /// system chain (`[audit] anchor_interval_seconds`).
+    pub anchor_interval: std::time::Duration,
 }
+
+/// The default of [`ServerConfig::anchor_interval`].
+pub const DEFAULT_ANCHOR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl ServerConfig {
     /// The defaults for a location.
@@ -269,6 +275,7 @@ impl ServerConfig {
             metrics_listen: None,
             tls: None,
             generate_master_key: None,
+            anchor_interval: DEFAULT_ANCHOR_INTERVAL,
         })
     }
 }
@@ -290,6 +297,8 @@ pub struct Prepared {
     _held: (Option<std::fs::File>, crate::backend::InvalidationListener),
     /// The metrics address and recorder, when metrics are on.
     metrics: Option<(SocketAddr, ownership_http::metrics::PrometheusHandle)>,
+    /// How often the owner chains are anchored.
+    anchor_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -510,7 +519,35 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         tls,
         _held: (lock, listener),
         metrics,
+        anchor_interval: config.anchor_interval,
     })
+}
+
+/// Anchors the owner audit chains every `every` until `stop` resolves
+/// ([`ownership_core::audit_log::AuditLog::anchor_chains`]; docs/security.md#audit-log).
+async fn anchor_periodically(
+    store: Arc<dyn Store>,
+    every: std::time::Duration,
+    stop: impl Future<Output = ()> + Send,
+) {
+    let mut stop = std::pin::pin!(stop);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = ticks.tick() => anchor_once(&*store).await,
+        }
+    }
+}
+
+/// One anchor; a failure is logged (the next tick tries again).
+async fn anchor_once(store: &dyn Store) {
+    match store.anchor_chains().await {
+        Ok(0) => {}
+        Ok(chains) => tracing::debug!(chains, "audit chains anchored"),
+        Err(e) => tracing::warn!(error = %e, "anchoring the audit chains failed"),
+    }
 }
 
 /// Serves until `shutdown` resolves, then drains (see `docs/operations.md`, "Graceful shutdown"):
@@ -566,6 +603,11 @@ pub async fn serve(
         AdminScope::operator("webhook-worker"),
         drain.stopping(),
     ));
+    let anchoring = tokio::spawn(anchor_periodically(
+        prepared.opened.store(),
+        prepared.anchor_interval,
+        drain.stopping(),
+    ));
     let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
     let serving = async {
         match listening {
@@ -615,6 +657,9 @@ pub async fn serve(
         None => true,
     };
     let worker_drained = finish_by(deadline, worker, "webhook worker").await;
+    // What was written up to the end is anchored once more.
+    finish_by(deadline, anchoring, "audit anchoring").await;
+    anchor_once(&*prepared.opened.store()).await;
     let flushed = prepared.opened.flush().await;
     let flush = match &flushed {
         Ok(n) => format!("{n} last-used times written"),

@@ -17,6 +17,7 @@
 //! Once a keyed row is in the chain, an unkeyed one may not follow it (the verifier
 //! refuses it, and the stores refuse to append one), so a chain cannot be downgraded.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -120,6 +121,9 @@ actions! {
     /// The audit chain was keyed: from this event on, every link is an HMAC under the
     /// chain key.
     AuditChainKeyed => "audit.chain_keyed",
+    /// The heads of the owner chains that changed since the last anchor were committed
+    /// into the system chain (the details list each chain's newest event and hash).
+    AuditAnchored => "audit.anchored",
     /// A console session started (a sign-in; the details say how).
     SessionStarted => "session.started",
     /// An OpenID Connect subject was linked to a user.
@@ -282,30 +286,63 @@ pub struct ChainHead {
 }
 
 impl ChainHead {
-    /// Links `event` after this head, as the next event, under `keys` when held. Refuses
-    /// to append an unkeyed event after a keyed one (a process without the master key
-    /// would downgrade the chain).
+    /// The head of an empty chain.
+    pub const EMPTY: ChainHead = ChainHead {
+        seq: 0,
+        hash: ChainHash::GENESIS,
+        key_version: None,
+    };
+
+    /// Links `event` (its `owner_uid` already set) after this head as event `seq` (the
+    /// store's next global number, above this head's), under `keys` when held. Refuses to
+    /// append an unkeyed event after a keyed one (a process without the master key would
+    /// downgrade the chain).
     pub fn link_next(
         &self,
+        seq: i64,
         event: NewAuditEvent,
-        owner_uid: Option<String>,
         keys: Option<&ChainKeys>,
     ) -> Result<AuditEvent> {
-        let next = self
-            .seq
-            .checked_add(1)
-            .ok_or_else(|| Error::Integrity("audit sequence overflow".into()))?;
+        if seq <= self.seq {
+            return Err(Error::Integrity(format!(
+                "audit event {seq} would not follow its chain's head {}",
+                self.seq
+            )));
+        }
         match (keys, self.key_version) {
             (None, Some(_)) => Err(Error::Integrity(
                 "the audit chain is keyed: configure the master key to write to this store".into(),
             )),
-            (None, None) => Ok(event.with_owner_uid(owner_uid).link(next, self.hash)),
-            (Some(keys), _) => {
-                Ok(event
-                    .with_owner_uid(owner_uid)
-                    .link_keyed(next, self.hash, keys.current()))
-            }
+            (None, None) => Ok(event.link(seq, self.hash)),
+            (Some(keys), _) => Ok(event.link_keyed(seq, self.hash, keys.current())),
         }
+    }
+}
+
+/// Whether an action belongs to the system chain whoever it names: starting the store,
+/// managing users and the chain's own bookkeeping. Everything else an owner's objects go
+/// through is chained under that owner.
+pub fn is_system_action(action: AuditAction) -> bool {
+    matches!(
+        action,
+        AuditAction::OwnerBootstrapped
+            | AuditAction::UserCreated
+            | AuditAction::UserRoleChanged
+            | AuditAction::UserSuspended
+            | AuditAction::UserResumed
+            | AuditAction::UserDeleted
+            | AuditAction::AuditAnchored
+            | AuditAction::SecretsRewrapped
+    )
+}
+
+/// The chain an event goes into: the system chain (`None`) for system actions and for
+/// events of no existing owner, else the chain of the owner's account (`Some(owner_uid)`).
+pub fn chain_of(action: AuditAction, owner_uid: Option<&str>) -> Option<String> {
+    if is_system_action(action) {
+        None
+    } else {
+        owner_uid.map(str::to_owned)
     }
 }
 
@@ -357,6 +394,11 @@ impl NewAuditEvent {
         self
     }
 
+    /// The chain it goes into ([`chain_of`]).
+    pub fn chain(&self) -> Option<String> {
+        chain_of(self.action, self.owner_uid.as_deref())
+    }
+
     /// When it happened (UTC, microsecond precision).
     pub fn at(&self) -> OffsetDateTime {
         self.at
@@ -382,6 +424,7 @@ impl NewAuditEvent {
         key_version: Option<u32>,
     ) -> AuditEvent {
         AuditEvent {
+            chain: self.chain(),
             seq,
             at: self.at,
             actor: self.actor,
@@ -400,8 +443,12 @@ impl NewAuditEvent {
 /// A stored audit event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {
-    /// Position in the chain, from 1.
+    /// Its number, from 1: unique and increasing across every chain (the paging cursor),
+    /// though not necessarily without gaps.
     pub seq: i64,
+    /// The chain it is linked in: `None` for the system chain, else the owner's account
+    /// identity ([`chain_of`]).
+    pub chain: Option<String>,
     /// When it happened.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -534,52 +581,70 @@ impl ChainVerdict {
     }
 }
 
-/// Incremental verifier: feed events in sequence order, then [`ChainVerifier::finish`].
-/// Lets a store check a long chain page by page.
+/// Incremental verifier of one chain: feed its events in sequence order, then
+/// [`ChainVerifier::finish`]. Lets a store check a long chain page by page.
 ///
 /// Holding chain keys ([`ChainVerifier::keyed`]) it checks keyed links, refuses an
 /// unkeyed link after a keyed one, and requires the newest event to be keyed (a process
-/// with a master key keys the chain when it starts: [`crate::audit_log::AuditLog::key_chain`]),
+/// with a master key keys every chain when it starts: [`crate::audit_log::AuditLog::key_chain`]),
 /// so a chain rewritten whole as unkeyed links is found. Without keys a keyed link
 /// cannot be checked and is reported as such.
+///
+/// Numbers increase along a chain but need not be contiguous (the other chains' events
+/// take the numbers in between); a deleted event shows as a broken link at the next one,
+/// or, for the newest, against the recorded head or an anchor ([`ChainsVerifier`]).
 #[derive(Debug, Clone)]
 pub struct ChainVerifier {
     prev: ChainHash,
-    next_seq: i64,
+    last_seq: i64,
     broken: Option<(i64, String)>,
     count: u64,
     keys: Option<ChainKeys>,
     keyed_seen: bool,
     last_keyed: bool,
     unkeyed: u64,
+    /// The first event's `prev_hash` is taken as given (a stretch that starts mid-chain).
+    open: bool,
 }
 
-/// Where a verified chain ended: its last event and how many events it holds. A later
-/// check can resume from it ([`ChainVerifier::resume`]) instead of walking everything
-/// again.
+/// Where one verified chain ended: its last event, and how it was linked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChainCheckpoint {
+pub struct ChainPoint {
     /// The last verified event's `seq`.
     pub seq: i64,
     /// Its hash.
     pub hash: ChainHash,
-    /// How many events the verified chain holds.
-    pub events: u64,
-    /// Whether a keyed event was among them.
+    /// Whether a keyed event was among the chain's events.
     pub keyed: bool,
+    /// Whether the last one was keyed.
+    pub last_keyed: bool,
+}
+
+/// Where a verified log ended: the last event's number, how many events it holds, and
+/// where each chain ended. A later check can resume from it ([`ChainsVerifier::resume`])
+/// instead of walking everything again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainCheckpoint {
+    /// The last verified event's `seq` (of any chain).
+    pub seq: i64,
+    /// How many events the verified log holds.
+    pub events: u64,
+    /// Where each chain ended (`None`: the system chain).
+    pub chains: BTreeMap<Option<String>, ChainPoint>,
 }
 
 impl Default for ChainVerifier {
     fn default() -> Self {
         Self {
             prev: ChainHash::GENESIS,
-            next_seq: 1,
+            last_seq: 0,
             broken: None,
             count: 0,
             keys: None,
             keyed_seen: false,
             last_keyed: false,
             unkeyed: 0,
+            open: false,
         }
     }
 }
@@ -593,24 +658,35 @@ impl ChainVerifier {
         }
     }
 
-    /// A verifier that continues after `checkpoint`, trusting what it covers.
-    pub fn resume(checkpoint: ChainCheckpoint) -> Self {
+    /// A verifier for a stretch that starts mid-chain: the first event's `prev_hash` is
+    /// taken as given.
+    pub fn opened(keys: Option<ChainKeys>) -> Self {
         Self {
-            prev: checkpoint.hash,
-            next_seq: checkpoint.seq.saturating_add(1),
-            count: checkpoint.events,
-            keyed_seen: checkpoint.keyed,
-            last_keyed: checkpoint.keyed,
+            keys,
+            open: true,
             ..Self::default()
         }
     }
 
-    /// [`ChainVerifier::resume`] from `checkpoint` when given, else from the start, holding
-    /// `keys`.
-    pub fn starting(checkpoint: Option<ChainCheckpoint>, keys: Option<ChainKeys>) -> Self {
+    /// A verifier that continues after `point`, trusting what it covers.
+    pub fn resume(point: ChainPoint, keys: Option<ChainKeys>) -> Self {
         Self {
+            prev: point.hash,
+            last_seq: point.seq,
+            keyed_seen: point.keyed,
+            last_keyed: point.last_keyed,
             keys,
-            ..checkpoint.map_or_else(Self::default, Self::resume)
+            ..Self::default()
+        }
+    }
+
+    /// Where the chain ends so far.
+    pub fn point(&self) -> ChainPoint {
+        ChainPoint {
+            seq: self.last_seq,
+            hash: self.prev,
+            keyed: self.keyed_seen,
+            last_keyed: self.last_keyed,
         }
     }
 
@@ -624,42 +700,48 @@ impl ChainVerifier {
         self.unkeyed
     }
 
-    fn link_problem(&self, event: &AuditEvent) -> Option<String> {
+    fn link_problem(&self, prev: &ChainHash, event: &AuditEvent) -> Option<String> {
         match event.key_version {
             None if self.keyed_seen => Some("an unkeyed event follows a keyed one".to_owned()),
-            None => (chain_hash(&self.prev, event.seq, &event.content()) != event.hash)
+            None => (chain_hash(prev, event.seq, &event.content()) != event.hash)
                 .then(|| "content does not match its hash".to_owned()),
             Some(version) => match self.keys.as_ref().and_then(|k| k.get(version)) {
                 None => Some(format!(
                     "the event is keyed under master key version {version}, which this process does not hold"
                 )),
-                Some(key) => (keyed_chain_hash(key, &self.prev, event.seq, &event.content())
+                Some(key) => (keyed_chain_hash(key, prev, event.seq, &event.content())
                     != event.hash)
                     .then(|| "content does not match its keyed hash".to_owned()),
             },
         }
     }
 
-    /// Checks the next event.
+    /// Checks the next event of the chain.
     pub fn push(&mut self, event: &AuditEvent) {
         if self.broken.is_some() {
             return;
         }
-        let problem = if event.seq != self.next_seq {
+        let first_of_open = self.open && self.count == 0;
+        let prev = if first_of_open {
+            event.prev_hash
+        } else {
+            self.prev
+        };
+        let problem = if event.seq <= self.last_seq {
             Some(format!(
-                "expected event {}, found {}",
-                self.next_seq, event.seq
+                "event {} is out of order (its chain is at event {})",
+                event.seq, self.last_seq
             ))
-        } else if event.prev_hash != self.prev {
+        } else if event.prev_hash != prev {
             Some("previous-hash link does not match".to_owned())
         } else {
-            self.link_problem(event)
+            self.link_problem(&prev, event)
         };
         match problem {
-            Some(reason) => self.broken = Some((self.next_seq, reason)),
+            Some(reason) => self.broken = Some((event.seq, reason)),
             None => {
                 self.prev = event.hash;
-                self.next_seq += 1;
+                self.last_seq = event.seq;
                 self.count += 1;
                 self.last_keyed = event.key_version.is_some();
                 self.keyed_seen |= self.last_keyed;
@@ -670,32 +752,39 @@ impl ChainVerifier {
         }
     }
 
+    /// The rule on the newest event: holding keys, it must be keyed.
+    fn newest_problem(&self) -> Option<(i64, String)> {
+        (self.keys.is_some() && self.last_seq > 0 && !self.last_keyed).then(|| {
+            (
+                self.last_seq,
+                "the newest event is unkeyed although this process holds the chain key (the chain was rewritten, or not yet keyed)".to_owned(),
+            )
+        })
+    }
+
     /// The verdict over everything pushed. Holding keys, the newest event must be keyed.
     pub fn finish(self) -> ChainVerdict {
-        match self.broken {
+        match self.broken.clone().or_else(|| self.newest_problem()) {
             Some((seq, reason)) => ChainVerdict::Broken { seq, reason },
-            None if self.keys.is_some() && self.count > 0 && !self.last_keyed => {
-                ChainVerdict::Broken {
-                    seq: self.next_seq - 1,
-                    reason: "the newest event is unkeyed although this process holds the chain key (the chain was rewritten, or not yet keyed)".to_owned(),
-                }
-            }
             None => ChainVerdict::Intact { events: self.count },
         }
     }
 
     /// The verdict so far, without the rule on the newest event (for a walk that goes on).
     pub fn broken_so_far(&self) -> Option<ChainVerdict> {
-        self.broken
-            .as_ref()
-            .map(|(seq, reason)| ChainVerdict::Broken {
-                seq: *seq,
-                reason: reason.clone(),
-            })
+        verdict_of(self.broken.as_ref())
     }
 }
 
-/// Verifies a whole chain, in sequence order.
+/// A break found, as a verdict.
+fn verdict_of(broken: Option<&(i64, String)>) -> Option<ChainVerdict> {
+    broken.map(|(seq, reason)| ChainVerdict::Broken {
+        seq: *seq,
+        reason: reason.clone(),
+    })
+}
+
+/// Verifies one whole chain, in sequence order.
 pub fn verify_chain<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> ChainVerdict {
     let mut v = ChainVerifier::default();
     for e in events {
@@ -704,27 +793,281 @@ pub fn verify_chain<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Cha
     v.finish()
 }
 
+/// A chain's recorded head, as the store keeps it (or an export's header lists it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedHead {
+    /// The chain (`None`: the system chain).
+    pub chain: Option<String>,
+    /// Its newest event's number (0: empty).
+    pub seq: i64,
+    /// Its newest event's hash; `None` when the stored value does not parse.
+    pub hash: Option<ChainHash>,
+    /// The master key version of the newest link (`None`: unkeyed).
+    pub key_version: Option<u32>,
+    /// The newest event an anchor committed (0: none; always 0 for the system chain).
+    pub anchored: i64,
+}
+
+/// One chain's head as an `audit.anchored` event commits it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchoredHead {
+    /// The owner chain (an account identity).
+    pub chain: String,
+    /// Its newest event's number when anchored.
+    pub seq: i64,
+    /// That event's hash (hex).
+    pub hash: String,
+}
+
+/// The details of an `audit.anchored` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorDetails {
+    /// The heads committed, one per chain that changed since the previous anchor.
+    pub heads: Vec<AnchoredHead>,
+}
+
+/// Verifies every chain of the log at once: feed events in sequence order (of every
+/// chain), then [`ChainsVerifier::finish`] with the recorded heads. Each event is checked
+/// against its own chain ([`ChainVerifier`]); each anchor (`audit.anchored`, in the
+/// system chain) must name, for every chain it lists, the newest event that chain had
+/// when the anchor was written; and every chain must end at its recorded head.
+#[derive(Debug, Clone)]
+pub struct ChainsVerifier {
+    keys: Option<ChainKeys>,
+    chains: BTreeMap<Option<String>, ChainVerifier>,
+    broken: Option<(i64, String)>,
+    count: u64,
+    last_seq: i64,
+    /// Chains may start mid-way (an export after `since`): each chain's first event's
+    /// `prev_hash` is taken as given, and anchors naming an unseen chain are skipped.
+    open: bool,
+}
+
+impl ChainsVerifier {
+    /// A verifier of the whole log from its first event.
+    pub fn new(keys: Option<ChainKeys>) -> Self {
+        Self {
+            keys,
+            chains: BTreeMap::new(),
+            broken: None,
+            count: 0,
+            last_seq: 0,
+            open: false,
+        }
+    }
+
+    /// A verifier of the events after some point (an export with `since`).
+    pub fn opened(keys: Option<ChainKeys>) -> Self {
+        Self {
+            open: true,
+            ..Self::new(keys)
+        }
+    }
+
+    /// [`ChainsVerifier::new`], or one that continues after `checkpoint`, trusting what it
+    /// covers.
+    pub fn starting(checkpoint: Option<ChainCheckpoint>, keys: Option<ChainKeys>) -> Self {
+        let Some(cp) = checkpoint else {
+            return Self::new(keys);
+        };
+        Self {
+            chains: cp
+                .chains
+                .into_iter()
+                .map(|(chain, point)| (chain, ChainVerifier::resume(point, keys.clone())))
+                .collect(),
+            count: cp.events,
+            last_seq: cp.seq,
+            ..Self::new(keys)
+        }
+    }
+
+    /// The last event's number so far.
+    pub fn last_seq(&self) -> i64 {
+        self.last_seq
+    }
+
+    /// Checks the next event of the log.
+    pub fn push(&mut self, event: &AuditEvent) {
+        if self.broken.is_some() {
+            return;
+        }
+        if event.seq <= self.last_seq {
+            self.broken = Some((
+                event.seq,
+                format!(
+                    "event {} is out of order (after {})",
+                    event.seq, self.last_seq
+                ),
+            ));
+            return;
+        }
+        self.last_seq = event.seq;
+        let (keys, open) = (self.keys.clone(), self.open);
+        let chain = self.chains.entry(event.chain.clone()).or_insert_with(|| {
+            if open {
+                ChainVerifier::opened(keys)
+            } else {
+                ChainVerifier::keyed(keys)
+            }
+        });
+        chain.push(event);
+        if let Some((seq, reason)) = chain.broken.clone() {
+            self.broken = Some((seq, reason));
+            return;
+        }
+        self.count += 1;
+        if event.action == AuditAction::AuditAnchored && event.chain.is_none() {
+            self.broken = self.anchor_problem(event);
+        }
+    }
+
+    /// What is wrong with an anchor: a head it names that its chain does not end at.
+    fn anchor_problem(&self, anchor: &AuditEvent) -> Option<(i64, String)> {
+        let Ok(details) = serde_json::from_str::<AnchorDetails>(&anchor.details) else {
+            return Some((anchor.seq, "the anchor's details do not parse".to_owned()));
+        };
+        for head in details.heads {
+            let at = self.chains.get(&Some(head.chain.clone()));
+            if at.is_none() && self.open {
+                continue;
+            }
+            let matches = at.is_some_and(|v| {
+                v.last_seq == head.seq && v.prev.to_hex().eq_ignore_ascii_case(&head.hash)
+            });
+            if !matches {
+                return Some((
+                    head.seq,
+                    format!(
+                        "event {} of chain {}, which anchor {} committed, is missing or differs",
+                        head.seq, head.chain, anchor.seq
+                    ),
+                ));
+            }
+        }
+        None
+    }
+
+    /// The verdict so far (for a walk that goes on).
+    pub fn broken_so_far(&self) -> Option<ChainVerdict> {
+        verdict_of(self.broken.as_ref())
+    }
+
+    /// Where the log and each chain end, to resume from.
+    pub fn checkpoint(&self) -> ChainCheckpoint {
+        ChainCheckpoint {
+            seq: self.last_seq,
+            events: self.count,
+            chains: self
+                .chains
+                .iter()
+                .map(|(chain, v)| (chain.clone(), v.point()))
+                .collect(),
+        }
+    }
+
+    /// The verdict: what the walk found, else each chain (the system chain first) against
+    /// its recorded head in `heads`, and (holding keys) its newest event keyed. Heads at
+    /// or below `since` of chains the walk did not see are not compared (an export after
+    /// `since` does not hold them).
+    pub fn finish(&self, heads: &[RecordedHead], since: i64) -> ChainVerdict {
+        if let Some(broken) = self.broken_so_far() {
+            return broken;
+        }
+        let recorded: BTreeMap<&Option<String>, &RecordedHead> =
+            heads.iter().map(|h| (&h.chain, h)).collect();
+        let mut names: Vec<&Option<String>> = recorded.keys().copied().collect();
+        names.extend(self.chains.keys());
+        names.sort();
+        names.dedup();
+        for chain in names {
+            let seen = self.chains.get(chain);
+            let problem = match (recorded.get(chain), seen) {
+                (None, Some(v)) => Some((
+                    v.last_seq,
+                    format!("chain {} has no recorded head", chain_name(chain)),
+                )),
+                (None, None) => None,
+                (Some(h), v) => head_problem(h, v.map(ChainVerifier::point), since),
+            };
+            if let Some((seq, reason)) = problem.or_else(|| seen.and_then(|v| v.newest_problem())) {
+                return ChainVerdict::Broken { seq, reason };
+            }
+        }
+        ChainVerdict::Intact { events: self.count }
+    }
+}
+
+/// How a chain is named in a verdict.
+fn chain_name(chain: &Option<String>) -> String {
+    chain
+        .as_deref()
+        .map_or_else(|| "system".to_owned(), str::to_owned)
+}
+
+/// A chain that ends at `end` (`None`: none of its events were seen) against its
+/// recorded head.
+fn head_problem(head: &RecordedHead, end: Option<ChainPoint>, since: i64) -> Option<(i64, String)> {
+    let name = chain_name(&head.chain);
+    let Some(hash) = head.hash else {
+        return Some((
+            head.seq,
+            format!("the recorded head of chain {name} does not parse"),
+        ));
+    };
+    let (last_seq, last_hash) = match end {
+        Some(p) => (p.seq, p.hash),
+        None if head.seq <= since => return None,
+        None => (0, ChainHash::GENESIS),
+    };
+    if head.seq > last_seq {
+        Some((
+            head.seq,
+            format!(
+                "events of chain {name} up to its recorded head {} are missing (it ends at {last_seq})",
+                head.seq
+            ),
+        ))
+    } else if head.seq < last_seq {
+        Some((
+            last_seq,
+            format!(
+                "events of chain {name} after its recorded head {} were added outside the chain",
+                head.seq
+            ),
+        ))
+    } else if hash != last_hash {
+        Some((
+            last_seq,
+            format!("the last event of chain {name} does not match its recorded head"),
+        ))
+    } else {
+        None
+    }
+}
+
 /// What an export ([`verify_export`]) covers: events after `since`, of one owner id or
-/// of everyone, and the recorded head when the export began.
+/// of everyone, and the recorded heads when the export began.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportScope {
     /// The export holds the events with `seq > since`.
     pub since: i64,
-    /// Only this owner id's events (then the events are not contiguous).
+    /// Only this owner id's events (then the chains are not whole).
     pub owner: Option<OwnerId>,
-    /// The recorded head when the export began; an export of everyone ends with it.
-    pub head: ChainHead,
+    /// Every chain's recorded head when the export began; an export of everyone ends
+    /// each chain with it.
+    pub heads: Vec<RecordedHead>,
 }
 
-/// Checks an exported stretch of the chain, oldest first, as `ownership audit verify
+/// Checks an exported stretch of the log, oldest first, as `ownership audit verify
 /// --file` and `docs/verify_audit.py` do:
-/// - every event's hash matches its content and its `prev_hash` (keyed under `keys` when
-///   the event is keyed), and no unkeyed event follows a keyed one;
-/// - for an export of everyone: the events are contiguous from `since + 1` (the first
-///   one's `prev_hash` is taken as given unless `since` is 0, where it must be genesis)
-///   and the last one is the recorded head;
+/// - every event's hash matches its content and the `prev_hash` of its chain (keyed under
+///   `keys` when the event is keyed), and no unkeyed event follows a keyed one;
+/// - for an export of everyone ([`ChainsVerifier`]): each chain's events link from its
+///   first (whose `prev_hash` is taken as given unless `since` is 0, where it must be
+///   genesis), every anchor matches, and each chain ends at its recorded head;
 /// - for one owner's export: the events are in increasing order (the links between them
-///   run through other owners' events, which the export does not hold).
+///   run through events the export does not hold).
 pub fn verify_export(
     scope: &ExportScope,
     events: &[AuditEvent],
@@ -741,15 +1084,8 @@ pub fn verify_export(
                     reason: format!("event {} is out of order (after {last_seq})", e.seq),
                 };
             }
-            let mut one = ChainVerifier::starting(
-                Some(ChainCheckpoint {
-                    seq: e.seq - 1,
-                    hash: e.prev_hash,
-                    events: 0,
-                    keyed: keyed_seen,
-                }),
-                keys.clone(),
-            );
+            let mut one = ChainVerifier::opened(keys.clone());
+            one.keyed_seen = keyed_seen;
             one.push(e);
             if let Some(broken) = one.broken_so_far() {
                 return broken;
@@ -761,35 +1097,15 @@ pub fn verify_export(
             events: u64::try_from(events.len()).unwrap_or(u64::MAX),
         };
     }
-    let start = match (scope.since, events.first()) {
-        (0, _) | (_, None) => None,
-        (since, Some(first)) => Some(ChainCheckpoint {
-            seq: since,
-            hash: first.prev_hash,
-            events: 0,
-            keyed: false,
-        }),
+    let mut v = if scope.since == 0 {
+        ChainsVerifier::new(keys)
+    } else {
+        ChainsVerifier::opened(keys)
     };
-    let mut v = ChainVerifier::starting(start, keys);
     for e in events {
         v.push(e);
     }
-    if let Some(broken) = v.broken_so_far() {
-        return broken;
-    }
-    let (last_seq, last_hash) = events
-        .last()
-        .map_or((scope.since, None), |e| (e.seq, Some(e.hash)));
-    if scope.head.seq != last_seq || last_hash.is_some_and(|h| h != scope.head.hash) {
-        return ChainVerdict::Broken {
-            seq: last_seq + 1,
-            reason: format!(
-                "the export ends at event {last_seq}, but the recorded head is event {}",
-                scope.head.seq
-            ),
-        };
-    }
-    v.finish()
+    v.finish(&scope.heads, scope.since)
 }
 
 /// The cursor of a page of audit events: the `seq` of the last event of the previous page
@@ -996,11 +1312,11 @@ mod tests {
             key_version: Some(1),
         };
         assert!(matches!(
-            head.link_next(event(5), None, None),
+            head.link_next(5, event(5), None),
             Err(Error::Integrity(_))
         ));
         let linked = head
-            .link_next(event(5), Some("u".into()), Some(&k))
+            .link_next(5, event(5).with_owner_uid(Some("u".into())), Some(&k))
             .unwrap();
         assert_eq!((linked.seq, linked.key_version), (5, Some(1)));
         assert_eq!(linked.owner_uid.as_deref(), Some("u"));
@@ -1009,7 +1325,7 @@ mod tests {
             ..head
         };
         assert_eq!(
-            unkeyed.link_next(event(5), None, None).unwrap().key_version,
+            unkeyed.link_next(5, event(5), None).unwrap().key_version,
             None
         );
     }
@@ -1045,7 +1361,8 @@ mod tests {
             let mut c = chain(n);
             let i = pick.index(c.len());
             c.remove(i);
-            let expected = i64::try_from(i).unwrap() + 1;
+            // The next event's link no longer holds.
+            let expected = i64::try_from(i).unwrap() + 2;
             if usize::try_from(n).unwrap() - 1 == i {
                 // Dropping the newest row leaves a valid shorter chain; stores guard the
                 // head separately by comparing with the recorded head.

@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 
-use crate::audit::ChainHead;
 use crate::audit::{
-    AuditEvent, AuditFilter, ChainCheckpoint, ChainHash, ChainVerdict, ChainVerifier, parse_cursor,
+    AnchorDetails, AnchoredHead, AuditEvent, AuditFilter, ChainCheckpoint, ChainVerdict,
+    ChainsVerifier, RecordedHead, parse_cursor,
 };
 use crate::authz::{AdminScope, OwnerScope};
 use crate::db::{Transactions, Tx};
@@ -31,11 +31,11 @@ pub trait AuditLog: Send + Sync {
         limit: u32,
     ) -> Result<Vec<AuditEvent>>;
 
-    /// Checks the whole chain, and that its head matches the recorded head.
+    /// Checks every chain, every anchor, and that each chain ends at its recorded head.
     async fn verify_chain(&self) -> Result<ChainVerdict>;
 
     /// Checks the events after `from` (a checkpoint an earlier check returned; `None`: the
-    /// whole chain) and the recorded head, trusting what `from` covers. Returns the
+    /// whole log) and the recorded heads, trusting what `from` covers. Returns the
     /// verdict and, when intact, the checkpoint to resume from next time. A caller that
     /// checks often (the console) resumes, and walks the whole chain again now and then,
     /// since an edit below the checkpoint is seen only by a whole walk.
@@ -44,20 +44,25 @@ pub trait AuditLog: Send + Sync {
         from: Option<ChainCheckpoint>,
     ) -> Result<(ChainVerdict, Option<ChainCheckpoint>)>;
 
-    /// Keys the chain: when this store holds chain keys and the newest event is unkeyed
-    /// (a chain written before the keyed chain, or without a master key), appends
-    /// `audit.chain_keyed`, linked under the current chain key. From then on the newest
-    /// event is keyed, which the verifier requires of a store that holds the keys. Returns
-    /// whether it appended.
+    /// Keys the chains: when this store holds chain keys, appends `audit.chain_keyed`,
+    /// linked under the current chain key, to every chain whose newest event is unkeyed
+    /// (written before the keyed chain, or without a master key). From then on each
+    /// chain's newest event is keyed, which the verifier requires of a store that holds
+    /// the keys. Returns whether it appended.
     async fn key_chain(&self) -> Result<bool>;
+
+    /// Anchors the owner chains: appends `audit.anchored` to the system chain, naming the
+    /// newest event and hash of every owner chain that grew since the last anchor.
+    /// Returns how many chains it named (0: nothing changed, nothing appended).
+    async fn anchor_chains(&self) -> Result<u64>;
 
     /// For an admin's export: every event with `seq > after`, oldest first, at most
     /// `limit` (1 to 500), each row as the verifier reads it.
     async fn chain_page(&self, scope: &AdminScope, after: i64, limit: u32)
     -> Result<Vec<ChainRow>>;
 
-    /// For an admin's export: the recorded head of the chain.
-    async fn recorded_head(&self, scope: &AdminScope) -> Result<ChainHead>;
+    /// For an admin's export: every chain's recorded head, from one snapshot.
+    async fn recorded_heads(&self, scope: &AdminScope) -> Result<Vec<RecordedHead>>;
 }
 
 /// One row of the chain as a verifier reads it: the event, or the `seq` of a row that no
@@ -83,34 +88,31 @@ pub trait AuditRows: Tx {
     ) -> Result<Vec<AuditEvent>>;
     /// Every event with `seq > after`, oldest first, at most `limit`.
     async fn chain_after(&mut self, after: i64, limit: i64) -> Result<Vec<ChainRow>>;
-    /// The recorded head: `None` when missing, a hash of `None` when it does not parse.
-    async fn chain_head(&mut self) -> Result<Option<(i64, Option<ChainHash>)>>;
-    /// The master key version the recorded head's link is keyed under (`None`: unkeyed).
-    async fn head_key_version(&mut self) -> Result<Option<u32>>;
+    /// Every chain's recorded head: the system chain's (always there) and each owner
+    /// chain's.
+    async fn chain_heads(&mut self) -> Result<Vec<RecordedHead>>;
+    /// Records that an anchor committed these owner chains' heads.
+    async fn mark_anchored(&mut self, heads: &[AnchoredHead]) -> Result<()>;
 }
 
 /// How many events [`AuditLog::verify_chain`] reads at a time.
 const VERIFY_PAGE: i64 = 500;
 
-/// Walks the whole chain in `tx` and compares its end with the recorded head.
+/// Walks every chain in `tx` (after `from`, when given) and compares each end with its
+/// recorded head.
 async fn verify<T: AuditRows + ?Sized>(
     tx: &mut T,
     from: Option<ChainCheckpoint>,
 ) -> Result<(ChainVerdict, Option<ChainCheckpoint>)> {
-    let mut verifier = ChainVerifier::starting(from, tx.chain_keys().cloned());
-    let mut last: Option<(i64, ChainHash)> = from.map(|c| (c.seq, c.hash));
+    let mut verifier = ChainsVerifier::starting(from, tx.chain_keys().cloned());
     loop {
-        let after = last.map_or(i64::MIN, |(seq, _)| seq);
-        let rows = tx.chain_after(after, VERIFY_PAGE).await?;
+        let rows = tx.chain_after(verifier.last_seq(), VERIFY_PAGE).await?;
         if rows.is_empty() {
             break;
         }
         for row in rows {
             match row {
-                Ok(event) => {
-                    verifier.push(&event);
-                    last = Some((event.seq, event.hash));
-                }
+                Ok(event) => verifier.push(&event),
                 // A row edited into something that no longer parses is a break in the
                 // chain at that row (unless the chain broke earlier).
                 Err(seq) => {
@@ -129,65 +131,10 @@ async fn verify<T: AuditRows + ?Sized>(
             return Ok((verdict, None));
         }
     }
-    let keyed = verifier.keyed_seen();
-    let events = match verifier.finish() {
-        ChainVerdict::Intact { events } => events,
-        broken => return Ok((broken, None)),
-    };
-    let verdict = match tx.chain_head().await? {
-        None => ChainVerdict::Broken {
-            seq: last.map_or(1, |(seq, _)| seq + 1),
-            reason: "the recorded head is missing".to_owned(),
-        },
-        Some((seq, None)) => ChainVerdict::Broken {
-            seq,
-            reason: "the recorded head does not parse".to_owned(),
-        },
-        Some((head_seq, Some(head_hash))) => compare_with_head(events, last, head_seq, head_hash),
-    };
-    let checkpoint = match (&verdict, last) {
-        (ChainVerdict::Intact { events }, Some((seq, hash))) => Some(ChainCheckpoint {
-            seq,
-            hash,
-            events: *events,
-            keyed,
-        }),
-        _ => None,
-    };
+    let heads = tx.chain_heads().await?;
+    let verdict = verifier.finish(&heads, 0);
+    let checkpoint = verdict.is_intact().then(|| verifier.checkpoint());
     Ok((verdict, checkpoint))
-}
-
-/// The verdict when the walk itself found nothing wrong: the last event read must be
-/// the recorded head.
-fn compare_with_head(
-    events: u64,
-    last: Option<(i64, ChainHash)>,
-    head_seq: i64,
-    head_hash: ChainHash,
-) -> ChainVerdict {
-    let (last_seq, last_hash) = last.unwrap_or((0, ChainHash::GENESIS));
-    if head_seq > last_seq {
-        ChainVerdict::Broken {
-            seq: last_seq + 1,
-            reason: format!(
-                "events after {last_seq} are missing (the recorded head is {head_seq})"
-            ),
-        }
-    } else if head_seq < last_seq {
-        ChainVerdict::Broken {
-            seq: head_seq + 1,
-            reason: format!(
-                "events after the recorded head {head_seq} were added outside the chain"
-            ),
-        }
-    } else if head_hash != last_hash {
-        ChainVerdict::Broken {
-            seq: last_seq,
-            reason: "the last event does not match the recorded head".to_owned(),
-        }
-    } else {
-        ChainVerdict::Intact { events }
-    }
 }
 
 /// Every database keeps the audit log: listing and verification once, over
@@ -258,23 +205,9 @@ where
             .await
     }
 
-    async fn recorded_head(&self, _scope: &AdminScope) -> Result<ChainHead> {
-        self.snapshot(move |tx| {
-            Box::pin(async move {
-                let Some((seq, Some(hash))) = tx.chain_head().await? else {
-                    return Err(crate::error::Error::Integrity(
-                        "the recorded audit head is missing or does not parse".into(),
-                    ));
-                };
-                let key_version = tx.head_key_version().await?;
-                Ok(ChainHead {
-                    seq,
-                    hash,
-                    key_version,
-                })
-            })
-        })
-        .await
+    async fn recorded_heads(&self, _scope: &AdminScope) -> Result<Vec<RecordedHead>> {
+        self.snapshot(move |tx| Box::pin(async move { tx.chain_heads().await }))
+            .await
     }
 
     async fn key_chain(&self) -> Result<bool> {
@@ -283,45 +216,52 @@ where
                 let Some(version) = tx.chain_keys().map(|k| k.current().version()) else {
                     return Ok(false);
                 };
-                let empty = tx.chain_head().await?.is_none_or(|(seq, _)| seq == 0);
-                if empty || tx.head_key_version().await?.is_some() {
-                    return Ok(false);
-                }
+                let unkeyed: Vec<RecordedHead> = tx
+                    .chain_heads()
+                    .await?
+                    .into_iter()
+                    .filter(|h| h.seq > 0 && h.key_version.is_none())
+                    .collect();
                 let now = tx.now();
-                tx.append(crate::events::audit_chain_keyed(now, version))
-                    .await?;
-                Ok(true)
+                for head in &unkeyed {
+                    // An owner chain's event names the chain by its account identity.
+                    let event = crate::events::audit_chain_keyed(now, version)
+                        .with_owner_uid(head.chain.clone());
+                    tx.append(event).await?;
+                }
+                Ok(!unkeyed.is_empty())
             })
         })
         .await
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_head_must_be_the_last_event() {
-        let h = ChainHash::from_bytes([7; 32]);
-        assert_eq!(
-            compare_with_head(0, None, 0, ChainHash::GENESIS),
-            ChainVerdict::Intact { events: 0 }
-        );
-        assert_eq!(
-            compare_with_head(3, Some((3, h)), 3, h),
-            ChainVerdict::Intact { events: 3 }
-        );
-        for (events, last, head_seq, head_hash, broken_at) in [
-            (2, Some((2, h)), 3, h, 3),
-            (0, None, 1, h, 1),
-            (3, Some((3, h)), 2, h, 3),
-            (3, Some((3, h)), 3, ChainHash::GENESIS, 3),
-        ] {
-            assert!(matches!(
-                compare_with_head(events, last, head_seq, head_hash),
-                ChainVerdict::Broken { seq, .. } if seq == broken_at
-            ));
-        }
+    async fn anchor_chains(&self) -> Result<u64> {
+        crate::db::write(self, |tx| {
+            Box::pin(async move {
+                let heads: Vec<AnchoredHead> = tx
+                    .chain_heads()
+                    .await?
+                    .into_iter()
+                    .filter(|h| h.seq > h.anchored)
+                    .filter_map(|h| {
+                        Some(AnchoredHead {
+                            chain: h.chain?,
+                            seq: h.seq,
+                            hash: h.hash?.to_hex(),
+                        })
+                    })
+                    .collect();
+                if heads.is_empty() {
+                    return Ok(0);
+                }
+                let now = tx.now();
+                let details = AnchorDetails { heads };
+                tx.append(crate::events::audit_anchored(now, &details)?)
+                    .await?;
+                tx.mark_anchored(&details.heads).await?;
+                Ok(u64::try_from(details.heads.len()).unwrap_or(u64::MAX))
+            })
+        })
+        .await
     }
 }

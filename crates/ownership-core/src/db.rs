@@ -106,6 +106,26 @@ pub trait Transactions: Send + Sync + 'static {
         R: Send + 'static,
         F: Body<Self::Tx, R>;
 
+    /// Runs `body` as a write of one owner's objects: it may read and change only
+    /// `owner`'s rows and append only events of `owner` that go into `owner`'s chain
+    /// ([`crate::audit::chain_of`]). Writes of different owners may then run at once; a
+    /// [`Transactions::write`] still runs alone (it excludes every owner's write), so
+    /// whatever spans owners (user management, the last active Owner, role re-checks)
+    /// stays serialized. The transaction's [`Tx::now`] is read once `owner`'s lock is
+    /// held. By default, [`Transactions::write`].
+    fn write_owner<R, F>(
+        &self,
+        owner: &OwnerId,
+        body: F,
+    ) -> impl Future<Output = Result<Committed<R>>> + Send
+    where
+        R: Send + 'static,
+        F: Body<Self::Tx, R>,
+    {
+        let _ = owner;
+        self.write(body)
+    }
+
     /// Runs `body` in a read transaction (or on a read connection): it must only read.
     fn read<R, F>(&self, body: F) -> impl Future<Output = Result<R>> + Send
     where
@@ -122,6 +142,16 @@ pub trait Transactions: Send + Sync + 'static {
     /// A source of random bytes (the operating system's), for the ids a use case mints
     /// inside a transaction (the tokens a user-token table adds, for instance).
     fn rng(&self) -> Box<dyn crate::RandomSource + Send>;
+}
+
+/// [`Transactions::write_owner`], returning only the value.
+pub async fn write_owner<D, R, F>(db: &D, owner: &OwnerId, body: F) -> Result<R>
+where
+    D: Transactions + ?Sized,
+    R: Send + 'static,
+    F: Body<D::Tx, R>,
+{
+    db.write_owner(owner, body).await.map(|c| c.value)
 }
 
 /// [`Transactions::write`], returning only the value.

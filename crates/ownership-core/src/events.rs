@@ -302,6 +302,23 @@ pub fn audit_chain_keyed(at: OffsetDateTime, version: u32) -> NewAuditEvent {
     )
 }
 
+/// `audit.anchored`: the heads of the owner chains that changed since the last anchor.
+pub fn audit_anchored(
+    at: OffsetDateTime,
+    details: &crate::audit::AnchorDetails,
+) -> crate::error::Result<NewAuditEvent> {
+    let details = serde_json::to_value(details)
+        .map_err(|_| crate::error::Error::Integrity("anchor details".into()))?;
+    Ok(NewAuditEvent::new(
+        at,
+        Actor::System,
+        None,
+        AuditAction::AuditAnchored,
+        "audit_chains",
+        &details,
+    ))
+}
+
 /// `secrets.rewrapped`.
 pub fn secrets_rewrapped(at: OffsetDateTime, count: u64) -> NewAuditEvent {
     NewAuditEvent::new(

@@ -180,7 +180,8 @@ where
     ) -> Result<SecretMeta> {
         let (scope, name) = (scope.clone(), name.clone());
         let quotas = self.limits().quotas;
-        db::write(self, move |tx| {
+        let owner = scope.owner().clone();
+        db::write_owner(self, &owner, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
                 let owner = active_owner(tx, &scope).await?;
@@ -223,7 +224,8 @@ where
 
     async fn delete_secret(&self, scope: &OwnerScope, name: &SecretName) -> Result<()> {
         let (scope, name) = (scope.clone(), name.clone());
-        db::write(self, move |tx| {
+        let owner = scope.owner().clone();
+        db::write_owner(self, &owner, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
                 let owner = scope.owner();

@@ -580,7 +580,8 @@ impl<D: TokenDatabase> TokenStore for D {
     async fn issue_token(&self, permit: &MintPermit, token: NewToken) -> Result<TokenRecord> {
         let permit = permit.clone();
         let limit = self.limits().quotas.tokens;
-        db::write(self, move |tx| {
+        let owner = permit.owner().clone();
+        db::write_owner(self, &owner, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
                 let owner = permit.owner();
@@ -691,7 +692,8 @@ impl<D: TokenDatabase> TokenStore for D {
         expected_kind: Option<&TokenKind>,
     ) -> Result<TokenRecord> {
         let (scope, id, expected_kind) = (scope.clone(), id.clone(), expected_kind.cloned());
-        db::write(self, move |tx| {
+        let owner = scope.owner().clone();
+        db::write_owner(self, &owner, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
                 let owner = scope.owner();

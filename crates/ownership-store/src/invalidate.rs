@@ -124,6 +124,7 @@ fn effect(action: AuditAction) -> Option<Effect> {
         | A::WebhookDeleted
         | A::WebhookSecretRotated
         | A::AuditChainKeyed
+        | A::AuditAnchored
         | A::SessionStarted
         | A::OidcLinked
         | A::OidcUnlinked => Effect::Nothing,
@@ -314,6 +315,11 @@ mod tests {
             (events::secret_put(at, &actor, &carol, &secret), None),
             (events::secret_deleted(at, &actor, &carol, &secret), None),
             (events::secrets_rewrapped(at, 4), None),
+            (
+                events::audit_anchored(at, &ownership_core::audit::AnchorDetails { heads: vec![] })
+                    .unwrap(),
+                None,
+            ),
             (events::audit_chain_keyed(at, 1), None),
             (events::session_started(at, &carol, "oidc", None, 0), None),
             (

@@ -1,5 +1,6 @@
 //! `ownership audit tail [--limit N]`, `ownership audit verify [--file EXPORT]`,
-//! `ownership audit export [--owner ID] [--since SEQ]` and `ownership audit chain-key`.
+//! `ownership audit export [--owner ID] [--since SEQ]`, `ownership audit anchor` and
+//! `ownership audit chain-key`.
 
 use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -8,7 +9,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use ownership_core::OwnerId;
 use ownership_core::audit::{
-    AuditEvent, ChainHash, ChainHead, ChainKeys, ChainVerdict, ExportScope, rfc3339, verify_export,
+    AuditEvent, ChainHash, ChainKeys, ChainVerdict, ExportScope, RecordedHead, rfc3339,
+    verify_export,
 };
 use ownership_core::authz::Actor;
 use ownership_core::ports::{AuditFilter, PageRequest};
@@ -28,15 +30,18 @@ pub enum AuditCommand {
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
     },
-    /// Check the whole hash chain (or, with `--file`, an export of it): exits 0 when
-    /// intact, 3 when an event was edited, deleted or reordered (naming the first broken
-    /// event).
+    /// Check every hash chain, anchor and chain head (or, with `--file`, an export): exits
+    /// 0 when intact, 3 when an event was edited, deleted or reordered (naming the first
+    /// broken event).
     Verify {
         /// An export written by `ownership audit export`, checked instead of the store.
         #[arg(long, value_name = "EXPORT")]
         file: Option<PathBuf>,
     },
-    /// Write the chain as JSON lines on standard output (a header line, then one event a
+    /// Commit the head of every owner chain that changed since the last anchor into the
+    /// system chain now (`serve` does it every `audit.anchor_interval`).
+    Anchor,
+    /// Write the chains as JSON lines on standard output (a header line, then one event a
     /// line, oldest first), for `audit verify --file` or `docs/verify_audit.py`. Progress
     /// goes to standard error.
     Export {
@@ -54,7 +59,7 @@ pub enum AuditCommand {
 }
 
 /// The first line of an export.
-const EXPORT_FORMAT: &str = "ownership-audit-export/v1";
+const EXPORT_FORMAT: &str = "ownership-audit-export/v2";
 
 /// Events between progress lines on standard error.
 const PROGRESS_EVERY: u64 = 10_000;
@@ -72,13 +77,32 @@ fn event_json(e: &AuditEvent) -> Json {
         "target": e.target,
         "details": e.details,
         "key_version": e.key_version,
+        "chain": e.chain,
         "prev_hash": e.prev_hash.to_hex(),
         "hash": e.hash.to_hex(),
     })
 }
 
-fn head_json(h: &ChainHead) -> Json {
-    json!({"seq": h.seq, "hash": h.hash.to_hex(), "key_version": h.key_version})
+fn head_json(h: &RecordedHead) -> Json {
+    json!({
+        "chain": h.chain,
+        "seq": h.seq,
+        "hash": h.hash.map(|h| h.to_hex()),
+        "key_version": h.key_version,
+    })
+}
+
+fn head_of(v: &Json) -> Result<RecordedHead, String> {
+    Ok(RecordedHead {
+        chain: match field(v, "chain") {
+            Json::Null => None,
+            c => Some(c.as_str().ok_or("`chain` is not a string")?.to_owned()),
+        },
+        seq: field(v, "seq").as_i64().ok_or("a head has no `seq`")?,
+        hash: Some(hash(v, "hash")?),
+        key_version: version(v, "key_version")?,
+        anchored: 0,
+    })
 }
 
 fn field<'a>(v: &'a Json, key: &str) -> &'a Json {
@@ -134,6 +158,10 @@ fn event_of(v: &Json) -> Result<AuditEvent, String> {
         prev_hash: hash(v, "prev_hash")?,
         hash: hash(v, "hash")?,
         key_version: version(v, "key_version")?,
+        chain: match field(v, "chain") {
+            Json::Null => None,
+            c => Some(c.as_str().ok_or("`chain` is not a string")?.to_owned()),
+        },
     })
 }
 
@@ -150,7 +178,13 @@ fn read_export(path: &Path) -> Result<(ExportScope, Vec<AuditEvent>), CliError> 
     if field(&header, "format") != EXPORT_FORMAT {
         return Err(bad(1, "not an audit export (no header)"));
     }
-    let head = field(&header, "head");
+    let heads = field(&header, "heads")
+        .as_array()
+        .ok_or_else(|| bad(1, "no `heads`"))?
+        .iter()
+        .map(head_of)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(1, &e))?;
     let scope = ExportScope {
         since: field(&header, "since")
             .as_i64()
@@ -163,13 +197,7 @@ fn read_export(path: &Path) -> Result<(ExportScope, Vec<AuditEvent>), CliError> 
                     .ok_or_else(|| bad(1, "`owner` is not a user id"))?,
             ),
         },
-        head: ChainHead {
-            seq: field(head, "seq")
-                .as_i64()
-                .ok_or_else(|| bad(1, "no head"))?,
-            hash: hash(head, "hash").map_err(|e| bad(1, &e))?,
-            key_version: version(head, "key_version").map_err(|e| bad(1, &e))?,
-        },
+        heads,
     };
     let mut events = Vec::new();
     for (i, line) in lines.enumerate() {
@@ -208,9 +236,20 @@ fn show_verdict(verdict: &ChainVerdict, what: &str, out: Output) -> Result<ExitC
     })
 }
 
-/// Writes the export on standard output.
+/// Writes the export on standard output: the heads of every chain from one snapshot,
+/// then every event up to them (an event appended to a chain after the snapshot is left
+/// out, so each chain ends at the head the header names).
 async fn export(op: &Operator, owner: Option<OwnerId>, since: i64) -> Result<(), CliError> {
-    let head = op.store.recorded_head(&op.scope).await.map_err(domain)?;
+    let heads = op.store.recorded_heads(&op.scope).await.map_err(domain)?;
+    if let Some(bad) = heads.iter().find(|h| h.hash.is_none()) {
+        return Err(CliError::new(format!(
+            "the recorded head of audit chain {} does not parse: run `ownership audit verify`",
+            bad.chain.as_deref().unwrap_or("system")
+        )));
+    }
+    let ends: std::collections::HashMap<Option<String>, i64> =
+        heads.iter().map(|h| (h.chain.clone(), h.seq)).collect();
+    let last = heads.iter().map(|h| h.seq).max().unwrap_or(0);
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
     let write_err = |e: std::io::Error| CliError::new(format!("writing the export failed: {e}"));
@@ -218,11 +257,11 @@ async fn export(op: &Operator, owner: Option<OwnerId>, since: i64) -> Result<(),
         "format": EXPORT_FORMAT,
         "since": since,
         "owner": owner.as_ref().map(OwnerId::as_str),
-        "head": head_json(&head),
+        "heads": heads.iter().map(head_json).collect::<Vec<_>>(),
     });
     writeln!(w, "{header}").map_err(write_err)?;
     let (mut after, mut written, mut read) = (since, 0_u64, 0_u64);
-    while after < head.seq {
+    while after < last {
         let rows = op
             .store
             .chain_page(&op.scope, after, 500)
@@ -238,19 +277,18 @@ async fn export(op: &Operator, owner: Option<OwnerId>, since: i64) -> Result<(),
                 ))
             })?;
             after = event.seq;
-            if event.seq > head.seq {
-                break;
-            }
             read += 1;
             if read % PROGRESS_EVERY == 0 {
                 eprintln!(
-                    "exported {written} events, read up to {} of {}",
-                    event.seq, head.seq
+                    "exported {written} events, read up to {} of {last}",
+                    event.seq
                 );
             }
-            if owner
-                .as_ref()
-                .is_some_and(|o| event.owner.as_ref() != Some(o))
+            let in_snapshot = ends.get(&event.chain).is_some_and(|end| event.seq <= *end);
+            if !in_snapshot
+                || owner
+                    .as_ref()
+                    .is_some_and(|o| event.owner.as_ref() != Some(o))
             {
                 continue;
             }
@@ -259,7 +297,7 @@ async fn export(op: &Operator, owner: Option<OwnerId>, since: i64) -> Result<(),
         }
     }
     w.flush().map_err(write_err)?;
-    eprintln!("exported {written} events (head: event {})", head.seq);
+    eprintln!("exported {written} events (newest: event {last})");
     Ok(())
 }
 
@@ -334,6 +372,17 @@ pub async fn run(cmd: AuditCommand, op: &Operator, out: Output) -> Result<ExitCo
             let keys = chain_keys(op)?;
             let verdict = verify_export(&scope, &events, keys.as_ref());
             show_verdict(&verdict, "audit export", out)
+        }
+        AuditCommand::Anchor => {
+            let anchored = op.store.anchor_chains().await.map_err(domain)?;
+            out.show(&json!({"anchored_chains": anchored}), |o| {
+                o.line(&if anchored == 0 {
+                    "no owner chain changed since the last anchor".to_owned()
+                } else {
+                    format!("anchored {anchored} owner chains")
+                })
+            })?;
+            Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Export { owner, since } => {
             export(op, owner, since).await?;

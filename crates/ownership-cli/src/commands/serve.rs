@@ -81,6 +81,7 @@ pub fn server_config(loaded: &Loaded) -> Result<ServerConfig, CliError> {
     server.limits = config.store_limits()?;
     server.service = config.service()?;
     server.metrics_listen = config.metrics.listen;
+    server.anchor_interval = config.audit.anchor_interval()?;
     server.tls = config.tls_files()?.map(|(cert_file, key_file)| TlsFiles {
         cert_file,
         key_file,

@@ -713,7 +713,7 @@ impl ChainCheck {
         let whole = self
             .full_walk_at
             .is_none_or(|at| at.elapsed() >= CHAIN_FULL_WALK);
-        let from = if whole { None } else { self.checkpoint };
+        let from = if whole { None } else { self.checkpoint.take() };
         let (verdict, checkpoint) = store.verify_chain_from(from).await?;
         let now = Instant::now();
         if whole {

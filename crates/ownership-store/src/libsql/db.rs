@@ -7,7 +7,7 @@ use ::libsql::Connection;
 use async_trait::async_trait;
 use std::sync::{Arc, OnceLock};
 
-use ownership_core::audit::{AuditEvent, ChainHash, ChainHead, ChainKeys, NewAuditEvent};
+use ownership_core::audit::{AuditEvent, ChainKeys, NewAuditEvent};
 use ownership_core::authz::ActorState;
 use ownership_core::db::{Body, Committed, Transactions, Tx};
 use ownership_core::{OwnerId, Result, UserRole, UserStatus};
@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::LibsqlStore;
 use super::conn::now_of;
-use super::conn::{args, bytes, exec, int, integrity, micros, parsed, query_opt};
+use super::conn::{args, int, integrity, parsed, query_opt};
 
 /// A transaction on the database thread: the connection (inside `BEGIN IMMEDIATE` for a
 /// write, `BEGIN DEFERRED` for a read), its time, and the events it appended.
@@ -34,7 +34,7 @@ impl Tx for LibsqlTx {
     }
 
     async fn append(&mut self, event: NewAuditEvent) -> Result<()> {
-        let linked = append_audit(&self.conn, event, self.keys.get()).await?;
+        let linked = super::audit::append_audit(&self.conn, event, self.keys.get()).await?;
         self.appended.push(linked);
         Ok(())
     }
@@ -118,22 +118,6 @@ impl Transactions for LibsqlStore {
     }
 }
 
-/// The recorded head: the last event's number, hash and key version.
-pub(super) async fn head(conn: &Connection) -> Result<ChainHead> {
-    let row = query_opt(
-        conn,
-        "SELECT seq, hash, key_version FROM audit_head WHERE id = 1",
-        Vec::new(),
-    )
-    .await?
-    .ok_or_else(|| integrity("audit head"))?;
-    Ok(ChainHead {
-        seq: int(&row, 0)?,
-        hash: ChainHash::from_bytes(bytes::<32>(&row, 1, "audit head hash")?),
-        key_version: key_version(&row, 2)?,
-    })
-}
-
 /// A nullable key version column.
 pub(super) fn key_version(row: &[::libsql::Value], i: usize) -> Result<Option<u32>> {
     match row.get(i) {
@@ -142,70 +126,6 @@ pub(super) fn key_version(row: &[::libsql::Value], i: usize) -> Result<Option<u3
             .map(Some)
             .map_err(|_| integrity("audit key version")),
     }
-}
-
-/// The immutable identity of `owner`'s account as it is in this transaction.
-async fn owner_uid(conn: &Connection, owner: Option<&OwnerId>) -> Result<Option<String>> {
-    let Some(owner) = owner else {
-        return Ok(None);
-    };
-    let row = query_opt(
-        conn,
-        "SELECT uid FROM users WHERE id = ?1",
-        args![owner.as_str()],
-    )
-    .await?;
-    match row {
-        Some(row) => super::conn::opt_text(&row, 0),
-        None => Ok(None),
-    }
-}
-
-/// Appends `event` to the chain: reads the head, links the event after it (keyed under
-/// `keys` when held: core decides), inserts it and moves the head. Call only inside a
-/// write transaction (which holds the database lock).
-pub(super) async fn append_audit(
-    conn: &Connection,
-    event: NewAuditEvent,
-    keys: Option<&ChainKeys>,
-) -> Result<AuditEvent> {
-    let head = head(conn).await?;
-    let uid = owner_uid(conn, event.owner.as_ref()).await?;
-    let linked = head.link_next(event, uid, keys)?;
-    exec(
-        conn,
-        "INSERT INTO audit_events (seq, at, actor, owner_id, action, target, details, prev_hash, hash, owner_uid, key_version) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        args![
-            linked.seq,
-            micros(linked.at)?,
-            linked.actor.to_string(),
-            linked.owner.as_ref().map(|o| o.as_str().to_owned()),
-            linked.action.as_str(),
-            linked.target.as_str(),
-            linked.details.as_str(),
-            linked.prev_hash.as_bytes().as_slice(),
-            linked.hash.as_bytes().as_slice(),
-            linked.owner_uid.clone(),
-            linked.key_version.map(i64::from),
-        ],
-    )
-    .await?;
-    let moved = exec(
-        conn,
-        "UPDATE audit_head SET seq = ?1, hash = ?2, key_version = ?3 WHERE id = 1 AND seq = ?4",
-        args![
-            linked.seq,
-            linked.hash.as_bytes().as_slice(),
-            linked.key_version.map(i64::from),
-            head.seq
-        ],
-    )
-    .await?;
-    if moved != 1 {
-        return Err(integrity("audit head"));
-    }
-    Ok(linked)
 }
 
 /// A user's role and status, as [`AdminScope::recheck`](ownership_core::authz::AdminScope::recheck) and

@@ -15,9 +15,9 @@ use ::libsql::Connection;
 use ownership_core::Result;
 
 use super::LibsqlStore;
+use super::audit::newest_seq;
 use super::audit::{EVENT_COLS, event_from};
 use super::conn::{args, int, query_all, query_i64};
-use super::db::head;
 use crate::cache::{Cached, Invalidation};
 use crate::invalidate::invalidation_of;
 
@@ -45,10 +45,10 @@ impl LibsqlStore {
             .await
     }
 
-    /// The audit head's sequence.
+    /// The newest audit event's number (of any chain).
     pub async fn audit_head(&self) -> Result<i64> {
         self.worker
-            .read(async move |c: &Connection| Ok(head(c).await?.seq))
+            .read(async move |c: &Connection| newest_seq(c).await)
             .await
     }
 
@@ -56,7 +56,7 @@ impl LibsqlStore {
     async fn audit_since(&self, after: i64, limit: i64) -> Result<Since> {
         self.worker
             .read(async move |c: &Connection| {
-                let head = head(c).await?.seq;
+                let head = newest_seq(c).await?;
                 let sql = format!(
                     "SELECT {EVENT_COLS} FROM audit_events WHERE seq > ?1 ORDER BY seq ASC LIMIT ?2"
                 );

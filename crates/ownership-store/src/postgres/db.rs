@@ -81,6 +81,32 @@ impl Tx for PgTx {
     }
 }
 
+impl PgStore {
+    /// Runs `body` in the write transaction `w` and commits it.
+    async fn run_write<R, F>(&self, w: Write, body: F) -> Result<Committed<R>>
+    where
+        R: Send + 'static,
+        F: Body<PgTx, R>,
+    {
+        let now = w.now();
+        let mut tx = PgTx {
+            conn: Conn::Write(w),
+            now,
+            appended: Vec::new(),
+            keys: Arc::clone(&self.chain_keys),
+        };
+        let value = body(&mut tx).await?;
+        let Conn::Write(w) = tx.conn else {
+            return Err(integrity("write transaction"));
+        };
+        w.commit().await?;
+        Ok(Committed {
+            value,
+            events: tx.appended,
+        })
+    }
+}
+
 impl Transactions for PgStore {
     type Tx = PgTx;
 
@@ -98,22 +124,20 @@ impl Transactions for PgStore {
         F: Body<PgTx, R>,
     {
         let w = Write::begin(&self.pool, self.clock.as_ref()).await?;
-        let now = w.now();
-        let mut tx = PgTx {
-            conn: Conn::Write(w),
-            now,
-            appended: Vec::new(),
-            keys: Arc::clone(&self.chain_keys),
+        self.run_write(w, body).await
+    }
+
+    async fn write_owner<R, F>(&self, owner: &OwnerId, body: F) -> Result<Committed<R>>
+    where
+        R: Send + 'static,
+        F: Body<PgTx, R>,
+    {
+        let w = match Write::begin_owner(&self.pool, self.clock.as_ref(), owner).await? {
+            Some(w) => w,
+            // No such owner: whatever the body does (most likely refuse), it runs alone.
+            None => Write::begin(&self.pool, self.clock.as_ref()).await?,
         };
-        let value = body(&mut tx).await?;
-        let Conn::Write(w) = tx.conn else {
-            return Err(integrity("write transaction"));
-        };
-        w.commit().await?;
-        Ok(Committed {
-            value,
-            events: tx.appended,
-        })
+        self.run_write(w, body).await
     }
 
     async fn read<R, F>(&self, body: F) -> Result<R>

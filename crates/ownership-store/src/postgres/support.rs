@@ -180,16 +180,27 @@ pub(super) fn version_param(version: u32) -> Result<i32> {
 }
 
 /// How a write transaction begins: the limits of [`super::SESSION_SETTINGS`], for this
-/// transaction (in the same round trip as `BEGIN`).
+/// transaction (in the same round trip as `BEGIN`), and the writes lock (the advisory
+/// transaction lock 0x6f776e657273 = "owners"): exclusive for a system write, shared for
+/// an owner's write ([`Write::begin_owner`]), so a system write runs alone and owners'
+/// writes run side by side.
 const WRITE_BEGIN: &str = "BEGIN; SET LOCAL statement_timeout = '30s'; \
-     SET LOCAL idle_in_transaction_session_timeout = '60s'";
+     SET LOCAL idle_in_transaction_session_timeout = '60s'; \
+     SELECT pg_advisory_xact_lock(122511586554483)";
 
-/// A mutating transaction that holds the audit-head lock. Dropping it without
-/// [`commit`](Self::commit) rolls everything back.
+/// [`WRITE_BEGIN`] of an owner's write: the writes lock shared.
+const OWNER_WRITE_BEGIN: &str = "BEGIN; SET LOCAL statement_timeout = '30s'; \
+     SET LOCAL idle_in_transaction_session_timeout = '60s'; \
+     SELECT pg_advisory_xact_lock_shared(122511586554483)";
+
+/// A mutating transaction that holds the writes lock and its chain's head lock. Dropping
+/// it without [`commit`](Self::commit) rolls everything back.
 pub(super) struct Write {
     tx: Transaction<'static, Postgres>,
-    /// The recorded head of the audit chain, as locked by this transaction.
+    /// The recorded head of the system chain, as locked by a system write.
     head: ChainHead,
+    /// An owner's write: the owner, its chain and that chain's head, as locked.
+    lane: Option<super::audit::Lane>,
     now: OffsetDateTime,
     /// When it began, for the store-call latency.
     started: Instant,
@@ -205,11 +216,12 @@ impl std::fmt::Debug for Write {
 }
 
 impl Write {
-    /// Begins a transaction, locks the audit head (`FOR UPDATE`), which serializes it
-    /// after every other mutation, and only then reads `clock`: the transaction's
-    /// [`now`](Self::now). Read after the lock, it is never earlier than the time of a
-    /// mutation committed before this one, so times (a revocation, an audit event) never
-    /// go backwards along the serialization order however long the lock was waited for.
+    /// Begins a system write: takes the writes lock exclusively (waiting for every write
+    /// in flight), locks the system chain's head (`FOR UPDATE`), and only then reads
+    /// `clock`: the transaction's [`now`](Self::now). Read after the lock, it is never
+    /// earlier than the time of a mutation committed before this one, so times (a
+    /// revocation, an audit event) never go backwards along the serialization order
+    /// however long the lock was waited for.
     pub(super) async fn begin(pool: &PgPool, clock: &dyn Clock) -> Result<Self> {
         let started = Instant::now();
         // The limits are set for this transaction too: through a transaction pooler the
@@ -229,9 +241,38 @@ impl Write {
         Ok(Self {
             tx,
             head,
+            lane: None,
             now,
             started,
         })
+    }
+
+    /// Begins a write of `owner`'s objects: takes the writes lock shared (so no system
+    /// write runs meanwhile), locks the head of the owner's chain (`FOR UPDATE`: writes
+    /// of the same owner queue there, other owners' do not), then reads `clock`. `None`
+    /// when there is no such owner (the caller runs a system write instead).
+    pub(super) async fn begin_owner(
+        pool: &PgPool,
+        clock: &dyn Clock,
+        owner: &OwnerId,
+    ) -> Result<Option<Self>> {
+        let started = Instant::now();
+        let mut tx = pool
+            .begin_with(OWNER_WRITE_BEGIN)
+            .await
+            .map_err(unavailable)?;
+        let Some(lane) = super::audit::lock_lane(&mut tx, owner).await? else {
+            tx.rollback().await.map_err(unavailable)?;
+            return Ok(None);
+        };
+        let now = truncate_to_micros(clock.now());
+        Ok(Some(Self {
+            tx,
+            head: ChainHead::EMPTY,
+            lane: Some(lane),
+            now,
+            started,
+        }))
     }
 
     /// The transaction's time: the clock as read once the audit-head lock was held,
@@ -245,54 +286,21 @@ impl Write {
         &mut self.tx
     }
 
-    /// Links `event` after the head, inserts it, moves the head and publishes what it
-    /// invalidates ([`invalidation_of`], the mapping the libSQL watcher uses too).
+    /// Links `event` after its chain's head, inserts it, moves the head and publishes what
+    /// it invalidates ([`invalidation_of`], the mapping the libSQL watcher uses too).
     pub(super) async fn audit(
         &mut self,
         event: NewAuditEvent,
         keys: Option<&ChainKeys>,
     ) -> Result<AuditEvent> {
-        // The immutable identity of the owner's account as it is in this transaction.
-        let uid: Option<String> = match &event.owner {
-            Some(owner) => query_scalar("SELECT uid FROM users WHERE id = $1")
-                .bind(owner.as_str())
-                .fetch_optional(&mut *self.tx)
-                .await
-                .map_err(unavailable)?,
-            None => None,
-        };
-        let event = self.head.link_next(event, uid, keys)?;
-        let key_version = event.key_version.map(version_param).transpose()?;
-        query(
-            "INSERT INTO audit_events (seq, at, actor, owner_id, action, target, details, prev_hash, hash, owner_uid, key_version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        let event = super::audit::append(
+            &mut self.tx,
+            &mut self.head,
+            self.lane.as_mut(),
+            event,
+            keys,
         )
-        .bind(event.seq)
-        .bind(event.at)
-        .bind(event.actor.to_string())
-        .bind(event.owner.as_ref().map(OwnerId::as_str))
-        .bind(event.action.as_str())
-        .bind(&event.target)
-        .bind(&event.details)
-        .bind(event.prev_hash.as_bytes().as_slice())
-        .bind(event.hash.as_bytes().as_slice())
-        .bind(event.owner_uid.as_deref())
-        .bind(key_version)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        query("UPDATE audit_head SET seq = $1, hash = $2, key_version = $3 WHERE id = 1")
-            .bind(event.seq)
-            .bind(event.hash.as_bytes().as_slice())
-            .bind(key_version)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(unavailable)?;
-        self.head = ChainHead {
-            seq: event.seq,
-            hash: event.hash,
-            key_version: event.key_version,
-        };
+        .await?;
         // What the event invalidates goes to every listening process on commit.
         if let Some(inv) = invalidation_of(&event) {
             self.notify(&inv).await?;

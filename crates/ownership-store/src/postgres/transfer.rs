@@ -364,8 +364,14 @@ async fn import_body(
         progress(table, done, total);
     }
     tally.finish()?;
-    // The audit sequence is not a serial column (each event's number is the head's plus
-    // one), so there is no sequence to move; the head itself was copied.
+    // From schema version 9 event numbers come from a sequence: moved past the copied
+    // events, so the next one follows them. The heads themselves were copied.
+    if version >= 9 {
+        query("SELECT setval('audit_events_seq', (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_events), false)")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| failed("moving the audit sequence", &e))?;
+    }
     let written = head(conn, version, false).await?;
     if written != snapshot.head {
         return Err(TransferError::new(

@@ -195,9 +195,22 @@ pub static TABLES: &[Table] = &[
             col("hash", Bytes),
             opt("owner_uid", Text),
             opt("key_version", Int),
+            opt("chain", Text),
         ],
         key_len: 1,
         since: 3,
+    },
+    Table {
+        name: "audit_chains",
+        columns: &[
+            col("chain", Text),
+            col("seq", BigInt),
+            col("hash", Bytes),
+            opt("key_version", Int),
+            col("anchored_seq", BigInt),
+        ],
+        key_len: 1,
+        since: 9,
     },
     Table {
         name: "audit_head",
@@ -310,6 +323,27 @@ pub static TABLES: &[Table] = &[
 /// rows of an older snapshot carry the older shape; the migrations fill the new columns
 /// in when the restored store is migrated on).
 pub static EARLIER: &[(i64, Table)] = &[
+    (
+        9,
+        Table {
+            name: "audit_events",
+            columns: &[
+                col("seq", BigInt),
+                col("at", Time),
+                col("actor", Text),
+                opt("owner_id", Text),
+                col("action", Text),
+                col("target", Text),
+                col("details", Text),
+                col("prev_hash", Bytes),
+                col("hash", Bytes),
+                opt("owner_uid", Text),
+                opt("key_version", Int),
+            ],
+            key_len: 1,
+            since: 3,
+        },
+    ),
     (
         5,
         Table {
