@@ -11,7 +11,7 @@ use ownership_core::ports::{Database, Health};
 use ownership_core::resources::{ResourceAuth, ResourceDatabase};
 use ownership_core::token::TokenDigest;
 use ownership_core::tokens::{TokenAuth, TokenDatabase};
-use ownership_core::{ChannelKey, RandomSource, Result};
+use ownership_core::{ChannelKey, OwnerId, RandomSource, Result};
 use time::OffsetDateTime;
 
 /// Wraps a database and counts the calls that reach it.
@@ -58,6 +58,14 @@ impl<D: Database> Transactions for Counting<D> {
         F: Body<D::Tx, R>,
     {
         self.hit().write(body).await
+    }
+
+    async fn write_owner<R, F>(&self, owner: &OwnerId, body: F) -> Result<Committed<R>>
+    where
+        R: Send + 'static,
+        F: Body<D::Tx, R>,
+    {
+        self.hit().write_owner(owner, body).await
     }
 
     async fn read<R, F>(&self, body: F) -> Result<R>

@@ -40,7 +40,7 @@ use ownership_core::ports::{Clock, Database, Health, ResourceRecord, TokenStore}
 use ownership_core::resources::{ResourceAuth, ResourceDatabase};
 use ownership_core::token::TokenDigest;
 use ownership_core::tokens::{TokenAuth, TokenDatabase, TokenLookup};
-use ownership_core::{Error, Identity, Result, UserStatus};
+use ownership_core::{Error, Identity, OwnerId, Result, UserStatus};
 use time::OffsetDateTime;
 
 pub use crate::invalidate::Invalidation;
@@ -224,6 +224,25 @@ impl<D> Cached<D> {
     }
 }
 
+impl<D: Database> Cached<D> {
+    /// Evicts what a write's committed audit events name ([`invalidation_of`]); a write
+    /// whose outcome is unknown (the store failed, perhaps at commit) flushes everything.
+    fn committed<R>(&self, out: &Result<Committed<R>>) {
+        match out {
+            Ok(committed) => {
+                for event in &committed.events {
+                    crate::metrics::pairing_burned(event);
+                    if let Some(inv) = invalidation_of(event) {
+                        self.apply(&inv);
+                    }
+                }
+            }
+            Err(Error::Unavailable(_) | Error::Integrity(_)) => self.apply(&Invalidation::All),
+            Err(_) => {}
+        }
+    }
+}
+
 impl<D: Database> Transactions for Cached<D> {
     type Tx = D::Tx;
 
@@ -244,18 +263,18 @@ impl<D: Database> Transactions for Cached<D> {
         F: Body<D::Tx, R>,
     {
         let out = self.shared.inner.write(body).await;
-        match &out {
-            Ok(committed) => {
-                for event in &committed.events {
-                    crate::metrics::pairing_burned(event);
-                    if let Some(inv) = invalidation_of(event) {
-                        self.apply(&inv);
-                    }
-                }
-            }
-            Err(Error::Unavailable(_) | Error::Integrity(_)) => self.apply(&Invalidation::All),
-            Err(_) => {}
-        }
+        self.committed(&out);
+        out
+    }
+
+    /// As [`Cached::write`], for one owner's write.
+    async fn write_owner<R, F>(&self, owner: &OwnerId, body: F) -> Result<Committed<R>>
+    where
+        R: Send + 'static,
+        F: Body<D::Tx, R>,
+    {
+        let out = self.shared.inner.write_owner(owner, body).await;
+        self.committed(&out);
         out
     }
 

@@ -3,13 +3,16 @@
 //! [`PgStore`] implements every port and [`Migrator`](crate::Migrator). The contract is
 //! `docs/storage.md`; the points that matter here:
 //!
-//! - **One transaction per use case, serialized on the audit head.** Every mutating
-//!   transaction first runs `SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE`.
-//!   That row lock serializes mutations, so the audit chain never forks and each use
-//!   case's read-check-write (the last Owner, one live pairing code per sender, exactly
-//!   one winner of a redemption or rotation) cannot race. The isolation level stays READ
-//!   COMMITTED: once the lock is held, every later statement of the transaction sees what
-//!   earlier lock holders committed.
+//! - **One transaction per use case, serialized on the writes lock and its chain's head.**
+//!   A system write takes the writes lock (an advisory transaction lock) exclusively, then
+//!   `SELECT … FROM audit_head WHERE id = 1 FOR UPDATE`: it runs alone, so each use case's
+//!   read-check-write that spans owners (the last Owner, one live pairing code per sender,
+//!   exactly one winner of a redemption or rotation) cannot race. An owner's token or
+//!   secret write ([`Transactions::write_owner`](ownership_core::db::Transactions::write_owner))
+//!   takes the writes lock shared and that owner's `audit_chains` row `FOR UPDATE`, so
+//!   different owners' writes run at once. No audit chain forks. The isolation level stays
+//!   READ COMMITTED: once the locks are held, every later statement of the transaction sees
+//!   what earlier lock holders committed.
 //! - **Not the caller's = not found.** Owner-scoped statements carry `owner_id = $n` in
 //!   their `WHERE` clause; zero rows is [`Error::NotFound`].
 //! - **Errors.** A unique violation a use case expects becomes its documented error; any
