@@ -1330,6 +1330,126 @@ mod tests {
         );
     }
 
+    /// Links `event` as number `seq` after its chain's head in `heads`, and moves it.
+    fn append(
+        heads: &mut BTreeMap<Option<String>, ChainHead>,
+        seq: i64,
+        event: NewAuditEvent,
+    ) -> AuditEvent {
+        let head = heads.entry(event.chain()).or_insert(ChainHead::EMPTY);
+        let linked = head.link_next(seq, event, None).unwrap();
+        *head = ChainHead {
+            seq,
+            hash: linked.hash,
+            key_version: None,
+        };
+        linked
+    }
+
+    fn recorded(heads: &BTreeMap<Option<String>, ChainHead>) -> Vec<RecordedHead> {
+        heads
+            .iter()
+            .map(|(chain, h)| RecordedHead {
+                chain: chain.clone(),
+                seq: h.seq,
+                hash: Some(h.hash),
+                key_version: h.key_version,
+                anchored: 0,
+            })
+            .collect()
+    }
+
+    fn walk(events: &[AuditEvent], heads: &[RecordedHead]) -> ChainVerdict {
+        let mut v = ChainsVerifier::new(None);
+        for e in events {
+            v.push(e);
+        }
+        v.finish(heads, 0)
+    }
+
+    #[test]
+    fn several_chains_verify_against_their_heads_and_anchors() {
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let of = |owner: &str, action| {
+            NewAuditEvent::new(
+                at,
+                Actor::System,
+                Some(OwnerId::parse(owner).unwrap()),
+                action,
+                "t",
+                &serde_json::json!({}),
+            )
+            .with_owner_uid(Some(format!("uid-{owner}")))
+        };
+        let mut heads = BTreeMap::new();
+        let mut log = vec![
+            // User management goes to the system chain whoever it names.
+            append(&mut heads, 1, of("alice", AuditAction::UserCreated)),
+            append(&mut heads, 2, of("alice", AuditAction::TokenIssued)),
+            append(&mut heads, 3, of("bob", AuditAction::TokenIssued)),
+            // Number 4 was never committed: a gap is no missing event.
+            append(&mut heads, 5, of("alice", AuditAction::TokenRevoked)),
+        ];
+        assert_eq!(log[0].chain, None);
+        assert_eq!(log[1].chain.as_deref(), Some("uid-alice"));
+        let anchored = AnchorDetails {
+            heads: vec![
+                AnchoredHead {
+                    chain: "uid-alice".into(),
+                    seq: 5,
+                    hash: log[3].hash.to_hex(),
+                },
+                AnchoredHead {
+                    chain: "uid-bob".into(),
+                    seq: 3,
+                    hash: log[2].hash.to_hex(),
+                },
+            ],
+        };
+        log.push(append(
+            &mut heads,
+            6,
+            crate::events::audit_anchored(at, &anchored).unwrap(),
+        ));
+        let recorded_heads = recorded(&heads);
+        assert_eq!(
+            walk(&log, &recorded_heads),
+            ChainVerdict::Intact { events: 5 }
+        );
+
+        // Alice's newest event deleted and her head rewound to match: the anchor names it.
+        let mut rewound = recorded_heads.clone();
+        for h in &mut rewound {
+            if h.chain.as_deref() == Some("uid-alice") {
+                (h.seq, h.hash) = (2, Some(log[1].hash));
+            }
+        }
+        let without: Vec<AuditEvent> = log.iter().filter(|e| e.seq != 5).cloned().collect();
+        assert!(matches!(
+            walk(&without, &rewound),
+            ChainVerdict::Broken { seq: 5, .. }
+        ));
+        // Deleted without rewinding: her head is ahead of her chain.
+        let unanchored: Vec<AuditEvent> = without.iter().filter(|e| e.seq != 6).cloned().collect();
+        let mut heads_before_anchor = recorded_heads.clone();
+        for h in &mut heads_before_anchor {
+            if h.chain.is_none() {
+                (h.seq, h.hash) = (1, Some(log[0].hash));
+            }
+        }
+        assert!(matches!(
+            walk(&unanchored, &heads_before_anchor),
+            ChainVerdict::Broken { seq: 5, .. }
+        ));
+        // An event moved to another chain breaks both.
+        let mut moved = log.clone();
+        moved[2].chain = Some("uid-alice".into());
+        assert!(matches!(
+            walk(&moved, &recorded_heads),
+            ChainVerdict::Broken { seq: 3, .. }
+        ));
+    }
+
     #[test]
     fn an_empty_chain_is_intact() {
         assert_eq!(verify_chain(&[]), ChainVerdict::Intact { events: 0 });
