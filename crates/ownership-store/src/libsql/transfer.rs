@@ -5,7 +5,29 @@
 use ::libsql::{Connection, Value as Lv};
 
 use super::LibsqlStore;
-use super::conn::{exec, query_all, query_opt, rollback};
+use super::conn::{db_err, rollback};
+use ownership_core::Result as CoreResult;
+
+async fn exec(conn: &Connection, sql: &str, params: Vec<Lv>) -> CoreResult<u64> {
+    conn.execute(sql, params).await.map_err(db_err)
+}
+
+async fn query_all(conn: &Connection, sql: &str, params: Vec<Lv>) -> CoreResult<Vec<Vec<Lv>>> {
+    let mut rows = conn.query(sql, params).await.map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().await.map_err(db_err)? {
+        let mut values = Vec::new();
+        for i in 0..rows.column_count() {
+            values.push(row.get_value(i).map_err(db_err)?);
+        }
+        out.push(values);
+    }
+    Ok(out)
+}
+
+async fn query_opt(conn: &Connection, sql: &str, params: Vec<Lv>) -> CoreResult<Option<Vec<Lv>>> {
+    Ok(query_all(conn, sql, params).await?.into_iter().next())
+}
 use crate::transfer::{
     AfterPage, ChainHead, Event, EventSender, Events, Kind, PAGE_ROWS, Progress, Snapshot, Summary,
     Table, Tally, TransferError, Value, check_value, forward_page, is_checked_empty, is_replaced,
