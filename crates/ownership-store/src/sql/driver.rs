@@ -314,7 +314,10 @@ pub fn from_micros(us: i64) -> Result<OffsetDateTime> {
 
 // ---- the SQLite dialect ----------------------------------------------------------------
 
-/// Rewritten texts, by original text (statements are few and fixed, so this stays small).
+/// Rewritten texts, by original text. The row layer's statements are fixed; a transfer's
+/// are made per table, so the cache stops growing at [`REWRITTEN_MAX`].
+const REWRITTEN_MAX: usize = 4096;
+
 static REWRITTEN: Mutex<Option<HashMap<String, Arc<str>>>> = Mutex::new(None);
 
 /// `sql` in SQLite's dialect, rewritten once and cached: `$n` becomes `?n`, and
@@ -327,7 +330,9 @@ pub fn sqlite_dialect(sql: &str) -> Arc<str> {
         return Arc::clone(done);
     }
     let done: Arc<str> = rewrite(sql).into();
-    cache.insert(sql.to_owned(), Arc::clone(&done));
+    if cache.len() < REWRITTEN_MAX {
+        cache.insert(sql.to_owned(), Arc::clone(&done));
+    }
     done
 }
 

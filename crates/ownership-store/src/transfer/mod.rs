@@ -17,6 +17,7 @@
 //! column's value is carried between the backends ([`Kind`]) are in this one file.
 
 pub mod format;
+pub(crate) mod rows;
 
 use std::sync::Arc;
 
@@ -831,19 +832,6 @@ pub(crate) async fn forward_page(tx: &EventSender, t: &'static Table, page: Vec<
 /// The key values of a row (its leading columns).
 pub(crate) fn key_of(t: &Table, row: &[Value]) -> Vec<Value> {
     row.iter().take(t.key_len).cloned().collect()
-}
-
-/// `INSERT INTO t (cols) VALUES (p1, …)` with the backend's placeholders.
-pub(crate) fn insert_sql(t: &Table, placeholder: impl Fn(usize) -> String) -> String {
-    let params = (1..=t.columns.len())
-        .map(placeholder)
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "INSERT INTO {} ({}) VALUES ({params})",
-        t.name,
-        t.column_list()
-    )
 }
 
 /// The check every reader applies to a value of column `c` before it goes anywhere.
