@@ -4,36 +4,26 @@
 //! are read and written by [`crate::transfer::rows`].
 
 use super::LibsqlStore;
-use super::conn::{Lite, rollback, transaction};
-use crate::transfer::rows;
-use crate::transfer::{
-    EventSender, Events, Progress, Snapshot, Summary, Table, TransferError, send,
-};
+use super::conn::{Lite, db_err, rollback, transaction};
+use crate::transfer::rows::{self, Incoming};
+use crate::transfer::{EventSender, Summary, Table, TransferError};
 
 impl LibsqlStore {
-    /// Starts reading one snapshot of the store into `tx` (see [`crate::transfer`]).
-    pub(crate) fn export(&self, tx: EventSender) {
-        let worker = self.worker.clone();
-        tokio::spawn(async move {
-            let inner = tx.clone();
-            let result = worker
-                .run(move |conn| async move {
-                    conn.execute("BEGIN DEFERRED", ())
-                        .await
-                        .map_err(super::conn::db_err)?;
-                    let result = rows::export(&mut Lite(conn.clone()), "libsql", &inner).await;
-                    rollback(&conn).await;
-                    Ok(result)
-                })
-                .await
-                .unwrap_or_else(|e| Err(e.into()));
-            if let Err(e) = result {
-                let _ = send(&tx, Err(e)).await;
-            }
-        });
+    /// Reads one snapshot of the store into `tx` (see [`crate::transfer`]), in a read
+    /// transaction on the database thread.
+    pub(crate) async fn export(&self, tx: &EventSender) -> Result<(), TransferError> {
+        let tx = tx.clone();
+        self.worker
+            .run(move |conn| async move {
+                conn.execute("BEGIN DEFERRED", ()).await.map_err(db_err)?;
+                let result = rows::export(&mut Lite(conn.clone()), "libsql", &tx).await;
+                rollback(&conn).await;
+                Ok(result)
+            })
+            .await?
     }
 
-    /// The tables among `tables` that hold rows.
+    /// The tables among `tables` that hold rows (counted on the database thread).
     pub(crate) async fn occupied(
         &self,
         tables: Vec<&'static Table>,
@@ -43,35 +33,23 @@ impl LibsqlStore {
             .await?
     }
 
-    /// Writes a stream in one transaction (see [`crate::transfer::Endpoint::import`]).
-    pub(crate) async fn import(
-        &self,
-        snapshot: Snapshot,
-        mut events: Events,
-        progress: Progress,
-    ) -> Result<Summary, TransferError> {
+    /// Writes a stream in one `BEGIN IMMEDIATE` transaction on the database thread.
+    pub(crate) async fn import(&self, mut incoming: Incoming) -> Result<Summary, TransferError> {
         self.worker
             .run(move |conn| async move {
                 let mut failure = None;
-                let body = async |c: &::libsql::Connection| match rows::import(
-                    &mut Lite(c.clone()),
-                    &snapshot,
-                    &mut events,
-                    &progress,
-                )
-                .await
-                {
-                    Ok(()) => Ok(()),
-                    Err(e) => {
-                        failure = Some(e);
-                        Err(ownership_core::Error::Unavailable("import".into()))
-                    }
+                let body = async |c: &::libsql::Connection| {
+                    rows::import(&mut Lite(c.clone()), &mut incoming)
+                        .await
+                        .map_err(|e| {
+                            failure = Some(e);
+                            ownership_core::Error::Unavailable("import".into())
+                        })
                 };
                 let done = transaction(&conn, "BEGIN IMMEDIATE", body).await;
-                Ok(match (done, failure) {
-                    (_, Some(e)) => Err(e),
-                    (Err(e), None) => Err(TransferError::from(e)),
-                    (Ok(()), None) => Ok(Summary::of(&snapshot)),
+                Ok(match failure {
+                    Some(e) => Err(e),
+                    None => done.map_err(TransferError::from),
                 })
             })
             .await?

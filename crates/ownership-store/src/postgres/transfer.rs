@@ -7,10 +7,8 @@ use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
 use super::support::{Pg, query};
-use crate::transfer::rows;
-use crate::transfer::{
-    EventSender, Events, Progress, Snapshot, Summary, Table, TransferError, send,
-};
+use crate::transfer::rows::{self, Incoming};
+use crate::transfer::{EventSender, Summary, Table, TransferError};
 
 /// Statement and idle limits are lifted for a transfer's transaction: one page never
 /// takes long, but the other side (a slow disk, a migration of the target) may keep
@@ -45,22 +43,15 @@ impl PgStore {
         Ok(t)
     }
 
-    /// Starts reading one snapshot of the store into `tx` (see [`crate::transfer`]).
-    pub(crate) fn export(&self, tx: EventSender) {
-        let store = self.clone();
-        tokio::spawn(async move {
-            let snapshot = ["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"];
-            let result = match store.transfer_tx(&snapshot).await {
-                Ok(t) => rows::export(&mut Pg::Tx(t), "postgres", &tx).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = result {
-                let _ = send(&tx, Err(e)).await;
-            }
-        });
+    /// Reads one snapshot of the store into `tx` (see [`crate::transfer`]), in a
+    /// repeatable-read, read-only transaction.
+    pub(crate) async fn export(&self, tx: &EventSender) -> Result<(), TransferError> {
+        let snapshot = ["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"];
+        let t = self.transfer_tx(&snapshot).await?;
+        rows::export(&mut Pg::Tx(t), "postgres", tx).await
     }
 
-    /// The tables among `tables` that hold rows.
+    /// The tables among `tables` that hold rows (counted on the pool).
     pub(crate) async fn occupied(
         &self,
         tables: Vec<&'static Table>,
@@ -69,19 +60,14 @@ impl PgStore {
     }
 
     /// Writes a stream in one transaction (see [`crate::transfer::Endpoint::import`]).
-    pub(crate) async fn import(
-        &self,
-        snapshot: Snapshot,
-        mut events: Events,
-        progress: Progress,
-    ) -> Result<Summary, TransferError> {
+    pub(crate) async fn import(&self, mut incoming: Incoming) -> Result<Summary, TransferError> {
         let mut d = Pg::Tx(self.transfer_tx(&[]).await?);
-        rows::import(&mut d, &snapshot, &mut events, &progress).await?;
+        let summary = rows::import(&mut d, &mut incoming).await?;
         if let Pg::Tx(t) = d {
             t.commit()
                 .await
                 .map_err(|e| failed("committing the import", &e))?;
         }
-        Ok(Summary::of(&snapshot))
+        Ok(summary)
     }
 }

@@ -643,12 +643,18 @@ impl Endpoint {
     /// Starts reading one consistent snapshot of the whole store, page by page.
     pub fn export(&self) -> Events {
         let (tx, rx) = channel();
-        match self {
-            #[cfg(feature = "libsql")]
-            Self::Libsql(s) => s.export(tx),
-            #[cfg(feature = "postgres")]
-            Self::Postgres(s) => s.export(tx),
-        }
+        let source = self.clone();
+        tokio::spawn(async move {
+            let result = match &source {
+                #[cfg(feature = "libsql")]
+                Self::Libsql(s) => s.export(&tx).await,
+                #[cfg(feature = "postgres")]
+                Self::Postgres(s) => s.export(&tx).await,
+            };
+            if let Err(e) = result {
+                let _ = send(&tx, Err(e)).await;
+            }
+        });
         rx
     }
 
@@ -712,9 +718,9 @@ impl Endpoint {
     ) -> Result<Summary, TransferError> {
         match self {
             #[cfg(feature = "libsql")]
-            Self::Libsql(s) => s.import(snapshot, events, progress).await,
+            Self::Libsql(s) => s.import(rows::Incoming(snapshot, events, progress)).await,
             #[cfg(feature = "postgres")]
-            Self::Postgres(s) => s.import(snapshot, events, progress).await,
+            Self::Postgres(s) => s.import(rows::Incoming(snapshot, events, progress)).await,
         }
     }
 }

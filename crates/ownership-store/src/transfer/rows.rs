@@ -6,8 +6,8 @@
 use ownership_core::Error;
 
 use super::{
-    AfterPage, ChainHead, Event, EventSender, Events, Kind, PAGE_ROWS, Progress, Snapshot, Table,
-    Tally, TransferError, Value, check_value, forward_page, is_checked_empty, is_replaced,
+    AfterPage, ChainHead, Event, EventSender, Events, Kind, PAGE_ROWS, Progress, Snapshot, Summary,
+    Table, Tally, TransferError, Value, check_value, forward_page, is_checked_empty, is_replaced,
     page_sql, refuse_rows, send, tables_at,
 };
 use crate::sql::driver::{
@@ -211,14 +211,17 @@ async fn insert_page<D: Driver>(
     Ok(())
 }
 
-/// Writes a stream into the store `d` holds the write lock of (whose snapshot was
-/// `snapshot`), after checking the store is at its version and empty.
+/// A stream to import: its snapshot (already taken off the events), the rest of it, and
+/// what to tell as pages are written.
+pub(crate) struct Incoming(pub Snapshot, pub Events, pub Progress);
+
+/// Writes a stream into the store `d` holds the write lock of, after checking the store
+/// is at the stream's version and empty; the summary to report once committed.
 pub(crate) async fn import<D: Driver>(
     d: &mut D,
-    snapshot: &Snapshot,
-    events: &mut Events,
-    progress: &Progress,
-) -> Result<(), TransferError> {
+    incoming: &mut Incoming,
+) -> Result<Summary, TransferError> {
+    let Incoming(snapshot, events, progress) = incoming;
     let version = schema_version(d).await?;
     if version != snapshot.schema_version {
         return Err(TransferError::new(format!(
@@ -253,5 +256,5 @@ pub(crate) async fn import<D: Driver>(
             "the audit head written differs from the source's",
         ));
     }
-    Ok(())
+    Ok(Summary::of(snapshot))
 }
