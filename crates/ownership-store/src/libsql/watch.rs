@@ -51,7 +51,7 @@ impl LibsqlStore {
     /// The audit head's sequence.
     pub async fn audit_head(&self) -> Result<i64> {
         self.worker
-            .read(async move |c: &Connection| Ok(head(&mut Lite(c.clone())).await?.seq))
+            .read(async move |c: &Connection| Ok(head(&mut Lite(c.clone()), false).await?.seq))
             .await
     }
 
@@ -60,7 +60,7 @@ impl LibsqlStore {
         self.worker
             .read(async move |c: &Connection| {
                 let d = &mut Lite(c.clone());
-                let head = head(d).await?.seq;
+                let head = head(d, false).await?.seq;
                 let sql = format!(
                     "SELECT {EVENT_COLS} FROM audit_events WHERE seq > $1 ORDER BY seq ASC LIMIT $2"
                 );

@@ -55,7 +55,7 @@ impl Transactions for PgStore {
             .await
             .map_err(unavailable)?;
         let mut d = Pg::Tx(t);
-        let head = head(&mut d).await?;
+        let head = head(&mut d, true).await?;
         let mut tx = SqlTx::new(
             d,
             PgStore::now(self),

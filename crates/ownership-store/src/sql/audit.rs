@@ -100,6 +100,6 @@ impl<D: Driver> AuditRows for SqlTx<D> {
     }
 
     async fn head_key_version(&mut self) -> Result<Option<u32>> {
-        Ok(super::tx::head(&mut self.d).await?.key_version)
+        Ok(super::tx::head(&mut self.d, false).await?.key_version)
     }
 }

@@ -48,16 +48,17 @@ impl<D: Driver> SqlTx<D> {
     }
 }
 
-/// The recorded head of the audit chain (locked `FOR UPDATE` on PostgreSQL: a write that
-/// reads it first is serialized after every other).
-pub(crate) async fn head<D: Driver>(d: &mut D) -> Result<ChainHead> {
-    let row = query_opt(
-        d,
-        "SELECT seq, hash, key_version FROM audit_head WHERE id = 1 FOR UPDATE",
-        &[],
-    )
-    .await?
-    .ok_or_else(|| integrity("audit head"))?;
+/// The recorded head of the audit chain; with `lock`, locked `FOR UPDATE` on PostgreSQL
+/// (a write that reads it first is serialized after every other).
+pub(crate) async fn head<D: Driver>(d: &mut D, lock: bool) -> Result<ChainHead> {
+    let sql = if lock {
+        "SELECT seq, hash, key_version FROM audit_head WHERE id = 1 FOR UPDATE"
+    } else {
+        "SELECT seq, hash, key_version FROM audit_head WHERE id = 1"
+    };
+    let row = query_opt(d, sql, &[])
+        .await?
+        .ok_or_else(|| integrity("audit head"))?;
     Ok(ChainHead {
         seq: int(&row, 0)?,
         hash: ChainHash::from_bytes(bytes::<32>(&row, 1, "audit head hash")?),
@@ -75,7 +76,8 @@ impl<D: Driver> Tx for SqlTx<D> {
     async fn append(&mut self, event: NewAuditEvent) -> Result<()> {
         let head = match self.head {
             Some(h) => h,
-            None => head(&mut self.d).await?,
+            // libSQL's write lock is already held; PostgreSQL's write read it locked.
+            None => head(&mut self.d, false).await?,
         };
         let uid = match event.owner.as_ref() {
             None => None,
