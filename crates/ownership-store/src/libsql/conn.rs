@@ -16,7 +16,9 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use ::libsql::{Builder, Connection, Value};
+use std::collections::HashMap;
+
+use ::libsql::{Builder, Connection, Statement, Value};
 use async_trait::async_trait;
 use ownership_core::{Error, Result};
 use time::OffsetDateTime;
@@ -63,7 +65,7 @@ const IDLE_READERS: usize = 8;
 /// second connection would be a different database): its point reads go to the thread.
 pub(super) struct Readers {
     db: ::libsql::Database,
-    idle: std::sync::Mutex<Vec<Connection>>,
+    idle: std::sync::Mutex<Vec<Lite>>,
 }
 
 impl std::fmt::Debug for Readers {
@@ -81,29 +83,33 @@ impl Readers {
         })
     }
 
-    /// An idle reader, or a new one (read-only, with the busy timeout).
-    fn take(&self) -> Result<Connection> {
+    /// An idle reader, or a new one (read-only, with the busy timeout), with the
+    /// statements it prepared so far.
+    fn take(&self) -> Result<Lite> {
         let idle = self
             .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .pop();
-        if let Some(conn) = idle {
-            return Ok(conn);
+        if let Some(reader) = idle {
+            return Ok(reader);
         }
         let conn = self.db.connect().map_err(db_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
         futures_executor::block_on(pragma(&conn, "PRAGMA query_only = 1"))?;
-        Ok(conn)
+        Ok(Lite {
+            conn,
+            prepared: Some(HashMap::new()),
+        })
     }
 
-    fn put(&self, conn: Connection) {
+    fn put(&self, reader: Lite) {
         let mut idle = self
             .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if idle.len() < IDLE_READERS && conn.is_autocommit() {
-            idle.push(conn);
+        if idle.len() < IDLE_READERS && reader.conn.is_autocommit() {
+            idle.push(reader);
         }
     }
 }
@@ -180,19 +186,19 @@ impl Worker {
     /// Runs the point read `f` (one statement outside any transaction) on the calling
     /// thread with a reader connection when the database is a file ([`Readers`]), else on
     /// the database thread.
-    pub(super) async fn point<T, F, Fut>(&self, f: F) -> Result<T>
+    pub(super) async fn point<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(Connection) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T>> + 'static,
+        F: AsyncFnOnce(&mut Lite) -> Result<T> + Send + 'static,
     {
         let Some(readers) = &self.readers else {
-            return self.timed(Op::Read, f).await;
+            let on_thread = move |conn| async move { f(&mut Lite::new(conn)).await };
+            return self.timed(Op::Read, on_thread).await;
         };
         let started = Instant::now();
-        let result = readers.take().and_then(|conn| {
-            let result = futures_executor::block_on(f(conn.clone()));
-            readers.put(conn);
+        let result = readers.take().and_then(|mut reader| {
+            let result = futures_executor::block_on(f(&mut reader));
+            readers.put(reader);
             result
         });
         crate::metrics::store_call("libsql", Op::Read, started, &result);
@@ -354,15 +360,55 @@ fn create_private(path: &std::path::Path) {
 /// Runs a PRAGMA with `query()` (some return a row, which `execute()` refuses) and returns
 /// its first row, if any.
 async fn pragma(conn: &Connection, sql: &str) -> Result<Row> {
-    Ok(query_opt(&mut Lite(conn.clone()), sql, &[])
+    Ok(query_opt(&mut Lite::new(conn.clone()), sql, &[])
         .await?
         .unwrap_or_default())
 }
 
 /// The row layer's [`Driver`] on a libSQL connection: times are unix microseconds, the
-/// SQL is rewritten to SQLite's dialect ([`sqlite_dialect`], cached).
-#[derive(Debug, Clone)]
-pub struct Lite(pub(super) Connection);
+/// SQL is rewritten to SQLite's dialect ([`sqlite_dialect`], cached). A reader
+/// connection's driver keeps the statements it prepared, by SQL text, for as long as the
+/// connection lives ([`Readers`]); a transaction's prepares each statement.
+pub struct Lite {
+    conn: Connection,
+    prepared: Option<HashMap<String, Statement>>,
+}
+
+impl std::fmt::Debug for Lite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lite").finish_non_exhaustive()
+    }
+}
+
+impl Lite {
+    /// A driver on `conn` that prepares each statement.
+    pub(super) fn new(conn: Connection) -> Self {
+        Self {
+            conn,
+            prepared: None,
+        }
+    }
+}
+
+/// Every row of `rows`, read fully.
+async fn read_all(mut rows: ::libsql::Rows) -> Result<Vec<Row>, Fail> {
+    let columns = rows.column_count();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().await.map_err(fail)? {
+        let mut vals = Vec::with_capacity(usize::try_from(columns).unwrap_or(0));
+        for i in 0..columns {
+            vals.push(match row.get_value(i).map_err(fail)? {
+                Value::Null => Val::Null,
+                Value::Integer(n) => Val::Int(n),
+                Value::Text(s) => Val::Text(s),
+                Value::Blob(b) => Val::Bytes(b),
+                Value::Real(_) => return Err(Fail::Other(integrity("real column"))),
+            });
+        }
+        out.push(vals);
+    }
+    Ok(out)
+}
 
 /// A parameter as libSQL binds it.
 fn bind(p: &Param<'_>) -> Result<Value> {
@@ -392,35 +438,32 @@ impl Driver for Lite {
 
     async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, Fail> {
         let values = params.iter().map(bind).collect::<Result<Vec<_>>>()?;
-        self.0
-            .execute(&sqlite_dialect(sql), values)
-            .await
-            .map_err(fail)
+        let sql = sqlite_dialect(sql);
+        self.conn.execute(&sql, values).await.map_err(fail)
     }
 
     async fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Fail> {
         let values = params.iter().map(bind).collect::<Result<Vec<_>>>()?;
-        let mut rows = self
-            .0
-            .query(&sqlite_dialect(sql), values)
-            .await
-            .map_err(fail)?;
-        let columns = rows.column_count();
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().await.map_err(fail)? {
-            let mut vals = Vec::with_capacity(usize::try_from(columns).unwrap_or(0));
-            for i in 0..columns {
-                vals.push(match row.get_value(i).map_err(fail)? {
-                    Value::Null => Val::Null,
-                    Value::Integer(n) => Val::Int(n),
-                    Value::Text(s) => Val::Text(s),
-                    Value::Blob(b) => Val::Bytes(b),
-                    Value::Real(_) => return Err(Fail::Other(integrity("real column"))),
-                });
-            }
-            out.push(vals);
+        let Some(prepared) = &mut self.prepared else {
+            let sql = sqlite_dialect(sql);
+            return read_all(self.conn.query(&sql, values).await.map_err(fail)?).await;
+        };
+        if !prepared.contains_key(sql) {
+            let stmt = self
+                .conn
+                .prepare(&sqlite_dialect(sql))
+                .await
+                .map_err(fail)?;
+            prepared.insert(sql.to_owned(), stmt);
         }
-        Ok(out)
+        let stmt = prepared
+            .get(sql)
+            .ok_or_else(|| Fail::Other(integrity("prepared statement")))?;
+        stmt.reset();
+        let rows = read_all(stmt.query(values).await.map_err(fail)?).await;
+        // Reset at once: a statement left stepping would hold its read snapshot.
+        stmt.reset();
+        rows
     }
 }
 

@@ -25,7 +25,7 @@ impl LibsqlStore {
     /// A transaction on `c` at the store's time now.
     fn tx(&self, c: &Connection) -> LibsqlTx {
         SqlTx::new(
-            Lite(c.clone()),
+            Lite::new(c.clone()),
             now_of(self.clock.as_ref()),
             Arc::clone(&self.chain_keys),
             None,
@@ -89,30 +89,24 @@ impl Transactions for LibsqlStore {
 impl TokenDatabase for LibsqlStore {
     async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
         let digest = *digest;
-        self.worker
-            .point(move |c| async move {
-                tokens::token_auth(&mut Lite(c), digest.as_bytes().as_slice()).await
-            })
-            .await
+        let read = async move |d: &mut Lite| tokens::token_auth(d, digest.as_bytes()).await;
+        self.worker.point(read).await
     }
 }
 
 impl PairingDatabase for LibsqlStore {
     async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
         let key = key.clone();
-        self.worker
-            .point(move |c| async move { pairing::identity_of(&mut Lite(c), &key).await })
-            .await
+        let read = async move |d: &mut Lite| pairing::identity_of(d, &key).await;
+        self.worker.point(read).await
     }
 }
 
 impl ResourceDatabase for LibsqlStore {
     async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
         let digest = *digest;
-        self.worker
-            .point(move |c| async move {
-                resources::resource_by_digest(&mut Lite(c), digest.as_bytes().as_slice()).await
-            })
-            .await
+        let read =
+            async move |d: &mut Lite| resources::resource_by_digest(d, digest.as_bytes()).await;
+        self.worker.point(read).await
     }
 }

@@ -22,7 +22,7 @@ fn store_down(e: ownership_core::Error) -> MigrationError {
 
 /// What `schema_migrations` records (empty when the table does not exist yet).
 async fn applied(conn: &Connection) -> ownership_core::Result<Vec<AppliedMigration>> {
-    let d = &mut Lite(conn.clone());
+    let d = &mut Lite::new(conn.clone());
     let has_table = query_all(
         d,
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
@@ -62,14 +62,14 @@ impl LibsqlStore {
 }
 
 async fn run_migrations(conn: &Connection, target: Option<i64>) -> Result<usize, MigrationError> {
-    exec(&mut Lite(conn.clone()), CREATE_TABLE, &[])
+    exec(&mut Lite::new(conn.clone()), CREATE_TABLE, &[])
         .await
         .map_err(store_down)?;
     let done = applied(conn).await.map_err(store_down)?;
     let plan = migrations::plan(migrations::LIBSQL, &done, target)?;
     let mut count = 0;
     for m in plan {
-        exec(&mut Lite(conn.clone()), "BEGIN IMMEDIATE", &[])
+        exec(&mut Lite::new(conn.clone()), "BEGIN IMMEDIATE", &[])
             .await
             .map_err(store_down)?;
         match apply_one(conn, m).await {
@@ -99,7 +99,7 @@ async fn run_migrations(conn: &Connection, target: Option<i64>) -> Result<usize,
 /// applied it first (the write lock is ours now, so the check holds).
 async fn apply_one(conn: &Connection, m: &Migration) -> Result<bool, MigrationError> {
     let again = query_all(
-        &mut Lite(conn.clone()),
+        &mut Lite::new(conn.clone()),
         "SELECT 1 FROM schema_migrations WHERE version = $1",
         args![m.version],
     )

@@ -34,7 +34,7 @@ use crate::sql::driver::{int, query_one};
 
 async fn query_i64(conn: &::libsql::Connection, sql: &str) -> Result<i64> {
     int(
-        &query_one(&mut Lite(conn.clone()), sql, &[], "integer").await?,
+        &query_one(&mut Lite::new(conn.clone()), sql, &[], "integer").await?,
         0,
     )
 }

@@ -16,7 +16,7 @@ impl LibsqlStore {
         self.worker
             .run(move |conn| async move {
                 conn.execute("BEGIN DEFERRED", ()).await.map_err(db_err)?;
-                let result = rows::export(&mut Lite(conn.clone()), "libsql", &tx).await;
+                let result = rows::export(&mut Lite::new(conn.clone()), "libsql", &tx).await;
                 rollback(&conn).await;
                 Ok(result)
             })
@@ -29,7 +29,7 @@ impl LibsqlStore {
         tables: Vec<&'static Table>,
     ) -> Result<Vec<(&'static str, u64)>, TransferError> {
         self.worker
-            .run(move |conn| async move { Ok(rows::occupied(&mut Lite(conn), &tables).await) })
+            .run(move |conn| async move { Ok(rows::occupied(&mut Lite::new(conn), &tables).await) })
             .await?
     }
 
@@ -39,7 +39,7 @@ impl LibsqlStore {
             .run(move |conn| async move {
                 let mut failure = None;
                 let body = async |c: &::libsql::Connection| {
-                    rows::import(&mut Lite(c.clone()), &mut incoming)
+                    rows::import(&mut Lite::new(c.clone()), &mut incoming)
                         .await
                         .map_err(|e| {
                             failure = Some(e);

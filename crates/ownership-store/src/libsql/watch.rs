@@ -41,7 +41,13 @@ impl LibsqlStore {
         self.worker
             .run(move |conn| async move {
                 int(
-                    &query_one(&mut Lite(conn), "PRAGMA data_version", &[], "data version").await?,
+                    &query_one(
+                        &mut Lite::new(conn),
+                        "PRAGMA data_version",
+                        &[],
+                        "data version",
+                    )
+                    .await?,
                     0,
                 )
             })
@@ -51,7 +57,7 @@ impl LibsqlStore {
     /// The audit head's sequence.
     pub async fn audit_head(&self) -> Result<i64> {
         self.worker
-            .read(async move |c: &Connection| Ok(head(&mut Lite(c.clone()), false).await?.seq))
+            .read(async move |c: &Connection| Ok(head(&mut Lite::new(c.clone()), false).await?.seq))
             .await
     }
 
@@ -59,7 +65,7 @@ impl LibsqlStore {
     async fn audit_since(&self, after: i64, limit: i64) -> Result<Since> {
         self.worker
             .read(async move |c: &Connection| {
-                let d = &mut Lite(c.clone());
+                let d = &mut Lite::new(c.clone());
                 let head = head(d, false).await?.seq;
                 let sql = format!(
                     "SELECT {EVENT_COLS} FROM audit_events WHERE seq > $1 ORDER BY seq ASC LIMIT $2"
