@@ -501,6 +501,18 @@ pub(super) fn parsed<T>(
     parse(&text(row, i)?).map_err(|_| integrity(what))
 }
 
+/// A nullable text column parsed through a validated newtype's `parse`.
+pub(super) fn opt_parsed<T>(
+    row: &[Value],
+    i: usize,
+    what: &str,
+    parse: impl FnOnce(&str) -> Result<T>,
+) -> Result<Option<T>> {
+    opt_text(row, i)?
+        .map(|raw| parse(&raw).map_err(|_| integrity(what)))
+        .transpose()
+}
+
 /// A time column (unix microseconds).
 pub(super) fn time_at(row: &[Value], i: usize) -> Result<OffsetDateTime> {
     from_micros(int(row, i)?)

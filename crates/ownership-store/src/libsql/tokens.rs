@@ -4,7 +4,7 @@
 use ::libsql::{Connection, Value};
 use async_trait::async_trait;
 use ownership_core::db::Tx;
-use ownership_core::ids::TokenId;
+use ownership_core::ids::{Label, TokenId};
 use ownership_core::ports::{TokenOrigin, TokenRecord};
 use ownership_core::tokens::{TokenAuth, TokenRow, TokenRows};
 use ownership_core::{Error, OwnerId, Result, TokenKinds, UserRole, UserStatus};
@@ -12,11 +12,11 @@ use time::OffsetDateTime;
 
 use super::LibsqlStore;
 use super::conn::{
-    args, exec, exists, micros, opt_text, opt_time, parsed, query_all, query_count, query_opt,
-    text, time_at,
+    args, exec, exists, micros, opt_parsed, opt_time, parsed, query_all, query_count, query_opt,
+    time_at,
 };
 use super::db::LibsqlTx;
-use ownership_core::token::TokenDigest;
+use ownership_core::token::{DisplayPrefix, TokenDigest};
 use ownership_core::tokens::TokenDatabase;
 
 /// The columns [`token_from`] reads, in order.
@@ -28,8 +28,8 @@ pub(super) fn token_from(row: &[Value]) -> Result<TokenRecord> {
         id: parsed(row, 0, "token id", TokenId::parse)?,
         owner_id: parsed(row, 1, "token owner", OwnerId::parse)?,
         kinds: parsed(row, 2, "token kinds", TokenKinds::parse_csv)?,
-        label: opt_text(row, 3)?,
-        display_prefix: text(row, 4)?,
+        label: opt_parsed(row, 3, "label", Label::parse)?,
+        display_prefix: parsed(row, 4, "display prefix", DisplayPrefix::parse)?,
         origin: parsed(row, 5, "token origin", TokenOrigin::parse)?,
         created_at: time_at(row, 6)?,
         expires_at: opt_time(row, 7)?,

@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use ownership_core::db::Tx;
-use ownership_core::ids::TokenId;
+use ownership_core::ids::{Label, TokenId};
 use ownership_core::ports::{NewToken, TokenOrigin, TokenRecord};
-use ownership_core::token::TokenDigest;
+use ownership_core::token::{DisplayPrefix, TokenDigest};
 use ownership_core::tokens::{TokenAuth, TokenRow, TokenRows};
 use ownership_core::{Error, OwnerId, Result, TokenKinds, UserRole, UserStatus};
 use sqlx::PgPool;
@@ -13,7 +13,9 @@ use time::OffsetDateTime;
 
 use super::PgStore;
 use super::db::PgTx;
-use super::support::{col, count_col, owner_col, parsed, unavailable, unique_or_unavailable};
+use super::support::{
+    col, count_col, owner_col, parsed, parsed_opt, unavailable, unique_or_unavailable,
+};
 use super::support::{query, query_scalar};
 use crate::metrics::Op;
 use ownership_core::tokens::TokenDatabase;
@@ -24,8 +26,8 @@ pub(super) fn token_from_row(row: &PgRow) -> Result<TokenRecord> {
         id: parsed(row, "id", TokenId::parse)?,
         owner_id: owner_col(row, "owner_id")?,
         kinds: parsed(row, "kinds", TokenKinds::parse_csv)?,
-        label: col(row, "label")?,
-        display_prefix: col(row, "display_prefix")?,
+        label: parsed_opt(row, "label", Label::parse)?,
+        display_prefix: parsed(row, "display_prefix", DisplayPrefix::parse)?,
         origin: parsed(row, "origin", TokenOrigin::parse)?,
         created_at: col(row, "created_at")?,
         expires_at: col(row, "expires_at")?,
@@ -55,7 +57,7 @@ pub(super) async fn insert_token(
     .bind(token.fresh.digest.as_bytes().as_slice())
     .bind(kinds.to_csv())
     .bind(token.label.as_deref())
-    .bind(&token.fresh.display_prefix)
+    .bind(token.fresh.display_prefix.as_str())
     .bind(origin.as_str())
     .bind(now)
     .bind(expires_at)
@@ -185,7 +187,7 @@ impl TokenRows for PgTx {
     async fn insert_token(&mut self, row: TokenRow<'_>) -> Result<TokenRecord> {
         let token = NewToken {
             fresh: row.fresh.clone(),
-            label: row.label.map(str::to_owned),
+            label: row.label.map(Label::parse).transpose()?,
             expires_at: row.expires_at,
         };
         insert_token(
