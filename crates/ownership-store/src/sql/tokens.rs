@@ -2,7 +2,7 @@
 //! kind verification, the write-behind of last use.
 
 use async_trait::async_trait;
-use ownership_core::ids::TokenId;
+use ownership_core::ids::{Label, TokenId};
 use ownership_core::ports::{TokenOrigin, TokenRecord};
 use ownership_core::tokens::{TokenAuth, TokenRow, TokenRows};
 use ownership_core::{OwnerId, Result, TokenKinds, UserRole, UserStatus};
@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::driver::*;
 use super::tx::SqlTx;
-use ownership_core::token::TokenDigest;
+use ownership_core::token::{DisplayPrefix, TokenDigest};
 
 /// The columns [`token_from`] reads, in order.
 pub(super) const TOKEN_COLS: &str = "id, owner_id, kinds, label, display_prefix, origin, created_at, expires_at, revoked_at, last_used_at";
@@ -21,8 +21,8 @@ pub(super) fn token_from(row: &[Val]) -> Result<TokenRecord> {
         id: parsed(row, 0, "token id", TokenId::parse)?,
         owner_id: parsed(row, 1, "token owner", OwnerId::parse)?,
         kinds: parsed(row, 2, "token kinds", TokenKinds::parse_csv)?,
-        label: opt_text(row, 3)?,
-        display_prefix: text(row, 4)?,
+        label: opt_parsed(row, 3, "label", Label::parse)?,
+        display_prefix: parsed(row, 4, "display prefix", DisplayPrefix::parse)?,
         origin: parsed(row, 5, "token origin", TokenOrigin::parse)?,
         created_at: time_at(row, 6)?,
         expires_at: opt_time(row, 7)?,
