@@ -42,7 +42,7 @@ async fn warm_token_lookup_reads_nothing() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(p.identity.owner_id, oid("root"));
+        assert_eq!(*p.identity().owner_id(), oid("root"));
     }
     assert_eq!(
         s.inner().calls(),
@@ -62,7 +62,7 @@ async fn the_warm_path_serves_hits_and_a_bad_checksum_never_reaches_the_store() 
     let before = s.inner().calls();
     for _ in 0..10 {
         let p = check_token(&s, raw, false).await.unwrap().unwrap();
-        assert_eq!(p.identity.owner_id, oid("root"));
+        assert_eq!(*p.identity().owner_id(), oid("root"));
     }
     assert_eq!(s.inner().calls(), before, "warm checks reached the store");
     let last = if raw.ends_with('A') { 'B' } else { 'A' };
@@ -99,8 +99,8 @@ async fn warm_identity_resolution_reads_nothing() {
                 .await
                 .unwrap()
                 .unwrap()
-                .owner_id,
-            oid("root")
+                .owner_id(),
+            &oid("root")
         );
     }
     assert_eq!(
@@ -137,7 +137,7 @@ async fn mutations_evict_before_they_return() {
             .await
             .unwrap()
             .unwrap()
-            .role,
+            .role(),
         UserRole::Member
     );
     s.set_role(&root.admin(), &oid("alice"), UserRole::Admin)
@@ -148,7 +148,7 @@ async fn mutations_evict_before_they_return() {
             .await
             .unwrap()
             .unwrap()
-            .role,
+            .role(),
         UserRole::Admin
     );
     assert_eq!(
@@ -156,8 +156,8 @@ async fn mutations_evict_before_they_return() {
             .await
             .unwrap()
             .unwrap()
-            .identity
-            .role,
+            .identity()
+            .role(),
         UserRole::Admin
     );
 
@@ -190,6 +190,77 @@ async fn mutations_evict_before_they_return() {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// Evictions find their entries by the tags held inline (no index by token id): exactly
+/// the token revoked, or the tokens of the owner changed, leave the cache; every other
+/// entry stays warm.
+#[tokio::test]
+async fn evictions_take_exactly_the_token_or_the_owner_named() {
+    let (s, _) = cached().await;
+    let root = boot(&s).await;
+    let alice = add_user(&s, &root, "alice", UserRole::Member).await;
+    let mut tokens = Vec::new();
+    for _ in 0..20 {
+        tokens.push(issue(&s, &alice, "api").await.0);
+    }
+    let (revoked, revoked_id) = issue(&s, &alice, "api").await;
+    let warm = |digests: Vec<ownership_core::token::TokenDigest>| {
+        let s = &s;
+        async move {
+            let mut roles = Vec::new();
+            for d in digests {
+                roles.push(
+                    s.authenticate(&d)
+                        .await
+                        .unwrap()
+                        .map(|p| p.identity().role()),
+                );
+            }
+            roles
+        }
+    };
+    let alices: Vec<_> = tokens.iter().map(|t| t.digest()).collect();
+    let everyone: Vec<_> = alices
+        .iter()
+        .copied()
+        .chain([revoked.digest(), root.secret.digest()])
+        .collect();
+    assert!(warm(everyone).await.iter().all(Option::is_some));
+
+    s.revoke_token(&alice.scope(), &revoked_id, None)
+        .await
+        .unwrap();
+    let before = s.inner().calls();
+    let others: Vec<_> = alices
+        .iter()
+        .copied()
+        .chain([root.secret.digest()])
+        .collect();
+    assert!(warm(others).await.iter().all(Option::is_some));
+    assert_eq!(
+        s.inner().calls(),
+        before,
+        "a revocation evicted other tokens"
+    );
+    assert_eq!(warm(vec![revoked.digest()]).await, vec![None]);
+
+    s.set_role(&root.admin(), &oid("alice"), UserRole::Admin)
+        .await
+        .unwrap();
+    let before = s.inner().calls();
+    assert!(warm(vec![root.secret.digest()]).await[0].is_some());
+    assert_eq!(
+        s.inner().calls(),
+        before,
+        "alice's role change evicted root's token"
+    );
+    let roles = warm(alices).await;
+    assert_eq!(roles, vec![Some(UserRole::Admin); tokens.len()]);
+    assert!(
+        s.inner().calls() > before,
+        "alice's tokens were served from the cache after her role changed"
     );
 }
 

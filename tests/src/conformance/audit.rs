@@ -276,3 +276,22 @@ pub async fn a_recreated_user_does_not_inherit_the_audit_trail<S: Store>(cx: Ctx
             .any(|e| e.action == AuditAction::UserDeleted)
     );
 }
+
+/// The recorded heads an export starts from are read in a read-only snapshot; the system
+/// chain's names the last event of that chain, linked under the key version of that event.
+pub async fn the_recorded_head_names_the_last_event<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    add_user(s, &root, "alice", UserRole::Member).await;
+    let heads = s.recorded_heads(&root.admin()).await.unwrap();
+    let head = heads.iter().find(|h| h.chain.is_none()).unwrap();
+    let rows = s.chain_page(&root.admin(), 0, 500).await.unwrap();
+    let last = rows
+        .iter()
+        .rev()
+        .map(|r| r.as_ref().unwrap())
+        .find(|e| e.chain.is_none())
+        .unwrap();
+    assert_eq!((head.seq, head.hash), (last.seq, Some(last.hash)));
+    assert_eq!(head.key_version, last.key_version);
+}

@@ -51,7 +51,7 @@ pub fn new_token(label: Option<&str>) -> (TokenSecret, NewToken) {
         secret,
         NewToken {
             fresh,
-            label: label.map(str::to_owned),
+            label: label.map(|l| ownership_core::ids::Label::parse(l).unwrap()),
             expires_at: None,
         },
     )
@@ -69,7 +69,7 @@ pub struct Signed {
 impl Signed {
     /// Their own scope.
     pub fn scope(&self) -> OwnerScope {
-        OwnerScope::own(&self.principal.identity)
+        OwnerScope::own(self.principal.identity())
     }
 
     /// Them, rotating their own tokens.
@@ -79,12 +79,12 @@ impl Signed {
 
     /// Their admin scope (panics for members).
     pub fn admin(&self) -> AdminScope {
-        AdminScope::new(&self.principal.identity).expect("an admin")
+        AdminScope::new(self.principal.identity()).expect("an admin")
     }
 
     /// Their owner id.
     pub fn id(&self) -> &OwnerId {
-        &self.principal.identity.owner_id
+        self.principal.identity().owner_id()
     }
 }
 
@@ -135,7 +135,7 @@ pub async fn channel_scope<S: Store>(s: &S, admin: &Signed, name: &str) -> Chann
         &permit,
         NewToken {
             fresh,
-            label: Some("adapter".into()),
+            label: Some(ownership_core::ids::Label::parse("adapter").unwrap()),
             expires_at: None,
         },
     )

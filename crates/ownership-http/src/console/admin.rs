@@ -8,6 +8,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use ownership_core::ids::Label;
 use ownership_core::ids::TokenId;
 use ownership_core::ports::PageRequest;
 use ownership_core::service;
@@ -157,7 +158,7 @@ pub(crate) async fn approve(
         .app
         .auth
         .limits()
-        .pairing_gate(&user.identity.owner_id)
+        .pairing_gate(user.identity.owner_id())
         .await
     {
         Ok(gate) => gate,
@@ -209,7 +210,7 @@ async fn users_view(
         Ok(p) => p,
         Err(e) => return Refusal::from_error(e).into_response(),
     };
-    let me = &user.identity.owner_id;
+    let me = user.identity.owner_id();
     let view = UsersPage {
         chrome: user.chrome("Users", "users"),
         new_token: reveal,
@@ -217,7 +218,7 @@ async fn users_view(
         users: page
             .items
             .iter()
-            .map(|u| UserRow::new(u, u.id == *me))
+            .map(|u| UserRow::new(u, &u.id == me))
             .collect(),
         next: page.next,
     };
@@ -527,7 +528,10 @@ pub(crate) async fn mint_service_token(
         Ok(k) => k,
         Err(e) => return refused(&user, e, SERVICE_TOKENS),
     };
-    let label = Some(form.label.trim().to_owned()).filter(|l| !l.is_empty());
+    let label = match Label::parse_optional(Some(form.label.trim()).filter(|l| !l.is_empty())) {
+        Ok(l) => l,
+        Err(e) => return refused(&user, e, SERVICE_TOKENS),
+    };
     let minter = match user.minting_token() {
         Ok(p) => p,
         Err(e) => return refused(&user, e, SERVICE_TOKENS),
