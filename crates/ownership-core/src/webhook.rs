@@ -1062,7 +1062,6 @@ mod tests {
             "https://user:pw@hooks.example.com/",
             "https://hooks.example.com/#frag",
             "https://hooks.example.com/ in",
-            "https:///nohost",
         ] {
             let e = EndpointUrl::parse(bad).expect_err(bad);
             assert!(
