@@ -44,6 +44,7 @@ const TABLES: &[(i64, &[&str])] = &[
             "webhook_deliveries",
         ],
     ),
+    (8, &["passkeys"]),
 ];
 
 fn fixture(backend: &str, version: i64) -> String {
@@ -181,6 +182,7 @@ async fn read_checks<D: TestDb>(db: &D, backend: &str) {
         .expect("fixture resource");
     assert_eq!(r.grants.len(), 1);
     assert!(db.get_endpoint(&scope).await.unwrap().is_some());
+    assert_eq!(db.list_passkeys(&scope).await.unwrap().len(), 1);
     assert_eq!(
         db.list_events(AuditFilter::All(&admin), &PageRequest::default())
             .await

@@ -102,6 +102,12 @@ actions! {
     WebhookDeleted => "webhook.deleted",
     /// A webhook signing secret was rotated.
     WebhookSecretRotated => "webhook.secret_rotated",
+    /// A user registered a passkey for console sign-in.
+    PasskeyRegistered => "passkey.registered",
+    /// A user removed one of their passkeys.
+    PasskeyRemoved => "passkey.removed",
+    /// A user signed in to the console with a passkey.
+    PasskeySignedIn => "passkey.signed_in",
 }
 
 impl fmt::Display for AuditAction {

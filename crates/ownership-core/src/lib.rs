@@ -23,6 +23,7 @@ pub mod instants;
 pub mod kinds;
 pub mod paging;
 pub mod pairing;
+pub mod passkeys;
 pub mod ports;
 pub mod provision;
 pub mod resources;

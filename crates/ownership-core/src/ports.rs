@@ -19,7 +19,8 @@
 //!
 //! The types, port slices and use cases of each area live in that area's module
 //! ([`crate::users`], [`crate::tokens`], [`crate::pairing`], [`crate::audit`],
-//! [`crate::secrets`], [`crate::resources`], [`crate::webhook`], [`crate::provision`]);
+//! [`crate::secrets`], [`crate::resources`], [`crate::webhook`], [`crate::provision`],
+//! [`crate::passkeys`]);
 //! this module holds the clock, the health check and [`Store`], every port at once, and
 //! re-exports the areas' port types under their former paths.
 
@@ -35,6 +36,7 @@ pub use crate::paging::{Page, PageRequest};
 pub use crate::pairing::{
     ChannelBinding, PairingCandidate, PairingIssue, PairingPolicy, PairingStore, PendingPairing,
 };
+pub use crate::passkeys::PasskeyStore;
 pub use crate::provision::ProvisionStore;
 pub use crate::resources::{NewResource, ResourceRecord, ResourceStore};
 pub use crate::secrets::{SecretMeta, SecretStore};
@@ -72,6 +74,7 @@ pub trait Rows:
     + crate::secrets::SecretRows
     + crate::resources::ResourceRows
     + crate::webhook::WebhookRows
+    + crate::passkeys::PasskeyRows
 {
 }
 
@@ -85,6 +88,7 @@ impl<T> Rows for T where
         + crate::secrets::SecretRows
         + crate::resources::ResourceRows
         + crate::webhook::WebhookRows
+        + crate::passkeys::PasskeyRows
 {
 }
 
@@ -111,6 +115,7 @@ pub trait Store:
     + SecretStore
     + ResourceStore
     + WebhookStore
+    + PasskeyStore
     + Health
 {
 }
@@ -124,6 +129,7 @@ impl<T> Store for T where
         + SecretStore
         + ResourceStore
         + WebhookStore
+        + PasskeyStore
         + Health
 {
 }

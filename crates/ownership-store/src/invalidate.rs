@@ -122,7 +122,10 @@ fn effect(action: AuditAction) -> Option<Effect> {
         | A::ResourceCreated
         | A::WebhookSet
         | A::WebhookDeleted
-        | A::WebhookSecretRotated => Effect::Nothing,
+        | A::WebhookSecretRotated
+        | A::PasskeyRegistered
+        | A::PasskeyRemoved
+        | A::PasskeySignedIn => Effect::Nothing,
         A::UserRoleChanged | A::UserSuspended | A::UserResumed | A::UserDeleted => Effect::Owner,
         A::TokenRotated | A::TokenRevoked | A::TokenRevokedAsLeaked => Effect::Token,
         A::PairingApproved | A::IdentityUnlinked => Effect::Identity,

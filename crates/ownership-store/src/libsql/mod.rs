@@ -14,6 +14,7 @@ mod conn;
 mod db;
 mod migrate;
 mod pairing;
+mod passkeys;
 mod provision;
 mod resources;
 mod secrets;

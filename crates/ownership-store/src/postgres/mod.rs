@@ -36,6 +36,7 @@ mod db;
 mod listen;
 mod migrate;
 mod pairing;
+mod passkeys;
 mod provision;
 mod resources;
 mod secrets;

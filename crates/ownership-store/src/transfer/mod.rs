@@ -282,6 +282,20 @@ pub static TABLES: &[Table] = &[
         key_len: 1,
         since: 4,
     },
+    Table {
+        name: "passkeys",
+        columns: &[
+            col("credential_id", Text),
+            col("owner_id", Text),
+            col("label", Text),
+            col("credential", Text),
+            col("sign_count", BigInt),
+            col("created_at", Time),
+            opt("last_used_at", Time),
+        ],
+        key_len: 1,
+        since: 8,
+    },
 ];
 
 /// The tables that exist at schema version `version`.
