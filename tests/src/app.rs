@@ -57,6 +57,15 @@ impl std::fmt::Debug for TestApp {
 
 /// Starts the server on `backend`; `tweak` may change the configuration first.
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    spawn_app_at(backend, |config, _| tweak(config)).await
+}
+
+/// Starts the server on `backend`; `tweak` may change the configuration first, knowing
+/// the address the server will listen on (for settings that name it, like an origin).
+pub async fn spawn_app_at(
+    backend: Backend,
+    tweak: impl FnOnce(&mut ServerConfig, SocketAddr),
+) -> TestApp {
     let log_from = logcheck::capture().len();
     let (location, url, dir) = match backend {
         Backend::Libsql => {
@@ -86,10 +95,14 @@ async fn spawn_on(
     url: String,
     dir: Option<tempfile::TempDir>,
     log_from: usize,
-    tweak: impl FnOnce(&mut ServerConfig),
+    tweak: impl FnOnce(&mut ServerConfig, SocketAddr),
 ) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("addr");
     let mut config = ServerConfig::new(location).expect("config");
-    tweak(&mut config);
+    tweak(&mut config, addr);
     let secrets = Secrets::default();
     record_configured(&secrets, &config);
     let prepared = server::prepare(&config).await.expect("server prepares");
@@ -99,10 +112,6 @@ async fn spawn_on(
         .map(|(_, t)| t.expose().to_owned())
         .unwrap_or_default();
     secrets.record(Kind::Token, &owner_token);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr: SocketAddr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(server::serve(prepared, listener, async move {
         let _ = rx.await;
@@ -265,7 +274,7 @@ impl TestApp {
             None => Location::Postgres(url.clone()),
         };
         let log_from = logcheck::capture().len();
-        spawn_on(location, url, dir, log_from, tweak).await
+        spawn_on(location, url, dir, log_from, |config, _| tweak(config)).await
     }
 
     /// Stops the server (in-flight requests finish), waits for it and checks its log

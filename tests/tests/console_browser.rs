@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
-use ownership_tests::app::{Backend, TestApp, spawn_app, spawn_app_with};
+use ownership_tests::app::{Backend, TestApp, spawn_app, spawn_app_at, spawn_app_with};
 use serde_json::{Value, json};
 
 /// Declares each named `async fn scenario(backend: Backend)` as two tests,
@@ -68,6 +68,7 @@ on_both_backends!(
     narrow_screens_and_screenshots,
     behind_https_the_cookies_are_host_prefixed_and_secure,
     account_and_admin_pages,
+    passkeys_register_sign_in_and_remove,
 );
 
 /// The session cookie's name over plain HTTP.
@@ -2190,4 +2191,229 @@ async fn new_pages_refuse_forged_posts(app: &TestApp, b: &Browser) {
     assert_eq!(control, 303, "the page's own token is accepted");
     let secrets = app.get("/v1/me/secrets", &app.owner_token).await;
     assert_eq!(secrets.body["secrets"].as_array().unwrap().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Passkeys, with chromedriver's WebAuthn virtual authenticator
+// ---------------------------------------------------------------------------------------
+
+/// A command of the WebDriver WebAuthn extension (`/session/{id}/webauthn/…`), which
+/// chromedriver implements and fantoccini sends as a custom command.
+#[derive(Debug)]
+struct WebAuthnCmd {
+    method: axum::http::Method,
+    path: String,
+    body: Option<Value>,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for WebAuthnCmd {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/webauthn/{}",
+            session_id.unwrap_or_default(),
+            self.path
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            self.method.clone(),
+            self.body.as_ref().map(Value::to_string),
+        )
+    }
+}
+
+impl Browser {
+    /// Adds a virtual platform authenticator (CTAP2, internal transport, resident keys,
+    /// user verification that always succeeds); returns its id.
+    async fn add_virtual_authenticator(&self) -> String {
+        let id = self
+            .c
+            .issue_cmd(WebAuthnCmd {
+                method: axum::http::Method::POST,
+                path: "authenticator".into(),
+                body: Some(json!({
+                    "protocol": "ctap2",
+                    "transport": "internal",
+                    "hasResidentKey": true,
+                    "hasUserVerification": true,
+                    "isUserVerified": true,
+                    "automaticPresenceSimulation": true,
+                })),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("chromedriver refused a virtual authenticator: {e}"));
+        id.as_str().expect("an authenticator id").to_owned()
+    }
+
+    /// The credentials the virtual authenticator `id` holds.
+    async fn authenticator_credentials(&self, id: &str) -> Vec<Value> {
+        let v = self
+            .c
+            .issue_cmd(WebAuthnCmd {
+                method: axum::http::Method::GET,
+                path: format!("authenticator/{id}/credentials"),
+                body: None,
+            })
+            .await
+            .expect("the authenticator's credentials");
+        v.as_array().expect("a list").clone()
+    }
+}
+
+/// The audit actions of the first Owner's own events.
+async fn own_actions(app: &TestApp) -> Vec<String> {
+    let r = app.get("/v1/me/audit?limit=200", &app.owner_token).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["action"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Passkeys end to end in Chromium with a virtual authenticator: a signed-in user adds a
+/// passkey (a discoverable credential the authenticator keeps), signs out, signs in with
+/// it (no token), and removes it from that session, which ends; the passkey, still held
+/// by the authenticator, no longer signs in. The script is served by us and loaded only
+/// by the two pages that use it; axe-core passes on both.
+async fn passkeys_register_sign_in_and_remove(backend: Backend) {
+    let app = spawn_app_at(backend, |config, addr| {
+        // WebAuthn needs a secure context and a domain for its relying-party id:
+        // `localhost` is both, over plain HTTP.
+        let origin = format!("http://localhost:{}", addr.port());
+        config.service.passkeys = Some(
+            ownership_http::console::PasskeySettings::new("localhost", &origin)
+                .expect("passkey settings"),
+        );
+    })
+    .await;
+    let driver = Driver::start().await;
+    let mut b = driver.browser(&app).await;
+    b.base = app.base.replace("127.0.0.1", "localhost");
+    let axe = Axe::new();
+    let authenticator = b.add_virtual_authenticator().await;
+
+    // The script is ours, from this origin, under the console's CSP.
+    let raw = raw_http();
+    let js = raw
+        .get(format!("{}/console/assets/passkey.js", app.base))
+        .send()
+        .await
+        .expect("script");
+    assert_eq!(js.status(), 200);
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(
+        js.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+
+    b.sign_in(&app.owner_token).await;
+    assert_eq!(b.count("//script").await, 0, "the home page has no script");
+    b.follow("Passkeys").await;
+    assert_eq!(b.heading().await, "Passkeys");
+    b.wait_text("//p[normalize-space()='No passkey yet.']")
+        .await;
+    assert_eq!(
+        b.count("//script[@src='/console/assets/passkey.js']").await,
+        1,
+        "the passkeys page loads our script"
+    );
+    assert_eq!(b.count("//script[not(@src)]").await, 0, "no inline script");
+    axe.check(&b, "the passkeys page, empty").await;
+
+    b.fill("Label", "test laptop").await;
+    b.press("Add a passkey").await;
+    b.expect_message("status", "Added the passkey “test laptop”")
+        .await;
+    b.wait_text("//tr[td[normalize-space()='test laptop']]")
+        .await;
+    assert!(
+        b.wait_text("//tr[td[normalize-space()='test laptop']]")
+            .await
+            .contains("Never"),
+        "not used yet"
+    );
+    let held = b.authenticator_credentials(&authenticator).await;
+    assert_eq!(held.len(), 1, "the authenticator keeps one credential");
+    assert_eq!(
+        held[0]["isResidentCredential"],
+        json!(true),
+        "a discoverable credential"
+    );
+    axe.check(&b, "the passkeys page, one passkey").await;
+
+    // Sign out, then back in with the passkey alone.
+    b.press("Sign out").await;
+    b.wait_for("//label[normalize-space()='Access token']")
+        .await;
+    assert!(b.is_on_sign_in_page().await);
+    axe.check(&b, "the sign-in page with passkeys").await;
+    b.press("Sign in with a passkey").await;
+    b.wait_for("//button[normalize-space()='Sign out']").await;
+    assert_eq!(b.path().await, "/console");
+    assert!(
+        b.page_text().await.contains("owner"),
+        "signed in as the owner"
+    );
+    b.follow("Passkeys").await;
+    let row = b
+        .wait_text("//tr[td[normalize-space()='test laptop']]")
+        .await;
+    assert!(!row.contains("Never"), "the sign-in is recorded: {row}");
+    let actions = own_actions(&app).await;
+    for action in ["passkey.registered", "passkey.signed_in"] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
+    }
+
+    // Removing it from the session it started ends that session.
+    b.press_in_row("test laptop", "Remove").await;
+    b.wait_for("//label[normalize-space()='Access token']")
+        .await;
+    assert!(
+        b.is_on_sign_in_page().await,
+        "the session stood on the removed passkey"
+    );
+    assert!(
+        own_actions(&app)
+            .await
+            .iter()
+            .any(|a| a == "passkey.removed")
+    );
+
+    // The authenticator still holds the credential, but it no longer signs in.
+    assert_eq!(b.authenticator_credentials(&authenticator).await.len(), 1);
+    b.press("Sign in with a passkey").await;
+    b.expect_message("alert", "That passkey did not sign you in.")
+        .await;
+    assert!(b.is_on_sign_in_page().await);
+    assert!(
+        b.c.get_named_cookie(SESSION_COOKIE).await.is_err(),
+        "no session was started"
+    );
+    axe.check(&b, "the sign-in page after a refused passkey")
+        .await;
+
+    // With the token again: nothing left on the passkeys page.
+    b.sign_in(&app.owner_token).await;
+    b.goto("/console/passkeys").await;
+    b.wait_text("//p[normalize-space()='No passkey yet.']")
+        .await;
+    b.close().await;
+    app.stop().await;
 }

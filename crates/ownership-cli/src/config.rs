@@ -77,6 +77,20 @@ pub struct Config {
     pub keys: KeysSection,
     /// Reports of leaked tokens from secret scanners.
     pub secret_scanning: SecretScanningSection,
+    /// Passkey sign-in to the console.
+    pub passkeys: PasskeysSection,
+}
+
+/// `[passkeys]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasskeysSection {
+    /// The WebAuthn relying-party id: the console's host name or a domain it is under.
+    /// Unset: the host of `origin`.
+    pub rp_id: Option<String>,
+    /// The origin browsers show for the console (`https://auth.example.com`). Unset: the
+    /// origin of `http.public_url`; with neither, passkeys are off.
+    pub origin: Option<String>,
 }
 
 /// `[secret_scanning]`.
@@ -108,6 +122,7 @@ impl Default for Config {
             log: LogSection::default(),
             keys: KeysSection::default(),
             secret_scanning: SecretScanningSection::default(),
+            passkeys: PasskeysSection::default(),
         }
     }
 }
@@ -540,6 +555,8 @@ const PLAIN_TEXT_KEYS: &[&str] = &[
     "keys.legacy_token",
     "keys.user_tokens",
     "http.public_url",
+    "passkeys.rp_id",
+    "passkeys.origin",
     "log.level",
 ];
 
@@ -964,6 +981,41 @@ impl Config {
         }
     }
 
+    /// Passkey sign-in's relying party: `passkeys.origin` (else the origin of
+    /// `http.public_url`) and `passkeys.rp_id` (else that origin's host). `None` when
+    /// neither origin is set: passkeys are off.
+    pub fn passkey_settings(
+        &self,
+    ) -> Result<Option<ownership_http::console::PasskeySettings>, String> {
+        let given = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let origin = match given(&self.passkeys.origin) {
+            Some(o) => o,
+            None => match given(&self.http.public_url) {
+                Some(public) => {
+                    let url = url::Url::parse(&public)
+                        .map_err(|e| format!("`http.public_url` `{public}` is not a URL: {e}"))?;
+                    url.origin().ascii_serialization()
+                }
+                None => return Ok(None),
+            },
+        };
+        let rp_id = match given(&self.passkeys.rp_id) {
+            Some(id) => id,
+            None => url::Url::parse(&origin)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .ok_or_else(|| format!("`passkeys.origin` `{origin}` is not a URL with a host"))?,
+        };
+        ownership_http::console::PasskeySettings::new(&rp_id, &origin)
+            .map(Some)
+            .map_err(|e| format!("`passkeys`: {e}"))
+    }
+
     /// The REST service's settings.
     pub fn service(&self) -> Result<ownership_http::ServiceConfig, String> {
         use ownership_http::ServiceConfig;
@@ -1066,6 +1118,7 @@ impl Config {
                 .map(|(id, pem)| (id.as_str(), pem.as_str())),
         )
         .map_err(|e| format!("`secret_scanning.github_public_keys`: {e}"))?;
+        service.passkeys = self.passkey_settings()?;
         Ok(service)
     }
 

@@ -51,6 +51,9 @@ pub struct ServiceConfig {
     /// GitHub's secret-scanning public keys, by key identifier. Empty: the partner
     /// endpoint answers 404.
     pub github_keys: crate::github::GitHubKeys,
+    /// Passkey sign-in to the console: the relying-party id and origin. `None`: passkeys
+    /// are off (the passkeys page says so).
+    pub passkeys: Option<crate::console::PasskeySettings>,
 }
 
 impl Default for ServiceConfig {
@@ -67,6 +70,7 @@ impl Default for ServiceConfig {
             webhooks: ownership_webhooks::WebhookSettings::default(),
             drain_timeout: Duration::from_secs(10),
             github_keys: crate::github::GitHubKeys::default(),
+            passkeys: None,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod support;
 mod audit;
 mod concurrency;
 mod pairing;
+mod passkeys;
 mod provision;
 mod resources;
 mod tokens;
@@ -153,6 +154,12 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         resources_need_existing_grants,
         webhook_endpoints_and_deliveries,
         deliveries_page_newest_first_ties_by_id,
+    );
+    register!(out, passkeys:
+        passkeys_are_registered_listed_and_removed_per_owner,
+        a_user_keeps_a_bounded_number_of_passkeys,
+        sign_in_records_the_counter_and_refuses_a_clone,
+        suspended_or_deleted_users_passkeys_do_not_sign_in,
     );
     register!(out, concurrency:
         one_code_redeemed_by_32_clients_binds_once,

@@ -424,7 +424,31 @@ impl FromRequestParts<ConsoleState> for Signed {
         let Some((key, session)) = state.sessions.get(&secret) else {
             return Err(ended);
         };
-        let bound = session.token();
+        let Some(bound) = session.token() else {
+            // Started without a token (a passkey): it stands on that, checked now.
+            return match super::passkeys::session_principal(state, &session).await {
+                Ok(Some(principal)) => {
+                    state
+                        .app
+                        .auth
+                        .limits()
+                        .identity_request(&principal.identity.owner_id)
+                        .map_err(Refusal::rate_limited)?;
+                    Ok(Self {
+                        principal,
+                        session,
+                        key,
+                        secure,
+                    })
+                }
+                Ok(None) => {
+                    state.sessions.end(&key);
+                    tracing::info!(owner = %session.owner(), "console session ended: its passkey or account no longer signs in");
+                    Err(ended)
+                }
+                Err(e) => Err(Refusal::from_error(e)),
+            };
+        };
         match state.app.store.authenticate(&bound.digest).await {
             Ok(Some(principal))
                 if principal.identity.owner_id == *session.owner()

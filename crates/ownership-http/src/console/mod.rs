@@ -36,6 +36,7 @@ mod account;
 mod admin;
 mod guard;
 mod pages;
+mod passkeys;
 mod session;
 mod views;
 
@@ -49,6 +50,7 @@ use tokio::sync::Mutex;
 
 use crate::state::AppState;
 use guard::Refusal;
+pub use passkeys::PasskeySettings;
 use session::{SessionPolicy, Sessions};
 
 /// `Content-Security-Policy` of every console response: nothing but our own origin, no
@@ -67,6 +69,7 @@ pub(crate) struct ConsoleState {
     app: AppState,
     sessions: Arc<Sessions>,
     chain: Arc<Mutex<pages::ChainCheck>>,
+    passkeys: Arc<passkeys::Passkeys>,
 }
 
 impl std::fmt::Debug for ConsoleState {
@@ -85,6 +88,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         app: state.clone(),
         sessions: Arc::new(Sessions::new(SessionPolicy::default())),
         chain: Arc::new(Mutex::new(pages::ChainCheck::default())),
+        passkeys: Arc::new(passkeys::Passkeys::new(state.config.passkeys.as_ref())),
     };
     let refuse = || async { Refusal::method_not_allowed() };
     Router::new()
@@ -94,6 +98,34 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/console/assets/console.css",
             get(stylesheet).fallback(refuse),
+        )
+        .route(
+            "/console/assets/passkey.js",
+            get(passkeys::script).fallback(refuse),
+        )
+        .route(
+            "/console/passkeys",
+            get(passkeys::passkeys_page).fallback(refuse),
+        )
+        .route(
+            "/console/passkeys/register/options",
+            post(passkeys::register_options).fallback(refuse),
+        )
+        .route(
+            "/console/passkeys/register",
+            post(passkeys::register).fallback(refuse),
+        )
+        .route(
+            "/console/passkeys/remove",
+            post(passkeys::remove).fallback(refuse),
+        )
+        .route(
+            "/console/passkeys/login/options",
+            post(passkeys::login_options).fallback(refuse),
+        )
+        .route(
+            "/console/passkeys/login",
+            post(passkeys::login).fallback(refuse),
         )
         .route(
             "/console/login",

@@ -155,6 +155,7 @@ fn login_form(
         },
         csrf,
         error,
+        passkeys: state.passkeys.enabled(),
     };
     (jar, render(status, &page)).into_response()
 }
@@ -448,7 +449,7 @@ async fn tokens_view(state: &ConsoleState, user: &Signed, reveal: Option<Reveal>
         Err(e) => return Refusal::from_error(e).into_response(),
     };
     let now = state.app.clock.now();
-    let current = user.session.token().id;
+    let current = user.session.token().map(|t| t.id);
     let page = TokensPage {
         chrome: user.chrome("Tokens", "tokens"),
         new_token: reveal,
@@ -461,7 +462,7 @@ async fn tokens_view(state: &ConsoleState, user: &Signed, reveal: Option<Reveal>
             .collect(),
         tokens: tokens
             .iter()
-            .map(|t| TokenRow::new(t, now, t.id == current))
+            .map(|t| TokenRow::new(t, now, current.as_ref() == Some(&t.id)))
             .collect(),
     };
     render(StatusCode::OK, &page)
@@ -599,7 +600,7 @@ pub(crate) async fn rotate_token(
     .await
     {
         Ok((record, secret)) => {
-            let own = user.session.token().id == id;
+            let own = user.session.token().is_some_and(|t| t.id == id);
             if own {
                 user.session.rebind(BoundToken {
                     digest: secret.digest(),
@@ -635,7 +636,7 @@ pub(crate) async fn revoke_token(
         return refused(&user, Error::NotFound, HERE);
     };
     match state.app.store.revoke_token(&user.scope(), &id, None).await {
-        Ok(_) if user.session.token().id == id => {
+        Ok(_) if user.session.token().is_some_and(|t| t.id == id) => {
             state.sessions.end(&user.key);
             tracing::info!(owner = %user.principal.identity.owner_id, "console session ended: its token was revoked");
             let jar = CookieJar::new().add(expired_cookie(

@@ -21,6 +21,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use moka::sync::Cache;
 use ownership_core::OwnerId;
 use ownership_core::ids::TokenId;
+use ownership_core::passkeys::CredentialId;
 use ownership_core::token::{TokenDigest, digest_of};
 
 /// How long sessions live and how many are kept.
@@ -104,7 +105,9 @@ const USED_FORMS_KEPT: usize = 64;
 #[derive(Debug)]
 pub(crate) struct Session {
     owner: OwnerId,
-    token: Mutex<BoundToken>,
+    token: Mutex<Option<BoundToken>>,
+    passkey: Option<CredentialId>,
+    standin: TokenId,
     csrf: String,
     created: Instant,
     last_seen: Mutex<Instant>,
@@ -122,15 +125,26 @@ impl Session {
         &self.owner
     }
 
-    /// The token the session is bound to.
-    pub fn token(&self) -> BoundToken {
+    /// The token the session is bound to (`None`: it was started without one).
+    pub fn token(&self) -> Option<BoundToken> {
         lock(&self.token).clone()
+    }
+
+    /// The passkey a session started without a token stands on.
+    pub fn passkey(&self) -> Option<&CredentialId> {
+        self.passkey.as_ref()
+    }
+
+    /// A token id of this session's own, naming no stored token: what a session started
+    /// without a token presents where a token id is asked for.
+    pub fn standin_token_id(&self) -> TokenId {
+        self.standin.clone()
     }
 
     /// Binds the session to the replacement of its own token (the user rotated the token
     /// they signed in with, from this session).
     pub fn rebind(&self, token: BoundToken) {
-        *lock(&self.token) = token;
+        *lock(&self.token) = Some(token);
     }
 
     /// The CSRF token every form of this session carries.
@@ -239,11 +253,34 @@ impl Sessions {
         token: BoundToken,
         rng: &mut dyn FnMut(&mut [u8]),
     ) -> (String, Arc<Session>) {
+        self.open(owner, Some(token), None, rng)
+    }
+
+    /// Starts a session for `owner` without a token, standing on the passkey they signed
+    /// in with (re-checked on every request, like a token).
+    pub fn start_without_token(
+        &self,
+        owner: OwnerId,
+        passkey: CredentialId,
+        rng: &mut dyn FnMut(&mut [u8]),
+    ) -> (String, Arc<Session>) {
+        self.open(owner, None, Some(passkey), rng)
+    }
+
+    fn open(
+        &self,
+        owner: OwnerId,
+        token: Option<BoundToken>,
+        passkey: Option<CredentialId>,
+        rng: &mut dyn FnMut(&mut [u8]),
+    ) -> (String, Arc<Session>) {
         let secret = random_text::<32>(rng);
         let now = Instant::now();
         let session = Arc::new(Session {
             owner,
             token: Mutex::new(token),
+            passkey,
+            standin: TokenId::generate(&mut |b: &mut [u8]| rng(b)),
             csrf: random_text::<32>(rng),
             created: now,
             last_seen: Mutex::new(now),

@@ -89,6 +89,8 @@ pub(crate) struct LoginPage {
     pub chrome: Chrome,
     pub csrf: String,
     pub error: Option<String>,
+    /// Whether the passkey button (and its script) is on the page.
+    pub passkeys: bool,
 }
 
 #[derive(Template)]
