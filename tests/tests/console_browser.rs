@@ -2364,10 +2364,19 @@ async fn passkeys_register_sign_in_and_remove(backend: Backend) {
     b.press("Sign in with a passkey").await;
     b.wait_for("//button[normalize-space()='Sign out']").await;
     assert_eq!(b.path().await, "/console");
+    let home = b.page_text().await;
     assert!(
-        b.page_text().await.contains("owner"),
-        "signed in as the owner"
+        home.contains("You are signed in as owner") && home.contains("with a passkey"),
+        "{home}"
     );
+    // Such a session holds no token, so it mints none, and says why.
+    let before = token_count(&app).await;
+    b.follow("Tokens").await;
+    b.fill("Label", "from a passkey").await;
+    b.check("api").await;
+    b.press("Create token").await;
+    b.expect_message("alert", "sign in with your token").await;
+    assert_eq!(token_count(&app).await, before, "nothing minted");
     b.follow("Passkeys").await;
     let row = b
         .wait_text("//tr[td[normalize-space()='test laptop']]")

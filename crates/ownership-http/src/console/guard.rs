@@ -354,7 +354,8 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// A request from a live session whose token still authenticates as its user.
+/// A request from a live session whose token still authenticates as its user (or, for a
+/// session started with a passkey, whose passkey is still there and its user active).
 ///
 /// On every request the session's token digest is looked up through the store (the
 /// cache decorator answers warm lookups from memory, and revocation, suspension and
@@ -424,57 +425,45 @@ impl FromRequestParts<ConsoleState> for Signed {
         let Some((key, session)) = state.sessions.get(&secret) else {
             return Err(ended);
         };
-        let Some(bound) = session.token() else {
+        let principal = match session.token() {
             // Started without a token (a passkey): it stands on that, checked now.
-            return match super::passkeys::session_principal(state, &session).await {
-                Ok(Some(principal)) => {
-                    state
-                        .app
-                        .auth
-                        .limits()
-                        .identity_request(&principal.identity.owner_id)
-                        .map_err(Refusal::rate_limited)?;
-                    Ok(Self {
-                        principal,
-                        session,
-                        key,
-                        secure,
-                    })
-                }
+            None => match super::passkeys::session_principal(state, &session).await {
+                Ok(Some(principal)) => principal,
                 Ok(None) => {
                     state.sessions.end(&key);
                     tracing::info!(owner = %session.owner(), "console session ended: its passkey or account no longer signs in");
-                    Err(ended)
+                    return Err(ended);
                 }
-                Err(e) => Err(Refusal::from_error(e)),
-            };
+                Err(e) => return Err(Refusal::from_error(e)),
+            },
+            Some(bound) => match state.app.store.authenticate(&bound.digest).await {
+                Ok(Some(principal))
+                    if principal.identity.owner_id == *session.owner()
+                        && principal.token_id == bound.id
+                        && principal.has_kind(&TokenKind::Manage) =>
+                {
+                    principal
+                }
+                Ok(_) => {
+                    state.sessions.end(&key);
+                    tracing::info!(owner = %session.owner(), token_id = %bound.id, "console session ended: its token no longer authenticates");
+                    return Err(ended);
+                }
+                Err(e) => return Err(Refusal::from_error(e)),
+            },
         };
-        match state.app.store.authenticate(&bound.digest).await {
-            Ok(Some(principal))
-                if principal.identity.owner_id == *session.owner()
-                    && principal.token_id == bound.id
-                    && principal.has_kind(&TokenKind::Manage) =>
-            {
-                state
-                    .app
-                    .auth
-                    .limits()
-                    .identity_request(&principal.identity.owner_id)
-                    .map_err(Refusal::rate_limited)?;
-                Ok(Self {
-                    principal,
-                    session,
-                    key,
-                    secure,
-                })
-            }
-            Ok(_) => {
-                state.sessions.end(&key);
-                tracing::info!(owner = %session.owner(), token_id = %bound.id, "console session ended: its token no longer authenticates");
-                Err(ended)
-            }
-            Err(e) => Err(Refusal::from_error(e)),
-        }
+        state
+            .app
+            .auth
+            .limits()
+            .identity_request(&principal.identity.owner_id)
+            .map_err(Refusal::rate_limited)?;
+        Ok(Self {
+            principal,
+            session,
+            key,
+            secure,
+        })
     }
 }
 

@@ -7,8 +7,9 @@
 //! what comes back. No SQL, no authorization decision and no business rule lives here.
 //!
 //! - **Pages**: askama templates (`templates/*.html`, compiled into the binary and
-//!   HTML-escaped by default), one small stylesheet embedded with `include_str!`, no
-//!   script. Actions are plain POST forms answered by a redirect (POST-redirect-GET) with
+//!   HTML-escaped by default), one small stylesheet embedded with `include_str!`, and
+//!   one script (`assets/passkey.js`, the browser's half of the passkey ceremonies),
+//!   loaded only by the passkeys page and the sign-in page. Actions are plain POST forms answered by a redirect (POST-redirect-GET) with
 //!   one-time messages kept in the session. The one exception: a newly minted token
 //!   (a user's, a service token, a resource credential) or webhook signing secret is
 //!   rendered directly by the POST's response (`Cache-Control: no-store`) so that its

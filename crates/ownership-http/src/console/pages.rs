@@ -58,6 +58,13 @@ pub(crate) fn say(e: &Error) -> Option<String> {
         Error::Invalid { field, reason } => Some(sentence(&format!("invalid {field}: {reason}"))),
         Error::NotFound => Some("Not found.".to_owned()),
         Error::Conflict(m) | Error::Forbidden(m) => Some(sentence(m)),
+        // A mint or rotation whose minting token is not live: the session was started
+        // without a token (a passkey), or its token went away meanwhile.
+        Error::Unauthenticated => Some(
+            "Minting and rotating tokens needs a session signed in with a live token: \
+             sign in with your token to do it."
+                .to_owned(),
+        ),
         Error::RateLimited { retry_after } => Some(format!(
             "Too many attempts; try again in {}.",
             wait_text(*retry_after)
@@ -289,14 +296,19 @@ pub(crate) async fn logout(
 /// `GET /console`.
 pub(crate) async fn home(State(state): State<ConsoleState>, user: Signed) -> Response {
     let identity = &user.principal.identity;
-    let token_prefix = match state
-        .app
-        .store
-        .get_token(&user.scope(), &user.principal.token_id)
-        .await
-    {
-        Ok(t) => format!("{}…", t.display_prefix),
-        Err(_) => user.principal.token_id.to_string(),
+    let token_prefix = match user.session.token() {
+        None => None,
+        Some(_) => Some(
+            match state
+                .app
+                .store
+                .get_token(&user.scope(), &user.principal.token_id)
+                .await
+            {
+                Ok(t) => format!("{}…", t.display_prefix),
+                Err(_) => user.principal.token_id.to_string(),
+            },
+        ),
     };
     let left = user
         .session

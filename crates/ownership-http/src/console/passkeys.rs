@@ -393,7 +393,7 @@ pub(crate) async fn register_options(
     state.passkeys.registrations.insert(
         ceremony.clone(),
         Arc::new(Registration {
-            session: user.key.clone(),
+            session: user.key,
             owner,
             label,
             state: registration,

@@ -100,7 +100,8 @@ pub(crate) struct HomePage {
     pub user_id: String,
     pub role: &'static str,
     pub is_admin: bool,
-    pub token_prefix: String,
+    /// The session's token, or `None` for a session started with a passkey.
+    pub token_prefix: Option<String>,
     pub ends_at: String,
 }
 

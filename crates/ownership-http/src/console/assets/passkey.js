@@ -64,31 +64,29 @@
     }
   }
 
-  function register(form) {
-    var csrf = form.getAttribute("data-csrf");
-    var label = form.querySelector("input[name=label]").value;
-    post("/console/passkeys/register/options", { csrf: csrf, label: label })
+  // One ceremony: options from `prefix + "/options"`, the browser's `call` with them,
+  // the answer (`encode`d) to `prefix`, then wherever the server says.
+  function ceremony(prefix, fields, call, encode) {
+    post(prefix + "/options", fields)
       .then(function (answer) {
         var pk = answer.options.publicKey;
         pk.challenge = toBytes(pk.challenge);
-        pk.user.id = toBytes(pk.user.id);
-        (pk.excludeCredentials || []).forEach(function (c) {
+        if (pk.user) {
+          pk.user.id = toBytes(pk.user.id);
+        }
+        (pk.excludeCredentials || []).concat(pk.allowCredentials || []).forEach(function (c) {
           c.id = toBytes(c.id);
         });
-        return navigator.credentials.create({ publicKey: pk }).then(function (cred) {
+        return call({ publicKey: pk }).then(function (cred) {
           var credential = {
             id: cred.id,
             rawId: toText(cred.rawId),
             type: cred.type,
-            response: {
-              attestationObject: toText(cred.response.attestationObject),
-              clientDataJSON: toText(cred.response.clientDataJSON),
-              transports: cred.response.getTransports ? cred.response.getTransports() : undefined
-            },
+            response: encode(cred.response),
             extensions: cred.getClientExtensionResults()
           };
-          return post("/console/passkeys/register", {
-            csrf: csrf,
+          return post(prefix, {
+            csrf: fields.csrf,
             ceremony: answer.ceremony,
             credential: JSON.stringify(credential)
           });
@@ -100,40 +98,33 @@
       .catch(failed);
   }
 
+  function register(form) {
+    var fields = {
+      csrf: form.getAttribute("data-csrf"),
+      label: form.querySelector("input[name=label]").value
+    };
+    ceremony("/console/passkeys/register", fields, function (options) {
+      return navigator.credentials.create(options);
+    }, function (r) {
+      return {
+        attestationObject: toText(r.attestationObject),
+        clientDataJSON: toText(r.clientDataJSON),
+        transports: r.getTransports ? r.getTransports() : undefined
+      };
+    });
+  }
+
   function signIn(box) {
-    var csrf = box.getAttribute("data-csrf");
-    post("/console/passkeys/login/options", { csrf: csrf })
-      .then(function (answer) {
-        var pk = answer.options.publicKey;
-        pk.challenge = toBytes(pk.challenge);
-        (pk.allowCredentials || []).forEach(function (c) {
-          c.id = toBytes(c.id);
-        });
-        return navigator.credentials.get({ publicKey: pk }).then(function (cred) {
-          var r = cred.response;
-          var credential = {
-            id: cred.id,
-            rawId: toText(cred.rawId),
-            type: cred.type,
-            response: {
-              authenticatorData: toText(r.authenticatorData),
-              clientDataJSON: toText(r.clientDataJSON),
-              signature: toText(r.signature),
-              userHandle: r.userHandle ? toText(r.userHandle) : null
-            },
-            extensions: cred.getClientExtensionResults()
-          };
-          return post("/console/passkeys/login", {
-            csrf: csrf,
-            ceremony: answer.ceremony,
-            credential: JSON.stringify(credential)
-          });
-        });
-      })
-      .then(function (done) {
-        window.location.assign(done.redirect);
-      })
-      .catch(failed);
+    ceremony("/console/passkeys/login", { csrf: box.getAttribute("data-csrf") }, function (options) {
+      return navigator.credentials.get(options);
+    }, function (r) {
+      return {
+        authenticatorData: toText(r.authenticatorData),
+        clientDataJSON: toText(r.clientDataJSON),
+        signature: toText(r.signature),
+        userHandle: r.userHandle ? toText(r.userHandle) : null
+      };
+    });
   }
 
   function start() {
