@@ -9,11 +9,9 @@
 //! not advance is a cloned authenticator and is refused, and every change is audited.
 
 use async_trait::async_trait;
-use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::audit::{AuditAction, NewAuditEvent};
-use crate::authz::{Actor, OwnerScope};
+use crate::authz::OwnerScope;
 use crate::db::{self, Transactions, Tx};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, UserStatus};
@@ -215,22 +213,83 @@ async fn active_identity<T: Tx + ?Sized>(tx: &mut T, owner: &OwnerId) -> Result<
         .map(|s| Identity::new(owner.clone(), s.role)))
 }
 
-fn event(
-    at: OffsetDateTime,
-    actor: &Actor,
-    owner: &OwnerId,
-    action: AuditAction,
-    id: &CredentialId,
-    details: &serde_json::Value,
-) -> NewAuditEvent {
-    NewAuditEvent::new(
-        at,
-        actor.clone(),
-        Some(owner.clone()),
-        action,
-        id.as_str(),
-        details,
-    )
+/// The audit events of the passkey use cases (target: the credential id; details never
+/// hold the credential).
+pub mod events {
+    use serde_json::json;
+    use time::OffsetDateTime;
+
+    use super::{CredentialId, PasskeyLabel};
+    use crate::audit::{AuditAction, NewAuditEvent};
+    use crate::authz::Actor;
+    use crate::ids::OwnerId;
+
+    fn event(
+        at: OffsetDateTime,
+        actor: &Actor,
+        owner: &OwnerId,
+        action: AuditAction,
+        id: &CredentialId,
+        details: &serde_json::Value,
+    ) -> NewAuditEvent {
+        NewAuditEvent::new(
+            at,
+            actor.clone(),
+            Some(owner.clone()),
+            action,
+            id.as_str(),
+            details,
+        )
+    }
+
+    /// `passkey.registered` (details: the label).
+    pub fn registered(
+        at: OffsetDateTime,
+        actor: &Actor,
+        owner: &OwnerId,
+        id: &CredentialId,
+        label: &PasskeyLabel,
+    ) -> NewAuditEvent {
+        let details = json!({"label": label.as_str()});
+        event(
+            at,
+            actor,
+            owner,
+            AuditAction::PasskeyRegistered,
+            id,
+            &details,
+        )
+    }
+
+    /// `passkey.removed`.
+    pub fn removed(
+        at: OffsetDateTime,
+        actor: &Actor,
+        owner: &OwnerId,
+        id: &CredentialId,
+    ) -> NewAuditEvent {
+        event(
+            at,
+            actor,
+            owner,
+            AuditAction::PasskeyRemoved,
+            id,
+            &json!({}),
+        )
+    }
+
+    /// `passkey.signed_in`, by the owner themself.
+    pub fn signed_in(at: OffsetDateTime, owner: &OwnerId, id: &CredentialId) -> NewAuditEvent {
+        let actor = Actor::User(owner.clone());
+        event(
+            at,
+            &actor,
+            owner,
+            AuditAction::PasskeySignedIn,
+            id,
+            &json!({}),
+        )
+    }
 }
 
 /// Every database whose transactions have [`PasskeyRows`] keeps passkeys: each use case
@@ -267,13 +326,12 @@ where
                     created_at: now,
                 })
                 .await?;
-                tx.append(event(
+                tx.append(events::registered(
                     now,
                     scope.actor(),
                     owner,
-                    AuditAction::PasskeyRegistered,
                     &new.credential_id,
-                    &json!({"label": new.label.as_str()}),
+                    &new.label,
                 ))
                 .await?;
                 Ok(PasskeyRecord {
@@ -305,15 +363,8 @@ where
                 if !tx.delete_passkey(owner, &id).await? {
                     return Err(Error::NotFound);
                 }
-                tx.append(event(
-                    now,
-                    scope.actor(),
-                    owner,
-                    AuditAction::PasskeyRemoved,
-                    &id,
-                    &json!({}),
-                ))
-                .await
+                tx.append(events::removed(now, scope.actor(), owner, &id))
+                    .await
             })
         })
         .await
@@ -352,13 +403,10 @@ where
                 }
                 tx.update_passkey_use(&used.credential_id, &used.credential, used.sign_count, now)
                     .await?;
-                tx.append(event(
+                tx.append(events::signed_in(
                     now,
-                    &Actor::User(identity.owner_id.clone()),
                     &identity.owner_id,
-                    AuditAction::PasskeySignedIn,
                     &used.credential_id,
-                    &json!({}),
                 ))
                 .await?;
                 Ok(identity)

@@ -184,6 +184,7 @@ mod tests {
     use ownership_core::audit::{ChainHash, NewAuditEvent};
     use ownership_core::authz::Actor;
     use ownership_core::ids::{ChannelKey, ChannelName, ExternalId, PairingRequestId, SecretName};
+    use ownership_core::passkeys::{CredentialId, PasskeyLabel};
     use ownership_core::provision::{
         PlannedRevocation, PlannedRoleChange, PlannedToken, PlannedTokenUpdate, PlannedUser,
     };
@@ -234,6 +235,7 @@ mod tests {
         let tok = TokenId::parse("tok_0123456789abcdef0123").unwrap();
         let new_tok = TokenId::parse("tok_aaaaaaaaaaaaaaaaaaaa").unwrap();
         let res = ResourceId::parse("res_0123456789abcdef0123").unwrap();
+        let passkey = CredentialId::parse("q83vEjRWeJA").unwrap();
         let key = ChannelKey::new(
             ChannelName::parse("telegram").unwrap(),
             ExternalId::parse("12/34").unwrap(),
@@ -386,6 +388,24 @@ mod tests {
                     },
                 ),
                 token(),
+            ),
+            (
+                ownership_core::passkeys::events::registered(
+                    at,
+                    &actor,
+                    &carol,
+                    &passkey,
+                    &PasskeyLabel::parse("laptop").unwrap(),
+                ),
+                None,
+            ),
+            (
+                ownership_core::passkeys::events::removed(at, &actor, &carol, &passkey),
+                None,
+            ),
+            (
+                ownership_core::passkeys::events::signed_in(at, &carol, &passkey),
+                None,
             ),
         ]
         .into_iter()
