@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ownership_core::authz::{AdminScope, OwnerScope};
+use ownership_core::passkeys::{CredentialId, NewPasskey, PasskeyLabel};
 use ownership_core::ports::{AuditFilter, Clock, PageRequest, Store};
 use ownership_core::{ChannelName, service};
 use ownership_store::SystemClock;
@@ -186,6 +187,25 @@ async fn populate(url: &str, provisioned: usize) -> (Serve, Fixture) {
         .find(|w| w.starts_with("own_u_"))
         .unwrap_or_else(|| panic!("no token in: {out}"))
         .to_owned();
+    {
+        // A passkey row (registering a real one takes a browser: see console_browser).
+        let store = open(url).await;
+        let admin = AdminScope::operator("tester");
+        let root = ownership_core::OwnerId::parse("root").unwrap();
+        let scope = OwnerScope::for_operator(&admin, root).unwrap();
+        store
+            .register_passkey(
+                &scope,
+                NewPasskey {
+                    credential_id: CredentialId::parse("q83vEjRWeJA").unwrap(),
+                    label: PasskeyLabel::parse("backup test key").unwrap(),
+                    credential: "{\"credential\":\"opaque to the store\"}".into(),
+                    sign_count: 0,
+                },
+            )
+            .await
+            .unwrap();
+    }
 
     let server = serve(url);
     let base = server.base.clone();
@@ -621,6 +641,10 @@ async fn dump(store: &dyn Store) -> Vec<String> {
             "webhook {:?}",
             store.get_endpoint(&scope).await.unwrap()
         ));
+        out.push(format!(
+            "passkeys {:?}",
+            sorted(store.list_passkeys(&scope).await.unwrap())
+        ));
         let deliveries = store
             .list_deliveries(
                 &scope,
@@ -833,12 +857,12 @@ async fn refusals_write_nothing() {
 
     // A backup from a newer schema than this build knows: refused, nothing created.
     let future = dir.path().join("future.backup");
-    assert!(text.contains("\"schema_version\":4"));
-    std::fs::write(
-        &future,
-        text.replacen("\"schema_version\":4", "\"schema_version\":99", 1),
-    )
-    .unwrap();
+    let version = format!(
+        "\"schema_version\":{}",
+        ownership_store::transfer::latest_schema_version()
+    );
+    assert!(text.contains(&version));
+    std::fs::write(&future, text.replacen(&version, "\"schema_version\":99", 1)).unwrap();
     let target = dir.path().join("future.db");
     let (code, out) = op(
         &["restore", future.to_str().unwrap()],

@@ -1364,6 +1364,32 @@ mod tests {
     }
 
     #[test]
+    fn passkeys_follow_the_public_url_unless_set() {
+        let settings = |pairs: &[(&str, &str)]| {
+            load_from(None, env(pairs), &Flags::default()).and_then(|l| l.config.passkey_settings())
+        };
+        assert_eq!(settings(&[]).unwrap(), None, "off without an origin");
+        let derived = settings(&[("OWNERSHIP_HTTP__PUBLIC_URL", "https://auth.example.com/x")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(derived.rp_id(), "auth.example.com");
+        assert_eq!(derived.origin().as_str(), "https://auth.example.com/");
+        let set = settings(&[
+            ("OWNERSHIP_HTTP__PUBLIC_URL", "https://auth.example.com"),
+            ("OWNERSHIP_PASSKEYS__RP_ID", "example.com"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(set.rp_id(), "example.com");
+        let e = settings(&[
+            ("OWNERSHIP_PASSKEYS__ORIGIN", "https://auth.example.com"),
+            ("OWNERSHIP_PASSKEYS__RP_ID", "example.org"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("passkeys") && e.contains("example.org"), "{e}");
+    }
+
+    #[test]
     fn proxies_public_url_and_tls_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(
