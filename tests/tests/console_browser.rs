@@ -2320,6 +2320,8 @@ async fn passkeys_register_sign_in_and_remove(backend: Backend) {
             .contains("default-src 'self'")
     );
 
+    passkey_sign_in_refusals(&app).await;
+
     b.sign_in(&app.owner_token).await;
     assert_eq!(b.count("//script").await, 0, "the home page has no script");
     b.follow("Passkeys").await;
@@ -2425,4 +2427,101 @@ async fn passkeys_register_sign_in_and_remove(backend: Backend) {
         .await;
     b.close().await;
     app.stop().await;
+}
+
+/// The sign-in ceremony's endpoints, raw: without the sign-in page's CSRF value they
+/// refuse (403); with it, options come with a fresh ceremony id each time, and an answer
+/// that does not verify, or names a ceremony that is unknown or already used, signs
+/// nobody in (401 with one message, never a 5xx).
+async fn passkey_sign_in_refusals(app: &TestApp) {
+    let raw = raw_http();
+    let page = raw
+        .get(format!("{}/console/login", app.base))
+        .send()
+        .await
+        .expect("sign-in page");
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let csrf = html
+        .split("data-csrf=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the passkey button's CSRF value")
+        .to_owned();
+    let post = |path: &'static str, form: Vec<(&'static str, String)>, cookie: Option<String>| {
+        let raw = raw.clone();
+        let url = format!("{}{path}", app.base);
+        async move {
+            let mut req = raw.post(url).form(&form);
+            if let Some(c) = cookie {
+                req = req.header("cookie", c);
+            }
+            let res = req.send().await.expect("post");
+            let status = res.status().as_u16();
+            (status, res.text().await.unwrap_or_default())
+        }
+    };
+    let (status, _) = post(
+        "/console/passkeys/login/options",
+        vec![("csrf", csrf.clone())],
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "no CSRF cookie");
+    let options = || {
+        post(
+            "/console/passkeys/login/options",
+            vec![("csrf", csrf.clone())],
+            Some(cookie.clone()),
+        )
+    };
+    let (status, first) = options().await;
+    assert_eq!(status, 200, "{first}");
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let ceremony = first["ceremony"].as_str().unwrap().to_owned();
+    assert_eq!(
+        first["options"]["publicKey"]["userVerification"],
+        json!("required")
+    );
+    let (_, second) = options().await;
+    let second: Value = serde_json::from_str(&second).unwrap();
+    assert_ne!(
+        second["ceremony"], first["ceremony"],
+        "a ceremony per request"
+    );
+    assert_ne!(
+        second["options"]["publicKey"]["challenge"],
+        first["options"]["publicKey"]["challenge"]
+    );
+    for (what, ceremony, credential) in [
+        (
+            "a forged answer",
+            ceremony.clone(),
+            "{\"id\":\"x\"}".to_owned(),
+        ),
+        ("the same ceremony again", ceremony, "{}".to_owned()),
+        ("an unknown ceremony", "nope".to_owned(), "{}".to_owned()),
+    ] {
+        let (status, body) = post(
+            "/console/passkeys/login",
+            vec![
+                ("csrf", csrf.clone()),
+                ("ceremony", ceremony),
+                ("credential", credential),
+            ],
+            Some(cookie.clone()),
+        )
+        .await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert!(
+            body.contains("That passkey did not sign you in."),
+            "{what}: {body}"
+        );
+    }
 }
