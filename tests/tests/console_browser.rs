@@ -461,6 +461,31 @@ fn raw_http() -> reqwest::Client {
         .expect("client")
 }
 
+/// The sign-in page fetched raw: its CSRF cookie (`name=value`) and the same value from
+/// the form's `csrf` field.
+async fn sign_in_form(raw: &reqwest::Client, app: &TestApp) -> (String, String) {
+    let form = raw
+        .get(format!("{}/console/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = form.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = form.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the sign-in form's csrf field")
+        .to_owned();
+    (cookie, csrf)
+}
+
 /// A `channel:<channel>` service token minted by the first Owner.
 async fn service_token(app: &TestApp, channel: &str) -> String {
     let r = app
@@ -591,25 +616,7 @@ async fn sign_in_and_out(backend: Backend) {
     b.sign_in(&app.owner_token).await;
     let second = b.session_cookie().await;
     assert_ne!(first, second, "a new session at every sign-in");
-    let form = raw
-        .get(format!("{}/console/login", app.base))
-        .send()
-        .await
-        .unwrap();
-    let login_cookie = form.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let html = form.text().await.unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the sign-in form's csrf field")
-        .to_owned();
+    let (login_cookie, csrf) = sign_in_form(&raw, &app).await;
     let res = raw
         .post(format!("{}/console/login", app.base))
         .header(
@@ -2435,25 +2442,7 @@ async fn passkeys_register_sign_in_and_remove(backend: Backend) {
 /// nobody in (401 with one message, never a 5xx).
 async fn passkey_sign_in_refusals(app: &TestApp) {
     let raw = raw_http();
-    let page = raw
-        .get(format!("{}/console/login", app.base))
-        .send()
-        .await
-        .expect("sign-in page");
-    let cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let html = page.text().await.unwrap();
-    let csrf = html
-        .split("data-csrf=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the passkey button's CSRF value")
-        .to_owned();
+    let (cookie, csrf) = sign_in_form(&raw, app).await;
     let post = |path: &'static str, form: Vec<(&'static str, String)>, cookie: Option<String>| {
         let raw = raw.clone();
         let url = format!("{}{path}", app.base);
