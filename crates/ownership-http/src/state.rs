@@ -53,7 +53,7 @@ pub struct ServiceConfig {
     pub github_keys: crate::github::GitHubKeys,
     /// Passkey sign-in to the console: the relying-party id and origin. `None`: passkeys
     /// are off (the passkeys page says so).
-    pub passkeys: Option<crate::console::PasskeySettings>,
+    pub passkeys: Option<crate::passkey_settings::PasskeySettings>,
 }
 
 impl Default for ServiceConfig {

@@ -16,7 +16,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use axum_extra::extract::{Form, FormRejection};
 use ownership_core::authz::{AdminScope, OwnerScope, Principal};
 use ownership_core::token::TokenDigest;
-use ownership_core::{Error, TokenKind};
+use ownership_core::{Error, TokenKind, TokenKinds};
 use serde::de::DeserializeOwned;
 
 use super::ConsoleState;
@@ -427,7 +427,7 @@ impl FromRequestParts<ConsoleState> for Signed {
         };
         let principal = match session.token() {
             // Started without a token (a passkey): it stands on that, checked now.
-            None => match super::passkeys::session_principal(state, &session).await {
+            None => match passkey_principal(state, &session).await {
                 Ok(Some(principal)) => principal,
                 Ok(None) => {
                     state.sessions.end(&key);
@@ -465,6 +465,33 @@ impl FromRequestParts<ConsoleState> for Signed {
             secure,
         })
     }
+}
+
+/// The principal a session started with a passkey acts as, read now: `None` once the
+/// passkey was removed or its owner suspended or deleted. It holds the kinds a person's
+/// console session uses (`manage` and `api`) and a token id of its own that names no
+/// stored token, so a use case that needs a live token (minting) refuses it.
+async fn passkey_principal(
+    state: &ConsoleState,
+    session: &Session,
+) -> Result<Option<Principal>, Error> {
+    let Some(passkey) = session.passkey() else {
+        return Ok(None);
+    };
+    let Some(identity) = state
+        .app
+        .store
+        .passkey_session(session.owner(), passkey)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Principal {
+        identity,
+        token_id: session.standin_token_id(),
+        kinds: TokenKinds::new([TokenKind::Manage, TokenKind::Api])?,
+        expires_at: None,
+    }))
 }
 
 /// A form whose CSRF field can be checked.

@@ -49,9 +49,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tokio::sync::Mutex;
 
+pub use crate::passkey_settings::PasskeySettings;
 use crate::state::AppState;
 use guard::Refusal;
-pub use passkeys::PasskeySettings;
 use session::{SessionPolicy, Sessions};
 
 /// `Content-Security-Policy` of every console response: nothing but our own origin, no

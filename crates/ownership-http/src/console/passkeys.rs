@@ -17,7 +17,7 @@
 //!
 //! Ceremony state (the challenge) stays on the server, in this process, under a random
 //! id: single-use (taken out when the answer arrives) and dropped after
-//! [`CEREMONY_TTL`]. A registration's state is bound to the session that asked for it.
+//! [`CEREMONY_TTL`] (the browser is told 2 minutes). A registration's state is bound to the session that asked for it.
 //! The browser's half is `assets/passkey.js`, the only script the console serves.
 
 use std::sync::Arc;
@@ -34,16 +34,14 @@ use axum_extra::extract::cookie::CookieJar;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use moka::sync::Cache;
-use ownership_core::authz::Principal;
 use ownership_core::passkeys::{CredentialId, NewPasskey, PasskeyLabel, PasskeyRecord, PasskeyUse};
 use ownership_core::token::{TokenDigest, digest_of};
-use ownership_core::{Error, OwnerId, TokenKind, TokenKinds};
+use ownership_core::{Error, OwnerId};
 use serde::Deserialize;
 use serde_json::json;
-use url::Url;
 use webauthn_rs::prelude::{
     DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Uuid, Webauthn, WebauthnBuilder,
+    RegisterPublicKeyCredential, Uuid, Webauthn,
 };
 
 use super::ConsoleState;
@@ -52,63 +50,16 @@ use super::guard::{
     render, request_is_secure, same_origin, session_cookie_name, wait_text,
 };
 use super::pages::{done, refused, say};
-use super::session::{Session, random_text};
+use super::session::random_text;
 use super::views::When;
 use crate::error::LoggedError;
+use crate::passkey_settings::PasskeySettings;
 
 /// How long a ceremony's challenge is kept for its answer.
 pub(crate) const CEREMONY_TTL: Duration = Duration::from_secs(180);
 
-/// How long the browser is told a ceremony may take (shorter than [`CEREMONY_TTL`]).
-const CEREMONY_TIMEOUT: Duration = Duration::from_secs(120);
-
 /// At most this many ceremonies wait for their answer, per kind (the oldest are dropped).
 const CEREMONIES_KEPT: u64 = 10_000;
-
-/// Where passkeys are accepted: the relying-party id (a domain, the origin's host or a
-/// parent of it) and the origin the browser shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasskeySettings {
-    rp_id: String,
-    origin: Url,
-}
-
-impl PasskeySettings {
-    /// Settings for `rp_id` and `origin` (`https://…`, or `http://localhost…`), refused
-    /// with a sentence when WebAuthn would not accept them together.
-    pub fn new(rp_id: &str, origin: &str) -> Result<Self, String> {
-        let origin = Url::parse(origin)
-            .map_err(|e| format!("the passkey origin `{origin}` is not a URL: {e}"))?;
-        let settings = Self {
-            rp_id: rp_id.trim().to_owned(),
-            origin,
-        };
-        settings.webauthn()?;
-        Ok(settings)
-    }
-
-    /// The relying-party id.
-    pub fn rp_id(&self) -> &str {
-        &self.rp_id
-    }
-
-    /// The origin.
-    pub fn origin(&self) -> &Url {
-        &self.origin
-    }
-
-    fn webauthn(&self) -> Result<Webauthn, String> {
-        WebauthnBuilder::new(&self.rp_id, &self.origin)
-            .and_then(|b| b.rp_name("ownership").timeout(CEREMONY_TIMEOUT).build())
-            .map_err(|e| {
-                format!(
-                    "passkeys cannot use the relying-party id `{}` with the origin `{}` ({e}): \
-                     the id must be the origin's host or a domain it is under",
-                    self.rp_id, self.origin
-                )
-            })
-    }
-}
 
 /// A registration waiting for the browser's answer.
 struct Registration {
@@ -177,33 +128,6 @@ fn user_handle(owner: &OwnerId) -> Uuid {
 /// A credential id from raw bytes.
 fn credential_id(raw: &[u8]) -> Result<CredentialId, Error> {
     CredentialId::parse(&URL_SAFE_NO_PAD.encode(raw))
-}
-
-/// The principal a session started with a passkey acts as, read now: `None` once the
-/// passkey was removed or its owner suspended or deleted. It holds the kinds a person's
-/// console session uses (`manage` and `api`) and a token id of its own that names no
-/// stored token, so a use case that needs a live token (minting) refuses it.
-pub(crate) async fn session_principal(
-    state: &ConsoleState,
-    session: &Session,
-) -> Result<Option<Principal>, Error> {
-    let Some(passkey) = session.passkey() else {
-        return Ok(None);
-    };
-    let Some(identity) = state
-        .app
-        .store
-        .passkey_session(session.owner(), passkey)
-        .await?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(Principal {
-        identity,
-        token_id: session.standin_token_id(),
-        kinds: TokenKinds::new([TokenKind::Manage, TokenKind::Api])?,
-        expires_at: None,
-    }))
 }
 
 // ---- JSON answers of the ceremony endpoints ----
@@ -691,14 +615,6 @@ const SCRIPT: &str = include_str!("assets/passkey.js");
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn settings_need_an_id_the_origin_is_under() {
-        assert!(PasskeySettings::new("localhost", "http://localhost:8080").is_ok());
-        assert!(PasskeySettings::new("example.com", "https://auth.example.com").is_ok());
-        assert!(PasskeySettings::new("example.org", "https://auth.example.com").is_err());
-        assert!(PasskeySettings::new("example.com", "not a url").is_err());
-    }
 
     #[test]
     fn user_handles_are_stable_and_distinct() {
