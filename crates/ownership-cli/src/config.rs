@@ -983,7 +983,8 @@ impl Config {
 
     /// Passkey sign-in's relying party: `passkeys.origin` (else the origin of
     /// `http.public_url`) and `passkeys.rp_id` (else that origin's host). `None` when
-    /// neither origin is set: passkeys are off.
+    /// neither origin is set, or when only `http.public_url` is and it names an IP
+    /// address rather than a domain: passkeys are off.
     pub fn passkey_settings(
         &self,
     ) -> Result<Option<ownership_http::console::PasskeySettings>, String> {
@@ -999,6 +1000,13 @@ impl Config {
                 Some(public) => {
                     let url = url::Url::parse(&public)
                         .map_err(|e| format!("`http.public_url` `{public}` is not a URL: {e}"))?;
+                    // WebAuthn needs a domain: a public URL on an IP address leaves
+                    // passkeys off unless they are configured on their own.
+                    if self.passkeys.rp_id.is_none()
+                        && !matches!(url.host(), Some(url::Host::Domain(_)))
+                    {
+                        return Ok(None);
+                    }
                     url.origin().ascii_serialization()
                 }
                 None => return Ok(None),
@@ -1369,6 +1377,11 @@ mod tests {
             load_from(None, env(pairs), &Flags::default()).and_then(|l| l.config.passkey_settings())
         };
         assert_eq!(settings(&[]).unwrap(), None, "off without an origin");
+        assert_eq!(
+            settings(&[("OWNERSHIP_HTTP__PUBLIC_URL", "https://127.0.0.1:8443")]).unwrap(),
+            None,
+            "off for a public URL on an IP address"
+        );
         let derived = settings(&[("OWNERSHIP_HTTP__PUBLIC_URL", "https://auth.example.com/x")])
             .unwrap()
             .unwrap();
