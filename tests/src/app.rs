@@ -57,14 +57,13 @@ impl std::fmt::Debug for TestApp {
 
 /// Starts the server on `backend`; `tweak` may change the configuration first.
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
-    spawn_app_at(backend, |config, _| tweak(config)).await
+    spawn_backend(backend, None, tweak).await
 }
 
-/// Starts the server on `backend`; `tweak` may change the configuration first, knowing
-/// the address the server will listen on (for settings that name it, like an origin).
-pub async fn spawn_app_at(
+async fn spawn_backend(
     backend: Backend,
-    tweak: impl FnOnce(&mut ServerConfig, SocketAddr),
+    listener: Option<tokio::net::TcpListener>,
+    tweak: impl FnOnce(&mut ServerConfig),
 ) -> TestApp {
     let log_from = logcheck::capture().len();
     let (location, url, dir) = match backend {
@@ -86,7 +85,17 @@ pub async fn spawn_app_at(
             (Location::Postgres(url.clone()), url, None)
         }
     };
-    spawn_on(location, url, dir, log_from, tweak).await
+    spawn_on(location, url, dir, log_from, listener, tweak).await
+}
+
+/// [`spawn_app_with`] on a listener bound already, for a configuration that must know
+/// the server's address (a redirect URI).
+pub async fn spawn_app_on(
+    backend: Backend,
+    listener: tokio::net::TcpListener,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> TestApp {
+    spawn_backend(backend, Some(listener), tweak).await
 }
 
 /// Starts the server on `location` (whose data `dir` holds, for libSQL).
@@ -95,14 +104,11 @@ async fn spawn_on(
     url: String,
     dir: Option<tempfile::TempDir>,
     log_from: usize,
-    tweak: impl FnOnce(&mut ServerConfig, SocketAddr),
+    listener: Option<tokio::net::TcpListener>,
+    tweak: impl FnOnce(&mut ServerConfig),
 ) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr: SocketAddr = listener.local_addr().expect("addr");
     let mut config = ServerConfig::new(location).expect("config");
-    tweak(&mut config, addr);
+    tweak(&mut config);
     let secrets = Secrets::default();
     record_configured(&secrets, &config);
     let prepared = server::prepare(&config).await.expect("server prepares");
@@ -112,6 +118,13 @@ async fn spawn_on(
         .map(|(_, t)| t.expose().to_owned())
         .unwrap_or_default();
     secrets.record(Kind::Token, &owner_token);
+    let listener = match listener {
+        Some(l) => l,
+        None => tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
+    };
+    let addr: SocketAddr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(server::serve(prepared, listener, async move {
         let _ = rx.await;
@@ -274,7 +287,7 @@ impl TestApp {
             None => Location::Postgres(url.clone()),
         };
         let log_from = logcheck::capture().len();
-        spawn_on(location, url, dir, log_from, |config, _| tweak(config)).await
+        spawn_on(location, url, dir, log_from, None, tweak).await
     }
 
     /// Stops the server (in-flight requests finish), waits for it and checks its log

@@ -71,3 +71,12 @@ pub async fn postgres_pooled(clock: Arc<ManualClock>) -> PgStore {
         .expect("migrate postgres through PgBouncer");
     store
 }
+
+/// The audit chain keys of a test master key (version 1): the keys a server with that
+/// master key links its events under.
+pub fn test_chain_keys() -> ownership_core::audit::ChainKeys {
+    let master = ownership_core::crypto::MasterKey::new(1, [0x5a; 32]).expect("master key");
+    ownership_core::audit::ChainKeys::from_master(&ownership_core::crypto::MasterKeys::single(
+        master,
+    ))
+}

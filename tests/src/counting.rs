@@ -48,6 +48,10 @@ impl<D: Database> Transactions for Counting<D> {
         self.inner.now()
     }
 
+    fn limits(&self) -> ownership_core::quotas::Limits {
+        self.inner.limits()
+    }
+
     async fn write<R, F>(&self, body: F) -> Result<Committed<R>>
     where
         R: Send + 'static,

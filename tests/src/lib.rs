@@ -6,6 +6,7 @@
 //! - [`conformance`]: the backend conformance suite, written once against the ports.
 //! - [`backends`]: fresh, migrated stores of every backend.
 //! - [`nginx`]: a throwaway nginx terminating TLS in front of a server.
+//! - [`oidc`]: a real OpenID Connect provider (oidc-provider on node).
 
 #![allow(
     clippy::unwrap_used,
@@ -25,6 +26,7 @@ pub mod exposition;
 pub mod http;
 pub mod logcheck;
 pub mod nginx;
+pub mod oidc;
 pub mod pg;
 pub mod pgbouncer;
 pub mod serve;

@@ -179,20 +179,11 @@ async fn populate(url: &str, provisioned: usize) -> (Serve, Fixture) {
         )
         .await
         .unwrap();
-    }
-    let (code, out) = op(&["users", "add", "root", "--role", "owner"], url);
-    assert_eq!(code, Some(0), "users add: {out}");
-    let owner = out
-        .split_whitespace()
-        .find(|w| w.starts_with("own_u_"))
-        .unwrap_or_else(|| panic!("no token in: {out}"))
-        .to_owned();
-    {
-        // A passkey row (registering a real one takes a browser: see console_browser).
-        let store = open(url).await;
+        // A passkey row (registering a real one takes a browser: see console_browser),
+        // written before an operator command keys the audit chain.
         let admin = AdminScope::operator("tester");
-        let root = ownership_core::OwnerId::parse("root").unwrap();
-        let scope = OwnerScope::for_operator(&admin, root).unwrap();
+        let p00 = ownership_core::OwnerId::parse("p00").unwrap();
+        let scope = OwnerScope::for_operator(&admin, p00).unwrap();
         store
             .register_passkey(
                 &scope,
@@ -206,6 +197,26 @@ async fn populate(url: &str, provisioned: usize) -> (Serve, Fixture) {
             .await
             .unwrap();
     }
+    let (code, out) = op(&["users", "add", "root", "--role", "owner"], url);
+    assert_eq!(code, Some(0), "users add: {out}");
+    let owner = out
+        .split_whitespace()
+        .find(|w| w.starts_with("own_u_"))
+        .unwrap_or_else(|| panic!("no token in: {out}"))
+        .to_owned();
+    let (code, out) = op(
+        &[
+            "users",
+            "link-oidc",
+            "root",
+            "--issuer",
+            "https://idp.example",
+            "--subject",
+            "root-at-idp",
+        ],
+        url,
+    );
+    assert_eq!(code, Some(0), "users link-oidc: {out}");
 
     let server = serve(url);
     let base = server.base.clone();
@@ -857,12 +868,12 @@ async fn refusals_write_nothing() {
 
     // A backup from a newer schema than this build knows: refused, nothing created.
     let future = dir.path().join("future.backup");
-    let version = format!(
+    let current = format!(
         "\"schema_version\":{}",
         ownership_store::transfer::latest_schema_version()
     );
-    assert!(text.contains(&version));
-    std::fs::write(&future, text.replacen(&version, "\"schema_version\":99", 1)).unwrap();
+    assert!(text.contains(&current));
+    std::fs::write(&future, text.replacen(&current, "\"schema_version\":99", 1)).unwrap();
     let target = dir.path().join("future.db");
     let (code, out) = op(
         &["restore", future.to_str().unwrap()],

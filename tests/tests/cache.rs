@@ -51,6 +51,33 @@ async fn warm_token_lookup_reads_nothing() {
     );
 }
 
+/// The request path: shape, digest, cache; the checksum only on a miss, and a token whose
+/// checksum fails never reaches the store, whether another token is warm or not.
+#[tokio::test]
+async fn the_warm_path_serves_hits_and_a_bad_checksum_never_reaches_the_store() {
+    use ownership_core::service::{Refusal, check_token};
+    let (s, _) = cached().await;
+    let root = boot(&s).await;
+    let raw = root.secret.expose();
+    let before = s.inner().calls();
+    for _ in 0..10 {
+        let p = check_token(&s, raw, false).await.unwrap().unwrap();
+        assert_eq!(p.identity.owner_id, oid("root"));
+    }
+    assert_eq!(s.inner().calls(), before, "warm checks reached the store");
+    let last = if raw.ends_with('A') { 'B' } else { 'A' };
+    let wrong = format!("{}{last}", &raw[..raw.len() - 1]);
+    assert_eq!(
+        check_token(&s, &wrong, false).await.unwrap().unwrap_err(),
+        Refusal::Malformed
+    );
+    assert_eq!(
+        s.inner().calls(),
+        before,
+        "a bad checksum reached the store"
+    );
+}
+
 #[tokio::test]
 async fn warm_identity_resolution_reads_nothing() {
     let (s, _) = cached().await;

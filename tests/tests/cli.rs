@@ -268,6 +268,8 @@ on_both!(
     audit_commands,
     pairing_and_tokens_with_a_running_server,
     weak_static_secrets_are_refused,
+    keyed_chain_export_and_independent_verifier,
+    deleting_an_owners_newest_event_is_detected,
 );
 
 /// Provisioned, legacy and bootstrap tokens under 128 bits are refused: a table names the
@@ -1005,4 +1007,309 @@ fn an_unreachable_store_is_one_line_without_its_password() {
         &["users", "list"],
     );
     bad_url.fails(1, "unsupported database URL scheme");
+}
+
+/// The master key of the keyed-chain tests (the base64 of 32 bytes of 0x5a).
+const CHAIN_MASTER_KEY: &str = "WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo=";
+
+/// `docs/verify_audit.py`, the independent verifier, run with the machine's python3.
+fn python_verify(export: &std::path::Path, keys: Option<&std::path::Path>) -> (i32, String) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/verify_audit.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script).arg(export);
+    if let Some(keys) = keys {
+        cmd.arg("--keys").arg(keys);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is required to run docs/verify_audit.py: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .trim()
+        .to_owned(),
+    )
+}
+
+/// The store's events, oldest first, read behind the binary's back.
+async fn stored_events(db: &Db) -> Vec<ownership_core::audit::AuditEvent> {
+    use ownership_core::authz::AdminScope;
+    use ownership_core::ports::{AuditFilter, AuditLog as _, PageRequest};
+    let page = PageRequest {
+        after: None,
+        limit: 500,
+    };
+    let scope = AdminScope::operator("test");
+    let mut events = match backend_store(db).await {
+        Opened::Libsql(s) => s.list_events(AuditFilter::All(&scope), &page).await,
+        Opened::Postgres(s) => s.list_events(AuditFilter::All(&scope), &page).await,
+    }
+    .unwrap()
+    .items;
+    events.reverse();
+    events
+}
+
+enum Opened {
+    Libsql(LibsqlStore),
+    Postgres(ownership_store::postgres::PgStore),
+}
+
+async fn backend_store(db: &Db) -> Opened {
+    let clock = std::sync::Arc::new(SystemClock);
+    match db.backend {
+        Backend::Libsql => Opened::Libsql(
+            LibsqlStore::open_file(db.path.as_ref().unwrap(), clock)
+                .await
+                .unwrap(),
+        ),
+        Backend::Postgres => Opened::Postgres(
+            ownership_store::postgres::PgStore::connect(&db.url, clock)
+                .await
+                .unwrap(),
+        ),
+    }
+}
+
+/// A byte string as an SQL literal of the backend.
+fn bytes_sql(backend: Backend, bytes: &[u8; 32]) -> String {
+    match backend {
+        Backend::Libsql => format!("X'{}'", hex::encode(bytes)),
+        Backend::Postgres => format!("'\\x{}'::bytea", hex::encode(bytes)),
+    }
+}
+
+/// What an attacker without the master key can do: edit event `from` and recompute the
+/// unkeyed (SHA-256) links of it and of every later event, and move the head.
+async fn rewrite_unkeyed_from(db: &Db, from: i64) {
+    use ownership_core::audit::{ChainHash, chain_hash};
+    let events = stored_events(db).await;
+    let mut prev = ChainHash::GENESIS;
+    let mut sql = String::new();
+    for mut e in events {
+        if e.seq < from {
+            prev = e.hash;
+            continue;
+        }
+        if e.seq == from {
+            e.details = r#"{"forged":true}"#.to_owned();
+        }
+        let hash = chain_hash(&prev, e.seq, &e.content());
+        sql.push_str(&format!(
+            "UPDATE audit_events SET details = '{}', prev_hash = {}, hash = {}, key_version = NULL WHERE seq = {};\n",
+            e.details,
+            bytes_sql(db.backend, prev.as_bytes()),
+            bytes_sql(db.backend, hash.as_bytes()),
+            e.seq
+        ));
+        prev = hash;
+    }
+    sql.push_str(&format!(
+        "UPDATE audit_head SET hash = {}, key_version = NULL WHERE id = 1;\n",
+        bytes_sql(db.backend, prev.as_bytes())
+    ));
+    db.tamper(&sql).await;
+}
+
+/// The seq a verifier's "… broken at event N: …" line names.
+fn broken_at(line: &str) -> i64 {
+    line.split("broken at event ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("not a broken verdict: {line}"))
+}
+
+/// A keyed store with four events: root, bob, bob's token, carol (so bob's newest event is
+/// not the newest of the chain).
+fn keyed_db(backend: Backend) -> Db {
+    let db = Db::new(backend);
+    let key = [("OWNERSHIP_MASTER_KEY", CHAIN_MASTER_KEY)];
+    db.run_env(&["migrate"], &key).ok();
+    db.run_env(&["users", "add", "root", "--role", "owner"], &key)
+        .ok();
+    db.run_env(&["users", "add", "bob"], &key).ok();
+    db.run_env(
+        &["tokens", "issue", "--user", "bob", "--kinds", "api"],
+        &key,
+    )
+    .ok();
+    db.run_env(&["users", "add", "carol"], &key).ok();
+    db
+}
+
+/// Exports the chain (`extra` arguments: `--owner`, `--since`) and the chain keys into
+/// `dir`; returns the export's path and the keys' path.
+fn export_to(db: &Db, dir: &std::path::Path, name: &str, extra: &[&str]) -> PathBuf {
+    let key = [("OWNERSHIP_MASTER_KEY", CHAIN_MASTER_KEY)];
+    let mut args = vec!["audit", "export"];
+    args.extend_from_slice(extra);
+    let run = db.run_env(&args, &key).ok();
+    assert!(
+        run.stderr.contains("exported "),
+        "progress on stderr: {run:#?}"
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, &run.stdout).unwrap();
+    path
+}
+
+/// Both verifiers on one export: the CLI's exit code and line, and Python's.
+fn both_verdicts(db: &Db, export: &std::path::Path, keys: &std::path::Path) -> [(i32, String); 2] {
+    let key = [("OWNERSHIP_MASTER_KEY", CHAIN_MASTER_KEY)];
+    let cli = db.run_env(
+        &["audit", "verify", "--file", export.to_str().unwrap()],
+        &key,
+    );
+    [
+        (cli.code.unwrap_or(-1), cli.out().to_owned()),
+        python_verify(export, Some(keys)),
+    ]
+}
+
+async fn keyed_chain_export_and_independent_verifier(backend: Backend) {
+    let db = keyed_db(backend);
+    let key = [("OWNERSHIP_MASTER_KEY", CHAIN_MASTER_KEY)];
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        db.run_env(&["audit", "verify"], &key).ok().out(),
+        "audit chain intact (4 events)"
+    );
+    assert!(
+        stored_events(&db)
+            .await
+            .iter()
+            .all(|e| e.key_version == Some(1)),
+        "every link is keyed under master key version 1"
+    );
+    // Without the master key, keyed links cannot be checked, nor can the chain grow.
+    let unkeyed = db.run(&["audit", "verify"]);
+    assert_eq!(unkeyed.code, Some(3), "{unkeyed:#?}");
+    assert!(unkeyed.out().contains("does not hold"), "{unkeyed:#?}");
+    db.run(&["users", "add", "dave"])
+        .fails(1, "the audit chain is keyed");
+
+    // The chain key: JSON, never the master key.
+    let keys = db.run_env(&["audit", "chain-key"], &key).ok();
+    let listed = keys.json();
+    assert_eq!(listed["keys"][0]["version"], 1);
+    assert_eq!(listed["keys"][0]["key"].as_str().unwrap().len(), 64);
+    assert!(!keys.stdout.contains(CHAIN_MASTER_KEY));
+    let keys_path = dir.path().join("keys.json");
+    std::fs::write(&keys_path, &keys.stdout).unwrap();
+
+    // A good export: both verifiers agree it is intact.
+    let full = export_to(&db, dir.path(), "full.jsonl", &[]);
+    assert_eq!(std::fs::read_to_string(&full).unwrap().lines().count(), 5);
+    for (code, line) in both_verdicts(&db, &full, &keys_path) {
+        assert_eq!((code, line.as_str()), (0, "audit export intact (4 events)"));
+    }
+    // Without the chain key, Python cannot vouch for keyed links.
+    let (code, line) = python_verify(&full, None);
+    assert_eq!(code, 3, "{line}");
+    // One owner's events, and the events after a point.
+    let bobs = export_to(&db, dir.path(), "bob.jsonl", &["--owner", "bob"]);
+    let text = std::fs::read_to_string(&bobs).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines.iter().all(|e| e["owner_id"] == "bob"));
+    for (code, line) in both_verdicts(&db, &bobs, &keys_path) {
+        assert_eq!((code, line.as_str()), (0, "audit export intact (2 events)"));
+    }
+    let tail = export_to(&db, dir.path(), "tail.jsonl", &["--since", "2"]);
+    for (code, line) in both_verdicts(&db, &tail, &keys_path) {
+        assert_eq!((code, line.as_str()), (0, "audit export intact (2 events)"));
+    }
+
+    // A tampered export: an event's details edited in the file.
+    let edited = dir.path().join("edited.jsonl");
+    std::fs::write(
+        &edited,
+        std::fs::read_to_string(&full).unwrap().replacen(
+            r#""target":"bob""#,
+            r#""target":"mallory""#,
+            1,
+        ),
+    )
+    .unwrap();
+    for (code, line) in both_verdicts(&db, &edited, &keys_path) {
+        assert_eq!(code, 3, "{line}");
+        assert_eq!(broken_at(&line), 2, "{line}");
+    }
+
+    // A tampered store: event 2 rewritten and every later link recomputed the unkeyed
+    // way, head included. The store's verifier and both export verifiers find it.
+    rewrite_unkeyed_from(&db, 2).await;
+    let broken = db.run_env(&["audit", "verify"], &key);
+    assert_eq!(broken.code, Some(3), "{broken:#?}");
+    assert_eq!(broken_at(broken.out()), 2, "{broken:#?}");
+    assert!(broken.out().contains("unkeyed event follows a keyed one"));
+    let rewritten = export_to(&db, dir.path(), "rewritten.jsonl", &[]);
+    for (code, line) in both_verdicts(&db, &rewritten, &keys_path) {
+        assert_eq!(code, 3, "{line}");
+        assert_eq!(broken_at(&line), 2, "{line}");
+    }
+    // The whole chain rewritten unkeyed: nothing keyed is left, but the newest event of a
+    // keyed store must be keyed.
+    rewrite_unkeyed_from(&db, 1).await;
+    let broken = db.run_env(&["audit", "verify"], &key);
+    assert_eq!(broken.code, Some(3), "{broken:#?}");
+    assert!(
+        broken.out().contains("newest event is unkeyed"),
+        "{broken:#?}"
+    );
+    let rewritten = export_to(&db, dir.path(), "rewritten-all.jsonl", &[]);
+    for (code, line) in both_verdicts(&db, &rewritten, &keys_path) {
+        assert_eq!(code, 3, "{line}");
+        assert_eq!(broken_at(&line), 4, "{line}");
+    }
+}
+
+async fn deleting_an_owners_newest_event_is_detected(backend: Backend) {
+    let db = keyed_db(backend);
+    let key = [("OWNERSHIP_MASTER_KEY", CHAIN_MASTER_KEY)];
+    let dir = tempfile::tempdir().unwrap();
+    let keys_path = dir.path().join("keys.json");
+    std::fs::write(
+        &keys_path,
+        db.run_env(&["audit", "chain-key"], &key).ok().stdout,
+    )
+    .unwrap();
+    let events = stored_events(&db).await;
+    let bobs_newest = events
+        .iter()
+        .filter(|e| e.owner.as_ref().is_some_and(|o| o.as_str() == "bob"))
+        .map(|e| e.seq)
+        .max()
+        .unwrap();
+    assert!(
+        bobs_newest < events.last().unwrap().seq,
+        "not the chain's newest"
+    );
+    db.tamper(&format!(
+        "DELETE FROM audit_events WHERE seq = {bobs_newest}"
+    ))
+    .await;
+    let broken = db.run_env(&["audit", "verify"], &key);
+    assert_eq!(broken.code, Some(3), "{broken:#?}");
+    assert_eq!(broken_at(broken.out()), bobs_newest, "{broken:#?}");
+    let export = export_to(&db, dir.path(), "deleted.jsonl", &[]);
+    for (code, line) in both_verdicts(&db, &export, &keys_path) {
+        assert_eq!(code, 3, "{line}");
+        assert_eq!(broken_at(&line), bobs_newest, "{line}");
+    }
+    // The chain's newest event deleted too (the head left as it was).
+    let newest = events.last().unwrap().seq;
+    db.tamper(&format!("DELETE FROM audit_events WHERE seq = {newest}"))
+        .await;
+    let broken = db.run_env(&["audit", "verify"], &key);
+    assert_eq!(broken.code, Some(3), "{broken:#?}");
 }

@@ -437,6 +437,28 @@ async fn the_event_stream_through_the_client(backend: Backend) {
     assert_eq!(again.seq, event.seq);
     drop(replay);
 
+    // A stream ticket opens the stream once, without the token in the request.
+    let ticket = bob.stream_ticket().await.unwrap();
+    assert!(ticket.expires_in_seconds > 0 && ticket.expires_in_seconds <= 60);
+    let mut by_ticket = bob
+        .my_events_with_ticket(&ticket.ticket, Some(event.seq - 1))
+        .await
+        .unwrap();
+    let once = tokio::time::timeout(Duration::from_secs(20), by_ticket.next())
+        .await
+        .expect("a replayed event within 20 s")
+        .expect("the stream goes on")
+        .unwrap();
+    assert_eq!(once.seq, event.seq);
+    drop(by_ticket);
+    assert_refused(
+        bob.my_events_with_ticket(&ticket.ticket, None)
+            .await
+            .map(|_| ()),
+        401,
+        "unauthenticated",
+    );
+
     // A `verify` token may not listen.
     let verifier = owner
         .service_token(&[TokenKind::Verify], None)

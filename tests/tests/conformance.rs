@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use libtest_mimic::{Arguments, Trial};
 use ownership_core::ports::Store;
+use ownership_core::quotas::Limits;
 use ownership_tests::backends;
 use ownership_tests::conformance::{Case, Ctx, cases, support::assert_chain};
 
@@ -49,21 +50,22 @@ const BACKENDS: [&str; 4] = [
 fn trials<S, F, Fut>(backend: usize, make: F) -> Vec<Trial>
 where
     S: Store + 'static,
-    F: Fn(Arc<ownership_store::ManualClock>) -> Fut + Send + Sync + Clone + 'static,
+    F: Fn(Arc<ownership_store::ManualClock>, Limits) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = (S, Option<tempfile::TempDir>)> + Send,
 {
     cases::<S>()
         .into_iter()
-        .map(|Case { name, run }| {
+        .map(|Case { name, run, limits }| {
             let make = make.clone();
             Trial::test(format!("{}::{name}", BACKENDS[backend]), move || {
                 runtime().block_on(async move {
                     let clock = backends::manual_clock();
-                    let (store, _dir) = make(Arc::clone(&clock)).await;
+                    let (store, _dir) = make(Arc::clone(&clock), limits).await;
                     let store = Arc::new(store);
                     run(Ctx {
                         store: Arc::clone(&store),
                         clock,
+                        limits,
                     })
                     .await;
                     assert_chain(&*store).await;
@@ -78,19 +80,29 @@ where
 fn main() {
     let args = Arguments::from_args();
     let mut all = Vec::new();
-    let memory = trials(
-        0,
-        |c| async move { (backends::libsql_memory(c).await, None) },
-    );
-    let file = trials(1, |c| async move {
+    // Every store keys its audit chain, as a server with a master key does; the chain is
+    // verified (keyed) after each case.
+    let memory = trials(0, |c, l| async move {
+        let s = backends::libsql_memory(c).await.with_limits(l);
+        s.set_chain_keys(backends::test_chain_keys());
+        (s, None)
+    });
+    let file = trials(1, |c, l| async move {
         let (s, d) = backends::libsql_file(c).await;
+        let s = s.with_limits(l);
+        s.set_chain_keys(backends::test_chain_keys());
         (s, Some(d))
     });
-    let pg = trials(2, |c| async move { (backends::postgres(c).await, None) });
-    let pooled = trials(
-        3,
-        |c| async move { (backends::postgres_pooled(c).await, None) },
-    );
+    let pg = trials(2, |c, l| async move {
+        let s = backends::postgres(c).await.with_limits(l);
+        s.set_chain_keys(backends::test_chain_keys());
+        (s, None)
+    });
+    let pooled = trials(3, |c, l| async move {
+        let s = backends::postgres_pooled(c).await.with_limits(l);
+        s.set_chain_keys(backends::test_chain_keys());
+        (s, None)
+    });
     println!(
         "conformance cases registered per backend: libsql_memory {}, libsql_file {}, postgres {}, postgres_pgbouncer {}",
         memory.len(),

@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
-use ownership_tests::app::{Backend, TestApp, spawn_app, spawn_app_at, spawn_app_with};
+use ownership_tests::app::{Backend, TestApp, spawn_app, spawn_app_on, spawn_app_with};
+use ownership_tests::oidc::{CLIENT_ID, OidcProvider};
 use serde_json::{Value, json};
 
 /// Declares each named `async fn scenario(backend: Backend)` as two tests,
@@ -69,6 +70,7 @@ on_both_backends!(
     behind_https_the_cookies_are_host_prefixed_and_secure,
     account_and_admin_pages,
     passkeys_register_sign_in_and_remove,
+    sign_in_with_an_identity_provider,
 );
 
 /// The session cookie's name over plain HTTP.
@@ -2290,10 +2292,11 @@ async fn own_actions(app: &TestApp) -> Vec<String> {
 /// by the authenticator, no longer signs in. The script is served by us and loaded only
 /// by the two pages that use it; axe-core passes on both.
 async fn passkeys_register_sign_in_and_remove(backend: Backend) {
-    let app = spawn_app_at(backend, |config, addr| {
-        // WebAuthn needs a secure context and a domain for its relying-party id:
-        // `localhost` is both, over plain HTTP.
-        let origin = format!("http://localhost:{}", addr.port());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // WebAuthn needs a secure context and a domain for its relying-party id: `localhost`
+    // is both, over plain HTTP.
+    let origin = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let app = spawn_app_on(backend, listener, move |config| {
         config.service.passkeys = Some(
             ownership_http::console::PasskeySettings::new("localhost", &origin)
                 .expect("passkey settings"),
@@ -2381,10 +2384,13 @@ async fn passkeys_register_sign_in_and_remove(backend: Backend) {
     // Such a session holds no token, so it mints none, and says why.
     let before = token_count(&app).await;
     b.follow("Tokens").await;
-    b.fill("Label", "from a passkey").await;
-    b.check("api").await;
-    b.press("Create token").await;
-    b.expect_message("alert", "sign in with your token").await;
+    // No form: the session holds no token of its own to mint with, and says so.
+    b.wait_text("//p[contains(normalize-space(), 'sign in with a token to mint')]")
+        .await;
+    assert_eq!(
+        b.count("//button[normalize-space()='Create token']").await,
+        0
+    );
     assert_eq!(token_count(&app).await, before, "nothing minted");
     b.follow("Passkeys").await;
     let row = b
@@ -2513,4 +2519,304 @@ async fn passkey_sign_in_refusals(app: &TestApp) {
             "{what}: {body}"
         );
     }
+}
+// Sign-in with an OpenID Connect provider
+// ---------------------------------------------------------------------------------------
+
+/// The folder holding oidc-provider's packages: `$OWNERSHIP_OIDC_PROVIDER` (`cargo xtask
+/// test` sets it), else the copy `cargo xtask` installs under `<target>/tools/`.
+fn oidc_provider_modules() -> PathBuf {
+    std::env::var_os("OWNERSHIP_OIDC_PROVIDER")
+        .filter(|p| !p.is_empty())
+        .map_or_else(
+            || {
+                let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+                tmp.parent()
+                    .unwrap_or(tmp)
+                    .join("tools/oidc-provider/node_modules")
+            },
+            PathBuf::from,
+        )
+}
+
+/// The provider's name on the sign-in page.
+const PROVIDER_NAME: &str = "Test Identity";
+
+impl Browser {
+    /// Starts a sign-in with the provider and logs in at its development form as `login`.
+    async fn sign_in_at_provider(&self, login: &str) {
+        self.goto("/console/login").await;
+        self.follow(&format!("Sign in with {PROVIDER_NAME}")).await;
+        let name = self.wait_for("//input[@name='login']").await;
+        name.send_keys(login).await.expect("type the login");
+        self.c
+            .find(Locator::XPath("//input[@name='password']"))
+            .await
+            .expect("password field")
+            .send_keys("any password")
+            .await
+            .expect("type the password");
+        self.c
+            .find(Locator::XPath("//button[@type='submit']"))
+            .await
+            .expect("the provider's sign-in button")
+            .click()
+            .await
+            .expect("submit");
+    }
+
+    /// Waits for the refusal page after a provider sign-in, with `text` in its message.
+    async fn expect_refusal(&self, text: &str) {
+        let h = self
+            .wait_text("//h1[normalize-space()='Sign-in refused']")
+            .await;
+        assert_eq!(h, "Sign-in refused");
+        let body = self.page_text().await;
+        assert!(
+            body.contains(text),
+            "refusal page says `{body}`, not `{text}`"
+        );
+        self.goto("/console").await;
+        assert!(self.is_on_sign_in_page().await, "nobody was signed in");
+    }
+}
+
+/// Links `subject` at `issuer` to `user` with the operator command.
+fn link_oidc(app: &TestApp, user: &str, issuer: &str, subject: &str) {
+    let (code, out) = ownership_tests::serve::run_to_end(ownership_tests::serve::operator_command(
+        &[
+            "users",
+            "link-oidc",
+            user,
+            "--issuer",
+            issuer,
+            "--subject",
+            subject,
+        ],
+        &app.database_url,
+    ));
+    assert_eq!(code, Some(0), "users link-oidc: {out}");
+}
+
+/// A cookie `name=value` from a response's `Set-Cookie` headers.
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+        .find(|c| c.starts_with(&format!("{name}=")))
+}
+
+/// Drives the provider over plain HTTP (no browser) until it redirects back to the
+/// console: returns the console's flow cookie and the callback URL with its code.
+async fn code_over_http(app: &TestApp, login: &str) -> (String, String) {
+    let http = raw_http();
+    let start = http
+        .get(format!("{}/console/oidc/start", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status().as_u16(), 303);
+    let flow = set_cookie(&start, "ownership_oidc").expect("the flow cookie");
+    let mut url = start.headers()["location"].to_str().unwrap().to_owned();
+    let mut jar: Vec<String> = Vec::new();
+    let mut form_posted = false;
+    for _ in 0..10 {
+        if url.starts_with(&app.base) {
+            return (flow, url);
+        }
+        let r = http
+            .get(&url)
+            .header("cookie", jar.join("; "))
+            .send()
+            .await
+            .unwrap();
+        for c in r.headers().get_all("set-cookie").iter() {
+            let c = c.to_str().unwrap().split(';').next().unwrap().to_owned();
+            let name = c.split('=').next().unwrap().to_owned();
+            jar.retain(|k| !k.starts_with(&format!("{name}=")));
+            jar.push(c);
+        }
+        let base = reqwest::Url::parse(&url).unwrap();
+        if r.status().is_redirection() {
+            url = base
+                .join(r.headers()["location"].to_str().unwrap())
+                .unwrap()
+                .to_string();
+            continue;
+        }
+        assert!(
+            !form_posted,
+            "the provider showed a second form: {}",
+            r.text().await.unwrap()
+        );
+        let page = r.text().await.unwrap();
+        let action = page
+            .split("action=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the provider's login form")
+            .to_owned();
+        let r = http
+            .post(base.join(&action).unwrap())
+            .header("cookie", jar.join("; "))
+            .form(&[("prompt", "login"), ("login", login), ("password", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_redirection(), "login form: {}", r.status());
+        form_posted = true;
+        url = base
+            .join(r.headers()["location"].to_str().unwrap())
+            .unwrap()
+            .to_string();
+    }
+    panic!("the provider never sent the browser back to the console");
+}
+
+async fn sign_in_with_an_identity_provider(backend: Backend) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let provider = OidcProvider::start(
+        &oidc_provider_modules(),
+        &format!("{base}/console/oidc/callback"),
+    );
+    let (issuer, secret) = (provider.issuer.clone(), provider.client_secret.clone());
+    let app = spawn_app_on(backend, listener, move |c| {
+        c.service.oidc = Some(ownership_http::console::OidcConfig {
+            issuer,
+            client_id: CLIENT_ID.to_owned(),
+            client_secret: Some(secret),
+            display_name: PROVIDER_NAME.to_owned(),
+            redirect_base: base,
+            allowed_emails: ownership_core::oidc::AllowList::new([(
+                "bob@example.com",
+                ownership_core::OwnerId::parse("bob").unwrap(),
+            )])
+            .unwrap(),
+        });
+    })
+    .await;
+    app.create_user("alice", "member").await;
+    app.create_user("bob", "member").await;
+    link_oidc(&app, "alice", &provider.issuer, "alice");
+    let driver = Driver::start().await;
+    let axe = Axe::new();
+
+    // A linked subject lands signed in as its user.
+    let b = driver.browser(&app).await;
+    b.goto("/console/login").await;
+    axe.check(&b, "sign-in page with a provider").await;
+    b.sign_in_at_provider("alice").await;
+    b.wait_for("//button[normalize-space()='Sign out']").await;
+    assert_eq!(b.path().await, "/console");
+    let home = b.page_text().await;
+    assert!(home.contains("alice"), "home shows the user: {home}");
+    assert!(home.contains("your identity provider"), "{home}");
+    axe.check(&b, "home after a provider sign-in").await;
+    b.follow("Audit").await;
+    b.wait_for("//td[contains(normalize-space(), 'session.started')]")
+        .await;
+    b.close().await;
+
+    // An unlinked subject is refused with a clear page.
+    let b = driver.browser(&app).await;
+    b.sign_in_at_provider("stranger").await;
+    b.wait_text("//h1[normalize-space()='Sign-in refused']")
+        .await;
+    axe.check(&b, "provider sign-in refused").await;
+    b.expect_refusal("not linked to a user here").await;
+    b.close().await;
+
+    // A verified, allow-listed email links on first sign-in; the same email unverified
+    // links nothing.
+    let b = driver.browser(&app).await;
+    b.sign_in_at_provider("mallory").await;
+    b.expect_refusal("not linked to a user here").await;
+    b.close().await;
+    let b = driver.browser(&app).await;
+    b.sign_in_at_provider("bob").await;
+    b.wait_for("//button[normalize-space()='Sign out']").await;
+    assert!(b.page_text().await.contains("bob"));
+    b.close().await;
+
+    // Each bad ID token the provider can be made to send is refused.
+    for mode in [
+        "wrong-nonce",
+        "wrong-issuer",
+        "wrong-audience",
+        "expired",
+        "bad-signature",
+    ] {
+        provider.set_mode(mode).await;
+        let b = driver.browser(&app).await;
+        b.sign_in_at_provider("alice").await;
+        b.expect_refusal("could not be verified").await;
+        b.close().await;
+    }
+    provider.set_mode("normal").await;
+
+    // Over plain HTTP: a tampered `state` and a replayed code are refused.
+    let http = raw_http();
+    let (flow, callback) = code_over_http(&app, "alice").await;
+    let tampered = callback.replace("state=", "state=x");
+    let r = http
+        .get(&tampered)
+        .header("cookie", &flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400, "a tampered state");
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("not started from this browser")
+    );
+    let with_flow = async |url: &str| http.get(url).header("cookie", &flow).send().await.unwrap();
+    let r = with_flow(&callback).await;
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "the first use of the code signs in"
+    );
+    assert!(set_cookie(&r, SESSION_COOKIE).is_some_and(|c| c.len() > SESSION_COOKIE.len() + 1));
+    let r = with_flow(&callback).await;
+    assert_eq!(
+        r.status().as_u16(),
+        403,
+        "a replayed code is refused (by the provider, even with the flow cookie put back)"
+    );
+    assert!(set_cookie(&r, SESSION_COOKIE).is_none());
+    let r = http.get(&callback).send().await.unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        400,
+        "and without the flow cookie, before the provider"
+    );
+
+    // Unlinking ends the user's provider sessions.
+    let b = driver.browser(&app).await;
+    b.sign_in_at_provider("alice").await;
+    b.wait_for("//button[normalize-space()='Sign out']").await;
+    let (code, out) = ownership_tests::serve::run_to_end(ownership_tests::serve::operator_command(
+        &[
+            "users",
+            "unlink-oidc",
+            "alice",
+            "--issuer",
+            &provider.issuer,
+            "--subject",
+            "alice",
+        ],
+        &app.database_url,
+    ));
+    assert_eq!(code, Some(0), "users unlink-oidc: {out}");
+    b.goto("/console").await;
+    assert!(b.is_on_sign_in_page().await, "unlinking ended the session");
+    b.close().await;
+
+    axe.report();
+    app.stop().await;
 }

@@ -130,13 +130,28 @@ fn assert_unavailable(r: &Reply, what: &str) {
     );
 }
 
-/// `ownership audit verify --json` on `database_url`: the chain is intact; returns how
-/// many events it holds.
+/// `ownership audit verify --json` on `database_url`, with the fixed master key the
+/// servers of these tests were given (the chain is keyed under it): the chain is intact;
+/// returns how many events it holds.
 fn audit_intact(database_url: &str) -> u64 {
-    let (code, out) = run_to_end(operator_command(
+    let mut verify = operator_command(&["--json", "audit", "verify"], database_url);
+    verify.env("OWNERSHIP_MASTER_KEY", master_key());
+    audit_verdict(verify)
+}
+
+/// [`audit_intact`] for a libSQL store whose server made its own master key (the key file
+/// beside the database, which the command finds the same way).
+fn audit_intact_by_key_file(database_url: &str) -> u64 {
+    audit_verdict(operator_command(
         &["--json", "audit", "verify"],
         database_url,
-    ));
+    ))
+}
+
+/// Runs `ownership audit verify --json` as `verify`: the chain is intact; returns how many
+/// events it holds.
+fn audit_verdict(verify: std::process::Command) -> u64 {
+    let (code, out) = run_to_end(verify);
     assert_eq!(code, Some(0), "audit verify: {out}");
     // Stdout (the verdict, pretty-printed) comes first.
     let at = out
@@ -728,7 +743,7 @@ async fn libsql_read_only_refuses_to_start_with_a_clear_error_and_no_damage() {
     let (owner, alice) = seeded_libsql(&db_arg).await;
     let lock = dir.path().join("ownership.db.lock");
     assert!(lock.exists(), "the serve lock file is beside the database");
-    let events_before = audit_intact(&db_arg);
+    let events_before = audit_intact_by_key_file(&db_arg);
 
     let no_dac: Vec<&OsStr> = NO_DAC_OVERRIDE.iter().map(OsStr::new).collect();
 
@@ -761,7 +776,7 @@ async fn libsql_read_only_refuses_to_start_with_a_clear_error_and_no_damage() {
     assert!(!out.contains(r#""serving""#), "it did not serve:\n{out}");
 
     // Nothing was damaged or lost.
-    assert_eq!(audit_intact(&db_arg), events_before);
+    assert_eq!(audit_intact_by_key_file(&db_arg), events_before);
     integrity_ok(&db).await;
     let server = start_command(serve_command(&db_arg), false);
     let http = http();

@@ -397,6 +397,11 @@ async fn exercise(backend: Backend, handle: &ownership_http::metrics::Prometheus
         ) >= 1.0
     );
     assert!(present(&after, "ownership_webhook_due_deliveries", &[]));
+    assert!(present(
+        &after,
+        "ownership_webhook_circuits",
+        &[("state", "open")]
+    ));
 
     // PostgreSQL: this process hears its own invalidations
     if backend == Backend::Postgres {

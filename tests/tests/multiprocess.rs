@@ -618,3 +618,186 @@ async fn two_processes_through_pgbouncer_in_transaction_mode() {
         );
     }
 }
+
+// ---- console sessions ----------------------------------------------------------------
+
+/// A client that follows no redirects: the console's answers are read as sent.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in to the console of `node` with `token` as a browser would (the sign-in form's
+/// double-submit cookie, then the form); returns the session cookie (`name=value`).
+async fn console_sign_in(http: &reqwest::Client, node: &Serve, token: &str) -> String {
+    let page = http
+        .get(format!("{}/console/login", node.base))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|c| c.starts_with("ownership_login="))
+        .expect("the sign-in form's cookie");
+    let csrf = login_cookie
+        .trim_start_matches("ownership_login=")
+        .to_owned();
+    let r = http
+        .post(format!("{}/console/login", node.base))
+        .header("cookie", &login_cookie)
+        .form(&[("access_token", token), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303, "sign-in on {}", node.base);
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|c| c.starts_with("ownership_session=") && c.len() > "ownership_session=".len())
+        .expect("a session cookie")
+}
+
+/// What `GET /console` answers `node` for this session cookie: 200 signed in, 303 to the
+/// sign-in page when the session is over.
+async fn console_home(http: &reqwest::Client, node: &Serve, session: &str) -> u16 {
+    http.get(format!("{}/console", node.base))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Polls until every node refuses the session (303 to sign in), at most [`BOUND`].
+async fn session_ends_everywhere(
+    http: &reqwest::Client,
+    nodes: &[&Serve],
+    session: &str,
+    what: &str,
+) {
+    for node in nodes {
+        let start = Instant::now();
+        loop {
+            let status = console_home(http, node, session).await;
+            if status == 303 {
+                println!(
+                    "{what}: {} refused the session after {:?}",
+                    node.base,
+                    start.elapsed()
+                );
+                break;
+            }
+            assert!(
+                start.elapsed() < BOUND,
+                "{what}: {} still answers {status} for the session after {BOUND:?}",
+                node.base
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Sets `user`'s status through `node` as the Owner.
+async fn set_status(api: &reqwest::Client, node: &Serve, owner: &str, user: &str, to: &str) {
+    let r = call(
+        api,
+        node,
+        "PUT",
+        &format!("/v1/admin/users/{user}/status"),
+        Some(owner),
+        Some(json!({ "status": to })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "status {to}: {r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_console_session_is_shared_and_ended_everywhere() {
+    let (_, url) = pg_url();
+    let a = start(&url, true);
+    let b = start(&url, false);
+    let api = reqwest::Client::new();
+    ready(&api, &[&a, &b]).await;
+    let owner = a.token.clone().expect("A created the first Owner");
+    let http = browser();
+
+    // A session made on A is honoured on B (and on A).
+    let alice = add_user(&api, &a, &owner, "alice").await;
+    let session = console_sign_in(&http, &a, &alice).await;
+    for node in [&a, &b] {
+        assert_eq!(
+            console_home(&http, node, &session).await,
+            200,
+            "{}",
+            node.base
+        );
+    }
+    // Revoking the token it was started with (through B) ends it on both.
+    let me = call(&api, &b, "GET", "/v1/me", Some(&alice), None).await;
+    let signed_with = me.body["token"]["id"].as_str().unwrap().to_owned();
+    revoke(&api, &b, &alice, &signed_with, "revoke the session's token").await;
+    session_ends_everywhere(&http, &[&a, &b], &session, "revoke").await;
+
+    // Suspending the user (through A) ends a session made on B, on both.
+    let bob = add_user(&api, &a, &owner, "bob").await;
+    let session = console_sign_in(&http, &b, &bob).await;
+    for node in [&a, &b] {
+        assert_eq!(
+            console_home(&http, node, &session).await,
+            200,
+            "{}",
+            node.base
+        );
+    }
+    set_status(&api, &a, &owner, "bob", "suspended").await;
+    session_ends_everywhere(&http, &[&a, &b], &session, "suspend").await;
+    // Resuming the user does not revive it.
+    set_status(&api, &a, &owner, "bob", "active").await;
+    for node in [&a, &b] {
+        assert_eq!(
+            console_home(&http, node, &session).await,
+            303,
+            "{}",
+            node.base
+        );
+    }
+
+    // Signing out on B ends it on A.
+    let session = console_sign_in(&http, &a, &owner).await;
+    assert_eq!(console_home(&http, &b, &session).await, 200);
+    let csrf_page = http
+        .get(format!("{}/console", b.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF field on the page")
+        .to_owned();
+    let r = http
+        .post(format!("{}/console/logout", b.base))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(
+        console_home(&http, &a, &session).await,
+        303,
+        "signed out everywhere"
+    );
+}

@@ -54,6 +54,7 @@ const EXPECTED: &[&str] = &[
     "DELETE /v1/me/identities/{channel}/{external_id}",
     "GET /v1/me/audit",
     "GET /v1/me/events",
+    "POST /v1/me/events/ticket",
     "GET /v1/admin/users",
     "POST /v1/admin/users",
     "GET /v1/admin/users/{id}",

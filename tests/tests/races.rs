@@ -13,6 +13,8 @@
 //!   demotion of that Admin.
 //! - `two_owners_demote_each_other`: two Owners demoting each other at once, eight rounds.
 //! - `eight_owners_demote_each_other`: eight Owners demoting each other at once (56 calls).
+//! - `wrong_codes_from_one_member`: 1,000 wrong pairing codes from one member at once; at
+//!   most the per-user budget of them is evaluated, every other one is refused (429).
 //!
 //! "Sequentially explainable" is checked the same way everywhere: the audit log is the
 //! serialization order the store chose, so it is replayed ([`replay`]) against the rules
@@ -74,6 +76,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    wrong_codes_from_one_member,
     one_code_many_redeemers,
     rotate_and_revoke_at_once,
     delete_user_while_in_use,
@@ -153,6 +156,20 @@ fn clean(r: &Reply, what: &str) {
 }
 
 /// One request, checked by [`clean`].
+/// A `channel:telegram` service token minted by `owner`.
+async fn telegram_bot(app: &TestApp, owner: &str) -> String {
+    let bot = call(
+        app,
+        "POST",
+        "/v1/admin/service-tokens",
+        owner,
+        Some(json!({"kinds": ["channel:telegram"], "label": "bot"})),
+    )
+    .await;
+    assert_eq!(bot.status, 201, "service token: {}", bot.text);
+    bot.body["token"].as_str().unwrap().to_owned()
+}
+
 async fn call(app: &TestApp, method: &str, path: &str, token: &str, body: Option<Value>) -> Reply {
     let r = app.call(method, path, Some(token), body).await;
     clean(&r, &format!("{method} {path}"));
@@ -486,19 +503,107 @@ fn same_users(listed: &HashMap<String, (String, String)>, replayed: &HashMap<Str
 /// succeeds, the 63 others get the same 404 `invalid_code`, the chat account resolves to
 /// the winner and no one else lists it, and the log holds exactly one link event for it,
 /// by the winner.
+/// Wrong codes sent at once by one member in [`wrong_codes_from_one_member`].
+const WRONG_CODES: usize = 1_000;
+
+/// 1,000 concurrent wrong codes from one member: the store counts each evaluated code in
+/// the transaction that evaluates it, so at most the per-user budget (5) are evaluated
+/// (answered 404 `invalid_code`), and every other one is refused before its code is looked
+/// at (429 `rate_limited` with `Retry-After`). A check made before the transaction and a
+/// count made after it let every request that checked before the first count through.
+async fn wrong_codes_from_one_member(backend: Backend) {
+    let app = start(backend).await;
+    let owner = app.owner_token.clone();
+    let bot = telegram_bot(&app, &owner).await;
+    let asked = call(
+        &app,
+        "POST",
+        "/v1/channels/telegram/pairing-requests",
+        &bot,
+        Some(json!({"external_id": "tg-1"})),
+    )
+    .await;
+    assert_eq!(asked.status, 201, "pairing request: {}", asked.text);
+    let shown = asked.body["code"].as_str().unwrap().to_owned();
+    let member = app.create_user("guesser", "member").await;
+    // Open the connections first, so the codes reach the server together rather than
+    // one accepted connection at a time.
+    let warm: Vec<_> = (0..WRONG_CODES)
+        .map(|_| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move { app.call("GET", "/healthz", None, None).await.status })
+        })
+        .collect();
+    assert!(join_all(warm).await.iter().all(|s| *s == 200));
+
+    let barrier = Arc::new(Barrier::new(WRONG_CODES));
+    let tasks = (0..WRONG_CODES)
+        .map(|i| {
+            let (app, barrier, member) = (Arc::clone(&app), Arc::clone(&barrier), member.clone());
+            // Well-formed codes (8 symbols of the alphabet, `i` in base 32), none the
+            // one shown.
+            const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+            let mut guess: String = (0..8)
+                .map(|k| char::from(ALPHABET[(i >> (5 * (7 - k))) & 31]))
+                .collect();
+            if guess == shown.replace('-', "") {
+                guess = "99999999".into();
+            }
+            tokio::spawn(async move {
+                barrier.wait().await;
+                call(
+                    &app,
+                    "POST",
+                    "/v1/pairing/telegram/redeem",
+                    &member,
+                    Some(json!({"code": guess})),
+                )
+                .await
+            })
+        })
+        .collect();
+    let replies = join_all(tasks).await;
+    let evaluated = replies
+        .iter()
+        .filter(|r| r.status == 404 && code(r) == "invalid_code")
+        .count();
+    let refused = replies
+        .iter()
+        .filter(|r| {
+            r.status == 429 && code(r) == "rate_limited" && r.headers.contains_key("retry-after")
+        })
+        .count();
+    eprintln!("{WRONG_CODES} wrong codes at once: {evaluated} evaluated, {refused} refused");
+    assert!(
+        (1..=5).contains(&evaluated),
+        "at most the budget (5) of the wrong codes may be evaluated, {evaluated} were"
+    );
+    assert_eq!(
+        evaluated + refused,
+        WRONG_CODES,
+        "every other one is refused"
+    );
+    // The budget is the member's, not the channel's: the right code still redeems for
+    // someone else.
+    let other = app.create_user("other", "member").await;
+    let r = call(
+        &app,
+        "POST",
+        "/v1/pairing/telegram/redeem",
+        &other,
+        Some(json!({"code": shown})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let listed = audit(&app).await.len();
+    chain_intact(&app, backend, listed).await;
+    finish(app).await;
+}
+
 async fn one_code_many_redeemers(backend: Backend) {
     let app = start(backend).await;
     let owner = app.owner_token.clone();
-    let bot = call(
-        &app,
-        "POST",
-        "/v1/admin/service-tokens",
-        &owner,
-        Some(json!({"kinds": ["channel:telegram"], "label": "bot"})),
-    )
-    .await;
-    assert_eq!(bot.status, 201, "service token: {}", bot.text);
-    let bot = bot.body["token"].as_str().unwrap().to_owned();
+    let bot = telegram_bot(&app, &owner).await;
 
     let mut redeemers = Vec::new();
     for i in 0..CLIENTS {

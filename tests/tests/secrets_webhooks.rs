@@ -192,6 +192,16 @@ impl Raw {
         }
     }
 
+    /// Links this store's audit appends under the chain keys of `keys`, as the operator
+    /// commands do.
+    fn key_chain(&self, keys: &ownership_core::crypto::MasterKeys) {
+        let chain = ownership_core::audit::ChainKeys::from_master(keys);
+        match self {
+            Raw::Libsql(s) => s.set_chain_keys(chain),
+            Raw::Postgres(s) => s.set_chain_keys(chain),
+        };
+    }
+
     async fn exec(&self, sql: &str) {
         match self {
             Raw::Libsql(s) => s.execute_batch_for_tests(sql).await.unwrap(),
@@ -1451,6 +1461,9 @@ async fn the_master_key_rotates_without_downtime(backend: Backend) {
     )
     .unwrap();
     let raw = Raw::open(backend, &database_url).await;
+    // As `ownership secrets rewrap` does: its writes are linked under the chain key of the
+    // configured master keys (a process without it may not append to a keyed chain).
+    raw.key_chain(&keys);
     let rewrap = async |raw: &Raw| {
         let mut rng = ownership_store::OsRandom;
         let system = SystemScope::background();

@@ -5,7 +5,8 @@
 //! Chromium and chromedriver with axe-core (the console's browser tests), curl (the README
 //! quickstart test), and nginx with `openssl` for its throwaway certificate (the
 //! reverse-proxy test, `tests/tests/proxy.rs`), and the client generators with node and
-//! python3 (the quickstart tests, [`crate::clients`]). [`ensure_peers`] finds each or, as root,
+//! python3 (the quickstart tests, [`crate::clients`]), and node with panva's oidc-provider
+//! (the console's OpenID Connect sign-in tests). [`ensure_peers`] finds each or, as root,
 //! installs it from Debian ([`crate::apt`]), and hands its path to the tests in the
 //! variable they read.
 //! `DATABASE_URL`, when set, is passed through and the tests use that server instead of
@@ -29,6 +30,11 @@ pub const CHROMEDRIVER_VAR: &str = "OWNERSHIP_CHROMEDRIVER";
 pub const AXE_VAR: &str = "OWNERSHIP_AXE";
 /// The axe-core release the console's accessibility checks run.
 pub const AXE_VERSION: &str = "4.14.1";
+/// The variable `tests/src/oidc.rs` reads the folder holding oidc-provider's
+/// `node_modules` from.
+pub const OIDC_PROVIDER_VAR: &str = "OWNERSHIP_OIDC_PROVIDER";
+/// The oidc-provider release the console's OpenID Connect sign-in is tested against.
+pub const OIDC_PROVIDER_VERSION: &str = "9.13.3";
 /// The variable `tests/src/nginx.rs` reads nginx's path from.
 pub const NGINX_VAR: &str = "OWNERSHIP_NGINX";
 /// The variable `tests/src/pgbouncer.rs` reads PgBouncer's path from.
@@ -65,6 +71,7 @@ pub fn ensure_peers() -> Result<Peers> {
     say_version("PostgreSQL", &bindir.join("postgres"));
     peers.vars.push((BINDIR_VAR, bindir));
     peers.vars.extend(ensure_browser()?);
+    peers.vars.push(ensure_oidc_provider()?);
     let curl = apt::ensure_apt(Path::new("curl"), &["curl", "ca-certificates"])?;
     say_version("curl", &curl);
     peers.vars.push(ensure_nginx()?);
@@ -74,6 +81,24 @@ pub fn ensure_peers() -> Result<Peers> {
     peers.vars.push(ensure_pgbouncer()?);
     peers.vars.extend(crate::clients::ensure_generators()?);
     Ok(peers)
+}
+
+/// panva's oidc-provider (the identity provider of the console's OpenID Connect tests,
+/// run with node by `tests/src/oidc.rs`), with npm under `<target>/tools/oidc-provider/`
+/// at [`OIDC_PROVIDER_VERSION`]; node comes from Debian when missing.
+pub fn ensure_oidc_provider() -> Result<(&'static str, PathBuf)> {
+    let manifest = crate::npm::ensure_package(
+        "oidc-provider",
+        "oidc-provider",
+        OIDC_PROVIDER_VERSION,
+        "node_modules/oidc-provider/package.json",
+    )?;
+    let modules = manifest
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("{}: no node_modules folder", manifest.display()))?
+        .to_path_buf();
+    Ok((OIDC_PROVIDER_VAR, modules))
 }
 
 /// PgBouncer for the pooling tests: `$OWNERSHIP_PGBOUNCER` when set, else

@@ -7,7 +7,8 @@
 //!
 //! `OWNERSHIP_BENCH_QUICK=1` shortens every section (and leaves out the 1M-token growth
 //! point). An argument (`cargo bench -p ownership-bench -- warm`) runs only the sections
-//! whose name contains it: `warm`, `cache`, `growth`, `cold`, `http`, `pairing`, `memory`.
+//! whose name contains it: `warm`, `cache`, `growth`, `cold`, `http`, `pairing`, `memory`,
+//! `propagation`.
 
 #![allow(
     clippy::print_stdout,
@@ -83,10 +84,11 @@ fn main() {
             )
             .await;
         }
-        if wants("growth") || wants("cold") {
-            section("growth", tokio::spawn(growth_and_cold_libsql(quick))).await;
+        if wants("growth") {
+            section("growth", tokio::spawn(growth(quick))).await;
         }
         if wants("cold") {
+            section("cold_libsql", tokio::spawn(cold_libsql(quick))).await;
             section("cold_postgres", tokio::spawn(cold_postgres(quick))).await;
         }
         if wants("http") {
@@ -97,6 +99,9 @@ fn main() {
         }
         if wants("memory") {
             section("memory", tokio::spawn(memory(quick))).await;
+        }
+        if wants("propagation") {
+            section("propagation", tokio::spawn(propagation(quick))).await;
         }
     });
 }
@@ -142,10 +147,14 @@ enum Dialect {
 fn seed_owner_sql(d: Dialect) -> String {
     match d {
         Dialect::Libsql => {
-            format!("INSERT INTO users VALUES ('{OWNER}', 'owner', 'active', 0, 0);")
+            format!(
+                "INSERT INTO users (id, role, status, created_at, updated_at) VALUES ('{OWNER}', 'owner', 'active', 0, 0);"
+            )
         }
         Dialect::Postgres => {
-            format!("INSERT INTO users VALUES ('{OWNER}', 'owner', 'active', now(), now());")
+            format!(
+                "INSERT INTO users (id, role, status, created_at, updated_at) VALUES ('{OWNER}', 'owner', 'active', now(), now());"
+            )
         }
     }
 }
@@ -308,11 +317,11 @@ async fn warm(quick: bool) {
             black_box(floor_map.get(&digest));
         }
     });
-    // Where the time goes: the offline format check and digest alone, and the cache
+    // Where the time goes: the offline shape check and digest alone, and the cache
     // lookup alone (by a digest computed beforehand, through the port).
     let check_and_digest = best_of(rounds, n, || {
         for t in &order {
-            let family = ownership_core::token::family_of(black_box(t));
+            let family = ownership_core::token::shape_of(black_box(t));
             black_box((family.is_ok(), ownership_core::token::digest_of(t)));
         }
     });
@@ -324,7 +333,7 @@ async fn warm(quick: bool) {
     for _ in 0..rounds {
         let start = Instant::now();
         for d in &digests {
-            black_box(cached.authenticate(black_box(d)).await.is_ok());
+            black_box(cached.warm(black_box(d)).is_some());
         }
         lookup = lookup.min(start.elapsed().as_nanos() as f64 / n as f64);
     }
@@ -492,7 +501,7 @@ fn cache_maps(quick: bool) {
 // 2. Growth (uncached libSQL lookup by digest vs. a constant-time linear scan), and
 // 3a. the libSQL cold path vs. a raw point SELECT on the same connection.
 
-async fn growth_and_cold_libsql(quick: bool) {
+async fn growth(quick: bool) {
     let sizes: &[usize] = if quick {
         &[1, 1_000, 100_000]
     } else {
@@ -554,35 +563,52 @@ async fn growth_and_cold_libsql(quick: bool) {
         let scan = start.elapsed().as_nanos() as f64 / j as f64;
         report(&format!("growth.ours_ns.{n}"), ours);
         report(&format!("growth.scan_ns.{n}"), scan);
-
-        if n == 1_000 {
-            // The raw point SELECT by primary key, through the same worker and connection.
-            let ids: Vec<String> = real
-                .iter()
-                .map(|t| format!("SELECT COUNT(*) FROM tokens WHERE id = '{}'", t.id))
-                .collect();
-            let (store, real, ids) = (&store, &real, &ids);
-            let (ours, raw) = alternating_best(
-                if quick { 8 } else { 30 },
-                |i| async move {
-                    let t = &real[i % real.len()];
-                    let p = store.authenticate(&t.digest).await.expect("lookup");
-                    assert!(p.is_some(), "seeded token found");
-                },
-                |i| async move {
-                    let c = store
-                        .query_count_for_tests(&ids[i % ids.len()])
-                        .await
-                        .expect("point select");
-                    assert_eq!(c, 1, "point select finds the row");
-                },
-            )
-            .await;
-            report("cold.libsql.ours_ns", ours);
-            report("cold.libsql.raw_ns", raw);
-            report("cold.libsql.ratio", ours / raw);
-        }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// 3a. The libSQL cold path vs. the floor of an embedded store: a point SELECT by primary
+// key on the calling thread, through libsql, with a statement prepared once.
+
+async fn cold_libsql(quick: bool) {
+    let (store, dir) = ownership_tests::backends::libsql_file(manual_clock()).await;
+    store
+        .execute_batch_for_tests(&seed_owner_sql(Dialect::Libsql))
+        .await
+        .expect("owner");
+    let real = make_tokens(1_000, 'a');
+    libsql_exec(&store, &insert_tokens_sql(Dialect::Libsql, &real, "api")).await;
+    let db = libsql::Builder::new_local(dir.path().join("ownership.db"))
+        .build()
+        .await
+        .expect("open the same file");
+    let conn = db.connect().expect("connect");
+    let select = conn
+        .prepare("SELECT id, owner_id FROM tokens WHERE id = ?1")
+        .await
+        .expect("prepare");
+    let (store, real, select) = (&store, &real, &select);
+    let (ours, floor) = alternating_best(
+        if quick { 8 } else { 30 },
+        |i| async move {
+            let t = &real[i % real.len()];
+            let p = store.authenticate(&t.digest).await.expect("lookup");
+            assert!(p.is_some(), "seeded token found");
+        },
+        |i| async move {
+            select.reset();
+            let mut rows = select
+                .query([real[i % real.len()].id.as_str()])
+                .await
+                .expect("point select");
+            let row = rows.next().await.expect("row").expect("the row exists");
+            black_box(row.get::<String>(1).expect("owner id"));
+        },
+    )
+    .await;
+    report("cold.libsql.ours_ns", ours);
+    report("cold.libsql.raw_ns", floor);
+    report("cold.libsql.ratio", ours / floor);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -993,4 +1019,99 @@ async fn memory_child(side: &str, quick: bool) {
         after - before
     };
     report("memory.child_bytes_per_entry", bytes / n as f64);
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. Revocation propagation: three `ownership serve` processes (the release binary) on one
+// PostgreSQL database; a token revoked through the first, timed until both others refuse it.
+
+async fn propagation(quick: bool) {
+    use ownership_tests::serve::{serve_command, start_command};
+    let cluster = ownership_tests::pg::PgCluster::shared().expect("PostgreSQL for the bench");
+    let url = cluster.fresh_database_url().expect("a fresh database");
+    // The per-identity rate limit would pace the warm-up and the polling, not propagation.
+    let nodes: Vec<_> = (0..3)
+        .map(|i| {
+            let mut cmd = serve_command(&url);
+            cmd.env("OWNERSHIP_LIMITS__IDENTITY_PER_SECOND", "1000000")
+                .env("OWNERSHIP_LIMITS__IDENTITY_BURST", "1000000");
+            start_command(cmd, i == 0)
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let status = |base: &str, method: reqwest::Method, path: &str, token: Option<&str>| {
+        let mut request = http.request(method, format!("{base}{path}"));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        async move { request.send().await.map_or(0, |r| r.status().as_u16()) }
+    };
+    for node in &nodes {
+        let start = Instant::now();
+        while status(&node.base, reqwest::Method::GET, "/readyz", None).await != 200 {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "a node never got ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let owner = nodes[0]
+        .token
+        .clone()
+        .expect("the first node made the Owner");
+    let count = if quick { 30 } else { 100 };
+    let mut tokens = Vec::with_capacity(count);
+    for _ in 0..count {
+        let r = http
+            .post(format!("{}/v1/me/tokens", nodes[0].base))
+            .bearer_auth(&owner)
+            .json(&serde_json::json!({"kinds": ["api"]}))
+            .send()
+            .await
+            .expect("mint");
+        let body: serde_json::Value = r.json().await.expect("minted");
+        tokens.push((
+            body["id"].as_str().expect("id").to_owned(),
+            body["token"].as_str().expect("token").to_owned(),
+        ));
+    }
+    let others = &nodes[1..];
+    for (_, t) in &tokens {
+        for node in others {
+            let s = status(&node.base, reqwest::Method::GET, "/v1/me", Some(t)).await;
+            assert_eq!(s, 200, "warm on every other node");
+        }
+    }
+    let mut times = Vec::with_capacity(count);
+    for (id, t) in &tokens {
+        let path = format!("/v1/me/tokens/{id}");
+        let s = status(&nodes[0].base, reqwest::Method::DELETE, &path, Some(&owner)).await;
+        assert!(s == 200 || s == 204, "revoke answered {s}");
+        // From the revocation's commit (the first node answered) to both others refusing.
+        let start = Instant::now();
+        let mut pending: Vec<&str> = others.iter().map(|n| n.base.as_str()).collect();
+        while !pending.is_empty() {
+            let mut still = Vec::new();
+            for base in pending {
+                if status(base, reqwest::Method::GET, "/v1/me", Some(t)).await != 401 {
+                    still.push(base);
+                }
+            }
+            pending = still;
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "a revoked token still works after 30 s"
+            );
+        }
+        times.push(start.elapsed().as_nanos() as f64);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |p: f64| {
+        times[((p / 100.0 * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1]
+    };
+    report("propagation.revocations", count as f64);
+    report("propagation.p50_ns", at(50.0));
+    report("propagation.p99_ns", at(99.0));
 }

@@ -287,7 +287,7 @@ async fn verify_tests(samples: usize, rng: &mut SmallRng) {
     let store = libsql_memory(Arc::clone(&clock)).await;
     store
         .execute_batch_for_tests(&format!(
-            "INSERT INTO users VALUES ('{OWNER}', 'owner', 'active', 0, 0);"
+            "INSERT INTO users (id, role, status, created_at, updated_at) VALUES ('{OWNER}', 'owner', 'active', 0, 0);"
         ))
         .await
         .expect("owner");

@@ -61,6 +61,8 @@ pub struct Config {
     pub http: HttpSection,
     /// Rate limits and failure budgets.
     pub limits: LimitsSection,
+    /// Per-owner quotas.
+    pub quotas: QuotasSection,
     /// Channel pairing.
     pub pairing: PairingSection,
     /// The in-process cache.
@@ -79,6 +81,88 @@ pub struct Config {
     pub secret_scanning: SecretScanningSection,
     /// Passkey sign-in to the console.
     pub passkeys: PasskeysSection,
+    /// Console sessions.
+    pub sessions: SessionsSection,
+    /// Console sign-in with an OpenID Connect provider.
+    pub oidc: OidcSection,
+}
+
+/// `[oidc]`: console sign-in with an OpenID Connect provider. Off while `issuer` is unset.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcSection {
+    /// The provider's issuer URL (`https://`, or `http://` on loopback).
+    pub issuer: Option<String>,
+    /// The console's client id at the provider.
+    pub client_id: Option<String>,
+    /// The client secret (hidden in `config show`).
+    pub client_secret: Option<String>,
+    /// A file holding `client_secret`.
+    pub client_secret_file: Option<PathBuf>,
+    /// The provider's name on the sign-in page ("Sign in with …").
+    pub display_name: String,
+    /// The console's public base URL, for the redirect URI (default: `http.public_url`).
+    pub redirect_base: Option<String>,
+    /// Verified email → user id: such an account is linked to that user at its first
+    /// sign-in.
+    pub allowed_emails: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for OidcSection {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            client_id: None,
+            client_secret: None,
+            client_secret_file: None,
+            display_name: "your identity provider".into(),
+            redirect_base: None,
+            allowed_emails: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl fmt::Debug for OidcSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcSection")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "****"),
+            )
+            .field("client_secret_file", &self.client_secret_file)
+            .field("display_name", &self.display_name)
+            .field("redirect_base", &self.redirect_base)
+            .field("allowed_emails", &self.allowed_emails.len())
+            .finish()
+    }
+}
+
+/// `[sessions]`: console sessions, kept in the store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsSection {
+    /// A session ends after this many seconds without a request.
+    pub idle_seconds: u64,
+    /// A session ends this many seconds after sign-in, however active.
+    pub lifetime_seconds: u64,
+    /// Most open sessions per user; a new sign-in ends the oldest beyond it.
+    pub per_user: u32,
+    /// A session's last-seen time is written at most once per this many seconds.
+    pub touch_seconds: u64,
+}
+
+impl Default for SessionsSection {
+    fn default() -> Self {
+        let p = ownership_core::sessions::SessionPolicy::default();
+        Self {
+            idle_seconds: p.idle.as_secs(),
+            lifetime_seconds: p.lifetime.as_secs(),
+            per_user: p.per_user,
+            touch_seconds: p.touch_every.as_secs(),
+        }
+    }
 }
 
 /// `[passkeys]`.
@@ -114,7 +198,10 @@ impl Default for Config {
             migrate: true,
             http: HttpSection::default(),
             limits: LimitsSection::default(),
+            quotas: QuotasSection::default(),
             pairing: PairingSection::default(),
+            sessions: SessionsSection::default(),
+            oidc: OidcSection::default(),
             cache: CacheSection::default(),
             webhooks: WebhooksSection::default(),
             tls: TlsSection::default(),
@@ -143,6 +230,8 @@ pub struct HttpSection {
     pub request_timeout_seconds: u64,
     /// How often an event stream looks for new events, in milliseconds.
     pub events_poll_ms: u64,
+    /// How long a stream ticket lives, in seconds.
+    pub stream_ticket_seconds: u64,
     /// Let webhook endpoints be on loopback and private addresses (development only).
     pub allow_private_webhooks: bool,
     /// At shutdown, how long in-flight requests may take to finish, in seconds.
@@ -158,6 +247,7 @@ impl Default for HttpSection {
             body_limit_bytes: service.body_limit,
             request_timeout_seconds: service.request_timeout.as_secs(),
             events_poll_ms: millis(service.events_poll),
+            stream_ticket_seconds: service.stream_ticket_ttl.as_secs(),
             allow_private_webhooks: false,
             drain_timeout_seconds: service.drain_timeout.as_secs(),
         }
@@ -194,18 +284,45 @@ pub struct LimitsSection {
     pub event_streams_total: u32,
 }
 
+/// `[quotas]`: how much one owner may keep, enforced inside the transaction that writes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotasSection {
+    /// Secrets one owner may hold.
+    pub secrets_per_owner: u64,
+    /// Total bytes of one owner's secret values.
+    pub secret_bytes_per_owner: u64,
+    /// Live resource credentials one owner may hold.
+    pub resources_per_owner: u64,
+    /// Live tokens one owner may hold (minted ones are refused past it).
+    pub tokens_per_owner: u64,
+}
+
+impl Default for QuotasSection {
+    fn default() -> Self {
+        let q = ownership_core::quotas::Quotas::default();
+        Self {
+            secrets_per_owner: q.secrets,
+            secret_bytes_per_owner: q.secret_bytes,
+            resources_per_owner: q.resources,
+            tokens_per_owner: q.tokens,
+        }
+    }
+}
+
 impl Default for LimitsSection {
     fn default() -> Self {
         let l = ownership_http::limits::LimitsConfig::default();
+        let p = ownership_core::quotas::PairingBudget::default();
         Self {
             identity_per_second: l.identity_per_second,
             identity_burst: l.identity_burst,
             failed_auth_per_address: l.failed_auth_per_address,
             failed_auth_window_seconds: l.failed_auth_window.as_secs(),
-            redeem_failures_per_user: l.redeem_failures_per_user,
-            redeem_window_seconds: l.redeem_window.as_secs(),
-            channel_failure_budget: l.channel_failure_budget,
-            channel_window_seconds: l.channel_window.as_secs(),
+            redeem_failures_per_user: p.per_user,
+            redeem_window_seconds: p.user_window.as_secs(),
+            channel_failure_budget: p.per_channel,
+            channel_window_seconds: p.channel_window.as_secs(),
             leak_reports_per_address: l.leak_reports_per_address,
             leak_reports_window_seconds: l.leak_reports_window.as_secs(),
             event_streams_per_user: l.event_streams_per_user,
@@ -281,8 +398,15 @@ pub struct WebhooksSection {
     pub retry_max_delay_seconds: u64,
     /// How often the worker looks for new events and due deliveries, in milliseconds.
     pub poll_interval_ms: u64,
-    /// Due deliveries taken per round.
+    /// The most due deliveries read at a time.
     pub batch: u32,
+    /// Deliveries of one owner sent at once.
+    pub concurrency_per_owner: usize,
+    /// Failures in a row (timeouts, connection errors, 5xx) that open an endpoint's
+    /// circuit; 0 turns the breaker off.
+    pub breaker_threshold: u32,
+    /// How long an open circuit holds an endpoint's deliveries back, in seconds.
+    pub breaker_cooldown_seconds: u64,
 }
 
 impl Default for WebhooksSection {
@@ -298,6 +422,9 @@ impl Default for WebhooksSection {
             retry_max_delay_seconds: w.retry.max_delay.as_secs(),
             poll_interval_ms: millis(w.poll_interval),
             batch: w.batch,
+            concurrency_per_owner: w.per_owner,
+            breaker_threshold: w.breaker.threshold,
+            breaker_cooldown_seconds: w.breaker.cool_down.as_secs(),
         }
     }
 }
@@ -558,6 +685,11 @@ const PLAIN_TEXT_KEYS: &[&str] = &[
     "passkeys.rp_id",
     "passkeys.origin",
     "log.level",
+    "oidc.issuer",
+    "oidc.client_id",
+    "oidc.client_secret",
+    "oidc.display_name",
+    "oidc.redirect_base",
 ];
 
 /// `OWNERSHIP_*` names that set a key without the section form.
@@ -794,7 +926,9 @@ fn one_error(e: &figment::Error) -> String {
 
 /// A value as `config show` prints it: secrets replaced, passwords in URLs masked.
 fn shown(key: &str, value: &serde_json::Value) -> String {
-    let secret = key.starts_with("keys.") && !key.ends_with("_file") && !key.ends_with("_version");
+    let secret =
+        (key.starts_with("keys.") && !key.ends_with("_file") && !key.ends_with("_version"))
+            || key == "oidc.client_secret";
     match value {
         serde_json::Value::Null => "(none)".into(),
         _ if secret => "(set, hidden)".into(),
@@ -882,6 +1016,23 @@ pub fn value_or_file(
                     path.display()
                 )
             }),
+    }
+}
+
+/// [`value_or_file`] for a secret outside `[keys]`: the file setting is `<name>_file`.
+fn value_or_file_named(
+    name: &str,
+    value: Option<&String>,
+    file: Option<&PathBuf>,
+) -> Result<Option<String>, String> {
+    if let Some(v) = value.map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        return Ok(Some(v.to_owned()));
+    }
+    match file {
+        None => Ok(None),
+        Some(path) => std::fs::read_to_string(path)
+            .map(|v| Some(v.trim().to_owned()).filter(|v| !v.is_empty()))
+            .map_err(|e| format!("cannot read `{name}_file` {}: {e}", path.display())),
     }
 }
 
@@ -1024,6 +1175,98 @@ impl Config {
             .map_err(|e| format!("`passkeys`: {e}"))
     }
 
+    /// What the store enforces inside its transactions: the `[quotas]` and the wrong
+    /// pairing-code budgets of `[limits]`.
+    pub fn store_limits(&self) -> Result<ownership_core::quotas::Limits, String> {
+        use ownership_core::quotas::{Limits, PairingBudget, Quotas};
+        let (q, l) = (&self.quotas, &self.limits);
+        Limits {
+            quotas: Quotas {
+                secrets: q.secrets_per_owner,
+                secret_bytes: q.secret_bytes_per_owner,
+                resources: q.resources_per_owner,
+                tokens: q.tokens_per_owner,
+            },
+            pairing: PairingBudget {
+                per_user: l.redeem_failures_per_user,
+                user_window: Duration::from_secs(l.redeem_window_seconds),
+                per_channel: l.channel_failure_budget,
+                channel_window: Duration::from_secs(l.channel_window_seconds),
+            },
+        }
+        .checked()
+        .map_err(|e| match e {
+            ownership_core::Error::Invalid { field, .. } => format!("`{field}` must be at least 1"),
+            other => other.to_string(),
+        })
+    }
+
+    /// The console's OpenID Connect provider (`[oidc]`), `None` while `oidc.issuer` is
+    /// unset; every other `[oidc]` setting is checked once it is set.
+    pub fn oidc_config(&self) -> Result<Option<ownership_http::console::OidcConfig>, String> {
+        let o = &self.oidc;
+        let Some(issuer) = o.issuer.as_deref().map(str::trim).filter(|i| !i.is_empty()) else {
+            return Ok(None);
+        };
+        let url = url::Url::parse(issuer)
+            .map_err(|e| format!("`oidc.issuer` `{issuer}` is not a URL: {e}"))?;
+        let loopback = url.host().is_some_and(|h| match h {
+            url::Host::Domain(d) => d == "localhost",
+            url::Host::Ipv4(a) => a.is_loopback(),
+            url::Host::Ipv6(a) => a.is_loopback(),
+        });
+        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+            return Err(
+                "`oidc.issuer` must be an https:// URL (http:// only on a loopback host)".into(),
+            );
+        }
+        let client_id = o
+            .client_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .ok_or("`oidc.client_id` must be set with `oidc.issuer`")?;
+        let client_secret = value_or_file_named(
+            "oidc.client_secret",
+            o.client_secret.as_ref(),
+            o.client_secret_file.as_ref(),
+        )?;
+        let base = o
+            .redirect_base
+            .as_deref()
+            .or(self.http.public_url.as_deref())
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .ok_or("`oidc.redirect_base` (or `http.public_url`) must be set with `oidc.issuer`: the provider sends people back to it")?;
+        let parsed = url::Url::parse(base)
+            .map_err(|e| format!("`oidc.redirect_base` `{base}` is not a URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
+            return Err(
+                "`oidc.redirect_base` must be an http:// or https:// URL without a query".into(),
+            );
+        }
+        let mut entries = Vec::new();
+        for (email, user) in &o.allowed_emails {
+            let user = ownership_core::OwnerId::parse(user)
+                .map_err(|e| format!("`oidc.allowed_emails` `{email}`: {e}"))?;
+            entries.push((email.as_str(), user));
+        }
+        let allowed_emails = ownership_core::oidc::AllowList::new(entries)
+            .map_err(|e| format!("`oidc.allowed_emails`: {e}"))?;
+        let display_name = o.display_name.trim();
+        if display_name.is_empty() || display_name.chars().count() > 64 {
+            return Err("`oidc.display_name` must be 1 to 64 characters".into());
+        }
+        Ok(Some(ownership_http::console::OidcConfig {
+            issuer: issuer.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret,
+            display_name: display_name.to_owned(),
+            redirect_base: base.to_owned(),
+            allowed_emails,
+        }))
+    }
+
     /// The REST service's settings.
     pub fn service(&self) -> Result<ownership_http::ServiceConfig, String> {
         use ownership_http::ServiceConfig;
@@ -1062,6 +1305,18 @@ impl Config {
         let mut service = ServiceConfig::default();
         service.pairing.ttl = secs("pairing.code_ttl_seconds", self.pairing.code_ttl_seconds)?;
         service.pairing.max_pending_per_channel = self.pairing.max_pending_per_channel;
+        let ss = &self.sessions;
+        service.console_sessions = ownership_core::sessions::SessionPolicy {
+            idle: secs("sessions.idle_seconds", ss.idle_seconds)?,
+            lifetime: secs("sessions.lifetime_seconds", ss.lifetime_seconds)?,
+            per_user: u32::try_from(positive("sessions.per_user", u64::from(ss.per_user))?)
+                .unwrap_or(u32::MAX),
+            touch_every: secs("sessions.touch_seconds", ss.touch_seconds)?,
+        };
+        service
+            .console_sessions
+            .validate()
+            .map_err(|e| format!("`[sessions]`: {e}"))?;
         service.limits = ownership_http::limits::LimitsConfig {
             identity_per_second: l.identity_per_second,
             identity_burst: l.identity_burst,
@@ -1070,10 +1325,6 @@ impl Config {
                 "limits.failed_auth_window_seconds",
                 l.failed_auth_window_seconds,
             )?,
-            redeem_failures_per_user: l.redeem_failures_per_user,
-            redeem_window: secs("limits.redeem_window_seconds", l.redeem_window_seconds)?,
-            channel_failure_budget: l.channel_failure_budget,
-            channel_window: secs("limits.channel_window_seconds", l.channel_window_seconds)?,
             leak_reports_per_address: l.leak_reports_per_address,
             leak_reports_window: secs(
                 "limits.leak_reports_window_seconds",
@@ -1092,12 +1343,17 @@ impl Config {
             self.http.request_timeout_seconds,
         )?;
         service.events_poll = ms("http.events_poll_ms", self.http.events_poll_ms)?;
+        service.stream_ticket_ttl = secs(
+            "http.stream_ticket_seconds",
+            self.http.stream_ticket_seconds.min(3600),
+        )?;
         service.drain_timeout = secs(
             "http.drain_timeout_seconds",
             self.http.drain_timeout_seconds,
         )?;
         service.allow_private_webhooks = self.http.allow_private_webhooks;
         service.console_secure_cookies = self.https_public_url()?;
+        service.oidc = self.oidc_config()?;
         service.trusted_proxies = self.http.trusted_proxies.iter().map(|c| c.0).collect();
         let w = &self.webhooks;
         service.webhooks.worker = w.worker;
@@ -1119,6 +1375,18 @@ impl Config {
         )?;
         service.webhooks.poll_interval = ms("webhooks.poll_interval_ms", w.poll_interval_ms)?;
         service.webhooks.batch = w.batch;
+        service.webhooks.per_owner = usize::try_from(positive(
+            "webhooks.concurrency_per_owner",
+            u64::try_from(w.concurrency_per_owner).unwrap_or(u64::MAX),
+        )?)
+        .unwrap_or(usize::MAX);
+        service.webhooks.breaker = ownership_webhooks::BreakerSettings {
+            threshold: w.breaker_threshold,
+            cool_down: secs(
+                "webhooks.breaker_cooldown_seconds",
+                w.breaker_cooldown_seconds,
+            )?,
+        };
         service.github_keys = ownership_http::github::GitHubKeys::from_pem(
             self.secret_scanning
                 .github_public_keys

@@ -236,6 +236,8 @@ pub struct ServerConfig {
     pub cache: CacheConfig,
     /// How a PostgreSQL store connects (pool size, pooler, listener URL).
     pub postgres: crate::backend::PgSettings,
+    /// The quotas and wrong pairing-code budgets the store enforces.
+    pub limits: ownership_core::quotas::Limits,
     /// REST service settings.
     pub service: ServiceConfig,
     /// Secrets.
@@ -261,6 +263,7 @@ impl ServerConfig {
             first_owner: OwnerId::parse("owner").map_err(|e| e.to_string())?,
             cache: CacheConfig::default(),
             postgres: crate::backend::PgSettings::default(),
+            limits: ownership_core::quotas::Limits::default(),
             service: ServiceConfig::default(),
             secrets: Secrets::default(),
             metrics_listen: None,
@@ -383,6 +386,7 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
         Arc::clone(&clock),
         config.cache,
         &config.postgres,
+        config.limits,
     )
     .await?;
     let migrations_applied = opened
@@ -400,6 +404,18 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
     let store = opened.store();
     let mut rng = OsRandom;
     let secrets = first_start_key(config)?;
+    // With a master key the audit chain is keyed (docs/security.md#audit-log): every event
+    // from now on, and a marker event when the newest one is not keyed yet.
+    if let Some(keys) = secrets.master_keys()? {
+        opened.set_chain_keys(ownership_core::audit::ChainKeys::from_master(&keys));
+        if store
+            .key_chain()
+            .await
+            .map_err(|e| format!("keying the audit chain failed: {e}"))?
+        {
+            tracing::info!("the audit chain is keyed from this start on");
+        }
+    }
 
     if let Some(legacy) = &secrets.legacy_token {
         let secret_digest = digest_of(legacy);
@@ -499,7 +515,7 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
 
 /// Serves until `shutdown` resolves, then drains (see `docs/operations.md`, "Graceful shutdown"):
 /// stops accepting connections, ends every event stream with a final `shutdown` event,
-/// gives in-flight requests and the webhook worker's round until `http.drain_timeout_seconds`
+/// gives in-flight requests and the webhook worker's attempts until `http.drain_timeout_seconds`
 /// after the signal, cuts off what is left, and flushes the written-behind `last_used_at`
 /// times. With TLS configured, serves HTTPS and reloads the certificate on SIGHUP; the
 /// metrics listener drains the same way.
@@ -543,7 +559,8 @@ pub async fn serve(
     };
     let app = ownership_http::router(prepared.state.clone());
     // The webhook delivery worker reads every owner's events as the operator who runs
-    // this server; asked to stop with the rest, it finishes its round within the deadline.
+    // this server; asked to stop with the rest, it finishes its attempts in flight
+    // within the deadline.
     let worker = tokio::spawn(ownership_webhooks::run_worker(
         prepared.state.webhook_worker_deps(),
         AdminScope::operator("webhook-worker"),

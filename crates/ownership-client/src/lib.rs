@@ -86,6 +86,8 @@ struct Call<'a> {
     headers: Vec<(&'static str, String)>,
     /// An answer without end (the event stream): no whole-request timeout.
     stream: bool,
+    /// Sent without any bearer token (a stream ticket authenticates it instead).
+    anonymous: bool,
 }
 
 impl<'a> Call<'a> {
@@ -100,6 +102,7 @@ impl<'a> Call<'a> {
             raw: None,
             headers: Vec::new(),
             stream: false,
+            anonymous: false,
         }
     }
 
@@ -209,7 +212,11 @@ impl Client {
         if !call.query.is_empty() {
             req = req.query(&call.query);
         }
-        if let Some(token) = call.token.or(self.token.as_ref()) {
+        if let Some(token) = call
+            .token
+            .or(self.token.as_ref())
+            .filter(|_| !call.anonymous)
+        {
             req = req.bearer_auth(token.expose());
         }
         if let Some(body) = &call.body {
@@ -483,6 +490,28 @@ impl Client {
         let mut call = Call::new(&ops::MY_EVENTS, &[]);
         call.last_event_id = last_event_id;
         call.stream = true;
+        let res = self.send(call).await?;
+        Ok(sse::events(res))
+    }
+
+    /// `POST /v1/me/events/ticket`: a single-use ticket that opens the caller's event
+    /// stream once within 60 seconds, for a client that cannot send headers.
+    pub async fn stream_ticket(&self) -> Result<StreamTicket> {
+        self.json(Call::new(&ops::STREAM_TICKET, &[])).await
+    }
+
+    /// `GET /v1/me/events?ticket=…`: the event stream opened by a ticket instead of the
+    /// client's token (which is not sent), from now or after `last_event_id`.
+    pub async fn my_events_with_ticket(
+        &self,
+        ticket: &Secret,
+        last_event_id: Option<i64>,
+    ) -> Result<RowStream<Event>> {
+        let mut call = Call::new(&ops::MY_EVENTS, &[]);
+        call.query.push(("ticket", ticket.expose().to_owned()));
+        call.last_event_id = last_event_id;
+        call.stream = true;
+        call.anonymous = true;
         let res = self.send(call).await?;
         Ok(sse::events(res))
     }

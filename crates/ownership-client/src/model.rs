@@ -183,6 +183,10 @@ pub struct Event {
     pub target: String,
     /// Details.
     pub details: serde_json::Value,
+    /// This event's link in the audit chain (64 hex digits).
+    pub hash: String,
+    /// The link of the event before it (64 hex digits).
+    pub prev_hash: String,
 }
 
 /// A page of an audit listing.
@@ -236,6 +240,18 @@ pub struct PendingPairing {
 #[derive(Deserialize)]
 pub(crate) struct PendingList {
     pub(crate) requests: Vec<PendingPairing>,
+}
+
+/// A stream ticket (`POST /v1/me/events/ticket`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StreamTicket {
+    /// The ticket: works once.
+    pub ticket: Secret,
+    /// When it stops working.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Seconds until then.
+    pub expires_in_seconds: i64,
 }
 
 /// The receipt of a leaked-token report (`POST /v1/tokens/revoke-leaked`).

@@ -40,6 +40,7 @@ operations! {
     UNLINK_IDENTITY = "DELETE" "/v1/me/identities/{channel}/{external_id}" "unlink_identity";
     MY_AUDIT = "GET" "/v1/me/audit" "my_audit";
     MY_EVENTS = "GET" "/v1/me/events" "my_events";
+    STREAM_TICKET = "POST" "/v1/me/events/ticket" "stream_ticket";
     LIST_USERS = "GET" "/v1/admin/users" "list_users";
     CREATE_USER = "POST" "/v1/admin/users" "create_user";
     GET_USER = "GET" "/v1/admin/users/{id}" "get_user";

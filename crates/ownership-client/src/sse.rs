@@ -99,7 +99,7 @@ mod tests {
 
     use super::*;
 
-    const EVENT: &str = r#"{"seq":7,"at":"2026-01-01T12:00:00Z","actor":"alice","owner_id":"alice","action":"token.issued","target":"token:tok_00000000000000000000","details":{}}"#;
+    const EVENT: &str = r#"{"seq":7,"at":"2026-01-01T12:00:00Z","actor":"alice","owner_id":"alice","action":"token.issued","target":"token:tok_00000000000000000000","details":{},"hash":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","prev_hash":"0000000000000000000000000000000000000000000000000000000000000000"}"#;
 
     #[test]
     fn messages_split_across_chunks_and_keep_alives_are_read() {

@@ -1,9 +1,21 @@
 //! The audit vocabulary and its hash chain.
 //!
 //! Every mutation appends an event in the same transaction as the change. Each event
-//! stores the hash of the one before it:
-//! `hash = SHA-256(prev_hash ‖ canonical bytes of the event)`, so editing or deleting any
-//! row breaks every hash after it and [`verify_chain`] finds the first broken row.
+//! stores the hash of the one before it, so editing or deleting any row breaks every hash
+//! after it and [`verify_chain`] finds the first broken row. Two link formats exist:
+//!
+//! - **keyed** (written whenever a master key is configured):
+//!   `hash = HMAC-SHA-256(chain key, prev_hash ‖ v2 canonical bytes)`, where the chain
+//!   key is derived from the master key of the version the row records
+//!   ([`ChainKeys::from_master`]); the v2 bytes also cover the owner's immutable
+//!   identity (`owner_uid`). Without the chain key nobody can compute a valid link, so
+//!   whoever can write the database but does not hold the master key cannot rewrite the
+//!   chain and recompute it;
+//! - **unkeyed** (rows written before the keyed chain, or without a master key):
+//!   `hash = SHA-256(prev_hash ‖ v1 canonical bytes)`, verifiable by anyone.
+//!
+//! Once a keyed row is in the chain, an unkeyed one may not follow it (the verifier
+//! refuses it, and the stores refuse to append one), so a chain cannot be downgraded.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,6 +27,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::authz::Actor;
 use crate::authz::{AdminScope, OwnerScope};
+use crate::crypto::{KEY_BYTES, MasterKeys};
 use crate::error::{Error, Result};
 use crate::ids::OwnerId;
 
@@ -96,6 +109,8 @@ actions! {
     ResourceCreated => "resource.created",
     /// A resource was revoked.
     ResourceRevoked => "resource.revoked",
+    /// A resource credential was revoked because its value was reported leaked.
+    ResourceRevokedAsLeaked => "resource.revoked_as_leaked",
     /// A webhook endpoint was set.
     WebhookSet => "webhook.set",
     /// A webhook endpoint was removed.
@@ -108,6 +123,15 @@ actions! {
     PasskeyRemoved => "passkey.removed",
     /// A user signed in to the console with a passkey.
     PasskeySignedIn => "passkey.signed_in",
+    /// The audit chain was keyed: from this event on, every link is an HMAC under the
+    /// chain key.
+    AuditChainKeyed => "audit.chain_keyed",
+    /// A console session started (a sign-in; the details say how).
+    SessionStarted => "session.started",
+    /// An OpenID Connect subject was linked to a user.
+    OidcLinked => "oidc.linked",
+    /// An OpenID Connect subject was unlinked from its user.
+    OidcUnlinked => "oidc.unlinked",
 }
 
 impl fmt::Display for AuditAction {
@@ -171,6 +195,126 @@ impl Serialize for ChainHash {
     }
 }
 
+/// HKDF `info` of the chain key ([`ChainKeys::from_master`]).
+pub const CHAIN_KEY_INFO: &[u8] = b"ownership/audit-chain-key/v1";
+
+/// A chain key: the HMAC key of keyed links, derived from the master key of `version`.
+/// `Debug` is redacted.
+#[derive(Clone)]
+pub struct ChainKey {
+    version: u32,
+    key: zeroize::Zeroizing<[u8; KEY_BYTES]>,
+}
+
+impl ChainKey {
+    /// A chain key from its bytes (for instance what `ownership audit chain-key` printed).
+    pub fn from_bytes(version: u32, key: [u8; KEY_BYTES]) -> Self {
+        Self {
+            version,
+            key: zeroize::Zeroizing::new(key),
+        }
+    }
+
+    /// The master key version it was derived from.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Lower-case hex of the key, for an independent verifier. It reveals nothing about
+    /// the master key, but whoever holds it can forge links: treat it as a secret.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.key.as_slice())
+    }
+}
+
+impl fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChainKey(v{}, ****)", self.version)
+    }
+}
+
+/// The chain keys a process holds: the current one, which links every new event, and
+/// during a master-key rotation the previous one, so events it linked still verify.
+#[derive(Debug, Clone)]
+pub struct ChainKeys {
+    current: ChainKey,
+    previous: Option<ChainKey>,
+}
+
+impl ChainKeys {
+    /// Derives the chain keys from the master keys: HKDF-SHA256 (empty salt, info
+    /// `ownership/audit-chain-key/v1`) of each master key.
+    pub fn from_master(keys: &MasterKeys) -> Self {
+        let of = |k: &crate::crypto::MasterKey| ChainKey {
+            version: k.version(),
+            key: k.derive(CHAIN_KEY_INFO),
+        };
+        Self {
+            current: of(keys.current()),
+            previous: keys.previous().map(of),
+        }
+    }
+
+    /// Keys given directly (the current one and, optionally, an older one).
+    pub fn new(current: ChainKey, previous: Option<ChainKey>) -> Self {
+        Self { current, previous }
+    }
+
+    /// The key new events are linked under.
+    pub fn current(&self) -> &ChainKey {
+        &self.current
+    }
+
+    /// Every key held, current first.
+    pub fn all(&self) -> impl Iterator<Item = &ChainKey> {
+        std::iter::once(&self.current).chain(self.previous.as_ref())
+    }
+
+    /// The key of master key version `version`, if held.
+    pub fn get(&self, version: u32) -> Option<&ChainKey> {
+        self.all().find(|k| k.version == version)
+    }
+}
+
+/// The recorded head of the chain: the last event's number, hash and how it was linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    /// The last event's `seq` (0 for an empty chain).
+    pub seq: i64,
+    /// Its hash (genesis for an empty chain).
+    pub hash: ChainHash,
+    /// The master key version its link is keyed under; `None`: unkeyed.
+    pub key_version: Option<u32>,
+}
+
+impl ChainHead {
+    /// Links `event` after this head, as the next event, under `keys` when held. Refuses
+    /// to append an unkeyed event after a keyed one (a process without the master key
+    /// would downgrade the chain).
+    pub fn link_next(
+        &self,
+        event: NewAuditEvent,
+        owner_uid: Option<String>,
+        keys: Option<&ChainKeys>,
+    ) -> Result<AuditEvent> {
+        let next = self
+            .seq
+            .checked_add(1)
+            .ok_or_else(|| Error::Integrity("audit sequence overflow".into()))?;
+        match (keys, self.key_version) {
+            (None, Some(_)) => Err(Error::Integrity(
+                "the audit chain is keyed: configure the master key to write to this store".into(),
+            )),
+            (None, None) => Ok(event.with_owner_uid(owner_uid).link(next, self.hash)),
+            (Some(keys), _) => {
+                Ok(event
+                    .with_owner_uid(owner_uid)
+                    .link_keyed(next, self.hash, keys.current()))
+            }
+        }
+    }
+}
+
 /// An event about to be appended. Its time is truncated to microseconds (what both stores
 /// keep) so the hash is computed over exactly what is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +330,9 @@ pub struct NewAuditEvent {
     pub target: String,
     /// Compact JSON with further detail (never a secret value).
     pub details: String,
+    /// The immutable identity of the owner's account when the event was written (the
+    /// store fills it in at append), so a later account reusing the id does not see it.
+    pub owner_uid: Option<String>,
 }
 
 impl NewAuditEvent {
@@ -206,7 +353,14 @@ impl NewAuditEvent {
             action,
             target: target.into(),
             details: details.to_string(),
+            owner_uid: None,
         }
+    }
+
+    /// The event with the owner's account identity set.
+    pub fn with_owner_uid(mut self, owner_uid: Option<String>) -> Self {
+        self.owner_uid = owner_uid;
+        self
     }
 
     /// When it happened (UTC, microsecond precision).
@@ -214,19 +368,37 @@ impl NewAuditEvent {
         self.at
     }
 
-    /// Links the event into the chain after `prev`, as number `seq`.
+    /// Links the event into the chain after `prev`, as number `seq`, unkeyed.
     pub fn link(self, seq: i64, prev: ChainHash) -> AuditEvent {
         let hash = chain_hash(&prev, seq, &self);
+        self.linked(seq, prev, hash, None)
+    }
+
+    /// Links the event into the chain after `prev`, as number `seq`, keyed under `key`.
+    pub fn link_keyed(self, seq: i64, prev: ChainHash, key: &ChainKey) -> AuditEvent {
+        let hash = keyed_chain_hash(key, &prev, seq, &self);
+        self.linked(seq, prev, hash, Some(key.version))
+    }
+
+    fn linked(
+        self,
+        seq: i64,
+        prev_hash: ChainHash,
+        hash: ChainHash,
+        key_version: Option<u32>,
+    ) -> AuditEvent {
         AuditEvent {
             seq,
             at: self.at,
             actor: self.actor,
             owner: self.owner,
+            owner_uid: self.owner_uid,
             action: self.action,
             target: self.target,
             details: self.details,
-            prev_hash: prev,
+            prev_hash,
             hash,
+            key_version,
         }
     }
 }
@@ -243,6 +415,9 @@ pub struct AuditEvent {
     pub actor: Actor,
     /// Whose object it was.
     pub owner: Option<OwnerId>,
+    /// The immutable identity of the owner's account at the time (`None` for events of
+    /// no owner, or whose owner no longer existed when it was written).
+    pub owner_uid: Option<String>,
     /// What happened.
     pub action: AuditAction,
     /// Which object.
@@ -253,6 +428,8 @@ pub struct AuditEvent {
     pub prev_hash: ChainHash,
     /// This event's hash.
     pub hash: ChainHash,
+    /// The master key version whose chain key keys this link; `None`: an unkeyed link.
+    pub key_version: Option<u32>,
 }
 
 impl AuditEvent {
@@ -265,6 +442,7 @@ impl AuditEvent {
             action: self.action,
             target: self.target.clone(),
             details: self.details.clone(),
+            owner_uid: self.owner_uid.clone(),
         }
     }
 }
@@ -284,8 +462,21 @@ fn push_field(out: &mut Vec<u8>, field: &[u8]) {
 /// The canonical bytes of an event: a version tag and each field length-prefixed (so no
 /// two different events share an encoding).
 pub fn canonical_bytes(seq: i64, event: &NewAuditEvent) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128 + event.details.len());
-    push_field(&mut out, b"ownership-audit-v1");
+    encode(b"ownership-audit-v1", seq, event, None)
+}
+
+/// The canonical bytes of a keyed event: like [`canonical_bytes`] with the tag
+/// `ownership-audit-v2` and the owner's account identity after the owner id.
+pub fn canonical_bytes_v2(seq: i64, event: &NewAuditEvent) -> Vec<u8> {
+    let uid = event.owner_uid.as_deref().unwrap_or_default();
+    encode(b"ownership-audit-v2", seq, event, Some(uid))
+}
+
+/// The fields of `event` after `tag`, each length-prefixed; `owner_uid` (v2 only) follows
+/// the owner id.
+fn encode(tag: &[u8], seq: i64, event: &NewAuditEvent, owner_uid: Option<&str>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160 + event.details.len());
+    push_field(&mut out, tag);
     push_field(&mut out, &seq.to_be_bytes());
     let at = event.at.unix_timestamp_nanos() / 1_000;
     push_field(&mut out, &at.to_be_bytes());
@@ -294,18 +485,34 @@ pub fn canonical_bytes(seq: i64, event: &NewAuditEvent) -> Vec<u8> {
         &mut out,
         event.owner.as_ref().map_or("", |o| o.as_str()).as_bytes(),
     );
+    if let Some(uid) = owner_uid {
+        push_field(&mut out, uid.as_bytes());
+    }
     push_field(&mut out, event.action.as_str().as_bytes());
     push_field(&mut out, event.target.as_bytes());
     push_field(&mut out, event.details.as_bytes());
     out
 }
 
-/// `SHA-256(prev_hash ‖ canonical bytes of the event)`.
+/// `SHA-256(prev_hash ‖ canonical bytes of the event)`: an unkeyed link.
 pub fn chain_hash(prev: &ChainHash, seq: i64, event: &NewAuditEvent) -> ChainHash {
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(canonical_bytes(seq, event));
     ChainHash(h.finalize().into())
+}
+
+/// `HMAC-SHA-256(chain key, prev_hash ‖ v2 canonical bytes of the event)`: a keyed link.
+pub fn keyed_chain_hash(
+    key: &ChainKey,
+    prev: &ChainHash,
+    seq: i64,
+    event: &NewAuditEvent,
+) -> ChainHash {
+    ChainHash(crate::token::hmac_sha256(
+        key.key.as_slice(),
+        &[prev.as_bytes(), &canonical_bytes_v2(seq, event)],
+    ))
 }
 
 /// The result of checking a chain.
@@ -335,12 +542,22 @@ impl ChainVerdict {
 
 /// Incremental verifier: feed events in sequence order, then [`ChainVerifier::finish`].
 /// Lets a store check a long chain page by page.
+///
+/// Holding chain keys ([`ChainVerifier::keyed`]) it checks keyed links, refuses an
+/// unkeyed link after a keyed one, and requires the newest event to be keyed (a process
+/// with a master key keys the chain when it starts: [`crate::audit_log::AuditLog::key_chain`]),
+/// so a chain rewritten whole as unkeyed links is found. Without keys a keyed link
+/// cannot be checked and is reported as such.
 #[derive(Debug, Clone)]
 pub struct ChainVerifier {
     prev: ChainHash,
     next_seq: i64,
     broken: Option<(i64, String)>,
     count: u64,
+    keys: Option<ChainKeys>,
+    keyed_seen: bool,
+    last_keyed: bool,
+    unkeyed: u64,
 }
 
 /// Where a verified chain ended: its last event and how many events it holds. A later
@@ -354,6 +571,8 @@ pub struct ChainCheckpoint {
     pub hash: ChainHash,
     /// How many events the verified chain holds.
     pub events: u64,
+    /// Whether a keyed event was among them.
+    pub keyed: bool,
 }
 
 impl Default for ChainVerifier {
@@ -363,18 +582,67 @@ impl Default for ChainVerifier {
             next_seq: 1,
             broken: None,
             count: 0,
+            keys: None,
+            keyed_seen: false,
+            last_keyed: false,
+            unkeyed: 0,
         }
     }
 }
 
 impl ChainVerifier {
+    /// A verifier holding `keys` (`None`: unkeyed links only can be checked).
+    pub fn keyed(keys: Option<ChainKeys>) -> Self {
+        Self {
+            keys,
+            ..Self::default()
+        }
+    }
+
     /// A verifier that continues after `checkpoint`, trusting what it covers.
     pub fn resume(checkpoint: ChainCheckpoint) -> Self {
         Self {
             prev: checkpoint.hash,
             next_seq: checkpoint.seq.saturating_add(1),
-            broken: None,
             count: checkpoint.events,
+            keyed_seen: checkpoint.keyed,
+            last_keyed: checkpoint.keyed,
+            ..Self::default()
+        }
+    }
+
+    /// [`ChainVerifier::resume`] from `checkpoint` when given, else from the start, holding
+    /// `keys`.
+    pub fn starting(checkpoint: Option<ChainCheckpoint>, keys: Option<ChainKeys>) -> Self {
+        Self {
+            keys,
+            ..checkpoint.map_or_else(Self::default, Self::resume)
+        }
+    }
+
+    /// Whether a keyed event was checked.
+    pub fn keyed_seen(&self) -> bool {
+        self.keyed_seen
+    }
+
+    /// How many unkeyed events were checked (they verify without any key).
+    pub fn unkeyed(&self) -> u64 {
+        self.unkeyed
+    }
+
+    fn link_problem(&self, event: &AuditEvent) -> Option<String> {
+        match event.key_version {
+            None if self.keyed_seen => Some("an unkeyed event follows a keyed one".to_owned()),
+            None => (chain_hash(&self.prev, event.seq, &event.content()) != event.hash)
+                .then(|| "content does not match its hash".to_owned()),
+            Some(version) => match self.keys.as_ref().and_then(|k| k.get(version)) {
+                None => Some(format!(
+                    "the event is keyed under master key version {version}, which this process does not hold"
+                )),
+                Some(key) => (keyed_chain_hash(key, &self.prev, event.seq, &event.content())
+                    != event.hash)
+                    .then(|| "content does not match its keyed hash".to_owned()),
+            },
         }
     }
 
@@ -390,10 +658,8 @@ impl ChainVerifier {
             ))
         } else if event.prev_hash != self.prev {
             Some("previous-hash link does not match".to_owned())
-        } else if chain_hash(&self.prev, event.seq, &event.content()) != event.hash {
-            Some("content does not match its hash".to_owned())
         } else {
-            None
+            self.link_problem(event)
         };
         match problem {
             Some(reason) => self.broken = Some((self.next_seq, reason)),
@@ -401,16 +667,37 @@ impl ChainVerifier {
                 self.prev = event.hash;
                 self.next_seq += 1;
                 self.count += 1;
+                self.last_keyed = event.key_version.is_some();
+                self.keyed_seen |= self.last_keyed;
+                if !self.last_keyed {
+                    self.unkeyed += 1;
+                }
             }
         }
     }
 
-    /// The verdict over everything pushed.
+    /// The verdict over everything pushed. Holding keys, the newest event must be keyed.
     pub fn finish(self) -> ChainVerdict {
         match self.broken {
             Some((seq, reason)) => ChainVerdict::Broken { seq, reason },
+            None if self.keys.is_some() && self.count > 0 && !self.last_keyed => {
+                ChainVerdict::Broken {
+                    seq: self.next_seq - 1,
+                    reason: "the newest event is unkeyed although this process holds the chain key (the chain was rewritten, or not yet keyed)".to_owned(),
+                }
+            }
             None => ChainVerdict::Intact { events: self.count },
         }
+    }
+
+    /// The verdict so far, without the rule on the newest event (for a walk that goes on).
+    pub fn broken_so_far(&self) -> Option<ChainVerdict> {
+        self.broken
+            .as_ref()
+            .map(|(seq, reason)| ChainVerdict::Broken {
+                seq: *seq,
+                reason: reason.clone(),
+            })
     }
 }
 
@@ -419,6 +706,94 @@ pub fn verify_chain<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Cha
     let mut v = ChainVerifier::default();
     for e in events {
         v.push(e);
+    }
+    v.finish()
+}
+
+/// What an export ([`verify_export`]) covers: events after `since`, of one owner id or
+/// of everyone, and the recorded head when the export began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportScope {
+    /// The export holds the events with `seq > since`.
+    pub since: i64,
+    /// Only this owner id's events (then the events are not contiguous).
+    pub owner: Option<OwnerId>,
+    /// The recorded head when the export began; an export of everyone ends with it.
+    pub head: ChainHead,
+}
+
+/// Checks an exported stretch of the chain, oldest first, as `ownership audit verify
+/// --file` and `docs/verify_audit.py` do:
+/// - every event's hash matches its content and its `prev_hash` (keyed under `keys` when
+///   the event is keyed), and no unkeyed event follows a keyed one;
+/// - for an export of everyone: the events are contiguous from `since + 1` (the first
+///   one's `prev_hash` is taken as given unless `since` is 0, where it must be genesis)
+///   and the last one is the recorded head;
+/// - for one owner's export: the events are in increasing order (the links between them
+///   run through other owners' events, which the export does not hold).
+pub fn verify_export(
+    scope: &ExportScope,
+    events: &[AuditEvent],
+    keys: Option<&ChainKeys>,
+) -> ChainVerdict {
+    let keys = keys.cloned();
+    if scope.owner.is_some() {
+        let mut keyed_seen = false;
+        let mut last_seq = scope.since;
+        for e in events {
+            if e.seq <= last_seq {
+                return ChainVerdict::Broken {
+                    seq: e.seq,
+                    reason: format!("event {} is out of order (after {last_seq})", e.seq),
+                };
+            }
+            let mut one = ChainVerifier::starting(
+                Some(ChainCheckpoint {
+                    seq: e.seq - 1,
+                    hash: e.prev_hash,
+                    events: 0,
+                    keyed: keyed_seen,
+                }),
+                keys.clone(),
+            );
+            one.push(e);
+            if let Some(broken) = one.broken_so_far() {
+                return broken;
+            }
+            keyed_seen |= e.key_version.is_some();
+            last_seq = e.seq;
+        }
+        return ChainVerdict::Intact {
+            events: u64::try_from(events.len()).unwrap_or(u64::MAX),
+        };
+    }
+    let start = match (scope.since, events.first()) {
+        (0, _) | (_, None) => None,
+        (since, Some(first)) => Some(ChainCheckpoint {
+            seq: since,
+            hash: first.prev_hash,
+            events: 0,
+            keyed: false,
+        }),
+    };
+    let mut v = ChainVerifier::starting(start, keys);
+    for e in events {
+        v.push(e);
+    }
+    if let Some(broken) = v.broken_so_far() {
+        return broken;
+    }
+    let (last_seq, last_hash) = events
+        .last()
+        .map_or((scope.since, None), |e| (e.seq, Some(e.hash)));
+    if scope.head.seq != last_seq || last_hash.is_some_and(|h| h != scope.head.hash) {
+        return ChainVerdict::Broken {
+            seq: last_seq + 1,
+            reason: format!(
+                "the export ends at event {last_seq}, but the recorded head is event {}",
+                scope.head.seq
+            ),
+        };
     }
     v.finish()
 }
@@ -515,6 +890,134 @@ mod tests {
         ] {
             assert_eq!(a.to_string().parse::<Actor>().unwrap(), a);
         }
+    }
+
+    fn keys(version: u32, byte: u8) -> ChainKeys {
+        ChainKeys::new(ChainKey::from_bytes(version, [byte; KEY_BYTES]), None)
+    }
+
+    /// `n` events, the first `unkeyed` of them unkeyed, the rest keyed under `keys`.
+    fn mixed_chain(n: u32, unkeyed: u32, keys: &ChainKeys) -> Vec<AuditEvent> {
+        let mut prev = ChainHash::GENESIS;
+        (1..=n)
+            .map(|i| {
+                let e = if i <= unkeyed {
+                    event(i).link(i64::from(i), prev)
+                } else {
+                    event(i)
+                        .with_owner_uid(Some("uid-alice".into()))
+                        .link_keyed(i64::from(i), prev, keys.current())
+                };
+                prev = e.hash;
+                e
+            })
+            .collect()
+    }
+
+    fn verdict(events: &[AuditEvent], keys: Option<ChainKeys>) -> ChainVerdict {
+        let mut v = ChainVerifier::keyed(keys);
+        for e in events {
+            v.push(e);
+        }
+        v.finish()
+    }
+
+    #[test]
+    fn a_keyed_chain_verifies_only_with_its_key() {
+        let k = keys(1, 7);
+        let chain = mixed_chain(6, 2, &k);
+        assert_eq!(
+            verdict(&chain, Some(k.clone())),
+            ChainVerdict::Intact { events: 6 }
+        );
+        // Another key, or none: the first keyed event cannot be vouched for.
+        for other in [Some(keys(1, 8)), Some(keys(2, 7)), None] {
+            assert!(matches!(
+                verdict(&chain, other),
+                ChainVerdict::Broken { seq: 3, .. }
+            ));
+        }
+        // The chain key is the master key's HKDF output, not the master key.
+        let master = crate::crypto::MasterKey::new(3, [9; KEY_BYTES]).unwrap();
+        let derived = ChainKeys::from_master(&crate::crypto::MasterKeys::single(master.clone()));
+        assert_eq!(derived.current().version(), 3);
+        assert_ne!(derived.current().to_hex(), hex::encode([9; KEY_BYTES]));
+        assert_eq!(
+            derived.current().to_hex(),
+            hex::encode(*master.derive(CHAIN_KEY_INFO))
+        );
+    }
+
+    #[test]
+    fn recomputed_unkeyed_links_are_found() {
+        let k = keys(1, 7);
+        for from in 1..=6_usize {
+            // An attacker edits event `from` and recomputes every later link unkeyed.
+            let mut chain = mixed_chain(6, 0, &k);
+            chain[from - 1].details = "{\"forged\":true}".into();
+            let mut prev = chain
+                .get(from.wrapping_sub(2))
+                .map_or(ChainHash::GENESIS, |e| e.hash);
+            for e in chain.iter_mut().skip(from - 1) {
+                e.prev_hash = prev;
+                e.key_version = None;
+                e.hash = chain_hash(&prev, e.seq, &e.content());
+                prev = e.hash;
+            }
+            let expected = if from == 1 {
+                6
+            } else {
+                i64::try_from(from).unwrap()
+            };
+            let got = verdict(&chain, Some(k.clone()));
+            assert!(
+                matches!(got, ChainVerdict::Broken { seq, .. } if seq == expected),
+                "{from}: {got:?}"
+            );
+            // Without the key, a wholly unkeyed rewrite looks intact: the reason the
+            // newest event of a keyed store must be keyed.
+            if from == 1 {
+                assert!(verdict(&chain, None).is_intact());
+            }
+        }
+    }
+
+    #[test]
+    fn the_owner_identity_is_part_of_a_keyed_link() {
+        let k = keys(1, 7);
+        let mut chain = mixed_chain(3, 0, &k);
+        chain[1].owner_uid = Some("uid-mallory".into());
+        assert!(matches!(
+            verdict(&chain, Some(k)),
+            ChainVerdict::Broken { seq: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn a_keyed_head_refuses_an_unkeyed_append() {
+        let k = keys(1, 7);
+        let head = ChainHead {
+            seq: 4,
+            hash: ChainHash::from_bytes([1; 32]),
+            key_version: Some(1),
+        };
+        assert!(matches!(
+            head.link_next(event(5), None, None),
+            Err(Error::Integrity(_))
+        ));
+        let linked = head
+            .link_next(event(5), Some("u".into()), Some(&k))
+            .unwrap();
+        assert_eq!((linked.seq, linked.key_version), (5, Some(1)));
+        assert_eq!(linked.owner_uid.as_deref(), Some("u"));
+        let unkeyed = ChainHead {
+            key_version: None,
+            ..head
+        };
+        assert_eq!(
+            unkeyed.link_next(event(5), None, None).unwrap().key_version,
+            None
+        );
     }
 
     #[test]

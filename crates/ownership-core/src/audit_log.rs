@@ -3,10 +3,11 @@
 
 use async_trait::async_trait;
 
+use crate::audit::ChainHead;
 use crate::audit::{
     AuditEvent, AuditFilter, ChainCheckpoint, ChainHash, ChainVerdict, ChainVerifier, parse_cursor,
 };
-use crate::authz::OwnerScope;
+use crate::authz::{AdminScope, OwnerScope};
 use crate::db::{Transactions, Tx};
 use crate::error::Result;
 use crate::ids::OwnerId;
@@ -42,6 +43,21 @@ pub trait AuditLog: Send + Sync {
         &self,
         from: Option<ChainCheckpoint>,
     ) -> Result<(ChainVerdict, Option<ChainCheckpoint>)>;
+
+    /// Keys the chain: when this store holds chain keys and the newest event is unkeyed
+    /// (a chain written before the keyed chain, or without a master key), appends
+    /// `audit.chain_keyed`, linked under the current chain key. From then on the newest
+    /// event is keyed, which the verifier requires of a store that holds the keys. Returns
+    /// whether it appended.
+    async fn key_chain(&self) -> Result<bool>;
+
+    /// For an admin's export: every event with `seq > after`, oldest first, at most
+    /// `limit` (1 to 500), each row as the verifier reads it.
+    async fn chain_page(&self, scope: &AdminScope, after: i64, limit: u32)
+    -> Result<Vec<ChainRow>>;
+
+    /// For an admin's export: the recorded head of the chain.
+    async fn recorded_head(&self, scope: &AdminScope) -> Result<ChainHead>;
 }
 
 /// One row of the chain as a verifier reads it: the event, or the `seq` of a row that no
@@ -69,6 +85,8 @@ pub trait AuditRows: Tx {
     async fn chain_after(&mut self, after: i64, limit: i64) -> Result<Vec<ChainRow>>;
     /// The recorded head: `None` when missing, a hash of `None` when it does not parse.
     async fn chain_head(&mut self) -> Result<Option<(i64, Option<ChainHash>)>>;
+    /// The master key version the recorded head's link is keyed under (`None`: unkeyed).
+    async fn head_key_version(&mut self) -> Result<Option<u32>>;
 }
 
 /// How many events [`AuditLog::verify_chain`] reads at a time.
@@ -79,7 +97,7 @@ async fn verify<T: AuditRows + ?Sized>(
     tx: &mut T,
     from: Option<ChainCheckpoint>,
 ) -> Result<(ChainVerdict, Option<ChainCheckpoint>)> {
-    let mut verifier = from.map_or_else(ChainVerifier::default, ChainVerifier::resume);
+    let mut verifier = ChainVerifier::starting(from, tx.chain_keys().cloned());
     let mut last: Option<(i64, ChainHash)> = from.map(|c| (c.seq, c.hash));
     loop {
         let after = last.map_or(i64::MIN, |(seq, _)| seq);
@@ -96,21 +114,22 @@ async fn verify<T: AuditRows + ?Sized>(
                 // A row edited into something that no longer parses is a break in the
                 // chain at that row (unless the chain broke earlier).
                 Err(seq) => {
-                    let verdict = match verifier.finish() {
-                        broken @ ChainVerdict::Broken { .. } => broken,
-                        ChainVerdict::Intact { .. } => ChainVerdict::Broken {
-                            seq,
-                            reason: "the row does not parse".to_owned(),
-                        },
-                    };
+                    let verdict =
+                        verifier
+                            .broken_so_far()
+                            .unwrap_or_else(|| ChainVerdict::Broken {
+                                seq,
+                                reason: "the row does not parse".to_owned(),
+                            });
                     return Ok((verdict, None));
                 }
             }
         }
-        if let verdict @ ChainVerdict::Broken { .. } = verifier.clone().finish() {
+        if let Some(verdict) = verifier.broken_so_far() {
             return Ok((verdict, None));
         }
     }
+    let keyed = verifier.keyed_seen();
     let events = match verifier.finish() {
         ChainVerdict::Intact { events } => events,
         broken => return Ok((broken, None)),
@@ -131,6 +150,7 @@ async fn verify<T: AuditRows + ?Sized>(
             seq,
             hash,
             events: *events,
+            keyed,
         }),
         _ => None,
     };
@@ -225,6 +245,55 @@ where
     ) -> Result<(ChainVerdict, Option<ChainCheckpoint>)> {
         self.snapshot(move |tx| Box::pin(async move { verify(tx, from).await }))
             .await
+    }
+
+    async fn chain_page(
+        &self,
+        _scope: &AdminScope,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<ChainRow>> {
+        let limit = i64::from(limit.clamp(1, 500));
+        self.read(move |tx| Box::pin(async move { tx.chain_after(after, limit).await }))
+            .await
+    }
+
+    async fn recorded_head(&self, _scope: &AdminScope) -> Result<ChainHead> {
+        self.snapshot(move |tx| {
+            Box::pin(async move {
+                let Some((seq, Some(hash))) = tx.chain_head().await? else {
+                    return Err(crate::error::Error::Integrity(
+                        "the recorded audit head is missing or does not parse".into(),
+                    ));
+                };
+                let key_version = tx.head_key_version().await?;
+                Ok(ChainHead {
+                    seq,
+                    hash,
+                    key_version,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn key_chain(&self) -> Result<bool> {
+        crate::db::write(self, |tx| {
+            Box::pin(async move {
+                let Some(version) = tx.chain_keys().map(|k| k.current().version()) else {
+                    return Ok(false);
+                };
+                let empty = tx.chain_head().await?.is_none_or(|(seq, _)| seq == 0);
+                if empty || tx.head_key_version().await?.is_some() {
+                    return Ok(false);
+                }
+                let now = tx.now();
+                tx.append(crate::events::audit_chain_keyed(now, version))
+                    .await?;
+                Ok(true)
+            })
+        })
+        .await
     }
 }
 

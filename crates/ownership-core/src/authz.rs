@@ -577,6 +577,17 @@ pub fn check_bind_for(scope: &AdminScope, target: &OwnerId, target_role: UserRol
     check_manages(scope, target_role)
 }
 
+/// Linking or unlinking an identity-provider account (an OpenID Connect subject) to a
+/// user: the same rule as binding a chat account, since the account then signs in as
+/// that user. An Admin for Members and for themself, an Owner for anyone.
+pub fn check_link_sign_in(
+    scope: &AdminScope,
+    target: &OwnerId,
+    target_role: UserRole,
+) -> Result<()> {
+    check_bind_for(scope, target, target_role)
+}
+
 /// Role change: nobody changes their own role; only an Owner promotes to or demotes from
 /// Admin/Owner; the last active Owner is never demoted.
 pub fn check_role_change(

@@ -93,6 +93,21 @@ impl MasterKey {
         self.version
     }
 
+    /// A 32-byte key for another purpose, derived from this one with HKDF-SHA256
+    /// (RFC 5869: empty salt, `info` naming the purpose). The derived key reveals nothing
+    /// about the master key.
+    pub fn derive(&self, info: &[u8]) -> Zeroizing<[u8; KEY_BYTES]> {
+        let hkdf = hkdf::Hkdf::<sha2::Sha256>::new(Some(&[]), &self.key);
+        let mut okm = Zeroizing::new([0_u8; KEY_BYTES]);
+        #[expect(
+            clippy::expect_used,
+            reason = "HKDF-SHA256 only fails for outputs over 255 × 32 bytes; this one is 32"
+        )]
+        hkdf.expand(info, okm.as_mut_slice())
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        okm
+    }
+
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(&Key::<Aes256Gcm>::from(self.key))
     }
@@ -405,6 +420,16 @@ pub struct Sealed {
     /// The version of the key it was sealed under (master key version for data keys; the
     /// data key generation for values).
     pub key_version: u32,
+}
+
+/// Bytes AES-256-GCM adds to what it seals (its tag).
+pub const TAG_BYTES: usize = 16;
+
+impl Sealed {
+    /// How many bytes were sealed: the ciphertext without its tag.
+    pub fn sealed_len(&self) -> u64 {
+        self.ciphertext.len().saturating_sub(TAG_BYTES) as u64
+    }
 }
 
 impl std::fmt::Debug for Sealed {

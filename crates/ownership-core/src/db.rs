@@ -21,10 +21,11 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::audit::{AuditEvent, NewAuditEvent};
+use crate::audit::{AuditEvent, ChainKeys, NewAuditEvent};
 use crate::authz::{ActorState, AdminScope};
 use crate::error::Result;
 use crate::ids::OwnerId;
+use crate::quotas::Limits;
 
 /// A boxed, sendable future borrowing for `'a`: what a transaction body returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -37,8 +38,12 @@ pub trait Tx: Send {
     /// to microseconds (what both databases keep).
     fn now(&self) -> OffsetDateTime;
 
-    /// Links `event` after the chain head and stores it, in this transaction.
+    /// Links `event` after the chain head and stores it, in this transaction (keyed under
+    /// [`Tx::chain_keys`] when held: [`crate::audit::ChainHead::link_next`]).
     async fn append(&mut self, event: NewAuditEvent) -> Result<()>;
+
+    /// The audit chain keys the store holds (`None`: no master key configured).
+    fn chain_keys(&self) -> Option<&ChainKeys>;
 
     /// A user's role and status as they are in this transaction (`None`: no such user),
     /// for the re-checks of [`AdminScope::recheck`] and
@@ -88,6 +93,10 @@ pub trait Transactions: Send + Sync + 'static {
     /// Now, from the store's clock, truncated to microseconds (for reads outside a
     /// transaction).
     fn now(&self) -> OffsetDateTime;
+
+    /// The quotas and budgets the store was built with, which the use cases enforce
+    /// inside their write transactions.
+    fn limits(&self) -> Limits;
 
     /// Runs `body` in a write transaction: committed when it returns `Ok`, rolled back on
     /// any error. Writes are serialized; the transaction's [`Tx::now`] is read after the

@@ -35,6 +35,15 @@ pub enum Error {
         /// How long until a retry may succeed.
         retry_after: Duration,
     },
+    /// The owner already holds as much as their quota allows ([`crate::quotas::Quotas`]);
+    /// nothing was written.
+    #[error("quota exceeded: at most {limit} {what} per owner")]
+    QuotaExceeded {
+        /// What is counted (`secrets`, `secret bytes`, `resource credentials`, `tokens`).
+        what: &'static str,
+        /// The quota.
+        limit: u64,
+    },
     /// The backing store or another dependency could not be reached. Fail closed.
     #[error("service unavailable")]
     Unavailable(String),

@@ -289,6 +289,19 @@ pub fn secret_deleted(
     )
 }
 
+/// `audit.chain_keyed`: from here on every link is keyed under the chain key of master
+/// key `version`.
+pub fn audit_chain_keyed(at: OffsetDateTime, version: u32) -> NewAuditEvent {
+    NewAuditEvent::new(
+        at,
+        Actor::System,
+        None,
+        AuditAction::AuditChainKeyed,
+        "audit_chain",
+        &json!({"master_key_version": version}),
+    )
+}
+
 /// `secrets.rewrapped`.
 pub fn secrets_rewrapped(at: OffsetDateTime, count: u64) -> NewAuditEvent {
     NewAuditEvent::new(
@@ -336,6 +349,24 @@ pub fn resource_revoked(
     )
 }
 
+/// `resource.revoked_as_leaked`: the resource credential's value was reported leaked;
+/// `source` as for [`token_revoked_as_leaked`].
+pub fn resource_revoked_as_leaked(
+    at: OffsetDateTime,
+    owner: &OwnerId,
+    id: &ResourceId,
+    source: &str,
+) -> NewAuditEvent {
+    NewAuditEvent::new(
+        at,
+        Actor::System,
+        Some(owner.clone()),
+        AuditAction::ResourceRevokedAsLeaked,
+        id.as_str(),
+        &json!({"source": source}),
+    )
+}
+
 /// `webhook.set`. The URL is recorded without user information, query or fragment
 /// ([`crate::ids::redacted_url`]): the audit trail is read by Admins, streamed and
 /// delivered, and a receiver's secret often rides in the query.
@@ -376,5 +407,61 @@ pub fn webhook_secret_rotated(
         AuditAction::WebhookSecretRotated,
         owner.as_str(),
         &json!({"previous_valid_until": crate::audit::rfc3339(grace_until)}),
+    )
+}
+
+/// `session.started`: a console sign-in, with how (`token`, `oidc`, `passkey`), the token
+/// it was made with (a token sign-in) and how many older sessions it ended.
+pub fn session_started(
+    at: OffsetDateTime,
+    owner: &OwnerId,
+    method: &str,
+    token: Option<&TokenId>,
+    evicted: u64,
+) -> NewAuditEvent {
+    NewAuditEvent::new(
+        at,
+        Actor::User(owner.clone()),
+        Some(owner.clone()),
+        AuditAction::SessionStarted,
+        owner.as_str(),
+        &json!({"method": method, "token_id": token, "evicted": evicted}),
+    )
+}
+
+/// `oidc.linked`: an identity-provider account linked to a user, by an Admin (`admin`)
+/// or at its first sign-in from an allow-listed verified email (`verified_email`).
+pub fn oidc_linked(
+    at: OffsetDateTime,
+    actor: &Actor,
+    user: &OwnerId,
+    (issuer, subject): (&str, &str),
+    via: &str,
+) -> NewAuditEvent {
+    NewAuditEvent::new(
+        at,
+        actor.clone(),
+        Some(user.clone()),
+        AuditAction::OidcLinked,
+        user.as_str(),
+        &json!({"issuer": issuer, "subject": subject, "via": via}),
+    )
+}
+
+/// `oidc.unlinked`, with how many of the user's provider sessions it ended.
+pub fn oidc_unlinked(
+    at: OffsetDateTime,
+    actor: &Actor,
+    user: &OwnerId,
+    (issuer, subject): (&str, &str),
+    sessions_ended: u64,
+) -> NewAuditEvent {
+    NewAuditEvent::new(
+        at,
+        actor.clone(),
+        Some(user.clone()),
+        AuditAction::OidcUnlinked,
+        user.as_str(),
+        &json!({"issuer": issuer, "subject": subject, "sessions_ended": sessions_ended}),
     )
 }

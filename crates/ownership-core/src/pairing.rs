@@ -32,6 +32,7 @@ use crate::events;
 use crate::identity::{Identity, UserRole, UserStatus};
 use crate::ids::{ChannelKey, ChannelName, ExternalId, OwnerId, PairingRequestId};
 use crate::instants::add_duration;
+use crate::quotas::PairingBudget;
 use crate::token::{hmac_sha256, short_hex};
 
 /// The 32 code symbols, in value order: upper-case letters and digits without the
@@ -364,7 +365,11 @@ pub trait PairingStore: Send + Sync {
     /// Self-claim: binds the sender of the live request with this code hash to the caller.
     /// One transaction; of concurrent redemptions exactly one succeeds. Unknown, expired
     /// or used codes are all [`crate::Error::NotFound`]; a sender bound to another owner is
-    /// [`crate::Error::Conflict`] and consumes nothing.
+    /// [`crate::Error::Conflict`] and consumes nothing. Each `NotFound` spends one from the
+    /// caller's and the channel's wrong-code budgets ([`PairingBudget`], the store's
+    /// [`crate::db::Transactions::limits`]) in the same transaction; a caller whose budget
+    /// is spent gets [`crate::Error::RateLimited`] and the code is not looked at. The
+    /// failure that spends the channel's budget burns its pending requests.
     async fn redeem_pairing(
         &self,
         scope: &OwnerScope,
@@ -372,7 +377,8 @@ pub trait PairingStore: Send + Sync {
         code_hash: &CodeHash,
     ) -> Result<ChannelBinding>;
 
-    /// Admin approval for a named active owner; otherwise as [`Self::redeem_pairing`].
+    /// Admin approval for a named active owner; otherwise as [`Self::redeem_pairing`] (the
+    /// approving admin's budget is spent; the operator has none, only the channel's).
     async fn approve_pairing(
         &self,
         scope: &AdminScope,
@@ -510,6 +516,140 @@ pub trait PairingRows: Tx {
     /// Keeps `candidate` as the pairing-code key unless one is kept already, and reads
     /// the kept one back.
     async fn keep_pairing_key(&mut self, candidate: &PairingKey) -> Result<Option<PairingKey>>;
+    /// When the wrong-code budget of a user or a channel is whole again, if stored.
+    async fn budget_spent_until(&mut self, key: FailureKey<'_>) -> Result<Option<OffsetDateTime>>;
+    /// Stores (inserts or replaces) when the budget of a user or a channel is whole again.
+    async fn set_budget_spent_until(
+        &mut self,
+        key: FailureKey<'_>,
+        at: OffsetDateTime,
+    ) -> Result<()>;
+}
+
+/// Whose wrong pairing codes a budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKey<'a> {
+    /// The user who submitted them (the redeemer, or the approving admin).
+    User(&'a OwnerId),
+    /// The channel they were submitted for.
+    Channel(&'a ChannelName),
+}
+
+impl FailureKey<'_> {
+    /// The stored scope name: `user` or `channel`.
+    pub fn scope(&self) -> &'static str {
+        match self {
+            Self::User(_) => "user",
+            Self::Channel(_) => "channel",
+        }
+    }
+
+    /// The stored key: the user id or the channel name.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::User(id) => id.as_str(),
+            Self::Channel(channel) => channel.as_str(),
+        }
+    }
+}
+
+/// A budget of `size` failures per `window` as a generic cell rate (GCRA): all of it
+/// available at once, one failure back every `window / size`. Its whole state is one
+/// instant, when the budget is whole again (`spent_until`).
+#[derive(Debug, Clone, Copy)]
+struct Gcra {
+    /// How long one failure takes to come back.
+    period: time::Duration,
+    /// The failures the budget holds when whole.
+    size: u32,
+}
+
+impl Gcra {
+    fn new(size: u32, window: Duration) -> Result<Self> {
+        let size = size.max(1);
+        let period = time::Duration::try_from(window / size)
+            .map_err(|_| Error::invalid("window", "too large"))?;
+        Ok(Self { period, size })
+    }
+
+    /// When the budget is whole again as it stands at `now`.
+    fn base(stored: Option<OffsetDateTime>, now: OffsetDateTime) -> OffsetDateTime {
+        stored.map_or(now, |at| at.max(now))
+    }
+
+    /// How long until one more failure may be spent, when none may now.
+    fn wait(&self, stored: Option<OffsetDateTime>, now: OffsetDateTime) -> Option<Duration> {
+        let pending = Self::base(stored, now) - now;
+        let allowance = self.period * (self.size - 1);
+        (pending > allowance).then(|| retry_after(now, now + (pending - allowance)))
+    }
+
+    /// Spends one failure: the new `spent_until`, and whether that emptied the budget.
+    fn spend(&self, stored: Option<OffsetDateTime>, now: OffsetDateTime) -> (OffsetDateTime, bool) {
+        let until = Self::base(stored, now) + self.period;
+        (until, until - now >= self.period * self.size)
+    }
+}
+
+/// Deletes every request of the channel (live ones are burned) and audits the burn; how
+/// many live requests went.
+async fn burn_channel<T: PairingRows + ?Sized>(tx: &mut T, channel: &ChannelName) -> Result<u64> {
+    let now = tx.now();
+    let burned = tx.delete_pairings(channel, Expiry::Live).await?;
+    tx.delete_pairings(channel, Expiry::Expired).await?;
+    if burned > 0 {
+        tx.append(events::pairing_burned(now, channel, burned))
+            .await?;
+    }
+    Ok(burned)
+}
+
+/// [`consume`] within the wrong-code budgets, all in the one transaction that evaluates
+/// the code, so concurrent attempts cannot overspend them: a submitter (`who`; `None`
+/// for the operator, who has no budget of their own) whose budget is spent is refused
+/// with [`Error::RateLimited`] before the code is looked at; a code that does not redeem
+/// spends one from the submitter's and the channel's budgets, and the failure that
+/// empties the channel's burns its pending requests (its budget is then whole again).
+async fn consume_within_budget<T: PairingRows + ?Sized>(
+    tx: &mut T,
+    budget: &PairingBudget,
+    who: Option<&OwnerId>,
+    actor: &Actor,
+    channel: &ChannelName,
+    code_hash: &CodeHash,
+    owner: &OwnerId,
+) -> Result<Result<ChannelBinding>> {
+    let now = tx.now();
+    let per_user = Gcra::new(budget.per_user, budget.user_window)?;
+    let mut user = None;
+    if let Some(who) = who {
+        let stored = tx.budget_spent_until(FailureKey::User(who)).await?;
+        if let Some(retry_after) = per_user.wait(stored, now) {
+            return Err(Error::RateLimited { retry_after });
+        }
+        user = Some((who, stored));
+    }
+    let outcome = consume(tx, actor, channel, code_hash, owner).await?;
+    if !matches!(outcome, Err(Error::NotFound)) {
+        return Ok(outcome);
+    }
+    if let Some((who, stored)) = user {
+        let (until, _) = per_user.spend(stored, now);
+        tx.set_budget_spent_until(FailureKey::User(who), until)
+            .await?;
+    }
+    let per_channel = Gcra::new(budget.per_channel, budget.channel_window)?;
+    let key = FailureKey::Channel(channel);
+    let stored = tx.budget_spent_until(key).await?;
+    let (until, emptied) = per_channel.spend(stored, now);
+    if emptied {
+        // The codes are gone; a whole budget applies to the new ones.
+        burn_channel(tx, channel).await?;
+        tx.set_budget_spent_until(key, now).await?;
+    } else {
+        tx.set_budget_spent_until(key, until).await?;
+    }
+    Ok(outcome)
 }
 
 /// `until - now` rounded up to whole seconds and at least one: a `Retry-After`.
@@ -678,9 +818,20 @@ impl<D: PairingDatabase> PairingStore for D {
         code_hash: &CodeHash,
     ) -> Result<ChannelBinding> {
         let (scope, channel, code_hash) = (scope.clone(), channel.clone(), *code_hash);
+        let budget = self.limits().pairing;
         db::write(self, move |tx| {
             Box::pin(async move {
-                consume(tx, scope.actor(), &channel, &code_hash, scope.owner()).await
+                let owner = scope.owner();
+                consume_within_budget(
+                    tx,
+                    &budget,
+                    Some(owner),
+                    scope.actor(),
+                    &channel,
+                    &code_hash,
+                    owner,
+                )
+                .await
             })
         })
         .await?
@@ -695,6 +846,7 @@ impl<D: PairingDatabase> PairingStore for D {
     ) -> Result<ChannelBinding> {
         let (scope, channel, code_hash, owner) =
             (scope.clone(), channel.clone(), *code_hash, owner.clone());
+        let budget = self.limits().pairing;
         db::write(self, move |tx| {
             Box::pin(async move {
                 // The approver as they are now: still an active Admin or Owner, and allowed
@@ -704,7 +856,17 @@ impl<D: PairingDatabase> PairingStore for D {
                 if let Some(target) = tx.actor_state(&owner).await? {
                     crate::authz::check_bind_for(&scope, &owner, target.role)?;
                 }
-                consume(tx, scope.actor(), &channel, &code_hash, &owner).await
+                let who = scope.acting_user().cloned();
+                consume_within_budget(
+                    tx,
+                    &budget,
+                    who.as_ref(),
+                    scope.actor(),
+                    &channel,
+                    &code_hash,
+                    &owner,
+                )
+                .await
             })
         })
         .await?
@@ -713,16 +875,7 @@ impl<D: PairingDatabase> PairingStore for D {
     async fn burn_pending(&self, _scope: &SystemScope, channel: &ChannelName) -> Result<u64> {
         let channel = channel.clone();
         db::write(self, move |tx| {
-            Box::pin(async move {
-                let now = tx.now();
-                let burned = tx.delete_pairings(&channel, Expiry::Live).await?;
-                tx.delete_pairings(&channel, Expiry::Expired).await?;
-                if burned > 0 {
-                    tx.append(events::pairing_burned(now, &channel, burned))
-                        .await?;
-                }
-                Ok(burned)
-            })
+            Box::pin(async move { burn_channel(tx, &channel).await })
         })
         .await
     }
@@ -1003,6 +1156,37 @@ mod tests {
     const KNOWN_CODE: &str = "H9CPDVCN";
     const KNOWN_CODE_HASH: &str =
         "98df8a6e9c8bafd5e27ef541a0ba0e74ba4722ebfdbf712b945ebd8afe192c61";
+
+    #[test]
+    fn a_budget_admits_its_size_at_once_then_one_per_period() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let user = Gcra::new(5, Duration::from_secs(900)).unwrap();
+        let mut stored = None;
+        for _ in 0..5 {
+            assert_eq!(user.wait(stored, now), None);
+            stored = Some(user.spend(stored, now).0);
+        }
+        assert_eq!(user.wait(stored, now), Some(Duration::from_secs(180)));
+        let later = now + time::Duration::seconds(180);
+        assert_eq!(user.wait(stored, later), None, "one back after a period");
+        stored = Some(user.spend(stored, later).0);
+        assert!(user.wait(stored, later).is_some());
+    }
+
+    #[test]
+    fn the_failure_that_empties_a_budget_says_so() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let channel = Gcra::new(3, Duration::from_secs(600)).unwrap();
+        let mut stored = None;
+        let mut emptied = Vec::new();
+        for _ in 0..6 {
+            let (until, empty) = channel.spend(stored, now);
+            emptied.push(empty);
+            // A burn makes the budget whole again, as the use case does.
+            stored = Some(if empty { now } else { until });
+        }
+        assert_eq!(emptied, vec![false, false, true, false, false, true]);
+    }
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds_and_is_never_zero() {

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::identity::{Identity, UserStatus};
 use crate::ids::OwnerId;
 use crate::secrets::active_owner;
+use crate::sessions::{SessionMethod, SessionRows, end_sessions_in};
 
 /// Most passkeys one user may keep.
 pub const MAX_PER_USER: u64 = 20;
@@ -155,7 +156,9 @@ pub trait PasskeyStore: Send + Sync {
     async fn register_passkey(&self, scope: &OwnerScope, new: NewPasskey) -> Result<PasskeyRecord>;
     /// The owner's passkeys, newest first.
     async fn list_passkeys(&self, scope: &OwnerScope) -> Result<Vec<PasskeyRecord>>;
-    /// Removes one of the owner's passkeys ([`Error::NotFound`] if it is not theirs).
+    /// Removes one of the owner's passkeys ([`Error::NotFound`] if it is not theirs), and
+    /// ends the owner's console sessions started with a passkey in the same transaction
+    /// (a session does not record which passkey started it, so all of them end).
     async fn remove_passkey(&self, scope: &OwnerScope, id: &CredentialId) -> Result<()>;
     /// The passkey with this credential id, if its owner is active: what a sign-in
     /// verifies an assertion against. `None` for anything else.
@@ -164,10 +167,6 @@ pub trait PasskeyStore: Send + Sync {
     /// who must still be active, and its counter must advance
     /// ([`Error::Unauthenticated`] otherwise). Returns who signed in.
     async fn record_passkey_sign_in(&self, used: PasskeyUse) -> Result<Identity>;
-    /// Who a session started with this passkey belongs to now: `None` once the passkey
-    /// was removed or its owner suspended or deleted.
-    async fn passkey_session(&self, owner: &OwnerId, id: &CredentialId)
-    -> Result<Option<Identity>>;
 }
 
 /// A passkey row to insert.
@@ -261,12 +260,13 @@ pub mod events {
         )
     }
 
-    /// `passkey.removed`.
+    /// `passkey.removed` (details: how many passkey sessions it ended).
     pub fn removed(
         at: OffsetDateTime,
         actor: &Actor,
         owner: &OwnerId,
         id: &CredentialId,
+        sessions_ended: u64,
     ) -> NewAuditEvent {
         event(
             at,
@@ -274,7 +274,7 @@ pub mod events {
             owner,
             AuditAction::PasskeyRemoved,
             id,
-            &json!({}),
+            &json!({"sessions_ended": sessions_ended}),
         )
     }
 
@@ -298,7 +298,7 @@ pub mod events {
 impl<D> PasskeyStore for D
 where
     D: Transactions,
-    D::Tx: PasskeyRows,
+    D::Tx: PasskeyRows + SessionRows,
 {
     async fn register_passkey(&self, scope: &OwnerScope, new: NewPasskey) -> Result<PasskeyRecord> {
         if new.credential.is_empty() || new.credential.len() > CREDENTIAL_MAX_BYTES {
@@ -363,7 +363,8 @@ where
                 if !tx.delete_passkey(owner, &id).await? {
                     return Err(Error::NotFound);
                 }
-                tx.append(events::removed(now, scope.actor(), owner, &id))
+                let ended = end_sessions_in(tx, owner, Some(SessionMethod::Passkey)).await?;
+                tx.append(events::removed(now, scope.actor(), owner, &id, ended))
                     .await
             })
         })
@@ -410,26 +411,6 @@ where
                 ))
                 .await?;
                 Ok(identity)
-            })
-        })
-        .await
-    }
-
-    async fn passkey_session(
-        &self,
-        owner: &OwnerId,
-        id: &CredentialId,
-    ) -> Result<Option<Identity>> {
-        let (owner, id) = (owner.clone(), id.clone());
-        self.read(move |tx| {
-            Box::pin(async move {
-                let Some(record) = tx.passkey(&id).await? else {
-                    return Ok(None);
-                };
-                if record.owner_id != owner {
-                    return Ok(None);
-                }
-                active_identity(tx, &owner).await
             })
         })
         .await

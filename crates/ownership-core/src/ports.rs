@@ -32,6 +32,8 @@ use crate::error::Result;
 pub use crate::audit::AuditFilter;
 pub use crate::audit_log::AuditLog;
 pub use crate::crypto::Sealed;
+pub use crate::leaks::LeakStore;
+pub use crate::oidc::OidcStore;
 pub use crate::paging::{Page, PageRequest};
 pub use crate::pairing::{
     ChannelBinding, PairingCandidate, PairingIssue, PairingPolicy, PairingStore, PendingPairing,
@@ -40,6 +42,8 @@ pub use crate::passkeys::PasskeyStore;
 pub use crate::provision::ProvisionStore;
 pub use crate::resources::{NewResource, ResourceRecord, ResourceStore};
 pub use crate::secrets::{SecretMeta, SecretStore};
+pub use crate::sessions::SessionStore;
+pub use crate::tickets::TicketStore;
 pub use crate::tokens::{FreshToken, NewToken, TokenLookup, TokenOrigin, TokenRecord, TokenStore};
 pub use crate::users::{LegacyOutcome, User, UserStore};
 pub use crate::webhook::{Delivery, DeliveryState, WebhookEndpoint, WebhookStore};
@@ -74,6 +78,9 @@ pub trait Rows:
     + crate::secrets::SecretRows
     + crate::resources::ResourceRows
     + crate::webhook::WebhookRows
+    + crate::tickets::TicketRows
+    + crate::sessions::SessionRows
+    + crate::oidc::OidcRows
     + crate::passkeys::PasskeyRows
 {
 }
@@ -88,6 +95,9 @@ impl<T> Rows for T where
         + crate::secrets::SecretRows
         + crate::resources::ResourceRows
         + crate::webhook::WebhookRows
+        + crate::tickets::TicketRows
+        + crate::sessions::SessionRows
+        + crate::oidc::OidcRows
         + crate::passkeys::PasskeyRows
 {
 }
@@ -114,7 +124,11 @@ pub trait Store:
     + AuditLog
     + SecretStore
     + ResourceStore
+    + LeakStore
     + WebhookStore
+    + TicketStore
+    + SessionStore
+    + OidcStore
     + PasskeyStore
     + Health
 {
@@ -128,7 +142,11 @@ impl<T> Store for T where
         + AuditLog
         + SecretStore
         + ResourceStore
+        + LeakStore
         + WebhookStore
+        + TicketStore
+        + SessionStore
+        + OidcStore
         + PasskeyStore
         + Health
 {

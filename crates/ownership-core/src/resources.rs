@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::events;
 use crate::identity::UserStatus;
 use crate::ids::{OwnerId, ResourceId, SecretName};
+use crate::quotas;
 use crate::secrets::{SecretRows, SecretStore, active_owner, owner_data_key};
 use crate::token::{PresentedToken, TokenDigest, TokenFamily, TokenSecret, classify};
 use crate::tokens::{FreshToken, fresh_token};
@@ -116,6 +117,11 @@ pub trait ResourceRows: Tx {
     ) -> Result<Option<ResourceRecord>>;
     /// The owner's resources, newest first, with their grants.
     async fn resources_of(&mut self, owner: &OwnerId) -> Result<Vec<ResourceRecord>>;
+    /// The resource whose token has this digest (any owner's), with its creator's
+    /// account status.
+    async fn resource_by_token(&mut self, digest: &TokenDigest) -> Result<Option<ResourceAuth>>;
+    /// How many of the owner's resources are not revoked.
+    async fn live_resource_count(&mut self, owner: &OwnerId) -> Result<u64>;
     /// Sets the resource's revocation time.
     async fn set_resource_revoked(
         &mut self,
@@ -163,10 +169,13 @@ impl<D: ResourceDatabase> ResourceStore for D {
             .into_iter()
             .collect();
         let scope = scope.clone();
+        let limit = self.limits().quotas.resources;
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
                 let owner = active_owner(tx, &scope).await?;
+                let live = tx.live_resource_count(owner).await?;
+                quotas::within("resource credentials", live, 1, limit)?;
                 for name in &grants {
                     if !tx.has_secret(owner, name).await? {
                         return Err(Error::invalid(

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::events;
 use crate::identity::UserStatus;
 use crate::ids::{OwnerId, SecretName};
+use crate::quotas::{self, Quotas};
 
 /// A secret's metadata: never its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +97,52 @@ pub trait SecretRows: Tx {
     async fn secrets_of(&mut self, owner: &OwnerId) -> Result<Vec<SecretMeta>>;
     /// Deletes one. Whether it existed.
     async fn remove_secret(&mut self, owner: &OwnerId, name: &SecretName) -> Result<bool>;
+    /// How many secrets the owner holds, and the total length of their ciphertexts (tags
+    /// included).
+    async fn secret_usage(&mut self, owner: &OwnerId) -> Result<SecretUsage>;
+}
+
+/// What [`SecretRows::secret_usage`] reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecretUsage {
+    /// Secrets held.
+    pub count: u64,
+    /// Sum of their ciphertext lengths, tags included.
+    pub ciphertext_bytes: u64,
+}
+
+impl SecretUsage {
+    /// The bytes of the values as written (each ciphertext without its tag).
+    pub fn value_bytes(&self) -> u64 {
+        self.ciphertext_bytes
+            .saturating_sub(self.count.saturating_mul(crypto::TAG_BYTES as u64))
+    }
+}
+
+/// The secret quotas, checked inside the transaction that writes `value` under `name`: a
+/// new name counts one more secret, a replaced value gives back its old length.
+async fn check_secret_quota<T: SecretRows + ?Sized>(
+    tx: &mut T,
+    quotas: &Quotas,
+    owner: &OwnerId,
+    name: &SecretName,
+    value: &Sealed,
+) -> Result<()> {
+    let usage = tx.secret_usage(owner).await?;
+    let (count, bytes) = match tx.secret(owner, name).await? {
+        Some(old) => (
+            usage.count,
+            usage.value_bytes().saturating_sub(old.sealed_len()),
+        ),
+        None => (usage.count.saturating_add(1), usage.value_bytes()),
+    };
+    quotas::within("secrets", count, 0, quotas.secrets)?;
+    quotas::within(
+        "secret bytes",
+        bytes,
+        value.sealed_len(),
+        quotas.secret_bytes,
+    )
 }
 
 /// The scope's owner when their account exists and is active as it is in `tx`;
@@ -132,10 +179,12 @@ where
         new_data_key: Option<Sealed>,
     ) -> Result<SecretMeta> {
         let (scope, name) = (scope.clone(), name.clone());
+        let quotas = self.limits().quotas;
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
                 let owner = active_owner(tx, &scope).await?;
+                check_secret_quota(tx, &quotas, owner, &name, &value).await?;
                 // The data key is installed once: a writer that found none and brings one
                 // loses to any writer that installed one meanwhile.
                 let has_key = tx.owner_key(owner).await?.is_some();

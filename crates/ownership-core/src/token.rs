@@ -221,14 +221,33 @@ pub fn classify(raw: &str) -> Result<PresentedToken> {
 /// [`classify`] without copying the token: `Some(family)` for one of ours, `None` for a
 /// foreign token, the same error for everything else. The request path uses it.
 pub fn family_of(raw: &str) -> Result<Option<TokenFamily>> {
+    let family = shape_of(raw)?;
+    if family.is_some() && !checksum_holds(raw) {
+        return Err(Error::Unauthenticated);
+    }
+    Ok(family)
+}
+
+/// [`family_of`] without the checksum: the prefix, length and alphabet of one of ours, or
+/// the bounds of a foreign token. The warm path checks only this before the cache: a
+/// cache hit has already matched the digest of a stored token, so its checksum held when
+/// it was issued. [`checksum_holds`] is checked on a miss, before the store is asked.
+pub fn shape_of(raw: &str) -> Result<Option<TokenFamily>> {
     if raw.starts_with(PRODUCT_PREFIX) {
-        return parse_ours(raw).map(Some).ok_or(Error::Unauthenticated);
+        return shape_ours(raw).map(Some).ok_or(Error::Unauthenticated);
     }
     let visible = raw.bytes().all(|b| (0x21..=0x7e).contains(&b));
     if raw.is_empty() || raw.len() > FOREIGN_TOKEN_MAX_BYTES || !visible {
         return Err(Error::Unauthenticated);
     }
     Ok(None)
+}
+
+/// Whether a token of ours (one [`shape_of`] accepted as ours) carries a valid checksum.
+/// Anything else is `false`.
+pub fn checksum_holds(raw: &str) -> bool {
+    raw.split_at_checked(TOKEN_LEN - CHECKSUM_CHARS)
+        .is_some_and(|(body, checksum)| checksum_digits(body) == *checksum.as_bytes())
 }
 
 /// A 32-byte digest kept in place of a secret (a token's SHA-256, a pairing code's keyed
@@ -302,17 +321,20 @@ pub fn digest_of(raw: &str) -> TokenDigest {
 /// The family of `raw` if it is exactly one of our tokens (prefix, length, alphabet and
 /// checksum); `None` otherwise.
 fn parse_ours(raw: &str) -> Option<TokenFamily> {
+    shape_ours(raw).filter(|_| checksum_holds(raw))
+}
+
+/// The family of a token of ours by its prefix, length and alphabet (not its checksum).
+fn shape_ours(raw: &str) -> Option<TokenFamily> {
     if raw.len() != TOKEN_LEN {
         return None;
     }
     let family = TokenFamily::from_prefix(raw.get(..FAMILY_PREFIX_LEN)?)?;
     let rest = raw.get(FAMILY_PREFIX_LEN..)?;
     // The base62 alphabet is exactly the ASCII letters and digits.
-    if !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return None;
-    }
-    let (body, checksum) = raw.split_at_checked(TOKEN_LEN - CHECKSUM_CHARS)?;
-    (checksum_digits(body) == *checksum.as_bytes()).then_some(family)
+    rest.bytes()
+        .all(|b| b.is_ascii_alphanumeric())
+        .then_some(family)
 }
 
 /// The base62 CRC32 (IEEE) of `body`, [`CHECKSUM_CHARS`] characters.
@@ -529,6 +551,30 @@ mod tests {
             }
             assert_eq!(classify(&bad), Err(Error::Unauthenticated), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_shape_check_leaves_the_checksum_to_checksum_holds() {
+        let good = token_from(TokenFamily::User, [9; 32]);
+        let raw = good.expose();
+        assert_eq!(shape_of(raw), Ok(Some(TokenFamily::User)));
+        assert!(checksum_holds(raw));
+        // The last checksum character changed to another: the shape holds, the checksum not.
+        let last = if raw.ends_with('A') { 'B' } else { 'A' };
+        let wrong = format!("{}{last}", &raw[..raw.len() - 1]);
+        assert_eq!(shape_of(&wrong), Ok(Some(TokenFamily::User)));
+        assert!(!checksum_holds(&wrong));
+        assert_eq!(family_of(&wrong), Err(Error::Unauthenticated));
+        // A family changed: the same shape, a checksum that no longer holds.
+        let swapped = raw.replacen("own_u_", "own_s_", 1);
+        assert_eq!(shape_of(&swapped), Ok(Some(TokenFamily::Service)));
+        assert!(!checksum_holds(&swapped));
+        // Everything else refused by shape alone; foreign tokens pass as foreign.
+        for bad in [format!("{raw}0"), raw[..54].to_owned(), "own_u_".to_owned()] {
+            assert_eq!(shape_of(&bad), Err(Error::Unauthenticated), "{bad}");
+        }
+        assert_eq!(shape_of("legacy-token-123"), Ok(None));
+        assert!(!checksum_holds("short"));
     }
 
     #[test]

@@ -16,7 +16,8 @@ use crate::identity::UserStatus;
 use crate::identity::{Identity, UserRole};
 use crate::ids::{OwnerId, TokenId};
 use crate::kinds::{TokenKind, TokenKinds};
-use crate::token::{TokenDigest, TokenFamily, TokenSecret, digest_of, family_of};
+use crate::quotas;
+use crate::token::{TokenDigest, TokenFamily, TokenSecret, checksum_holds, digest_of, shape_of};
 
 /// Where a stored token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -196,6 +197,9 @@ pub struct TokenRow<'a> {
 /// The token rows a transaction reads and writes: SQL and row mapping, no decisions.
 #[async_trait]
 pub trait TokenRows: Tx {
+    /// How many of the user's tokens are live at `at`.
+    async fn live_token_count(&mut self, owner: &OwnerId, at: OffsetDateTime) -> Result<u64>;
+
     /// One of `owner`'s tokens.
     async fn token(&mut self, owner: &OwnerId, id: &TokenId) -> Result<Option<TokenRecord>>;
     /// `owner`'s tokens, newest first.
@@ -237,6 +241,14 @@ pub trait TokenStore: Send + Sync {
     /// not revoked (or inside its rotation grace), not expired, owner active. `None` for
     /// anything else, whatever the reason.
     async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>>;
+
+    /// The warm path: the live principal of this digest when a cache in front of the store
+    /// holds it, without a store read or an `await`; `None` means "ask
+    /// [`TokenStore::lookup`]". The default has no cache.
+    fn warm(&self, digest: &TokenDigest) -> Option<Principal> {
+        let _ = digest;
+        None
+    }
 
     /// [`TokenStore::authenticate`] with the reason of a refusal, for counting outcomes
     /// (metrics). Callers must refuse every non-[`TokenLookup::Live`] answer alike: the
@@ -288,18 +300,6 @@ pub trait TokenStore: Send + Sync {
         expected_kind: Option<&TokenKind>,
     ) -> Result<TokenRecord>;
 
-    /// Revokes every live token (user or service, any owner) whose digest is in
-    /// `digests`: holding a token is the proof, as a credential-revocation API treats it.
-    /// Each is audited as `token.revoked_as_leaked` with `source`, so its owner hears of it
-    /// through their event stream and webhook. Returns what each digest was, in order;
-    /// callers that answer an anonymous reporter must not reveal it.
-    async fn revoke_leaked(
-        &self,
-        scope: &SystemScope,
-        digests: &[TokenDigest],
-        source: LeakSource,
-    ) -> Result<Vec<LeakOutcome>>;
-
     /// Records uses batched by the write-behind (never on a request's path).
     async fn record_last_used(
         &self,
@@ -311,46 +311,6 @@ pub trait TokenStore: Send + Sync {
     /// unprefixed token is refused without a store read.
     async fn has_foreign_tokens(&self) -> Result<bool>;
 }
-
-/// Who reported a leaked token ([`TokenStore::revoke_leaked`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeakSource {
-    /// Anyone holding the value, through `POST /v1/tokens/revoke-leaked`.
-    Report,
-    /// GitHub's secret scanning, through its partner endpoint.
-    GitHub,
-}
-
-impl LeakSource {
-    /// The audit name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Report => "report",
-            Self::GitHub => "github",
-        }
-    }
-}
-
-/// What a reported value was ([`TokenStore::revoke_leaked`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeakOutcome {
-    /// No stored token has this value.
-    Unknown,
-    /// A live token, now revoked.
-    Revoked,
-    /// A stored token that had already stopped working (revoked or expired).
-    AlreadyEnded,
-}
-
-impl LeakOutcome {
-    /// Whether the value is one of our tokens (live or not).
-    pub fn is_ours(self) -> bool {
-        self != Self::Unknown
-    }
-}
-
-/// Most token values one leak report may carry.
-pub const LEAK_REPORT_MAX: usize = 1_000;
 
 /// Longest accepted token label, in characters.
 pub const LABEL_MAX_CHARS: usize = 100;
@@ -425,12 +385,21 @@ pub async fn check_token<S: TokenStore + ?Sized>(
     raw: &str,
     foreign_allowed: bool,
 ) -> Result<std::result::Result<Principal, Refusal>> {
-    match family_of(raw) {
-        Ok(Some(TokenFamily::User | TokenFamily::Service)) => {}
-        Ok(None) if foreign_allowed => {}
+    // Shape, then digest, then the cache; the checksum only on a miss, before the store is
+    // asked (a hit has matched a stored token's digest: its checksum held at issue).
+    let ours = match shape_of(raw) {
+        Ok(Some(TokenFamily::User | TokenFamily::Service)) => true,
+        Ok(None) if foreign_allowed => false,
         Ok(Some(TokenFamily::Resource) | None) | Err(_) => return Ok(Err(Refusal::Malformed)),
+    };
+    let digest = digest_of(raw);
+    if let Some(principal) = store.warm(&digest) {
+        return Ok(Ok(principal));
     }
-    Ok(match store.lookup(&digest_of(raw)).await? {
+    if ours && !checksum_holds(raw) {
+        return Ok(Err(Refusal::Malformed));
+    }
+    Ok(match store.lookup(&digest).await? {
         TokenLookup::Live(p) => Ok(p),
         TokenLookup::Unknown => Err(Refusal::Unknown),
         TokenLookup::Revoked => Err(Refusal::Revoked),
@@ -579,11 +548,23 @@ pub trait TokenDatabase: Transactions<Tx: TokenRows> {
         &self,
         digest: &TokenDigest,
     ) -> impl std::future::Future<Output = Result<Option<TokenAuth>>> + Send;
+
+    /// The live principal of this digest if a cache holds one, synchronously and without
+    /// a store read; `None` otherwise (a database without a cache always answers `None`).
+    /// A cache serves an entry only while its token is live.
+    fn cached_principal(&self, digest: &TokenDigest) -> Option<Principal> {
+        let _ = digest;
+        None
+    }
 }
 
 /// Every [`TokenDatabase`] keeps tokens: each use case once, over [`TokenRows`].
 #[async_trait]
 impl<D: TokenDatabase> TokenStore for D {
+    fn warm(&self, digest: &TokenDigest) -> Option<Principal> {
+        self.cached_principal(digest)
+    }
+
     async fn authenticate(&self, digest: &TokenDigest) -> Result<Option<Principal>> {
         self.lookup(digest).await.map(TokenLookup::live)
     }
@@ -598,11 +579,16 @@ impl<D: TokenDatabase> TokenStore for D {
 
     async fn issue_token(&self, permit: &MintPermit, token: NewToken) -> Result<TokenRecord> {
         let permit = permit.clone();
+        let limit = self.limits().quotas.tokens;
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
                 let owner = permit.owner();
                 recheck_permit(tx, &permit).await?;
+                // Minting counts against the owner's live tokens; a rotation does not (it
+                // replaces one), nor does the start's user-token table.
+                let live = tx.live_token_count(owner, now).await?;
+                quotas::within("tokens", live, 1, limit)?;
                 let record = tx
                     .insert_token(TokenRow {
                         owner,
@@ -727,45 +713,6 @@ impl<D: TokenDatabase> TokenStore for D {
                     revoked_at: Some(now),
                     ..token
                 })
-            })
-        })
-        .await
-    }
-
-    async fn revoke_leaked(
-        &self,
-        _scope: &SystemScope,
-        digests: &[TokenDigest],
-        source: LeakSource,
-    ) -> Result<Vec<LeakOutcome>> {
-        if digests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let digests = digests.to_vec();
-        db::write(self, move |tx| {
-            Box::pin(async move {
-                let now = tx.now();
-                let mut outcomes = Vec::with_capacity(digests.len());
-                for digest in &digests {
-                    let Some(token) = tx.token_by_digest(digest).await? else {
-                        outcomes.push(LeakOutcome::Unknown);
-                        continue;
-                    };
-                    if !token.is_live(now) {
-                        outcomes.push(LeakOutcome::AlreadyEnded);
-                        continue;
-                    }
-                    tx.set_revoked(&token.owner_id, &token.id, now).await?;
-                    tx.append(events::token_revoked_as_leaked(
-                        now,
-                        &token.owner_id,
-                        &token.id,
-                        source.as_str(),
-                    ))
-                    .await?;
-                    outcomes.push(LeakOutcome::Revoked);
-                }
-                Ok(outcomes)
             })
         })
         .await

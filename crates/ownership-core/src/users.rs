@@ -15,6 +15,7 @@ use crate::identity::{Identity, UserRole, UserStatus};
 use crate::ids::OwnerId;
 use crate::kinds::TokenKinds;
 use crate::paging::{Page, PageRequest};
+use crate::sessions::{SessionRows, end_sessions_in};
 use crate::token::{TokenFamily, TokenSecret};
 use crate::tokens::{NewToken, TokenOrigin, TokenRecord, TokenRow, TokenRows, fresh_token};
 
@@ -177,8 +178,6 @@ pub trait UserRows: Tx {
     ) -> Result<()>;
     /// Deletes the user (the schema cascades to everything they own); whether a row went.
     async fn delete_user_row(&mut self, id: &OwnerId) -> Result<bool>;
-    /// How many of the user's tokens are live at `at`.
-    async fn live_token_count(&mut self, owner: &OwnerId, at: OffsetDateTime) -> Result<u64>;
     /// How many channel identities the user has.
     async fn identity_count(&mut self, owner: &OwnerId) -> Result<u64>;
     /// Revokes `at` every legacy token live at `at`; how many.
@@ -244,7 +243,7 @@ async fn managed<T: UserRows + ?Sized>(
 impl<D> UserStore for D
 where
     D: Transactions,
-    D::Tx: UserRows + TokenRows,
+    D::Tx: UserRows + TokenRows + SessionRows,
 {
     async fn bootstrap_owner(&self, owner: &OwnerId, token: NewToken) -> Result<User> {
         let owner = owner.clone();
@@ -399,6 +398,9 @@ where
                 let (scope, user, state) = managed(tx, &scope, &id).await?;
                 check_status_change(&scope, &id, &state, status)?;
                 tx.update_status(&id, status, now).await?;
+                if status != UserStatus::Active {
+                    end_sessions_in(tx, &id, None).await?;
+                }
                 tx.append(events::user_status_changed(now, scope.actor(), &id, status))
                     .await?;
                 Ok(User { status, ..user })

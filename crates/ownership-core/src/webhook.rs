@@ -437,12 +437,25 @@ pub trait WebhookStore: Send + Sync {
         event_type: &str,
         payload: &str,
     ) -> Result<Option<Delivery>>;
-    /// Pending deliveries due at or before now, oldest first, with their endpoints.
+    /// Pending deliveries due at or before now, with their endpoints, taken fairly: at
+    /// most `per_owner` of each owner (their oldest), in turns (every owner's oldest, by
+    /// age, then every owner's second oldest, …), at most `limit` in all. One owner with a
+    /// long queue takes `per_owner` places, whatever its backlog.
     async fn due_deliveries(
         &self,
         scope: &SystemScope,
         limit: u32,
+        per_owner: u32,
     ) -> Result<Vec<(Delivery, WebhookEndpoint)>>;
+    /// Holds the owner's pending deliveries due before `until` back until then, without
+    /// counting an attempt (the worker's circuit breaker, while an endpoint is failing);
+    /// their `last_result` says so ([`HELD_BACK`]). How many were held.
+    async fn defer_deliveries(
+        &self,
+        scope: &SystemScope,
+        owner: &OwnerId,
+        until: OffsetDateTime,
+    ) -> Result<u64>;
     /// Records an attempt's outcome and the next state.
     async fn record_attempt(
         &self,
@@ -496,6 +509,10 @@ pub fn previous_secret_of(
         _ => Err(damaged()),
     }
 }
+
+/// The `last_result` of a delivery held back while its endpoint's circuit is open (its
+/// `next_attempt_at` says until when).
+pub const HELD_BACK: &str = "circuit open: waiting for the endpoint's cool-down";
 
 /// Where a delivery listing stands: the `created_at` and id of the last item shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -552,13 +569,23 @@ pub trait WebhookRows: Tx {
     ) -> Result<bool>;
     /// Inserts a delivery. A taken id is [`Error::Conflict`].
     async fn insert_delivery(&mut self, delivery: &Delivery) -> Result<()>;
-    /// At most `limit` pending deliveries due at or before `at`, oldest first, with their
-    /// endpoints (previous secrets as stored).
+    /// Pending deliveries due at or before `at`, with their endpoints (previous secrets as
+    /// stored): each owner's `per_owner` oldest (by `created_at`, then id), ordered by
+    /// their rank in their owner's queue, then `created_at`, then id; at most `limit`.
     async fn due_at(
         &mut self,
         at: OffsetDateTime,
         limit: u32,
+        per_owner: u32,
     ) -> Result<Vec<(Delivery, WebhookEndpoint)>>;
+    /// Sets `next_attempt_at` to `until` and `last_result` to `note` on the owner's pending
+    /// deliveries due before `until`, attempts unchanged. How many rows changed.
+    async fn defer_pending(
+        &mut self,
+        owner: &OwnerId,
+        until: OffsetDateTime,
+        note: &str,
+    ) -> Result<u64>;
     /// Sets a delivery's state, next attempt and last result, and counts one attempt.
     /// Whether the delivery exists.
     async fn update_delivery(
@@ -705,13 +732,30 @@ where
         &self,
         _scope: &SystemScope,
         limit: u32,
+        per_owner: u32,
     ) -> Result<Vec<(Delivery, WebhookEndpoint)>> {
+        let limit = limit.clamp(1, 500);
+        let per_owner = per_owner.clamp(1, limit);
         self.read(move |tx| {
             Box::pin(async move {
                 let now = tx.now();
-                let due = tx.due_at(now, limit.clamp(1, 500)).await?;
+                let due = tx.due_at(now, limit, per_owner).await?;
                 Ok(due.into_iter().map(|(d, e)| (d, e.at(now))).collect())
             })
+        })
+        .await
+    }
+
+    async fn defer_deliveries(
+        &self,
+        _scope: &SystemScope,
+        owner: &OwnerId,
+        until: OffsetDateTime,
+    ) -> Result<u64> {
+        let until = crate::audit::truncate_to_micros(until);
+        let owner = owner.clone();
+        db::write(self, move |tx| {
+            Box::pin(async move { tx.defer_pending(&owner, until, HELD_BACK).await })
         })
         .await
     }

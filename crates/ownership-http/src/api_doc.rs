@@ -250,10 +250,16 @@ error_responses! {
         &[("timeout", ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took too long"))],
         &[],
     );
-    /// 409 `conflict`.
+    /// 409 `conflict`, `quota_exceeded`.
     Conflict => error_response(
-        "The request conflicts with the current state (the message says how).",
-        &[("conflict", ownership_core::Error::Conflict("the user already exists".into()).into())],
+        "The request conflicts with the current state (`conflict`: the message says how), or \
+         it would take the owner past a quota (`quota_exceeded`: their secrets, the bytes of \
+         their secret values, their live resource credentials or their live tokens; the \
+         message names the quota and its limit). Nothing was written.",
+        &[
+            ("conflict", ownership_core::Error::Conflict("the user already exists".into()).into()),
+            ("quota_exceeded", ownership_core::Error::QuotaExceeded { what: "tokens", limit: 1000 }.into()),
+        ],
         &[],
     );
     /// 413 `payload_too_large`.

@@ -40,6 +40,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable code: `invalid_request`, `unauthenticated`, `forbidden`,
     /// `not_found`, `invalid_code`, `method_not_allowed`, `timeout`, `conflict`,
+    /// `quota_exceeded`,
     /// `payload_too_large`, `unsupported_media_type`, `rate_limited`, `internal`,
     /// `unavailable`, `secrets_disabled` or `webhooks_disabled`. Clients should treat a
     /// code they do not know by its HTTP status.
@@ -148,6 +149,9 @@ impl From<Error> for ApiError {
             ),
             Error::NotFound => Self::not_found(),
             Error::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            e @ Error::QuotaExceeded { .. } => {
+                Self::new(StatusCode::CONFLICT, "quota_exceeded", e.to_string())
+            }
             Error::Forbidden(m) => Self::forbidden(m),
             Error::Unauthenticated => Self::unauthenticated(),
             Error::RateLimited { retry_after } => Self::rate_limited(retry_after),

@@ -41,7 +41,7 @@ use crate::api_doc::ApiDoc;
 
 pub use auth::{AuthState, Authenticated, RequireAdmin, RequireKind};
 pub use error::ApiError;
-pub use state::{AppState, ServiceConfig};
+pub use state::{AppState, OidcConfig, ServiceConfig};
 
 /// The OpenAPI document of every route [`router`] serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {

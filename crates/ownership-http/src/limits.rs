@@ -7,9 +7,13 @@
 //!   failures get 429 instead of 401 until the bucket refills. A valid credential is never
 //!   refused for its address: only failures are counted and only failures are refused, so
 //!   nobody, behind the same proxy or not, can lock another user out.
-//! - Pairing redemption failures per user (default 5 per 15 minutes): past it, 429.
-//! - A failure budget per channel: past it, every pending code of that channel is burned
-//!   (callers do the burning) and must be asked for again.
+//!
+//! The wrong-pairing-code budgets (per user and per channel) are not here: the store
+//! counts them inside the transaction that evaluates a code (`ownership_core::quotas`),
+//! which is the authority. In front of it, [`Limits::pairing_gate`] lets one pairing
+//! attempt per user at a time through to the store in this process, and refuses without
+//! the store while the store's last answer to that user said to wait: a blocked user's
+//! flood of codes costs no store work and holds no connection.
 
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
@@ -22,7 +26,7 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::sync::Cache;
-use ownership_core::{ChannelName, OwnerId};
+use ownership_core::OwnerId;
 
 /// The limits' settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,15 +40,6 @@ pub struct LimitsConfig {
     pub failed_auth_per_address: u32,
     /// The window of `failed_auth_per_address`.
     pub failed_auth_window: Duration,
-    /// Failed pairing redemptions a user may make per `redeem_window` (default 5 per 15 min).
-    pub redeem_failures_per_user: u32,
-    /// The window of `redeem_failures_per_user`.
-    pub redeem_window: Duration,
-    /// Failed redemptions a channel absorbs per `channel_window` before its pending codes
-    /// are burned.
-    pub channel_failure_budget: u32,
-    /// The window of `channel_failure_budget`.
-    pub channel_window: Duration,
     /// Leaked-token reports (`POST /v1/tokens/revoke-leaked`) an address may send per
     /// `leak_reports_window`.
     pub leak_reports_per_address: u32,
@@ -63,10 +58,6 @@ impl Default for LimitsConfig {
             identity_burst: 200,
             failed_auth_per_address: 30,
             failed_auth_window: Duration::from_secs(60),
-            redeem_failures_per_user: 5,
-            redeem_window: Duration::from_secs(15 * 60),
-            channel_failure_budget: 100,
-            channel_window: Duration::from_secs(10 * 60),
             leak_reports_per_address: 10,
             leak_reports_window: Duration::from_secs(60),
             event_streams_per_user: 8,
@@ -87,11 +78,8 @@ fn quota(n: u32, window: Duration) -> Quota {
 /// A keyed failure budget: failures spend from the key's bucket; the failure that empties
 /// it blocks the key until the bucket refills, so `n` failures are evaluated, never `n + 1`.
 struct FailureBudget<K: Hash + Eq + Clone + Send + Sync + 'static> {
-    /// Keyed by the key and its generation: [`forget`](Self::forget) starts a new one, with
-    /// a full bucket.
-    limiter: DefaultKeyedRateLimiter<(K, u64), StateInformationMiddleware>,
+    limiter: DefaultKeyedRateLimiter<K, StateInformationMiddleware>,
     blocked: Cache<K, Instant>,
-    generations: Cache<K, u64>,
     /// How long the bucket takes to win back one failure.
     period: Duration,
     /// When the budget was made; the origin of `latest_block`.
@@ -107,10 +95,6 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> FailureBudget<K> {
         Self {
             limiter: RateLimiter::keyed(quota(n, window)).with_middleware(),
             blocked: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(window)
-                .build(),
-            generations: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(window)
                 .build(),
@@ -136,8 +120,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> FailureBudget<K> {
 
     /// Spends one failure; returns the wait if this exhausted the budget.
     fn fail(&self, key: &K) -> Option<Duration> {
-        let generation = self.generations.get(key).unwrap_or(0);
-        let wait = match self.limiter.check_key(&(key.clone(), generation)) {
+        let wait = match self.limiter.check_key(key) {
             Ok(state) if state.remaining_burst_capacity() > 0 => return None,
             // This failure spent the last of the budget.
             Ok(_) => self.period,
@@ -150,14 +133,6 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> FailureBudget<K> {
             .fetch_max(self.since_origin(until), Ordering::AcqRel);
         self.blocked.insert(key.clone(), until);
         Some(wait)
-    }
-
-    /// Unblocks `key` and gives it a full budget again.
-    fn forget(&self, key: &K) {
-        self.blocked.invalidate(key);
-        let generation = self.generations.get(key).unwrap_or(0);
-        self.generations
-            .insert(key.clone(), generation.wrapping_add(1));
     }
 }
 
@@ -180,8 +155,6 @@ pub struct Limits {
 struct LimitsInner {
     identity: DefaultKeyedRateLimiter<OwnerId>,
     failed_auth: FailureBudget<IpAddr>,
-    redeem: FailureBudget<OwnerId>,
-    channel: FailureBudget<ChannelName>,
     /// Leaked-token reports per client address.
     leak_reports: DefaultKeyedRateLimiter<IpAddr>,
     /// Open event streams, per user and in all.
@@ -190,6 +163,25 @@ struct LimitsInner {
     streams_total: u32,
     /// Checks since the limiters last dropped keys whose buckets are full again.
     checks: AtomicU64,
+    /// Per user: one pairing attempt at a time, and until when the store said to wait.
+    pairing_gates: Cache<OwnerId, Arc<tokio::sync::Mutex<Option<Instant>>>>,
+}
+
+/// A user's turn to submit a pairing code ([`Limits::pairing_gate`]): held while the store
+/// evaluates it; [`PairingGate::record`] keeps the store's refusal.
+#[derive(Debug)]
+pub struct PairingGate {
+    blocked_until: tokio::sync::OwnedMutexGuard<Option<Instant>>,
+}
+
+impl PairingGate {
+    /// Remembers the store's answer: a refusal with a wait blocks the user's next attempts
+    /// in this process until it is over.
+    pub fn record<T>(&mut self, outcome: &Result<T, ownership_core::Error>) {
+        if let Err(ownership_core::Error::RateLimited { retry_after }) = outcome {
+            *self.blocked_until = Some(Instant::now() + *retry_after);
+        }
+    }
 }
 
 /// The event streams open now.
@@ -235,10 +227,6 @@ impl LimitsInner {
             self.identity.shrink_to_fit();
             self.failed_auth.limiter.retain_recent();
             self.failed_auth.limiter.shrink_to_fit();
-            self.redeem.limiter.retain_recent();
-            self.redeem.limiter.shrink_to_fit();
-            self.channel.limiter.retain_recent();
-            self.channel.limiter.shrink_to_fit();
             self.leak_reports.retain_recent();
             self.leak_reports.shrink_to_fit();
         }
@@ -264,8 +252,6 @@ impl Limits {
                     config.failed_auth_per_address,
                     config.failed_auth_window,
                 ),
-                redeem: FailureBudget::new(config.redeem_failures_per_user, config.redeem_window),
-                channel: FailureBudget::new(config.channel_failure_budget, config.channel_window),
                 leak_reports: RateLimiter::keyed(quota(
                     config.leak_reports_per_address,
                     config.leak_reports_window,
@@ -274,6 +260,10 @@ impl Limits {
                 streams_per_user: config.event_streams_per_user.max(1),
                 streams_total: config.event_streams_total.max(1),
                 checks: AtomicU64::new(0),
+                pairing_gates: Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_idle(Duration::from_secs(3600))
+                    .build(),
             }),
         }
     }
@@ -332,26 +322,22 @@ impl Limits {
         self.inner.failed_auth.fail(&address_key(addr))
     }
 
-    /// Whether `owner` may try another pairing code now.
-    pub fn redeem_blocked(&self, owner: &OwnerId) -> Option<Duration> {
-        self.inner.redeem.blocked_for(owner)
-    }
-
-    /// Records a failed redemption by `owner` and against `channel`. Returns the user's
-    /// wait if they are now blocked, and whether the channel's budget just ran out (the
-    /// caller then burns the channel's pending codes).
-    pub fn redeem_failed(
-        &self,
-        owner: &OwnerId,
-        channel: &ChannelName,
-    ) -> (Option<Duration>, bool) {
-        let user = self.inner.redeem.fail(owner);
-        let burn = self.inner.channel.fail(channel).is_some();
-        if burn {
-            // The codes are gone; a fresh budget applies to the new ones.
-            self.inner.channel.forget(channel);
+    /// Waits for `owner`'s turn to submit a pairing code (one at a time per user in this
+    /// process); the wait instead when the store last refused them and that wait is not
+    /// over. The store decides and counts; this only spares it a blocked user's flood.
+    pub async fn pairing_gate(&self, owner: &OwnerId) -> Result<PairingGate, Duration> {
+        let gate = self
+            .inner
+            .pairing_gates
+            .get_with(owner.clone(), || Arc::new(tokio::sync::Mutex::new(None)));
+        let blocked_until = gate.lock_owned().await;
+        if let Some(until) = *blocked_until {
+            let now = Instant::now();
+            if until > now {
+                return Err((until - now).max(Duration::from_secs(1)));
+            }
         }
-        (user, burn)
+        Ok(PairingGate { blocked_until })
     }
 }
 
@@ -363,32 +349,23 @@ mod tests {
         OwnerId::parse(s).unwrap()
     }
 
-    #[test]
-    fn redemption_failures_block_the_user_after_the_budget() {
+    #[tokio::test]
+    async fn a_refused_pairing_attempt_blocks_the_users_next_ones_here() {
         let limits = Limits::new(&LimitsConfig::default());
-        let tg = ChannelName::parse("telegram").unwrap();
-        for _ in 0..4 {
-            assert_eq!(limits.redeem_failed(&oid("a"), &tg).0, None);
-        }
-        assert!(limits.redeem_blocked(&oid("a")).is_none());
-        let (wait, _) = limits.redeem_failed(&oid("a"), &tg);
-        let wait = wait.expect("the fifth failure spends the budget: no sixth guess");
-        assert!(wait > Duration::from_secs(60) && wait <= Duration::from_secs(180));
-        assert!(limits.redeem_blocked(&oid("a")).is_some());
-        assert!(limits.redeem_blocked(&oid("b")).is_none(), "only that user");
-    }
-
-    #[test]
-    fn the_channel_budget_burns_once_then_resets() {
-        let limits = Limits::new(&LimitsConfig {
-            channel_failure_budget: 3,
-            ..LimitsConfig::default()
-        });
-        let tg = ChannelName::parse("telegram").unwrap();
-        let burns: Vec<bool> = (0..6)
-            .map(|i| limits.redeem_failed(&oid(&format!("u{i}")), &tg).1)
-            .collect();
-        assert_eq!(burns, vec![false, false, true, false, false, true]);
+        let mut gate = limits.pairing_gate(&oid("a")).await.unwrap();
+        gate.record::<()>(&Err(ownership_core::Error::NotFound));
+        drop(gate);
+        let mut gate = limits.pairing_gate(&oid("a")).await.unwrap();
+        gate.record::<()>(&Err(ownership_core::Error::RateLimited {
+            retry_after: Duration::from_secs(60),
+        }));
+        drop(gate);
+        let wait = limits.pairing_gate(&oid("a")).await.unwrap_err();
+        assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
+        assert!(
+            limits.pairing_gate(&oid("b")).await.is_ok(),
+            "only that user"
+        );
     }
 
     #[test]

@@ -171,7 +171,15 @@ fn describe() {
     );
     describe_gauge!(
         "ownership_webhook_due_deliveries",
-        "Deliveries the webhook worker found due in its last round (at most its batch size)."
+        "Deliveries the webhook worker found due when it last looked (at most its batch size)."
+    );
+    describe_gauge!(
+        "ownership_webhook_circuits",
+        "Webhook endpoints whose circuit breaker is open or half-open in this process, by state."
+    );
+    describe_counter!(
+        "ownership_webhook_circuit_opened_total",
+        "Times an endpoint's circuit breaker opened (after repeated failures or a failed trial)."
     );
     describe_counter!(
         "ownership_cache_invalidations_received_total",
@@ -362,10 +370,4 @@ pub fn pairing_redeemed() {
 /// Counts a redemption refused for a wrong or expired code.
 pub fn pairing_failed() {
     counter!("ownership_pairing_failures_total").increment(1);
-}
-
-/// Counts a burn of a channel's pending codes (`codes` of them).
-pub fn pairing_burned(codes: u64) {
-    counter!("ownership_pairing_burns_total").increment(1);
-    counter!("ownership_pairing_codes_burned_total").increment(codes);
 }

@@ -33,6 +33,8 @@ pub struct ServiceConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How often the event stream polls for new events.
     pub events_poll: Duration,
+    /// How long a stream ticket (`POST /v1/me/events/ticket`) lives.
+    pub stream_ticket_ttl: Duration,
     /// The web console is served over HTTPS (set it behind a TLS-terminating proxy): its
     /// cookies get the `__Host-` prefix and `Secure`, and its same-origin check expects
     /// `https://`. Without it, `X-Forwarded-Proto: https` means the same, but only from
@@ -54,6 +56,11 @@ pub struct ServiceConfig {
     /// Passkey sign-in to the console: the relying-party id and origin. `None`: passkeys
     /// are off (the passkeys page says so).
     pub passkeys: Option<crate::passkey_settings::PasskeySettings>,
+    /// Console sessions: idle timeout, lifetime, how many per user, how often their
+    /// last-seen time is written.
+    pub console_sessions: ownership_core::sessions::SessionPolicy,
+    /// The console's OpenID Connect provider, if any.
+    pub oidc: Option<OidcConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -65,13 +72,60 @@ impl Default for ServiceConfig {
             request_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
             events_poll: Duration::from_secs(1),
+            stream_ticket_ttl: ownership_core::tickets::TICKET_TTL,
             console_secure_cookies: false,
             allow_private_webhooks: false,
             webhooks: ownership_webhooks::WebhookSettings::default(),
             drain_timeout: Duration::from_secs(10),
             github_keys: crate::github::GitHubKeys::default(),
             passkeys: None,
+            console_sessions: ownership_core::sessions::SessionPolicy::default(),
+            oidc: None,
         }
+    }
+}
+
+/// The operator's provider (`[oidc]` in the configuration).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OidcConfig {
+    /// The issuer URL (discovery is at `<issuer>/.well-known/openid-configuration`).
+    pub issuer: String,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Our client secret (never logged or shown).
+    pub client_secret: Option<String>,
+    /// The provider's name on the sign-in page.
+    pub display_name: String,
+    /// The console's public base URL; the redirect URI is
+    /// `<redirect_base>/console/oidc/callback`.
+    pub redirect_base: String,
+    /// Verified email → user, for linking on first sign-in.
+    pub allowed_emails: ownership_core::oidc::AllowList,
+}
+
+impl std::fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("display_name", &self.display_name)
+            .field("redirect_base", &self.redirect_base)
+            .field("allowed_emails", &self.allowed_emails.len())
+            .finish()
+    }
+}
+
+impl OidcConfig {
+    /// The redirect URI registered at the provider.
+    pub fn redirect_uri(&self) -> String {
+        format!(
+            "{}/console/oidc/callback",
+            self.redirect_base.trim_end_matches('/')
+        )
     }
 }
 
@@ -225,30 +279,5 @@ impl AppState {
 impl FromRef<AppState> for AuthState {
     fn from_ref(state: &AppState) -> Self {
         state.auth.clone()
-    }
-}
-
-impl AppState {
-    /// Counts a failed pairing code against the user and the channel, for the REST
-    /// routes and the console alike; burns the channel's pending codes when its failure
-    /// budget runs out. Returns the user's wait if they are now blocked.
-    pub(crate) async fn count_failed_code(
-        &self,
-        who: &ownership_core::OwnerId,
-        channel: &ownership_core::ChannelName,
-    ) -> Option<Duration> {
-        crate::metrics::pairing_failed();
-        let (wait, burn) = self.auth.limits().redeem_failed(who, channel);
-        if burn {
-            let scope = ownership_core::authz::SystemScope::background();
-            match self.store.burn_pending(&scope, channel).await {
-                Ok(n) => {
-                    crate::metrics::pairing_burned(n);
-                    tracing::warn!(%channel, burned = n, "pairing failure budget exhausted; pending codes burned");
-                }
-                Err(e) => tracing::error!(%channel, error = %e, "burning pending codes failed"),
-            }
-        }
-        wait
     }
 }

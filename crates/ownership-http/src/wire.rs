@@ -391,6 +391,19 @@ pub struct EventView {
     /// Details (JSON).
     #[schema(value_type = Object, example = json!({"kinds": ["api"]}))]
     pub details: serde_json::Value,
+    /// This event's link in the audit chain: 64 lower-case hex digits (an HMAC-SHA-256
+    /// under the chain key for keyed events, a SHA-256 for older unkeyed ones).
+    #[schema(
+        pattern = "^[0-9a-f]{64}$",
+        example = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    )]
+    pub hash: String,
+    /// The link of the event before it in the chain (all zeros for the first event).
+    #[schema(
+        pattern = "^[0-9a-f]{64}$",
+        example = "0000000000000000000000000000000000000000000000000000000000000000"
+    )]
+    pub prev_hash: String,
 }
 
 impl From<&AuditEvent> for EventView {
@@ -403,6 +416,8 @@ impl From<&AuditEvent> for EventView {
             action: e.action.as_str().to_owned(),
             target: e.target.clone(),
             details: serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null),
+            hash: e.hash.to_hex(),
+            prev_hash: e.prev_hash.to_hex(),
         }
     }
 }
@@ -938,4 +953,18 @@ pub struct DeliveryList {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "1767323045000000:17")]
     pub next: Option<String>,
+}
+
+/// `POST /v1/me/events/ticket`: a single-use ticket for the event stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamTicketView {
+    /// The ticket, for `GET /v1/me/events?ticket=…`: works once; shown once.
+    #[schema(example = "ticket_9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c0b2d4f6e8a1c3e5b7d9f0a2c4e6b8d0f")]
+    pub ticket: String,
+    /// When it stops working.
+    #[schema(format = DateTime, example = "2026-01-01T12:01:00Z")]
+    pub expires_at: String,
+    /// Seconds until then (60, or less when the calling token expires sooner).
+    #[schema(example = 60)]
+    pub expires_in_seconds: i64,
 }

@@ -231,6 +231,10 @@ impl<D: Database> Transactions for Cached<D> {
         self.shared.inner.now()
     }
 
+    fn limits(&self) -> ownership_core::quotas::Limits {
+        self.shared.inner.limits()
+    }
+
     /// The write, then the evictions its committed audit events name
     /// ([`invalidation_of`]). A write whose outcome is unknown (the store failed, perhaps
     /// at commit) flushes everything.
@@ -243,6 +247,7 @@ impl<D: Database> Transactions for Cached<D> {
         match &out {
             Ok(committed) => {
                 for event in &committed.events {
+                    crate::metrics::pairing_burned(event);
                     if let Some(inv) = invalidation_of(event) {
                         self.apply(&inv);
                     }
@@ -276,6 +281,15 @@ impl<D: Database> Transactions for Cached<D> {
 }
 
 impl<D: Database> TokenDatabase for Cached<D> {
+    /// The warm path: one map lookup (the entry's deadline is never past its token's
+    /// expiry) and a clone of the principal, whose ids are held inline.
+    fn cached_principal(&self, digest: &TokenDigest) -> Option<Principal> {
+        let s = &self.shared;
+        let principal = s.principals.get_and_touch(digest, nanos(s.clock.now()))?;
+        s.principal_counts.hits.increment(1);
+        Some(principal)
+    }
+
     /// From the cache while the principal is live; an entry is never served past its
     /// token's expiry: its deadline is the earlier of that and the time-to-live.
     async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {

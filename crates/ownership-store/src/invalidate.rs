@@ -123,13 +123,17 @@ fn effect(action: AuditAction) -> Option<Effect> {
         | A::WebhookSet
         | A::WebhookDeleted
         | A::WebhookSecretRotated
+        | A::AuditChainKeyed
+        | A::SessionStarted
+        | A::OidcLinked
+        | A::OidcUnlinked
         | A::PasskeyRegistered
         | A::PasskeyRemoved
         | A::PasskeySignedIn => Effect::Nothing,
         A::UserRoleChanged | A::UserSuspended | A::UserResumed | A::UserDeleted => Effect::Owner,
         A::TokenRotated | A::TokenRevoked | A::TokenRevokedAsLeaked => Effect::Token,
         A::PairingApproved | A::IdentityUnlinked => Effect::Identity,
-        A::ResourceRevoked => Effect::Resource,
+        A::ResourceRevoked | A::ResourceRevokedAsLeaked => Effect::Resource,
         A::LegacyTokenInstalled => Effect::Legacy,
         A::TokenProvisioned => Effect::Provisioned,
         _ => return None,
@@ -315,12 +319,26 @@ mod tests {
             (events::secret_put(at, &actor, &carol, &secret), None),
             (events::secret_deleted(at, &actor, &carol, &secret), None),
             (events::secrets_rewrapped(at, 4), None),
+            (events::audit_chain_keyed(at, 1), None),
+            (events::session_started(at, &carol, "oidc", None, 0), None),
+            (
+                events::oidc_linked(at, &actor, &carol, ("https://id.test", "sub-1"), "admin"),
+                None,
+            ),
+            (
+                events::oidc_unlinked(at, &actor, &carol, ("https://id.test", "sub-1"), 1),
+                None,
+            ),
             (
                 events::resource_created(at, &actor, &carol, &res, std::slice::from_ref(&secret)),
                 None,
             ),
             (
                 events::resource_revoked(at, &actor, &carol, &res),
+                Some(Invalidation::Resource(res.clone())),
+            ),
+            (
+                events::resource_revoked_as_leaked(at, &carol, &res, "github"),
                 Some(Invalidation::Resource(res.clone())),
             ),
             (
@@ -400,7 +418,7 @@ mod tests {
                 None,
             ),
             (
-                ownership_core::passkeys::events::removed(at, &actor, &carol, &passkey),
+                ownership_core::passkeys::events::removed(at, &actor, &carol, &passkey, 1),
                 None,
             ),
             (

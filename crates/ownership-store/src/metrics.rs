@@ -123,6 +123,20 @@ pub(crate) fn store_error(backend: &'static str) {
     counter!("ownership_store_errors_total", "backend" => backend).increment(1);
 }
 
+/// Counts a committed burn of a channel's pending pairing codes (its wrong-code budget
+/// ran out inside a redemption's transaction): the `pairing.burned` event's count.
+pub(crate) fn pairing_burned(event: &ownership_core::audit::AuditEvent) {
+    if event.action != ownership_core::audit::AuditAction::PairingBurned {
+        return;
+    }
+    let codes = serde_json::from_str::<serde_json::Value>(&event.details)
+        .ok()
+        .and_then(|d| d.get("burned").and_then(serde_json::Value::as_u64))
+        .unwrap_or(0);
+    counter!("ownership_pairing_burns_total").increment(1);
+    counter!("ownership_pairing_codes_burned_total").increment(codes);
+}
+
 /// Counts an invalidation received from another process (`kind`: `token`, `owner`,
 /// `identity`, `resource`, `all`, or `unreadable`): a PostgreSQL notification, or a
 /// libSQL change another process committed to the same file.

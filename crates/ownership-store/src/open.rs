@@ -12,6 +12,7 @@ use crate::libsql::LibsqlStore;
 use crate::postgres::{PgOptions, PgStore};
 use crate::{MigrationError, Migrator};
 use ownership_core::ports::{Clock, Store};
+use ownership_core::quotas::Limits;
 
 /// Where the data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,32 +126,45 @@ pub async fn open(
     clock: Arc<dyn Clock>,
     cache: CacheConfig,
     pg: &PgSettings,
+    limits: Limits,
 ) -> Result<Opened, String> {
-    Opened::open(&Location::parse(url)?, clock, cache, pg).await
+    Opened::open(&Location::parse(url)?, clock, cache, pg, limits).await
 }
 
 impl Opened {
-    /// Opens (without migrating).
+    /// Opens (without migrating), enforcing `limits` (the quotas and pairing budgets).
     pub async fn open(
         location: &Location,
         clock: Arc<dyn Clock>,
         cache: CacheConfig,
         pg: &PgSettings,
+        limits: Limits,
     ) -> Result<Self, String> {
         match location {
             Location::LibsqlFile(path) => {
                 let store = LibsqlStore::open_file(path, Arc::clone(&clock))
                     .await
-                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?
+                    .with_limits(limits);
                 Ok(Self::Libsql(Arc::new(Cached::new(store, clock, cache))))
             }
             Location::Postgres(url) => {
                 let store = PgStore::connect_with(url, Arc::clone(&clock), pg.options)
                     .await
-                    .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))?;
+                    .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))?
+                    .with_limits(limits);
                 Ok(Self::Postgres(Arc::new(Cached::new(store, clock, cache))))
             }
         }
+    }
+
+    /// Keys the audit chain with `keys` (derived from the master keys): every event
+    /// appended from now on is linked with an HMAC under the current chain key. Set once.
+    pub fn set_chain_keys(&self, keys: ownership_core::audit::ChainKeys) {
+        match self {
+            Self::Libsql(s) => s.inner().set_chain_keys(keys),
+            Self::Postgres(s) => s.inner().set_chain_keys(keys),
+        };
     }
 
     /// The cached store, as every port.

@@ -34,17 +34,25 @@
 //! attempts and next attempt time, so a restart (or a crash) between enqueue and delivery
 //! loses nothing; a crash between a send and its record means the message is sent again
 //! (at-least-once; receivers deduplicate on `webhook-id`).
+//!
+//! # Fairness
+//!
+//! Due deliveries are taken in turns between owners, at most
+//! [`WebhookSettings::per_owner`] of one owner's in flight, and each endpoint sits behind a
+//! circuit breaker ([`breaker`]) that holds its deliveries back for a cool-down after
+//! repeated failures, so one owner's slow, hanging or dead endpoint does not delay the
+//! others'.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
 use ownership_core::audit::AuditEvent;
 use ownership_core::authz::{AdminScope, OwnerScope, SystemScope};
 use ownership_core::crypto::MasterKeys;
+use ownership_core::ids::DeliveryId;
 use ownership_core::ports::{
     AuditFilter, Delivery, DeliveryState, PageRequest, Store, WebhookEndpoint,
 };
@@ -54,6 +62,12 @@ use ownership_core::{Error, OwnerId};
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use time::OffsetDateTime;
+use tokio::task::JoinSet;
+
+pub mod breaker;
+
+pub use breaker::BreakerSettings;
+use breaker::{Admission, Breakers, Health, Transition};
 
 /// Longest accepted endpoint URL, in bytes.
 pub const URL_MAX_BYTES: usize = 2048;
@@ -79,10 +93,16 @@ pub struct WebhookSettings {
     pub request_timeout: Duration,
     /// Longest the connection may take.
     pub connect_timeout: Duration,
-    /// Due deliveries taken per round.
+    /// The most due deliveries read at a time (each poll, and when an attempt ends while
+    /// deliveries wait for a slot).
     pub batch: u32,
     /// Deliveries sent at once.
     pub concurrency: usize,
+    /// Deliveries of one owner sent at once: one owner's slow endpoint holds at most this
+    /// many of the `concurrency` slots.
+    pub per_owner: usize,
+    /// The per-endpoint circuit breaker.
+    pub breaker: BreakerSettings,
 }
 
 impl Default for WebhookSettings {
@@ -95,6 +115,8 @@ impl Default for WebhookSettings {
             connect_timeout: Duration::from_secs(5),
             batch: 50,
             concurrency: 8,
+            per_owner: 2,
+            breaker: BreakerSettings::default(),
         }
     }
 }
@@ -318,15 +340,22 @@ pub fn delivery_client(
 // The worker
 
 /// Runs the delivery worker until `shutdown` resolves: follows the audit log, enqueues
-/// deliveries, sends the due ones with retries and backoff.
+/// deliveries, sends the due ones with retries and backoff, fairly between owners and
+/// behind a circuit breaker per endpoint.
 ///
 /// `reader` is the scope the worker reads every owner's audit events and the user list
 /// with: the operator's, from the process that runs the server (request handlers never
 /// hold one). It returns at once when no master key is configured (webhooks are off) or
-/// when [`WebhookSettings::worker`] is false. A shutdown in the middle of a round lets the
-/// round finish, so every attempt it made is recorded; a caller that cannot wait that long
-/// aborts the task, and what was not recorded is sent again later (deliveries are at
-/// least once).
+/// when [`WebhookSettings::worker`] is false.
+///
+/// Attempts run as tasks of their own, at most [`WebhookSettings::concurrency`] at once
+/// and [`WebhookSettings::per_owner`] per owner; every poll (and every finished attempt
+/// while deliveries are waiting for a slot) the worker takes due deliveries in turns
+/// between owners ([`WebhookStore::due_deliveries`](ownership_core::ports::WebhookStore::due_deliveries))
+/// and starts those that fit. At `shutdown` it starts nothing more and waits for the
+/// attempts in flight, so each is recorded; a caller that cannot wait that long aborts
+/// the task, and what was not recorded is sent again later (deliveries are at least
+/// once).
 pub async fn run_worker(
     deps: WorkerDeps,
     reader: AdminScope,
@@ -354,25 +383,49 @@ pub async fn run_worker(
         }
     };
     let mut worker = Worker {
+        sender: Arc::new(Sender {
+            store: Arc::clone(&store),
+            clock: Arc::clone(&clock),
+            keys,
+            client,
+            allow_private,
+            retry: settings.retry,
+        }),
         store,
         clock,
-        keys,
         reader,
-        client,
-        allow_private,
+        breakers: Breakers::new(settings.breaker),
         settings,
         cursor: None,
+        in_flight: HashMap::new(),
+        backlog: false,
     };
+    let mut tasks = JoinSet::new();
+    let mut ticker = tokio::time::interval(worker.settings.poll_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        // A round is not cut short by `shutdown`: its attempts are recorded before the
-        // worker stops (the caller bounds how long it waits for that).
-        worker.round().await;
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            () = tokio::time::sleep(worker.settings.poll_interval) => {}
+            _ = ticker.tick() => {
+                if let Err(e) = worker.enqueue_new_events().await {
+                    tracing::warn!(error = %e, "webhook worker could not read or enqueue events; retrying");
+                }
+                worker.claim(&mut tasks).await;
+            }
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                worker.finished(done).await;
+                if worker.backlog {
+                    worker.claim(&mut tasks).await;
+                }
+            }
         }
+    }
+    // The attempts in flight finish and are recorded before the worker stops (the caller
+    // bounds how long it waits for that).
+    while let Some(done) = tasks.join_next_with_id().await {
+        worker.finished(done).await;
     }
     tracing::debug!("webhook worker stopped");
 }
@@ -403,15 +456,54 @@ impl std::fmt::Debug for WorkerDeps {
 }
 
 struct Worker {
+    /// What attempts (tasks of their own) share.
+    sender: Arc<Sender>,
     store: Arc<dyn Store>,
     clock: Arc<dyn ownership_core::ports::Clock>,
-    keys: Arc<MasterKeys>,
     reader: AdminScope,
-    client: reqwest::Client,
-    allow_private: bool,
     settings: WebhookSettings,
     /// The newest audit event examined; `None` until the start-up catch-up has run.
     cursor: Option<i64>,
+    /// The endpoints' circuit breakers.
+    breakers: Breakers,
+    /// The attempts in flight: their task, delivery and owner.
+    in_flight: HashMap<tokio::task::Id, (DeliveryId, OwnerId)>,
+    /// The last claim left due deliveries for want of a slot (the worker's or the
+    /// owner's): claim again when an attempt finishes rather than at the next poll.
+    backlog: bool,
+}
+
+/// What one attempt needs: the store to record it in, the client, the keys that open the
+/// signing secrets.
+struct Sender {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn ownership_core::ports::Clock>,
+    keys: Arc<MasterKeys>,
+    client: reqwest::Client,
+    allow_private: bool,
+    retry: RetryPolicy,
+}
+
+/// A finished attempt: its endpoint and what it said about the endpoint's health.
+struct Attempted {
+    endpoint: WebhookEndpoint,
+    health: Health,
+}
+
+/// A failed attempt: a short reason for the log and the delivery record (never a response
+/// body, a header or a secret) and what it says about the endpoint.
+struct Failure {
+    reason: String,
+    health: Health,
+}
+
+impl Failure {
+    fn unknown(reason: &str) -> Self {
+        Self {
+            reason: reason.to_owned(),
+            health: Health::Unknown,
+        }
+    }
 }
 
 /// An owner's scope for the worker's owner-scoped reads: background work, audited as the
@@ -421,15 +513,6 @@ fn owner_scope(owner: &OwnerId) -> OwnerScope {
 }
 
 impl Worker {
-    async fn round(&mut self) {
-        if let Err(e) = self.enqueue_new_events().await {
-            tracing::warn!(error = %e, "webhook worker could not read or enqueue events; retrying");
-        }
-        if let Err(e) = self.send_due().await {
-            tracing::warn!(error = %e, "webhook worker could not read due deliveries; retrying");
-        }
-    }
-
     async fn head(&self) -> Result<i64, Error> {
         let page = self
             .store
@@ -499,7 +582,7 @@ impl Worker {
     }
 
     /// Enqueues `event` if its owner's endpoint existed when it happened. `endpoints`
-    /// memoizes the endpoint reads of one round.
+    /// memoizes the endpoint reads of one poll.
     async fn enqueue_event(
         &self,
         event: &AuditEvent,
@@ -601,35 +684,153 @@ impl Worker {
         }
     }
 
-    async fn send_due(&self) -> Result<(), Error> {
-        let due = self
-            .store
-            .due_deliveries(&SystemScope::background(), self.settings.batch)
-            .await?;
-        metrics_due(due.len());
-        futures_util::stream::iter(due)
-            .for_each_concurrent(self.settings.concurrency.max(1), |(delivery, endpoint)| {
-                self.deliver(delivery, endpoint)
-            })
-            .await;
-        Ok(())
+    fn in_flight_of(&self, owner: &OwnerId) -> usize {
+        self.in_flight.values().filter(|(_, o)| o == owner).count()
     }
 
-    async fn deliver(&self, delivery: Delivery, endpoint: WebhookEndpoint) {
+    /// Takes due deliveries in turns between owners and starts those that fit: a free
+    /// slot, fewer than `per_owner` of the owner's in flight, and the endpoint's breaker
+    /// letting it go. The deliveries of an endpoint whose breaker is open are held back
+    /// in the store until its cool-down ends.
+    async fn claim(&mut self, tasks: &mut JoinSet<Attempted>) {
+        let concurrency = self.settings.concurrency.max(1);
+        let per_owner = self.settings.per_owner.max(1);
+        if self.in_flight.len() >= concurrency {
+            self.backlog = true;
+            return;
+        }
+        let due = match self
+            .store
+            .due_deliveries(
+                &SystemScope::background(),
+                self.settings.batch,
+                u32::try_from(per_owner).unwrap_or(u32::MAX),
+            )
+            .await
+        {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook worker could not read due deliveries; retrying");
+                return;
+            }
+        };
+        metrics_due(due.len());
+        self.backlog = false;
         let now = self.clock.now();
-        let (state, next, result) = if delivery.created_at < endpoint.created_at {
+        let mut held = HashSet::new();
+        for (delivery, endpoint) in due {
+            let owner = delivery.owner_id.clone();
+            if held.contains(&owner) {
+                continue;
+            }
+            // In flight already, or no slot: it (or what queues behind it, which the
+            // store did not return) waits for an attempt to finish.
+            if self.in_flight.values().any(|(id, _)| *id == delivery.id)
+                || self.in_flight_of(&owner) >= per_owner
+            {
+                self.backlog = true;
+                continue;
+            }
+            if self.in_flight.len() >= concurrency {
+                self.backlog = true;
+                break;
+            }
+            // A delivery of a replaced endpoint is closed without a request: no breaker.
+            if delivery.created_at >= endpoint.created_at {
+                match self.breakers.admit(&endpoint, now) {
+                    Admission::Go => {}
+                    Admission::Wait => continue,
+                    Admission::OpenUntil(until) => {
+                        held.insert(owner.clone());
+                        self.hold(&owner, until).await;
+                        continue;
+                    }
+                }
+            }
+            let sender = Arc::clone(&self.sender);
+            let id = delivery.id.clone();
+            let task = tasks.spawn(async move { sender.deliver(delivery, endpoint).await });
+            self.in_flight.insert(task.id(), (id, owner));
+        }
+        metrics_breakers(&self.breakers, now);
+    }
+
+    /// Holds the owner's pending deliveries back until `until` (no attempt is counted).
+    async fn hold(&self, owner: &OwnerId, until: OffsetDateTime) {
+        if let Err(e) = self
+            .store
+            .defer_deliveries(&SystemScope::background(), owner, until)
+            .await
+        {
+            tracing::warn!(owner = %owner, error = %e, "holding back the deliveries of an open circuit failed; they are skipped meanwhile");
+        }
+    }
+
+    /// Takes a finished attempt off the in-flight set and tells its breaker.
+    async fn finished(
+        &mut self,
+        done: Result<(tokio::task::Id, Attempted), tokio::task::JoinError>,
+    ) {
+        let (task, attempted) = match done {
+            Ok((task, attempted)) => (task, Some(attempted)),
+            Err(e) => {
+                tracing::warn!(error = %e, "a webhook attempt did not finish; it will be sent again");
+                (e.id(), None)
+            }
+        };
+        self.in_flight.remove(&task);
+        let Some(Attempted { endpoint, health }) = attempted else {
+            return;
+        };
+        let now = self.clock.now();
+        match self.breakers.record(&endpoint, health, now) {
+            Some(Transition::Opened(until)) => {
+                tracing::warn!(
+                    owner = %endpoint.owner_id,
+                    until = %until,
+                    threshold = self.settings.breaker.threshold,
+                    "webhook circuit opened: the endpoint keeps failing; its deliveries wait until the cool-down ends"
+                );
+                metrics::counter!("ownership_webhook_circuit_opened_total").increment(1);
+                self.hold(&endpoint.owner_id, until).await;
+            }
+            Some(Transition::Closed) => {
+                tracing::info!(owner = %endpoint.owner_id, "webhook circuit closed: the endpoint answers again");
+            }
+            None => {}
+        }
+        metrics_breakers(&self.breakers, now);
+    }
+}
+
+impl Sender {
+    /// Sends one delivery and records the attempt.
+    async fn deliver(&self, delivery: Delivery, endpoint: WebhookEndpoint) -> Attempted {
+        let now = self.clock.now();
+        let (state, next, result, health) = if delivery.created_at < endpoint.created_at {
             // The endpoint was set anew after this was queued: it belongs to the old one.
             (
                 DeliveryState::Failed,
                 now,
                 "endpoint replaced before delivery".to_owned(),
+                Health::Unknown,
             )
         } else {
             match self.attempt(&delivery, &endpoint, now).await {
-                Ok(status) => (DeliveryState::Delivered, now, format!("HTTP {status}")),
-                Err(reason) => match self.settings.retry.after_failure(delivery.attempts + 1) {
-                    Some(wait) => (DeliveryState::Pending, now + wait, reason),
-                    None => (DeliveryState::Failed, now, reason),
+                Ok(status) => (
+                    DeliveryState::Delivered,
+                    now,
+                    format!("HTTP {status}"),
+                    Health::Up,
+                ),
+                Err(failure) => match self.retry.after_failure(delivery.attempts + 1) {
+                    Some(wait) => (
+                        DeliveryState::Pending,
+                        now + wait,
+                        failure.reason,
+                        failure.health,
+                    ),
+                    None => (DeliveryState::Failed, now, failure.reason, failure.health),
                 },
             }
         };
@@ -655,22 +856,23 @@ impl Worker {
         {
             tracing::warn!(delivery = %delivery.id, error = %e, "recording a webhook attempt failed; it will be sent again");
         }
+        Attempted { endpoint, health }
     }
 
-    /// One attempt: `Ok(status)` on a 2xx, else a short reason for the log (never a
-    /// response body, a header or a secret).
+    /// One attempt: `Ok(status)` on a 2xx, else a [`Failure`].
     async fn attempt(
         &self,
         delivery: &Delivery,
         endpoint: &WebhookEndpoint,
         now: OffsetDateTime,
-    ) -> Result<u16, String> {
-        let url = parse_endpoint_url(&endpoint.url, self.allow_private)
-            .map_err(|_| "destination refused: the endpoint URL is not allowed".to_owned())?;
+    ) -> Result<u16, Failure> {
+        let url = parse_endpoint_url(&endpoint.url, self.allow_private).map_err(|_| {
+            Failure::unknown("destination refused: the endpoint URL is not allowed")
+        })?;
         let secrets: Vec<WebhookSecret> = service::signing_secrets(&self.keys, endpoint, now)
             .map_err(|e| {
                 tracing::error!(owner = %endpoint.owner_id, error = %e, "a webhook signing secret does not open");
-                "signing secret unavailable".to_owned()
+                Failure::unknown("signing secret unavailable")
             })?;
         let refs: Vec<&WebhookSecret> = secrets.iter().collect();
         let body = delivery.payload.as_bytes();
@@ -688,34 +890,48 @@ impl Worker {
             .await
             .map_err(|e| describe(&e))?;
         let status = response.status();
+        let code = status.as_u16();
         if status.is_success() {
-            Ok(status.as_u16())
+            Ok(code)
         } else if status.is_redirection() {
-            Err(format!(
-                "HTTP {} (redirects are not followed)",
-                status.as_u16()
-            ))
+            Err(Failure {
+                reason: format!("HTTP {code} (redirects are not followed)"),
+                health: Health::Up,
+            })
         } else {
-            Err(format!("HTTP {}", status.as_u16()))
+            Err(Failure {
+                reason: format!("HTTP {code}"),
+                health: if status.is_server_error() {
+                    Health::Down
+                } else {
+                    Health::Up
+                },
+            })
         }
     }
 }
 
-/// A short, secret-free description of a failed request.
-fn describe(e: &reqwest::Error) -> String {
+/// A short, secret-free description of a failed request, and what it says about the
+/// endpoint: a refused destination says nothing; a timeout or a connection error, that
+/// it is down.
+fn describe(e: &reqwest::Error) -> Failure {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if let Some(refused) = err.downcast_ref::<DestinationRefused>() {
-            return refused.to_string();
+            return Failure::unknown(&refused.to_string());
         }
         source = err.source();
     }
-    if e.is_timeout() {
-        "timeout".into()
+    let reason = if e.is_timeout() {
+        "timeout"
     } else if e.is_connect() {
-        "connection failed".into()
+        "connection failed"
     } else {
-        "request failed".into()
+        "request failed"
+    };
+    Failure {
+        reason: reason.to_owned(),
+        health: Health::Down,
     }
 }
 
@@ -729,7 +945,7 @@ fn metrics_attempt(state: DeliveryState) {
     metrics::counter!("ownership_webhook_deliveries_total", "outcome" => outcome).increment(1);
 }
 
-/// Sets how many deliveries the worker found due in this round
+/// Sets how many deliveries the worker found due when it last looked
 /// (`ownership_webhook_due_deliveries`).
 #[allow(
     clippy::cast_precision_loss,
@@ -737,6 +953,18 @@ fn metrics_attempt(state: DeliveryState) {
 )]
 fn metrics_due(count: usize) {
     metrics::gauge!("ownership_webhook_due_deliveries").set(count as f64);
+}
+
+/// Sets how many endpoints' circuits are open and half-open in this process
+/// (`ownership_webhook_circuits{state}`).
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "a count of endpoints is far below 2^53, where f64 is exact"
+)]
+fn metrics_breakers(breakers: &Breakers, now: OffsetDateTime) {
+    let (open, half_open) = breakers.counts(now);
+    metrics::gauge!("ownership_webhook_circuits", "state" => "open").set(open as f64);
+    metrics::gauge!("ownership_webhook_circuits", "state" => "half_open").set(half_open as f64);
 }
 
 #[cfg(test)]
@@ -904,12 +1132,14 @@ mod tests {
             .send()
             .await
             .expect_err("refused");
-        assert!(describe(&err).starts_with("destination refused"), "{err}");
+        let failure = describe(&err);
+        assert!(failure.reason.starts_with("destination refused"), "{err}");
+        assert_eq!(failure.health, Health::Unknown);
         let err = client
             .post("http://localhost:9/")
             .send()
             .await
             .expect_err("https only");
-        assert!(!describe(&err).is_empty());
+        assert!(!describe(&err).reason.is_empty());
     }
 }

@@ -223,3 +223,55 @@ pub async fn a_resumed_check_covers_what_was_appended<S: Store>(cx: Ctx<S>) {
         ChainVerdict::Broken { seq: 2, .. }
     ));
 }
+
+/// A user id reused after its account was deleted does not inherit the deleted account's
+/// audit trail: member reads (the listing and the event stream) follow the account's
+/// immutable identity; admin reads still see everything.
+pub async fn a_recreated_user_does_not_inherit_the_audit_trail<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let old_bob = add_user(s, &root, "bob", UserRole::Member).await;
+    let (_, old_token) = issue(s, &old_bob, "api").await;
+    let old_events = s.events_after(&old_bob.scope(), 0, 100).await.unwrap();
+    assert_eq!(old_events.len(), 2, "created + issued");
+    let old_uid = old_events[0].owner_uid.clone();
+    assert!(old_uid.is_some(), "events record the account's identity");
+    s.delete_user(&root.admin(), &oid("bob")).await.unwrap();
+    let new_bob = add_user(s, &root, "bob", UserRole::Member).await;
+    let mine = s
+        .list_events(
+            AuditFilter::Owner(&new_bob.scope()),
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.items.iter().map(|e| e.action).collect::<Vec<_>>(),
+        vec![AuditAction::UserCreated],
+        "the new bob sees only his own creation"
+    );
+    assert_ne!(mine.items[0].owner_uid, old_uid, "a new identity");
+    let streamed = s.events_after(&new_bob.scope(), 0, 100).await.unwrap();
+    assert_eq!(streamed.len(), 1);
+    assert!(
+        streamed
+            .iter()
+            .all(|e| e.target != old_token.to_string() && e.owner_uid != old_uid)
+    );
+    // An admin still reads the old account's events.
+    let all = s
+        .list_events(AuditFilter::All(&root.admin()), &PageRequest::default())
+        .await
+        .unwrap();
+    assert!(
+        all.items
+            .iter()
+            .any(|e| e.action == AuditAction::TokenIssued && e.target == old_token.to_string()),
+        "the admin listing keeps the old bob's events"
+    );
+    assert!(
+        all.items
+            .iter()
+            .any(|e| e.action == AuditAction::UserDeleted)
+    );
+}

@@ -6,10 +6,14 @@ pub mod support;
 
 mod audit;
 mod concurrency;
+mod oidc;
 mod pairing;
 mod passkeys;
 mod provision;
+mod quotas;
 mod resources;
+mod sessions;
+mod tickets;
 mod tokens;
 mod users;
 
@@ -18,6 +22,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use ownership_core::ports::Store;
+use ownership_core::quotas::Limits;
 use ownership_store::ManualClock;
 
 /// What a case receives.
@@ -26,6 +31,8 @@ pub struct Ctx<S> {
     pub store: Arc<S>,
     /// Its clock.
     pub clock: Arc<ManualClock>,
+    /// The quotas and budgets the store was built with.
+    pub limits: Limits,
 }
 
 impl<S> Clone for Ctx<S> {
@@ -33,6 +40,7 @@ impl<S> Clone for Ctx<S> {
         Self {
             store: Arc::clone(&self.store),
             clock: Arc::clone(&self.clock),
+            limits: self.limits,
         }
     }
 }
@@ -53,14 +61,21 @@ pub struct Case<S> {
     pub name: String,
     /// Runs it.
     pub run: fn(Ctx<S>) -> CaseFuture,
+    /// The quotas and budgets its store is built with (the defaults, except for the
+    /// cases that test them).
+    pub limits: Limits,
 }
 
 macro_rules! register {
     ($out:ident, $module:ident: $($case:ident),* $(,)?) => {
+        register!($out, Limits::default(), $module: $($case),*);
+    };
+    ($out:ident, $limits:expr, $module:ident: $($case:ident),* $(,)?) => {
         $(
             $out.push(Case {
                 name: format!("{}::{}", stringify!($module), stringify!($case)),
                 run: |ctx| Box::pin($module::$case(ctx)),
+                limits: $limits,
             });
         )*
     };
@@ -146,6 +161,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         events_after_streams_oldest_first,
         an_edited_chain_is_detected,
         a_resumed_check_covers_what_was_appended,
+        a_recreated_user_does_not_inherit_the_audit_trail,
     );
     register!(out, resources:
         secrets_are_scoped_to_their_owner,
@@ -154,12 +170,45 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         resources_need_existing_grants,
         webhook_endpoints_and_deliveries,
         deliveries_page_newest_first_ties_by_id,
+        due_deliveries_are_taken_in_turns_and_can_be_held_back,
+    );
+    register!(out, quotas::small(), quotas:
+        minting_stops_at_the_token_quota,
+        service_tokens_count_against_their_owners_quota,
+        secrets_stop_at_their_count_and_bytes,
+        resources_stop_at_their_quota,
+        concurrent_mints_never_exceed_the_token_quota,
+        concurrent_secret_writes_never_exceed_the_quota,
+        concurrent_resources_never_exceed_the_quota,
+        wrong_codes_spend_the_users_budget_then_wait,
+        the_channel_budget_burns_pending_codes_once_spent,
+        concurrent_wrong_codes_are_evaluated_at_most_budget_times,
+    );
+    register!(out, tickets:
+        a_ticket_works_once_and_expires,
+        a_ticket_ends_with_its_token,
+    );
+    register!(out, sessions:
+        a_session_reads_back_with_its_user_and_ends_at_sign_out,
+        a_token_sign_in_names_its_token_and_others_do_not,
+        idle_and_absolute_timeouts_end_sessions,
+        last_seen_is_written_at_most_once_per_interval,
+        sessions_are_bounded_per_user_oldest_first,
+        suspension_and_deletion_end_a_users_sessions,
+        a_rotated_token_moves_its_session,
+        purging_deletes_only_sessions_that_are_over,
+    );
+    register!(out, oidc:
+        admins_link_members_and_themselves_owners_link_anyone,
+        sign_in_follows_the_link_or_a_verified_allow_listed_email,
+        unlinking_ends_the_users_provider_sessions_only,
     );
     register!(out, passkeys:
         passkeys_are_registered_listed_and_removed_per_owner,
         a_user_keeps_a_bounded_number_of_passkeys,
         sign_in_records_the_counter_and_refuses_a_clone,
         suspended_or_deleted_users_passkeys_do_not_sign_in,
+        removing_a_passkey_ends_the_users_passkey_sessions_only,
     );
     register!(out, concurrency:
         one_code_redeemed_by_32_clients_binds_once,

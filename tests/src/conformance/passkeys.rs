@@ -4,7 +4,9 @@
 use ownership_core::audit::AuditAction;
 use ownership_core::passkeys::{CredentialId, MAX_PER_USER, NewPasskey, PasskeyLabel, PasskeyUse};
 use ownership_core::ports::{AuditFilter, PageRequest, Store};
+use ownership_core::sessions::{SessionKey, SessionMethod, SessionPolicy};
 use ownership_core::{Error, Identity, UserRole, UserStatus};
+use ownership_store::OsRandom;
 
 use super::Ctx;
 use super::support::*;
@@ -20,6 +22,20 @@ fn new_passkey(id: &str, label: &str, count: u32) -> NewPasskey {
         credential: format!("{{\"cred\":\"{id}\",\"count\":{count}}}"),
         sign_count: count,
     }
+}
+
+/// Starts a console session for `who` as a passkey sign-in does; its key.
+async fn passkey_session<S: Store>(s: &S, who: &Signed) -> SessionKey {
+    s.start_session(
+        who.id(),
+        SessionMethod::Passkey,
+        None,
+        &SessionPolicy::default(),
+        &mut OsRandom,
+    )
+    .await
+    .unwrap()
+    .key
 }
 
 /// Whether the passkey `id` would be offered to a sign-in.
@@ -127,15 +143,6 @@ pub async fn sign_in_records_the_counter_and_refuses_a_clone<S: Store>(cx: Ctx<S
         s.record_passkey_sign_in(used("AAAA", &root, 3)).await,
         Err(Error::Unauthenticated)
     ));
-    assert_eq!(
-        s.passkey_session(alice.id(), &cred("AAAA")).await.unwrap(),
-        Some(Identity::new(alice.id().clone(), UserRole::Admin))
-    );
-    assert_eq!(
-        s.passkey_session(root.id(), &cred("AAAA")).await.unwrap(),
-        None,
-        "a session names the passkey's own owner"
-    );
     let events = s
         .list_events(AuditFilter::Owner(&alice.scope()), &PageRequest::default())
         .await
@@ -158,6 +165,8 @@ pub async fn suspended_or_deleted_users_passkeys_do_not_sign_in<S: Store>(cx: Ct
     s.register_passkey(&alice.scope(), new_passkey("AAAA", "laptop", 0))
         .await
         .unwrap();
+    let p = SessionPolicy::default();
+    let session = passkey_session(s, &alice).await;
     s.set_status(&root.admin(), alice.id(), UserStatus::Suspended)
         .await
         .unwrap();
@@ -166,9 +175,9 @@ pub async fn suspended_or_deleted_users_passkeys_do_not_sign_in<S: Store>(cx: Ct
         s.record_passkey_sign_in(used("AAAA", &alice, 0)).await,
         Err(Error::Unauthenticated)
     ));
-    assert_eq!(
-        s.passkey_session(alice.id(), &cred("AAAA")).await.unwrap(),
-        None
+    assert!(
+        s.live_session(&session, &p).await.unwrap().is_none(),
+        "suspension ends the passkey session"
     );
     // A suspended user registers nothing either.
     assert_not_found(
@@ -179,14 +188,62 @@ pub async fn suspended_or_deleted_users_passkeys_do_not_sign_in<S: Store>(cx: Ct
         .await
         .unwrap();
     assert!(signs_in(s, "AAAA").await);
+    let session = passkey_session(s, &alice).await;
     s.delete_user(&root.admin(), alice.id()).await.unwrap();
     assert!(!signs_in(s, "AAAA").await);
-    assert_eq!(
-        s.passkey_session(alice.id(), &cred("AAAA")).await.unwrap(),
-        None
+    assert!(
+        s.live_session(&session, &p).await.unwrap().is_none(),
+        "deletion ends the passkey session"
     );
     // The row went with the user: the credential id is free again.
     s.register_passkey(&root.scope(), new_passkey("AAAA", "reused", 0))
         .await
         .unwrap();
+}
+
+pub async fn removing_a_passkey_ends_the_users_passkey_sessions_only<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let alice = add_user(s, &root, "alice", UserRole::Member).await;
+    let p = SessionPolicy::default();
+    s.register_passkey(&alice.scope(), new_passkey("AAAA", "laptop", 0))
+        .await
+        .unwrap();
+    let by_passkey = passkey_session(s, &alice).await;
+    let by_oidc = s
+        .start_session(alice.id(), SessionMethod::Oidc, None, &p, &mut OsRandom)
+        .await
+        .unwrap()
+        .key;
+    let roots = passkey_session(s, &root).await;
+    // Another owner cannot remove it, and nothing ends.
+    assert_not_found(s.remove_passkey(&root.scope(), &cred("AAAA")).await);
+    assert!(s.live_session(&by_passkey, &p).await.unwrap().is_some());
+    s.remove_passkey(&alice.scope(), &cred("AAAA"))
+        .await
+        .unwrap();
+    assert!(
+        s.live_session(&by_passkey, &p).await.unwrap().is_none(),
+        "the passkey session ended with the passkey"
+    );
+    assert!(
+        s.live_session(&by_oidc, &p).await.unwrap().is_some(),
+        "a session started another way stays"
+    );
+    assert!(
+        s.live_session(&roots, &p).await.unwrap().is_some(),
+        "another user's passkey session stays"
+    );
+    let events = s
+        .list_events(AuditFilter::Owner(&alice.scope()), &PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    let removed = events
+        .iter()
+        .find(|e| e.action == AuditAction::PasskeyRemoved)
+        .expect("passkey.removed");
+    let details: serde_json::Value = serde_json::from_str(&removed.details).unwrap();
+    assert_eq!(details["sessions_ended"], serde_json::json!(1));
+    assert_chain(s).await;
 }

@@ -2,6 +2,7 @@ use ownership_core::authz::SystemScope;
 use ownership_core::ids::{DeliveryId, ResourceId, SecretName};
 use ownership_core::ports::{DeliveryState, NewResource, PageRequest, Store};
 use ownership_core::token::TokenFamily;
+use ownership_core::webhook::HELD_BACK;
 use ownership_core::{Error, UserRole, UserStatus};
 use ownership_store::OsRandom;
 
@@ -127,7 +128,8 @@ pub async fn data_key_is_installed_once<S: Store>(cx: Ctx<S>) {
     assert_eq!(s.data_key(&root.scope()).await.unwrap(), Some(sealed(30)));
 }
 
-async fn resource<S: Store>(
+/// Registers a resource of `who` granted `grants`.
+pub(super) async fn resource<S: Store>(
     s: &S,
     who: &Signed,
     grants: &[&str],
@@ -262,7 +264,7 @@ pub async fn webhook_endpoints_and_deliveries<S: Store>(cx: Ctx<S>) {
         .unwrap()
         .unwrap();
     assert_eq!((d.state, d.attempts), (DeliveryState::Pending, 0));
-    let due = s.due_deliveries(&sys, 10).await.unwrap();
+    let due = s.due_deliveries(&sys, 10, 10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].0.id, id);
     let later = cx.clock_now() + std::time::Duration::from_secs(60);
@@ -270,11 +272,11 @@ pub async fn webhook_endpoints_and_deliveries<S: Store>(cx: Ctx<S>) {
         .await
         .unwrap();
     assert!(
-        s.due_deliveries(&sys, 10).await.unwrap().is_empty(),
+        s.due_deliveries(&sys, 10, 10).await.unwrap().is_empty(),
         "not due until later"
     );
     cx.clock.advance(std::time::Duration::from_secs(61));
-    assert_eq!(s.due_deliveries(&sys, 10).await.unwrap().len(), 1);
+    assert_eq!(s.due_deliveries(&sys, 10, 10).await.unwrap().len(), 1);
     s.record_attempt(&sys, &id, DeliveryState::Delivered, later, "200")
         .await
         .unwrap();
@@ -356,4 +358,93 @@ pub async fn deliveries_page_newest_first_ties_by_id<S: Store>(cx: Ctx<S>) {
             ..
         })
     ));
+}
+
+/// Due deliveries are taken in turns between owners, at most `per_owner` of each, so one
+/// owner's long queue does not hide another's; a deferred owner's deliveries wait until
+/// the time given, no attempt counted, and a later next attempt is not brought forward.
+pub async fn due_deliveries_are_taken_in_turns_and_can_be_held_back<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let alice = add_user(s, &root, "alice", UserRole::Member).await;
+    let bob = add_user(s, &root, "bob", UserRole::Member).await;
+    for who in [&alice, &bob] {
+        s.put_endpoint(&who.scope(), "https://example.com/hook", sealed(1))
+            .await
+            .unwrap();
+    }
+    let sys = SystemScope::background();
+    let queued = |owner: &'static str| {
+        let (s, sys, clock) = (s, sys.clone(), cx.clock.clone());
+        async move {
+            let id = DeliveryId::generate(&mut OsRandom);
+            s.enqueue_delivery(&sys, &oid(owner), id.clone(), "token.issued", "{}")
+                .await
+                .unwrap()
+                .unwrap();
+            clock.advance(std::time::Duration::from_secs(1));
+            id
+        }
+    };
+    let mut a = Vec::new();
+    for _ in 0..5 {
+        a.push(queued("alice").await);
+    }
+    let b = vec![queued("bob").await, queued("bob").await];
+    let due = async |limit: u32, per_owner: u32| -> Vec<DeliveryId> {
+        s.due_deliveries(&sys, limit, per_owner)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(d, _)| d.id)
+            .collect()
+    };
+    let turns = vec![a[0].clone(), b[0].clone(), a[1].clone(), b[1].clone()];
+    assert_eq!(due(50, 2).await, turns);
+    assert_eq!(due(2, 2).await, turns[..2]);
+    assert_eq!(due(50, 1).await, turns[..2]);
+    assert_eq!(due(50, 9).await.len(), 7);
+
+    let later = cx.clock_now() + std::time::Duration::from_secs(3600);
+    s.record_attempt(&sys, &a[0], DeliveryState::Pending, later, "timeout")
+        .await
+        .unwrap();
+    let until = cx.clock_now() + std::time::Duration::from_secs(60);
+    assert_eq!(
+        s.defer_deliveries(&sys, &oid("alice"), until)
+            .await
+            .unwrap(),
+        4,
+        "the delivery due in an hour is not brought forward"
+    );
+    assert_eq!(due(50, 2).await, b);
+    cx.clock.advance(std::time::Duration::from_secs(60));
+    assert_eq!(
+        due(50, 2).await,
+        vec![a[1].clone(), b[0].clone(), a[2].clone(), b[1].clone()]
+    );
+    let log = s
+        .list_deliveries(&alice.scope(), &PageRequest::default())
+        .await
+        .unwrap();
+    let attempts: Vec<u32> = log.items.iter().map(|d| d.attempts).collect();
+    assert_eq!(attempts, [0, 0, 0, 0, 1], "holding back counts no attempt");
+    let results: Vec<Option<&str>> = log.items.iter().map(|d| d.last_result.as_deref()).collect();
+    assert_eq!(
+        results,
+        [
+            Some(HELD_BACK),
+            Some(HELD_BACK),
+            Some(HELD_BACK),
+            Some(HELD_BACK),
+            Some("timeout")
+        ]
+    );
+    assert!(log.items.iter().all(|d| d.state == DeliveryState::Pending));
+    assert_eq!(
+        s.defer_deliveries(&sys, &oid("nobody"), until)
+            .await
+            .unwrap(),
+        0
+    );
 }

@@ -137,25 +137,7 @@ async fn other_users_get_404_on_a_users_secrets_and_resources(backend: Backend) 
     let alice = app.create_user("alice", "member").await;
     let bob = app.create_user("bob", "member").await;
     let admin = app.create_user("adm", "admin").await;
-    let r = app
-        .call(
-            "PUT",
-            "/v1/me/secrets/db-password",
-            Some(&alice),
-            Some(json!({"value": "hunter2"})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let r = app
-        .post(
-            "/v1/me/resources",
-            &alice,
-            json!({"kind": "job", "grants": ["db-password"]}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let resource = r.body["id"].as_str().unwrap().to_owned();
-    let resource_token = r.body["token"].as_str().unwrap().to_owned();
+    let (resource, resource_token) = granted_resource(&app, &alice).await;
 
     let probes = |resource: &str, secret: &str| -> Vec<Probe> {
         vec![

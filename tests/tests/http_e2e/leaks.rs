@@ -12,6 +12,7 @@ use crate::support::*;
 
 on_both_backends!(
     a_leak_report_revokes_live_tokens_and_answers_alike,
+    a_leaked_resource_credential_is_revoked_too,
     leak_reports_are_bounded_and_rate_limited_per_address,
     github_reports_revoke_what_a_verified_signature_names,
 );
@@ -71,6 +72,50 @@ async fn a_leak_report_revokes_live_tokens_and_answers_alike(backend: Backend) {
         .filter(|e| e["action"] == "token.revoked_as_leaked")
         .count();
     assert_eq!(count, 1, "revoked once");
+}
+
+async fn a_leaked_resource_credential_is_revoked_too(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.secrets.master_key = Some([7; 32])).await;
+    let alice = app.create_user("alice", "member").await;
+    let (resource, credential) = granted_resource(&app, &alice).await;
+    let r = app.get("/v1/resource/credentials", &credential).await;
+    assert_eq!(r.status, 200, "warm the cache: {}", r.text);
+
+    // The same answer as for garbage; the credential stops working on the next request.
+    assert_eq!(
+        report(&app, &[&credential, "garbage"]).await,
+        (202, json!({"received": 2}))
+    );
+    // (A refused resource credential is the route's one 403, whatever the cause.)
+    assert_error(
+        &app.get("/v1/resource/credentials", &credential).await,
+        403,
+        "forbidden",
+    );
+    let r = app
+        .get(&format!("/v1/me/resources/{resource}"), &alice)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(!r.body["revoked_at"].is_null(), "{}", r.text);
+
+    // The owner hears of it, once, with the source.
+    let leaked = |audit: &Value| -> Vec<Value> {
+        audit["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "resource.revoked_as_leaked")
+            .cloned()
+            .collect()
+    };
+    let audit = app.get("/v1/me/audit", &alice).await;
+    let found = leaked(&audit.body);
+    assert_eq!(found.len(), 1, "{}", audit.text);
+    assert_eq!(found[0]["target"], resource.as_str(), "{}", audit.text);
+    assert_eq!(found[0]["details"]["source"], "report");
+    report(&app, &[&credential]).await;
+    let again = app.get("/v1/me/audit", &alice).await;
+    assert_eq!(leaked(&again.body).len(), 1, "revoked once: {}", again.text);
 }
 
 async fn leak_reports_are_bounded_and_rate_limited_per_address(backend: Backend) {

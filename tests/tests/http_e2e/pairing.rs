@@ -555,7 +555,7 @@ async fn failed_redemptions_are_limited_per_user(backend: Backend) {
 
 async fn the_channel_failure_budget_burns_pending_codes(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
-        c.service.limits.channel_failure_budget = 4;
+        c.limits.pairing.per_channel = 4;
     })
     .await;
     let telegram = service_token(&app, &["channel:telegram"]).await;

@@ -125,6 +125,32 @@ pub async fn mint(app: &TestApp, token: &str, kinds: &[&str]) -> (String, String
 }
 
 /// A service token of `kinds` minted by the first Owner; returns its value.
+/// Stores the secret `db-password` (`hunter2`) for the caller and registers a `job`
+/// resource granted it: `(resource id, resource credential)`.
+pub async fn granted_resource(app: &TestApp, token: &str) -> (String, String) {
+    let r = app
+        .call(
+            "PUT",
+            "/v1/me/secrets/db-password",
+            Some(token),
+            Some(json!({"value": "hunter2"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = app
+        .post(
+            "/v1/me/resources",
+            token,
+            json!({"kind": "job", "grants": ["db-password"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    (
+        r.body["id"].as_str().unwrap().to_owned(),
+        r.body["token"].as_str().unwrap().to_owned(),
+    )
+}
+
 pub async fn service_token(app: &TestApp, kinds: &[&str]) -> String {
     let r = app
         .post(

@@ -369,6 +369,7 @@ impl Operator {
             Arc::clone(&clock),
             config.cache()?,
             &config.postgres()?,
+            config.store_limits()?,
         )
         .await?;
         match opened.ensure_migrated(false).await {
@@ -381,14 +382,19 @@ impl Operator {
             }
             Err(e) => return Err(CliError::new(e.to_string())),
         }
+        let secrets =
+            crate::server::Secrets::resolve(&config.keys, location, &|k| loaded.describe(k))
+                .map(|(secrets, _)| secrets);
+        // The operator's writes are linked like the server's: keyed under the chain key
+        // when a master key is configured.
+        if let Ok(Ok(Some(keys))) = secrets.as_ref().map(crate::server::Secrets::master_keys) {
+            opened.set_chain_keys(ownership_core::audit::ChainKeys::from_master(&keys));
+        }
         Ok(Self {
             store: opened.store(),
             scope: AdminScope::operator(&operator_name()),
             clock,
-            secrets: crate::server::Secrets::resolve(&config.keys, location, &|k| {
-                loaded.describe(k)
-            })
-            .map(|(secrets, _)| secrets),
+            secrets,
             _opened: opened,
         })
     }

@@ -78,6 +78,7 @@ pub fn server_config(loaded: &Loaded) -> Result<ServerConfig, CliError> {
     server.first_owner = super::user_id(&config.first_owner)?;
     server.cache = config.cache()?;
     server.postgres = config.postgres()?;
+    server.limits = config.store_limits()?;
     server.service = config.service()?;
     server.metrics_listen = config.metrics.listen;
     server.tls = config.tls_files()?.map(|(cert_file, key_file)| TlsFiles {
@@ -147,6 +148,7 @@ pub async fn migrate(config: &Config, out: Output) -> Result<ExitCode, CliError>
         Arc::new(SystemClock),
         config.cache()?,
         &config.postgres()?,
+        config.store_limits()?,
     )
     .await?;
     let applied = opened

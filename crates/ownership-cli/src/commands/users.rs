@@ -1,4 +1,4 @@
-//! `ownership users add|list|show|role|suspend|resume|remove`.
+//! `ownership users add|list|show|role|suspend|resume|remove|link-oidc|unlink-oidc`.
 //!
 //! The rules of docs/security.md#authorization hold here as everywhere (the store checks them in the transaction
 //! that applies the change): the last active Owner can be neither removed, suspended nor
@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use ownership_core::oidc::{OidcLink, OidcSubject};
 use ownership_core::ports::{PageRequest, User};
 use ownership_core::{Error, OwnerId, UserStatus, service};
 use ownership_http::wire::{IdentityView, UserView, UserWithToken};
@@ -58,6 +59,30 @@ pub enum UsersCommand {
         /// The user's id.
         id: String,
     },
+    /// Link an identity-provider account (OpenID Connect issuer and subject) to a user:
+    /// it then signs in to the console as that user.
+    LinkOidc {
+        /// The user's id.
+        id: String,
+        /// The provider's issuer URL, exactly as its ID tokens say (`iss`).
+        #[arg(long)]
+        issuer: String,
+        /// The account's subject at that provider (`sub`).
+        #[arg(long)]
+        subject: String,
+    },
+    /// Unlink an identity-provider account from a user; their console sessions started
+    /// with a provider end.
+    UnlinkOidc {
+        /// The user's id.
+        id: String,
+        /// The provider's issuer URL.
+        #[arg(long)]
+        issuer: String,
+        /// The account's subject at that provider.
+        #[arg(long)]
+        subject: String,
+    },
     /// Provision users and tokens from a static table (a JSON array of `{"token",
     /// "user_id", "role"?, "kinds"?, "label"?}`): validated whole, then applied in one
     /// transaction; idempotent. Prints the plan (created, updated, revoked).
@@ -105,6 +130,25 @@ struct UserDetail {
     live_tokens: usize,
     tokens: usize,
     identities: Vec<IdentityView>,
+}
+
+#[derive(Serialize)]
+struct OidcLinkView {
+    user_id: String,
+    issuer: String,
+    subject: String,
+    linked: bool,
+}
+
+impl OidcLinkView {
+    fn of(link: &OidcLink, linked: bool) -> Self {
+        Self {
+            user_id: link.owner.to_string(),
+            issuer: link.subject.issuer().to_owned(),
+            subject: link.subject.subject().to_owned(),
+            linked,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -228,6 +272,58 @@ pub async fn run(cmd: UsersCommand, op: &Operator, out: Output) -> Result<ExitCo
             out.show(&removed, |o| {
                 o.line(&format!(
                     "removed user `{id}`: tokens revoked, chat accounts unlinked, secrets destroyed; a running server refuses their credentials within 1 s"
+                ))
+            })?;
+        }
+        UsersCommand::LinkOidc {
+            id,
+            issuer,
+            subject,
+        } => {
+            let id = user_id(&id)?;
+            let subject = OidcSubject::parse(&issuer, &subject).map_err(domain)?;
+            let link = op
+                .store
+                .link_oidc(&op.scope, &id, &subject)
+                .await
+                .map_err(not_found(&id))?;
+            let view = OidcLinkView::of(&link, true);
+            out.show(&view, |o| {
+                o.line(&format!(
+                    "linked `{}` at {} to user `{}`: it signs in to the console as them",
+                    link.subject.subject(),
+                    link.subject.issuer(),
+                    link.owner
+                ))
+            })?;
+        }
+        UsersCommand::UnlinkOidc {
+            id,
+            issuer,
+            subject,
+        } => {
+            let id = user_id(&id)?;
+            let subject = OidcSubject::parse(&issuer, &subject).map_err(domain)?;
+            op.store
+                .unlink_oidc(&op.scope, &id, &subject)
+                .await
+                .map_err(|e| match e {
+                    Error::NotFound => CliError::new(format!(
+                        "no such identity-provider account is linked to user `{id}`"
+                    )),
+                    e => domain(e),
+                })?;
+            let view = OidcLinkView {
+                user_id: id.to_string(),
+                issuer: subject.issuer().to_owned(),
+                subject: subject.subject().to_owned(),
+                linked: false,
+            };
+            out.show(&view, |o| {
+                o.line(&format!(
+                    "unlinked `{}` at {} from user `{id}`; their provider sessions ended",
+                    subject.subject(),
+                    subject.issuer()
                 ))
             })?;
         }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::ConsoleState;
 use super::guard::{CsrfForm, Posted, Refusal, Signed, render};
 use super::pages::{
-    AfterQuery, alert, count_failed_code, done, invalid_code, refused, resubmitted, sentence,
+    AfterQuery, alert, code_refusal, done, refused, resubmitted, sentence, too_many_codes,
 };
 use super::session::{Flash, random_text};
 use super::views::{
@@ -138,17 +138,6 @@ pub(crate) async fn approve(
         Err(e) => return refused(&user, e, PAIRING),
     };
     let here = format!("{PAIRING}?channel={channel}");
-    let who = user.principal.identity.owner_id.clone();
-    if let Some(wait) = state.app.auth.limits().redeem_blocked(&who) {
-        return alert(
-            &user,
-            format!(
-                "Too many wrong codes: try again in {}.",
-                super::guard::wait_text(wait)
-            ),
-            &here,
-        );
-    }
     let owner = match OwnerId::parse(form.user.trim()) {
         Ok(o) => o,
         Err(e) => return refused(&user, e, &here),
@@ -164,7 +153,17 @@ pub(crate) async fn approve(
     if form.code.trim().is_empty() {
         return alert(&user, "Enter the pairing code the person read out.", &here);
     }
-    match service::approve_pairing(
+    let mut gate = match state
+        .app
+        .auth
+        .limits()
+        .pairing_gate(&user.identity.owner_id)
+        .await
+    {
+        Ok(gate) => gate,
+        Err(wait) => return alert(&user, too_many_codes(wait), &here),
+    };
+    let result = service::approve_pairing(
         &*state.app.store,
         &admin,
         &state.app.pairing_key,
@@ -172,8 +171,9 @@ pub(crate) async fn approve(
         &form.code,
         &owner,
     )
-    .await
-    {
+    .await;
+    gate.record(&result);
+    match result {
         Ok(b) => {
             crate::metrics::pairing_redeemed();
             done(
@@ -185,13 +185,11 @@ pub(crate) async fn approve(
                 &here,
             )
         }
-        Err(Error::Invalid { .. }) => alert(&user, invalid_code(None), &here),
-        Err(Error::NotFound) => {
-            let wait = count_failed_code(&state, &who, &channel).await;
-            alert(&user, invalid_code(wait), &here)
-        }
         Err(Error::Conflict(m)) => alert(&user, sentence(&m), &here),
-        Err(e) => refused(&user, e, &here),
+        Err(e) => match code_refusal(&e) {
+            Some(text) => alert(&user, text, &here),
+            None => refused(&user, e, &here),
+        },
     }
 }
 
@@ -211,7 +209,7 @@ async fn users_view(
         Ok(p) => p,
         Err(e) => return Refusal::from_error(e).into_response(),
     };
-    let me = &user.principal.identity.owner_id;
+    let me = &user.identity.owner_id;
     let view = UsersPage {
         chrome: user.chrome("Users", "users"),
         new_token: reveal,
@@ -530,9 +528,13 @@ pub(crate) async fn mint_service_token(
         Err(e) => return refused(&user, e, SERVICE_TOKENS),
     };
     let label = Some(form.label.trim().to_owned()).filter(|l| !l.is_empty());
+    let minter = match user.minting_token() {
+        Ok(p) => p,
+        Err(e) => return refused(&user, e, SERVICE_TOKENS),
+    };
     match service::issue_service_token(
         &*state.app.store,
-        &user.principal,
+        minter,
         &admin,
         kinds,
         label,

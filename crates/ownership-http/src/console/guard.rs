@@ -3,7 +3,6 @@
 //! the session cookie, and the HTML refusals ([`Refusal`]).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use askama::Template;
@@ -15,8 +14,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use axum_extra::extract::{Form, FormRejection};
 use ownership_core::authz::{AdminScope, OwnerScope, Principal};
-use ownership_core::token::TokenDigest;
-use ownership_core::{Error, TokenKind, TokenKinds};
+use ownership_core::{Error, Identity, TokenKind};
 use serde::de::DeserializeOwned;
 
 use super::ConsoleState;
@@ -26,6 +24,7 @@ use crate::auth::peer_of;
 use crate::error::LoggedError;
 use crate::proxy::TrustedProxies;
 use crate::state::ServiceConfig;
+use ownership_core::sessions::SessionKey;
 
 /// Where the sign-in page is.
 pub(crate) const LOGIN: &str = "/console/login";
@@ -191,6 +190,12 @@ impl Refusal {
         )
     }
 
+    /// A sign-in with an identity provider that did not work: `message` is shown, `detail`
+    /// only logged.
+    pub fn sign_in_refused(status: StatusCode, message: &str, detail: String) -> Self {
+        Self::page(status, "sign_in_refused", "Sign-in refused", message).with_detail(detail)
+    }
+
     /// 403: the role does not allow the page.
     pub fn admins_only() -> Self {
         Self::page(
@@ -354,21 +359,22 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// A request from a live session whose token still authenticates as its user (or, for a
-/// session started with a passkey, whose passkey is still there and its user active).
+/// A request from a live session (in the store, within its timeouts, its user active)
+/// whose token, for a token sign-in, still authenticates as its user.
 ///
-/// On every request the session's token digest is looked up through the store (the
-/// cache decorator answers warm lookups from memory, and revocation, suspension and
-/// deletion evict it): if the token no longer authenticates, or now belongs to someone
-/// else, or lost `manage`, the session ends and the browser goes to the sign-in page.
+/// On every request the session is read from the store, so a sign-out, suspension or
+/// deletion in any process ends it; a token sign-in's token digest is looked up too (the
+/// cache decorator answers warm lookups from memory, and revocation evicts it in every
+/// process): if the token no longer authenticates, or now belongs to someone else, or
+/// lost `manage`, the session ends and the browser goes to the sign-in page.
 #[derive(Debug, Clone)]
 pub(crate) struct Signed {
-    /// The session's token, as the store sees it now.
-    pub principal: Principal,
+    /// The signed-in user, as the store sees them now.
+    pub identity: Identity,
+    /// The session's token, as the store sees it now (a token sign-in only).
+    pub principal: Option<Principal>,
     /// The session.
-    pub session: Arc<Session>,
-    /// The session's key (the digest of its secret), to end it.
-    pub key: TokenDigest,
+    pub session: Session,
     /// Whether the request came over HTTPS (the cookie's name and `Secure`).
     pub secure: bool,
 }
@@ -376,14 +382,29 @@ pub(crate) struct Signed {
 impl Signed {
     /// The user's own scope.
     pub fn scope(&self) -> OwnerScope {
-        OwnerScope::own(&self.principal.identity)
+        OwnerScope::own(&self.identity)
+    }
+
+    /// The session's key, to end it.
+    pub fn key(&self) -> &SessionKey {
+        self.session.key()
     }
 
     /// The user's admin scope, or 403 for a Member (logged: a refused authorization).
     pub fn admin(&self) -> Result<AdminScope, Refusal> {
-        AdminScope::new(&self.principal.identity).ok_or_else(|| {
-            tracing::info!(owner = %self.principal.identity.owner_id, "console admin page refused: the role is not Admin or Owner");
+        AdminScope::new(&self.identity).ok_or_else(|| {
+            tracing::info!(owner = %self.identity.owner_id, "console admin page refused: the role is not Admin or Owner");
             Refusal::admins_only()
+        })
+    }
+
+    /// The token of a token sign-in, which minting needs (a token mints at most what it
+    /// holds); an error for a session started another way.
+    pub fn minting_token(&self) -> Result<&Principal, Error> {
+        self.principal.as_ref().ok_or_else(|| {
+            Error::Forbidden(
+                "minting tokens needs a session started with a `manage` token; sign in with a token to mint".into(),
+            )
         })
     }
 
@@ -392,8 +413,8 @@ impl Signed {
         Chrome {
             title,
             user: Some(Badge {
-                id: self.principal.identity.owner_id.to_string(),
-                is_admin: self.principal.identity.role.is_admin(),
+                id: self.identity.owner_id.to_string(),
+                is_admin: self.identity.role.is_admin(),
             }),
             csrf: self.session.csrf().to_owned(),
             flashes: self.session.take_flashes(),
@@ -422,31 +443,32 @@ impl FromRequestParts<ConsoleState> for Signed {
             clear: Some(name),
             secure,
         };
-        let Some((key, session)) = state.sessions.get(&secret) else {
+        let store = &*state.app.store;
+        let Some((session, identity)) = state
+            .sessions
+            .get(store, &secret)
+            .await
+            .map_err(Refusal::from_error)?
+        else {
             return Err(ended);
         };
         let principal = match session.token() {
-            // Started without a token (a passkey): it stands on that, checked now.
-            None => match passkey_principal(state, &session).await {
-                Ok(Some(principal)) => principal,
-                Ok(None) => {
-                    state.sessions.end(&key);
-                    tracing::info!(owner = %session.owner(), "console session ended: its passkey or account no longer signs in");
-                    return Err(ended);
-                }
-                Err(e) => return Err(Refusal::from_error(e)),
-            },
-            Some(bound) => match state.app.store.authenticate(&bound.digest).await {
+            None => None,
+            Some(bound) => match store.authenticate(&bound.digest).await {
                 Ok(Some(principal))
                     if principal.identity.owner_id == *session.owner()
                         && principal.token_id == bound.id
                         && principal.has_kind(&TokenKind::Manage) =>
                 {
-                    principal
+                    Some(principal)
                 }
                 Ok(_) => {
-                    state.sessions.end(&key);
                     tracing::info!(owner = %session.owner(), token_id = %bound.id, "console session ended: its token no longer authenticates");
+                    state
+                        .sessions
+                        .end(store, session.key())
+                        .await
+                        .map_err(Refusal::from_error)?;
                     return Err(ended);
                 }
                 Err(e) => return Err(Refusal::from_error(e)),
@@ -456,42 +478,15 @@ impl FromRequestParts<ConsoleState> for Signed {
             .app
             .auth
             .limits()
-            .identity_request(&principal.identity.owner_id)
+            .identity_request(&identity.owner_id)
             .map_err(Refusal::rate_limited)?;
         Ok(Self {
+            identity,
             principal,
             session,
-            key,
             secure,
         })
     }
-}
-
-/// The principal a session started with a passkey acts as, read now: `None` once the
-/// passkey was removed or its owner suspended or deleted. It holds the kinds a person's
-/// console session uses (`manage` and `api`) and a token id of its own that names no
-/// stored token, so a use case that needs a live token (minting) refuses it.
-async fn passkey_principal(
-    state: &ConsoleState,
-    session: &Session,
-) -> Result<Option<Principal>, Error> {
-    let Some(passkey) = session.passkey() else {
-        return Ok(None);
-    };
-    let Some(identity) = state
-        .app
-        .store
-        .passkey_session(session.owner(), passkey)
-        .await?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(Principal {
-        identity,
-        token_id: session.standin_token_id(),
-        kinds: TokenKinds::new([TokenKind::Manage, TokenKind::Api])?,
-        expires_at: None,
-    }))
 }
 
 /// A form whose CSRF field can be checked.
@@ -528,7 +523,7 @@ where
             .await
             .map_err(form_refusal)?;
         if !user.session.csrf_matches(form.csrf()) {
-            tracing::info!(owner = %user.principal.identity.owner_id, "console form refused: missing or wrong CSRF token");
+            tracing::info!(owner = %user.identity.owner_id, "console form refused: missing or wrong CSRF token");
             return Err(Refusal::cross_site());
         }
         Ok(Self { user, form })

@@ -9,20 +9,22 @@
 //! - **Pages**: askama templates (`templates/*.html`, compiled into the binary and
 //!   HTML-escaped by default), one small stylesheet embedded with `include_str!`, and
 //!   one script (`assets/passkey.js`, the browser's half of the passkey ceremonies),
-//!   loaded only by the passkeys page and the sign-in page. Actions are plain POST forms answered by a redirect (POST-redirect-GET) with
+//!   loaded only by the passkeys page and the sign-in page. Actions are plain POST forms
+//!   answered by a redirect (POST-redirect-GET) with
 //!   one-time messages kept in the session. The one exception: a newly minted token
 //!   (a user's, a service token, a resource credential) or webhook signing secret is
 //!   rendered directly by the POST's response (`Cache-Control: no-store`) so that its
 //!   value is never kept on the server, not even until the next page; every minting form
 //!   carries a single-use id, so a browser that resubmits it mints nothing twice. A
 //!   secret's value is never rendered at all.
-//! - **Sessions** (`session.rs`): a random 256-bit secret in an `HttpOnly`,
-//!   `SameSite=Strict`, `Path=/` cookie (`__Host-` and `Secure` over HTTPS); the server
-//!   keeps its SHA-256 digest, in this process's memory only. Idle timeout 30 minutes,
-//!   lifetime 12 hours. The session is bound to the token it was started with (its digest,
-//!   never the token) and that token's user: every request re-authenticates the digest
-//!   through the store, so revoking the token or suspending or deleting the user ends it
-//!   on the next request (`guard::Signed`).
+//! - **Sessions** (`session.rs`, `signin.rs`): a random 256-bit secret in an `HttpOnly`,
+//!   `SameSite=Strict`, `Path=/` cookie (`__Host-` and `Secure` over HTTPS); the store
+//!   keeps its SHA-256 digest (`ownership_core::sessions`), so every process sees the
+//!   same sessions, with idle and absolute timeouts and a bound per user. A session is
+//!   started by a `manage` token (bound to it: every request re-authenticates its digest,
+//!   so revoking it ends the session), an OpenID Connect provider (unlinking ends it) or
+//!   a passkey (removing a passkey ends its owner's passkey sessions); suspending or
+//!   deleting the user ends every session (`guard::Signed`).
 //! - **CSRF**: every state-changing request is a POST from this origin (`Origin` and
 //!   `Sec-Fetch-Site` checked when present) carrying the session's CSRF token
 //!   (`guard::Posted`); the sign-in form uses a double-submit cookie.
@@ -36,9 +38,11 @@
 mod account;
 mod admin;
 mod guard;
+mod oidc;
 mod pages;
 mod passkeys;
 mod session;
+mod signin;
 mod views;
 
 use std::sync::Arc;
@@ -51,8 +55,9 @@ use tokio::sync::Mutex;
 
 pub use crate::passkey_settings::PasskeySettings;
 use crate::state::AppState;
+pub use crate::state::OidcConfig;
 use guard::Refusal;
-use session::{SessionPolicy, Sessions};
+use session::Sessions;
 
 /// `Content-Security-Policy` of every console response: nothing but our own origin, no
 /// framing, forms post only to us, no `<base>`, no plugins.
@@ -69,6 +74,7 @@ const CSS: &str = include_str!("assets/console.css");
 pub(crate) struct ConsoleState {
     app: AppState,
     sessions: Arc<Sessions>,
+    oidc: Option<Arc<oidc::Oidc>>,
     chain: Arc<Mutex<pages::ChainCheck>>,
     passkeys: Arc<passkeys::Passkeys>,
 }
@@ -82,12 +88,13 @@ impl std::fmt::Debug for ConsoleState {
 }
 
 /// The console's routes, `GET /` (a redirect to `/console`) and the stylesheet, ready to
-/// merge into a router of [`AppState`] ([`crate::router`] does). Each call starts an empty
-/// session store: mount it once per process.
+/// merge into a router of [`AppState`] ([`crate::router`] does). Mount it once per
+/// process (one-time messages, used form ids and passkey ceremonies live in it).
 pub fn router(state: &AppState) -> Router<AppState> {
     let console = ConsoleState {
         app: state.clone(),
-        sessions: Arc::new(Sessions::new(SessionPolicy::default())),
+        sessions: Arc::new(Sessions::new(state.config.console_sessions)),
+        oidc: oidc::Oidc::new(state.config.oidc.as_ref()),
         chain: Arc::new(Mutex::new(pages::ChainCheck::default())),
         passkeys: Arc::new(passkeys::Passkeys::new(state.config.passkeys.as_ref())),
     };
@@ -133,6 +140,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(pages::login_page).post(pages::login).fallback(refuse),
         )
         .route("/console/logout", post(pages::logout).fallback(refuse))
+        .route("/console/oidc/start", get(oidc::start).fallback(refuse))
+        .route(
+            "/console/oidc/callback",
+            get(oidc::callback).fallback(refuse),
+        )
         .route(
             "/console/link",
             get(pages::link_page).post(pages::link).fallback(refuse),

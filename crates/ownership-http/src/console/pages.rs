@@ -15,7 +15,7 @@ use ownership_core::ids::TokenId;
 use ownership_core::ports::{AuditFilter, PageRequest};
 use ownership_core::service::{self, TokenRequest};
 use ownership_core::token::digest_of;
-use ownership_core::{ChannelKey, ChannelName, Error, ExternalId, OwnerId, TokenKind, TokenKinds};
+use ownership_core::{ChannelKey, ChannelName, Error, ExternalId, TokenKind, TokenKinds};
 use serde::Deserialize;
 
 use super::ConsoleState;
@@ -23,12 +23,14 @@ use super::guard::{
     CsrfForm, LOGIN, Posted, Refusal, Signed, cookie, expired_cookie, form_refusal, is_secure,
     login_cookie_name, render, request_is_secure, same_origin, session_cookie_name, wait_text,
 };
-use super::session::{BoundToken, Flash, random_text};
+use super::session::{Flash, random_text};
+use super::signin::signed_in;
 use super::views::{
     AuditPage, Chrome, EventRow, HomePage, IdentityRow, LinkPage, LoginPage, Reveal, TokenRow,
     TokensPage, When,
 };
 use crate::auth::Peer;
+use ownership_core::sessions::{SessionMethod, SessionToken};
 
 /// What a wrong, expired or used pairing code shows, whichever it was.
 pub(crate) const INVALID_CODE: &str = "That code is not valid or has expired";
@@ -58,13 +60,6 @@ pub(crate) fn say(e: &Error) -> Option<String> {
         Error::Invalid { field, reason } => Some(sentence(&format!("invalid {field}: {reason}"))),
         Error::NotFound => Some("Not found.".to_owned()),
         Error::Conflict(m) | Error::Forbidden(m) => Some(sentence(m)),
-        // A mint or rotation whose minting token is not live: the session was started
-        // without a token (a passkey), or its token went away meanwhile.
-        Error::Unauthenticated => Some(
-            "Minting and rotating tokens needs a session signed in with a live token: \
-             sign in with your token to do it."
-                .to_owned(),
-        ),
         Error::RateLimited { retry_after } => Some(format!(
             "Too many attempts; try again in {}.",
             wait_text(*retry_after)
@@ -96,26 +91,24 @@ pub(crate) fn done(user: &Signed, text: impl Into<String>, to: &str) -> Response
     back(to)
 }
 
-/// Counts a failed pairing code against the user and the channel exactly as
-/// `POST /v1/pairing/{channel}/redeem` does (the channel's pending codes are burned when
-/// its budget runs out); returns the user's wait if they are now blocked.
-pub(crate) async fn count_failed_code(
-    state: &ConsoleState,
-    who: &OwnerId,
-    channel: &ChannelName,
-) -> Option<Duration> {
-    state.app.count_failed_code(who, channel).await
+/// The answer to a pairing code that did not redeem: `invalid` for a wrong or expired
+/// code (the store counted it against the user's and the channel's budgets, as for
+/// `POST /v1/pairing/{channel}/redeem`), the wait when the user's budget is spent.
+pub(crate) fn code_refusal(e: &Error) -> Option<String> {
+    match e {
+        Error::Invalid { .. } => Some(INVALID_CODE.to_owned()),
+        Error::NotFound => {
+            crate::metrics::pairing_failed();
+            Some(INVALID_CODE.to_owned())
+        }
+        Error::RateLimited { retry_after } => Some(too_many_codes(*retry_after)),
+        _ => None,
+    }
 }
 
-/// The message for a wrong code, with when to try again if the user is now blocked.
-pub(crate) fn invalid_code(wait: Option<Duration>) -> String {
-    match wait {
-        Some(w) => format!(
-            "{INVALID_CODE}. Too many wrong codes: try again in {}.",
-            wait_text(w)
-        ),
-        None => INVALID_CODE.to_owned(),
-    }
+/// The answer to a user whose wrong-code budget is spent.
+pub(crate) fn too_many_codes(wait: Duration) -> String {
+    format!("Too many wrong codes: try again in {}.", wait_text(wait))
 }
 
 /// A form with nothing but the CSRF token.
@@ -163,6 +156,7 @@ fn login_form(
         csrf,
         error,
         passkeys: state.passkeys.enabled(),
+        provider: state.oidc.as_ref().map(|o| o.display_name().to_owned()),
     };
     (jar, render(status, &page)).into_response()
 }
@@ -253,28 +247,19 @@ pub(crate) async fn login(State(state): State<ConsoleState>, req: Request) -> Re
             .into_response();
         }
     };
-    // A new session at every sign-in (no fixation): any session this browser carried ends.
-    let session_name = session_cookie_name(secure);
-    if let Some((old, _)) = jar
-        .get(session_name)
-        .and_then(|c| state.sessions.get(c.value()))
-    {
-        state.sessions.end(&old);
-    }
-    let bound = BoundToken {
+    let token = SessionToken {
         digest: digest_of(raw),
         id: principal.token_id.clone(),
     };
-    let (secret, _) = state.sessions.start(
-        principal.identity.owner_id.clone(),
-        bound,
-        &mut state.app.rng(),
-    );
-    tracing::info!(owner = %principal.identity.owner_id, token_id = %principal.token_id, "console session started");
-    let jar = CookieJar::new()
-        .add(cookie(session_name, secret, secure))
-        .add(expired_cookie(login_cookie_name(secure), secure));
-    (jar, Redirect::to("/console")).into_response()
+    signed_in(
+        &state,
+        &parts.headers,
+        secure,
+        &principal.identity.owner_id,
+        SessionMethod::Token,
+        Some(token),
+    )
+    .await
 }
 
 /// `POST /console/logout`: ends the session on the server and drops the cookie.
@@ -282,8 +267,10 @@ pub(crate) async fn logout(
     State(state): State<ConsoleState>,
     Posted { user, .. }: Posted<CsrfOnly>,
 ) -> Response {
-    state.sessions.end(&user.key);
-    tracing::info!(owner = %user.principal.identity.owner_id, "console session ended: signed out");
+    if let Err(e) = state.sessions.end(&*state.app.store, user.key()).await {
+        return Refusal::from_error(e).into_response();
+    }
+    tracing::info!(owner = %user.identity.owner_id, "console session ended: signed out");
     let jar = CookieJar::new().add(expired_cookie(
         session_cookie_name(user.secure),
         user.secure,
@@ -295,32 +282,24 @@ pub(crate) async fn logout(
 
 /// `GET /console`.
 pub(crate) async fn home(State(state): State<ConsoleState>, user: Signed) -> Response {
-    let identity = &user.principal.identity;
+    let identity = &user.identity;
     let token_prefix = match user.session.token() {
         None => None,
-        Some(_) => Some(
-            match state
-                .app
-                .store
-                .get_token(&user.scope(), &user.principal.token_id)
-                .await
-            {
+        Some(bound) => Some(
+            match state.app.store.get_token(&user.scope(), &bound.id).await {
                 Ok(t) => format!("{}…", t.display_prefix),
-                Err(_) => user.principal.token_id.to_string(),
+                Err(_) => bound.id.to_string(),
             },
         ),
     };
-    let left = user
-        .session
-        .ends_at(state.sessions.policy())
-        .saturating_duration_since(Instant::now());
-    let ends_at = When::of(state.app.clock.now() + left).text;
+    let ends_at = When::of(user.session.ends_at()).text;
     let page = HomePage {
         chrome: user.chrome("Home", "home"),
         user_id: identity.owner_id.to_string(),
         role: identity.role.as_str(),
         is_admin: identity.role.is_admin(),
         token_prefix,
+        method: method_name(user.session.method()),
         ends_at,
     };
     render(StatusCode::OK, &page)
@@ -366,14 +345,6 @@ pub(crate) async fn link(
     Posted { user, form }: Posted<LinkForm>,
 ) -> Response {
     const HERE: &str = "/console/link";
-    let who = user.principal.identity.owner_id.clone();
-    if let Some(wait) = state.app.auth.limits().redeem_blocked(&who) {
-        return alert(
-            &user,
-            format!("Too many wrong codes: try again in {}.", wait_text(wait)),
-            HERE,
-        );
-    }
     let channel = match ChannelName::parse(form.channel.trim()) {
         Ok(c) => c,
         Err(e) => return refused(&user, e, HERE),
@@ -385,15 +356,26 @@ pub(crate) async fn link(
             HERE,
         );
     }
-    match service::redeem_pairing(
+    let mut gate = match state
+        .app
+        .auth
+        .limits()
+        .pairing_gate(&user.identity.owner_id)
+        .await
+    {
+        Ok(gate) => gate,
+        Err(wait) => return alert(&user, too_many_codes(wait), HERE),
+    };
+    let result = service::redeem_pairing(
         &*state.app.store,
         &user.scope(),
         &state.app.pairing_key,
         &channel,
         &form.code,
     )
-    .await
-    {
+    .await;
+    gate.record(&result);
+    match result {
         Ok(b) => {
             crate::metrics::pairing_redeemed();
             done(
@@ -406,12 +388,10 @@ pub(crate) async fn link(
             )
         }
         // A malformed code is refused before any store read and costs no attempt.
-        Err(Error::Invalid { .. }) => alert(&user, invalid_code(None), HERE),
-        Err(Error::NotFound) => {
-            let wait = count_failed_code(&state, &who, &channel).await;
-            alert(&user, invalid_code(wait), HERE)
-        }
-        Err(e) => refused(&user, e, HERE),
+        Err(e) => match code_refusal(&e) {
+            Some(text) => alert(&user, text, HERE),
+            None => refused(&user, e, HERE),
+        },
     }
 }
 
@@ -461,15 +441,15 @@ async fn tokens_view(state: &ConsoleState, user: &Signed, reveal: Option<Reveal>
         Err(e) => return Refusal::from_error(e).into_response(),
     };
     let now = state.app.clock.now();
-    let current = user.session.token().map(|t| t.id);
+    let current = user.session.token().map(|t| t.id.clone());
     let page = TokensPage {
         chrome: user.chrome("Tokens", "tokens"),
         new_token: reveal,
         form_id: random_text::<16>(&mut state.app.rng()),
         kinds: user
             .principal
-            .kinds
             .iter()
+            .flat_map(|p| p.kinds.iter())
             .map(ToString::to_string)
             .collect(),
         tokens: tokens
@@ -521,6 +501,10 @@ pub(crate) async fn create_token(
     if !user.session.use_form(&form.form_id) {
         return resubmitted(&user, HERE);
     }
+    let minter = match user.minting_token() {
+        Ok(p) => p,
+        Err(e) => return refused(&user, e, HERE),
+    };
     if form.kind.is_empty() {
         return alert(&user, "Choose at least one kind.", HERE);
     }
@@ -550,7 +534,7 @@ pub(crate) async fn create_token(
     let now = state.app.clock.now();
     match service::issue_token(
         &*state.app.store,
-        &user.principal,
+        minter,
         request,
         now,
         &mut state.app.rng(),
@@ -602,9 +586,13 @@ pub(crate) async fn rotate_token(
     let Ok(id) = TokenId::parse(&form.id) else {
         return refused(&user, Error::NotFound, HERE);
     };
+    let holder = match user.minting_token() {
+        Ok(p) => p.clone(),
+        Err(e) => return refused(&user, e, HERE),
+    };
     match service::rotate_token(
         &*state.app.store,
-        &Rotator::Holder(user.principal.clone()),
+        &Rotator::Holder(holder),
         &id,
         None,
         &mut state.app.rng(),
@@ -614,10 +602,13 @@ pub(crate) async fn rotate_token(
         Ok((record, secret)) => {
             let own = user.session.token().is_some_and(|t| t.id == id);
             if own {
-                user.session.rebind(BoundToken {
+                let bound = SessionToken {
                     digest: secret.digest(),
                     id: record.id.clone(),
-                });
+                };
+                if let Err(e) = state.app.store.rebind_session(user.key(), bound).await {
+                    return Refusal::from_error(e).into_response();
+                }
             }
             let note = if own {
                 format!(
@@ -649,8 +640,10 @@ pub(crate) async fn revoke_token(
     };
     match state.app.store.revoke_token(&user.scope(), &id, None).await {
         Ok(_) if user.session.token().is_some_and(|t| t.id == id) => {
-            state.sessions.end(&user.key);
-            tracing::info!(owner = %user.principal.identity.owner_id, "console session ended: its token was revoked");
+            if let Err(e) = state.sessions.end(&*state.app.store, user.key()).await {
+                return Refusal::from_error(e).into_response();
+            }
+            tracing::info!(owner = %user.identity.owner_id, "console session ended: its token was revoked");
             let jar = CookieJar::new().add(expired_cookie(
                 session_cookie_name(user.secure),
                 user.secure,
@@ -746,7 +739,7 @@ pub(crate) async fn audit_page(
 ) -> Response {
     let q = AfterQuery::or_default(q);
     let own = user.scope();
-    let admin = AdminScope::new(&user.principal.identity);
+    let admin = AdminScope::new(&user.identity);
     let filter = match &admin {
         Some(a) => AuditFilter::All(a),
         None => AuditFilter::Owner(&own),
@@ -784,4 +777,13 @@ pub(crate) async fn audit_page(
         next: events.next,
     };
     render(StatusCode::OK, &page)
+}
+
+/// How a session was started, in words.
+fn method_name(method: SessionMethod) -> &'static str {
+    match method {
+        SessionMethod::Token => "a token",
+        SessionMethod::Oidc => "your identity provider",
+        SessionMethod::Passkey => "a passkey",
+    }
 }

@@ -11,7 +11,7 @@
 //!   `POST /console/passkeys/login` finds the passkey by the credential id the browser
 //!   returns, verifies the assertion, checks the user handle names the passkey's owner,
 //!   records the use (the counter must advance, the owner must be active) and starts a
-//!   session bound to that passkey. Both carry the sign-in form's double-submit CSRF
+//!   store-kept session (`SessionMethod::Passkey`, through `signin::session_cookies`). Both carry the sign-in form's double-submit CSRF
 //!   value; a failure counts against the address's failed-authentication budget.
 //! - **Remove**: a plain form on the passkeys page.
 //!
@@ -35,7 +35,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use moka::sync::Cache;
 use ownership_core::passkeys::{CredentialId, NewPasskey, PasskeyLabel, PasskeyRecord, PasskeyUse};
-use ownership_core::token::{TokenDigest, digest_of};
+use ownership_core::sessions::{SessionKey, SessionMethod};
+use ownership_core::token::digest_of;
 use ownership_core::{Error, OwnerId};
 use serde::Deserialize;
 use serde_json::json;
@@ -46,11 +47,12 @@ use webauthn_rs::prelude::{
 
 use super::ConsoleState;
 use super::guard::{
-    CsrfForm, Posted, Refusal, Signed, cookie, expired_cookie, form_refusal, login_cookie_name,
-    render, request_is_secure, same_origin, session_cookie_name, wait_text,
+    CsrfForm, Posted, Refusal, Signed, form_refusal, login_cookie_name, render, request_is_secure,
+    same_origin, wait_text,
 };
 use super::pages::{done, refused, say};
 use super::session::random_text;
+use super::signin::session_cookies;
 use super::views::When;
 use crate::error::LoggedError;
 use crate::passkey_settings::PasskeySettings;
@@ -63,7 +65,7 @@ const CEREMONIES_KEPT: u64 = 10_000;
 
 /// A registration waiting for the browser's answer.
 struct Registration {
-    session: TokenDigest,
+    session: SessionKey,
     owner: OwnerId,
     label: PasskeyLabel,
     state: PasskeyRegistration,
@@ -281,7 +283,7 @@ pub(crate) async fn register_options(
         Ok(l) => l,
         Err(e) => return json_refusal(e),
     };
-    let owner = user.principal.identity.owner_id.clone();
+    let owner = user.identity.owner_id.clone();
     let existing = match state.app.store.list_passkeys(&user.scope()).await {
         Ok(list) => list,
         Err(e) => return json_refusal(e),
@@ -317,7 +319,7 @@ pub(crate) async fn register_options(
     state.passkeys.registrations.insert(
         ceremony.clone(),
         Arc::new(Registration {
-            session: user.key,
+            session: *user.key(),
             owner,
             label,
             state: registration,
@@ -344,7 +346,7 @@ pub(crate) async fn register(
     let Some(pending) = state.passkeys.registrations.remove(&form.ceremony) else {
         return expired();
     };
-    if pending.session != user.key || pending.owner != user.principal.identity.owner_id {
+    if pending.session != *user.key() || pending.owner != user.identity.owner_id {
         return expired();
     }
     let refused_answer = |why: String| {
@@ -575,25 +577,19 @@ pub(crate) async fn login(State(state): State<ConsoleState>, req: Request) -> Re
         Err(e) => return json_refusal(e),
     };
     // A new session at every sign-in (no fixation): any session this browser carried ends.
-    let session_name = session_cookie_name(request.secure);
-    if let Some((old, _)) = request
-        .jar
-        .get(session_name)
-        .and_then(|c| state.sessions.get(c.value()))
+    let jar = match session_cookies(
+        &state,
+        &request.jar,
+        request.secure,
+        &identity.owner_id,
+        SessionMethod::Passkey,
+        None,
+    )
+    .await
     {
-        state.sessions.end(&old);
-    }
-    let (secret, _) =
-        state
-            .sessions
-            .start_without_token(identity.owner_id.clone(), id, &mut state.app.rng());
-    tracing::info!(owner = %identity.owner_id, "console session started with a passkey");
-    let jar = CookieJar::new()
-        .add(cookie(session_name, secret, request.secure))
-        .add(expired_cookie(
-            login_cookie_name(request.secure),
-            request.secure,
-        ));
+        Ok(jar) => jar,
+        Err(e) => return json_refusal(e),
+    };
     (jar, redirect_json("/console")).into_response()
 }
 

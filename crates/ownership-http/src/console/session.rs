@@ -1,49 +1,31 @@
-//! Console sessions: in memory, per process, bounded.
+//! Console sessions: kept in the store, so every server process sees the same ones.
 //!
-//! A session is a random 256-bit secret sent to the browser in a cookie. The server keeps
-//! only its SHA-256 digest (the cache key), the signed-in user, the digest of the token
-//! the session was started with (never the token), a CSRF token, the one-time messages
-//! waiting for the next page, and the single-use ids of the minting forms it rendered.
+//! A session is a random 256-bit secret sent to the browser in a cookie. The store keeps
+//! only its SHA-256 digest ([`SessionKey`]) with the signed-in user, how they signed in,
+//! the token they signed in with when that is how (its digest, never the token) and its
+//! times; the rules (idle timeout, absolute lifetime, at most so many per user, throttled
+//! last-seen writes, suspension ending them) are `ownership_core::sessions`'. The CSRF
+//! token is derived from the secret ([`csrf_of`]), so every process computes the same one.
 //!
-//! A session ends after [`SessionPolicy::idle`] without a request, after
-//! [`SessionPolicy::lifetime`] whatever happens, at sign-out, and — checked by the caller
-//! on every request — as soon as its token no longer authenticates as its user. Sessions
-//! live in this process's memory: they do not survive a restart and are not shared
-//! between processes (a sign-in again is needed), and when more than
-//! [`SessionPolicy::capacity`] are open the least useful are dropped.
+//! What stays in this process's memory: the one-time messages waiting for the next page
+//! and the single-use ids of the minting forms a session rendered. Behind a load balancer
+//! a message may be shown by the process that set it only (a redirect served by another
+//! process shows none), and a form id is refused twice only by one process; the
+//! session itself, its CSRF token and its end are the same everywhere.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use moka::sync::Cache;
-use ownership_core::OwnerId;
-use ownership_core::ids::TokenId;
-use ownership_core::passkeys::CredentialId;
-use ownership_core::token::{TokenDigest, digest_of};
-
-/// How long sessions live and how many are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SessionPolicy {
-    /// Ends after this long without a request.
-    pub idle: Duration,
-    /// Ends this long after sign-in, however active.
-    pub lifetime: Duration,
-    /// At most this many open sessions per process.
-    pub capacity: u64,
-}
-
-impl Default for SessionPolicy {
-    fn default() -> Self {
-        Self {
-            idle: Duration::from_secs(30 * 60),
-            lifetime: Duration::from_secs(12 * 3600),
-            capacity: 10_000,
-        }
-    }
-}
+use ownership_core::ports::Store;
+use ownership_core::sessions::{
+    SessionKey, SessionMethod, SessionPolicy, SessionRecord, SessionToken, csrf_of,
+};
+use ownership_core::token::digest_of;
+use ownership_core::{Error, Identity, OwnerId, RandomSource};
+use time::OffsetDateTime;
 
 /// How a one-time message is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,28 +71,13 @@ impl Flash {
     }
 }
 
-/// The token a session is bound to: its digest and public id, never its value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BoundToken {
-    /// SHA-256 of the token.
-    pub digest: TokenDigest,
-    /// Its public id (to recognise it in the token list).
-    pub id: TokenId,
-}
-
 /// How many minting-form ids a session remembers as used.
 const USED_FORMS_KEPT: usize = 64;
 
-/// One signed-in browser.
-#[derive(Debug)]
-pub(crate) struct Session {
-    owner: OwnerId,
-    token: Mutex<Option<BoundToken>>,
-    passkey: Option<CredentialId>,
-    standin: TokenId,
-    csrf: String,
-    created: Instant,
-    last_seen: Mutex<Instant>,
+/// What this process keeps beside a stored session: its one-time messages and used
+/// form ids.
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
     flashes: Mutex<Vec<Flash>>,
     used_forms: Mutex<VecDeque<String>>,
 }
@@ -119,32 +86,34 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// One signed-in browser, as this request sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    key: SessionKey,
+    record: SessionRecord,
+    csrf: String,
+    extras: Arc<Extras>,
+}
+
 impl Session {
+    /// The session's key (the digest of its secret).
+    pub fn key(&self) -> &SessionKey {
+        &self.key
+    }
+
     /// The signed-in user.
     pub fn owner(&self) -> &OwnerId {
-        &self.owner
+        &self.record.owner
     }
 
-    /// The token the session is bound to (`None`: it was started without one).
-    pub fn token(&self) -> Option<BoundToken> {
-        lock(&self.token).clone()
+    /// How they signed in.
+    pub fn method(&self) -> SessionMethod {
+        self.record.method
     }
 
-    /// The passkey a session started without a token stands on.
-    pub fn passkey(&self) -> Option<&CredentialId> {
-        self.passkey.as_ref()
-    }
-
-    /// A token id of this session's own, naming no stored token: what a session started
-    /// without a token presents where a token id is asked for.
-    pub fn standin_token_id(&self) -> TokenId {
-        self.standin.clone()
-    }
-
-    /// Binds the session to the replacement of its own token (the user rotated the token
-    /// they signed in with, from this session).
-    pub fn rebind(&self, token: BoundToken) {
-        *lock(&self.token) = Some(token);
+    /// The token the session was started with (a token sign-in).
+    pub fn token(&self) -> Option<&SessionToken> {
+        self.record.token.as_ref()
     }
 
     /// The CSRF token every form of this session carries.
@@ -159,13 +128,13 @@ impl Session {
     }
 
     /// When the session ends at the latest.
-    pub fn ends_at(&self, policy: &SessionPolicy) -> Instant {
-        self.created + policy.lifetime
+    pub fn ends_at(&self) -> OffsetDateTime {
+        self.record.expires_at
     }
 
     /// Queues a message for the next page.
     pub fn flash(&self, flash: Flash) {
-        let mut flashes = lock(&self.flashes);
+        let mut flashes = lock(&self.extras.flashes);
         if flashes.len() < 8 {
             flashes.push(flash);
         }
@@ -173,12 +142,12 @@ impl Session {
 
     /// Takes the queued messages (each is shown once).
     pub fn take_flashes(&self) -> Vec<Flash> {
-        std::mem::take(&mut *lock(&self.flashes))
+        std::mem::take(&mut *lock(&self.extras.flashes))
     }
 
     /// Marks a minting form's id as used; false if it was used before (a resubmission).
     pub fn use_form(&self, form_id: &str) -> bool {
-        let mut used = lock(&self.used_forms);
+        let mut used = lock(&self.extras.used_forms);
         if form_id.is_empty() || used.iter().any(|f| f == form_id) {
             return false;
         }
@@ -187,20 +156,6 @@ impl Session {
         }
         used.push_back(form_id.to_owned());
         true
-    }
-
-    /// Whether the session is still within its idle timeout and lifetime at `now`; if so,
-    /// `now` counts as activity.
-    fn touch(&self, policy: &SessionPolicy, now: Instant) -> bool {
-        let mut last = lock(&self.last_seen);
-        let idle_ok = now.saturating_duration_since(*last) < policy.idle;
-        let life_ok = now.saturating_duration_since(self.created) < policy.lifetime;
-        if idle_ok && life_ok {
-            *last = now;
-            true
-        } else {
-            false
-        }
     }
 }
 
@@ -211,9 +166,10 @@ pub(crate) fn random_text<const N: usize>(rng: &mut dyn FnMut(&mut [u8])) -> Str
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The open sessions of this process, keyed by the digest of their secret.
+/// The console's sessions: the store's, under this server's policy, with this process's
+/// [`Extras`] beside them.
 pub(crate) struct Sessions {
-    cache: Cache<TokenDigest, Arc<Session>>,
+    extras: Cache<SessionKey, Arc<Extras>>,
     policy: SessionPolicy,
 }
 
@@ -226,13 +182,11 @@ impl std::fmt::Debug for Sessions {
 }
 
 impl Sessions {
-    /// An empty store under `policy`.
+    /// Sessions under `policy`.
     pub fn new(policy: SessionPolicy) -> Self {
         Self {
-            // The cache's own idle and lifetime bounds drop abandoned sessions; `get`
-            // checks both again, exactly, before a session is used.
-            cache: Cache::builder()
-                .max_capacity(policy.capacity)
+            extras: Cache::builder()
+                .max_capacity(100_000)
                 .time_to_idle(policy.idle)
                 .time_to_live(policy.lifetime)
                 .build(),
@@ -240,79 +194,49 @@ impl Sessions {
         }
     }
 
-    /// The policy.
-    pub fn policy(&self) -> &SessionPolicy {
-        &self.policy
-    }
-
-    /// Starts a session for `owner` bound to `token`: returns the secret for the cookie
-    /// (shown to nobody else, kept nowhere) and the session.
-    pub fn start(
+    /// Starts a session for `owner` (already authenticated by `method`; `token` for a
+    /// token sign-in): returns the secret for the cookie.
+    pub async fn start(
         &self,
-        owner: OwnerId,
-        token: BoundToken,
-        rng: &mut dyn FnMut(&mut [u8]),
-    ) -> (String, Arc<Session>) {
-        self.open(owner, Some(token), None, rng)
+        store: &dyn Store,
+        owner: &OwnerId,
+        method: SessionMethod,
+        token: Option<SessionToken>,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<String, Error> {
+        let started = store
+            .start_session(owner, method, token, &self.policy, rng)
+            .await?;
+        Ok(started.secret)
     }
 
-    /// Starts a session for `owner` without a token, standing on the passkey they signed
-    /// in with (re-checked on every request, like a token).
-    pub fn start_without_token(
+    /// The live session whose secret is `secret`, with its user as they are now.
+    pub async fn get(
         &self,
-        owner: OwnerId,
-        passkey: CredentialId,
-        rng: &mut dyn FnMut(&mut [u8]),
-    ) -> (String, Arc<Session>) {
-        self.open(owner, None, Some(passkey), rng)
-    }
-
-    fn open(
-        &self,
-        owner: OwnerId,
-        token: Option<BoundToken>,
-        passkey: Option<CredentialId>,
-        rng: &mut dyn FnMut(&mut [u8]),
-    ) -> (String, Arc<Session>) {
-        let secret = random_text::<32>(rng);
-        let now = Instant::now();
-        let session = Arc::new(Session {
-            owner,
-            token: Mutex::new(token),
-            passkey,
-            standin: TokenId::generate(&mut |b: &mut [u8]| rng(b)),
-            csrf: random_text::<32>(rng),
-            created: now,
-            last_seen: Mutex::new(now),
-            flashes: Mutex::new(Vec::new()),
-            used_forms: Mutex::new(VecDeque::new()),
-        });
-        self.cache.insert(digest_of(&secret), Arc::clone(&session));
-        (secret, session)
-    }
-
-    /// The live session whose secret is `secret`, counting this as activity.
-    pub fn get(&self, secret: &str) -> Option<(TokenDigest, Arc<Session>)> {
-        self.get_at(secret, Instant::now())
-    }
-
-    fn get_at(&self, secret: &str, now: Instant) -> Option<(TokenDigest, Arc<Session>)> {
-        if secret.is_empty() || secret.len() > 64 {
-            return None;
-        }
-        let key = digest_of(secret);
-        let session = self.cache.get(&key)?;
-        if session.touch(&self.policy, now) {
-            Some((key, session))
-        } else {
-            self.cache.invalidate(&key);
-            None
-        }
+        store: &dyn Store,
+        secret: &str,
+    ) -> Result<Option<(Session, Identity)>, Error> {
+        let Some(key) = SessionKey::of_secret(secret) else {
+            return Ok(None);
+        };
+        let Some(live) = store.live_session(&key, &self.policy).await? else {
+            self.extras.invalidate(&key);
+            return Ok(None);
+        };
+        let extras = self.extras.get_with(key, || Arc::new(Extras::default()));
+        let session = Session {
+            key,
+            record: live.record,
+            csrf: csrf_of(secret),
+            extras,
+        };
+        Ok(Some((session, live.identity)))
     }
 
     /// Ends the session with this key (sign-out, or its token stopped working).
-    pub fn end(&self, key: &TokenDigest) {
-        self.cache.invalidate(key);
+    pub async fn end(&self, store: &dyn Store, key: &SessionKey) -> Result<(), Error> {
+        self.extras.invalidate(key);
+        store.end_session(key).await
     }
 }
 
@@ -320,79 +244,26 @@ impl Sessions {
 mod tests {
     use super::*;
 
-    fn rng() -> impl FnMut(&mut [u8]) {
-        let mut n = 0u8;
-        move |buf: &mut [u8]| {
-            for b in buf.iter_mut() {
-                n = n.wrapping_add(37);
-                *b = n;
-            }
+    fn session() -> Session {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        Session {
+            key: SessionKey::of_secret("secret").unwrap(),
+            record: SessionRecord {
+                owner: OwnerId::parse("alice").unwrap(),
+                method: SessionMethod::Oidc,
+                token: None,
+                created_at: now,
+                last_seen_at: now,
+                expires_at: now,
+            },
+            csrf: csrf_of("secret"),
+            extras: Arc::new(Extras::default()),
         }
-    }
-
-    fn bound() -> BoundToken {
-        BoundToken {
-            digest: digest_of("own_u_x"),
-            id: TokenId::generate(&mut rng()),
-        }
-    }
-
-    fn sessions() -> Sessions {
-        Sessions::new(SessionPolicy::default())
-    }
-
-    #[test]
-    fn secrets_are_256_bits_and_only_their_digest_is_a_key() {
-        let s = sessions();
-        let (secret, _) = s.start(OwnerId::parse("alice").unwrap(), bound(), &mut rng());
-        assert_eq!(URL_SAFE_NO_PAD.decode(&secret).unwrap().len(), 32);
-        assert!(s.get(&secret).is_some());
-        assert!(s.cache.contains_key(&digest_of(&secret)));
-        assert!(s.get("").is_none());
-        assert!(s.get(&format!("{secret}x")).is_none());
-    }
-
-    #[test]
-    fn idle_timeout_and_absolute_lifetime_end_a_session() {
-        let s = sessions();
-        let policy = *s.policy();
-        let (secret, _) = s.start(OwnerId::parse("alice").unwrap(), bound(), &mut rng());
-        let start = Instant::now();
-        // Active every 20 minutes: idle never bites, the 12 h lifetime does.
-        let mut t = start;
-        while t + Duration::from_secs(20 * 60) < start + policy.lifetime {
-            t += Duration::from_secs(20 * 60);
-            assert!(s.get_at(&secret, t).is_some(), "alive at {:?}", t - start);
-        }
-        assert!(
-            s.get_at(&secret, start + policy.lifetime + Duration::from_secs(1))
-                .is_none()
-        );
-        assert!(s.get_at(&secret, t).is_none(), "gone for good");
-
-        let (secret, _) = s.start(OwnerId::parse("bob").unwrap(), bound(), &mut rng());
-        let now = Instant::now();
-        assert!(
-            s.get_at(&secret, now + policy.idle - Duration::from_secs(1))
-                .is_some()
-        );
-        let later = now + policy.idle - Duration::from_secs(1) + policy.idle;
-        assert!(s.get_at(&secret, later).is_none(), "30 idle minutes end it");
-    }
-
-    #[test]
-    fn sign_out_ends_it() {
-        let s = sessions();
-        let (secret, _) = s.start(OwnerId::parse("alice").unwrap(), bound(), &mut rng());
-        let (key, _) = s.get(&secret).unwrap();
-        s.end(&key);
-        assert!(s.get(&secret).is_none());
     }
 
     #[test]
     fn csrf_tokens_and_form_ids() {
-        let s = sessions();
-        let (_, session) = s.start(OwnerId::parse("alice").unwrap(), bound(), &mut rng());
+        let session = session();
         let csrf = session.csrf().to_owned();
         assert!(session.csrf_matches(&csrf));
         assert!(!session.csrf_matches(""));
@@ -407,8 +278,7 @@ mod tests {
 
     #[test]
     fn flashes_are_shown_once() {
-        let s = sessions();
-        let (_, session) = s.start(OwnerId::parse("alice").unwrap(), bound(), &mut rng());
+        let session = session();
         session.flash(Flash::status("done"));
         session.flash(Flash::alert("no"));
         let shown = session.take_flashes();

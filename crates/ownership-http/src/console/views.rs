@@ -91,6 +91,15 @@ pub(crate) struct LoginPage {
     pub error: Option<String>,
     /// Whether the passkey button (and its script) is on the page.
     pub passkeys: bool,
+    /// The OpenID Connect provider's name, when one is configured.
+    pub provider: Option<String>,
+}
+
+/// The page an OpenID Connect sign-in lands on, which sends the browser on to the console.
+#[derive(Template)]
+#[template(path = "continue.html")]
+pub(crate) struct ContinuePage {
+    pub chrome: Chrome,
 }
 
 #[derive(Template)]
@@ -100,8 +109,10 @@ pub(crate) struct HomePage {
     pub user_id: String,
     pub role: &'static str,
     pub is_admin: bool,
-    /// The session's token, or `None` for a session started with a passkey.
+    /// The token of a token sign-in.
     pub token_prefix: Option<String>,
+    /// How the session was started, in words.
+    pub method: &'static str,
     pub ends_at: String,
 }
 

@@ -210,11 +210,12 @@ pub async fn set_status(
 /// Mint a service token.
 ///
 /// Mints a service token (`channel:<name>`, `verify`) owned by the calling Admin or Owner
-/// (`manage` token); its value is shown once.
+/// (`manage` token); its value is shown once. 409 `quota_exceeded` when the caller
+/// already holds as many live tokens as their quota allows.
 #[utoipa::path(post, path = "/v1/admin/service-tokens", tag = "tokens", request_body = ServiceTokenRequest,
     responses(
         (status = 201, description = "The service token, with its value (shown once).", body = NewTokenView),
-        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden)))]
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden), (status = 409, response = Conflict)))]
 pub async fn service_token(
     State(state): State<AppState>,
     admin: RequireAdmin,

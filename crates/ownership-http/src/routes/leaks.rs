@@ -4,8 +4,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use ownership_core::authz::SystemScope;
+use ownership_core::leaks::{LEAK_REPORT_MAX, LeakSource};
 use ownership_core::token::digest_of;
-use ownership_core::tokens::{LEAK_REPORT_MAX, LeakSource};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -36,8 +36,9 @@ pub struct LeakReceipt {
 
 /// Revoke leaked tokens by value.
 ///
-/// Unauthenticated: holding a token is the proof. Every live token among the values is
-/// revoked at once, audited as `token.revoked_as_leaked`, and its owner is told through
+/// Unauthenticated: holding a token is the proof. Every live token and resource credential
+/// among the values is revoked at once, audited as `token.revoked_as_leaked` or
+/// `resource.revoked_as_leaked`, and its owner is told through
 /// their event stream and webhook. The answer is the same whatever matched: 202 with the
 /// count received. Rate-limited per client address (`limits.leak_reports_per_address`).
 #[utoipa::path(post, path = "/v1/tokens/revoke-leaked", tag = "tokens", request_body = LeakReport,

@@ -63,11 +63,12 @@ pub async fn list_tokens(
 /// Mint a token.
 ///
 /// Mints a token with a subset of the calling token's kinds, an optional label and
-/// lifetime; its value is shown once. Needs a `manage` token.
+/// lifetime; its value is shown once. Needs a `manage` token. 409 `quota_exceeded` when
+/// the caller already holds as many live tokens as their quota allows.
 #[utoipa::path(post, path = "/v1/me/tokens", tag = "tokens", request_body = CreateTokenRequest,
     responses(
         (status = 201, description = "The new token, with its value (shown once).", body = NewTokenView),
-        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden)))]
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden), (status = 409, response = Conflict)))]
 pub async fn create_token(
     State(state): State<AppState>,
     caller: RequireKind<Manage>,

@@ -38,6 +38,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(me::unlink_identity))
         .routes(routes!(me::my_audit))
         .routes(routes!(events::my_events))
+        .routes(routes!(events::stream_ticket))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::get_user, admin::delete_user))
         .routes(routes!(admin::set_role))

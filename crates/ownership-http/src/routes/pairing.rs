@@ -2,7 +2,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use ownership_core::authz::ChannelScope;
 use ownership_core::ports::ChannelBinding;
-use ownership_core::{ChannelName, Error, ExternalId, OwnerId, service};
+use ownership_core::{ChannelName, Error, ExternalId, service};
 
 use super::{CREATED, channel, owner_id};
 use crate::api_doc::*;
@@ -105,12 +105,10 @@ pub async fn resolve(
     }))
 }
 
-/// Counts a failed redemption against the user and the channel; burns the channel's
-/// pending codes when its budget runs out.
-async fn redeem_outcome(
-    state: &AppState,
-    who: &OwnerId,
-    ch: &ChannelName,
+/// The answer to a redemption or approval. The store counted a wrong code against the
+/// submitter's and the channel's budgets in the transaction that evaluated it (and
+/// refused it unevaluated, 429, once the submitter's budget was spent).
+fn redeem_outcome(
     result: Result<ChannelBinding, Error>,
 ) -> Result<ApiJson<IdentityView>, ApiError> {
     match result {
@@ -119,7 +117,7 @@ async fn redeem_outcome(
             Ok(ApiJson(IdentityView::from(&b)))
         }
         Err(Error::NotFound) => {
-            state.count_failed_code(who, ch).await;
+            crate::metrics::pairing_failed();
             Err(ApiError::invalid_code())
         }
         Err(e) => Err(e.into()),
@@ -144,10 +142,12 @@ pub async fn redeem(
     ApiJson(body): ApiJson<RedeemRequest>,
 ) -> Result<ApiJson<IdentityView>, ApiError> {
     let ch = channel(&ch)?;
-    let who = caller.0.identity.owner_id.clone();
-    if let Some(wait) = state.auth.limits().redeem_blocked(&who) {
-        return Err(ApiError::rate_limited(wait));
-    }
+    let mut gate = state
+        .auth
+        .limits()
+        .pairing_gate(&caller.0.identity.owner_id)
+        .await
+        .map_err(ApiError::rate_limited)?;
     // Blank or malformed codes are refused by the use case before any store read, as 400:
     // they spend no budget.
     let result = service::redeem_pairing(
@@ -158,7 +158,8 @@ pub async fn redeem(
         &body.code,
     )
     .await;
-    redeem_outcome(&state, &who, &ch, result).await
+    gate.record(&result);
+    redeem_outcome(result)
 }
 
 /// List pending pairing requests.
@@ -201,10 +202,12 @@ pub async fn approve(
 ) -> Result<ApiJson<IdentityView>, ApiError> {
     let ch = channel(&ch)?;
     let owner = owner_id(&body.owner_id)?;
-    let who = admin.principal.identity.owner_id.clone();
-    if let Some(wait) = state.auth.limits().redeem_blocked(&who) {
-        return Err(ApiError::rate_limited(wait));
-    }
+    let mut gate = state
+        .auth
+        .limits()
+        .pairing_gate(&admin.principal.identity.owner_id)
+        .await
+        .map_err(ApiError::rate_limited)?;
     let result = service::approve_pairing(
         &*state.store,
         &admin.scope,
@@ -214,5 +217,6 @@ pub async fn approve(
         &owner,
     )
     .await;
-    redeem_outcome(&state, &who, &ch, result).await
+    gate.record(&result);
+    redeem_outcome(result)
 }

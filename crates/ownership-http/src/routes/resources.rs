@@ -35,11 +35,12 @@ pub fn credentials_denied() -> ApiError {
 ///
 /// Registers a resource with grants to some of the caller's secrets (each must exist);
 /// its resource token is shown once. Needs a `manage` or `api` token and a server with a
-/// master key (else 503 `secrets_disabled`).
+/// master key (else 503 `secrets_disabled`). 409 `quota_exceeded` when the caller already
+/// holds as many live resource credentials as their quota allows.
 #[utoipa::path(post, path = "/v1/me/resources", tag = "secrets", request_body = CreateResourceRequest,
     responses(
         (status = 201, description = "The resource, with its resource token (shown once).", body = NewResourceView),
-        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden)))]
+        JsonBodyErrors, AuthErrors, (status = 403, response = Forbidden), (status = 409, response = Conflict)))]
 pub async fn create_resource(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,

@@ -41,7 +41,8 @@ pub(crate) fn secret_keys(state: &AppState) -> Result<Arc<MasterKeys>, ApiError>
 ///
 /// Stores a secret (201 when new, 200 when replaced); the answer never carries the value.
 /// Needs a `manage` or `api` token and a server with a master key (else 503
-/// `secrets_disabled`).
+/// `secrets_disabled`). 409 `quota_exceeded` when the write would take the caller past
+/// their quota of secrets or of bytes of secret values.
 #[utoipa::path(put, path = "/v1/me/secrets/{name}", tag = "secrets", request_body = PutSecretRequest,
     params(SecretNamePath),
     responses(

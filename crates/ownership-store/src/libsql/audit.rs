@@ -11,10 +11,14 @@ use ownership_core::{OwnerId, Result};
 use super::conn::{
     args, bytes, int, integrity, opt_text, parsed, query_all, query_opt, text, time_at,
 };
-use super::db::LibsqlTx;
+use super::db::{LibsqlTx, key_version};
 
 pub(super) const EVENT_COLS: &str =
-    "seq, at, actor, owner_id, action, target, details, prev_hash, hash";
+    "seq, at, actor, owner_id, action, target, details, prev_hash, hash, owner_uid, key_version";
+
+/// The events of the account that holds `owner` now (by its immutable identity: an
+/// earlier account under the same id is someone else).
+const OWNER_IS: &str = "owner_uid = (SELECT uid FROM users WHERE id = ?1)";
 
 pub(super) fn event_from(row: &[Value]) -> Result<AuditEvent> {
     Ok(AuditEvent {
@@ -29,6 +33,8 @@ pub(super) fn event_from(row: &[Value]) -> Result<AuditEvent> {
         details: text(row, 6)?,
         prev_hash: ChainHash::from_bytes(bytes::<32>(row, 7, "audit prev_hash")?),
         hash: ChainHash::from_bytes(bytes::<32>(row, 8, "audit hash")?),
+        owner_uid: opt_text(row, 9)?,
+        key_version: key_version(row, 10)?,
     })
 }
 
@@ -43,7 +49,7 @@ impl AuditRows for LibsqlTx {
         let rows = match owner {
             Some(owner) => {
                 let sql = format!(
-                    "SELECT {EVENT_COLS} FROM audit_events WHERE owner_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+                    "SELECT {EVENT_COLS} FROM audit_events WHERE {OWNER_IS} AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
                 );
                 query_all(&self.conn, &sql, args![owner.as_str(), before, limit]).await?
             }
@@ -64,7 +70,7 @@ impl AuditRows for LibsqlTx {
         limit: i64,
     ) -> Result<Vec<AuditEvent>> {
         let sql = format!(
-            "SELECT {EVENT_COLS} FROM audit_events WHERE owner_id = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3"
+            "SELECT {EVENT_COLS} FROM audit_events WHERE {OWNER_IS} AND seq > ?2 ORDER BY seq ASC LIMIT ?3"
         );
         let rows = query_all(&self.conn, &sql, args![owner.as_str(), after, limit]).await?;
         rows.iter().map(|r| event_from(r)).collect()
@@ -94,5 +100,9 @@ impl AuditRows for LibsqlTx {
             Ok((int(&row, 0)?, hash))
         })
         .transpose()
+    }
+
+    async fn head_key_version(&mut self) -> Result<Option<u32>> {
+        Ok(super::db::head(&self.conn).await?.key_version)
     }
 }

@@ -4,9 +4,11 @@
 //! libSQL's "async" calls on a local database are synchronous underneath and would block
 //! whichever tokio worker polls them. So one dedicated OS thread owns the
 //! [`::libsql::Connection`] and a current-thread runtime; the store sends it jobs over a
-//! channel and awaits each reply on a oneshot. All access is serialized there (SQLite has
-//! one writer anyway). When the last handle to the store is dropped the channel closes and
-//! the thread ends, closing the database.
+//! channel and awaits each reply on a oneshot. Every transaction is serialized there
+//! (SQLite has one writer anyway). The point reads behind every request are the exception:
+//! on a file they run on the calling thread with reader connections of their own
+//! ([`Readers`]). When the last handle to the store is dropped the channel closes and the
+//! thread ends, closing the database.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -37,10 +39,69 @@ pub(super) enum Target {
 /// How long a writer waits for another process's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
 
-/// The handle the store keeps: the sending side of the database thread's job queue.
+/// The handle the store keeps: the sending side of the database thread's job queue, and
+/// for a file, the reader connections of the point reads.
 #[derive(Debug, Clone)]
 pub(super) struct Worker {
     jobs: mpsc::UnboundedSender<Job>,
+    readers: Option<std::sync::Arc<Readers>>,
+}
+
+/// Most idle reader connections kept (a busy process opens more and closes the extras).
+const IDLE_READERS: usize = 8;
+
+/// Reader connections to a file database in WAL mode, used on the calling thread for the
+/// point reads behind every request (token, chat identity, resource credential): no hop to
+/// the database thread. A point read is one indexed `SELECT` that SQLite answers from
+/// memory in microseconds, synchronously (libSQL's local calls never wait on IO events),
+/// so it runs in place, like any short computation. WAL gives each reader the last
+/// committed state without blocking the writer. An in-memory database has no readers (a
+/// second connection would be a different database): its point reads go to the thread.
+pub(super) struct Readers {
+    db: ::libsql::Database,
+    idle: std::sync::Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readers").finish_non_exhaustive()
+    }
+}
+
+impl Readers {
+    async fn open(path: &std::path::Path) -> Result<Self> {
+        let db = Builder::new_local(path).build().await.map_err(db_err)?;
+        Ok(Self {
+            db,
+            idle: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// An idle reader, or a new one (read-only, with the busy timeout).
+    fn take(&self) -> Result<Connection> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        if let Some(conn) = idle {
+            return Ok(conn);
+        }
+        let conn = self.db.connect().map_err(db_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+        futures_executor::block_on(pragma(&conn, "PRAGMA query_only = 1"))?;
+        Ok(conn)
+    }
+
+    fn put(&self, conn: Connection) {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < IDLE_READERS && conn.is_autocommit() {
+            idle.push(conn);
+        }
+    }
 }
 
 /// The generic answer for anything the database did wrong. The cause goes to the log only.
@@ -64,6 +125,10 @@ impl Worker {
     /// Starts the database thread, opens the database on it and waits until it is ready.
     pub(super) async fn start(target: Target) -> Result<Self> {
         crate::metrics::backend_opened("libsql");
+        let target_path = match &target {
+            Target::File(path) => Some(path.clone()),
+            Target::Memory => None,
+        };
         let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
         let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
         std::thread::Builder::new()
@@ -106,7 +171,34 @@ impl Worker {
                 unavailable()
             })?;
         ready_rx.await.map_err(|_| unavailable())??;
-        Ok(Self { jobs })
+        // Opened after the thread set WAL mode on the file.
+        let readers = match &target_path {
+            Some(path) => Some(std::sync::Arc::new(Readers::open(path).await?)),
+            None => None,
+        };
+        Ok(Self { jobs, readers })
+    }
+
+    /// Runs the point read `f` (one statement outside any transaction) on the calling
+    /// thread with a reader connection when the database is a file ([`Readers`]), else on
+    /// the database thread.
+    pub(super) async fn point<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Connection) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + 'static,
+    {
+        let Some(readers) = &self.readers else {
+            return self.timed(Op::Read, f).await;
+        };
+        let started = Instant::now();
+        let result = readers.take().and_then(|conn| {
+            let result = futures_executor::block_on(f(conn.clone()));
+            readers.put(conn);
+            result
+        });
+        crate::metrics::store_call("libsql", Op::Read, started, &result);
+        result
     }
 
     /// Runs `f` on the database thread with the connection and returns its result.
@@ -317,6 +409,16 @@ pub(super) async fn query_i64(conn: &Connection, sql: &str, params: Vec<Value>) 
     }
 }
 
+/// The one non-negative integer a query returns (a count), as `u64`.
+pub(super) async fn query_count(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+    what: &str,
+) -> Result<u64> {
+    u64::try_from(query_i64(conn, sql, params).await?).map_err(|_| integrity(what))
+}
+
 /// Whether a query returns any row.
 pub(super) async fn exists(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<bool> {
     Ok(query_opt(conn, sql, params).await?.is_some())
@@ -354,6 +456,11 @@ pub(super) fn int(row: &[Value], i: usize) -> Result<i64> {
 }
 
 /// A nullable INTEGER column.
+/// A non-negative integer column (a count or a sum) as `u64`.
+pub(super) fn count_at(row: &[Value], i: usize, what: &str) -> Result<u64> {
+    u64::try_from(int(row, i)?).map_err(|_| integrity(what))
+}
+
 pub(super) fn opt_int(row: &[Value], i: usize) -> Result<Option<i64>> {
     match value(row, i)? {
         Value::Null => Ok(None),

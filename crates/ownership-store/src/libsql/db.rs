@@ -5,7 +5,9 @@
 
 use ::libsql::Connection;
 use async_trait::async_trait;
-use ownership_core::audit::{AuditEvent, ChainHash, NewAuditEvent};
+use std::sync::{Arc, OnceLock};
+
+use ownership_core::audit::{AuditEvent, ChainHash, ChainHead, ChainKeys, NewAuditEvent};
 use ownership_core::authz::ActorState;
 use ownership_core::db::{Body, Committed, Transactions, Tx};
 use ownership_core::{OwnerId, Result, UserRole, UserStatus};
@@ -22,6 +24,7 @@ pub struct LibsqlTx {
     pub(super) conn: Connection,
     now: OffsetDateTime,
     appended: Vec<AuditEvent>,
+    keys: Arc<OnceLock<ChainKeys>>,
 }
 
 #[async_trait]
@@ -31,9 +34,13 @@ impl Tx for LibsqlTx {
     }
 
     async fn append(&mut self, event: NewAuditEvent) -> Result<()> {
-        let linked = append_audit(&self.conn, event).await?;
+        let linked = append_audit(&self.conn, event, self.keys.get()).await?;
         self.appended.push(linked);
         Ok(())
+    }
+
+    fn chain_keys(&self) -> Option<&ChainKeys> {
+        self.keys.get()
     }
 
     async fn actor_state(&mut self, user: &OwnerId) -> Result<Option<ActorState>> {
@@ -48,12 +55,17 @@ impl Transactions for LibsqlStore {
         now_of(self.clock.as_ref())
     }
 
+    fn limits(&self) -> ownership_core::quotas::Limits {
+        self.limits
+    }
+
     async fn write<R, F>(&self, body: F) -> Result<Committed<R>>
     where
         R: Send + 'static,
         F: Body<LibsqlTx, R>,
     {
         let clock = self.clock.clone();
+        let keys = Arc::clone(&self.chain_keys);
         self.worker
             .write(async move |c: &Connection| {
                 // Inside BEGIN IMMEDIATE: the write lock is held, so the time is read now.
@@ -61,6 +73,7 @@ impl Transactions for LibsqlStore {
                     conn: c.clone(),
                     now: now_of(clock.as_ref()),
                     appended: Vec::new(),
+                    keys,
                 };
                 let value = body(&mut tx).await?;
                 Ok(Committed {
@@ -77,12 +90,14 @@ impl Transactions for LibsqlStore {
         F: Body<LibsqlTx, R>,
     {
         let clock = self.clock.clone();
+        let keys = Arc::clone(&self.chain_keys);
         self.worker
             .read(async move |c: &Connection| {
                 let mut tx = LibsqlTx {
                     conn: c.clone(),
                     now: now_of(clock.as_ref()),
                     appended: Vec::new(),
+                    keys,
                 };
                 body(&mut tx).await
             })
@@ -103,33 +118,64 @@ impl Transactions for LibsqlStore {
     }
 }
 
-/// The recorded head: the last event's number and hash.
-pub(super) async fn head(conn: &Connection) -> Result<(i64, ChainHash)> {
+/// The recorded head: the last event's number, hash and key version.
+pub(super) async fn head(conn: &Connection) -> Result<ChainHead> {
     let row = query_opt(
         conn,
-        "SELECT seq, hash FROM audit_head WHERE id = 1",
+        "SELECT seq, hash, key_version FROM audit_head WHERE id = 1",
         Vec::new(),
     )
     .await?
     .ok_or_else(|| integrity("audit head"))?;
-    Ok((
-        int(&row, 0)?,
-        ChainHash::from_bytes(bytes::<32>(&row, 1, "audit head hash")?),
-    ))
+    Ok(ChainHead {
+        seq: int(&row, 0)?,
+        hash: ChainHash::from_bytes(bytes::<32>(&row, 1, "audit head hash")?),
+        key_version: key_version(&row, 2)?,
+    })
 }
 
-/// Appends `event` to the chain: reads the head, links the event after it, inserts it and
-/// moves the head. Call only inside a write transaction (which holds the database lock).
-pub(super) async fn append_audit(conn: &Connection, event: NewAuditEvent) -> Result<AuditEvent> {
-    let (seq, prev) = head(conn).await?;
-    let next = seq
-        .checked_add(1)
-        .ok_or_else(|| integrity("audit sequence"))?;
-    let linked = event.link(next, prev);
+/// A nullable key version column.
+pub(super) fn key_version(row: &[::libsql::Value], i: usize) -> Result<Option<u32>> {
+    match row.get(i) {
+        Some(::libsql::Value::Null) => Ok(None),
+        _ => u32::try_from(int(row, i)?)
+            .map(Some)
+            .map_err(|_| integrity("audit key version")),
+    }
+}
+
+/// The immutable identity of `owner`'s account as it is in this transaction.
+async fn owner_uid(conn: &Connection, owner: Option<&OwnerId>) -> Result<Option<String>> {
+    let Some(owner) = owner else {
+        return Ok(None);
+    };
+    let row = query_opt(
+        conn,
+        "SELECT uid FROM users WHERE id = ?1",
+        args![owner.as_str()],
+    )
+    .await?;
+    match row {
+        Some(row) => super::conn::opt_text(&row, 0),
+        None => Ok(None),
+    }
+}
+
+/// Appends `event` to the chain: reads the head, links the event after it (keyed under
+/// `keys` when held: core decides), inserts it and moves the head. Call only inside a
+/// write transaction (which holds the database lock).
+pub(super) async fn append_audit(
+    conn: &Connection,
+    event: NewAuditEvent,
+    keys: Option<&ChainKeys>,
+) -> Result<AuditEvent> {
+    let head = head(conn).await?;
+    let uid = owner_uid(conn, event.owner.as_ref()).await?;
+    let linked = head.link_next(event, uid, keys)?;
     exec(
         conn,
-        "INSERT INTO audit_events (seq, at, actor, owner_id, action, target, details, prev_hash, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO audit_events (seq, at, actor, owner_id, action, target, details, prev_hash, hash, owner_uid, key_version) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         args![
             linked.seq,
             micros(linked.at)?,
@@ -140,13 +186,20 @@ pub(super) async fn append_audit(conn: &Connection, event: NewAuditEvent) -> Res
             linked.details.as_str(),
             linked.prev_hash.as_bytes().as_slice(),
             linked.hash.as_bytes().as_slice(),
+            linked.owner_uid.clone(),
+            linked.key_version.map(i64::from),
         ],
     )
     .await?;
     let moved = exec(
         conn,
-        "UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1 AND seq = ?3",
-        args![linked.seq, linked.hash.as_bytes().as_slice(), seq],
+        "UPDATE audit_head SET seq = ?1, hash = ?2, key_version = ?3 WHERE id = 1 AND seq = ?4",
+        args![
+            linked.seq,
+            linked.hash.as_bytes().as_slice(),
+            linked.key_version.map(i64::from),
+            head.seq
+        ],
     )
     .await?;
     if moved != 1 {

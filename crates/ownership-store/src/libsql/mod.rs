@@ -13,11 +13,14 @@ mod audit;
 mod conn;
 mod db;
 mod migrate;
+mod oidc;
 mod pairing;
 mod passkeys;
 mod provision;
 mod resources;
 mod secrets;
+mod sessions;
+mod tickets;
 mod tokens;
 mod transfer;
 mod users;
@@ -28,7 +31,10 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use ownership_core::quotas::Limits;
+
 use async_trait::async_trait;
+use ownership_core::audit::ChainKeys;
 use ownership_core::ports::{Clock, Health};
 use ownership_core::{Error, Result};
 
@@ -43,6 +49,9 @@ use self::conn::{Target, Worker, query_i64};
 pub struct LibsqlStore {
     worker: Worker,
     clock: Arc<dyn Clock>,
+    /// The audit chain keys, once set ([`LibsqlStore::set_chain_keys`]).
+    chain_keys: Arc<std::sync::OnceLock<ChainKeys>>,
+    limits: Limits,
 }
 
 impl fmt::Debug for LibsqlStore {
@@ -60,6 +69,8 @@ impl LibsqlStore {
         Ok(Self {
             worker: Worker::start(Target::Memory).await?,
             clock,
+            chain_keys: Arc::default(),
+            limits: Limits::default(),
         })
     }
 
@@ -69,7 +80,23 @@ impl LibsqlStore {
         Ok(Self {
             worker: Worker::start(Target::File(path.to_path_buf())).await?,
             clock,
+            chain_keys: Arc::default(),
+            limits: Limits::default(),
         })
+    }
+
+    /// Keys the audit chain: from now on every event this store (and its clones) appends
+    /// is linked under `keys`' current chain key, and verification checks keyed links.
+    /// Set once; a second call changes nothing and returns `false`.
+    pub fn set_chain_keys(&self, keys: ChainKeys) -> bool {
+        self.chain_keys.set(keys).is_ok()
+    }
+
+    /// The store with these quotas and budgets instead of the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Whether the database can be written: commits a write that changes nothing (the

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use ownership_core::db::Tx;
 use ownership_core::ids::PairingRequestId;
 use ownership_core::pairing::{
-    ChannelAuth, Expiry, NewPairingRow, PairingBy, PairingKey, PairingRequestRow, PairingRows,
-    PairingSeed,
+    ChannelAuth, Expiry, FailureKey, NewPairingRow, PairingBy, PairingKey, PairingRequestRow,
+    PairingRows, PairingSeed,
 };
 use ownership_core::ports::{ChannelBinding, PairingCandidate, PendingPairing};
 use ownership_core::{ChannelKey, ChannelName, ExternalId, OwnerId, Result, UserRole, UserStatus};
@@ -251,13 +251,39 @@ impl PairingRows for LibsqlTx {
             .map(|row| Ok(PairingKey::from_bytes(bytes::<32>(&row, 0, "pairing key")?)))
             .transpose()
     }
+
+    async fn budget_spent_until(&mut self, key: FailureKey<'_>) -> Result<Option<OffsetDateTime>> {
+        query_opt(
+            &self.conn,
+            "SELECT spent_until FROM pairing_failures WHERE scope = ?1 AND key = ?2",
+            args![key.scope(), key.key()],
+        )
+        .await?
+        .map(|row| time_at(&row, 0))
+        .transpose()
+    }
+
+    async fn set_budget_spent_until(
+        &mut self,
+        key: FailureKey<'_>,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        exec(
+            &self.conn,
+            "INSERT INTO pairing_failures (scope, key, spent_until) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (scope, key) DO UPDATE SET spent_until = excluded.spent_until",
+            args![key.scope(), key.key(), micros(at)?],
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 impl PairingDatabase for LibsqlStore {
     async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
         let key = key.clone();
         self.worker
-            .run(move |c| async move { identity_of(&c, &key).await })
+            .point(move |c| async move { identity_of(&c, &key).await })
             .await
     }
 }

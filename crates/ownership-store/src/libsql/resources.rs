@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 
 use super::LibsqlStore;
 use super::conn::{
-    args, exec, exists, integrity, micros, opt_text, opt_time, parsed, query_all, query_opt, text,
-    time_at,
+    args, exec, exists, integrity, micros, opt_text, opt_time, parsed, query_all, query_count,
+    query_opt, text, time_at,
 };
 use super::db::LibsqlTx;
 use ownership_core::resources::ResourceDatabase;
@@ -119,6 +119,20 @@ impl ResourceRows for LibsqlTx {
         Ok(out)
     }
 
+    async fn resource_by_token(&mut self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
+        resource_by_digest(&self.conn, digest.as_bytes().to_vec()).await
+    }
+
+    async fn live_resource_count(&mut self, owner: &OwnerId) -> Result<u64> {
+        query_count(
+            &self.conn,
+            "SELECT count(*) FROM resources WHERE owner_id = ?1 AND revoked_at IS NULL",
+            args![owner.as_str()],
+            "resource count",
+        )
+        .await
+    }
+
     async fn set_resource_revoked(
         &mut self,
         owner: &OwnerId,
@@ -139,7 +153,7 @@ impl ResourceDatabase for LibsqlStore {
     async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
         let digest = digest.as_bytes().to_vec();
         self.worker
-            .run(move |c| async move { resource_by_digest(&c, digest).await })
+            .point(move |c| async move { resource_by_digest(&c, digest).await })
             .await
     }
 }

@@ -5,13 +5,13 @@ use ::libsql::Value;
 use async_trait::async_trait;
 use ownership_core::ids::SecretName;
 use ownership_core::ports::{Sealed, SecretMeta};
-use ownership_core::secrets::SecretRows;
+use ownership_core::secrets::{SecretRows, SecretUsage};
 use ownership_core::{OwnerId, Result};
 use time::OffsetDateTime;
 
 use super::conn::{
-    args, blob, bytes, exec, exists, integrity, micros, parsed, query_all, query_opt, time_at,
-    u32_at,
+    args, blob, bytes, count_at, exec, exists, integrity, micros, parsed, query_all, query_opt,
+    time_at, u32_at,
 };
 use super::db::LibsqlTx;
 
@@ -143,6 +143,20 @@ impl SecretRows for LibsqlTx {
         .await?
         .map(|r| sealed_from(&r, 0, "secret"))
         .transpose()
+    }
+
+    async fn secret_usage(&mut self, owner: &OwnerId) -> Result<SecretUsage> {
+        let row = query_opt(
+            &self.conn,
+            "SELECT count(*), coalesce(sum(length(ciphertext)), 0) FROM secrets WHERE owner_id = ?1",
+            args![owner.as_str()],
+        )
+        .await?
+        .ok_or_else(|| integrity("secret usage"))?;
+        Ok(SecretUsage {
+            count: count_at(&row, 0, "secret count")?,
+            ciphertext_bytes: count_at(&row, 1, "secret bytes")?,
+        })
     }
 
     async fn has_secret(&mut self, owner: &OwnerId, name: &SecretName) -> Result<bool> {

@@ -12,7 +12,8 @@ use time::OffsetDateTime;
 
 use super::LibsqlStore;
 use super::conn::{
-    args, exec, exists, micros, opt_text, opt_time, parsed, query_all, query_opt, text, time_at,
+    args, exec, exists, micros, opt_text, opt_time, parsed, query_all, query_count, query_opt,
+    text, time_at,
 };
 use super::db::LibsqlTx;
 use ownership_core::token::TokenDigest;
@@ -110,6 +111,18 @@ pub(super) async fn token_auth(conn: &Connection, digest: Vec<u8>) -> Result<Opt
 
 #[async_trait]
 impl TokenRows for LibsqlTx {
+    async fn live_token_count(&mut self, owner: &OwnerId, at: OffsetDateTime) -> Result<u64> {
+        let sql = "SELECT COUNT(*) FROM tokens WHERE owner_id = ?1 \
+                   AND (revoked_at IS NULL OR revoked_at > ?2) AND (expires_at IS NULL OR expires_at > ?2)";
+        query_count(
+            &self.conn,
+            sql,
+            args![owner.as_str(), micros(at)?],
+            "token count",
+        )
+        .await
+    }
+
     async fn token(&mut self, owner: &OwnerId, id: &TokenId) -> Result<Option<TokenRecord>> {
         scoped_token(&self.conn, owner, id).await
     }
@@ -209,7 +222,7 @@ impl TokenDatabase for LibsqlStore {
     async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
         let digest = digest.as_bytes().to_vec();
         self.worker
-            .run(move |c| async move { token_auth(&c, digest).await })
+            .point(move |c| async move { token_auth(&c, digest).await })
             .await
     }
 }

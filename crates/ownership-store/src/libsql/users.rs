@@ -8,7 +8,7 @@ use ownership_core::users::UserRows;
 use ownership_core::{OwnerId, Result, UserRole, UserStatus};
 use time::OffsetDateTime;
 
-use super::conn::{args, exec, exists, micros, parsed, query_all, query_i64, query_opt, time_at};
+use super::conn::{args, exec, exists, micros, parsed, query_all, query_count, query_opt, time_at};
 use super::db::LibsqlTx;
 
 const USER_COLS: &str = "id, role, status, created_at";
@@ -29,12 +29,6 @@ pub(super) async fn user(conn: &Connection, id: &OwnerId) -> Result<Option<User>
         .await?
         .map(|row| user_from(&row))
         .transpose()
-}
-
-/// A count, as `u64`.
-async fn count(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<u64> {
-    let n = query_i64(conn, sql, params).await?;
-    u64::try_from(n).map_err(|_| super::conn::integrity("count"))
 }
 
 #[async_trait]
@@ -58,7 +52,7 @@ impl UserRows for LibsqlTx {
 
     async fn active_owner_count(&mut self) -> Result<u64> {
         let sql = "SELECT COUNT(*) FROM users WHERE role = 'owner' AND status = 'active'";
-        count(&self.conn, sql, Vec::new()).await
+        query_count(&self.conn, sql, Vec::new(), "owner count").await
     }
 
     async fn insert_user(
@@ -69,7 +63,8 @@ impl UserRows for LibsqlTx {
     ) -> Result<()> {
         exec(
             &self.conn,
-            "INSERT INTO users (id, role, status, created_at, updated_at) VALUES (?1, ?2, 'active', ?3, ?3)",
+            "INSERT INTO users (id, role, status, created_at, updated_at, uid) \
+             VALUES (?1, ?2, 'active', ?3, ?3, lower(hex(randomblob(16))))",
             args![id.as_str(), role.as_str(), micros(at)?],
         )
         .await
@@ -112,15 +107,9 @@ impl UserRows for LibsqlTx {
         Ok(exec(&self.conn, sql, args![id.as_str()]).await? == 1)
     }
 
-    async fn live_token_count(&mut self, owner: &OwnerId, at: OffsetDateTime) -> Result<u64> {
-        let sql = "SELECT COUNT(*) FROM tokens WHERE owner_id = ?1 \
-                   AND (revoked_at IS NULL OR revoked_at > ?2) AND (expires_at IS NULL OR expires_at > ?2)";
-        count(&self.conn, sql, args![owner.as_str(), micros(at)?]).await
-    }
-
     async fn identity_count(&mut self, owner: &OwnerId) -> Result<u64> {
         let sql = "SELECT COUNT(*) FROM channel_identities WHERE owner_id = ?1";
-        count(&self.conn, sql, args![owner.as_str()]).await
+        query_count(&self.conn, sql, args![owner.as_str()], "identity count").await
     }
 
     async fn revoke_live_legacy(&mut self, at: OffsetDateTime) -> Result<u64> {

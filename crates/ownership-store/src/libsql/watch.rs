@@ -48,7 +48,7 @@ impl LibsqlStore {
     /// The audit head's sequence.
     pub async fn audit_head(&self) -> Result<i64> {
         self.worker
-            .read(async move |c: &Connection| Ok(head(c).await?.0))
+            .read(async move |c: &Connection| Ok(head(c).await?.seq))
             .await
     }
 
@@ -56,7 +56,7 @@ impl LibsqlStore {
     async fn audit_since(&self, after: i64, limit: i64) -> Result<Since> {
         self.worker
             .read(async move |c: &Connection| {
-                let (head, _) = head(c).await?;
+                let head = head(c).await?.seq;
                 let sql = format!(
                     "SELECT {EVENT_COLS} FROM audit_events WHERE seq > ?1 ORDER BY seq ASC LIMIT ?2"
                 );

@@ -158,18 +158,35 @@ impl WebhookRows for LibsqlTx {
         &mut self,
         at: OffsetDateTime,
         limit: u32,
+        per_owner: u32,
     ) -> Result<Vec<(Delivery, WebhookEndpoint)>> {
         let sql = format!(
-            "SELECT {DELIVERY_COLS}, {ENDPOINT_COLS} FROM webhook_deliveries d \
-             JOIN webhook_endpoints e ON e.owner_id = d.owner_id \
-             WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 \
-             ORDER BY d.created_at, d.rowid LIMIT ?2"
+            "SELECT {DELIVERY_COLS}, {ENDPOINT_COLS} FROM ( \
+                 SELECT q.*, ROW_NUMBER() OVER (PARTITION BY q.owner_id ORDER BY q.created_at, q.id) AS turn \
+                 FROM webhook_deliveries q WHERE q.state = 'pending' AND q.next_attempt_at <= ?1 \
+             ) d JOIN webhook_endpoints e ON e.owner_id = d.owner_id \
+             WHERE d.turn <= ?3 ORDER BY d.turn, d.created_at, d.id LIMIT ?2"
         );
-        query_all(&self.conn, &sql, args![micros(at)?, limit])
+        query_all(&self.conn, &sql, args![micros(at)?, limit, per_owner])
             .await?
             .iter()
             .map(|row| Ok((delivery_from(row)?, endpoint_from(row, DELIVERY_WIDTH)?)))
             .collect()
+    }
+
+    async fn defer_pending(
+        &mut self,
+        owner: &OwnerId,
+        until: OffsetDateTime,
+        note: &str,
+    ) -> Result<u64> {
+        exec(
+            &self.conn,
+            "UPDATE webhook_deliveries SET next_attempt_at = ?2, last_result = ?3 \
+             WHERE owner_id = ?1 AND state = 'pending' AND next_attempt_at < ?2",
+            args![owner.as_str(), micros(until)?, note],
+        )
+        .await
     }
 
     async fn update_delivery(

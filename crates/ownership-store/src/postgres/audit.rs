@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 
 use super::db::PgTx;
 use super::support::query;
-use super::support::{bytes_col, col, parsed, parsed_opt, unavailable};
+use super::support::{bytes_col, col, opt_u32_col, parsed, parsed_opt, unavailable};
 
 fn event_from_row(row: &PgRow) -> Result<AuditEvent> {
     Ok(AuditEvent {
@@ -23,10 +23,17 @@ fn event_from_row(row: &PgRow) -> Result<AuditEvent> {
         details: col(row, "details")?,
         prev_hash: ChainHash::from_bytes(bytes_col::<32>(row, "prev_hash")?),
         hash: ChainHash::from_bytes(bytes_col::<32>(row, "hash")?),
+        owner_uid: col(row, "owner_uid")?,
+        key_version: opt_u32_col(row, "key_version")?,
     })
 }
 
-const EVENT_COLS: &str = "seq, at, actor, owner_id, action, target, details, prev_hash, hash";
+const EVENT_COLS: &str =
+    "seq, at, actor, owner_id, action, target, details, prev_hash, hash, owner_uid, key_version";
+
+/// The events of the account that holds `owner` now (by its immutable identity: an
+/// earlier account under the same id is someone else).
+const OWNER_IS: &str = "owner_uid = (SELECT uid FROM users WHERE id = $1)";
 
 #[async_trait]
 impl AuditRows for PgTx {
@@ -39,7 +46,7 @@ impl AuditRows for PgTx {
         // Two statements, so each keeps a plan that uses its index.
         let rows = match owner {
             Some(owner) => query(AssertSqlSafe(format!(
-                "SELECT {EVENT_COLS} FROM audit_events WHERE owner_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+                "SELECT {EVENT_COLS} FROM audit_events WHERE {OWNER_IS} AND seq < $2 ORDER BY seq DESC LIMIT $3"
             )))
             .bind(owner.as_str()),
             None => query(AssertSqlSafe(format!(
@@ -61,7 +68,7 @@ impl AuditRows for PgTx {
         limit: i64,
     ) -> Result<Vec<AuditEvent>> {
         let rows = query(AssertSqlSafe(format!(
-            "SELECT {EVENT_COLS} FROM audit_events WHERE owner_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+            "SELECT {EVENT_COLS} FROM audit_events WHERE {OWNER_IS} AND seq > $2 ORDER BY seq LIMIT $3"
         )))
         .bind(owner.as_str())
         .bind(after)
@@ -101,5 +108,17 @@ impl AuditRows for PgTx {
             Ok((col(&row, "seq")?, hash))
         })
         .transpose()
+    }
+
+    async fn head_key_version(&mut self) -> Result<Option<u32>> {
+        let version: Option<Option<i32>> =
+            super::support::query_scalar("SELECT key_version FROM audit_head WHERE id = 1")
+                .fetch_optional(self.conn())
+                .await
+                .map_err(unavailable)?;
+        version
+            .flatten()
+            .map(|v| u32::try_from(v).map_err(|_| super::support::integrity("key_version")))
+            .transpose()
     }
 }

@@ -4,7 +4,9 @@
 //! trait for [`PgTx`], and its point read for [`PgStore`].
 
 use async_trait::async_trait;
-use ownership_core::audit::{AuditEvent, NewAuditEvent};
+use std::sync::{Arc, OnceLock};
+
+use ownership_core::audit::{AuditEvent, ChainKeys, NewAuditEvent};
 use ownership_core::authz::ActorState;
 use ownership_core::db::{Body, Committed, Transactions, Tx};
 use ownership_core::{OwnerId, Result, UserRole, UserStatus};
@@ -32,6 +34,7 @@ pub struct PgTx {
     conn: Conn,
     now: OffsetDateTime,
     appended: Vec<AuditEvent>,
+    keys: Arc<OnceLock<ChainKeys>>,
 }
 
 impl std::fmt::Debug for PgTx {
@@ -64,9 +67,13 @@ impl Tx for PgTx {
         let Conn::Write(w) = &mut self.conn else {
             return Err(integrity("audit append outside a write"));
         };
-        let linked = w.audit(event).await?;
+        let linked = w.audit(event, self.keys.get()).await?;
         self.appended.push(linked);
         Ok(())
+    }
+
+    fn chain_keys(&self) -> Option<&ChainKeys> {
+        self.keys.get()
     }
 
     async fn actor_state(&mut self, user: &OwnerId) -> Result<Option<ActorState>> {
@@ -81,6 +88,10 @@ impl Transactions for PgStore {
         PgStore::now(self)
     }
 
+    fn limits(&self) -> ownership_core::quotas::Limits {
+        self.limits
+    }
+
     async fn write<R, F>(&self, body: F) -> Result<Committed<R>>
     where
         R: Send + 'static,
@@ -92,6 +103,7 @@ impl Transactions for PgStore {
             conn: Conn::Write(w),
             now,
             appended: Vec::new(),
+            keys: Arc::clone(&self.chain_keys),
         };
         let value = body(&mut tx).await?;
         let Conn::Write(w) = tx.conn else {
@@ -115,6 +127,7 @@ impl Transactions for PgStore {
                 conn: Conn::Read(conn),
                 now: PgStore::now(self),
                 appended: Vec::new(),
+                keys: Arc::clone(&self.chain_keys),
             };
             body(&mut tx).await
         })
@@ -136,6 +149,7 @@ impl Transactions for PgStore {
                 conn: Conn::Snapshot(t),
                 now: PgStore::now(self),
                 appended: Vec::new(),
+                keys: Arc::clone(&self.chain_keys),
             };
             let value = body(&mut tx).await?;
             if let Conn::Snapshot(t) = tx.conn {

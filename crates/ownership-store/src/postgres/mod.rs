@@ -35,18 +35,23 @@ mod audit;
 mod db;
 mod listen;
 mod migrate;
+mod oidc;
 mod pairing;
 mod passkeys;
 mod provision;
 mod resources;
 mod secrets;
+mod sessions;
 mod support;
+mod tickets;
 mod tokens;
 mod transfer;
 mod users;
 mod webhooks;
 
 use std::sync::Arc;
+
+use ownership_core::quotas::Limits;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -150,6 +155,9 @@ pub struct PgStore {
     /// transaction, rolled back when it returns.
     reads: Option<PgPool>,
     clock: Arc<dyn Clock>,
+    /// The audit chain keys, once set ([`PgStore::set_chain_keys`]).
+    chain_keys: Arc<std::sync::OnceLock<ownership_core::audit::ChainKeys>>,
+    limits: Limits,
 }
 
 /// Opens a transaction on a read connection (through a transaction pooler).
@@ -227,6 +235,8 @@ impl PgStore {
             pool,
             reads: Some(reads),
             clock,
+            chain_keys: Arc::default(),
+            limits: Limits::default(),
         })
     }
 
@@ -236,7 +246,23 @@ impl PgStore {
             pool,
             reads: None,
             clock,
+            chain_keys: Arc::default(),
+            limits: Limits::default(),
         }
+    }
+
+    /// Keys the audit chain: from now on every event this store (and its clones) appends
+    /// is linked under `keys`' current chain key, and verification checks keyed links.
+    /// Set once; a second call changes nothing and returns `false`.
+    pub fn set_chain_keys(&self, keys: ownership_core::audit::ChainKeys) -> bool {
+        self.chain_keys.set(keys).is_ok()
+    }
+
+    /// The store with these quotas and budgets instead of the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The connection pool (for the cache's `LISTEN/NOTIFY` and for tests).

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use ownership_core::db::Tx;
 use ownership_core::ids::PairingRequestId;
 use ownership_core::pairing::{
-    ChannelAuth, Expiry, NewPairingRow, PairingBy, PairingKey, PairingRequestRow, PairingRows,
-    PairingSeed,
+    ChannelAuth, Expiry, FailureKey, NewPairingRow, PairingBy, PairingKey, PairingRequestRow,
+    PairingRows, PairingSeed,
 };
 use ownership_core::ports::{ChannelBinding, PairingCandidate, PendingPairing};
 use ownership_core::{ChannelKey, ChannelName, ExternalId, OwnerId, Result, UserRole, UserStatus};
@@ -269,6 +269,33 @@ impl PairingRows for PgTx {
             .map_err(unavailable)?;
         row.map(|row| Ok(PairingKey::from_bytes(bytes_col::<32>(&row, "value")?)))
             .transpose()
+    }
+
+    async fn budget_spent_until(&mut self, key: FailureKey<'_>) -> Result<Option<OffsetDateTime>> {
+        query_scalar("SELECT spent_until FROM pairing_failures WHERE scope = $1 AND key = $2")
+            .bind(key.scope())
+            .bind(key.key())
+            .fetch_optional(self.conn())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn set_budget_spent_until(
+        &mut self,
+        key: FailureKey<'_>,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        query(
+            "INSERT INTO pairing_failures (scope, key, spent_until) VALUES ($1, $2, $3)
+             ON CONFLICT (scope, key) DO UPDATE SET spent_until = excluded.spent_until",
+        )
+        .bind(key.scope())
+        .bind(key.key())
+        .bind(at)
+        .execute(self.conn())
+        .await
+        .map_err(unavailable)?;
+        Ok(())
     }
 }
 

@@ -9,14 +9,13 @@ use ownership_core::ports::ResourceRecord;
 use ownership_core::resources::{ResourceAuth, ResourceRow, ResourceRows};
 use ownership_core::token::TokenDigest;
 use ownership_core::{OwnerId, Result, UserStatus};
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnection, PgRow};
 use time::OffsetDateTime;
 
 use super::PgStore;
 use super::db::PgTx;
-use super::support::query;
 use super::support::{col, owner_col, parsed, unavailable, unique_or_unavailable};
+use super::support::{fetch_count, query, query_scalar};
 use crate::metrics::Op;
 use ownership_core::resources::ResourceDatabase;
 
@@ -70,11 +69,10 @@ async fn with_grants(conn: &mut PgConnection, rows: &[PgRow]) -> Result<Vec<Reso
 }
 
 /// The resource whose token has this digest, with its creator's status.
-pub(super) async fn resource_by_digest(
-    reads: &PgPool,
+async fn resource_by_digest(
+    conn: &mut PgConnection,
     digest: &TokenDigest,
 ) -> Result<Option<ResourceAuth>> {
-    let mut conn = reads.acquire().await.map_err(unavailable)?;
     let Some(row) = query(
         "SELECT r.id, r.owner_id, r.kind, r.external_ref, r.created_at, r.revoked_at, u.status
          FROM resources r JOIN users u ON u.id = r.owner_id
@@ -88,7 +86,7 @@ pub(super) async fn resource_by_digest(
         return Ok(None);
     };
     let status = parsed(&row, "status", UserStatus::parse)?;
-    Ok(with_grants(&mut conn, std::slice::from_ref(&row))
+    Ok(with_grants(conn, std::slice::from_ref(&row))
         .await?
         .pop()
         .map(|record| ResourceAuth { record, status }))
@@ -153,6 +151,18 @@ impl ResourceRows for PgTx {
         with_grants(self.conn(), &rows).await
     }
 
+    async fn resource_by_token(&mut self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
+        resource_by_digest(self.conn(), digest).await
+    }
+
+    async fn live_resource_count(&mut self, owner: &OwnerId) -> Result<u64> {
+        let query = query_scalar(
+            "SELECT count(*) FROM resources WHERE owner_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(owner.as_str());
+        fetch_count(self.conn(), query, "resource count").await
+    }
+
     async fn set_resource_revoked(
         &mut self,
         owner: &OwnerId,
@@ -172,11 +182,10 @@ impl ResourceRows for PgTx {
 
 impl ResourceDatabase for PgStore {
     async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
-        crate::metrics::timed(
-            "postgres",
-            Op::Read,
-            resource_by_digest(self.reads(), digest),
-        )
+        crate::metrics::timed("postgres", Op::Read, async {
+            let mut conn = self.reads().acquire().await.map_err(unavailable)?;
+            resource_by_digest(&mut conn, digest).await
+        })
         .await
     }
 }

@@ -4,13 +4,13 @@
 use async_trait::async_trait;
 use ownership_core::ids::SecretName;
 use ownership_core::ports::{Sealed, SecretMeta};
-use ownership_core::secrets::SecretRows;
+use ownership_core::secrets::{SecretRows, SecretUsage};
 use ownership_core::{OwnerId, Result};
 use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 
 use super::db::PgTx;
-use super::support::{col, owner_col, parsed, sealed_cols, unavailable, version_param};
+use super::support::{col, count_col, owner_col, parsed, sealed_cols, unavailable, version_param};
 use super::support::{query, query_scalar};
 
 fn meta_from_row(row: &PgRow) -> Result<SecretMeta> {
@@ -133,6 +133,20 @@ impl SecretRows for PgTx {
         .map_err(unavailable)?
         .map(|row| sealed_cols(&row, "nonce", "ciphertext", "key_version"))
         .transpose()
+    }
+
+    async fn secret_usage(&mut self, owner: &OwnerId) -> Result<SecretUsage> {
+        let row = query(
+            "SELECT count(*) AS n, coalesce(sum(length(ciphertext)), 0)::bigint AS bytes FROM secrets WHERE owner_id = $1",
+        )
+        .bind(owner.as_str())
+        .fetch_one(self.conn())
+        .await
+        .map_err(unavailable)?;
+        Ok(SecretUsage {
+            count: count_col(&row, "n")?,
+            ciphertext_bytes: count_col(&row, "bytes")?,
+        })
     }
 
     async fn has_secret(&mut self, owner: &OwnerId, name: &SecretName) -> Result<bool> {

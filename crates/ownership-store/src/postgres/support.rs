@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use ownership_core::audit::{AuditEvent, ChainHash, NewAuditEvent, truncate_to_micros};
+use ownership_core::audit::{
+    AuditEvent, ChainHash, ChainHead, ChainKeys, NewAuditEvent, truncate_to_micros,
+};
 use ownership_core::ids::OwnerId;
 use ownership_core::ports::{Clock, Sealed};
 use ownership_core::{Error, Result};
@@ -135,10 +137,27 @@ pub(super) fn u32_col(row: &PgRow, name: &'static str) -> Result<u32> {
     u32::try_from(raw).map_err(|_| integrity(name))
 }
 
+/// A nullable `INTEGER` version as `u32`.
+pub(super) fn opt_u32_col(row: &PgRow, name: &'static str) -> Result<Option<u32>> {
+    let raw: Option<i32> = col(row, name)?;
+    raw.map(|v| u32::try_from(v).map_err(|_| integrity(name)))
+        .transpose()
+}
+
 /// A `BIGINT` count as `u64`.
 pub(super) fn count_col(row: &PgRow, name: &'static str) -> Result<u64> {
     let raw: i64 = col(row, name)?;
     u64::try_from(raw).map_err(|_| integrity(name))
+}
+
+/// A `count(*)` query's answer as `u64`.
+pub(super) async fn fetch_count<'q>(
+    conn: &mut PgConnection,
+    query: QueryScalar<'q, Postgres, i64, PgArguments>,
+    what: &'static str,
+) -> Result<u64> {
+    let n = query.fetch_one(conn).await.map_err(unavailable)?;
+    u64::try_from(n).map_err(|_| integrity(what))
 }
 
 /// A sealed value from three columns.
@@ -165,18 +184,12 @@ pub(super) fn version_param(version: u32) -> Result<i32> {
 const WRITE_BEGIN: &str = "BEGIN; SET LOCAL statement_timeout = '30s'; \
      SET LOCAL idle_in_transaction_session_timeout = '60s'";
 
-/// The recorded head of the audit chain, as locked by a write transaction.
-#[derive(Debug, Clone, Copy)]
-struct Head {
-    seq: i64,
-    hash: ChainHash,
-}
-
 /// A mutating transaction that holds the audit-head lock. Dropping it without
 /// [`commit`](Self::commit) rolls everything back.
 pub(super) struct Write {
     tx: Transaction<'static, Postgres>,
-    head: Head,
+    /// The recorded head of the audit chain, as locked by this transaction.
+    head: ChainHead,
     now: OffsetDateTime,
     /// When it began, for the store-call latency.
     started: Instant,
@@ -202,14 +215,15 @@ impl Write {
         // The limits are set for this transaction too: through a transaction pooler the
         // connection's session settings may belong to another server connection.
         let mut tx = pool.begin_with(WRITE_BEGIN).await.map_err(unavailable)?;
-        let row = query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+        let row = query("SELECT seq, hash, key_version FROM audit_head WHERE id = 1 FOR UPDATE")
             .fetch_optional(&mut *tx)
             .await
             .map_err(unavailable)?
             .ok_or_else(|| integrity("audit head"))?;
-        let head = Head {
+        let head = ChainHead {
             seq: col(&row, "seq")?,
             hash: ChainHash::from_bytes(bytes_col::<32>(&row, "hash")?),
+            key_version: opt_u32_col(&row, "key_version")?,
         };
         let now = truncate_to_micros(clock.now());
         Ok(Self {
@@ -233,16 +247,25 @@ impl Write {
 
     /// Links `event` after the head, inserts it, moves the head and publishes what it
     /// invalidates ([`invalidation_of`], the mapping the libSQL watcher uses too).
-    pub(super) async fn audit(&mut self, event: NewAuditEvent) -> Result<AuditEvent> {
-        let seq = self
-            .head
-            .seq
-            .checked_add(1)
-            .ok_or_else(|| Error::Integrity("the audit chain is full".into()))?;
-        let event = event.link(seq, self.head.hash);
+    pub(super) async fn audit(
+        &mut self,
+        event: NewAuditEvent,
+        keys: Option<&ChainKeys>,
+    ) -> Result<AuditEvent> {
+        // The immutable identity of the owner's account as it is in this transaction.
+        let uid: Option<String> = match &event.owner {
+            Some(owner) => query_scalar("SELECT uid FROM users WHERE id = $1")
+                .bind(owner.as_str())
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(unavailable)?,
+            None => None,
+        };
+        let event = self.head.link_next(event, uid, keys)?;
+        let key_version = event.key_version.map(version_param).transpose()?;
         query(
-            "INSERT INTO audit_events (seq, at, actor, owner_id, action, target, details, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO audit_events (seq, at, actor, owner_id, action, target, details, prev_hash, hash, owner_uid, key_version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(event.seq)
         .bind(event.at)
@@ -253,18 +276,22 @@ impl Write {
         .bind(&event.details)
         .bind(event.prev_hash.as_bytes().as_slice())
         .bind(event.hash.as_bytes().as_slice())
+        .bind(event.owner_uid.as_deref())
+        .bind(key_version)
         .execute(&mut *self.tx)
         .await
         .map_err(unavailable)?;
-        query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        query("UPDATE audit_head SET seq = $1, hash = $2, key_version = $3 WHERE id = 1")
             .bind(event.seq)
             .bind(event.hash.as_bytes().as_slice())
+            .bind(key_version)
             .execute(&mut *self.tx)
             .await
             .map_err(unavailable)?;
-        self.head = Head {
+        self.head = ChainHead {
             seq: event.seq,
             hash: event.hash,
+            key_version: event.key_version,
         };
         // What the event invalidates goes to every listening process on commit.
         if let Some(inv) = invalidation_of(&event) {

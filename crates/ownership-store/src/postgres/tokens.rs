@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::PgStore;
 use super::db::PgTx;
-use super::support::{col, owner_col, parsed, unavailable, unique_or_unavailable};
+use super::support::{col, count_col, owner_col, parsed, unavailable, unique_or_unavailable};
 use super::support::{query, query_scalar};
 use crate::metrics::Op;
 use ownership_core::tokens::TokenDatabase;
@@ -122,6 +122,21 @@ pub(super) async fn token_auth(reads: &PgPool, digest: &TokenDigest) -> Result<O
 
 #[async_trait]
 impl TokenRows for PgTx {
+    async fn live_token_count(&mut self, owner: &OwnerId, at: OffsetDateTime) -> Result<u64> {
+        let row = query(
+            "SELECT count(*) AS n FROM tokens
+             WHERE owner_id = $1
+               AND (revoked_at IS NULL OR revoked_at > $2)
+               AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(owner.as_str())
+        .bind(at)
+        .fetch_one(self.conn())
+        .await
+        .map_err(unavailable)?;
+        count_col(&row, "n")
+    }
+
     async fn token(&mut self, owner: &OwnerId, id: &TokenId) -> Result<Option<TokenRecord>> {
         match scoped_token(self.conn(), owner, id).await {
             Err(Error::NotFound) => Ok(None),

@@ -132,21 +132,6 @@ impl UserRows for PgTx {
         Ok(deleted == 1)
     }
 
-    async fn live_token_count(&mut self, owner: &OwnerId, at: OffsetDateTime) -> Result<u64> {
-        let row = query(
-            "SELECT count(*) AS n FROM tokens
-             WHERE owner_id = $1
-               AND (revoked_at IS NULL OR revoked_at > $2)
-               AND (expires_at IS NULL OR expires_at > $2)",
-        )
-        .bind(owner.as_str())
-        .bind(at)
-        .fetch_one(self.conn())
-        .await
-        .map_err(unavailable)?;
-        count_col(&row, "n")
-    }
-
     async fn identity_count(&mut self, owner: &OwnerId) -> Result<u64> {
         let row = query("SELECT count(*) AS n FROM channel_identities WHERE owner_id = $1")
             .bind(owner.as_str())

@@ -165,22 +165,46 @@ impl WebhookRows for PgTx {
         &mut self,
         at: OffsetDateTime,
         limit: u32,
+        per_owner: u32,
     ) -> Result<Vec<(Delivery, WebhookEndpoint)>> {
         query(sqlx::AssertSqlSafe(format!(
             "SELECT {DELIVERY_COLUMNS}, {ENDPOINT_COLUMNS}
-             FROM webhook_deliveries d JOIN webhook_endpoints e ON e.owner_id = d.owner_id
-             WHERE d.state = 'pending' AND d.next_attempt_at <= $1
-             ORDER BY d.created_at, d.id
+             FROM (SELECT q.*, ROW_NUMBER() OVER (PARTITION BY q.owner_id ORDER BY q.created_at, q.id) AS turn
+                   FROM webhook_deliveries q
+                   WHERE q.state = 'pending' AND q.next_attempt_at <= $1) d
+             JOIN webhook_endpoints e ON e.owner_id = d.owner_id
+             WHERE d.turn <= $3
+             ORDER BY d.turn, d.created_at, d.id
              LIMIT $2"
         )))
         .bind(at)
         .bind(i64::from(limit))
+        .bind(i64::from(per_owner))
         .fetch_all(self.conn())
         .await
         .map_err(unavailable)?
         .iter()
         .map(|row| Ok((delivery_from_row(row)?, endpoint_from_row(row)?)))
         .collect()
+    }
+
+    async fn defer_pending(
+        &mut self,
+        owner: &OwnerId,
+        until: OffsetDateTime,
+        note: &str,
+    ) -> Result<u64> {
+        Ok(query(
+            "UPDATE webhook_deliveries SET next_attempt_at = $2, last_result = $3
+             WHERE owner_id = $1 AND state = 'pending' AND next_attempt_at < $2",
+        )
+        .bind(owner.as_str())
+        .bind(until)
+        .bind(note)
+        .execute(self.conn())
+        .await
+        .map_err(unavailable)?
+        .rows_affected())
     }
 
     async fn update_delivery(
