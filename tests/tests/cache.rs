@@ -42,7 +42,7 @@ async fn warm_token_lookup_reads_nothing() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(p.identity.owner_id, oid("root"));
+        assert_eq!(*p.identity().owner_id(), oid("root"));
     }
     assert_eq!(
         s.inner().calls(),
@@ -62,7 +62,7 @@ async fn the_warm_path_serves_hits_and_a_bad_checksum_never_reaches_the_store() 
     let before = s.inner().calls();
     for _ in 0..10 {
         let p = check_token(&s, raw, false).await.unwrap().unwrap();
-        assert_eq!(p.identity.owner_id, oid("root"));
+        assert_eq!(*p.identity().owner_id(), oid("root"));
     }
     assert_eq!(s.inner().calls(), before, "warm checks reached the store");
     let last = if raw.ends_with('A') { 'B' } else { 'A' };
@@ -99,8 +99,8 @@ async fn warm_identity_resolution_reads_nothing() {
                 .await
                 .unwrap()
                 .unwrap()
-                .owner_id,
-            oid("root")
+                .owner_id(),
+            &oid("root")
         );
     }
     assert_eq!(
@@ -137,7 +137,7 @@ async fn mutations_evict_before_they_return() {
             .await
             .unwrap()
             .unwrap()
-            .role,
+            .role(),
         UserRole::Member
     );
     s.set_role(&root.admin(), &oid("alice"), UserRole::Admin)
@@ -148,7 +148,7 @@ async fn mutations_evict_before_they_return() {
             .await
             .unwrap()
             .unwrap()
-            .role,
+            .role(),
         UserRole::Admin
     );
     assert_eq!(
@@ -156,8 +156,8 @@ async fn mutations_evict_before_they_return() {
             .await
             .unwrap()
             .unwrap()
-            .identity
-            .role,
+            .identity()
+            .role(),
         UserRole::Admin
     );
 

@@ -161,8 +161,8 @@ async fn read_checks<D: TestDb>(db: &D, backend: &str) {
         .unwrap()
         .expect("fixture token authenticates");
     assert_eq!(
-        p.identity,
-        Identity::new(owner.clone(), UserRole::Owner),
+        *p.identity(),
+        Identity::for_tests(owner.clone(), UserRole::Owner),
         "{backend}"
     );
     let admin = AdminScope::operator("migration-test");
@@ -174,7 +174,7 @@ async fn read_checks<D: TestDb>(db: &D, backend: &str) {
             .len(),
         2
     );
-    let scope = OwnerScope::own(&p.identity);
+    let scope = OwnerScope::own(p.identity());
     assert_eq!(db.list_tokens(&scope).await.unwrap().len(), 1);
     assert_eq!(db.list_identities(&scope).await.unwrap().len(), 1);
     assert_eq!(db.list_secrets(&scope).await.unwrap().len(), 1);

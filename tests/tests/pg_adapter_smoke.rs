@@ -137,10 +137,10 @@ async fn bootstrap_authenticate_rotate_revoke_round_trip() {
     let clock = manual_clock();
     let s = migrated(clock.clone()).await;
     let root = boot(&s).await;
-    assert_eq!(root.principal.identity.role, UserRole::Owner);
+    assert_eq!(root.principal.identity().role(), UserRole::Owner);
     assert!(s.has_owner().await.unwrap());
-    let scope = OwnerScope::own(&root.principal.identity);
-    let old_id = root.principal.token_id.clone();
+    let scope = OwnerScope::own(root.principal.identity());
+    let old_id = root.principal.token_id().clone();
 
     // Rotate with a minute of grace: both authenticate, the old one until the grace ends.
     let (new_secret, new_fresh) = fresh(TokenFamily::User);
@@ -159,14 +159,14 @@ async fn bootstrap_authenticate_rotate_revoke_round_trip() {
         .await
         .unwrap()
         .expect("old works in grace");
-    assert_eq!(old_p.expires_at, Some(clock.now() + grace));
+    assert_eq!(old_p.expires_at(), Some(clock.now() + grace));
     let new_p = s
         .authenticate(&new_secret.digest())
         .await
         .unwrap()
         .expect("new works");
-    assert_eq!(new_p.token_id, new_rec.id);
-    assert_eq!(new_p.kinds, root.principal.kinds);
+    assert_eq!(*new_p.token_id(), new_rec.id);
+    assert_eq!(new_p.kinds(), root.principal.kinds());
     // A token already rotated is not rotated again, even inside its grace.
     let (_, again) = fresh(TokenFamily::User);
     assert!(matches!(
@@ -215,7 +215,7 @@ async fn bootstrap_authenticate_rotate_revoke_round_trip() {
     // Another owner's token is not found.
     let alice = add_user(&s, &root, "alice", UserRole::Member).await;
     assert!(matches!(
-        s.get_token(&scope, &alice.principal.token_id).await,
+        s.get_token(&scope, alice.principal.token_id()).await,
         Err(Error::NotFound)
     ));
     assert!(s.verify_chain().await.unwrap().is_intact());
@@ -271,7 +271,7 @@ async fn a_row_that_does_not_parse_is_an_integrity_error() {
     s.execute_batch_for_tests("UPDATE tokens SET kinds = 'superuser'")
         .await
         .unwrap();
-    let scope = OwnerScope::own(&root.principal.identity);
+    let scope = OwnerScope::own(root.principal.identity());
     assert!(matches!(
         s.list_tokens(&scope).await,
         Err(Error::Integrity(_))

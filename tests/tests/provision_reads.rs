@@ -56,8 +56,8 @@ async fn unprefixed_tokens_are_refused_offline_until_a_table_is_provisioned() {
 
     let before = s.calls();
     let p = service::authenticate(&s, RAW, allowed).await.unwrap();
-    assert_eq!(p.identity.owner_id, oid("alice"));
-    assert_eq!(p.identity.role, UserRole::Admin);
+    assert_eq!(*p.identity().owner_id(), oid("alice"));
+    assert_eq!(p.identity().role(), UserRole::Admin);
     assert_eq!(s.calls(), before + 1, "one lookup by digest");
     assert!(matches!(
         service::authenticate(&s, "unknown-static-token", allowed).await,
@@ -119,7 +119,7 @@ async fn the_cache_evicts_what_a_table_changes() {
         .await
         .unwrap();
     let p = service::authenticate(&s, RAW, true).await.unwrap();
-    assert_eq!(p.identity.role, UserRole::Member);
+    assert_eq!(p.identity().role(), UserRole::Member);
     assert!(
         service::authenticate(&s, "bob-static-token-00001", true)
             .await
@@ -132,11 +132,11 @@ async fn the_cache_evicts_what_a_table_changes() {
         .unwrap();
     let p = service::authenticate(&s, RAW, true).await.unwrap();
     assert_eq!(
-        p.identity.role,
+        p.identity().role(),
         UserRole::Admin,
         "stale role served from cache"
     );
-    assert_eq!(p.kinds.to_csv(), "api", "stale kinds served from cache");
+    assert_eq!(p.kinds().to_csv(), "api", "stale kinds served from cache");
     assert!(
         matches!(
             service::authenticate(&s, "bob-static-token-00001", true).await,

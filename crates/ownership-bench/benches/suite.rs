@@ -850,7 +850,7 @@ where
         .expect("lookup")
         .expect("owner token");
     let scope = Arc::new(ChannelScope::authorize(&svc, &channel).expect("channel scope"));
-    let owner_scope = Arc::new(OwnerScope::own(&own.identity));
+    let owner_scope = Arc::new(OwnerScope::own(own.identity()));
     let key = Arc::new(PairingKey::generate(&mut OsRandom));
     let policy = Arc::new(PairingPolicy {
         ttl: Duration::from_secs(600),

@@ -28,7 +28,7 @@ use crate::kinds::{TokenKind, TokenKinds};
 /// `resource_owner`? True exactly when the owner ids are equal, whatever the role.
 #[must_use]
 pub fn can_act_on(actor: &Identity, resource_owner: &OwnerId) -> bool {
-    actor.owner_id == *resource_owner
+    actor.owner_id() == resource_owner
 }
 
 /// Who did something, as recorded in the audit log.
@@ -101,21 +101,65 @@ fn sanitize_operator(name: &str) -> String {
 }
 
 /// An authenticated bearer token: whose it is, what it may do. Produced only by a store's
-/// token lookup after the digest matched and the token, its owner and its expiry checked out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// token lookup after the digest matched and the token, its owner and its expiry checked out:
+/// the fields are private and only core builds one (tests of other crates use
+/// `Principal::for_tests`, behind the `testing` feature).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Principal {
-    /// The token's owner and their current role.
-    pub identity: Identity,
-    /// The token's public id.
-    pub token_id: TokenId,
-    /// What the token may be used for.
-    pub kinds: TokenKinds,
-    /// When the token stops working, if ever (the earlier of its expiry and the end of a
-    /// rotation grace period).
-    pub expires_at: Option<OffsetDateTime>,
+    identity: Identity,
+    token_id: TokenId,
+    kinds: TokenKinds,
+    expires_at: Option<OffsetDateTime>,
 }
 
 impl Principal {
+    /// A principal, from a token row core has just checked.
+    pub(crate) fn new(
+        identity: Identity,
+        token_id: TokenId,
+        kinds: TokenKinds,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Self {
+        Self {
+            identity,
+            token_id,
+            kinds,
+            expires_at,
+        }
+    }
+
+    /// A principal for a test of another crate. Skips every check.
+    #[cfg(feature = "testing")]
+    pub fn for_tests(
+        identity: Identity,
+        token_id: TokenId,
+        kinds: TokenKinds,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Self {
+        Self::new(identity, token_id, kinds, expires_at)
+    }
+
+    /// The token's owner and their current role.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The token's public id.
+    pub fn token_id(&self) -> &TokenId {
+        &self.token_id
+    }
+
+    /// What the token may be used for.
+    pub fn kinds(&self) -> &TokenKinds {
+        &self.kinds
+    }
+
+    /// When the token stops working, if ever (the earlier of its expiry and the end of a
+    /// rotation grace period).
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        self.expires_at
+    }
+
     /// Whether the token holds `kind`.
     pub fn has_kind(&self, kind: &TokenKind) -> bool {
         self.kinds.contains(kind)
@@ -128,7 +172,7 @@ impl Principal {
 
     /// The audit actor for this principal.
     pub fn actor(&self) -> Actor {
-        Actor::User(self.identity.owner_id.clone())
+        Actor::User(self.identity.owner_id().clone())
     }
 }
 
@@ -147,7 +191,7 @@ impl OwnerScope {
         if can_act_on(actor, resource_owner) {
             Ok(Self {
                 owner: resource_owner.clone(),
-                actor: Actor::User(actor.owner_id.clone()),
+                actor: Actor::User(actor.owner_id().clone()),
             })
         } else {
             Err(Error::NotFound)
@@ -157,8 +201,8 @@ impl OwnerScope {
     /// The actor's own scope (the check holds by construction).
     pub fn own(actor: &Identity) -> Self {
         Self {
-            owner: actor.owner_id.clone(),
-            actor: Actor::User(actor.owner_id.clone()),
+            owner: actor.owner_id().clone(),
+            actor: Actor::User(actor.owner_id().clone()),
         }
     }
 
@@ -210,10 +254,10 @@ pub struct AdminScope {
 impl AdminScope {
     /// The scope of an Admin or Owner; `None` for a Member.
     pub fn new(identity: &Identity) -> Option<Self> {
-        identity.role.is_admin().then(|| Self {
-            actor: Actor::User(identity.owner_id.clone()),
-            acting_user: Some(identity.owner_id.clone()),
-            role: identity.role,
+        identity.role().is_admin().then(|| Self {
+            actor: Actor::User(identity.owner_id().clone()),
+            acting_user: Some(identity.owner_id().clone()),
+            role: identity.role(),
         })
     }
 
@@ -380,7 +424,7 @@ impl MintPermit {
             ));
         }
         Ok(Self {
-            owner: minter.identity.owner_id.clone(),
+            owner: minter.identity.owner_id().clone(),
             kinds: requested,
             actor: minter.actor(),
             needs_admin: false,
@@ -397,7 +441,7 @@ impl MintPermit {
         if !minter.has_kind(&TokenKind::Manage) {
             return Err(Error::Forbidden("only `manage` tokens mint tokens".into()));
         }
-        if admin.acting_user() != Some(&minter.identity.owner_id) {
+        if admin.acting_user() != Some(minter.identity.owner_id()) {
             return Err(Error::Forbidden(
                 "admin scope does not match the token".into(),
             ));
@@ -409,7 +453,7 @@ impl MintPermit {
             ));
         }
         Ok(Self {
-            owner: minter.identity.owner_id.clone(),
+            owner: minter.identity.owner_id().clone(),
             kinds: requested,
             actor: minter.actor(),
             needs_admin: true,
@@ -495,7 +539,7 @@ impl Rotator {
     /// Whose tokens it rotates.
     pub fn owner(&self) -> &OwnerId {
         match self {
-            Self::Holder(p) => &p.identity.owner_id,
+            Self::Holder(p) => p.identity.owner_id(),
             Self::Operator(_, owner) => owner,
         }
     }
@@ -683,12 +727,12 @@ mod tests {
 
     #[test]
     fn service_permits_need_the_role_at_write_time() {
-        let minter = Principal {
-            identity: Identity::new(oid("a"), UserRole::Admin),
-            token_id: TokenId::parse("tok_0123456789abcdef0123").unwrap(),
-            kinds: TokenKinds::manage_api(),
-            expires_at: None,
-        };
+        let minter = Principal::new(
+            Identity::new(oid("a"), UserRole::Admin),
+            TokenId::parse("tok_0123456789abcdef0123").unwrap(),
+            TokenKinds::manage_api(),
+            None,
+        );
         let admin = AdminScope::new(&minter.identity).unwrap();
         let service = MintPermit::service(
             &minter,

@@ -132,19 +132,50 @@ impl From<UserStatus> for &'static str {
     }
 }
 
-/// Who is calling: an owner and their role. Built at the edge from a verified credential.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Who is calling: an owner and their role. Built only by core, from a verified credential
+/// (a token's row, a live console session, an approved binding): the fields are private and
+/// there is no public constructor, so no caller can make one up, or change the owner or role
+/// of one it holds. Tests of other crates build one with `Identity::for_tests` (the
+/// `testing` feature, never enabled by the binary).
+///
+/// Neither a struct literal nor the crate's constructor compiles outside core:
+///
+/// ```compile_fail
+/// use ownership_core::{Identity, OwnerId, UserRole};
+/// let forged = Identity { owner_id: OwnerId::parse("victim").unwrap(), role: UserRole::Owner };
+/// ```
+///
+/// ```compile_fail
+/// use ownership_core::{Identity, OwnerId, UserRole};
+/// let forged = Identity::new(OwnerId::parse("victim").unwrap(), UserRole::Owner);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Identity {
-    /// The caller's owner id.
-    pub owner_id: OwnerId,
-    /// The caller's role.
-    pub role: UserRole,
+    owner_id: OwnerId,
+    role: UserRole,
 }
 
 impl Identity {
-    /// An identity.
-    pub fn new(owner_id: OwnerId, role: UserRole) -> Self {
+    /// An identity, from a row core has just checked.
+    pub(crate) fn new(owner_id: OwnerId, role: UserRole) -> Self {
         Self { owner_id, role }
+    }
+
+    /// An identity for a test of another crate. Skips every check; the `testing` feature
+    /// that exposes it is for test builds only.
+    #[cfg(feature = "testing")]
+    pub fn for_tests(owner_id: OwnerId, role: UserRole) -> Self {
+        Self::new(owner_id, role)
+    }
+
+    /// The caller's owner id.
+    pub fn owner_id(&self) -> &OwnerId {
+        &self.owner_id
+    }
+
+    /// The caller's role.
+    pub fn role(&self) -> UserRole {
+        self.role
     }
 }
 

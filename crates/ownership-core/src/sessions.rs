@@ -221,10 +221,7 @@ impl SessionState {
             return SessionVerdict::Ended;
         }
         SessionVerdict::Live {
-            identity: Identity {
-                owner_id: r.owner.clone(),
-                role: user.role,
-            },
+            identity: Identity::new(r.owner.clone(), user.role),
             touch: now >= r.last_seen_at + span(policy.touch_every),
         }
     }

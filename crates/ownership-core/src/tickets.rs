@@ -90,9 +90,9 @@ where
         digest: TokenDigest,
         ttl: Duration,
     ) -> Result<OffsetDateTime> {
-        let owner = principal.identity.owner_id.clone();
+        let owner = principal.identity().owner_id().clone();
         // A ticket never outlives the token it stands for.
-        let token_ends = principal.expires_at;
+        let token_ends = principal.expires_at();
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();

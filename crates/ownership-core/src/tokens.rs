@@ -163,12 +163,12 @@ impl TokenAuth {
         } else if self.status != UserStatus::Active {
             TokenLookup::Inactive
         } else {
-            TokenLookup::Live(Principal {
-                identity: Identity::new(self.owner, self.role),
-                token_id: self.id,
-                kinds: self.kinds,
-                expires_at: earlier(self.expires_at, self.revoked_at),
-            })
+            TokenLookup::Live(Principal::new(
+                Identity::new(self.owner, self.role),
+                self.id,
+                self.kinds,
+                earlier(self.expires_at, self.revoked_at),
+            ))
         }
     }
 }

@@ -45,18 +45,18 @@ fn kinds() -> impl Strategy<Value = TokenKinds> {
 }
 
 fn principal(owner_id: OwnerId, role: UserRole, kinds: TokenKinds) -> Principal {
-    Principal {
-        identity: Identity::new(owner_id, role),
-        token_id: TokenId::parse("tok_00000000000000000000").unwrap(),
+    Principal::for_tests(
+        Identity::for_tests(owner_id, role),
+        TokenId::parse("tok_00000000000000000000").unwrap(),
         kinds,
-        expires_at: None,
-    }
+        None,
+    )
 }
 
 proptest! {
     #[test]
     fn can_act_on_is_owner_equality_for_every_role(a in 0u8..6, b in 0u8..6, r in role()) {
-        let actor = Identity::new(owner(a), r);
+        let actor = Identity::for_tests(owner(a), r);
         prop_assert_eq!(can_act_on(&actor, &owner(b)), a == b);
         let scope = OwnerScope::authorize(&actor, &owner(b));
         if a == b {
@@ -70,7 +70,7 @@ proptest! {
 
     #[test]
     fn admin_scope_exists_iff_admin_or_owner(a in 0u8..6, r in role()) {
-        let scope = AdminScope::new(&Identity::new(owner(a), r));
+        let scope = AdminScope::new(&Identity::for_tests(owner(a), r));
         prop_assert_eq!(scope.is_some(), matches!(r, UserRole::Admin | UserRole::Owner));
     }
 
@@ -90,7 +90,7 @@ proptest! {
     #[test]
     fn service_tokens_need_an_admin_and_only_service_kinds(own in kinds(), requested in kinds(), r in role()) {
         let minter = principal(owner(1), r, own.clone());
-        let Some(admin) = AdminScope::new(&minter.identity) else {
+        let Some(admin) = AdminScope::new(minter.identity()) else {
             prop_assert!(!r.is_admin());
             return Ok(());
         };
@@ -98,7 +98,7 @@ proptest! {
         let allowed = own.contains(&TokenKind::Manage) && requested.iter().all(TokenKind::is_service);
         prop_assert_eq!(permit.is_ok(), allowed);
         // Another admin's scope never lends its power to this token.
-        let other = AdminScope::new(&Identity::new(owner(2), UserRole::Owner)).unwrap();
+        let other = AdminScope::new(&Identity::for_tests(owner(2), UserRole::Owner)).unwrap();
         prop_assert!(MintPermit::service(&minter, &other, requested).is_err());
     }
 }
@@ -274,7 +274,7 @@ proptest! {
             };
             // Only existing, active users act; the store refuses the rest before any rule.
             let Some(&(actor_role, UserStatus::Active)) = model.users.get(&actor) else { continue };
-            let identity = Identity::new(owner(actor), actor_role);
+            let identity = Identity::for_tests(owner(actor), actor_role);
             if let Op::Touch { resource_owner, .. } = op {
                 let got = outcome(&OwnerScope::authorize(&identity, &owner(resource_owner)));
                 prop_assert_eq!(got, model.expected(actor_role, &op));
@@ -321,7 +321,7 @@ proptest! {
 
 #[test]
 fn admins_manage_members_only() {
-    let admin = AdminScope::new(&Identity::new(owner(1), UserRole::Admin)).unwrap();
+    let admin = AdminScope::new(&Identity::for_tests(owner(1), UserRole::Admin)).unwrap();
     let member = TargetState {
         role: UserRole::Member,
         status: UserStatus::Active,

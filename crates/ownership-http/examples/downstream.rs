@@ -22,7 +22,7 @@ use ownership_store::{SystemClock, libsql::LibsqlStore};
 
 /// The protected route: the extractor has already checked the token.
 async fn hello(Authenticated(caller): Authenticated) -> String {
-    format!("hello, {}", caller.identity.owner_id)
+    format!("hello, {}", caller.identity().owner_id())
 }
 
 /// The app's router. `AuthState` is its state here; in a bigger app, implement

@@ -136,11 +136,11 @@ impl AuthState {
         match crate::metrics::counted_authenticate(&*self.tokens, raw, foreign_allowed).await {
             Ok(p) => {
                 self.limits
-                    .identity_request(&p.identity.owner_id)
+                    .identity_request(p.identity().owner_id())
                     .inspect_err(|_| crate::metrics::auth(crate::metrics::AuthOutcome::RateLimited))
                     .map_err(ApiError::rate_limited)?;
                 crate::metrics::auth(crate::metrics::AuthOutcome::Ok);
-                tracing::debug!(owner = %p.identity.owner_id, token_id = %p.token_id, "authenticated");
+                tracing::debug!(owner = %p.identity().owner_id(), token_id = %p.token_id(), "authenticated");
                 Ok(p)
             }
             Err(Error::Unauthenticated) => {
@@ -181,7 +181,7 @@ pub struct Authenticated(pub Principal);
 impl Authenticated {
     /// The caller's own scope (for owner-scoped operations on their own objects).
     pub fn scope(&self) -> OwnerScope {
-        OwnerScope::own(&self.0.identity)
+        OwnerScope::own(self.0.identity())
     }
 }
 
@@ -284,7 +284,7 @@ pub struct RequireKind<K>(pub Principal, PhantomData<K>);
 impl<K> RequireKind<K> {
     /// The caller's own scope.
     pub fn scope(&self) -> OwnerScope {
-        OwnerScope::own(&self.0.identity)
+        OwnerScope::own(self.0.identity())
     }
 }
 
@@ -328,7 +328,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &T) -> Result<Self, Self::Rejection> {
         let RequireKind(principal, _) =
             RequireKind::<Manage>::from_request_parts(parts, state).await?;
-        let scope = AdminScope::new(&principal.identity)
+        let scope = AdminScope::new(principal.identity())
             .ok_or_else(|| ApiError::forbidden("an Admin or Owner role is required"))?;
         Ok(Self { principal, scope })
     }

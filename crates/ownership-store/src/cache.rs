@@ -172,11 +172,11 @@ impl<D> Cached<D> {
                     s.principals.remove(&digest);
                 }
                 s.token_digests.remove(id);
-                s.principals.remove_if(|p| p.token_id == *id);
+                s.principals.remove_if(|p| p.token_id() == id);
             }
             Invalidation::Owner(owner) => {
-                s.principals.remove_if(|p| p.identity.owner_id == *owner);
-                s.identities.remove_if(|i| i.owner_id == *owner);
+                s.principals.remove_if(|p| p.identity().owner_id() == owner);
+                s.identities.remove_if(|i| i.owner_id() == owner);
                 s.resources.remove_if(|r| r.owner_id == *owner);
             }
             Invalidation::Identity(key) => s.identities.remove(key),
@@ -305,12 +305,12 @@ impl<D: Database> TokenDatabase for Cached<D> {
         let found = s.inner.token_auth(digest).await?;
         if let Some(TokenLookup::Live(p)) = found.clone().map(|a| a.decide(now_at)) {
             let deadline = p
-                .expires_at
+                .expires_at()
                 .map_or(self.deadline(now), |at| self.deadline(now).min(nanos(at)));
             self.insert_if_current(
                 &s.token_digests,
                 epoch,
-                p.token_id.clone(),
+                p.token_id().clone(),
                 *digest,
                 deadline,
             );
@@ -332,8 +332,8 @@ impl<D: Database> PairingDatabase for Cached<D> {
         if let Some(identity) = s.identities.get(key, now) {
             s.identity_counts.hits.increment(1);
             return Ok(Some(ChannelAuth {
-                owner: identity.owner_id,
-                role: identity.role,
+                owner: identity.owner_id().clone(),
+                role: identity.role(),
                 status: UserStatus::Active,
             }));
         }
@@ -375,12 +375,12 @@ impl<D: Database> ResourceDatabase for Cached<D> {
 /// revocation, and the entry is never served past it).
 fn live_auth(p: Principal) -> TokenAuth {
     TokenAuth {
-        id: p.token_id,
-        owner: p.identity.owner_id,
-        role: p.identity.role,
+        id: p.token_id().clone(),
+        owner: p.identity().owner_id().clone(),
+        role: p.identity().role(),
         status: UserStatus::Active,
-        kinds: p.kinds,
-        expires_at: p.expires_at,
+        kinds: p.kinds().clone(),
+        expires_at: p.expires_at(),
         revoked_at: None,
     }
 }
@@ -413,7 +413,7 @@ async fn flush_uses<D: Database>(s: &Shared<D>) -> Result<usize> {
     let mut latest: HashMap<&TokenId, i64> = HashMap::with_capacity(taken.len());
     for (p, at) in &taken {
         latest
-            .entry(&p.token_id)
+            .entry(p.token_id())
             .and_modify(|t| *t = (*t).max(*at))
             .or_insert(*at);
     }

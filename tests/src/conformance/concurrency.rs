@@ -41,14 +41,15 @@ pub async fn one_code_redeemed_by_32_clients_binds_once<S: Store + 'static>(cx: 
         .await
         .unwrap()
         .unwrap()
-        .owner_id;
+        .owner_id()
+        .clone();
     assert_eq!(owner, wins[0]);
     let mut rows = 0;
     for i in 0..32 {
         let who = oid(&format!("u{i}"));
         rows += s
             .list_identities(&ownership_core::authz::OwnerScope::own(
-                &ownership_core::Identity::new(who, UserRole::Member),
+                &ownership_core::Identity::for_tests(who, UserRole::Member),
             ))
             .await
             .unwrap()

@@ -52,7 +52,10 @@ pub async fn redeem_binds_the_sender_and_consumes_the_code<S: Store>(cx: Ctx<S>)
             .await,
     );
     let who = s.resolve_identity(&tg, &ext("42")).await.unwrap().unwrap();
-    assert_eq!((who.owner_id, who.role), (oid("alice"), UserRole::Member));
+    assert_eq!(
+        (who.owner_id(), who.role()),
+        (&oid("alice"), UserRole::Member)
+    );
     assert_eq!(s.list_identities(&alice.scope()).await.unwrap().len(), 1);
     assert!(
         s.list_pending(&root.admin(), &channel("telegram"))
@@ -132,8 +135,8 @@ pub async fn binding_to_another_owner_is_a_conflict_that_consumes_nothing<S: Sto
             .await
             .unwrap()
             .unwrap()
-            .owner_id,
-        oid("alice")
+            .owner_id(),
+        &oid("alice")
     );
     assert_eq!(
         s.list_pending(&root.admin(), &channel("telegram"))
@@ -158,8 +161,8 @@ pub async fn binding_to_another_owner_is_a_conflict_that_consumes_nothing<S: Sto
             .await
             .unwrap()
             .unwrap()
-            .owner_id,
-        oid("bob")
+            .owner_id(),
+        &oid("bob")
     );
     // Approving for the owner it is already bound to succeeds.
     let (_, c3) = request(s, &tg, "42").await;

@@ -66,9 +66,9 @@ async fn users<S: Store>(s: &S) -> Vec<(String, UserRole)> {
 async fn who<S: Store>(s: &S, raw: &str) -> Option<(String, UserRole, String)> {
     match service::authenticate(s, raw, true).await {
         Ok(p) => Some((
-            p.identity.owner_id.to_string(),
-            p.identity.role,
-            p.kinds.to_csv(),
+            p.identity().owner_id().to_string(),
+            p.identity().role(),
+            p.kinds().to_csv(),
         )),
         Err(Error::Unauthenticated) => None,
         Err(e) => panic!("authenticate failed: {e}"),
@@ -306,7 +306,7 @@ pub async fn a_removed_entry_is_refused_right_after_apply<S: Store>(cx: Ctx<S>) 
     ]);
     let plan = apply(s, &without_bob).await.unwrap();
     assert_eq!(plan.tokens_revoked.len(), 1);
-    assert_eq!(plan.tokens_revoked[0].token_id, bob_token.token_id);
+    assert_eq!(plan.tokens_revoked[0].token_id, *bob_token.token_id());
     assert_eq!(plan.tokens_revoked[0].user_id, oid("bob"));
     assert!(plan.users_created.is_empty() && plan.tokens_added.is_empty());
     assert_eq!(plan.tokens_unchanged, 4);
@@ -317,7 +317,7 @@ pub async fn a_removed_entry_is_refused_right_after_apply<S: Store>(cx: Ctx<S>) 
     assert!(users(s).await.iter().any(|(id, _)| id == "bob"));
     let last = events(s).await.pop().unwrap();
     assert_eq!(last.action, AuditAction::TokenRevoked);
-    assert_eq!(last.target, bob_token.token_id.as_str());
+    assert_eq!(last.target, bob_token.token_id().as_str());
     assert_eq!(last.details, r#"{"provisioned":true}"#);
     assert!(apply(s, &without_bob).await.unwrap().is_empty());
 
@@ -326,7 +326,7 @@ pub async fn a_removed_entry_is_refused_right_after_apply<S: Store>(cx: Ctx<S>) 
     let plan = apply(s, &source_table()).await.unwrap();
     assert_eq!(plan.tokens_kept_revoked.len(), 1);
     assert_eq!(plan.tokens_kept_revoked[0].entry, 1);
-    assert_eq!(plan.tokens_kept_revoked[0].token_id, bob_token.token_id);
+    assert_eq!(plan.tokens_kept_revoked[0].token_id, *bob_token.token_id());
     assert!(plan.is_empty(), "nothing written for it");
     assert!(!format!("{plan:?}").contains("bob-local-token"));
     assert_eq!(who(s, "bob-local-token-000001").await, None);
@@ -353,7 +353,7 @@ pub async fn a_role_change_and_a_kinds_change_apply<S: Store>(cx: Ctx<S>) {
         ("bob", UserRole::Member, UserRole::Admin)
     );
     assert_eq!(plan.tokens_updated.len(), 1);
-    assert_eq!(plan.tokens_updated[0].token_id, carol_before.token_id);
+    assert_eq!(plan.tokens_updated[0].token_id, *carol_before.token_id());
     assert!(plan.tokens_added.is_empty() && plan.tokens_revoked.is_empty());
 
     assert_eq!(
@@ -366,7 +366,8 @@ pub async fn a_role_change_and_a_kinds_change_apply<S: Store>(cx: Ctx<S>) {
     );
     let carol = sign_in(s, foreign("carol-local-token-0001")).await;
     assert_eq!(
-        carol.principal.token_id, carol_before.token_id,
+        carol.principal.token_id(),
+        carol_before.token_id(),
         "updated in place"
     );
     let listed = s.list_tokens(&carol.scope()).await.unwrap();
@@ -542,7 +543,7 @@ pub async fn provisioned_tokens_are_foreign_tokens<S: Store>(cx: Ctx<S>) {
     .unwrap();
     assert!(matches!(
         service::authenticate(s, ours.expose(), false).await,
-        Ok(p) if p.identity.owner_id == oid("dave")
+        Ok(p) if *p.identity().owner_id() == oid("dave")
     ));
     // Once the unprefixed token leaves the table it is refused; the store still reports
     // foreign tokens while any provisioned token is live (the check goes by origin).

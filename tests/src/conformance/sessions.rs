@@ -19,7 +19,7 @@ fn policy() -> SessionPolicy {
 async fn start<S: Store>(s: &S, who: &Signed, method: SessionMethod) -> SessionKey {
     let token = (method == SessionMethod::Token).then(|| SessionToken {
         digest: who.secret.digest(),
-        id: who.principal.token_id.clone(),
+        id: who.principal.token_id().clone(),
     });
     let started = s
         .start_session(who.id(), method, token, &policy(), &mut OsRandom)
@@ -35,12 +35,12 @@ pub async fn a_session_reads_back_with_its_user_and_ends_at_sign_out<S: Store>(c
     let alice = add_user(s, &root, "alice", UserRole::Member).await;
     let key = start(s, &alice, SessionMethod::Token).await;
     let live = s.live_session(&key, &policy()).await.unwrap().unwrap();
-    assert_eq!(live.identity.owner_id, *alice.id());
-    assert_eq!(live.identity.role, UserRole::Member);
+    assert_eq!(live.identity.owner_id(), alice.id());
+    assert_eq!(live.identity.role(), UserRole::Member);
     assert_eq!(live.record.method, SessionMethod::Token);
     assert_eq!(
         live.record.token.as_ref().map(|t| &t.id),
-        Some(&alice.principal.token_id)
+        Some(alice.principal.token_id())
     );
     assert_eq!(
         live.record.expires_at,
@@ -79,7 +79,7 @@ pub async fn a_token_sign_in_names_its_token_and_others_do_not<S: Store>(cx: Ctx
     );
     let token = SessionToken {
         digest: root.secret.digest(),
-        id: root.principal.token_id.clone(),
+        id: root.principal.token_id().clone(),
     };
     assert!(
         s.start_session(

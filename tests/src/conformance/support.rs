@@ -69,7 +69,7 @@ pub struct Signed {
 impl Signed {
     /// Their own scope.
     pub fn scope(&self) -> OwnerScope {
-        OwnerScope::own(&self.principal.identity)
+        OwnerScope::own(self.principal.identity())
     }
 
     /// Them, rotating their own tokens.
@@ -79,12 +79,12 @@ impl Signed {
 
     /// Their admin scope (panics for members).
     pub fn admin(&self) -> AdminScope {
-        AdminScope::new(&self.principal.identity).expect("an admin")
+        AdminScope::new(self.principal.identity()).expect("an admin")
     }
 
     /// Their owner id.
     pub fn id(&self) -> &OwnerId {
-        &self.principal.identity.owner_id
+        self.principal.identity().owner_id()
     }
 }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use ownership_core::Error;
+use ownership_core::authz::Principal;
 use ownership_core::ports::Store;
 use ownership_core::tickets::{TICKET_TTL, mint_ticket, redeem_ticket};
 use ownership_core::{UserRole, token::digest_of};
@@ -45,8 +46,13 @@ pub async fn a_ticket_ends_with_its_token<S: Store>(cx: Ctx<S>) {
     let s = &*cx.store;
     let root = boot(s).await;
     let soon = cx.clock_now() + Duration::from_secs(10);
-    let mut principal = root.principal.clone();
-    principal.expires_at = Some(soon);
+    let p = &root.principal;
+    let principal = Principal::for_tests(
+        p.identity().clone(),
+        p.token_id().clone(),
+        p.kinds().clone(),
+        Some(soon),
+    );
     let ticket = mint_ticket(
         s,
         &principal,

@@ -12,8 +12,8 @@ pub async fn bootstrap_creates_the_first_owner_once<S: Store>(cx: Ctx<S>) {
     let root = boot(s).await;
     assert!(s.has_owner().await.unwrap());
     assert_eq!(
-        root.principal.identity,
-        Identity::new(oid("root"), UserRole::Owner)
+        *root.principal.identity(),
+        Identity::for_tests(oid("root"), UserRole::Owner)
     );
     assert!(
         root.principal.has_kind(&TokenKind::Manage) && root.principal.has_kind(&TokenKind::Api)
@@ -44,7 +44,7 @@ pub async fn legacy_token_is_idempotent_and_replaced_when_changed<S: Store>(cx: 
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(p.identity.role, UserRole::Owner);
+    assert_eq!(p.identity().role(), UserRole::Owner);
     let events = s
         .list_events(
             ownership_core::ports::AuditFilter::All(&AdminScope::operator("t")),
@@ -98,8 +98,8 @@ pub async fn create_user_issues_a_working_first_token<S: Store>(cx: Ctx<S>) {
     let root = boot(s).await;
     let alice = add_user(s, &root, "alice", UserRole::Member).await;
     assert_eq!(
-        alice.principal.identity,
-        Identity::new(oid("alice"), UserRole::Member)
+        *alice.principal.identity(),
+        Identity::for_tests(oid("alice"), UserRole::Member)
     );
     let user = s.get_user(&root.admin(), &oid("alice")).await.unwrap();
     assert_eq!(
@@ -293,7 +293,7 @@ pub async fn suspension_blocks_every_credential_until_resumed<S: Store>(cx: Ctx<
         s.resolve_identity(&tg, &ext("42"))
             .await
             .unwrap()
-            .map(|i| i.owner_id),
+            .map(|i| i.owner_id().clone()),
         Some(oid("alice"))
     );
 }
@@ -310,7 +310,7 @@ pub async fn role_change_shows_in_the_next_authentication<S: Store>(cx: Ctx<S>) 
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(p.identity.role, UserRole::Admin);
+    assert_eq!(p.identity().role(), UserRole::Admin);
 }
 
 pub async fn delete_user_removes_tokens_identities_and_secrets<S: Store>(cx: Ctx<S>) {

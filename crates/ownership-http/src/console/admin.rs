@@ -157,7 +157,7 @@ pub(crate) async fn approve(
         .app
         .auth
         .limits()
-        .pairing_gate(&user.identity.owner_id)
+        .pairing_gate(user.identity.owner_id())
         .await
     {
         Ok(gate) => gate,
@@ -209,7 +209,7 @@ async fn users_view(
         Ok(p) => p,
         Err(e) => return Refusal::from_error(e).into_response(),
     };
-    let me = &user.identity.owner_id;
+    let me = user.identity.owner_id();
     let view = UsersPage {
         chrome: user.chrome("Users", "users"),
         new_token: reveal,
@@ -217,7 +217,7 @@ async fn users_view(
         users: page
             .items
             .iter()
-            .map(|u| UserRow::new(u, u.id == *me))
+            .map(|u| UserRow::new(u, &u.id == me))
             .collect(),
         next: page.next,
     };

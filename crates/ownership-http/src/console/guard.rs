@@ -393,7 +393,7 @@ impl Signed {
     /// The user's admin scope, or 403 for a Member (logged: a refused authorization).
     pub fn admin(&self) -> Result<AdminScope, Refusal> {
         AdminScope::new(&self.identity).ok_or_else(|| {
-            tracing::info!(owner = %self.identity.owner_id, "console admin page refused: the role is not Admin or Owner");
+            tracing::info!(owner = %self.identity.owner_id(), "console admin page refused: the role is not Admin or Owner");
             Refusal::admins_only()
         })
     }
@@ -413,8 +413,8 @@ impl Signed {
         Chrome {
             title,
             user: Some(Badge {
-                id: self.identity.owner_id.to_string(),
-                is_admin: self.identity.role.is_admin(),
+                id: self.identity.owner_id().to_string(),
+                is_admin: self.identity.role().is_admin(),
             }),
             csrf: self.session.csrf().to_owned(),
             flashes: self.session.take_flashes(),
@@ -456,8 +456,8 @@ impl FromRequestParts<ConsoleState> for Signed {
             None => None,
             Some(bound) => match store.authenticate(&bound.digest).await {
                 Ok(Some(principal))
-                    if principal.identity.owner_id == *session.owner()
-                        && principal.token_id == bound.id
+                    if principal.identity().owner_id() == session.owner()
+                        && principal.token_id() == &bound.id
                         && principal.has_kind(&TokenKind::Manage) =>
                 {
                     Some(principal)
@@ -478,7 +478,7 @@ impl FromRequestParts<ConsoleState> for Signed {
             .app
             .auth
             .limits()
-            .identity_request(&identity.owner_id)
+            .identity_request(identity.owner_id())
             .map_err(Refusal::rate_limited)?;
         Ok(Self {
             identity,
@@ -523,7 +523,7 @@ where
             .await
             .map_err(form_refusal)?;
         if !user.session.csrf_matches(form.csrf()) {
-            tracing::info!(owner = %user.identity.owner_id, "console form refused: missing or wrong CSRF token");
+            tracing::info!(owner = %user.identity.owner_id(), "console form refused: missing or wrong CSRF token");
             return Err(Refusal::cross_site());
         }
         Ok(Self { user, form })

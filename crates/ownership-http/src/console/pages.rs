@@ -214,7 +214,7 @@ pub(crate) async fn login(State(state): State<ConsoleState>, req: Request) -> Re
     let principal = match state.app.auth.authenticate_raw(&parts, Some(raw)).await {
         Ok(p) if p.has_kind(&TokenKind::Manage) => p,
         Ok(p) => {
-            tracing::info!(owner = %p.identity.owner_id, token_id = %p.token_id, "console sign-in refused: the token lacks `manage`");
+            tracing::info!(owner = %p.identity().owner_id(), token_id = %p.token_id(), "console sign-in refused: the token lacks `manage`");
             return invalid();
         }
         Err(e) if e.status() == StatusCode::UNAUTHORIZED => return invalid(),
@@ -249,13 +249,13 @@ pub(crate) async fn login(State(state): State<ConsoleState>, req: Request) -> Re
     };
     let token = SessionToken {
         digest: digest_of(raw),
-        id: principal.token_id.clone(),
+        id: principal.token_id().clone(),
     };
     signed_in(
         &state,
         &parts.headers,
         secure,
-        &principal.identity.owner_id,
+        principal.identity().owner_id(),
         SessionMethod::Token,
         Some(token),
     )
@@ -270,7 +270,7 @@ pub(crate) async fn logout(
     if let Err(e) = state.sessions.end(&*state.app.store, user.key()).await {
         return Refusal::from_error(e).into_response();
     }
-    tracing::info!(owner = %user.identity.owner_id, "console session ended: signed out");
+    tracing::info!(owner = %user.identity.owner_id(), "console session ended: signed out");
     let jar = CookieJar::new().add(expired_cookie(
         session_cookie_name(user.secure),
         user.secure,
@@ -295,9 +295,9 @@ pub(crate) async fn home(State(state): State<ConsoleState>, user: Signed) -> Res
     let ends_at = When::of(user.session.ends_at()).text;
     let page = HomePage {
         chrome: user.chrome("Home", "home"),
-        user_id: identity.owner_id.to_string(),
-        role: identity.role.as_str(),
-        is_admin: identity.role.is_admin(),
+        user_id: identity.owner_id().to_string(),
+        role: identity.role().as_str(),
+        is_admin: identity.role().is_admin(),
         token_prefix,
         method: method_name(user.session.method()),
         ends_at,
@@ -360,7 +360,7 @@ pub(crate) async fn link(
         .app
         .auth
         .limits()
-        .pairing_gate(&user.identity.owner_id)
+        .pairing_gate(user.identity.owner_id())
         .await
     {
         Ok(gate) => gate,
@@ -449,7 +449,7 @@ async fn tokens_view(state: &ConsoleState, user: &Signed, reveal: Option<Reveal>
         kinds: user
             .principal
             .iter()
-            .flat_map(|p| p.kinds.iter())
+            .flat_map(|p| p.kinds().iter())
             .map(ToString::to_string)
             .collect(),
         tokens: tokens
@@ -643,7 +643,7 @@ pub(crate) async fn revoke_token(
             if let Err(e) = state.sessions.end(&*state.app.store, user.key()).await {
                 return Refusal::from_error(e).into_response();
             }
-            tracing::info!(owner = %user.identity.owner_id, "console session ended: its token was revoked");
+            tracing::info!(owner = %user.identity.owner_id(), "console session ended: its token was revoked");
             let jar = CookieJar::new().add(expired_cookie(
                 session_cookie_name(user.secure),
                 user.secure,

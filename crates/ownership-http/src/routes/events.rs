@@ -49,8 +49,9 @@ impl FromRequestParts<AppState> for StreamCaller {
                     .auth
                     .authenticate_raw(parts, Some(raw))
                     .await?
-                    .identity
-                    .owner_id,
+                    .identity()
+                    .owner_id()
+                    .clone(),
             ),
             None => None,
         };
@@ -61,11 +62,11 @@ impl FromRequestParts<AppState> for StreamCaller {
         // The token the ticket stands for, as it is now: revoked, expired or suspended
         // since, and the ticket opens nothing.
         match state.store.authenticate(&row.token).await? {
-            Some(p) if p.identity.owner_id == row.owner => {
+            Some(p) if p.identity().owner_id() == &row.owner => {
                 state
                     .auth
                     .limits()
-                    .identity_request(&p.identity.owner_id)
+                    .identity_request(p.identity().owner_id())
                     .map_err(ApiError::rate_limited)?;
                 Ok(Self(p, row.token))
             }
@@ -168,13 +169,13 @@ pub async fn my_events(
     if !(p.has_kind(&TokenKind::Manage) || p.has_kind(&TokenKind::Api)) {
         return Err(ApiError::forbidden("token kind `manage` or `api` required"));
     }
-    let scope = OwnerScope::own(&p.identity);
+    let scope = OwnerScope::own(p.identity());
     // One user holds at most `limits.event_streams_per_user` streams, and the process at
     // most `limits.event_streams_total`.
     let slot = state
         .auth
         .limits()
-        .open_stream(&p.identity.owner_id)
+        .open_stream(p.identity().owner_id())
         .ok_or_else(|| ApiError::rate_limited(Duration::from_secs(5)))?;
     let resume = match headers.get("last-event-id") {
         None => None,
@@ -244,7 +245,7 @@ pub async fn my_events(
             c.first = false;
             // The stream lives only as long as its token does.
             match c.state.store.authenticate(&c.token).await {
-                Ok(Some(p)) if p.identity.owner_id == *c.scope.owner() => {}
+                Ok(Some(p)) if p.identity().owner_id() == c.scope.owner() => {}
                 _ => return None,
             }
             match c.state.store.events_after(&c.scope, c.after, 100).await {

@@ -33,12 +33,12 @@ const MAX_EXPIRES_IN_SECONDS: u64 = 3_155_760_000;
     responses((status = 200, description = "The caller and the token they called with.", body = Me), AuthErrors))]
 pub async fn me(Authenticated(p): Authenticated) -> ApiJson<Me> {
     ApiJson(Me {
-        user_id: p.identity.owner_id.to_string(),
-        role: p.identity.role.to_string(),
+        user_id: p.identity().owner_id().to_string(),
+        role: p.identity().role().to_string(),
         token: MeToken {
-            id: p.token_id.to_string(),
-            kinds: p.kinds.iter().map(ToString::to_string).collect(),
-            expires_at: p.expires_at.map(ownership_core::audit::rfc3339),
+            id: p.token_id().to_string(),
+            kinds: p.kinds().iter().map(ToString::to_string).collect(),
+            expires_at: p.expires_at().map(ownership_core::audit::rfc3339),
         },
     })
 }
@@ -256,9 +256,9 @@ pub async fn verify(
     match service::authenticate(&*state.store, &body.token, allowed).await {
         Ok(p) => Ok(ApiJson(VerifyResponse {
             valid: true,
-            owner_id: Some(p.identity.owner_id.to_string()),
-            role: Some(p.identity.role.to_string()),
-            kinds: Some(p.kinds.iter().map(ToString::to_string).collect()),
+            owner_id: Some(p.identity().owner_id().to_string()),
+            role: Some(p.identity().role().to_string()),
+            kinds: Some(p.kinds().iter().map(ToString::to_string).collect()),
         })),
         Err(ownership_core::Error::Unauthenticated) => {
             tracing::info!(client = ?ip, "verified token is not valid");

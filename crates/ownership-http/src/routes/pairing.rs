@@ -100,8 +100,8 @@ pub async fn resolve(
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(ApiJson(ResolvedIdentity {
-        owner_id: identity.owner_id.to_string(),
-        role: identity.role.to_string(),
+        owner_id: identity.owner_id().to_string(),
+        role: identity.role().to_string(),
     }))
 }
 
@@ -145,7 +145,7 @@ pub async fn redeem(
     let mut gate = state
         .auth
         .limits()
-        .pairing_gate(&caller.0.identity.owner_id)
+        .pairing_gate(caller.0.identity().owner_id())
         .await
         .map_err(ApiError::rate_limited)?;
     // Blank or malformed codes are refused by the use case before any store read, as 400:
@@ -205,7 +205,7 @@ pub async fn approve(
     let mut gate = state
         .auth
         .limits()
-        .pairing_gate(&admin.principal.identity.owner_id)
+        .pairing_gate(admin.principal.identity().owner_id())
         .await
         .map_err(ApiError::rate_limited)?;
     let result = service::approve_pairing(

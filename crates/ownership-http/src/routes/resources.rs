@@ -61,7 +61,7 @@ pub async fn create_resource(
     };
     let (record, token) = service::create_resource(
         &*state.store,
-        &OwnerScope::own(&p.identity),
+        &OwnerScope::own(p.identity()),
         request,
         &mut state.rng(),
     )
@@ -94,7 +94,7 @@ pub async fn get_resource(
     let id = ResourceId::parse(&id).map_err(|_| ApiError::not_found())?;
     let record = state
         .store
-        .get_resource(&OwnerScope::own(&p.identity), &id)
+        .get_resource(&OwnerScope::own(p.identity()), &id)
         .await?;
     Ok(ApiJson(ResourceView::from(&record)))
 }
@@ -115,7 +115,7 @@ pub async fn list_resources(
     secret_keys(&state)?;
     let list = state
         .store
-        .list_resources(&OwnerScope::own(&p.identity))
+        .list_resources(&OwnerScope::own(p.identity()))
         .await?;
     Ok(ApiJson(ResourceList {
         resources: list.iter().map(ResourceView::from).collect(),
@@ -141,7 +141,7 @@ pub async fn revoke_resource(
     let id = ResourceId::parse(&id).map_err(|_| ApiError::not_found())?;
     state
         .store
-        .revoke_resource(&OwnerScope::own(&p.identity), &id)
+        .revoke_resource(&OwnerScope::own(p.identity()), &id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

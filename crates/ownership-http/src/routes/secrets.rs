@@ -58,7 +58,7 @@ pub async fn put_secret(
     require_manage_or_api(&p)?;
     let keys = secret_keys(&state)?;
     let name = SecretName::parse(&name)?;
-    let scope = OwnerScope::own(&p.identity);
+    let scope = OwnerScope::own(p.identity());
     let meta = service::put_secret(
         &*state.store,
         &keys,
@@ -96,7 +96,7 @@ pub async fn delete_secret(
     let name = SecretName::parse(&name).map_err(|_| ApiError::not_found())?;
     state
         .store
-        .delete_secret(&OwnerScope::own(&p.identity), &name)
+        .delete_secret(&OwnerScope::own(p.identity()), &name)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -116,7 +116,7 @@ pub async fn list_secrets(
     secret_keys(&state)?;
     let list = state
         .store
-        .list_secrets(&OwnerScope::own(&p.identity))
+        .list_secrets(&OwnerScope::own(p.identity()))
         .await?;
     Ok(ApiJson(SecretList {
         secrets: list.iter().map(SecretView::from).collect(),

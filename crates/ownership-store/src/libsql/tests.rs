@@ -242,10 +242,10 @@ async fn bootstrap_authenticate_rotate_revoke() {
     ));
 
     let principal = store.authenticate(&first.digest()).await.unwrap().unwrap();
-    assert_eq!(principal.identity.owner_id, alice);
-    assert_eq!(principal.token_id, first_id);
-    assert_eq!(principal.kinds, TokenKinds::manage_api());
-    assert_eq!(principal.expires_at, None);
+    assert_eq!(*principal.identity().owner_id(), alice);
+    assert_eq!(*principal.token_id(), first_id);
+    assert_eq!(*principal.kinds(), TokenKinds::manage_api());
+    assert_eq!(principal.expires_at(), None);
     assert!(
         store
             .authenticate(&secret().digest())
@@ -255,7 +255,7 @@ async fn bootstrap_authenticate_rotate_revoke() {
     );
 
     // Rotation with grace: the old token works until the grace ends.
-    let scope = OwnerScope::own(&principal.identity);
+    let scope = OwnerScope::own(principal.identity());
     let second = secret();
     let rotated = store
         .rotate_token(
@@ -270,7 +270,7 @@ async fn bootstrap_authenticate_rotate_revoke() {
     assert_eq!(rotated.label.as_deref(), Some("first"));
     let grace_end = clock.now_truncated() + Duration::from_secs(60);
     let old = store.authenticate(&first.digest()).await.unwrap().unwrap();
-    assert_eq!(old.expires_at, Some(grace_end));
+    assert_eq!(old.expires_at(), Some(grace_end));
     // A token already rotated is not rotated again.
     assert_eq!(
         store
@@ -286,7 +286,7 @@ async fn bootstrap_authenticate_rotate_revoke() {
     clock.advance(Duration::from_secs(61));
     assert!(store.authenticate(&first.digest()).await.unwrap().is_none());
     let new = store.authenticate(&second.digest()).await.unwrap().unwrap();
-    assert_eq!(new.token_id, rotated.id);
+    assert_eq!(*new.token_id(), rotated.id);
 
     // Kind-verified revoke: asking to revoke a `verify` token by a manage token's id fails.
     assert!(matches!(
@@ -340,7 +340,7 @@ async fn bootstrap_authenticate_rotate_revoke() {
         )
         .await
         .unwrap();
-    let bob_scope = OwnerScope::own(&ownership_core::Identity::new(bob, UserRole::Member));
+    let bob_scope = OwnerScope::own(&ownership_core::Identity::for_tests(bob, UserRole::Member));
     assert_eq!(
         store.get_token(&bob_scope, &first_id).await,
         Err(Error::NotFound)
@@ -401,7 +401,7 @@ async fn the_last_owner_is_protected_and_deletion_cascades() {
             .await,
         Err(Error::Conflict(_))
     ));
-    let bob_scope = OwnerScope::own(&ownership_core::Identity::new(
+    let bob_scope = OwnerScope::own(&ownership_core::Identity::for_tests(
         bob.clone(),
         UserRole::Member,
     ));
@@ -462,12 +462,12 @@ async fn the_last_owner_is_protected_and_deletion_cascades() {
 }
 
 fn channel_principal(owner: &OwnerId, channel: &ChannelName) -> Principal {
-    Principal {
-        identity: ownership_core::Identity::new(owner.clone(), UserRole::Owner),
-        token_id: TokenId::generate(&mut OsRandom),
-        kinds: TokenKinds::new([TokenKind::Channel(channel.clone())]).unwrap(),
-        expires_at: None,
-    }
+    Principal::for_tests(
+        ownership_core::Identity::for_tests(owner.clone(), UserRole::Owner),
+        TokenId::generate(&mut OsRandom),
+        TokenKinds::new([TokenKind::Channel(channel.clone())]).unwrap(),
+        None,
+    )
 }
 
 fn candidate(byte: u8) -> PairingCandidate {
@@ -531,7 +531,7 @@ async fn pairing_requests_redeem_and_refuse_rebinding() {
     let op = AdminScope::operator("root");
     assert_eq!(store.list_pending(&op, &telegram).await.unwrap().len(), 2);
 
-    let alice_scope = OwnerScope::own(&ownership_core::Identity::new(
+    let alice_scope = OwnerScope::own(&ownership_core::Identity::for_tests(
         alice.clone(),
         UserRole::Owner,
     ));
@@ -551,7 +551,7 @@ async fn pairing_requests_redeem_and_refuse_rebinding() {
         .request_pairing(&scope, &sender, None, &[candidate(5)], &policy)
         .await
         .unwrap();
-    let bob_probe = OwnerScope::own(&ownership_core::Identity::new(
+    let bob_probe = OwnerScope::own(&ownership_core::Identity::for_tests(
         id("carol"),
         UserRole::Member,
     ));
@@ -575,7 +575,7 @@ async fn pairing_requests_redeem_and_refuse_rebinding() {
             .resolve_identity(&scope, &sender)
             .await
             .unwrap()
-            .map(|i| i.owner_id),
+            .map(|i| i.owner_id().clone()),
         Some(alice.clone())
     );
 
@@ -663,7 +663,7 @@ async fn audited_store() -> LibsqlStore {
     let first_id = token.fresh.id.clone();
     store.bootstrap_owner(&alice, token).await.unwrap();
     let principal = store.authenticate(&first.digest()).await.unwrap().unwrap();
-    let scope = OwnerScope::own(&principal.identity);
+    let scope = OwnerScope::own(principal.identity());
     let permit =
         MintPermit::for_self(&principal, TokenKinds::new([TokenKind::Api]).unwrap()).unwrap();
     store
@@ -738,7 +738,10 @@ async fn the_audit_chain_verifies_and_lists() {
         vec![3, 2, 1]
     );
     assert_eq!(rest.next, None);
-    let alice = OwnerScope::own(&ownership_core::Identity::new(id("alice"), UserRole::Owner));
+    let alice = OwnerScope::own(&ownership_core::Identity::for_tests(
+        id("alice"),
+        UserRole::Owner,
+    ));
     let mine = store
         .list_events(AuditFilter::Owner(&alice), &PageRequest::default())
         .await
