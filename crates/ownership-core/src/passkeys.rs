@@ -406,7 +406,7 @@ where
                     .await?;
                 tx.append(events::signed_in(
                     now,
-                    &identity.owner_id,
+                    identity.owner_id(),
                     &used.credential_id,
                 ))
                 .await?;

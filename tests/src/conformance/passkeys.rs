@@ -128,7 +128,10 @@ pub async fn sign_in_records_the_counter_and_refuses_a_clone<S: Store>(cx: Ctx<S
         .record_passkey_sign_in(used("AAAA", &alice, 2))
         .await
         .unwrap();
-    assert_eq!(who, Identity::new(alice.id().clone(), UserRole::Admin));
+    assert_eq!(
+        who,
+        Identity::for_tests(alice.id().clone(), UserRole::Admin)
+    );
     let after = s.passkey_for_sign_in(&cred("AAAA")).await.unwrap().unwrap();
     assert_eq!(after.sign_count, 2);
     assert_eq!(after.credential, used("AAAA", &alice, 2).credential);

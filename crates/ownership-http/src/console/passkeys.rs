@@ -283,7 +283,7 @@ pub(crate) async fn register_options(
         Ok(l) => l,
         Err(e) => return json_refusal(e),
     };
-    let owner = user.identity.owner_id.clone();
+    let owner = user.identity.owner_id().clone();
     let existing = match state.app.store.list_passkeys(&user.scope()).await {
         Ok(list) => list,
         Err(e) => return json_refusal(e),
@@ -346,7 +346,7 @@ pub(crate) async fn register(
     let Some(pending) = state.passkeys.registrations.remove(&form.ceremony) else {
         return expired();
     };
-    if pending.session != *user.key() || pending.owner != user.identity.owner_id {
+    if pending.session != *user.key() || pending.owner != *user.identity.owner_id() {
         return expired();
     }
     let refused_answer = |why: String| {
@@ -581,7 +581,7 @@ pub(crate) async fn login(State(state): State<ConsoleState>, req: Request) -> Re
         &state,
         &request.jar,
         request.secure,
-        &identity.owner_id,
+        identity.owner_id(),
         SessionMethod::Passkey,
         None,
     )
