@@ -193,6 +193,72 @@ async fn mutations_evict_before_they_return() {
     );
 }
 
+/// Evictions find their entries by the tags held inline (no index by token id): exactly
+/// the token revoked, or the tokens of the owner changed, leave the cache; every other
+/// entry stays warm.
+#[tokio::test]
+async fn evictions_take_exactly_the_token_or_the_owner_named() {
+    let (s, _) = cached().await;
+    let root = boot(&s).await;
+    let alice = add_user(&s, &root, "alice", UserRole::Member).await;
+    let mut tokens = Vec::new();
+    for _ in 0..20 {
+        tokens.push(issue(&s, &alice, "api").await.0);
+    }
+    let (revoked, revoked_id) = issue(&s, &alice, "api").await;
+    let warm = |digests: Vec<ownership_core::token::TokenDigest>| {
+        let s = &s;
+        async move {
+            let mut roles = Vec::new();
+            for d in digests {
+                roles.push(s.authenticate(&d).await.unwrap().map(|p| p.identity.role));
+            }
+            roles
+        }
+    };
+    let alices: Vec<_> = tokens.iter().map(|t| t.digest()).collect();
+    let everyone: Vec<_> = alices
+        .iter()
+        .copied()
+        .chain([revoked.digest(), root.secret.digest()])
+        .collect();
+    assert!(warm(everyone).await.iter().all(Option::is_some));
+
+    s.revoke_token(&alice.scope(), &revoked_id, None)
+        .await
+        .unwrap();
+    let before = s.inner().calls();
+    let others: Vec<_> = alices
+        .iter()
+        .copied()
+        .chain([root.secret.digest()])
+        .collect();
+    assert!(warm(others).await.iter().all(Option::is_some));
+    assert_eq!(
+        s.inner().calls(),
+        before,
+        "a revocation evicted other tokens"
+    );
+    assert_eq!(warm(vec![revoked.digest()]).await, vec![None]);
+
+    s.set_role(&root.admin(), &oid("alice"), UserRole::Admin)
+        .await
+        .unwrap();
+    let before = s.inner().calls();
+    assert!(warm(vec![root.secret.digest()]).await[0].is_some());
+    assert_eq!(
+        s.inner().calls(),
+        before,
+        "alice's role change evicted root's token"
+    );
+    let roles = warm(alices).await;
+    assert_eq!(roles, vec![Some(UserRole::Admin); tokens.len()]);
+    assert!(
+        s.inner().calls() > before,
+        "alice's tokens were served from the cache after her role changed"
+    );
+}
+
 #[tokio::test]
 async fn an_expiring_token_is_not_served_past_its_expiry() {
     let (s, clock) = cached().await;

@@ -425,9 +425,9 @@ pub async fn prepare(config: &ServerConfig) -> Result<Prepared, String> {
                 digest: secret_digest,
                 display_prefix: ownership_core::token::classify(legacy)
                     .map(|p| p.secret().display_prefix())
-                    .unwrap_or_else(|_| "…".into()),
+                    .unwrap_or_else(|_| ownership_core::token::DisplayPrefix::hidden()),
             },
-            label: Some("legacy".into()),
+            label: ownership_core::ids::Label::parse("legacy").ok(),
             expires_at: None,
         };
         let outcome = store

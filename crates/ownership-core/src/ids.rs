@@ -439,7 +439,70 @@ impl SecretName {
     }
 }
 
-string_newtype_impls!(OwnerId, ChannelName, ExternalId, SecretName);
+/// Longest accepted label, in characters.
+pub const LABEL_MAX_CHARS: usize = 100;
+
+/// A person's name for a token or resource credential ("ci", "laptop"): at most 100
+/// characters, no control characters. Shown back as given; never part of a rule.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Label(String);
+
+impl Label {
+    /// Parses and validates a label.
+    pub fn parse(raw: &str) -> Result<Self> {
+        if raw.chars().count() > LABEL_MAX_CHARS {
+            return Err(Error::invalid(
+                "label",
+                format!("must be at most {LABEL_MAX_CHARS} characters"),
+            ));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "label",
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// One of core's own labels ("bootstrap"), known to be valid.
+    pub(crate) fn known(text: &'static str) -> Self {
+        Self(text.to_owned())
+    }
+
+    /// An optional label, as a request carries it.
+    pub fn parse_optional(raw: Option<&str>) -> Result<Option<Self>> {
+        raw.map(Self::parse).transpose()
+    }
+
+    /// The label.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+string_newtype_impls!(OwnerId, ChannelName, ExternalId, SecretName, Label);
+
+impl PartialEq<str> for Label {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Label {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// A label reads as its text (`label.as_deref()` on an `Option<Label>`).
+impl std::ops::Deref for Label {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
 
 #[cfg(test)]
 mod tests {

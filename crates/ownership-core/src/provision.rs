@@ -52,10 +52,11 @@ use crate::authz::{AdminScope, TargetState, check_create, check_role_change};
 use crate::db::{self, Transactions, Tx};
 use crate::error::{Error, Result};
 use crate::identity::{UserRole, UserStatus};
-use crate::ids::{OwnerId, TokenId};
+use crate::ids::{Label, OwnerId, TokenId};
 use crate::kinds::{TokenKind, TokenKinds};
 use crate::token::{
-    FOREIGN_TOKEN_MAX_BYTES, PRODUCT_PREFIX, PresentedToken, TokenDigest, TokenFamily, classify,
+    DisplayPrefix, FOREIGN_TOKEN_MAX_BYTES, PRODUCT_PREFIX, PresentedToken, TokenDigest,
+    TokenFamily, classify,
 };
 use crate::tokens::{FreshToken, TokenOrigin, TokenRecord, TokenRow, TokenRows};
 use crate::users::User;
@@ -80,7 +81,7 @@ pub struct ProvisionEntry {
     /// SHA-256 of the token.
     pub digest: TokenDigest,
     /// What listings show of the token ([`crate::token::TokenSecret::display_prefix`]).
-    pub display_prefix: String,
+    pub display_prefix: DisplayPrefix,
     /// The user the token belongs to.
     pub user_id: OwnerId,
     /// The user's role (the same for every entry of one user).
@@ -88,7 +89,7 @@ pub struct ProvisionEntry {
     /// What the token may do.
     pub kinds: TokenKinds,
     /// Free text shown in listings.
-    pub label: Option<String>,
+    pub label: Option<Label>,
 }
 
 /// A validated table: not empty, at most [`MAX_ENTRIES`] entries, no token twice, one role
@@ -123,11 +124,6 @@ impl ProvisionTable {
                 ));
             } else {
                 seen.insert(e.digest, i);
-            }
-            if let Some(label) = &e.label
-                && let Err(Error::Invalid { reason, .. }) = crate::tokens::parse_label(Some(label))
-            {
-                problems.push(TableProblem::entry(i, format!("invalid `label`: {reason}")));
             }
             match roles.get(&e.user_id) {
                 Some((first, role)) if *role != e.role => problems.push(TableProblem::entry(
@@ -526,11 +522,11 @@ pub fn parse_table(json: &str) -> Result<ProvisionTable, TableError> {
 /// An entry whose own fields are valid; its role may still be inherited.
 struct CheckedEntry {
     digest: TokenDigest,
-    display_prefix: String,
+    display_prefix: DisplayPrefix,
     user_id: OwnerId,
     role: Option<UserRole>,
     kinds: TokenKinds,
-    label: Option<String>,
+    label: Option<Label>,
 }
 
 /// A field's value, treating JSON `null` as absent.
@@ -581,12 +577,10 @@ fn check_entry(entry: LooseEntry) -> Result<CheckedEntry, String> {
     };
     let label = match present(label) {
         None => None,
-        Some(Value::String(raw)) => {
-            crate::tokens::parse_label(Some(&raw)).map_err(|e| match e {
-                Error::Invalid { reason, .. } => format!("invalid `label`: {reason}"),
-                _ => "invalid `label`".to_owned(),
-            })?
-        }
+        Some(Value::String(raw)) => Some(Label::parse(&raw).map_err(|e| match e {
+            Error::Invalid { reason, .. } => format!("invalid `label`: {reason}"),
+            _ => "invalid `label`".to_owned(),
+        })?),
         Some(_) => return Err("`label` must be a string".into()),
     };
     Ok(CheckedEntry {
@@ -600,7 +594,7 @@ fn check_entry(entry: LooseEntry) -> Result<CheckedEntry, String> {
 }
 
 /// Validates a token and keeps only its digest and display prefix. No message quotes it.
-fn check_token(token: Option<Value>) -> Result<(TokenDigest, String), String> {
+fn check_token(token: Option<Value>) -> Result<(TokenDigest, DisplayPrefix), String> {
     let raw = match token {
         None => return Err("missing `token`".into()),
         Some(Value::String(raw)) => raw,
@@ -761,9 +755,9 @@ pub struct PlannedToken {
     /// What it may do.
     pub kinds: TokenKinds,
     /// Its label.
-    pub label: Option<String>,
+    pub label: Option<Label>,
     /// What listings show of it.
-    pub display_prefix: String,
+    pub display_prefix: DisplayPrefix,
     /// The table entry it comes from.
     pub entry: usize,
     /// Its digest: what the store keeps. Never serialized (a digest of a weak token can
@@ -784,9 +778,9 @@ pub struct PlannedTokenUpdate {
     /// Its kinds from the table.
     pub kinds: TokenKinds,
     /// Its label now.
-    pub previous_label: Option<String>,
+    pub previous_label: Option<Label>,
     /// Its label from the table.
-    pub label: Option<String>,
+    pub label: Option<Label>,
     /// The table entry it comes from.
     pub entry: usize,
 }

@@ -17,8 +17,8 @@ pub use crate::resources::{
 };
 pub use crate::secrets::{REWRAP_BATCH, RewrapReport, put_secret, rewrap_data_keys, secret_value};
 pub use crate::tokens::{
-    LABEL_MAX_CHARS, MAX_ROTATION_GRACE, Refusal, TokenRequest, authenticate, check_token,
-    fresh_token, issue_service_token, issue_token, issue_with, parse_label, rotate_token,
+    MAX_ROTATION_GRACE, Refusal, TokenRequest, authenticate, check_token, fresh_token,
+    issue_service_token, issue_token, issue_with, rotate_token,
 };
 pub use crate::users::{bootstrap_owner, create_user};
 pub use crate::webhook::{

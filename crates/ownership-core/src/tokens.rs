@@ -14,10 +14,12 @@ use crate::error::{Error, Result};
 use crate::events;
 use crate::identity::UserStatus;
 use crate::identity::{Identity, UserRole};
-use crate::ids::{OwnerId, TokenId};
+use crate::ids::{Label, OwnerId, TokenId};
 use crate::kinds::{TokenKind, TokenKinds};
 use crate::quotas;
-use crate::token::{TokenDigest, TokenFamily, TokenSecret, checksum_holds, digest_of, shape_of};
+use crate::token::{
+    DisplayPrefix, TokenDigest, TokenFamily, TokenSecret, checksum_holds, digest_of, shape_of,
+};
 
 /// Where a stored token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,7 +61,7 @@ pub struct FreshToken {
     /// SHA-256 of the value.
     pub digest: TokenDigest,
     /// The first characters, to tell tokens apart in listings.
-    pub display_prefix: String,
+    pub display_prefix: DisplayPrefix,
 }
 
 /// A token to store.
@@ -68,7 +70,7 @@ pub struct NewToken {
     /// Id, digest and display prefix.
     pub fresh: FreshToken,
     /// Free text the owner chose.
-    pub label: Option<String>,
+    pub label: Option<Label>,
     /// When it stops working, if ever.
     pub expires_at: Option<OffsetDateTime>,
 }
@@ -83,9 +85,9 @@ pub struct TokenRecord {
     /// What it may do.
     pub kinds: TokenKinds,
     /// Free text.
-    pub label: Option<String>,
+    pub label: Option<Label>,
     /// The first characters of the value.
-    pub display_prefix: String,
+    pub display_prefix: DisplayPrefix,
     /// Where it came from.
     pub origin: TokenOrigin,
     /// When it was made.
@@ -312,9 +314,6 @@ pub trait TokenStore: Send + Sync {
     async fn has_foreign_tokens(&self) -> Result<bool>;
 }
 
-/// Longest accepted token label, in characters.
-pub const LABEL_MAX_CHARS: usize = 100;
-
 /// A token value together with what the store keeps of it.
 pub fn fresh_token(family: TokenFamily, rng: &mut dyn RandomSource) -> (TokenSecret, FreshToken) {
     let secret = TokenSecret::generate(family, rng);
@@ -324,24 +323,6 @@ pub fn fresh_token(family: TokenFamily, rng: &mut dyn RandomSource) -> (TokenSec
         display_prefix: secret.display_prefix(),
     };
     (secret, fresh)
-}
-
-/// Validates a label: at most 100 characters, no control characters.
-pub fn parse_label(label: Option<&str>) -> Result<Option<String>> {
-    let Some(label) = label else { return Ok(None) };
-    if label.chars().count() > LABEL_MAX_CHARS {
-        return Err(Error::invalid(
-            "label",
-            format!("must be at most {LABEL_MAX_CHARS} characters"),
-        ));
-    }
-    if label.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "label",
-            "must not contain control characters",
-        ));
-    }
-    Ok(Some(label.to_owned()))
 }
 
 /// Resolves a presented bearer token to its principal.
@@ -414,7 +395,7 @@ pub struct TokenRequest {
     /// Its kinds.
     pub kinds: TokenKinds,
     /// An optional label.
-    pub label: Option<String>,
+    pub label: Option<Label>,
     /// An optional lifetime.
     pub expires_in: Option<Duration>,
 }
@@ -460,7 +441,7 @@ pub async fn issue_service_token<S: TokenStore + ?Sized>(
     minter: &Principal,
     admin: &AdminScope,
     kinds: TokenKinds,
-    label: Option<String>,
+    label: Option<Label>,
     rng: &mut (dyn RandomSource + Send),
 ) -> Result<(TokenRecord, TokenSecret)> {
     let permit = MintPermit::service(minter, admin, kinds)?;
@@ -472,11 +453,10 @@ pub async fn issue_with<S: TokenStore + ?Sized>(
     store: &S,
     permit: &MintPermit,
     family: TokenFamily,
-    label: Option<String>,
+    label: Option<Label>,
     expires_at: Option<OffsetDateTime>,
     rng: &mut (dyn RandomSource + Send),
 ) -> Result<(TokenRecord, TokenSecret)> {
-    let label = parse_label(label.as_deref())?;
     let (secret, fresh) = fresh_token(family, rng);
     let record = store
         .issue_token(
@@ -504,7 +484,7 @@ pub async fn rotate_token<S: TokenStore + ?Sized>(
     let grace = check_grace(grace.unwrap_or_default())?;
     let grace = (!grace.is_zero()).then_some(grace);
     let old = store.get_token(&rotator.scope()?, id).await?;
-    let family = TokenFamily::of_display_prefix(&old.display_prefix).unwrap_or(TokenFamily::User);
+    let family = old.display_prefix.family().unwrap_or(TokenFamily::User);
     let (secret, fresh) = fresh_token(family, rng);
     let record = store.rotate_token(rotator, id, fresh, grace).await?;
     Ok((record, secret))
@@ -758,10 +738,15 @@ mod tests {
 
     #[test]
     fn labels_are_bounded() {
-        assert_eq!(parse_label(None).unwrap(), None);
-        assert_eq!(parse_label(Some("ci")).unwrap().as_deref(), Some("ci"));
-        assert!(parse_label(Some(&"x".repeat(101))).is_err());
-        assert!(parse_label(Some("a\nb")).is_err());
+        use crate::ids::Label;
+        assert_eq!(Label::parse_optional(None).unwrap(), None);
+        assert_eq!(
+            Label::parse_optional(Some("ci")).unwrap().as_deref(),
+            Some("ci")
+        );
+        assert!(Label::parse(&"x".repeat(100)).is_ok());
+        assert!(Label::parse(&"x".repeat(101)).is_err());
+        assert!(Label::parse("a\nb").is_err());
     }
 
     #[test]

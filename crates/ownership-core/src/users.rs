@@ -12,7 +12,7 @@ use crate::db::{self, Transactions, Tx};
 use crate::error::{Error, Result};
 use crate::events;
 use crate::identity::{Identity, UserRole, UserStatus};
-use crate::ids::OwnerId;
+use crate::ids::{Label, OwnerId};
 use crate::kinds::TokenKinds;
 use crate::paging::{Page, PageRequest};
 use crate::sessions::{SessionRows, end_sessions_in};
@@ -114,7 +114,7 @@ pub async fn bootstrap_owner<S: UserStore + ?Sized>(
             owner,
             NewToken {
                 fresh,
-                label: Some("bootstrap".into()),
+                label: Some(Label::known("bootstrap")),
                 expires_at: None,
             },
         )
@@ -139,7 +139,7 @@ pub async fn create_user<S: UserStore + ?Sized>(
             role,
             NewToken {
                 fresh,
-                label: Some("first token".into()),
+                label: Some(Label::known("first token")),
                 expires_at: None,
             },
         )

@@ -194,8 +194,8 @@ impl From<&TokenRecord> for TokenView {
         Self {
             id: t.id.to_string(),
             kinds: t.kinds.iter().map(ToString::to_string).collect(),
-            label: t.label.clone(),
-            display_prefix: t.display_prefix.clone(),
+            label: t.label.as_deref().map(str::to_owned),
+            display_prefix: t.display_prefix.to_string(),
             origin: t.origin.as_str().to_owned(),
             created_at: rfc3339(t.created_at),
             expires_at: t.expires_at.map(rfc3339),

@@ -79,9 +79,7 @@ struct Shared<D> {
     inner: D,
     clock: Arc<dyn Clock>,
     /// Token digest → principal; the entries carry the last-use stamps.
-    principals: TtlMap<TokenDigest, Principal, DigestKeys>,
-    /// Token id → digest, to evict one token's principal without a scan.
-    token_digests: TtlMap<TokenId, TokenDigest>,
+    principals: TtlMap<TokenDigest, CachedPrincipal, DigestKeys>,
     identities: TtlMap<ChannelKey, Identity>,
     resources: TtlMap<TokenDigest, ResourceRecord, DigestKeys>,
     /// Time-to-live in nanoseconds.
@@ -130,7 +128,6 @@ impl<D: Database> Cached<D> {
             clock,
             principals: TtlMap::with_hasher(config.capacity, DigestKeys::new())
                 .instrumented("principals"),
-            token_digests: TtlMap::new(config.capacity),
             identities: TtlMap::new(config.capacity).instrumented("identities"),
             resources: TtlMap::with_hasher(config.capacity, DigestKeys::new())
                 .instrumented("resources"),
@@ -166,16 +163,16 @@ impl<D> Cached<D> {
         s.epoch.fetch_add(1, Ordering::SeqCst);
         match inv {
             Invalidation::Token(id) => {
-                // The id → digest entry finds it at once; the scan covers an entry whose
-                // id → digest entry was evicted first.
-                if let Some(digest) = s.token_digests.get(id, i64::MIN) {
-                    s.principals.remove(&digest);
-                }
-                s.token_digests.remove(id);
-                s.principals.remove_if(|p| p.token_id() == id);
+                // A scan over the entries' inline tags: an exact index by token id cost
+                // more memory per entry than the whole target allows (docs/benchmarks.md).
+                let tag = tag_of(id);
+                s.principals
+                    .remove_if(|c| c.token == tag && c.principal.token_id() == id);
             }
             Invalidation::Owner(owner) => {
-                s.principals.remove_if(|p| p.identity().owner_id() == owner);
+                let tag = tag_of(owner);
+                s.principals
+                    .remove_if(|c| c.owner == tag && c.principal.identity().owner_id() == owner);
                 s.identities.remove_if(|i| i.owner_id() == owner);
                 s.resources.remove_if(|r| r.owner_id == *owner);
             }
@@ -183,7 +180,6 @@ impl<D> Cached<D> {
             Invalidation::Resource(id) => s.resources.remove_if(|r| r.id == *id),
             Invalidation::All => {
                 s.principals.clear();
-                s.token_digests.clear();
                 s.identities.clear();
                 s.resources.clear();
             }
@@ -282,10 +278,17 @@ impl<D: Database> Transactions for Cached<D> {
 
 impl<D: Database> TokenDatabase for Cached<D> {
     /// The warm path: one map lookup (the entry's deadline is never past its token's
-    /// expiry) and a clone of the principal, whose ids are held inline.
+    /// expiry) and a copy of the shared principal made under the shard's read lock. The
+    /// copy allocates nothing and writes no shared counter (its ids are held inline),
+    /// where handing out the `Arc` would bounce its reference count between the cores
+    /// serving one hot token (docs/benchmarks.md, "Warm path").
     fn cached_principal(&self, digest: &TokenDigest) -> Option<Principal> {
         let s = &self.shared;
-        let principal = s.principals.get_and_touch(digest, nanos(s.clock.now()))?;
+        let principal = s
+            .principals
+            .read_and_touch(digest, nanos(s.clock.now()), |c| {
+                Principal::clone(&c.principal)
+            })?;
         s.principal_counts.hits.increment(1);
         Some(principal)
     }
@@ -296,9 +299,12 @@ impl<D: Database> TokenDatabase for Cached<D> {
         let s = &self.shared;
         let now_at = s.clock.now();
         let now = nanos(now_at);
-        if let Some(p) = s.principals.get_and_touch(digest, now) {
+        if let Some(p) = s
+            .principals
+            .read_and_touch(digest, now, |c| live_auth(&c.principal))
+        {
             s.principal_counts.hits.increment(1);
-            return Ok(Some(live_auth(p)));
+            return Ok(Some(p));
         }
         s.principal_counts.misses.increment(1);
         let epoch = s.epoch.load(Ordering::SeqCst);
@@ -307,18 +313,12 @@ impl<D: Database> TokenDatabase for Cached<D> {
             let deadline = p
                 .expires_at()
                 .map_or(self.deadline(now), |at| self.deadline(now).min(nanos(at)));
-            self.insert_if_current(
-                &s.token_digests,
-                epoch,
-                p.token_id().clone(),
-                *digest,
-                deadline,
-            );
-            if !self.insert_if_current(&s.principals, epoch, *digest, p.clone(), deadline)
-                || s.principals.get_and_touch(digest, now).is_none()
+            let entry = CachedPrincipal::new(p);
+            if !self.insert_if_current(&s.principals, epoch, *digest, entry.clone(), deadline)
+                || s.principals.read_and_touch(digest, now, |_| ()).is_none()
             {
                 // Not cached (an invalidation raced it): the use is still recorded.
-                s.principals.restore_uses(vec![(p, now)]);
+                s.principals.restore_uses(vec![(entry, now)]);
             }
         }
         Ok(found)
@@ -373,7 +373,7 @@ impl<D: Database> ResourceDatabase for Cached<D> {
 /// A cached live principal as the row it was decided from: the decision reached again
 /// gives the same principal (its `expires_at` already the earlier of expiry and pending
 /// revocation, and the entry is never served past it).
-fn live_auth(p: Principal) -> TokenAuth {
+fn live_auth(p: &Principal) -> TokenAuth {
     TokenAuth {
         id: p.token_id().clone(),
         owner: p.identity().owner_id().clone(),
@@ -383,6 +383,38 @@ fn live_auth(p: Principal) -> TokenAuth {
         expires_at: p.expires_at(),
         revoked_at: None,
     }
+}
+
+/// A cached principal: shared (a hit hands out the `Arc`, no copy), with tags of its
+/// token id and owner id held inline, so that evicting a token or an owner scans the
+/// map's own memory and follows the pointer only on a matching tag.
+#[derive(Clone)]
+struct CachedPrincipal {
+    principal: Arc<Principal>,
+    token: u32,
+    owner: u32,
+}
+
+impl CachedPrincipal {
+    fn new(principal: Principal) -> Self {
+        Self {
+            token: tag_of(principal.token_id()),
+            owner: tag_of(principal.identity().owner_id()),
+            principal: Arc::new(principal),
+        }
+    }
+}
+
+/// A 32-bit tag of an id: equal ids have equal tags; a collision only costs a pointer
+/// read (the ids themselves are compared before anything is evicted).
+fn tag_of(id: &impl std::hash::Hash) -> u32 {
+    // Fixed keys: the tags must agree between inserts and evictions, and an id chosen to
+    // collide gains nothing but a slower scan.
+    let full = std::hash::BuildHasher::hash_one(
+        &std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default(),
+        id,
+    );
+    u32::try_from(full & u64::from(u32::MAX)).unwrap_or_default()
 }
 
 #[async_trait]
@@ -411,9 +443,9 @@ async fn flush_uses<D: Database>(s: &Shared<D>) -> Result<usize> {
     }
     // One row per token, its latest use (a token may have been cached more than once).
     let mut latest: HashMap<&TokenId, i64> = HashMap::with_capacity(taken.len());
-    for (p, at) in &taken {
+    for (c, at) in &taken {
         latest
-            .entry(p.token_id())
+            .entry(c.principal.token_id())
             .and_modify(|t| *t = (*t).max(*at))
             .or_insert(*at);
     }

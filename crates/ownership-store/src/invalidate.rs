@@ -187,12 +187,14 @@ mod tests {
 
     use ownership_core::audit::{ChainHash, NewAuditEvent};
     use ownership_core::authz::Actor;
-    use ownership_core::ids::{ChannelKey, ChannelName, ExternalId, PairingRequestId, SecretName};
+    use ownership_core::ids::{
+        ChannelKey, ChannelName, ExternalId, Label, PairingRequestId, SecretName,
+    };
     use ownership_core::passkeys::{CredentialId, PasskeyLabel};
     use ownership_core::provision::{
         PlannedRevocation, PlannedRoleChange, PlannedToken, PlannedTokenUpdate, PlannedUser,
     };
-    use ownership_core::token::TokenDigest;
+    use ownership_core::token::{DisplayPrefix, TokenDigest};
     use ownership_core::{TokenKinds, UserRole, UserStatus};
     use time::OffsetDateTime;
 
@@ -254,7 +256,7 @@ mod tests {
             previous_kinds: kinds.clone(),
             kinds: kinds.clone(),
             previous_label: None,
-            label: Some("x".into()),
+            label: Label::parse("x").ok(),
             entry: 0,
         };
         vec![
@@ -381,7 +383,7 @@ mod tests {
                         user_id: carol.clone(),
                         kinds: kinds.clone(),
                         label: None,
-                        display_prefix: "own_".into(),
+                        display_prefix: DisplayPrefix::parse("own_").unwrap(),
                         digest: TokenDigest::from_bytes([1; 32]),
                         entry: 0,
                     },

@@ -21,6 +21,7 @@ pub mod open;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod random;
+pub mod sql;
 pub mod transfer;
 mod ttl_map;
 

@@ -141,7 +141,19 @@ impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Clone> TtlMap<K, V, S> {
     }
 
     /// [`TtlMap::get`], and records a use at `now` on the entry it returns.
+    #[cfg(test)]
     pub(crate) fn get_and_touch(&self, key: &K, now: i64) -> Option<V> {
+        self.read_and_touch(key, now, V::clone)
+    }
+
+    /// What `read` makes of the value for `key` (under the shard's read lock) if present
+    /// and `now` is before its deadline, recording a use at `now` on the entry.
+    pub(crate) fn read_and_touch<R>(
+        &self,
+        key: &K,
+        now: i64,
+        read: impl FnOnce(&V) -> R,
+    ) -> Option<R> {
         let shard = Self::read(self.shard_of(key));
         let slot = shard.map.get(key)?;
         if now >= slot.deadline {
@@ -151,7 +163,7 @@ impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Clone> TtlMap<K, V, S> {
         if slot.used.load(Ordering::Relaxed) < now {
             slot.used.fetch_max(now, Ordering::Relaxed);
         }
-        Some(slot.value.clone())
+        Some(read(&slot.value))
     }
 
     /// Inserts or replaces `key`, to be served until `deadline`; a pending use of the

@@ -275,3 +275,16 @@ pub async fn a_recreated_user_does_not_inherit_the_audit_trail<S: Store>(cx: Ctx
             .any(|e| e.action == AuditAction::UserDeleted)
     );
 }
+
+/// The recorded head an export starts from is read in a read-only snapshot and names the
+/// last event of the chain, linked under the key version of that event.
+pub async fn the_recorded_head_names_the_last_event<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    add_user(s, &root, "alice", UserRole::Member).await;
+    let head = s.recorded_head(&root.admin()).await.unwrap();
+    let rows = s.chain_page(&root.admin(), 0, 500).await.unwrap();
+    let last = rows.last().unwrap().as_ref().unwrap();
+    assert_eq!((head.seq, head.hash), (last.seq, last.hash));
+    assert_eq!(head.key_version, last.key_version);
+}

@@ -162,6 +162,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         an_edited_chain_is_detected,
         a_resumed_check_covers_what_was_appended,
         a_recreated_user_does_not_inherit_the_audit_trail,
+        the_recorded_head_names_the_last_event,
     );
     register!(out, resources:
         secrets_are_scoped_to_their_owner,

@@ -51,7 +51,7 @@ pub fn new_token(label: Option<&str>) -> (TokenSecret, NewToken) {
         secret,
         NewToken {
             fresh,
-            label: label.map(str::to_owned),
+            label: label.map(|l| ownership_core::ids::Label::parse(l).unwrap()),
             expires_at: None,
         },
     )
@@ -135,7 +135,7 @@ pub async fn channel_scope<S: Store>(s: &S, admin: &Signed, name: &str) -> Chann
         &permit,
         NewToken {
             fresh,
-            label: Some("adapter".into()),
+            label: Some(ownership_core::ids::Label::parse("adapter").unwrap()),
             expires_at: None,
         },
     )

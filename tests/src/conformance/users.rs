@@ -28,9 +28,9 @@ pub async fn legacy_token_is_idempotent_and_replaced_when_changed<S: Store>(cx: 
         fresh: ownership_core::ports::FreshToken {
             id: ownership_core::ids::TokenId::generate(&mut ownership_store::OsRandom),
             digest: ownership_core::token::digest_of(v),
-            display_prefix: "lega…".into(),
+            display_prefix: ownership_core::token::DisplayPrefix::parse("lega…").unwrap(),
         },
-        label: Some("legacy".into()),
+        label: Some(ownership_core::ids::Label::parse("legacy").unwrap()),
         expires_at: None,
     };
     assert_eq!(

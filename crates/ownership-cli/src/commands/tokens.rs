@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use ownership_core::authz::{MintPermit, Rotator};
-use ownership_core::ids::TokenId;
+use ownership_core::ids::{Label, TokenId};
 use ownership_core::ports::TokenRecord;
 use ownership_core::token::TokenFamily;
 use ownership_core::{Error, TokenKind, TokenKinds, service};
@@ -155,7 +155,7 @@ pub async fn run(cmd: TokensCommand, op: &Operator, out: Output) -> Result<ExitC
                 &*op.store,
                 &permit,
                 family,
-                label,
+                Label::parse_optional(label.as_deref()).map_err(domain)?,
                 expires_at,
                 &mut OsRandom,
             )
@@ -199,7 +199,7 @@ pub async fn run(cmd: TokensCommand, op: &Operator, out: Output) -> Result<ExitC
                         vec![
                             t.id.to_string(),
                             t.kinds.to_csv(),
-                            t.label.clone().unwrap_or_else(|| "-".to_owned()),
+                            t.label.as_deref().unwrap_or("-").to_owned(),
                             format!("{}…", t.display_prefix.trim_end_matches('…')),
                             t.origin.as_str().to_owned(),
                             when(t.created_at),

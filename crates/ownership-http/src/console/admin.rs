@@ -8,6 +8,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use ownership_core::ids::Label;
 use ownership_core::ids::TokenId;
 use ownership_core::ports::PageRequest;
 use ownership_core::service;
@@ -527,7 +528,10 @@ pub(crate) async fn mint_service_token(
         Ok(k) => k,
         Err(e) => return refused(&user, e, SERVICE_TOKENS),
     };
-    let label = Some(form.label.trim().to_owned()).filter(|l| !l.is_empty());
+    let label = match Label::parse_optional(Some(form.label.trim()).filter(|l| !l.is_empty())) {
+        Ok(l) => l,
+        Err(e) => return refused(&user, e, SERVICE_TOKENS),
+    };
     let minter = match user.minting_token() {
         Ok(p) => p,
         Err(e) => return refused(&user, e, SERVICE_TOKENS),

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::Form;
 use axum_extra::extract::cookie::CookieJar;
 use ownership_core::authz::{AdminScope, Rotator};
+use ownership_core::ids::Label;
 use ownership_core::ids::TokenId;
 use ownership_core::ports::{AuditFilter, PageRequest};
 use ownership_core::service::{self, TokenRequest};
@@ -525,7 +526,10 @@ pub(crate) async fn create_token(
             Err(_) => return alert(&user, "Choose when the token expires.", HERE),
         },
     };
-    let label = Some(form.label.trim().to_owned()).filter(|l| !l.is_empty());
+    let label = match Label::parse_optional(Some(form.label.trim()).filter(|l| !l.is_empty())) {
+        Ok(l) => l,
+        Err(e) => return refused(&user, e, HERE),
+    };
     let request = TokenRequest {
         kinds,
         label,

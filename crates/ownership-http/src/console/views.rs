@@ -167,8 +167,8 @@ impl TokenRow {
         };
         Self {
             id: t.id.to_string(),
-            prefix: t.display_prefix.clone(),
-            label: t.label.clone().unwrap_or_default(),
+            prefix: t.display_prefix.to_string(),
+            label: t.label.as_deref().unwrap_or_default().to_owned(),
             kinds: t
                 .kinds
                 .iter()

@@ -1,6 +1,7 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
+use ownership_core::ids::Label;
 use ownership_core::ports::AuditFilter;
 use ownership_core::service;
 use ownership_core::token::digest_of;
@@ -232,7 +233,7 @@ pub async fn service_token(
         &admin.principal,
         &admin.scope,
         kinds,
-        body.label,
+        Label::parse_optional(body.label.as_deref())?,
         &mut state.rng(),
     )
     .await?;

@@ -3,6 +3,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use ownership_core::authz::Rotator;
+use ownership_core::ids::Label;
 use ownership_core::ids::TokenId;
 use ownership_core::ports::AuditFilter;
 use ownership_core::service::{self, TokenRequest};
@@ -76,7 +77,7 @@ pub async fn create_token(
 ) -> Result<(StatusCode, ApiJson<NewTokenView>), ApiError> {
     let request = TokenRequest {
         kinds: kinds(&body.kinds)?,
-        label: body.label,
+        label: Label::parse_optional(body.label.as_deref())?,
         expires_in: match body.expires_in_seconds {
             Some(secs) if secs > MAX_EXPIRES_IN_SECONDS => {
                 return Err(ownership_core::Error::invalid(

@@ -16,12 +16,18 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use ::libsql::{Builder, Connection, Value};
+use std::collections::HashMap;
+
+use ::libsql::{Builder, Connection, Statement, Value};
+use async_trait::async_trait;
 use ownership_core::{Error, Result};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Op;
+use crate::sql::driver::{
+    Driver, Fail, Param, Row, Val, integrity, micros, query_opt, sqlite_dialect,
+};
 
 /// A unit of work for the database thread. It gets its own handle to the connection (a
 /// cheap clone) so its future borrows nothing from the thread.
@@ -59,7 +65,7 @@ const IDLE_READERS: usize = 8;
 /// second connection would be a different database): its point reads go to the thread.
 pub(super) struct Readers {
     db: ::libsql::Database,
-    idle: std::sync::Mutex<Vec<Connection>>,
+    idle: std::sync::Mutex<Vec<Lite>>,
 }
 
 impl std::fmt::Debug for Readers {
@@ -77,29 +83,33 @@ impl Readers {
         })
     }
 
-    /// An idle reader, or a new one (read-only, with the busy timeout).
-    fn take(&self) -> Result<Connection> {
+    /// An idle reader, or a new one (read-only, with the busy timeout), with the
+    /// statements it prepared so far.
+    fn take(&self) -> Result<Lite> {
         let idle = self
             .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .pop();
-        if let Some(conn) = idle {
-            return Ok(conn);
+        if let Some(reader) = idle {
+            return Ok(reader);
         }
         let conn = self.db.connect().map_err(db_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
         futures_executor::block_on(pragma(&conn, "PRAGMA query_only = 1"))?;
-        Ok(conn)
+        Ok(Lite {
+            conn,
+            prepared: Some(HashMap::new()),
+        })
     }
 
-    fn put(&self, conn: Connection) {
+    fn put(&self, reader: Lite) {
         let mut idle = self
             .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if idle.len() < IDLE_READERS && conn.is_autocommit() {
-            idle.push(conn);
+        if idle.len() < IDLE_READERS && reader.conn.is_autocommit() {
+            idle.push(reader);
         }
     }
 }
@@ -113,12 +123,6 @@ pub(super) fn unavailable() -> Error {
 pub(super) fn db_err(e: ::libsql::Error) -> Error {
     tracing::error!(error = %e, "libsql statement failed");
     unavailable()
-}
-
-/// A row that does not parse back into domain types.
-pub(super) fn integrity(what: &str) -> Error {
-    tracing::error!(what, "stored row failed to parse");
-    Error::Integrity(format!("stored {what} does not parse"))
 }
 
 impl Worker {
@@ -182,19 +186,19 @@ impl Worker {
     /// Runs the point read `f` (one statement outside any transaction) on the calling
     /// thread with a reader connection when the database is a file ([`Readers`]), else on
     /// the database thread.
-    pub(super) async fn point<T, F, Fut>(&self, f: F) -> Result<T>
+    pub(super) async fn point<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(Connection) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T>> + 'static,
+        F: AsyncFnOnce(&mut Lite) -> Result<T> + Send + 'static,
     {
         let Some(readers) = &self.readers else {
-            return self.timed(Op::Read, f).await;
+            let on_thread = move |conn| async move { f(&mut Lite::new(conn)).await };
+            return self.timed(Op::Read, on_thread).await;
         };
         let started = Instant::now();
-        let result = readers.take().and_then(|conn| {
-            let result = futures_executor::block_on(f(conn.clone()));
-            readers.put(conn);
+        let result = readers.take().and_then(|mut reader| {
+            let result = futures_executor::block_on(f(&mut reader));
+            readers.put(reader);
             result
         });
         crate::metrics::store_call("libsql", Op::Read, started, &result);
@@ -320,14 +324,14 @@ async fn open(target: &Target) -> Result<(::libsql::Database, Connection)> {
     pragma(&conn, "PRAGMA busy_timeout = 5000").await?;
     if matches!(target, Target::File(_)) {
         let mode = pragma(&conn, "PRAGMA journal_mode = WAL").await?;
-        if !matches!(mode.first(), Some(Value::Text(m)) if m.eq_ignore_ascii_case("wal")) {
+        if !matches!(mode.first(), Some(Val::Text(m)) if m.eq_ignore_ascii_case("wal")) {
             tracing::error!("libsql refused WAL journal mode");
             return Err(unavailable());
         }
     }
     pragma(&conn, "PRAGMA foreign_keys = ON").await?;
     let fk = pragma(&conn, "PRAGMA foreign_keys").await?;
-    if !matches!(fk.first(), Some(Value::Integer(1))) {
+    if !matches!(fk.first(), Some(Val::Int(1))) {
         // Deleting a user relies on ON DELETE CASCADE: without foreign keys it would leave
         // their tokens behind. Fail closed.
         tracing::error!("libsql foreign keys could not be enabled");
@@ -355,204 +359,115 @@ fn create_private(path: &std::path::Path) {
 
 /// Runs a PRAGMA with `query()` (some return a row, which `execute()` refuses) and returns
 /// its first row, if any.
-async fn pragma(conn: &Connection, sql: &str) -> Result<Vec<Value>> {
-    Ok(query_opt(conn, sql, Vec::new()).await?.unwrap_or_default())
+async fn pragma(conn: &Connection, sql: &str) -> Result<Row> {
+    Ok(query_opt(&mut Lite::new(conn.clone()), sql, &[])
+        .await?
+        .unwrap_or_default())
 }
 
-/// Positional parameters: `args![a, b]` is `vec![Value::from(a), Value::from(b)]`.
-macro_rules! args {
-    ($($v:expr),* $(,)?) => {
-        vec![$(::libsql::Value::from($v)),*]
-    };
-}
-pub(super) use args;
-
-/// Executes a statement; returns the rows changed.
-pub(super) async fn exec(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<u64> {
-    conn.execute(sql, params).await.map_err(db_err)
+/// The row layer's [`Driver`] on a libSQL connection: times are unix microseconds, the
+/// SQL is rewritten to SQLite's dialect ([`sqlite_dialect`], cached). A reader
+/// connection's driver keeps the statements it prepared, by SQL text, for as long as the
+/// connection lives ([`Readers`]); a transaction's prepares each statement.
+pub struct Lite {
+    conn: Connection,
+    prepared: Option<HashMap<String, Statement>>,
 }
 
-/// Every row of a query, each as its column values (read fully, so no statement stays
-/// open across a COMMIT).
-pub(super) async fn query_all(
-    conn: &Connection,
-    sql: &str,
-    params: Vec<Value>,
-) -> Result<Vec<Vec<Value>>> {
-    let mut rows = conn.query(sql, params).await.map_err(db_err)?;
+impl std::fmt::Debug for Lite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lite").finish_non_exhaustive()
+    }
+}
+
+impl Lite {
+    /// A driver on `conn` that prepares each statement.
+    pub(super) fn new(conn: Connection) -> Self {
+        Self {
+            conn,
+            prepared: None,
+        }
+    }
+}
+
+/// Every row of `rows`, read fully.
+async fn read_all(mut rows: ::libsql::Rows) -> Result<Vec<Row>, Fail> {
     let columns = rows.column_count();
     let mut out = Vec::new();
-    while let Some(row) = rows.next().await.map_err(db_err)? {
-        let mut values = Vec::with_capacity(usize::try_from(columns).unwrap_or(0));
+    while let Some(row) = rows.next().await.map_err(fail)? {
+        let mut vals = Vec::with_capacity(usize::try_from(columns).unwrap_or(0));
         for i in 0..columns {
-            values.push(row.get_value(i).map_err(db_err)?);
+            vals.push(match row.get_value(i).map_err(fail)? {
+                Value::Null => Val::Null,
+                Value::Integer(n) => Val::Int(n),
+                Value::Text(s) => Val::Text(s),
+                Value::Blob(b) => Val::Bytes(b),
+                Value::Real(_) => return Err(Fail::Other(integrity("real column"))),
+            });
         }
-        out.push(values);
+        out.push(vals);
     }
     Ok(out)
 }
 
-/// The first row of a query, if any.
-pub(super) async fn query_opt(
-    conn: &Connection,
-    sql: &str,
-    params: Vec<Value>,
-) -> Result<Option<Vec<Value>>> {
-    Ok(query_all(conn, sql, params).await?.into_iter().next())
+/// A parameter as libSQL binds it.
+fn bind(p: &Param<'_>) -> Result<Value> {
+    Ok(match p {
+        Param::Text(Some(s)) => Value::Text(s.to_string()),
+        Param::Int(Some(n)) => Value::Integer(*n),
+        Param::Bytes(Some(b)) => Value::Blob(b.to_vec()),
+        Param::Time(Some(t)) => Value::Integer(micros(*t)?),
+        Param::Text(None) | Param::Int(None) | Param::Bytes(None) | Param::Time(None) => {
+            Value::Null
+        }
+    })
 }
 
-/// A query whose first column of its first row is an integer (a `COUNT(*)`, say).
-pub(super) async fn query_i64(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<i64> {
-    match query_opt(conn, sql, params).await? {
-        Some(row) => int(&row, 0),
-        None => Err(integrity("count")),
+/// A driver error: a unique violation (SQLite's extended codes 2067 and 1555), or logged
+/// and hidden behind [`unavailable`].
+fn fail(e: ::libsql::Error) -> Fail {
+    match e {
+        ::libsql::Error::SqliteFailure(2067 | 1555, msg) => Fail::Unique(msg),
+        other => Fail::Other(db_err(other)),
     }
 }
 
-/// The one non-negative integer a query returns (a count), as `u64`.
-pub(super) async fn query_count(
-    conn: &Connection,
-    sql: &str,
-    params: Vec<Value>,
-    what: &str,
-) -> Result<u64> {
-    u64::try_from(query_i64(conn, sql, params).await?).map_err(|_| integrity(what))
-}
+#[async_trait]
+impl Driver for Lite {
+    const POSTGRES: bool = false;
 
-/// Whether a query returns any row.
-pub(super) async fn exists(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<bool> {
-    Ok(query_opt(conn, sql, params).await?.is_some())
-}
-
-// ---- values out -------------------------------------------------------------------------
-
-fn value(row: &[Value], i: usize) -> Result<&Value> {
-    row.get(i).ok_or_else(|| integrity("row (missing column)"))
-}
-
-/// A TEXT column.
-pub(super) fn text(row: &[Value], i: usize) -> Result<String> {
-    match value(row, i)? {
-        Value::Text(s) => Ok(s.clone()),
-        _ => Err(integrity("text column")),
+    async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, Fail> {
+        let values = params.iter().map(bind).collect::<Result<Vec<_>>>()?;
+        let sql = sqlite_dialect(sql);
+        self.conn.execute(&sql, values).await.map_err(fail)
     }
-}
 
-/// A nullable TEXT column.
-pub(super) fn opt_text(row: &[Value], i: usize) -> Result<Option<String>> {
-    match value(row, i)? {
-        Value::Null => Ok(None),
-        Value::Text(s) => Ok(Some(s.clone())),
-        _ => Err(integrity("text column")),
+    async fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Fail> {
+        let values = params.iter().map(bind).collect::<Result<Vec<_>>>()?;
+        let Some(prepared) = &mut self.prepared else {
+            let sql = sqlite_dialect(sql);
+            return read_all(self.conn.query(&sql, values).await.map_err(fail)?).await;
+        };
+        if !prepared.contains_key(sql) {
+            let stmt = self
+                .conn
+                .prepare(&sqlite_dialect(sql))
+                .await
+                .map_err(fail)?;
+            prepared.insert(sql.to_owned(), stmt);
+        }
+        let stmt = prepared
+            .get(sql)
+            .ok_or_else(|| Fail::Other(integrity("prepared statement")))?;
+        stmt.reset();
+        let rows = read_all(stmt.query(values).await.map_err(fail)?).await;
+        // Reset at once: a statement left stepping would hold its read snapshot.
+        stmt.reset();
+        rows
     }
-}
-
-/// An INTEGER column.
-pub(super) fn int(row: &[Value], i: usize) -> Result<i64> {
-    match value(row, i)? {
-        Value::Integer(n) => Ok(*n),
-        _ => Err(integrity("integer column")),
-    }
-}
-
-/// A nullable INTEGER column.
-/// A non-negative integer column (a count or a sum) as `u64`.
-pub(super) fn count_at(row: &[Value], i: usize, what: &str) -> Result<u64> {
-    u64::try_from(int(row, i)?).map_err(|_| integrity(what))
-}
-
-pub(super) fn opt_int(row: &[Value], i: usize) -> Result<Option<i64>> {
-    match value(row, i)? {
-        Value::Null => Ok(None),
-        Value::Integer(n) => Ok(Some(*n)),
-        _ => Err(integrity("integer column")),
-    }
-}
-
-/// A BLOB column.
-pub(super) fn blob(row: &[Value], i: usize) -> Result<Vec<u8>> {
-    match value(row, i)? {
-        Value::Blob(b) => Ok(b.clone()),
-        _ => Err(integrity("blob column")),
-    }
-}
-
-/// A nullable BLOB column.
-pub(super) fn opt_blob(row: &[Value], i: usize) -> Result<Option<Vec<u8>>> {
-    match value(row, i)? {
-        Value::Null => Ok(None),
-        Value::Blob(b) => Ok(Some(b.clone())),
-        _ => Err(integrity("blob column")),
-    }
-}
-
-/// A BLOB column of exactly `N` bytes.
-pub(super) fn bytes<const N: usize>(row: &[Value], i: usize, what: &str) -> Result<[u8; N]> {
-    <[u8; N]>::try_from(blob(row, i)?.as_slice()).map_err(|_| integrity(what))
-}
-
-/// A TEXT column parsed by `parse` (an id newtype, say); a failure is an integrity error.
-pub(super) fn parsed<T>(
-    row: &[Value],
-    i: usize,
-    what: &str,
-    parse: impl FnOnce(&str) -> Result<T>,
-) -> Result<T> {
-    parse(&text(row, i)?).map_err(|_| integrity(what))
-}
-
-/// A time column (unix microseconds).
-pub(super) fn time_at(row: &[Value], i: usize) -> Result<OffsetDateTime> {
-    from_micros(int(row, i)?)
-}
-
-/// A nullable time column.
-pub(super) fn opt_time(row: &[Value], i: usize) -> Result<Option<OffsetDateTime>> {
-    opt_int(row, i)?.map(from_micros).transpose()
-}
-
-/// A non-negative INTEGER column that fits a `u32`.
-pub(super) fn u32_at(row: &[Value], i: usize, what: &str) -> Result<u32> {
-    u32::try_from(int(row, i)?).map_err(|_| integrity(what))
-}
-
-// ---- times ------------------------------------------------------------------------------
-
-/// A time as stored: unix microseconds, truncated.
-pub(super) fn micros(at: OffsetDateTime) -> Result<i64> {
-    i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000))
-        .map_err(|_| Error::invalid("time", "out of range"))
-}
-
-/// A stored time back.
-pub(super) fn from_micros(us: i64) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).map_err(|_| integrity("time"))
 }
 
 /// Now from the store's clock, truncated to what is stored.
 pub(super) fn now_of(clock: &dyn ownership_core::ports::Clock) -> OffsetDateTime {
     ownership_core::audit::truncate_to_micros(clock.now())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn micros_roundtrip() {
-        let at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
-        let us = micros(at).unwrap();
-        assert_eq!(us, 1_700_000_000_123_456);
-        assert_eq!(
-            from_micros(us).unwrap(),
-            ownership_core::audit::truncate_to_micros(at)
-        );
-        let before = OffsetDateTime::from_unix_timestamp_nanos(-1_500).unwrap();
-        assert_eq!(
-            from_micros(micros(before).unwrap())
-                .unwrap()
-                .unix_timestamp_nanos(),
-            -2_000
-        );
-    }
 }

@@ -1,50 +1,35 @@
-//! The transaction port on libSQL: [`LibsqlTx`] is a transaction on the database thread,
-//! and [`LibsqlStore`] opens them ([`Transactions`]). The use cases are core's; each area's
-//! module here implements its row trait for [`LibsqlTx`], and its point read for
-//! [`LibsqlStore`].
+//! The transaction port on libSQL: [`LibsqlTx`] is a [`SqlTx`] on the database thread's
+//! connection, and [`LibsqlStore`] opens them ([`Transactions`]). The rows are the shared
+//! row layer's ([`crate::sql`]); the point reads run on reader connections.
 
 use ::libsql::Connection;
-use async_trait::async_trait;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use ownership_core::audit::{AuditEvent, ChainHash, ChainHead, ChainKeys, NewAuditEvent};
-use ownership_core::authz::ActorState;
-use ownership_core::db::{Body, Committed, Transactions, Tx};
-use ownership_core::{OwnerId, Result, UserRole, UserStatus};
+use ownership_core::db::{Body, Committed, Transactions};
+use ownership_core::pairing::{ChannelAuth, PairingDatabase};
+use ownership_core::resources::{ResourceAuth, ResourceDatabase};
+use ownership_core::token::TokenDigest;
+use ownership_core::tokens::{TokenAuth, TokenDatabase};
+use ownership_core::{ChannelKey, Result};
 use time::OffsetDateTime;
 
 use super::LibsqlStore;
-use super::conn::now_of;
-use super::conn::{args, bytes, exec, int, integrity, micros, parsed, query_opt};
+use super::conn::{Lite, now_of};
+use crate::sql::{SqlTx, pairing, resources, tokens};
 
-/// A transaction on the database thread: the connection (inside `BEGIN IMMEDIATE` for a
-/// write, `BEGIN DEFERRED` for a read), its time, and the events it appended.
-#[derive(Debug)]
-pub struct LibsqlTx {
-    pub(super) conn: Connection,
-    now: OffsetDateTime,
-    appended: Vec<AuditEvent>,
-    keys: Arc<OnceLock<ChainKeys>>,
-}
+/// A transaction on the database thread (inside `BEGIN IMMEDIATE` for a write,
+/// `BEGIN DEFERRED` for a read).
+pub type LibsqlTx = SqlTx<Lite>;
 
-#[async_trait]
-impl Tx for LibsqlTx {
-    fn now(&self) -> OffsetDateTime {
-        self.now
-    }
-
-    async fn append(&mut self, event: NewAuditEvent) -> Result<()> {
-        let linked = append_audit(&self.conn, event, self.keys.get()).await?;
-        self.appended.push(linked);
-        Ok(())
-    }
-
-    fn chain_keys(&self) -> Option<&ChainKeys> {
-        self.keys.get()
-    }
-
-    async fn actor_state(&mut self, user: &OwnerId) -> Result<Option<ActorState>> {
-        actor_state(&self.conn, user).await
+impl LibsqlStore {
+    /// A transaction on `c` at the store's time now.
+    fn tx(&self, c: &Connection) -> LibsqlTx {
+        SqlTx::new(
+            Lite::new(c.clone()),
+            now_of(self.clock.as_ref()),
+            Arc::clone(&self.chain_keys),
+            None,
+        )
     }
 }
 
@@ -64,22 +49,14 @@ impl Transactions for LibsqlStore {
         R: Send + 'static,
         F: Body<LibsqlTx, R>,
     {
-        let clock = self.clock.clone();
-        let keys = Arc::clone(&self.chain_keys);
+        let store = self.clone();
         self.worker
             .write(async move |c: &Connection| {
                 // Inside BEGIN IMMEDIATE: the write lock is held, so the time is read now.
-                let mut tx = LibsqlTx {
-                    conn: c.clone(),
-                    now: now_of(clock.as_ref()),
-                    appended: Vec::new(),
-                    keys,
-                };
+                let mut tx = store.tx(c);
                 let value = body(&mut tx).await?;
-                Ok(Committed {
-                    value,
-                    events: tx.appended,
-                })
+                let (_, events) = tx.into_parts();
+                Ok(Committed { value, events })
             })
             .await
     }
@@ -89,18 +66,9 @@ impl Transactions for LibsqlStore {
         R: Send + 'static,
         F: Body<LibsqlTx, R>,
     {
-        let clock = self.clock.clone();
-        let keys = Arc::clone(&self.chain_keys);
+        let store = self.clone();
         self.worker
-            .read(async move |c: &Connection| {
-                let mut tx = LibsqlTx {
-                    conn: c.clone(),
-                    now: now_of(clock.as_ref()),
-                    appended: Vec::new(),
-                    keys,
-                };
-                body(&mut tx).await
-            })
+            .read(async move |c: &Connection| body(&mut store.tx(c)).await)
             .await
     }
 
@@ -118,111 +86,27 @@ impl Transactions for LibsqlStore {
     }
 }
 
-/// The recorded head: the last event's number, hash and key version.
-pub(super) async fn head(conn: &Connection) -> Result<ChainHead> {
-    let row = query_opt(
-        conn,
-        "SELECT seq, hash, key_version FROM audit_head WHERE id = 1",
-        Vec::new(),
-    )
-    .await?
-    .ok_or_else(|| integrity("audit head"))?;
-    Ok(ChainHead {
-        seq: int(&row, 0)?,
-        hash: ChainHash::from_bytes(bytes::<32>(&row, 1, "audit head hash")?),
-        key_version: key_version(&row, 2)?,
-    })
-}
-
-/// A nullable key version column.
-pub(super) fn key_version(row: &[::libsql::Value], i: usize) -> Result<Option<u32>> {
-    match row.get(i) {
-        Some(::libsql::Value::Null) => Ok(None),
-        _ => u32::try_from(int(row, i)?)
-            .map(Some)
-            .map_err(|_| integrity("audit key version")),
+impl TokenDatabase for LibsqlStore {
+    async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
+        let digest = *digest;
+        let read = async move |d: &mut Lite| tokens::token_auth(d, digest.as_bytes()).await;
+        self.worker.point(read).await
     }
 }
 
-/// The immutable identity of `owner`'s account as it is in this transaction.
-async fn owner_uid(conn: &Connection, owner: Option<&OwnerId>) -> Result<Option<String>> {
-    let Some(owner) = owner else {
-        return Ok(None);
-    };
-    let row = query_opt(
-        conn,
-        "SELECT uid FROM users WHERE id = ?1",
-        args![owner.as_str()],
-    )
-    .await?;
-    match row {
-        Some(row) => super::conn::opt_text(&row, 0),
-        None => Ok(None),
+impl PairingDatabase for LibsqlStore {
+    async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
+        let key = key.clone();
+        let read = async move |d: &mut Lite| pairing::identity_of(d, &key).await;
+        self.worker.point(read).await
     }
 }
 
-/// Appends `event` to the chain: reads the head, links the event after it (keyed under
-/// `keys` when held: core decides), inserts it and moves the head. Call only inside a
-/// write transaction (which holds the database lock).
-pub(super) async fn append_audit(
-    conn: &Connection,
-    event: NewAuditEvent,
-    keys: Option<&ChainKeys>,
-) -> Result<AuditEvent> {
-    let head = head(conn).await?;
-    let uid = owner_uid(conn, event.owner.as_ref()).await?;
-    let linked = head.link_next(event, uid, keys)?;
-    exec(
-        conn,
-        "INSERT INTO audit_events (seq, at, actor, owner_id, action, target, details, prev_hash, hash, owner_uid, key_version) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        args![
-            linked.seq,
-            micros(linked.at)?,
-            linked.actor.to_string(),
-            linked.owner.as_ref().map(|o| o.as_str().to_owned()),
-            linked.action.as_str(),
-            linked.target.as_str(),
-            linked.details.as_str(),
-            linked.prev_hash.as_bytes().as_slice(),
-            linked.hash.as_bytes().as_slice(),
-            linked.owner_uid.clone(),
-            linked.key_version.map(i64::from),
-        ],
-    )
-    .await?;
-    let moved = exec(
-        conn,
-        "UPDATE audit_head SET seq = ?1, hash = ?2, key_version = ?3 WHERE id = 1 AND seq = ?4",
-        args![
-            linked.seq,
-            linked.hash.as_bytes().as_slice(),
-            linked.key_version.map(i64::from),
-            head.seq
-        ],
-    )
-    .await?;
-    if moved != 1 {
-        return Err(integrity("audit head"));
+impl ResourceDatabase for LibsqlStore {
+    async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
+        let digest = *digest;
+        let read =
+            async move |d: &mut Lite| resources::resource_by_digest(d, digest.as_bytes()).await;
+        self.worker.point(read).await
     }
-    Ok(linked)
-}
-
-/// A user's role and status, as [`AdminScope::recheck`](ownership_core::authz::AdminScope::recheck) and
-/// [`ownership_core::authz::MintPermit::recheck`] read them; `None` when there is no such
-/// user.
-async fn actor_state(conn: &Connection, id: &OwnerId) -> Result<Option<ActorState>> {
-    query_opt(
-        conn,
-        "SELECT role, status FROM users WHERE id = ?1",
-        args![id.as_str()],
-    )
-    .await?
-    .map(|row| {
-        Ok(ActorState {
-            role: parsed(&row, 0, "user role", UserRole::parse)?,
-            status: parsed(&row, 1, "user status", UserStatus::parse)?,
-        })
-    })
-    .transpose()
 }

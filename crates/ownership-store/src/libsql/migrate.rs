@@ -6,9 +6,10 @@ use ::libsql::Connection;
 use async_trait::async_trait;
 
 use super::LibsqlStore;
-use super::conn::{args, exec, int, micros, query_all, rollback, text};
+use super::conn::{Lite, rollback};
 use crate::Migrator;
 use crate::migrations::{self, AppliedMigration, Migration, MigrationError};
+use crate::sql::driver::{args, exec, int, micros, query_all, text};
 use time::OffsetDateTime;
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\
@@ -21,19 +22,20 @@ fn store_down(e: ownership_core::Error) -> MigrationError {
 
 /// What `schema_migrations` records (empty when the table does not exist yet).
 async fn applied(conn: &Connection) -> ownership_core::Result<Vec<AppliedMigration>> {
+    let d = &mut Lite::new(conn.clone());
     let has_table = query_all(
-        conn,
+        d,
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
-        Vec::new(),
+        &[],
     )
     .await?;
     if has_table.is_empty() {
         return Ok(Vec::new());
     }
     query_all(
-        conn,
+        d,
         "SELECT version, checksum FROM schema_migrations ORDER BY version",
-        Vec::new(),
+        &[],
     )
     .await?
     .iter()
@@ -60,14 +62,14 @@ impl LibsqlStore {
 }
 
 async fn run_migrations(conn: &Connection, target: Option<i64>) -> Result<usize, MigrationError> {
-    exec(conn, CREATE_TABLE, Vec::new())
+    exec(&mut Lite::new(conn.clone()), CREATE_TABLE, &[])
         .await
         .map_err(store_down)?;
     let done = applied(conn).await.map_err(store_down)?;
     let plan = migrations::plan(migrations::LIBSQL, &done, target)?;
     let mut count = 0;
     for m in plan {
-        exec(conn, "BEGIN IMMEDIATE", Vec::new())
+        exec(&mut Lite::new(conn.clone()), "BEGIN IMMEDIATE", &[])
             .await
             .map_err(store_down)?;
         match apply_one(conn, m).await {
@@ -97,8 +99,8 @@ async fn run_migrations(conn: &Connection, target: Option<i64>) -> Result<usize,
 /// applied it first (the write lock is ours now, so the check holds).
 async fn apply_one(conn: &Connection, m: &Migration) -> Result<bool, MigrationError> {
     let again = query_all(
-        conn,
-        "SELECT 1 FROM schema_migrations WHERE version = ?1",
+        &mut Lite::new(conn.clone()),
+        "SELECT 1 FROM schema_migrations WHERE version = $1",
         args![m.version],
     )
     .await
@@ -117,7 +119,7 @@ async fn apply_one(conn: &Connection, m: &Migration) -> Result<bool, MigrationEr
     let now = micros(OffsetDateTime::now_utc()).map_err(store_down)?;
     conn.execute(
         "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
-        args![m.version, m.name, m.checksum(), now],
+        ::libsql::params![m.version, m.name, m.checksum(), now],
     )
     .await
     .map_err(|e| failed(e.to_string()))?;

@@ -9,23 +9,11 @@
 //! `MintPermit::recheck`), so a demotion committed while a request was in flight counts.
 //! The schema and the rules of each use case are in `docs/storage.md`.
 
-mod audit;
 mod conn;
 mod db;
 mod migrate;
-mod oidc;
-mod pairing;
-mod passkeys;
-mod provision;
-mod resources;
-mod secrets;
-mod sessions;
-mod tickets;
-mod tokens;
 mod transfer;
-mod users;
 mod watch;
-mod webhooks;
 
 use std::fmt;
 use std::path::Path;
@@ -41,7 +29,15 @@ use ownership_core::{Error, Result};
 pub use self::db::LibsqlTx;
 pub use self::watch::watch_external_changes;
 
-use self::conn::{Target, Worker, query_i64};
+use self::conn::{Lite, Target, Worker};
+use crate::sql::driver::{int, query_one};
+
+async fn query_i64(conn: &::libsql::Connection, sql: &str) -> Result<i64> {
+    int(
+        &query_one(&mut Lite::new(conn.clone()), sql, &[], "integer").await?,
+        0,
+    )
+}
 
 /// The libSQL store. Cheap to clone: clones share one database thread, which ends when the
 /// last clone is dropped.
@@ -107,7 +103,7 @@ impl LibsqlStore {
     pub async fn check_writable(&self) -> Result<()> {
         self.worker
             .run(move |conn| async move {
-                let version = query_i64(&conn, "PRAGMA user_version", Vec::new()).await?;
+                let version = query_i64(&conn, "PRAGMA user_version").await?;
                 conn.execute_batch(&format!("PRAGMA user_version = {version}"))
                     .await
                     .map_err(conn::db_err)?;
@@ -134,7 +130,7 @@ impl LibsqlStore {
     pub async fn query_count_for_tests(&self, sql: &str) -> Result<i64, Error> {
         let sql = sql.to_owned();
         self.worker
-            .run(move |conn| async move { query_i64(&conn, &sql, Vec::new()).await })
+            .run(move |conn| async move { query_i64(&conn, &sql).await })
             .await
     }
 }
@@ -144,7 +140,7 @@ impl Health for LibsqlStore {
     async fn ping(&self) -> Result<()> {
         self.worker
             .run(move |conn| async move {
-                let one = query_i64(&conn, "SELECT 1", Vec::new()).await?;
+                let one = query_i64(&conn, "SELECT 1").await?;
                 if one == 1 {
                     Ok(())
                 } else {

@@ -7,7 +7,7 @@ use ownership_core::audit::ChainVerdict;
 use ownership_core::authz::{
     AdminScope, ChannelScope, MintPermit, OwnerScope, Principal, Rotator, SystemScope,
 };
-use ownership_core::ids::{PairingRequestId, SecretName, TokenId};
+use ownership_core::ids::{Label, PairingRequestId, SecretName, TokenId};
 use ownership_core::pairing::{CodeHash, PairingSeed};
 use ownership_core::ports::{
     AuditFilter, AuditLog, FreshToken, Health, NewToken, PageRequest, PairingCandidate,
@@ -56,7 +56,7 @@ fn fresh(secret: &TokenSecret) -> FreshToken {
 fn new_token(secret: &TokenSecret) -> NewToken {
     NewToken {
         fresh: fresh(secret),
-        label: Some("first".into()),
+        label: Label::parse("first").ok(),
         expires_at: None,
     }
 }

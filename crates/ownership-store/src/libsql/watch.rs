@@ -15,11 +15,11 @@ use ::libsql::Connection;
 use ownership_core::Result;
 
 use super::LibsqlStore;
-use super::audit::{EVENT_COLS, event_from};
-use super::conn::{args, int, query_all, query_i64};
-use super::db::head;
+use super::conn::Lite;
 use crate::cache::{Cached, Invalidation};
 use crate::invalidate::invalidation_of;
+use crate::sql::driver::{args, int, query_all, query_one};
+use crate::sql::{EVENT_COLS, event_from, head};
 
 /// Most events read after one change; more than that flushes the cache instead.
 const MOST_EVENTS: i64 = 1_000;
@@ -40,7 +40,16 @@ impl LibsqlStore {
     pub async fn data_version(&self) -> Result<i64> {
         self.worker
             .run(move |conn| async move {
-                query_i64(&conn, "PRAGMA data_version", Vec::new()).await
+                int(
+                    &query_one(
+                        &mut Lite::new(conn),
+                        "PRAGMA data_version",
+                        &[],
+                        "data version",
+                    )
+                    .await?,
+                    0,
+                )
             })
             .await
     }
@@ -48,7 +57,7 @@ impl LibsqlStore {
     /// The audit head's sequence.
     pub async fn audit_head(&self) -> Result<i64> {
         self.worker
-            .read(async move |c: &Connection| Ok(head(c).await?.seq))
+            .read(async move |c: &Connection| Ok(head(&mut Lite::new(c.clone()), false).await?.seq))
             .await
     }
 
@@ -56,11 +65,12 @@ impl LibsqlStore {
     async fn audit_since(&self, after: i64, limit: i64) -> Result<Since> {
         self.worker
             .read(async move |c: &Connection| {
-                let head = head(c).await?.seq;
+                let d = &mut Lite::new(c.clone());
+                let head = head(d, false).await?.seq;
                 let sql = format!(
-                    "SELECT {EVENT_COLS} FROM audit_events WHERE seq > ?1 ORDER BY seq ASC LIMIT ?2"
+                    "SELECT {EVENT_COLS} FROM audit_events WHERE seq > $1 ORDER BY seq ASC LIMIT $2"
                 );
-                let rows = query_all(c, &sql, args![after, limit]).await?;
+                let rows = query_all(d, &sql, args![after, limit]).await?;
                 let events = rows
                     .iter()
                     .map(|row| {

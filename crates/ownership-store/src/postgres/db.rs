@@ -1,85 +1,31 @@
-//! The transaction port on PostgreSQL: [`PgTx`] is a write transaction holding the audit-
-//! head lock ([`Write`]) or a read connection, and [`PgStore`] opens them
-//! ([`Transactions`]). The use cases are core's; each area's module here implements its row
-//! trait for [`PgTx`], and its point read for [`PgStore`].
+//! The transaction port on PostgreSQL: [`PgTx`] is a [`SqlTx`] on a write transaction
+//! holding the audit-head lock, a read connection or a snapshot, and [`PgStore`] opens
+//! them ([`Transactions`]). The rows are the shared row layer's ([`crate::sql`]).
 
-use async_trait::async_trait;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::time::Instant;
 
-use ownership_core::audit::{AuditEvent, ChainKeys, NewAuditEvent};
-use ownership_core::authz::ActorState;
-use ownership_core::db::{Body, Committed, Transactions, Tx};
-use ownership_core::{OwnerId, Result, UserRole, UserStatus};
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgConnection;
-use sqlx::{Postgres, Transaction};
+use ownership_core::db::{Body, Committed, Transactions};
+use ownership_core::pairing::{ChannelAuth, PairingDatabase};
+use ownership_core::resources::{ResourceAuth, ResourceDatabase};
+use ownership_core::token::TokenDigest;
+use ownership_core::tokens::{TokenAuth, TokenDatabase};
+use ownership_core::{ChannelKey, Result};
 use time::OffsetDateTime;
 
 use super::PgStore;
-use super::support::{Write, integrity, parsed, query, unavailable};
+use super::support::{Pg, query, unavailable};
 use crate::metrics::Op;
+use crate::sql::driver::integrity;
+use crate::sql::{SqlTx, head, pairing, resources, tokens};
 
-/// What a [`PgTx`] runs on.
-enum Conn {
-    /// A write transaction, holding the audit-head lock.
-    Write(Write),
-    /// A connection of the read pool.
-    Read(PoolConnection<Postgres>),
-    /// A read-only, repeatable-read transaction: one snapshot.
-    Snapshot(Transaction<'static, Postgres>),
-}
+/// A transaction on PostgreSQL.
+pub type PgTx = SqlTx<Pg>;
 
-/// A transaction: its connection, its time, and the events it appended.
-pub struct PgTx {
-    conn: Conn,
-    now: OffsetDateTime,
-    appended: Vec<AuditEvent>,
-    keys: Arc<OnceLock<ChainKeys>>,
-}
-
-impl std::fmt::Debug for PgTx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgTx")
-            .field("now", &self.now)
-            .field("write", &matches!(self.conn, Conn::Write(_)))
-            .finish_non_exhaustive()
-    }
-}
-
-impl PgTx {
-    /// The connection, for the area's statements.
-    pub(super) fn conn(&mut self) -> &mut PgConnection {
-        match &mut self.conn {
-            Conn::Write(w) => w.conn(),
-            Conn::Read(c) => c,
-            Conn::Snapshot(t) => t,
-        }
-    }
-}
-
-#[async_trait]
-impl Tx for PgTx {
-    fn now(&self) -> OffsetDateTime {
-        self.now
-    }
-
-    async fn append(&mut self, event: NewAuditEvent) -> Result<()> {
-        let Conn::Write(w) = &mut self.conn else {
-            return Err(integrity("audit append outside a write"));
-        };
-        let linked = w.audit(event, self.keys.get()).await?;
-        self.appended.push(linked);
-        Ok(())
-    }
-
-    fn chain_keys(&self) -> Option<&ChainKeys> {
-        self.keys.get()
-    }
-
-    async fn actor_state(&mut self, user: &OwnerId) -> Result<Option<ActorState>> {
-        actor_state(self.conn(), user).await
-    }
-}
+/// How a write transaction begins: the limits of [`super::SESSION_SETTINGS`], for this
+/// transaction (in the same round trip as `BEGIN`).
+const WRITE_BEGIN: &str = "BEGIN; SET LOCAL statement_timeout = '30s'; \
+     SET LOCAL idle_in_transaction_session_timeout = '60s'";
 
 impl Transactions for PgStore {
     type Tx = PgTx;
@@ -92,28 +38,37 @@ impl Transactions for PgStore {
         self.limits
     }
 
+    /// Begins a transaction, locks the audit head (`FOR UPDATE`), which serializes it
+    /// after every other mutation, and only then reads the clock: a transaction that
+    /// waited for the lock is never stamped earlier than one committed before it.
     async fn write<R, F>(&self, body: F) -> Result<Committed<R>>
     where
         R: Send + 'static,
         F: Body<PgTx, R>,
     {
-        let w = Write::begin(&self.pool, self.clock.as_ref()).await?;
-        let now = w.now();
-        let mut tx = PgTx {
-            conn: Conn::Write(w),
-            now,
-            appended: Vec::new(),
-            keys: Arc::clone(&self.chain_keys),
-        };
+        let started = Instant::now();
+        // The limits are set for this transaction too: through a transaction pooler the
+        // connection's session settings may belong to another server connection.
+        let t = self
+            .pool
+            .begin_with(WRITE_BEGIN)
+            .await
+            .map_err(unavailable)?;
+        let mut d = Pg::Tx(t);
+        let head = head(&mut d, true).await?;
+        let mut tx = SqlTx::new(
+            d,
+            PgStore::now(self),
+            Arc::clone(&self.chain_keys),
+            Some(head),
+        );
         let value = body(&mut tx).await?;
-        let Conn::Write(w) = tx.conn else {
+        let (Pg::Tx(t), events) = tx.into_parts() else {
             return Err(integrity("write transaction"));
         };
-        w.commit().await?;
-        Ok(Committed {
-            value,
-            events: tx.appended,
-        })
+        let result = t.commit().await.map_err(unavailable);
+        crate::metrics::store_call_latency("postgres", Op::Write, started);
+        result.map(|()| Committed { value, events })
     }
 
     async fn read<R, F>(&self, body: F) -> Result<R>
@@ -123,13 +78,14 @@ impl Transactions for PgStore {
     {
         crate::metrics::timed("postgres", Op::Read, async {
             let conn = self.reads().acquire().await.map_err(unavailable)?;
-            let mut tx = PgTx {
-                conn: Conn::Read(conn),
-                now: PgStore::now(self),
-                appended: Vec::new(),
-                keys: Arc::clone(&self.chain_keys),
-            };
-            body(&mut tx).await
+            let keys = Arc::clone(&self.chain_keys);
+            body(&mut SqlTx::new(
+                Pg::Read(conn),
+                PgStore::now(self),
+                keys,
+                None,
+            ))
+            .await
         })
         .await
     }
@@ -145,14 +101,10 @@ impl Transactions for PgStore {
                 .execute(&mut *t)
                 .await
                 .map_err(unavailable)?;
-            let mut tx = PgTx {
-                conn: Conn::Snapshot(t),
-                now: PgStore::now(self),
-                appended: Vec::new(),
-                keys: Arc::clone(&self.chain_keys),
-            };
+            let keys = Arc::clone(&self.chain_keys);
+            let mut tx = SqlTx::new(Pg::Tx(t), PgStore::now(self), keys, None);
             let value = body(&mut tx).await?;
-            if let Conn::Snapshot(t) = tx.conn {
+            if let (Pg::Tx(t), _) = tx.into_parts() {
                 t.commit().await.map_err(unavailable)?;
             }
             Ok(value)
@@ -165,20 +117,33 @@ impl Transactions for PgStore {
     }
 }
 
-/// A user's role and status, as [`AdminScope::recheck`](ownership_core::authz::AdminScope::recheck) and
-/// [`ownership_core::authz::MintPermit::recheck`] read them; `None` when there is no such
-/// user.
-async fn actor_state(conn: &mut PgConnection, id: &OwnerId) -> Result<Option<ActorState>> {
-    query("SELECT role, status FROM users WHERE id = $1")
-        .bind(id.as_str())
-        .fetch_optional(conn)
-        .await
-        .map_err(unavailable)?
-        .map(|row| {
-            Ok(ActorState {
-                role: parsed(&row, "role", UserRole::parse)?,
-                status: parsed(&row, "status", UserStatus::parse)?,
-            })
-        })
-        .transpose()
+impl PgStore {
+    /// The driver of a point read: the read pool itself.
+    fn point(&self) -> Pg {
+        Pg::Pool(self.reads().clone())
+    }
+}
+
+impl TokenDatabase for PgStore {
+    async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
+        let mut d = self.point();
+        let read = tokens::token_auth(&mut d, digest.as_bytes().as_slice());
+        crate::metrics::timed("postgres", Op::Read, read).await
+    }
+}
+
+impl PairingDatabase for PgStore {
+    async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
+        let mut d = self.point();
+        let read = pairing::identity_of(&mut d, key);
+        crate::metrics::timed("postgres", Op::Read, read).await
+    }
+}
+
+impl ResourceDatabase for PgStore {
+    async fn resource_by_digest(&self, digest: &TokenDigest) -> Result<Option<ResourceAuth>> {
+        let mut d = self.point();
+        let read = resources::resource_by_digest(&mut d, digest.as_bytes().as_slice());
+        crate::metrics::timed("postgres", Op::Read, read).await
+    }
 }

@@ -23,7 +23,7 @@
 //!   applies them in every server process.
 //! - **Times** are truncated to microseconds before they are written, so what is read
 //!   back equals what was written. A mutation's time is read once the audit-head lock is
-//!   held (`Write::begin` reads the clock, `Write::now` gives it), never before: a
+//!   held (the write transaction reads the clock after `head`), never before: a
 //!   transaction that waited for the lock is never stamped earlier than one committed
 //!   before it (a rotation would otherwise find a just-revoked token still live).
 //! - **Who acts is re-read under the lock.** Changes under an `AdminScope` re-read the
@@ -31,23 +31,11 @@
 //!   (`MintPermit::recheck`) inside the transaction, so a demotion committed while a
 //!   request was in flight counts.
 
-mod audit;
 mod db;
 mod listen;
 mod migrate;
-mod oidc;
-mod pairing;
-mod passkeys;
-mod provision;
-mod resources;
-mod secrets;
-mod sessions;
 mod support;
-mod tickets;
-mod tokens;
 mod transfer;
-mod users;
-mod webhooks;
 
 use std::sync::Arc;
 

@@ -1,25 +1,21 @@
-//! What every area of the adapter shares: error mapping, row decoding, the serialized
-//! write transaction and the audit append.
+//! The row layer's [`Driver`] on PostgreSQL ([`Pg`]): parameters bound with their types,
+//! columns read by their types (`timestamptz` as a time), unique violations (SQLSTATE
+//! 23505) told apart, and the `pg_notify` of what each audit event invalidates.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
-use ownership_core::audit::{
-    AuditEvent, ChainHash, ChainHead, ChainKeys, NewAuditEvent, truncate_to_micros,
-};
-use ownership_core::ids::OwnerId;
-use ownership_core::ports::{Clock, Sealed};
+use async_trait::async_trait;
+use ownership_core::audit::AuditEvent;
 use ownership_core::{Error, Result};
-use sqlx::postgres::PgArguments;
-use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgArguments, PgConnection, PgRow};
 use sqlx::query::{Query, QueryScalar};
-use sqlx::{PgPool, Postgres, Row, SqlSafeStr, Transaction};
+use sqlx::{AssertSqlSafe, Column, PgPool, Postgres, Row as _, SqlSafeStr, Transaction, TypeInfo};
 use time::OffsetDateTime;
 
 use super::INVALIDATION_CHANNEL;
-use crate::cache::Invalidation;
 use crate::invalidate::invalidation_of;
-use crate::metrics::Op;
+use crate::sql::driver::{Driver, Fail, Param, Row, Val, integrity};
 
 /// Whether statements are sent unnamed (see [`query`]).
 static UNNAMED: AtomicBool = AtomicBool::new(false);
@@ -64,259 +60,141 @@ pub(super) fn unavailable(e: sqlx::Error) -> Error {
     Error::Unavailable("store unavailable".into())
 }
 
-/// Whether `e` is a unique-constraint violation (SQLSTATE 23505).
-pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|code| code == "23505")
-}
-
-/// A driver error, or `conflict` when it is a unique violation (which the use case
-/// expects and documents).
-pub(super) fn unique_or_unavailable(e: sqlx::Error, conflict: &str) -> Error {
-    if is_unique_violation(&e) {
-        Error::Conflict(conflict.to_owned())
-    } else {
-        unavailable(e)
-    }
-}
-
-/// A stored value that does not parse back into its domain type.
-pub(super) fn integrity(what: &'static str) -> Error {
-    tracing::error!(what, "a stored row does not parse");
-    crate::metrics::store_error("postgres");
-    Error::Integrity(format!("a stored {what} does not parse"))
-}
-
-/// One column of a row, decoded; a value that does not decode is [`Error::Integrity`].
-pub(super) fn col<'r, T>(row: &'r PgRow, name: &'static str) -> Result<T>
-where
-    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
-{
-    row.try_get::<T, _>(name).map_err(|e| {
-        tracing::error!(error = %e, column = name, "a stored value does not decode");
-        Error::Integrity("a stored row does not parse".into())
-    })
-}
-
-/// A text column parsed through a validated newtype's `parse`.
-pub(super) fn parsed<T>(
-    row: &PgRow,
-    name: &'static str,
-    parse: impl FnOnce(&str) -> Result<T>,
-) -> Result<T> {
-    let raw: String = col(row, name)?;
-    parse(&raw).map_err(|_| integrity(name))
-}
-
-/// A nullable text column parsed through a validated newtype's `parse`.
-pub(super) fn parsed_opt<T>(
-    row: &PgRow,
-    name: &'static str,
-    parse: impl FnOnce(&str) -> Result<T>,
-) -> Result<Option<T>> {
-    let raw: Option<String> = col(row, name)?;
-    raw.map(|raw| parse(&raw).map_err(|_| integrity(name)))
-        .transpose()
-}
-
-/// An owner id column.
-pub(super) fn owner_col(row: &PgRow, name: &'static str) -> Result<OwnerId> {
-    parsed(row, name, OwnerId::parse)
-}
-
-/// A `BYTEA` column of exactly `N` bytes.
-pub(super) fn bytes_col<const N: usize>(row: &PgRow, name: &'static str) -> Result<[u8; N]> {
-    let raw: Vec<u8> = col(row, name)?;
-    <[u8; N]>::try_from(raw.as_slice()).map_err(|_| integrity(name))
-}
-
-/// A non-negative `INTEGER`/`BIGINT` count or version column as an unsigned number.
-pub(super) fn u32_col(row: &PgRow, name: &'static str) -> Result<u32> {
-    let raw: i32 = col(row, name)?;
-    u32::try_from(raw).map_err(|_| integrity(name))
-}
-
-/// A nullable `INTEGER` version as `u32`.
-pub(super) fn opt_u32_col(row: &PgRow, name: &'static str) -> Result<Option<u32>> {
-    let raw: Option<i32> = col(row, name)?;
-    raw.map(|v| u32::try_from(v).map_err(|_| integrity(name)))
-        .transpose()
-}
-
-/// A `BIGINT` count as `u64`.
-pub(super) fn count_col(row: &PgRow, name: &'static str) -> Result<u64> {
-    let raw: i64 = col(row, name)?;
-    u64::try_from(raw).map_err(|_| integrity(name))
-}
-
-/// A `count(*)` query's answer as `u64`.
-pub(super) async fn fetch_count<'q>(
-    conn: &mut PgConnection,
-    query: QueryScalar<'q, Postgres, i64, PgArguments>,
-    what: &'static str,
-) -> Result<u64> {
-    let n = query.fetch_one(conn).await.map_err(unavailable)?;
-    u64::try_from(n).map_err(|_| integrity(what))
-}
-
-/// A sealed value from three columns.
-pub(super) fn sealed_cols(
-    row: &PgRow,
-    nonce: &'static str,
-    ciphertext: &'static str,
-    version: &'static str,
-) -> Result<Sealed> {
-    Ok(Sealed {
-        nonce: bytes_col::<12>(row, nonce)?,
-        ciphertext: col(row, ciphertext)?,
-        key_version: u32_col(row, version)?,
-    })
-}
-
-/// A key or generation version as PostgreSQL's `INTEGER`.
-pub(super) fn version_param(version: u32) -> Result<i32> {
-    i32::try_from(version).map_err(|_| Error::invalid("key_version", "must be below 2^31"))
-}
-
-/// How a write transaction begins: the limits of [`super::SESSION_SETTINGS`], for this
-/// transaction (in the same round trip as `BEGIN`).
-const WRITE_BEGIN: &str = "BEGIN; SET LOCAL statement_timeout = '30s'; \
-     SET LOCAL idle_in_transaction_session_timeout = '60s'";
-
-/// A mutating transaction that holds the audit-head lock. Dropping it without
-/// [`commit`](Self::commit) rolls everything back.
-pub(super) struct Write {
-    tx: Transaction<'static, Postgres>,
-    /// The recorded head of the audit chain, as locked by this transaction.
-    head: ChainHead,
-    now: OffsetDateTime,
-    /// When it began, for the store-call latency.
-    started: Instant,
-}
-
-impl std::fmt::Debug for Write {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Write")
-            .field("head", &self.head)
-            .field("now", &self.now)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Write {
-    /// Begins a transaction, locks the audit head (`FOR UPDATE`), which serializes it
-    /// after every other mutation, and only then reads `clock`: the transaction's
-    /// [`now`](Self::now). Read after the lock, it is never earlier than the time of a
-    /// mutation committed before this one, so times (a revocation, an audit event) never
-    /// go backwards along the serialization order however long the lock was waited for.
-    pub(super) async fn begin(pool: &PgPool, clock: &dyn Clock) -> Result<Self> {
-        let started = Instant::now();
-        // The limits are set for this transaction too: through a transaction pooler the
-        // connection's session settings may belong to another server connection.
-        let mut tx = pool.begin_with(WRITE_BEGIN).await.map_err(unavailable)?;
-        let row = query("SELECT seq, hash, key_version FROM audit_head WHERE id = 1 FOR UPDATE")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| integrity("audit head"))?;
-        let head = ChainHead {
-            seq: col(&row, "seq")?,
-            hash: ChainHash::from_bytes(bytes_col::<32>(&row, "hash")?),
-            key_version: opt_u32_col(&row, "key_version")?,
-        };
-        let now = truncate_to_micros(clock.now());
-        Ok(Self {
-            tx,
-            head,
-            now,
-            started,
-        })
-    }
-
-    /// The transaction's time: the clock as read once the audit-head lock was held,
-    /// truncated to microseconds (what PostgreSQL keeps).
-    pub(super) fn now(&self) -> OffsetDateTime {
-        self.now
-    }
-
-    /// The transaction's connection, for the use case's statements.
-    pub(super) fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
-    }
-
-    /// Links `event` after the head, inserts it, moves the head and publishes what it
-    /// invalidates ([`invalidation_of`], the mapping the libSQL watcher uses too).
-    pub(super) async fn audit(
-        &mut self,
-        event: NewAuditEvent,
-        keys: Option<&ChainKeys>,
-    ) -> Result<AuditEvent> {
-        // The immutable identity of the owner's account as it is in this transaction.
-        let uid: Option<String> = match &event.owner {
-            Some(owner) => query_scalar("SELECT uid FROM users WHERE id = $1")
-                .bind(owner.as_str())
-                .fetch_optional(&mut *self.tx)
-                .await
-                .map_err(unavailable)?,
-            None => None,
-        };
-        let event = self.head.link_next(event, uid, keys)?;
-        let key_version = event.key_version.map(version_param).transpose()?;
-        query(
-            "INSERT INTO audit_events (seq, at, actor, owner_id, action, target, details, prev_hash, hash, owner_uid, key_version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(event.seq)
-        .bind(event.at)
-        .bind(event.actor.to_string())
-        .bind(event.owner.as_ref().map(OwnerId::as_str))
-        .bind(event.action.as_str())
-        .bind(&event.target)
-        .bind(&event.details)
-        .bind(event.prev_hash.as_bytes().as_slice())
-        .bind(event.hash.as_bytes().as_slice())
-        .bind(event.owner_uid.as_deref())
-        .bind(key_version)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        query("UPDATE audit_head SET seq = $1, hash = $2, key_version = $3 WHERE id = 1")
-            .bind(event.seq)
-            .bind(event.hash.as_bytes().as_slice())
-            .bind(key_version)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(unavailable)?;
-        self.head = ChainHead {
-            seq: event.seq,
-            hash: event.hash,
-            key_version: event.key_version,
-        };
-        // What the event invalidates goes to every listening process on commit.
-        if let Some(inv) = invalidation_of(&event) {
-            self.notify(&inv).await?;
+/// A unique violation (SQLSTATE 23505), or [`unavailable`].
+fn fail(e: sqlx::Error) -> Fail {
+    match e.as_database_error() {
+        Some(d) if d.code().is_some_and(|code| code == "23505") => {
+            Fail::Unique(d.message().to_owned())
         }
-        Ok(event)
+        _ => Fail::Other(unavailable(e)),
+    }
+}
+
+/// What the row layer runs on: the pool (point reads), a pooled connection (reads), or a
+/// transaction (writes, which hold the audit-head lock, and snapshots).
+#[derive(Debug)]
+pub enum Pg {
+    /// The pool itself: each statement on whichever connection is free.
+    Pool(PgPool),
+    /// One connection of the read pool.
+    Read(PoolConnection<Postgres>),
+    /// A transaction.
+    Tx(Transaction<'static, Postgres>),
+}
+
+impl Pg {
+    async fn run<T>(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        go: impl AsyncFnOnce(Query<'_, Postgres, PgArguments>, &mut PgConnection) -> sqlx::Result<T>,
+        on_pool: impl AsyncFnOnce(Query<'_, Postgres, PgArguments>, &PgPool) -> sqlx::Result<T>,
+    ) -> Result<T, Fail> {
+        let mut q = query(AssertSqlSafe(sql));
+        for p in params {
+            q = match p {
+                Param::Text(v) => q.bind(v.as_deref()),
+                Param::Int(v) => q.bind(*v),
+                Param::Bytes(v) => q.bind(v.as_deref()),
+                Param::Time(v) => q.bind(*v),
+            };
+        }
+        match self {
+            Self::Pool(pool) => on_pool(q, pool).await,
+            Self::Read(c) => go(q, c).await,
+            Self::Tx(t) => go(q, t).await,
+        }
+        .map_err(fail)
+    }
+}
+
+/// A column by its type: integers widened, `timestamptz` as a time.
+fn column(row: &PgRow, i: usize) -> Result<Val> {
+    let bad = |e: sqlx::Error| {
+        tracing::error!(error = %e, column = i, "a stored value does not decode");
+        integrity("row")
+    };
+    let name = row
+        .columns()
+        .get(i)
+        .map(|c| c.type_info().name())
+        .unwrap_or("");
+    Ok(match name {
+        "INT2" => row
+            .try_get::<Option<i16>, _>(i)
+            .map_err(bad)?
+            .map(i64::from)
+            .map_or(Val::Null, Val::Int),
+        "INT4" => row
+            .try_get::<Option<i32>, _>(i)
+            .map_err(bad)?
+            .map(i64::from)
+            .map_or(Val::Null, Val::Int),
+        "INT8" => row
+            .try_get::<Option<i64>, _>(i)
+            .map_err(bad)?
+            .map_or(Val::Null, Val::Int),
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => row
+            .try_get::<Option<String>, _>(i)
+            .map_err(bad)?
+            .map_or(Val::Null, Val::Text),
+        "BYTEA" => row
+            .try_get::<Option<Vec<u8>>, _>(i)
+            .map_err(bad)?
+            .map_or(Val::Null, Val::Bytes),
+        "TIMESTAMPTZ" => row
+            .try_get::<Option<OffsetDateTime>, _>(i)
+            .map_err(bad)?
+            .map_or(Val::Null, Val::Time),
+        "BOOL" => row
+            .try_get::<Option<bool>, _>(i)
+            .map_err(bad)?
+            .map_or(Val::Null, |b| Val::Int(i64::from(b))),
+        _ => return Err(integrity("column of an unexpected type")),
+    })
+}
+
+#[async_trait]
+impl Driver for Pg {
+    const POSTGRES: bool = true;
+
+    async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, Fail> {
+        self.run(
+            sql,
+            params,
+            async |q, c| q.execute(c).await.map(|r| r.rows_affected()),
+            async |q, p| q.execute(p).await.map(|r| r.rows_affected()),
+        )
+        .await
     }
 
-    /// Publishes `inv` to every process that listens on [`INVALIDATION_CHANNEL`]
-    /// (`pg_notify` inside this transaction, so it is delivered on commit and never if the
-    /// transaction rolls back).
-    async fn notify(&mut self, inv: &Invalidation) -> Result<()> {
-        query("SELECT pg_notify($1, $2)")
-            .bind(INVALIDATION_CHANNEL)
-            .bind(inv.encode())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(unavailable)?;
+    async fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Fail> {
+        let rows = self
+            .run(
+                sql,
+                params,
+                async |q, c| q.fetch_all(c).await,
+                async |q, p| q.fetch_all(p).await,
+            )
+            .await?;
+        rows.iter()
+            .map(|r| (0..r.len()).map(|i| column(r, i)).collect::<Result<Row>>())
+            .collect::<Result<Vec<_>>>()
+            .map_err(Fail::Other)
+    }
+
+    /// Publishes what `event` invalidates to every process that listens on
+    /// [`INVALIDATION_CHANNEL`] (`pg_notify` inside this transaction, so it is delivered
+    /// on commit and never if the transaction rolls back).
+    async fn appended(&mut self, event: &AuditEvent) -> Result<()> {
+        if let Some(inv) = invalidation_of(event) {
+            let encoded = inv.encode();
+            self.execute(
+                "SELECT pg_notify($1, $2)",
+                &[Param::from(INVALIDATION_CHANNEL), Param::from(encoded)],
+            )
+            .await?;
+        }
         Ok(())
-    }
-
-    /// Commits.
-    pub(super) async fn commit(self) -> Result<()> {
-        let result = self.tx.commit().await.map_err(unavailable);
-        crate::metrics::store_call_latency("postgres", Op::Write, self.started);
-        result
     }
 }

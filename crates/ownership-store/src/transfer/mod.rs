@@ -17,6 +17,7 @@
 //! column's value is carried between the backends ([`Kind`]) are in this one file.
 
 pub mod format;
+pub(crate) mod rows;
 
 use std::sync::Arc;
 
@@ -656,12 +657,18 @@ impl Endpoint {
     /// Starts reading one consistent snapshot of the whole store, page by page.
     pub fn export(&self) -> Events {
         let (tx, rx) = channel();
-        match self {
-            #[cfg(feature = "libsql")]
-            Self::Libsql(s) => s.export(tx),
-            #[cfg(feature = "postgres")]
-            Self::Postgres(s) => s.export(tx),
-        }
+        let source = self.clone();
+        tokio::spawn(async move {
+            let result = match &source {
+                #[cfg(feature = "libsql")]
+                Self::Libsql(s) => s.export(&tx).await,
+                #[cfg(feature = "postgres")]
+                Self::Postgres(s) => s.export(&tx).await,
+            };
+            if let Err(e) = result {
+                let _ = send(&tx, Err(e)).await;
+            }
+        });
         rx
     }
 
@@ -725,9 +732,9 @@ impl Endpoint {
     ) -> Result<Summary, TransferError> {
         match self {
             #[cfg(feature = "libsql")]
-            Self::Libsql(s) => s.import(snapshot, events, progress).await,
+            Self::Libsql(s) => s.import(rows::Incoming(snapshot, events, progress)).await,
             #[cfg(feature = "postgres")]
-            Self::Postgres(s) => s.import(snapshot, events, progress).await,
+            Self::Postgres(s) => s.import(rows::Incoming(snapshot, events, progress)).await,
         }
     }
 }
@@ -845,19 +852,6 @@ pub(crate) async fn forward_page(tx: &EventSender, t: &'static Table, page: Vec<
 /// The key values of a row (its leading columns).
 pub(crate) fn key_of(t: &Table, row: &[Value]) -> Vec<Value> {
     row.iter().take(t.key_len).cloned().collect()
-}
-
-/// `INSERT INTO t (cols) VALUES (p1, …)` with the backend's placeholders.
-pub(crate) fn insert_sql(t: &Table, placeholder: impl Fn(usize) -> String) -> String {
-    let params = (1..=t.columns.len())
-        .map(placeholder)
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "INSERT INTO {} ({}) VALUES ({params})",
-        t.name,
-        t.column_list()
-    )
 }
 
 /// The check every reader applies to a value of column `c` before it goes anywhere.

@@ -1,26 +1,23 @@
 //! The audit chain: the append every mutation makes inside its own transaction, the
 //! listings, and the verification that walks the chain and compares it with the head.
 
-use ::libsql::Value;
 use async_trait::async_trait;
 use ownership_core::audit::{AuditEvent, ChainHash};
 use ownership_core::audit_log::{AuditRows, ChainRow};
 use ownership_core::authz::Actor;
 use ownership_core::{OwnerId, Result};
 
-use super::conn::{
-    args, bytes, int, integrity, opt_text, parsed, query_all, query_opt, text, time_at,
-};
-use super::db::{LibsqlTx, key_version};
+use super::driver::*;
+use super::tx::SqlTx;
 
-pub(super) const EVENT_COLS: &str =
+pub(crate) const EVENT_COLS: &str =
     "seq, at, actor, owner_id, action, target, details, prev_hash, hash, owner_uid, key_version";
 
 /// The events of the account that holds `owner` now (by its immutable identity: an
 /// earlier account under the same id is someone else).
-const OWNER_IS: &str = "owner_uid = (SELECT uid FROM users WHERE id = ?1)";
+const OWNER_IS: &str = "owner_uid = (SELECT uid FROM users WHERE id = $1)";
 
-pub(super) fn event_from(row: &[Value]) -> Result<AuditEvent> {
+pub(crate) fn event_from(row: &[Val]) -> Result<AuditEvent> {
     Ok(AuditEvent {
         seq: int(row, 0)?,
         at: time_at(row, 1)?,
@@ -34,12 +31,12 @@ pub(super) fn event_from(row: &[Value]) -> Result<AuditEvent> {
         prev_hash: ChainHash::from_bytes(bytes::<32>(row, 7, "audit prev_hash")?),
         hash: ChainHash::from_bytes(bytes::<32>(row, 8, "audit hash")?),
         owner_uid: opt_text(row, 9)?,
-        key_version: key_version(row, 10)?,
+        key_version: opt_u32(row, 10, "audit key version")?,
     })
 }
 
 #[async_trait]
-impl AuditRows for LibsqlTx {
+impl<D: Driver> AuditRows for SqlTx<D> {
     async fn events_before(
         &mut self,
         owner: Option<&OwnerId>,
@@ -49,15 +46,15 @@ impl AuditRows for LibsqlTx {
         let rows = match owner {
             Some(owner) => {
                 let sql = format!(
-                    "SELECT {EVENT_COLS} FROM audit_events WHERE {OWNER_IS} AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+                    "SELECT {EVENT_COLS} FROM audit_events WHERE {OWNER_IS} AND seq < $2 ORDER BY seq DESC LIMIT $3"
                 );
-                query_all(&self.conn, &sql, args![owner.as_str(), before, limit]).await?
+                query_all(&mut self.d, &sql, args![owner.as_str(), before, limit]).await?
             }
             None => {
                 let sql = format!(
-                    "SELECT {EVENT_COLS} FROM audit_events WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2"
+                    "SELECT {EVENT_COLS} FROM audit_events WHERE seq < $1 ORDER BY seq DESC LIMIT $2"
                 );
-                query_all(&self.conn, &sql, args![before, limit]).await?
+                query_all(&mut self.d, &sql, args![before, limit]).await?
             }
         };
         rows.iter().map(|r| event_from(r)).collect()
@@ -70,17 +67,17 @@ impl AuditRows for LibsqlTx {
         limit: i64,
     ) -> Result<Vec<AuditEvent>> {
         let sql = format!(
-            "SELECT {EVENT_COLS} FROM audit_events WHERE {OWNER_IS} AND seq > ?2 ORDER BY seq ASC LIMIT ?3"
+            "SELECT {EVENT_COLS} FROM audit_events WHERE {OWNER_IS} AND seq > $2 ORDER BY seq ASC LIMIT $3"
         );
-        let rows = query_all(&self.conn, &sql, args![owner.as_str(), after, limit]).await?;
+        let rows = query_all(&mut self.d, &sql, args![owner.as_str(), after, limit]).await?;
         rows.iter().map(|r| event_from(r)).collect()
     }
 
     async fn chain_after(&mut self, after: i64, limit: i64) -> Result<Vec<ChainRow>> {
         let sql = format!(
-            "SELECT {EVENT_COLS} FROM audit_events WHERE seq > ?1 ORDER BY seq ASC LIMIT ?2"
+            "SELECT {EVENT_COLS} FROM audit_events WHERE seq > $1 ORDER BY seq ASC LIMIT $2"
         );
-        let rows = query_all(&self.conn, &sql, args![after, limit]).await?;
+        let rows = query_all(&mut self.d, &sql, args![after, limit]).await?;
         rows.iter()
             .map(|r| Ok(event_from(r).map_err(|_| int(r, 0).unwrap_or(after.saturating_add(1)))))
             .collect()
@@ -88,9 +85,9 @@ impl AuditRows for LibsqlTx {
 
     async fn chain_head(&mut self) -> Result<Option<(i64, Option<ChainHash>)>> {
         let row = query_opt(
-            &self.conn,
+            &mut self.d,
             "SELECT seq, hash FROM audit_head WHERE id = 1",
-            Vec::new(),
+            &[],
         )
         .await?;
         row.map(|row| {
@@ -103,6 +100,6 @@ impl AuditRows for LibsqlTx {
     }
 
     async fn head_key_version(&mut self) -> Result<Option<u32>> {
-        Ok(super::db::head(&self.conn).await?.key_version)
+        Ok(super::tx::head(&mut self.d, false).await?.key_version)
     }
 }

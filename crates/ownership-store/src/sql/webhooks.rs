@@ -1,20 +1,16 @@
 //! Webhook endpoints (one per owner, sealed signing secrets, the previous one kept for a
 //! rotation's grace) and the delivery log: the rows of [`WebhookRows`].
 
-use ::libsql::Value;
 use async_trait::async_trait;
 use ownership_core::ids::DeliveryId;
 use ownership_core::ports::{Delivery, DeliveryState, Sealed, WebhookEndpoint};
 use ownership_core::webhook::{DeliveryCursor, WebhookRows, previous_secret_of};
-use ownership_core::{Error, OwnerId, Result};
+use ownership_core::{OwnerId, Result};
 use time::OffsetDateTime;
 
-use super::conn::{
-    args, exec, exists, micros, opt_blob, opt_int, opt_text, opt_time, parsed, query_all,
-    query_opt, text, time_at, u32_at,
-};
-use super::db::LibsqlTx;
+use super::driver::*;
 use super::secrets::sealed_from;
+use super::tx::SqlTx;
 
 const ENDPOINT_COLS: &str = "e.owner_id, e.url, e.secret_nonce, e.secret_ct, e.secret_version, \
      e.prev_nonce, e.prev_ct, e.prev_version, e.prev_until, e.created_at";
@@ -26,7 +22,7 @@ const DELIVERY_COLS: &str = "d.id, d.owner_id, d.event_type, d.payload, d.state,
 const DELIVERY_WIDTH: usize = 9;
 
 /// An endpoint from the columns of [`ENDPOINT_COLS`] starting at `at`.
-fn endpoint_from(row: &[Value], at: usize) -> Result<WebhookEndpoint> {
+fn endpoint_from(row: &[Val], at: usize) -> Result<WebhookEndpoint> {
     let previous = previous_secret_of(
         opt_blob(row, at + 5)?,
         opt_blob(row, at + 6)?,
@@ -43,7 +39,7 @@ fn endpoint_from(row: &[Value], at: usize) -> Result<WebhookEndpoint> {
 }
 
 /// A delivery from the columns of [`DELIVERY_COLS`].
-fn delivery_from(row: &[Value]) -> Result<Delivery> {
+fn delivery_from(row: &[Val]) -> Result<Delivery> {
     Ok(Delivery {
         id: parsed(row, 0, "delivery id", DeliveryId::parse)?,
         owner_id: parsed(row, 1, "delivery owner", OwnerId::parse)?,
@@ -58,7 +54,7 @@ fn delivery_from(row: &[Value]) -> Result<Delivery> {
 }
 
 #[async_trait]
-impl WebhookRows for LibsqlTx {
+impl<D: Driver> WebhookRows for SqlTx<D> {
     async fn upsert_endpoint(
         &mut self,
         owner: &OwnerId,
@@ -67,22 +63,22 @@ impl WebhookRows for LibsqlTx {
         at: OffsetDateTime,
     ) -> Result<()> {
         exec(
-            &self.conn,
+            &mut self.d,
             "INSERT INTO webhook_endpoints (owner_id, url, secret_nonce, secret_ct, secret_version, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) \
              ON CONFLICT (owner_id) DO UPDATE SET url = excluded.url, secret_nonce = excluded.secret_nonce, \
              secret_ct = excluded.secret_ct, secret_version = excluded.secret_version, prev_nonce = NULL, \
              prev_ct = NULL, prev_version = NULL, prev_until = NULL, created_at = excluded.created_at, \
              updated_at = excluded.updated_at",
-            args![owner.as_str(), url, secret.nonce.as_slice(), secret.ciphertext.as_slice(), secret.key_version, micros(at)?],
+            args![owner.as_str(), url, secret.nonce.as_slice(), secret.ciphertext.as_slice(), secret.key_version, at],
         )
         .await
         .map(drop)
     }
 
     async fn endpoint(&mut self, owner: &OwnerId) -> Result<Option<WebhookEndpoint>> {
-        let sql = format!("SELECT {ENDPOINT_COLS} FROM webhook_endpoints e WHERE e.owner_id = ?1");
-        query_opt(&self.conn, &sql, args![owner.as_str()])
+        let sql = format!("SELECT {ENDPOINT_COLS} FROM webhook_endpoints e WHERE e.owner_id = $1");
+        query_opt(&mut self.d, &sql, args![owner.as_str()])
             .await?
             .map(|row| endpoint_from(&row, 0))
             .transpose()
@@ -90,8 +86,8 @@ impl WebhookRows for LibsqlTx {
 
     async fn remove_endpoint(&mut self, owner: &OwnerId) -> Result<bool> {
         let deleted = exec(
-            &self.conn,
-            "DELETE FROM webhook_endpoints WHERE owner_id = ?1",
+            &mut self.d,
+            "DELETE FROM webhook_endpoints WHERE owner_id = $1",
             args![owner.as_str()],
         )
         .await?;
@@ -106,15 +102,15 @@ impl WebhookRows for LibsqlTx {
         at: OffsetDateTime,
     ) -> Result<bool> {
         let changed = exec(
-            &self.conn,
+            &mut self.d,
             "UPDATE webhook_endpoints SET prev_nonce = secret_nonce, prev_ct = secret_ct, prev_version = secret_version, \
-             prev_until = ?1, secret_nonce = ?2, secret_ct = ?3, secret_version = ?4, updated_at = ?5 WHERE owner_id = ?6",
+             prev_until = $1, secret_nonce = $2, secret_ct = $3, secret_version = $4, updated_at = $5 WHERE owner_id = $6",
             args![
-                micros(until)?,
+                until,
                 secret.nonce.as_slice(),
                 secret.ciphertext.as_slice(),
                 secret.key_version,
-                micros(at)?,
+                at,
                 owner.as_str(),
             ],
         )
@@ -123,21 +119,9 @@ impl WebhookRows for LibsqlTx {
     }
 
     async fn insert_delivery(&mut self, d: &Delivery) -> Result<()> {
-        if exists(
-            &self.conn,
-            "SELECT 1 FROM webhook_deliveries WHERE id = ?1",
-            args![d.id.as_str()],
-        )
-        .await?
-        {
-            return Err(Error::Conflict(
-                "a delivery with this id already exists".into(),
-            ));
-        }
-        exec(
-            &self.conn,
+        self.d.execute(
             "INSERT INTO webhook_deliveries (id, owner_id, event_type, payload, state, attempts, next_attempt_at, last_result, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             args![
                 d.id.as_str(),
                 d.owner_id.as_str(),
@@ -145,12 +129,13 @@ impl WebhookRows for LibsqlTx {
                 d.payload.as_str(),
                 d.state.as_str(),
                 d.attempts,
-                micros(d.next_attempt_at)?,
+                d.next_attempt_at,
                 d.last_result.clone(),
-                micros(d.created_at)?,
+                d.created_at,
             ],
         )
         .await
+        .map_err(conflict("a delivery with this id already exists"))
         .map(drop)
     }
 
@@ -163,11 +148,11 @@ impl WebhookRows for LibsqlTx {
         let sql = format!(
             "SELECT {DELIVERY_COLS}, {ENDPOINT_COLS} FROM ( \
                  SELECT q.*, ROW_NUMBER() OVER (PARTITION BY q.owner_id ORDER BY q.created_at, q.id) AS turn \
-                 FROM webhook_deliveries q WHERE q.state = 'pending' AND q.next_attempt_at <= ?1 \
+                 FROM webhook_deliveries q WHERE q.state = 'pending' AND q.next_attempt_at <= $1 \
              ) d JOIN webhook_endpoints e ON e.owner_id = d.owner_id \
-             WHERE d.turn <= ?3 ORDER BY d.turn, d.created_at, d.id LIMIT ?2"
+             WHERE d.turn <= $3 ORDER BY d.turn, d.created_at, d.id LIMIT $2"
         );
-        query_all(&self.conn, &sql, args![micros(at)?, limit, per_owner])
+        query_all(&mut self.d, &sql, args![at, limit, per_owner])
             .await?
             .iter()
             .map(|row| Ok((delivery_from(row)?, endpoint_from(row, DELIVERY_WIDTH)?)))
@@ -181,10 +166,10 @@ impl WebhookRows for LibsqlTx {
         note: &str,
     ) -> Result<u64> {
         exec(
-            &self.conn,
-            "UPDATE webhook_deliveries SET next_attempt_at = ?2, last_result = ?3 \
-             WHERE owner_id = ?1 AND state = 'pending' AND next_attempt_at < ?2",
-            args![owner.as_str(), micros(until)?, note],
+            &mut self.d,
+            "UPDATE webhook_deliveries SET next_attempt_at = $2, last_result = $3 \
+             WHERE owner_id = $1 AND state = 'pending' AND next_attempt_at < $2",
+            args![owner.as_str(), until, note],
         )
         .await
     }
@@ -197,10 +182,10 @@ impl WebhookRows for LibsqlTx {
         result: &str,
     ) -> Result<bool> {
         let changed = exec(
-            &self.conn,
-            "UPDATE webhook_deliveries SET state = ?1, attempts = attempts + 1, next_attempt_at = ?2, last_result = ?3 \
-             WHERE id = ?4",
-            args![state.as_str(), micros(next_attempt_at)?, result, id.as_str()],
+            &mut self.d,
+            "UPDATE webhook_deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2, last_result = $3 \
+             WHERE id = $4",
+            args![state.as_str(), next_attempt_at, result, id.as_str()],
         )
         .await?;
         Ok(changed > 0)
@@ -213,13 +198,13 @@ impl WebhookRows for LibsqlTx {
         limit: u32,
     ) -> Result<Vec<Delivery>> {
         let sql = format!(
-            "SELECT {DELIVERY_COLS} FROM webhook_deliveries d WHERE d.owner_id = ?1 \
-             AND (?2 IS NULL OR d.created_at < ?2 OR (d.created_at = ?2 AND d.id < ?3)) \
-             ORDER BY d.created_at DESC, d.id DESC LIMIT ?4"
+            "SELECT {DELIVERY_COLS} FROM webhook_deliveries d WHERE d.owner_id = $1 \
+             AND ($2 IS NULL OR d.created_at < $2 OR (d.created_at = $2 AND d.id < $3)) \
+             ORDER BY d.created_at DESC, d.id DESC LIMIT $4"
         );
-        let at = before.map(|c| micros(c.created_at)).transpose()?;
-        let id = before.map(|c| c.id.as_str().to_owned());
-        query_all(&self.conn, &sql, args![owner.as_str(), at, id, limit])
+        let at = before.map(|c| c.created_at);
+        let id = before.map(|c| c.id.as_str());
+        query_all(&mut self.d, &sql, args![owner.as_str(), at, id, limit])
             .await?
             .iter()
             .map(|row| delivery_from(row))

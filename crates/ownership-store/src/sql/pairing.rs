@@ -1,10 +1,8 @@
-//! Pairing rows on libSQL: requests (codes kept only as keyed hashes), channel
+//! Pairing rows: requests (codes kept only as keyed hashes), channel
 //! identities and the stored pairing-code key. The use cases are core's
 //! ([`ownership_core::pairing`]).
 
-use ::libsql::{Connection, Value};
 use async_trait::async_trait;
-use ownership_core::db::Tx;
 use ownership_core::ids::PairingRequestId;
 use ownership_core::pairing::{
     ChannelAuth, Expiry, FailureKey, NewPairingRow, PairingBy, PairingKey, PairingRequestRow,
@@ -14,17 +12,13 @@ use ownership_core::ports::{ChannelBinding, PairingCandidate, PendingPairing};
 use ownership_core::{ChannelKey, ChannelName, ExternalId, OwnerId, Result, UserRole, UserStatus};
 use time::OffsetDateTime;
 
-use super::LibsqlStore;
-use super::conn::{
-    args, bytes, exec, exists, micros, opt_text, opt_time, parsed, query_all, query_opt, time_at,
-};
-use super::db::LibsqlTx;
-use ownership_core::pairing::PairingDatabase;
+use super::driver::*;
+use super::tx::SqlTx;
 
 /// The `settings` key of the generated pairing-code key.
 const PAIRING_KEY_SETTING: &str = "pairing_code_key";
 
-fn request_from(row: &[Value]) -> Result<PairingRequestRow> {
+fn request_from(row: &[Val]) -> Result<PairingRequestRow> {
     Ok(PairingRequestRow {
         id: parsed(row, 0, "pairing request id", PairingRequestId::parse)?,
         external_id: parsed(row, 1, "pairing external id", ExternalId::parse)?,
@@ -36,7 +30,7 @@ fn request_from(row: &[Value]) -> Result<PairingRequestRow> {
 /// The columns [`binding_from`] reads, in order.
 const BINDING_COLS: &str = "channel, external_id, owner_id, created_at";
 
-fn binding_from(row: &[Value]) -> Result<ChannelBinding> {
+fn binding_from(row: &[Val]) -> Result<ChannelBinding> {
     Ok(ChannelBinding {
         key: ChannelKey::new(
             parsed(row, 0, "identity channel", ChannelName::parse)?,
@@ -48,14 +42,14 @@ fn binding_from(row: &[Value]) -> Result<ChannelBinding> {
 }
 
 /// The owner a chat account is bound to, with their account.
-pub(super) async fn identity_of(
-    conn: &Connection,
+pub(crate) async fn identity_of<D: Driver>(
+    d: &mut D,
     key: &ChannelKey,
 ) -> Result<Option<ChannelAuth>> {
     let row = query_opt(
-        conn,
+        d,
         "SELECT u.id, u.role, u.status FROM channel_identities ci JOIN users u ON u.id = ci.owner_id \
-         WHERE ci.channel = ?1 AND ci.external_id = ?2",
+         WHERE ci.channel = $1 AND ci.external_id = $2",
         args![key.channel.as_str(), key.external_id.as_str()],
     )
     .await?;
@@ -70,20 +64,16 @@ pub(super) async fn identity_of(
 }
 
 #[async_trait]
-impl PairingRows for LibsqlTx {
+impl<D: Driver> PairingRows for SqlTx<D> {
     async fn delete_pairings(&mut self, channel: &ChannelName, which: Expiry) -> Result<u64> {
         let sql = match which {
             Expiry::Expired => {
-                "DELETE FROM pairing_requests WHERE channel = ?1 AND expires_at <= ?2"
+                "DELETE FROM pairing_requests WHERE channel = $1 AND expires_at <= $2"
             }
-            Expiry::Live => "DELETE FROM pairing_requests WHERE channel = ?1 AND expires_at > ?2",
+            Expiry::Live => "DELETE FROM pairing_requests WHERE channel = $1 AND expires_at > $2",
         };
-        exec(
-            &self.conn,
-            sql,
-            args![channel.as_str(), micros(self.now())?],
-        )
-        .await
+        let now = self.now;
+        exec(&mut self.d, sql, args![channel.as_str(), now]).await
     }
 
     async fn find_pairing(
@@ -92,13 +82,13 @@ impl PairingRows for LibsqlTx {
         by: PairingBy<'_>,
     ) -> Result<Option<PairingRequestRow>> {
         let (column, value) = match by {
-            PairingBy::Sender(sender) => ("external_id", Value::from(sender.as_str())),
-            PairingBy::Code(hash) => ("code_hash", Value::from(hash.as_bytes().as_slice())),
+            PairingBy::Sender(sender) => ("external_id", Param::from(sender.as_str())),
+            PairingBy::Code(hash) => ("code_hash", Param::from(hash.as_bytes().as_slice())),
         };
         let sql = format!(
-            "SELECT id, external_id, seed, expires_at FROM pairing_requests WHERE channel = ?1 AND {column} = ?2"
+            "SELECT id, external_id, seed, expires_at FROM pairing_requests WHERE channel = $1 AND {column} = $2"
         );
-        query_opt(&self.conn, &sql, vec![Value::from(channel.as_str()), value])
+        query_opt(&mut self.d, &sql, &[Param::from(channel.as_str()), value])
             .await?
             .map(|row| request_from(&row))
             .transpose()
@@ -109,23 +99,21 @@ impl PairingRows for LibsqlTx {
         channel: &ChannelName,
     ) -> Result<(u64, Option<OffsetDateTime>)> {
         let row = query_opt(
-            &self.conn,
-            "SELECT COUNT(*), MIN(expires_at) FROM pairing_requests WHERE channel = ?1",
+            &mut self.d,
+            "SELECT COUNT(*), MIN(expires_at) FROM pairing_requests WHERE channel = $1",
             args![channel.as_str()],
         )
         .await?;
         let Some(row) = row else {
             return Ok((0, None));
         };
-        let count = super::conn::int(&row, 0)?;
-        let count = u64::try_from(count).map_err(|_| super::conn::integrity("pairing count"))?;
-        Ok((count, opt_time(&row, 1)?))
+        Ok((count_at(&row, 0, "pairing count")?, opt_time(&row, 1)?))
     }
 
     async fn pairing_taken(&mut self, candidate: &PairingCandidate) -> Result<bool> {
         exists(
-            &self.conn,
-            "SELECT 1 FROM pairing_requests WHERE code_hash = ?1 OR id = ?2",
+            &mut self.d,
+            "SELECT 1 FROM pairing_requests WHERE code_hash = $1 OR id = $2",
             args![
                 candidate.code_hash.as_bytes().as_slice(),
                 candidate.id.as_str()
@@ -136,9 +124,9 @@ impl PairingRows for LibsqlTx {
 
     async fn insert_pairing(&mut self, row: NewPairingRow<'_>) -> Result<()> {
         exec(
-            &self.conn,
+            &mut self.d,
             "INSERT INTO pairing_requests (id, channel, external_id, seed, code_hash, meta, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             args![
                 row.candidate.id.as_str(),
                 row.key.channel.as_str(),
@@ -146,8 +134,8 @@ impl PairingRows for LibsqlTx {
                 row.candidate.seed.as_bytes().as_slice(),
                 row.candidate.code_hash.as_bytes().as_slice(),
                 row.meta,
-                micros(row.created_at)?,
-                micros(row.expires_at)?,
+                row.created_at,
+                row.expires_at,
             ],
         )
         .await
@@ -155,27 +143,31 @@ impl PairingRows for LibsqlTx {
     }
 
     async fn delete_pairing(&mut self, id: &PairingRequestId) -> Result<()> {
-        let sql = "DELETE FROM pairing_requests WHERE id = ?1";
-        exec(&self.conn, sql, args![id.as_str()]).await.map(drop)
+        let sql = "DELETE FROM pairing_requests WHERE id = $1";
+        exec(&mut self.d, sql, args![id.as_str()]).await.map(drop)
     }
 
     async fn live_pairings(
         &mut self,
         channel: Option<&ChannelName>,
     ) -> Result<Vec<PendingPairing>> {
-        let now = micros(self.now())?;
+        let now = self.now;
         let cols =
             "SELECT id, channel, external_id, meta, created_at, expires_at FROM pairing_requests";
         let rows = match channel {
             Some(channel) => {
                 let sql = format!(
-                    "{cols} WHERE channel = ?1 AND expires_at > ?2 ORDER BY created_at, rowid"
+                    "{cols} WHERE channel = $1 AND expires_at > $2 ORDER BY created_at, {}",
+                    pick::<D>("id", "rowid")
                 );
-                query_all(&self.conn, &sql, args![channel.as_str(), now]).await?
+                query_all(&mut self.d, &sql, args![channel.as_str(), now]).await?
             }
             None => {
-                let sql = format!("{cols} WHERE expires_at > ?1 ORDER BY created_at, rowid");
-                query_all(&self.conn, &sql, args![now]).await?
+                let sql = format!(
+                    "{cols} WHERE expires_at > $1 ORDER BY created_at, {}",
+                    pick::<D>("id", "rowid")
+                );
+                query_all(&mut self.d, &sql, args![now]).await?
             }
         };
         rows.iter()
@@ -196,10 +188,10 @@ impl PairingRows for LibsqlTx {
 
     async fn binding(&mut self, key: &ChannelKey) -> Result<Option<ChannelBinding>> {
         let sql = format!(
-            "SELECT {BINDING_COLS} FROM channel_identities WHERE channel = ?1 AND external_id = ?2"
+            "SELECT {BINDING_COLS} FROM channel_identities WHERE channel = $1 AND external_id = $2"
         );
         let args = args![key.channel.as_str(), key.external_id.as_str()];
-        query_opt(&self.conn, &sql, args)
+        query_opt(&mut self.d, &sql, args)
             .await?
             .map(|row| binding_from(&row))
             .transpose()
@@ -207,13 +199,13 @@ impl PairingRows for LibsqlTx {
 
     async fn insert_binding(&mut self, binding: &ChannelBinding) -> Result<()> {
         exec(
-            &self.conn,
-            "INSERT INTO channel_identities (channel, external_id, owner_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            &mut self.d,
+            "INSERT INTO channel_identities (channel, external_id, owner_id, created_at) VALUES ($1, $2, $3, $4)",
             args![
                 binding.key.channel.as_str(),
                 binding.key.external_id.as_str(),
                 binding.owner_id.as_str(),
-                micros(binding.created_at)?,
+                binding.created_at,
             ],
         )
         .await
@@ -222,17 +214,17 @@ impl PairingRows for LibsqlTx {
 
     async fn bindings_of(&mut self, owner: &OwnerId) -> Result<Vec<ChannelBinding>> {
         let sql = format!(
-            "SELECT {BINDING_COLS} FROM channel_identities WHERE owner_id = ?1 \
+            "SELECT {BINDING_COLS} FROM channel_identities WHERE owner_id = $1 \
              ORDER BY created_at, channel, external_id"
         );
-        let rows = query_all(&self.conn, &sql, args![owner.as_str()]).await?;
+        let rows = query_all(&mut self.d, &sql, args![owner.as_str()]).await?;
         rows.iter().map(|row| binding_from(row)).collect()
     }
 
     async fn delete_binding(&mut self, key: &ChannelKey, owner: &OwnerId) -> Result<u64> {
         exec(
-            &self.conn,
-            "DELETE FROM channel_identities WHERE channel = ?1 AND external_id = ?2 AND owner_id = ?3",
+            &mut self.d,
+            "DELETE FROM channel_identities WHERE channel = $1 AND external_id = $2 AND owner_id = $3",
             args![key.channel.as_str(), key.external_id.as_str(), owner.as_str()],
         )
         .await
@@ -240,13 +232,13 @@ impl PairingRows for LibsqlTx {
 
     async fn keep_pairing_key(&mut self, candidate: &PairingKey) -> Result<Option<PairingKey>> {
         exec(
-            &self.conn,
-            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+            &mut self.d,
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
             args![PAIRING_KEY_SETTING, candidate.as_bytes().as_slice()],
         )
         .await?;
-        let sql = "SELECT value FROM settings WHERE key = ?1";
-        query_opt(&self.conn, sql, args![PAIRING_KEY_SETTING])
+        let sql = "SELECT value FROM settings WHERE key = $1";
+        query_opt(&mut self.d, sql, args![PAIRING_KEY_SETTING])
             .await?
             .map(|row| Ok(PairingKey::from_bytes(bytes::<32>(&row, 0, "pairing key")?)))
             .transpose()
@@ -254,8 +246,8 @@ impl PairingRows for LibsqlTx {
 
     async fn budget_spent_until(&mut self, key: FailureKey<'_>) -> Result<Option<OffsetDateTime>> {
         query_opt(
-            &self.conn,
-            "SELECT spent_until FROM pairing_failures WHERE scope = ?1 AND key = ?2",
+            &mut self.d,
+            "SELECT spent_until FROM pairing_failures WHERE scope = $1 AND key = $2",
             args![key.scope(), key.key()],
         )
         .await?
@@ -269,21 +261,12 @@ impl PairingRows for LibsqlTx {
         at: OffsetDateTime,
     ) -> Result<()> {
         exec(
-            &self.conn,
-            "INSERT INTO pairing_failures (scope, key, spent_until) VALUES (?1, ?2, ?3) \
+            &mut self.d,
+            "INSERT INTO pairing_failures (scope, key, spent_until) VALUES ($1, $2, $3) \
              ON CONFLICT (scope, key) DO UPDATE SET spent_until = excluded.spent_until",
-            args![key.scope(), key.key(), micros(at)?],
+            args![key.scope(), key.key(), at],
         )
         .await?;
         Ok(())
-    }
-}
-
-impl PairingDatabase for LibsqlStore {
-    async fn identity_of(&self, key: &ChannelKey) -> Result<Option<ChannelAuth>> {
-        let key = key.clone();
-        self.worker
-            .point(move |c| async move { identity_of(&c, &key).await })
-            .await
     }
 }

@@ -1,35 +1,28 @@
 //! Bearer tokens: authentication by digest, issue, rotation with grace, revocation with
 //! kind verification, the write-behind of last use.
 
-use ::libsql::{Connection, Value};
 use async_trait::async_trait;
-use ownership_core::db::Tx;
-use ownership_core::ids::TokenId;
+use ownership_core::ids::{Label, TokenId};
 use ownership_core::ports::{TokenOrigin, TokenRecord};
 use ownership_core::tokens::{TokenAuth, TokenRow, TokenRows};
-use ownership_core::{Error, OwnerId, Result, TokenKinds, UserRole, UserStatus};
+use ownership_core::{OwnerId, Result, TokenKinds, UserRole, UserStatus};
 use time::OffsetDateTime;
 
-use super::LibsqlStore;
-use super::conn::{
-    args, exec, exists, micros, opt_text, opt_time, parsed, query_all, query_count, query_opt,
-    text, time_at,
-};
-use super::db::LibsqlTx;
-use ownership_core::token::TokenDigest;
-use ownership_core::tokens::TokenDatabase;
+use super::driver::*;
+use super::tx::SqlTx;
+use ownership_core::token::{DisplayPrefix, TokenDigest};
 
 /// The columns [`token_from`] reads, in order.
 pub(super) const TOKEN_COLS: &str = "id, owner_id, kinds, label, display_prefix, origin, created_at, expires_at, revoked_at, last_used_at";
 
 /// A `tokens` row (selected with [`TOKEN_COLS`]).
-pub(super) fn token_from(row: &[Value]) -> Result<TokenRecord> {
+pub(super) fn token_from(row: &[Val]) -> Result<TokenRecord> {
     Ok(TokenRecord {
         id: parsed(row, 0, "token id", TokenId::parse)?,
         owner_id: parsed(row, 1, "token owner", OwnerId::parse)?,
         kinds: parsed(row, 2, "token kinds", TokenKinds::parse_csv)?,
-        label: opt_text(row, 3)?,
-        display_prefix: text(row, 4)?,
+        label: opt_parsed(row, 3, "label", Label::parse)?,
+        display_prefix: parsed(row, 4, "display prefix", DisplayPrefix::parse)?,
         origin: parsed(row, 5, "token origin", TokenOrigin::parse)?,
         created_at: time_at(row, 6)?,
         expires_at: opt_time(row, 7)?,
@@ -39,13 +32,13 @@ pub(super) fn token_from(row: &[Value]) -> Result<TokenRecord> {
 }
 
 /// One token by id, scoped to its owner.
-pub(super) async fn scoped_token(
-    conn: &Connection,
+pub(super) async fn scoped_token<D: Driver>(
+    d: &mut D,
     owner: &OwnerId,
     id: &TokenId,
 ) -> Result<Option<TokenRecord>> {
-    let sql = format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1 AND owner_id = ?2");
-    query_opt(conn, &sql, args![id.as_str(), owner.as_str()])
+    let sql = format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = $1 AND owner_id = $2");
+    query_opt(d, &sql, args![id.as_str(), owner.as_str()])
         .await?
         .map(|row| token_from(&row))
         .transpose()
@@ -53,21 +46,11 @@ pub(super) async fn scoped_token(
 
 /// Inserts a token and reads it back. A taken id or digest is a conflict (never expected
 /// for random values; refused rather than overwritten).
-pub(super) async fn insert_token(conn: &Connection, row: TokenRow<'_>) -> Result<TokenRecord> {
+pub(super) async fn insert_token<D: Driver>(d: &mut D, row: TokenRow<'_>) -> Result<TokenRecord> {
     let digest = row.fresh.digest.as_bytes().as_slice();
-    if exists(
-        conn,
-        "SELECT 1 FROM tokens WHERE id = ?1 OR digest = ?2",
-        args![row.fresh.id.as_str(), digest],
-    )
-    .await?
-    {
-        return Err(Error::Conflict("the token already exists".into()));
-    }
-    exec(
-        conn,
+    d.execute(
         "INSERT INTO tokens (id, owner_id, digest, kinds, label, display_prefix, origin, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         args![
             row.fresh.id.as_str(),
             row.owner.as_str(),
@@ -76,22 +59,23 @@ pub(super) async fn insert_token(conn: &Connection, row: TokenRow<'_>) -> Result
             row.label,
             row.fresh.display_prefix.as_str(),
             row.origin.as_str(),
-            micros(row.created_at)?,
-            row.expires_at.map(micros).transpose()?,
+            row.created_at,
+            row.expires_at,
         ],
     )
-    .await?;
-    scoped_token(conn, row.owner, &row.fresh.id)
+    .await
+    .map_err(conflict("a token with this id or value already exists"))?;
+    scoped_token(d, row.owner, &row.fresh.id)
         .await?
-        .ok_or_else(|| super::conn::integrity("inserted token"))
+        .ok_or_else(|| super::driver::integrity("inserted token"))
 }
 
 /// The token with this digest joined with its owner's account.
-pub(super) async fn token_auth(conn: &Connection, digest: Vec<u8>) -> Result<Option<TokenAuth>> {
+pub(crate) async fn token_auth<D: Driver>(d: &mut D, digest: &[u8]) -> Result<Option<TokenAuth>> {
     let row = query_opt(
-        conn,
+        d,
         "SELECT t.id, t.owner_id, t.kinds, t.expires_at, t.revoked_at, u.role, u.status \
-         FROM tokens t JOIN users u ON u.id = t.owner_id WHERE t.digest = ?1",
+         FROM tokens t JOIN users u ON u.id = t.owner_id WHERE t.digest = $1",
         args![digest],
     )
     .await?;
@@ -110,34 +94,29 @@ pub(super) async fn token_auth(conn: &Connection, digest: Vec<u8>) -> Result<Opt
 }
 
 #[async_trait]
-impl TokenRows for LibsqlTx {
+impl<D: Driver> TokenRows for SqlTx<D> {
     async fn live_token_count(&mut self, owner: &OwnerId, at: OffsetDateTime) -> Result<u64> {
-        let sql = "SELECT COUNT(*) FROM tokens WHERE owner_id = ?1 \
-                   AND (revoked_at IS NULL OR revoked_at > ?2) AND (expires_at IS NULL OR expires_at > ?2)";
-        query_count(
-            &self.conn,
-            sql,
-            args![owner.as_str(), micros(at)?],
-            "token count",
-        )
-        .await
+        let sql = "SELECT COUNT(*) FROM tokens WHERE owner_id = $1 \
+                   AND (revoked_at IS NULL OR revoked_at > $2) AND (expires_at IS NULL OR expires_at > $2)";
+        query_count(&mut self.d, sql, args![owner.as_str(), at], "token count").await
     }
 
     async fn token(&mut self, owner: &OwnerId, id: &TokenId) -> Result<Option<TokenRecord>> {
-        scoped_token(&self.conn, owner, id).await
+        scoped_token(&mut self.d, owner, id).await
     }
 
     async fn tokens_of(&mut self, owner: &OwnerId) -> Result<Vec<TokenRecord>> {
         let sql = format!(
-            "SELECT {TOKEN_COLS} FROM tokens WHERE owner_id = ?1 ORDER BY created_at DESC, rowid DESC"
+            "SELECT {TOKEN_COLS} FROM tokens WHERE owner_id = $1 ORDER BY created_at DESC, {}",
+            pick::<D>("id DESC", "rowid DESC")
         );
-        let rows = query_all(&self.conn, &sql, args![owner.as_str()]).await?;
+        let rows = query_all(&mut self.d, &sql, args![owner.as_str()]).await?;
         rows.iter().map(|r| token_from(r)).collect()
     }
 
     async fn token_by_digest(&mut self, digest: &TokenDigest) -> Result<Option<TokenRecord>> {
-        let sql = format!("SELECT {TOKEN_COLS} FROM tokens WHERE digest = ?1");
-        query_opt(&self.conn, &sql, args![digest.as_bytes().as_slice()])
+        let sql = format!("SELECT {TOKEN_COLS} FROM tokens WHERE digest = $1");
+        query_opt(&mut self.d, &sql, args![digest.as_bytes().as_slice()])
             .await?
             .map(|row| token_from(&row))
             .transpose()
@@ -145,15 +124,15 @@ impl TokenRows for LibsqlTx {
 
     async fn is_replaced(&mut self, id: &TokenId) -> Result<bool> {
         exists(
-            &self.conn,
-            "SELECT 1 FROM tokens WHERE id = ?1 AND replaced_by IS NOT NULL",
+            &mut self.d,
+            "SELECT 1 FROM tokens WHERE id = $1 AND replaced_by IS NOT NULL",
             args![id.as_str()],
         )
         .await
     }
 
     async fn insert_token(&mut self, row: TokenRow<'_>) -> Result<TokenRecord> {
-        insert_token(&self.conn, row).await
+        insert_token(&mut self.d, row).await
     }
 
     async fn set_revoked(
@@ -163,9 +142,9 @@ impl TokenRows for LibsqlTx {
         at: OffsetDateTime,
     ) -> Result<()> {
         exec(
-            &self.conn,
-            "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND owner_id = ?3",
-            args![micros(at)?, id.as_str(), owner.as_str()],
+            &mut self.d,
+            "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND owner_id = $3",
+            args![at, id.as_str(), owner.as_str()],
         )
         .await
         .map(drop)
@@ -179,16 +158,16 @@ impl TokenRows for LibsqlTx {
         ends: OffsetDateTime,
     ) -> Result<bool> {
         let changed = exec(
-            &self.conn,
-            "UPDATE tokens SET revoked_at = MIN(COALESCE(revoked_at, ?1), ?1), replaced_by = ?2 \
-             WHERE id = ?3 AND owner_id = ?4 AND replaced_by IS NULL \
-               AND (revoked_at IS NULL OR revoked_at > ?5)",
+            &mut self.d,
+            "UPDATE tokens SET revoked_at = CASE WHEN revoked_at < $1 THEN revoked_at ELSE $1 END, replaced_by = $2 \
+             WHERE id = $3 AND owner_id = $4 AND replaced_by IS NULL \
+               AND (revoked_at IS NULL OR revoked_at > $5)",
             args![
-                micros(ends)?,
+                ends,
                 by.as_str(),
                 id.as_str(),
                 owner.as_str(),
-                micros(self.now())?
+                self.now
             ],
         )
         .await?;
@@ -198,9 +177,9 @@ impl TokenRows for LibsqlTx {
     async fn record_uses(&mut self, uses: &[(TokenId, OffsetDateTime)]) -> Result<()> {
         for (id, at) in uses {
             exec(
-                &self.conn,
-                "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
-                args![micros(*at)?, id.as_str()],
+                &mut self.d,
+                "UPDATE tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+                args![*at, id.as_str()],
             )
             .await?;
         }
@@ -209,20 +188,11 @@ impl TokenRows for LibsqlTx {
 
     async fn any_live_foreign_token(&mut self) -> Result<bool> {
         exists(
-            &self.conn,
+            &mut self.d,
             "SELECT 1 FROM tokens WHERE origin IN ('provisioned', 'legacy') \
-             AND (revoked_at IS NULL OR revoked_at > ?1) AND (expires_at IS NULL OR expires_at > ?1) LIMIT 1",
-            args![micros(self.now())?],
+             AND (revoked_at IS NULL OR revoked_at > $1) AND (expires_at IS NULL OR expires_at > $1) LIMIT 1",
+            args![self.now],
         )
         .await
-    }
-}
-
-impl TokenDatabase for LibsqlStore {
-    async fn token_auth(&self, digest: &TokenDigest) -> Result<Option<TokenAuth>> {
-        let digest = digest.as_bytes().to_vec();
-        self.worker
-            .point(move |c| async move { token_auth(&c, digest).await })
-            .await
     }
 }

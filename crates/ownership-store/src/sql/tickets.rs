@@ -1,16 +1,15 @@
 //! Stream tickets: the rows of [`TicketRows`] (only their digests are kept).
 
-use ::libsql::Value;
 use async_trait::async_trait;
 use ownership_core::tickets::{TicketRow, TicketRows};
 use ownership_core::token::TokenDigest;
 use ownership_core::{OwnerId, Result};
 use time::OffsetDateTime;
 
-use super::conn::{args, bytes, exec, micros, parsed, query_opt, time_at};
-use super::db::LibsqlTx;
+use super::driver::*;
+use super::tx::SqlTx;
 
-fn ticket_from(row: &[Value]) -> Result<TicketRow> {
+fn ticket_from(row: &[Val]) -> Result<TicketRow> {
     Ok(TicketRow {
         digest: TokenDigest::from_bytes(bytes::<32>(row, 0, "ticket digest")?),
         owner: parsed(row, 1, "ticket owner", OwnerId::parse)?,
@@ -20,16 +19,16 @@ fn ticket_from(row: &[Value]) -> Result<TicketRow> {
 }
 
 #[async_trait]
-impl TicketRows for LibsqlTx {
+impl<D: Driver> TicketRows for SqlTx<D> {
     async fn insert_ticket(&mut self, row: &TicketRow) -> Result<()> {
         exec(
-            &self.conn,
-            "INSERT INTO stream_tickets (digest, owner_id, token_digest, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            &mut self.d,
+            "INSERT INTO stream_tickets (digest, owner_id, token_digest, expires_at) VALUES ($1, $2, $3, $4)",
             args![
                 row.digest.as_bytes().as_slice(),
                 row.owner.as_str(),
                 row.token.as_bytes().as_slice(),
-                micros(row.expires_at)?
+                row.expires_at
             ],
         )
         .await?;
@@ -38,8 +37,8 @@ impl TicketRows for LibsqlTx {
 
     async fn take_ticket(&mut self, digest: &TokenDigest) -> Result<Option<TicketRow>> {
         query_opt(
-            &self.conn,
-            "DELETE FROM stream_tickets WHERE digest = ?1 \
+            &mut self.d,
+            "DELETE FROM stream_tickets WHERE digest = $1 \
              RETURNING digest, owner_id, token_digest, expires_at",
             args![digest.as_bytes().as_slice()],
         )
@@ -50,9 +49,9 @@ impl TicketRows for LibsqlTx {
 
     async fn delete_expired_tickets(&mut self, at: OffsetDateTime) -> Result<u64> {
         exec(
-            &self.conn,
-            "DELETE FROM stream_tickets WHERE expires_at <= ?1",
-            args![micros(at)?],
+            &mut self.d,
+            "DELETE FROM stream_tickets WHERE expires_at <= $1",
+            args![at],
         )
         .await
     }

@@ -1,7 +1,6 @@
 //! Per-owner sealed secrets and wrapped data keys: the rows of [`SecretRows`]. The store
 //! never sees a plaintext or a key: it keeps what the caller sealed.
 
-use ::libsql::Value;
 use async_trait::async_trait;
 use ownership_core::ids::SecretName;
 use ownership_core::ports::{Sealed, SecretMeta};
@@ -9,14 +8,11 @@ use ownership_core::secrets::{SecretRows, SecretUsage};
 use ownership_core::{OwnerId, Result};
 use time::OffsetDateTime;
 
-use super::conn::{
-    args, blob, bytes, count_at, exec, exists, integrity, micros, parsed, query_all, query_opt,
-    time_at, u32_at,
-};
-use super::db::LibsqlTx;
+use super::driver::*;
+use super::tx::SqlTx;
 
 /// Three columns (nonce, ciphertext, version) from `i` on.
-pub(super) fn sealed_from(row: &[Value], i: usize, what: &str) -> Result<Sealed> {
+pub(super) fn sealed_from(row: &[Val], i: usize, what: &str) -> Result<Sealed> {
     Ok(Sealed {
         nonce: bytes::<12>(row, i, what)?,
         ciphertext: blob(row, i + 1)?,
@@ -24,7 +20,7 @@ pub(super) fn sealed_from(row: &[Value], i: usize, what: &str) -> Result<Sealed>
     })
 }
 
-fn meta_from(row: &[Value]) -> Result<SecretMeta> {
+fn meta_from(row: &[Val]) -> Result<SecretMeta> {
     Ok(SecretMeta {
         name: parsed(row, 0, "secret name", SecretName::parse)?,
         created_at: time_at(row, 1)?,
@@ -33,11 +29,11 @@ fn meta_from(row: &[Value]) -> Result<SecretMeta> {
 }
 
 #[async_trait]
-impl SecretRows for LibsqlTx {
+impl<D: Driver> SecretRows for SqlTx<D> {
     async fn owner_key(&mut self, owner: &OwnerId) -> Result<Option<Sealed>> {
         query_opt(
-            &self.conn,
-            "SELECT nonce, wrapped, key_version FROM owner_keys WHERE owner_id = ?1",
+            &mut self.d,
+            "SELECT nonce, wrapped, key_version FROM owner_keys WHERE owner_id = $1",
             args![owner.as_str()],
         )
         .await?
@@ -52,9 +48,9 @@ impl SecretRows for LibsqlTx {
         at: OffsetDateTime,
     ) -> Result<()> {
         exec(
-            &self.conn,
-            "INSERT INTO owner_keys (owner_id, nonce, wrapped, key_version, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            args![owner.as_str(), key.nonce.as_slice(), key.ciphertext.as_slice(), key.key_version, micros(at)?],
+            &mut self.d,
+            "INSERT INTO owner_keys (owner_id, nonce, wrapped, key_version, created_at) VALUES ($1, $2, $3, $4, $5)",
+            args![owner.as_str(), key.nonce.as_slice(), key.ciphertext.as_slice(), key.key_version, at],
         )
         .await
         .map(drop)
@@ -62,9 +58,9 @@ impl SecretRows for LibsqlTx {
 
     async fn owner_keys(&mut self) -> Result<Vec<(OwnerId, Sealed)>> {
         query_all(
-            &self.conn,
-            "SELECT owner_id, nonce, wrapped, key_version FROM owner_keys ORDER BY owner_id",
-            Vec::new(),
+            &mut self.d,
+            "SELECT owner_id, nonce, wrapped, key_version FROM owner_keys ORDER BY owner_id COLLATE \"C\"",
+            &[],
         )
         .await?
         .iter()
@@ -84,9 +80,9 @@ impl SecretRows for LibsqlTx {
         new: &Sealed,
     ) -> Result<bool> {
         let changed = exec(
-            &self.conn,
-            "UPDATE owner_keys SET nonce = ?1, wrapped = ?2, key_version = ?3 \
-             WHERE owner_id = ?4 AND nonce = ?5 AND wrapped = ?6 AND key_version = ?7",
+            &mut self.d,
+            "UPDATE owner_keys SET nonce = $1, wrapped = $2, key_version = $3 \
+             WHERE owner_id = $4 AND nonce = $5 AND wrapped = $6 AND key_version = $7",
             args![
                 new.nonce.as_slice(),
                 new.ciphertext.as_slice(),
@@ -108,36 +104,31 @@ impl SecretRows for LibsqlTx {
         value: &Sealed,
         at: OffsetDateTime,
     ) -> Result<SecretMeta> {
-        exec(
-            &self.conn,
+        let row = query_one(
+            &mut self.d,
             "INSERT INTO secrets (owner_id, name, nonce, ciphertext, key_version, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) \
              ON CONFLICT (owner_id, name) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext, \
-             key_version = excluded.key_version, updated_at = excluded.updated_at",
+             key_version = excluded.key_version, updated_at = excluded.updated_at \
+             RETURNING name, created_at, updated_at",
             args![
                 owner.as_str(),
                 name.as_str(),
                 value.nonce.as_slice(),
                 value.ciphertext.as_slice(),
                 value.key_version,
-                micros(at)?,
+                at,
             ],
+            "written secret",
         )
         .await?;
-        let row = query_opt(
-            &self.conn,
-            "SELECT name, created_at, updated_at FROM secrets WHERE owner_id = ?1 AND name = ?2",
-            args![owner.as_str(), name.as_str()],
-        )
-        .await?
-        .ok_or_else(|| integrity("written secret"))?;
         meta_from(&row)
     }
 
     async fn secret(&mut self, owner: &OwnerId, name: &SecretName) -> Result<Option<Sealed>> {
         query_opt(
-            &self.conn,
-            "SELECT nonce, ciphertext, key_version FROM secrets WHERE owner_id = ?1 AND name = ?2",
+            &mut self.d,
+            "SELECT nonce, ciphertext, key_version FROM secrets WHERE owner_id = $1 AND name = $2",
             args![owner.as_str(), name.as_str()],
         )
         .await?
@@ -147,8 +138,8 @@ impl SecretRows for LibsqlTx {
 
     async fn secret_usage(&mut self, owner: &OwnerId) -> Result<SecretUsage> {
         let row = query_opt(
-            &self.conn,
-            "SELECT count(*), coalesce(sum(length(ciphertext)), 0) FROM secrets WHERE owner_id = ?1",
+            &mut self.d,
+            "SELECT count(*), coalesce(sum(length(ciphertext)), 0) FROM secrets WHERE owner_id = $1",
             args![owner.as_str()],
         )
         .await?
@@ -161,8 +152,8 @@ impl SecretRows for LibsqlTx {
 
     async fn has_secret(&mut self, owner: &OwnerId, name: &SecretName) -> Result<bool> {
         exists(
-            &self.conn,
-            "SELECT 1 FROM secrets WHERE owner_id = ?1 AND name = ?2",
+            &mut self.d,
+            "SELECT 1 FROM secrets WHERE owner_id = $1 AND name = $2",
             args![owner.as_str(), name.as_str()],
         )
         .await
@@ -170,8 +161,8 @@ impl SecretRows for LibsqlTx {
 
     async fn secrets_of(&mut self, owner: &OwnerId) -> Result<Vec<SecretMeta>> {
         query_all(
-            &self.conn,
-            "SELECT name, created_at, updated_at FROM secrets WHERE owner_id = ?1 ORDER BY name",
+            &mut self.d,
+            "SELECT name, created_at, updated_at FROM secrets WHERE owner_id = $1 ORDER BY name COLLATE \"C\"",
             args![owner.as_str()],
         )
         .await?
@@ -182,8 +173,8 @@ impl SecretRows for LibsqlTx {
 
     async fn remove_secret(&mut self, owner: &OwnerId, name: &SecretName) -> Result<bool> {
         let deleted = exec(
-            &self.conn,
-            "DELETE FROM secrets WHERE owner_id = ?1 AND name = ?2",
+            &mut self.d,
+            "DELETE FROM secrets WHERE owner_id = $1 AND name = $2",
             args![owner.as_str(), name.as_str()],
         )
         .await?;
