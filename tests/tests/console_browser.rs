@@ -71,6 +71,7 @@ on_both_backends!(
     account_and_admin_pages,
     passkeys_register_sign_in_and_remove,
     sign_in_with_an_identity_provider,
+    admin_links_an_identity_provider_account,
 );
 
 /// The session cookie's name over plain HTTP.
@@ -1211,7 +1212,18 @@ fn screenshot_dir() -> PathBuf {
 /// Every page fits a 360 px wide window (no horizontal scroll), and, on the libSQL run,
 /// the main pages are saved as screenshots (see [`screenshot_dir`]).
 async fn narrow_screens_and_screenshots(backend: Backend) {
-    let app = spawn_app_with_secrets(backend).await;
+    // Passkeys on too (WebAuthn needs `localhost`, see
+    // `passkeys_register_sign_in_and_remove`), so their page shows one.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let app = spawn_app_on(backend, listener, move |c| {
+        with_secrets(c);
+        c.service.passkeys = Some(
+            ownership_http::console::PasskeySettings::new("localhost", &origin)
+                .expect("passkey settings"),
+        );
+    })
+    .await;
     let (hook_url, _) = webhook_receiver().await;
     for (name, value) in [
         ("db-password", "s3cret value"),
@@ -1253,13 +1265,17 @@ async fn narrow_screens_and_screenshots(backend: Backend) {
     assert_eq!(ci.status, 201);
 
     let driver = Driver::start().await;
-    let b = driver.browser(&app).await;
+    let mut b = driver.browser(&app).await;
+    b.base = app.base.replace("127.0.0.1", "localhost");
+    b.add_virtual_authenticator().await;
     let pages = [
         ("login", "/console/login"),
         ("home", "/console"),
         ("link", "/console/link"),
         ("tokens", "/console/tokens"),
+        ("passkeys", "/console/passkeys"),
         ("admin-users", "/console/admin/users"),
+        ("admin-oidc", "/console/admin/users/oidc?user=alice"),
         ("admin-pairing", "/console/admin/pairing"),
         ("secrets", "/console/secrets"),
         ("resources", "/console/resources"),
@@ -1333,6 +1349,19 @@ async fn narrow_screens_and_screenshots(backend: Backend) {
             "admin-pairing" => {
                 b.goto(path).await;
                 b.wait_for("//tr/td[normalize-space()='tg-424242']").await;
+            }
+            "passkeys" => {
+                b.goto(path).await;
+                b.fill("Label", "work laptop").await;
+                b.press("Add a passkey").await;
+                b.expect_message("status", "Added the passkey").await;
+            }
+            "admin-oidc" => {
+                b.goto(path).await;
+                b.fill("Issuer URL", "https://accounts.example.com").await;
+                b.fill("Subject", "248289761001").await;
+                b.press("Link account").await;
+                b.expect_message("status", "Linked the subject").await;
             }
             "resources" => {
                 b.goto(path).await;
@@ -1637,17 +1666,18 @@ impl Axe {
 
 /// A server with secrets, resources and loopback webhooks on, delivering quickly.
 async fn spawn_app_with_secrets(backend: Backend) -> TestApp {
-    spawn_app_with(backend, |c| {
-        c.secrets.master_key = Some([7; 32]);
-        c.service.allow_private_webhooks = true;
-        c.service.webhooks.poll_interval = Duration::from_millis(50);
-        c.service.webhooks.retry = ownership_core::service::RetryPolicy {
-            max_attempts: 2,
-            base: Duration::from_millis(100),
-            max_delay: Duration::from_millis(200),
-        };
-    })
-    .await
+    spawn_app_with(backend, with_secrets).await
+}
+
+fn with_secrets(c: &mut ownership_cli::server::ServerConfig) {
+    c.secrets.master_key = Some([7; 32]);
+    c.service.allow_private_webhooks = true;
+    c.service.webhooks.poll_interval = Duration::from_millis(50);
+    c.service.webhooks.retry = ownership_core::service::RetryPolicy {
+        max_attempts: 2,
+        base: Duration::from_millis(100),
+        max_delay: Duration::from_millis(200),
+    };
 }
 
 /// A webhook receiver on a loopback port that answers every message to `/hook` with 204
@@ -2818,5 +2848,156 @@ async fn sign_in_with_an_identity_provider(backend: Backend) {
     b.close().await;
 
     axe.report();
+    app.stop().await;
+}
+
+/// The actions of everyone's newest audit events, as an Owner reads them.
+async fn all_actions(app: &TestApp) -> Vec<String> {
+    let r = app.get("/v1/admin/audit?limit=200", &app.owner_token).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["action"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// An Owner links an identity-provider account `(issuer, sub)` to a Member from the
+/// console's users page, sees it listed and unlinks it, each audited by the use case; a
+/// malformed issuer and a subject linked already are refused with a message; forged
+/// posts (no or a wrong CSRF token) change nothing; an Admin gets the 403 page on an
+/// Owner's accounts (the linking rule) and a Member on the page itself. axe-core passes
+/// on every state.
+async fn admin_links_an_identity_provider_account(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_user("alice", "member").await;
+    let bob = app.create_user("bob", "admin").await;
+    app.create_user("olga", "owner").await;
+    let axe = Axe::new();
+    let driver = Driver::start().await;
+    let b = driver.browser(&app).await;
+    b.sign_in(&app.owner_token).await;
+
+    b.follow("Users").await;
+    b.press_in_row("alice", "Provider accounts").await;
+    assert_eq!(b.heading().await, "Identity-provider accounts of alice");
+    b.wait_for("//p[normalize-space()='No identity-provider account is linked to alice.']")
+        .await;
+    axe.check(&b, "provider accounts, empty").await;
+
+    // A plain-http issuer off loopback is refused, naming the field; nothing is linked.
+    b.fill("Issuer URL", "http://idp.example").await;
+    b.fill("Subject", "248289761001").await;
+    b.press("Link account").await;
+    b.expect_message("alert", "Invalid issuer").await;
+    assert_eq!(b.count("//td[@data-label='Subject']").await, 0);
+    axe.check(&b, "provider accounts, a refused issuer").await;
+
+    // Link, listed with its issuer; the same subject again is a conflict.
+    b.fill("Issuer URL", "https://idp.example").await;
+    b.fill("Subject", "248289761001").await;
+    b.press("Link account").await;
+    b.expect_message("status", "Linked the subject 248289761001")
+        .await;
+    assert_eq!(b.column("Subject").await, ["248289761001"]);
+    assert_eq!(b.column("Issuer").await, ["https://idp.example"]);
+    axe.check(&b, "provider accounts, one linked").await;
+    b.fill("Issuer URL", "https://idp.example").await;
+    b.fill("Subject", "248289761001").await;
+    b.press("Link account").await;
+    b.expect_message("alert", "linked already").await;
+    assert!(all_actions(&app).await.contains(&"oidc.linked".to_owned()));
+
+    // Forged posts: without the session's CSRF token nothing is linked or unlinked.
+    let cookie = format!("{SESSION_COOKIE}={}", b.session_cookie().await);
+    for (path, subject) in [
+        ("/console/admin/users/oidc", "forged"),
+        ("/console/admin/users/oidc/unlink", "248289761001"),
+    ] {
+        for token in [None, Some("not-the-token")] {
+            let mut form = vec![
+                ("user", "alice"),
+                ("issuer", "https://idp.example"),
+                ("subject", subject),
+            ];
+            if let Some(t) = token {
+                form.push(("csrf", t));
+            }
+            assert_eq!(
+                console_post(&app, &cookie, path, &form).await,
+                403,
+                "POST {path} with CSRF token {token:?}"
+            );
+        }
+    }
+    b.goto("/console/admin/users/oidc?user=alice").await;
+    assert_eq!(b.column("Subject").await, ["248289761001"]);
+
+    // Unlink: the list is empty again, and the use case audited it.
+    b.press_in_row("248289761001", "Unlink").await;
+    b.expect_message("status", "Unlinked the subject 248289761001")
+        .await;
+    b.wait_for("//p[normalize-space()='No identity-provider account is linked to alice.']")
+        .await;
+    axe.check(&b, "provider accounts, unlinked").await;
+    assert!(
+        all_actions(&app)
+            .await
+            .contains(&"oidc.unlinked".to_owned())
+    );
+    // A user that does not exist is the not-found page.
+    b.goto("/console/admin/users/oidc?user=nobody").await;
+    assert_eq!(b.heading().await, "Not found");
+    b.goto("/console").await;
+    b.press("Sign out").await;
+
+    // An Admin manages Members and themself, not an Owner: the 403 page says the rule.
+    b.sign_in(&bob).await;
+    b.goto("/console/admin/users/oidc?user=olga").await;
+    assert_eq!(b.heading().await, "Not allowed");
+    b.expect_message("alert", "Only an Owner may manage Admins and Owners")
+        .await;
+    axe.check(&b, "provider accounts, refused to an Admin")
+        .await;
+    b.goto("/console/admin/users/oidc?user=bob").await;
+    assert_eq!(b.heading().await, "Identity-provider accounts of bob");
+    b.press("Sign out").await;
+
+    // A Member: the page and its forms are refused (403), CSRF token or not.
+    b.sign_in(&alice).await;
+    let cookie = format!("{SESSION_COOKIE}={}", b.session_cookie().await);
+    let csrf_member = b.csrf().await;
+    b.goto("/console/admin/users/oidc?user=alice").await;
+    assert_eq!(b.heading().await, "Not allowed");
+    let res = raw_http()
+        .get(format!("{}/console/admin/users/oidc?user=alice", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "GET as a Member");
+    let linked = console_post(
+        &app,
+        &cookie,
+        "/console/admin/users/oidc",
+        &[
+            ("csrf", &csrf_member),
+            ("user", "alice"),
+            ("issuer", "https://idp.example"),
+            ("subject", "by-a-member"),
+        ],
+    )
+    .await;
+    assert_eq!(linked, 403, "a Member links nothing, CSRF token or not");
+    let actions = all_actions(&app).await;
+    assert_eq!(
+        actions.iter().filter(|a| *a == "oidc.linked").count(),
+        1,
+        "one link in all: {actions:?}"
+    );
+
+    axe.report();
+    b.close().await;
     app.stop().await;
 }

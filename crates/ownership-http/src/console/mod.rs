@@ -236,6 +236,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 .fallback(refuse),
         )
         .route(
+            "/console/admin/users/oidc",
+            get(admin::oidc_page)
+                .post(admin::link_oidc)
+                .fallback(refuse),
+        )
+        .route(
+            "/console/admin/users/oidc/unlink",
+            post(admin::unlink_oidc).fallback(refuse),
+        )
+        .route(
             "/console/{*rest}",
             axum::routing::any(|| async { Refusal::not_found() }),
         )

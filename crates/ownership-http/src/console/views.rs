@@ -281,6 +281,32 @@ pub(crate) struct DeleteUserPage {
     pub user_id: String,
 }
 
+/// A user's identity-provider accounts, and the form that links one.
+#[derive(Template)]
+#[template(path = "oidc_links.html")]
+pub(crate) struct OidcLinksPage {
+    pub chrome: Chrome,
+    pub user_id: String,
+    pub links: Vec<OidcLinkRow>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct OidcLinkRow {
+    pub issuer: String,
+    pub subject: String,
+    pub linked: When,
+}
+
+impl OidcLinkRow {
+    pub fn new(l: &ownership_core::oidc::OidcLink) -> Self {
+        Self {
+            issuer: l.subject.issuer().to_owned(),
+            subject: l.subject.subject().to_owned(),
+            linked: When::of(l.created_at),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct EventRow {
     pub seq: i64,
