@@ -211,7 +211,12 @@ async fn evictions_take_exactly_the_token_or_the_owner_named() {
         async move {
             let mut roles = Vec::new();
             for d in digests {
-                roles.push(s.authenticate(&d).await.unwrap().map(|p| p.identity.role));
+                roles.push(
+                    s.authenticate(&d)
+                        .await
+                        .unwrap()
+                        .map(|p| p.identity().role()),
+                );
             }
             roles
         }

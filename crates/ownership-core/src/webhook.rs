@@ -337,13 +337,74 @@ fn check_timestamp(timestamp: i64, now_unix: i64, tolerance_secs: i64) -> Result
     }
 }
 
+/// Longest accepted endpoint URL, in bytes.
+pub const URL_MAX_BYTES: usize = 2048;
+
+/// A well-formed webhook endpoint URL: at most 2048 bytes, no whitespace or control
+/// characters, absolute, `https` or `http`, a non-empty host, no user information, no
+/// fragment. This is the shape only. Which destinations are allowed (public addresses only,
+/// plain `http` only to loopback with the private-webhooks setting) is a server policy: the
+/// `ownership-webhooks` crate checks it when an endpoint is registered and again at every
+/// connection, so a URL read back from the store is parsed here and checked there before it
+/// is used. Errors are `Invalid` on `url` and never echo the URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EndpointUrl(url::Url);
+
+impl EndpointUrl {
+    /// Parses and checks the shape of an endpoint URL.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let refuse = |reason: &str| Error::invalid("url", reason.to_owned());
+        if raw.len() > URL_MAX_BYTES {
+            return Err(refuse("must be at most 2048 bytes"));
+        }
+        if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(refuse("must not contain whitespace or control characters"));
+        }
+        let url = url::Url::parse(raw).map_err(|_| refuse("is not an absolute URL"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(refuse("must not carry user information"));
+        }
+        if url.fragment().is_some() {
+            return Err(refuse("must not have a fragment"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(refuse("must name a host"));
+        }
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(refuse("must use https"));
+        }
+        Ok(Self(url))
+    }
+
+    /// The URL as text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The parsed URL.
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+/// Shown redacted ([`crate::ids::redacted_url`]): receivers often carry a secret in the query.
+impl fmt::Debug for EndpointUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "EndpointUrl({})",
+            crate::ids::redacted_url(self.as_str())
+        )
+    }
+}
+
 /// An owner's webhook endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookEndpoint {
     /// Whose.
     pub owner_id: OwnerId,
-    /// The HTTPS URL, validated by the caller.
-    pub url: String,
+    /// Where deliveries go.
+    pub url: EndpointUrl,
     /// The signing secret, sealed.
     pub secret: Sealed,
     /// The previous secret and when its grace ends, during a rotation.
@@ -414,7 +475,7 @@ pub trait WebhookStore: Send + Sync {
     async fn put_endpoint(
         &self,
         scope: &OwnerScope,
-        url: &str,
+        url: &EndpointUrl,
         secret: Sealed,
     ) -> Result<WebhookEndpoint>;
     /// The owner's endpoint.
@@ -550,7 +611,7 @@ pub trait WebhookRows: Tx {
     async fn upsert_endpoint(
         &mut self,
         owner: &OwnerId,
-        url: &str,
+        url: &EndpointUrl,
         secret: &Sealed,
         at: OffsetDateTime,
     ) -> Result<()>;
@@ -615,16 +676,16 @@ where
     async fn put_endpoint(
         &self,
         scope: &OwnerScope,
-        url: &str,
+        url: &EndpointUrl,
         secret: Sealed,
     ) -> Result<WebhookEndpoint> {
-        let (scope, url) = (scope.clone(), url.to_owned());
+        let (scope, url) = (scope.clone(), url.clone());
         db::write(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
                 let owner = active_owner(tx, &scope).await?;
                 tx.upsert_endpoint(owner, &url, &secret, now).await?;
-                tx.append(events::webhook_set(now, scope.actor(), owner, &url))
+                tx.append(events::webhook_set(now, scope.actor(), owner, url.as_str()))
                     .await?;
                 Ok(WebhookEndpoint {
                     owner_id: owner.clone(),
@@ -845,13 +906,13 @@ pub async fn stale_webhook_secrets<S: UserStore + WebhookStore + ?Sized>(
 }
 
 /// Sets (or replaces) the owner's webhook endpoint with a new signing secret, sealed under
-/// the current master key; returns the endpoint and the secret, to show once. The URL must
-/// have been validated by the caller (scheme, host, destination).
+/// the current master key; returns the endpoint and the secret, to show once. The caller
+/// checks the destination policy first (`ownership_webhooks::check_endpoint_url`).
 pub async fn set_webhook<S: WebhookStore + ?Sized>(
     store: &S,
     keys: &MasterKeys,
     scope: &OwnerScope,
-    url: &str,
+    url: &EndpointUrl,
     rng: &mut (dyn RandomSource + Send),
 ) -> Result<(WebhookEndpoint, WebhookSecret)> {
     let secret = WebhookSecret::generate(rng);
@@ -987,6 +1048,30 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn an_endpoint_url_is_checked_for_shape_and_debugs_without_its_query() {
+        let url = EndpointUrl::parse("https://hooks.example.com/in?token=s3cret").expect("valid");
+        assert_eq!(url.as_str(), "https://hooks.example.com/in?token=s3cret");
+        let shown = format!("{url:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        for bad in [
+            "",
+            "hooks.example.com/in",
+            "ftp://hooks.example.com/",
+            "https://user:pw@hooks.example.com/",
+            "https://hooks.example.com/#frag",
+            "https://hooks.example.com/ in",
+        ] {
+            let e = EndpointUrl::parse(bad).expect_err(bad);
+            assert!(
+                matches!(e, Error::Invalid { field: "url", .. }),
+                "{bad}: {e:?}"
+            );
+        }
+        let long = format!("https://h.example.com/{}", "a".repeat(URL_MAX_BYTES));
+        assert!(EndpointUrl::parse(&long).is_err());
+    }
 
     #[test]
     fn delivery_cursors_round_trip_and_refuse_garbage() {

@@ -839,7 +839,7 @@ pub struct WebhookView {
 impl From<&ownership_core::ports::WebhookEndpoint> for WebhookView {
     fn from(e: &ownership_core::ports::WebhookEndpoint) -> Self {
         Self {
-            url: e.url.clone(),
+            url: e.url.as_str().to_owned(),
             created_at: rfc3339(e.created_at),
             previous_secret_expires_at: e
                 .previous_secret

@@ -110,7 +110,7 @@ pub struct Breakers {
 }
 
 fn key(endpoint: &WebhookEndpoint) -> (String, OffsetDateTime) {
-    (endpoint.url.clone(), endpoint.created_at)
+    (endpoint.url.as_str().to_owned(), endpoint.created_at)
 }
 
 impl Breakers {
@@ -226,11 +226,12 @@ impl Breakers {
 mod tests {
     use super::*;
     use ownership_core::crypto::Sealed;
+    use ownership_core::webhook::EndpointUrl;
 
     fn endpoint(owner: &str, url: &str, set: i64) -> WebhookEndpoint {
         WebhookEndpoint {
             owner_id: OwnerId::parse(owner).unwrap(),
-            url: url.into(),
+            url: EndpointUrl::parse(url).expect("a test URL"),
             secret: Sealed {
                 nonce: [0; 12],
                 ciphertext: vec![1],

@@ -57,9 +57,8 @@ use ownership_core::ports::{
     AuditFilter, Delivery, DeliveryState, PageRequest, Store, WebhookEndpoint,
 };
 use ownership_core::service::{self, RetryPolicy};
-use ownership_core::webhook::{WebhookSecret, sign_headers};
+use ownership_core::webhook::{EndpointUrl, WebhookSecret, sign_headers};
 use ownership_core::{Error, OwnerId};
-use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
@@ -69,8 +68,7 @@ pub mod breaker;
 pub use breaker::BreakerSettings;
 use breaker::{Admission, Breakers, Health, Transition};
 
-/// Longest accepted endpoint URL, in bytes.
-pub const URL_MAX_BYTES: usize = 2048;
+pub use ownership_core::webhook::URL_MAX_BYTES;
 
 /// Events read per page while following the audit log.
 const PAGE: u32 = 500;
@@ -192,28 +190,17 @@ pub fn address_allowed(ip: IpAddr, allow_private: bool) -> bool {
     !never && (allow_private || is_public_address(ip))
 }
 
-/// Parses and checks an endpoint URL without resolving it: at most 2048 bytes, no
-/// whitespace or control characters, `https` (or, with `allow_private`, `http` to a
-/// loopback host), a host, no user information, no fragment; a host written as an IP
-/// address must pass [`address_allowed`], and `localhost` names need `allow_private`.
-/// Errors are [`Error::Invalid`] on `url`, never echoing the URL.
-pub fn parse_endpoint_url(raw: &str, allow_private: bool) -> Result<Url, Error> {
-    if raw.len() > URL_MAX_BYTES {
-        return Err(refuse("must be at most 2048 bytes"));
-    }
-    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(refuse("must not contain whitespace or control characters"));
-    }
-    let url = Url::parse(raw).map_err(|_| refuse("is not an absolute URL"))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(refuse("must not carry user information"));
-    }
-    if url.fragment().is_some() {
-        return Err(refuse("must not have a fragment"));
-    }
+/// Parses and checks an endpoint URL without resolving it: the shape
+/// ([`EndpointUrl::parse`]: at most 2048 bytes, no whitespace or control characters, a
+/// host, no user information, no fragment), then the destination policy: `https` (or, with
+/// `allow_private`, `http` to a loopback host); a host written as an IP address must pass
+/// [`address_allowed`], and `localhost` names need `allow_private`. Errors are
+/// [`Error::Invalid`] on `url`, never echoing the URL.
+pub fn parse_endpoint_url(raw: &str, allow_private: bool) -> Result<EndpointUrl, Error> {
+    let endpoint = EndpointUrl::parse(raw)?;
+    let url = endpoint.url();
     let loopback_host = match url.host() {
-        None => return Err(refuse("must name a host")),
-        Some(url::Host::Domain("")) => return Err(refuse("must name a host")),
+        None | Some(url::Host::Domain("")) => return Err(refuse("must name a host")),
         Some(url::Host::Domain(d)) => {
             if is_localhost_name(d) && !allow_private {
                 return Err(refuse(
@@ -226,8 +213,8 @@ pub fn parse_endpoint_url(raw: &str, allow_private: bool) -> Result<Url, Error> 
         Some(url::Host::Ipv6(ip)) => check_literal(IpAddr::V6(ip), allow_private)?,
     };
     match url.scheme() {
-        "https" => Ok(url),
-        "http" if allow_private && loopback_host => Ok(url),
+        "https" => Ok(endpoint),
+        "http" if allow_private && loopback_host => Ok(endpoint),
         _ => Err(refuse("must use https")),
     }
 }
@@ -289,9 +276,9 @@ pub async fn resolve_checked(
 
 /// Validates an endpoint URL at registration: [`parse_endpoint_url`], then (for a host
 /// name) [`resolve_checked`].
-pub async fn check_endpoint_url(raw: &str, allow_private: bool) -> Result<Url, Error> {
+pub async fn check_endpoint_url(raw: &str, allow_private: bool) -> Result<EndpointUrl, Error> {
     let url = parse_endpoint_url(raw, allow_private)?;
-    if let Some(url::Host::Domain(host)) = url.host() {
+    if let Some(url::Host::Domain(host)) = url.url().host() {
         resolve_checked(host, allow_private)
             .await
             .map_err(|e| Error::invalid("url", e.0))?;
@@ -866,7 +853,7 @@ impl Sender {
         endpoint: &WebhookEndpoint,
         now: OffsetDateTime,
     ) -> Result<u16, Failure> {
-        let url = parse_endpoint_url(&endpoint.url, self.allow_private).map_err(|_| {
+        let url = parse_endpoint_url(endpoint.url.as_str(), self.allow_private).map_err(|_| {
             Failure::unknown("destination refused: the endpoint URL is not allowed")
         })?;
         let secrets: Vec<WebhookSecret> = service::signing_secrets(&self.keys, endpoint, now)
@@ -879,7 +866,7 @@ impl Sender {
         let signed = sign_headers(&refs, delivery.id.as_str(), now.unix_timestamp(), body);
         let response = self
             .client
-            .post(url)
+            .post(url.url().clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("webhook-id", &signed.webhook_id)
             .header("webhook-timestamp", &signed.webhook_timestamp)

@@ -2,7 +2,7 @@ use ownership_core::authz::SystemScope;
 use ownership_core::ids::{DeliveryId, ResourceId, SecretName};
 use ownership_core::ports::{DeliveryState, NewResource, PageRequest, Store};
 use ownership_core::token::TokenFamily;
-use ownership_core::webhook::HELD_BACK;
+use ownership_core::webhook::{EndpointUrl, HELD_BACK};
 use ownership_core::{Error, UserRole, UserStatus};
 use ownership_store::OsRandom;
 
@@ -234,7 +234,7 @@ pub async fn webhook_endpoints_and_deliveries<S: Store>(cx: Ctx<S>) {
         .unwrap()
         .is_none()
     );
-    s.put_endpoint(&alice.scope(), "https://example.com/hook", sealed(1))
+    s.put_endpoint(&alice.scope(), &hook_url(), sealed(1))
         .await
         .unwrap();
     let ep = s.get_endpoint(&alice.scope()).await.unwrap().unwrap();
@@ -309,7 +309,7 @@ pub async fn webhook_endpoints_and_deliveries<S: Store>(cx: Ctx<S>) {
 pub async fn deliveries_page_newest_first_ties_by_id<S: Store>(cx: Ctx<S>) {
     let s = &*cx.store;
     let root = boot(s).await;
-    s.put_endpoint(&root.scope(), "https://example.com/hook", sealed(1))
+    s.put_endpoint(&root.scope(), &hook_url(), sealed(1))
         .await
         .unwrap();
     let sys = SystemScope::background();
@@ -369,7 +369,7 @@ pub async fn due_deliveries_are_taken_in_turns_and_can_be_held_back<S: Store>(cx
     let alice = add_user(s, &root, "alice", UserRole::Member).await;
     let bob = add_user(s, &root, "bob", UserRole::Member).await;
     for who in [&alice, &bob] {
-        s.put_endpoint(&who.scope(), "https://example.com/hook", sealed(1))
+        s.put_endpoint(&who.scope(), &hook_url(), sealed(1))
             .await
             .unwrap();
     }
@@ -447,4 +447,8 @@ pub async fn due_deliveries_are_taken_in_turns_and_can_be_held_back<S: Store>(cx
             .unwrap(),
         0
     );
+}
+
+fn hook_url() -> EndpointUrl {
+    EndpointUrl::parse("https://example.com/hook").expect("a well-formed endpoint URL")
 }

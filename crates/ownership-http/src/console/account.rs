@@ -380,7 +380,7 @@ pub(crate) async fn set_webhook(
         &*state.app.store,
         &keys,
         &user.scope(),
-        url.as_str(),
+        &url,
         &mut state.app.rng(),
     )
     .await
@@ -390,7 +390,7 @@ pub(crate) async fn set_webhook(
                 "Your endpoint's signing secret",
                 format!(
                     "Events are now sent to {}, signed with this secret.",
-                    endpoint.url
+                    endpoint.url.as_str()
                 ),
                 secret.expose(),
             );

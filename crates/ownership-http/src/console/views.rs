@@ -476,7 +476,7 @@ pub(crate) struct EndpointView {
 impl EndpointView {
     pub fn new(e: &WebhookEndpoint, now: OffsetDateTime) -> Self {
         Self {
-            url: e.url.clone(),
+            url: e.url.as_str().to_owned(),
             created: When::of(e.created_at),
             previous_until: e
                 .previous_secret

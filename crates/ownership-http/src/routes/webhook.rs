@@ -50,12 +50,12 @@ pub async fn put_webhook(
     let scope = caller.scope();
     let existed = state.store.get_endpoint(&scope).await?.is_some();
     let (endpoint, secret) =
-        service::set_webhook(&*state.store, &keys, &scope, url.as_str(), &mut state.rng()).await?;
+        service::set_webhook(&*state.store, &keys, &scope, &url, &mut state.rng()).await?;
     let status = if existed { StatusCode::OK } else { CREATED };
     Ok((
         status,
         ApiJson(NewWebhookView {
-            url: endpoint.url,
+            url: endpoint.url.as_str().to_owned(),
             created_at: ownership_core::audit::rfc3339(endpoint.created_at),
             secret: secret.expose().to_owned(),
         }),

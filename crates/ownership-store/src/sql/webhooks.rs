@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use ownership_core::ids::DeliveryId;
 use ownership_core::ports::{Delivery, DeliveryState, Sealed, WebhookEndpoint};
-use ownership_core::webhook::{DeliveryCursor, WebhookRows, previous_secret_of};
+use ownership_core::webhook::{DeliveryCursor, EndpointUrl, WebhookRows, previous_secret_of};
 use ownership_core::{OwnerId, Result};
 use time::OffsetDateTime;
 
@@ -31,7 +31,7 @@ fn endpoint_from(row: &[Val], at: usize) -> Result<WebhookEndpoint> {
     )?;
     Ok(WebhookEndpoint {
         owner_id: parsed(row, at, "webhook owner", OwnerId::parse)?,
-        url: text(row, at + 1)?,
+        url: parsed(row, at + 1, "endpoint url", EndpointUrl::parse)?,
         secret: sealed_from(row, at + 2, "webhook secret")?,
         previous_secret: previous,
         created_at: time_at(row, at + 9)?,
@@ -58,7 +58,7 @@ impl<D: Driver> WebhookRows for SqlTx<D> {
     async fn upsert_endpoint(
         &mut self,
         owner: &OwnerId,
-        url: &str,
+        url: &EndpointUrl,
         secret: &Sealed,
         at: OffsetDateTime,
     ) -> Result<()> {
@@ -70,7 +70,7 @@ impl<D: Driver> WebhookRows for SqlTx<D> {
              secret_ct = excluded.secret_ct, secret_version = excluded.secret_version, prev_nonce = NULL, \
              prev_ct = NULL, prev_version = NULL, prev_until = NULL, created_at = excluded.created_at, \
              updated_at = excluded.updated_at",
-            args![owner.as_str(), url, secret.nonce.as_slice(), secret.ciphertext.as_slice(), secret.key_version, at],
+            args![owner.as_str(), url.as_str(), secret.nonce.as_slice(), secret.ciphertext.as_slice(), secret.key_version, at],
         )
         .await
         .map(drop)
