@@ -110,6 +110,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         lookup_tells_refusals_apart,
         rotation_without_grace_revokes_the_old_token_now,
         rotation_with_grace_keeps_the_old_token_until_it_ends,
+        a_grace_past_the_cap_is_refused_alike,
         rotating_a_revoked_token_is_not_found,
         revoke_with_the_wrong_kind_changes_nothing,
         revoke_twice_is_harmless_and_audited_once,
