@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ownership_core::authz::{AdminScope, OwnerScope};
+use ownership_core::passkeys::{CredentialId, NewPasskey, PasskeyLabel};
 use ownership_core::ports::{AuditFilter, Clock, PageRequest, Store};
 use ownership_core::{ChannelName, service};
 use ownership_store::SystemClock;
@@ -178,6 +179,23 @@ async fn populate(url: &str, provisioned: usize) -> (Serve, Fixture) {
         )
         .await
         .unwrap();
+        // A passkey row (registering a real one takes a browser: see console_browser),
+        // written before an operator command keys the audit chain.
+        let admin = AdminScope::operator("tester");
+        let p00 = ownership_core::OwnerId::parse("p00").unwrap();
+        let scope = OwnerScope::for_operator(&admin, p00).unwrap();
+        store
+            .register_passkey(
+                &scope,
+                NewPasskey {
+                    credential_id: CredentialId::parse("q83vEjRWeJA").unwrap(),
+                    label: PasskeyLabel::parse("backup test key").unwrap(),
+                    credential: "{\"credential\":\"opaque to the store\"}".into(),
+                    sign_count: 0,
+                },
+            )
+            .await
+            .unwrap();
     }
     let (code, out) = op(&["users", "add", "root", "--role", "owner"], url);
     assert_eq!(code, Some(0), "users add: {out}");
@@ -639,6 +657,10 @@ async fn dump(store: &dyn Store) -> Vec<String> {
         out.push(format!(
             "webhook {:?}",
             store.get_endpoint(&scope).await.unwrap()
+        ));
+        out.push(format!(
+            "passkeys {:?}",
+            sorted(store.list_passkeys(&scope).await.unwrap())
         ));
         let deliveries = store
             .list_deliveries(

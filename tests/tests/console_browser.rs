@@ -69,7 +69,9 @@ on_both_backends!(
     narrow_screens_and_screenshots,
     behind_https_the_cookies_are_host_prefixed_and_secure,
     account_and_admin_pages,
+    passkeys_register_sign_in_and_remove,
     sign_in_with_an_identity_provider,
+    admin_links_an_identity_provider_account,
 );
 
 /// The session cookie's name over plain HTTP.
@@ -462,6 +464,31 @@ fn raw_http() -> reqwest::Client {
         .expect("client")
 }
 
+/// The sign-in page fetched raw: its CSRF cookie (`name=value`) and the same value from
+/// the form's `csrf` field.
+async fn sign_in_form(raw: &reqwest::Client, app: &TestApp) -> (String, String) {
+    let form = raw
+        .get(format!("{}/console/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = form.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = form.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the sign-in form's csrf field")
+        .to_owned();
+    (cookie, csrf)
+}
+
 /// A `channel:<channel>` service token minted by the first Owner.
 async fn service_token(app: &TestApp, channel: &str) -> String {
     let r = app
@@ -592,25 +619,7 @@ async fn sign_in_and_out(backend: Backend) {
     b.sign_in(&app.owner_token).await;
     let second = b.session_cookie().await;
     assert_ne!(first, second, "a new session at every sign-in");
-    let form = raw
-        .get(format!("{}/console/login", app.base))
-        .send()
-        .await
-        .unwrap();
-    let login_cookie = form.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let html = form.text().await.unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the sign-in form's csrf field")
-        .to_owned();
+    let (login_cookie, csrf) = sign_in_form(&raw, &app).await;
     let res = raw
         .post(format!("{}/console/login", app.base))
         .header(
@@ -1203,7 +1212,18 @@ fn screenshot_dir() -> PathBuf {
 /// Every page fits a 360 px wide window (no horizontal scroll), and, on the libSQL run,
 /// the main pages are saved as screenshots (see [`screenshot_dir`]).
 async fn narrow_screens_and_screenshots(backend: Backend) {
-    let app = spawn_app_with_secrets(backend).await;
+    // Passkeys on too (WebAuthn needs `localhost`, see
+    // `passkeys_register_sign_in_and_remove`), so their page shows one.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let app = spawn_app_on(backend, listener, move |c| {
+        with_secrets(c);
+        c.service.passkeys = Some(
+            ownership_http::console::PasskeySettings::new("localhost", &origin)
+                .expect("passkey settings"),
+        );
+    })
+    .await;
     let (hook_url, _) = webhook_receiver().await;
     for (name, value) in [
         ("db-password", "s3cret value"),
@@ -1245,13 +1265,17 @@ async fn narrow_screens_and_screenshots(backend: Backend) {
     assert_eq!(ci.status, 201);
 
     let driver = Driver::start().await;
-    let b = driver.browser(&app).await;
+    let mut b = driver.browser(&app).await;
+    b.base = app.base.replace("127.0.0.1", "localhost");
+    b.add_virtual_authenticator().await;
     let pages = [
         ("login", "/console/login"),
         ("home", "/console"),
         ("link", "/console/link"),
         ("tokens", "/console/tokens"),
+        ("passkeys", "/console/passkeys"),
         ("admin-users", "/console/admin/users"),
+        ("admin-oidc", "/console/admin/users/oidc?user=alice"),
         ("admin-pairing", "/console/admin/pairing"),
         ("secrets", "/console/secrets"),
         ("resources", "/console/resources"),
@@ -1325,6 +1349,19 @@ async fn narrow_screens_and_screenshots(backend: Backend) {
             "admin-pairing" => {
                 b.goto(path).await;
                 b.wait_for("//tr/td[normalize-space()='tg-424242']").await;
+            }
+            "passkeys" => {
+                b.goto(path).await;
+                b.fill("Label", "work laptop").await;
+                b.press("Add a passkey").await;
+                b.expect_message("status", "Added the passkey").await;
+            }
+            "admin-oidc" => {
+                b.goto(path).await;
+                b.fill("Issuer URL", "https://accounts.example.com").await;
+                b.fill("Subject", "248289761001").await;
+                b.press("Link account").await;
+                b.expect_message("status", "Linked the subject").await;
             }
             "resources" => {
                 b.goto(path).await;
@@ -1629,17 +1666,18 @@ impl Axe {
 
 /// A server with secrets, resources and loopback webhooks on, delivering quickly.
 async fn spawn_app_with_secrets(backend: Backend) -> TestApp {
-    spawn_app_with(backend, |c| {
-        c.secrets.master_key = Some([7; 32]);
-        c.service.allow_private_webhooks = true;
-        c.service.webhooks.poll_interval = Duration::from_millis(50);
-        c.service.webhooks.retry = ownership_core::service::RetryPolicy {
-            max_attempts: 2,
-            base: Duration::from_millis(100),
-            max_delay: Duration::from_millis(200),
-        };
-    })
-    .await
+    spawn_app_with(backend, with_secrets).await
+}
+
+fn with_secrets(c: &mut ownership_cli::server::ServerConfig) {
+    c.secrets.master_key = Some([7; 32]);
+    c.service.allow_private_webhooks = true;
+    c.service.webhooks.poll_interval = Duration::from_millis(50);
+    c.service.webhooks.retry = ownership_core::service::RetryPolicy {
+        max_attempts: 2,
+        base: Duration::from_millis(100),
+        max_delay: Duration::from_millis(200),
+    };
 }
 
 /// A webhook receiver on a loopback port that answers every message to `/hook` with 204
@@ -2195,6 +2233,323 @@ async fn new_pages_refuse_forged_posts(app: &TestApp, b: &Browser) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Passkeys, with chromedriver's WebAuthn virtual authenticator
+// ---------------------------------------------------------------------------------------
+
+/// A command of the WebDriver WebAuthn extension (`/session/{id}/webauthn/…`), which
+/// chromedriver implements and fantoccini sends as a custom command.
+#[derive(Debug)]
+struct WebAuthnCmd {
+    method: axum::http::Method,
+    path: String,
+    body: Option<Value>,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for WebAuthnCmd {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/webauthn/{}",
+            session_id.unwrap_or_default(),
+            self.path
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            self.method.clone(),
+            self.body.as_ref().map(Value::to_string),
+        )
+    }
+}
+
+impl Browser {
+    /// Adds a virtual platform authenticator (CTAP2, internal transport, resident keys,
+    /// user verification that always succeeds); returns its id.
+    async fn add_virtual_authenticator(&self) -> String {
+        let id = self
+            .c
+            .issue_cmd(WebAuthnCmd {
+                method: axum::http::Method::POST,
+                path: "authenticator".into(),
+                body: Some(json!({
+                    "protocol": "ctap2",
+                    "transport": "internal",
+                    "hasResidentKey": true,
+                    "hasUserVerification": true,
+                    "isUserVerified": true,
+                    "automaticPresenceSimulation": true,
+                })),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("chromedriver refused a virtual authenticator: {e}"));
+        id.as_str().expect("an authenticator id").to_owned()
+    }
+
+    /// The credentials the virtual authenticator `id` holds.
+    async fn authenticator_credentials(&self, id: &str) -> Vec<Value> {
+        let v = self
+            .c
+            .issue_cmd(WebAuthnCmd {
+                method: axum::http::Method::GET,
+                path: format!("authenticator/{id}/credentials"),
+                body: None,
+            })
+            .await
+            .expect("the authenticator's credentials");
+        v.as_array().expect("a list").clone()
+    }
+}
+
+/// The audit actions of the first Owner's own events.
+async fn own_actions(app: &TestApp) -> Vec<String> {
+    let r = app.get("/v1/me/audit?limit=200", &app.owner_token).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["action"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Passkeys end to end in Chromium with a virtual authenticator: a signed-in user adds a
+/// passkey (a discoverable credential the authenticator keeps), signs out, signs in with
+/// it (no token), and removes it from that session, which ends; the passkey, still held
+/// by the authenticator, no longer signs in. The script is served by us and loaded only
+/// by the two pages that use it; axe-core passes on both.
+async fn passkeys_register_sign_in_and_remove(backend: Backend) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // WebAuthn needs a secure context and a domain for its relying-party id: `localhost`
+    // is both, over plain HTTP.
+    let origin = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let app = spawn_app_on(backend, listener, move |config| {
+        config.service.passkeys = Some(
+            ownership_http::console::PasskeySettings::new("localhost", &origin)
+                .expect("passkey settings"),
+        );
+    })
+    .await;
+    let driver = Driver::start().await;
+    let mut b = driver.browser(&app).await;
+    b.base = app.base.replace("127.0.0.1", "localhost");
+    let axe = Axe::new();
+    let authenticator = b.add_virtual_authenticator().await;
+
+    // The script is ours, from this origin, under the console's CSP.
+    let raw = raw_http();
+    let js = raw
+        .get(format!("{}/console/assets/passkey.js", app.base))
+        .send()
+        .await
+        .expect("script");
+    assert_eq!(js.status(), 200);
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(
+        js.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+
+    passkey_sign_in_refusals(&app).await;
+
+    b.sign_in(&app.owner_token).await;
+    assert_eq!(b.count("//script").await, 0, "the home page has no script");
+    b.follow("Passkeys").await;
+    assert_eq!(b.heading().await, "Passkeys");
+    b.wait_text("//p[normalize-space()='No passkey yet.']")
+        .await;
+    assert_eq!(
+        b.count("//script[@src='/console/assets/passkey.js']").await,
+        1,
+        "the passkeys page loads our script"
+    );
+    assert_eq!(b.count("//script[not(@src)]").await, 0, "no inline script");
+    axe.check(&b, "the passkeys page, empty").await;
+
+    b.fill("Label", "test laptop").await;
+    b.press("Add a passkey").await;
+    b.expect_message("status", "Added the passkey “test laptop”")
+        .await;
+    b.wait_text("//tr[td[normalize-space()='test laptop']]")
+        .await;
+    assert!(
+        b.wait_text("//tr[td[normalize-space()='test laptop']]")
+            .await
+            .contains("Never"),
+        "not used yet"
+    );
+    let held = b.authenticator_credentials(&authenticator).await;
+    assert_eq!(held.len(), 1, "the authenticator keeps one credential");
+    assert_eq!(
+        held[0]["isResidentCredential"],
+        json!(true),
+        "a discoverable credential"
+    );
+    axe.check(&b, "the passkeys page, one passkey").await;
+
+    // Sign out, then back in with the passkey alone.
+    b.press("Sign out").await;
+    b.wait_for("//label[normalize-space()='Access token']")
+        .await;
+    assert!(b.is_on_sign_in_page().await);
+    axe.check(&b, "the sign-in page with passkeys").await;
+    b.press("Sign in with a passkey").await;
+    b.wait_for("//button[normalize-space()='Sign out']").await;
+    assert_eq!(b.path().await, "/console");
+    let home = b.page_text().await;
+    assert!(
+        home.contains("You are signed in as owner") && home.contains("with a passkey"),
+        "{home}"
+    );
+    // Such a session holds no token, so it mints none, and says why.
+    let before = token_count(&app).await;
+    b.follow("Tokens").await;
+    // No form: the session holds no token of its own to mint with, and says so.
+    b.wait_text("//p[contains(normalize-space(), 'sign in with a token to mint')]")
+        .await;
+    assert_eq!(
+        b.count("//button[normalize-space()='Create token']").await,
+        0
+    );
+    assert_eq!(token_count(&app).await, before, "nothing minted");
+    b.follow("Passkeys").await;
+    let row = b
+        .wait_text("//tr[td[normalize-space()='test laptop']]")
+        .await;
+    assert!(!row.contains("Never"), "the sign-in is recorded: {row}");
+    let actions = own_actions(&app).await;
+    for action in ["passkey.registered", "passkey.signed_in"] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
+    }
+
+    // Removing it from the session it started ends that session.
+    b.press_in_row("test laptop", "Remove").await;
+    b.wait_for("//label[normalize-space()='Access token']")
+        .await;
+    assert!(
+        b.is_on_sign_in_page().await,
+        "the session stood on the removed passkey"
+    );
+    assert!(
+        own_actions(&app)
+            .await
+            .iter()
+            .any(|a| a == "passkey.removed")
+    );
+
+    // The authenticator still holds the credential, but it no longer signs in.
+    assert_eq!(b.authenticator_credentials(&authenticator).await.len(), 1);
+    b.press("Sign in with a passkey").await;
+    b.expect_message("alert", "That passkey did not sign you in.")
+        .await;
+    assert!(b.is_on_sign_in_page().await);
+    assert!(
+        b.c.get_named_cookie(SESSION_COOKIE).await.is_err(),
+        "no session was started"
+    );
+    axe.check(&b, "the sign-in page after a refused passkey")
+        .await;
+
+    // With the token again: nothing left on the passkeys page.
+    b.sign_in(&app.owner_token).await;
+    b.goto("/console/passkeys").await;
+    b.wait_text("//p[normalize-space()='No passkey yet.']")
+        .await;
+    b.close().await;
+    app.stop().await;
+}
+
+/// The sign-in ceremony's endpoints, raw: without the sign-in page's CSRF value they
+/// refuse (403); with it, options come with a fresh ceremony id each time, and an answer
+/// that does not verify, or names a ceremony that is unknown or already used, signs
+/// nobody in (401 with one message, never a 5xx).
+async fn passkey_sign_in_refusals(app: &TestApp) {
+    let raw = raw_http();
+    let (cookie, csrf) = sign_in_form(&raw, app).await;
+    let post = |path: &'static str, form: Vec<(&'static str, String)>, cookie: Option<String>| {
+        let raw = raw.clone();
+        let url = format!("{}{path}", app.base);
+        async move {
+            let mut req = raw.post(url).form(&form);
+            if let Some(c) = cookie {
+                req = req.header("cookie", c);
+            }
+            let res = req.send().await.expect("post");
+            let status = res.status().as_u16();
+            (status, res.text().await.unwrap_or_default())
+        }
+    };
+    let (status, _) = post(
+        "/console/passkeys/login/options",
+        vec![("csrf", csrf.clone())],
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "no CSRF cookie");
+    let options = || {
+        post(
+            "/console/passkeys/login/options",
+            vec![("csrf", csrf.clone())],
+            Some(cookie.clone()),
+        )
+    };
+    let (status, first) = options().await;
+    assert_eq!(status, 200, "{first}");
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let ceremony = first["ceremony"].as_str().unwrap().to_owned();
+    assert_eq!(
+        first["options"]["publicKey"]["userVerification"],
+        json!("required")
+    );
+    let (_, second) = options().await;
+    let second: Value = serde_json::from_str(&second).unwrap();
+    assert_ne!(
+        second["ceremony"], first["ceremony"],
+        "a ceremony per request"
+    );
+    assert_ne!(
+        second["options"]["publicKey"]["challenge"],
+        first["options"]["publicKey"]["challenge"]
+    );
+    for (what, ceremony, credential) in [
+        (
+            "a forged answer",
+            ceremony.clone(),
+            "{\"id\":\"x\"}".to_owned(),
+        ),
+        ("the same ceremony again", ceremony, "{}".to_owned()),
+        ("an unknown ceremony", "nope".to_owned(), "{}".to_owned()),
+    ] {
+        let (status, body) = post(
+            "/console/passkeys/login",
+            vec![
+                ("csrf", csrf.clone()),
+                ("ceremony", ceremony),
+                ("credential", credential),
+            ],
+            Some(cookie.clone()),
+        )
+        .await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert!(
+            body.contains("That passkey did not sign you in."),
+            "{what}: {body}"
+        );
+    }
+}
 // Sign-in with an OpenID Connect provider
 // ---------------------------------------------------------------------------------------
 
@@ -2493,5 +2848,156 @@ async fn sign_in_with_an_identity_provider(backend: Backend) {
     b.close().await;
 
     axe.report();
+    app.stop().await;
+}
+
+/// The actions of everyone's newest audit events, as an Owner reads them.
+async fn all_actions(app: &TestApp) -> Vec<String> {
+    let r = app.get("/v1/admin/audit?limit=200", &app.owner_token).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["action"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// An Owner links an identity-provider account `(issuer, sub)` to a Member from the
+/// console's users page, sees it listed and unlinks it, each audited by the use case; a
+/// malformed issuer and a subject linked already are refused with a message; forged
+/// posts (no or a wrong CSRF token) change nothing; an Admin gets the 403 page on an
+/// Owner's accounts (the linking rule) and a Member on the page itself. axe-core passes
+/// on every state.
+async fn admin_links_an_identity_provider_account(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_user("alice", "member").await;
+    let bob = app.create_user("bob", "admin").await;
+    app.create_user("olga", "owner").await;
+    let axe = Axe::new();
+    let driver = Driver::start().await;
+    let b = driver.browser(&app).await;
+    b.sign_in(&app.owner_token).await;
+
+    b.follow("Users").await;
+    b.press_in_row("alice", "Provider accounts").await;
+    assert_eq!(b.heading().await, "Identity-provider accounts of alice");
+    b.wait_for("//p[normalize-space()='No identity-provider account is linked to alice.']")
+        .await;
+    axe.check(&b, "provider accounts, empty").await;
+
+    // A plain-http issuer off loopback is refused, naming the field; nothing is linked.
+    b.fill("Issuer URL", "http://idp.example").await;
+    b.fill("Subject", "248289761001").await;
+    b.press("Link account").await;
+    b.expect_message("alert", "Invalid issuer").await;
+    assert_eq!(b.count("//td[@data-label='Subject']").await, 0);
+    axe.check(&b, "provider accounts, a refused issuer").await;
+
+    // Link, listed with its issuer; the same subject again is a conflict.
+    b.fill("Issuer URL", "https://idp.example").await;
+    b.fill("Subject", "248289761001").await;
+    b.press("Link account").await;
+    b.expect_message("status", "Linked the subject 248289761001")
+        .await;
+    assert_eq!(b.column("Subject").await, ["248289761001"]);
+    assert_eq!(b.column("Issuer").await, ["https://idp.example"]);
+    axe.check(&b, "provider accounts, one linked").await;
+    b.fill("Issuer URL", "https://idp.example").await;
+    b.fill("Subject", "248289761001").await;
+    b.press("Link account").await;
+    b.expect_message("alert", "linked already").await;
+    assert!(all_actions(&app).await.contains(&"oidc.linked".to_owned()));
+
+    // Forged posts: without the session's CSRF token nothing is linked or unlinked.
+    let cookie = format!("{SESSION_COOKIE}={}", b.session_cookie().await);
+    for (path, subject) in [
+        ("/console/admin/users/oidc", "forged"),
+        ("/console/admin/users/oidc/unlink", "248289761001"),
+    ] {
+        for token in [None, Some("not-the-token")] {
+            let mut form = vec![
+                ("user", "alice"),
+                ("issuer", "https://idp.example"),
+                ("subject", subject),
+            ];
+            if let Some(t) = token {
+                form.push(("csrf", t));
+            }
+            assert_eq!(
+                console_post(&app, &cookie, path, &form).await,
+                403,
+                "POST {path} with CSRF token {token:?}"
+            );
+        }
+    }
+    b.goto("/console/admin/users/oidc?user=alice").await;
+    assert_eq!(b.column("Subject").await, ["248289761001"]);
+
+    // Unlink: the list is empty again, and the use case audited it.
+    b.press_in_row("248289761001", "Unlink").await;
+    b.expect_message("status", "Unlinked the subject 248289761001")
+        .await;
+    b.wait_for("//p[normalize-space()='No identity-provider account is linked to alice.']")
+        .await;
+    axe.check(&b, "provider accounts, unlinked").await;
+    assert!(
+        all_actions(&app)
+            .await
+            .contains(&"oidc.unlinked".to_owned())
+    );
+    // A user that does not exist is the not-found page.
+    b.goto("/console/admin/users/oidc?user=nobody").await;
+    assert_eq!(b.heading().await, "Not found");
+    b.goto("/console").await;
+    b.press("Sign out").await;
+
+    // An Admin manages Members and themself, not an Owner: the 403 page says the rule.
+    b.sign_in(&bob).await;
+    b.goto("/console/admin/users/oidc?user=olga").await;
+    assert_eq!(b.heading().await, "Not allowed");
+    b.expect_message("alert", "Only an Owner may manage Admins and Owners")
+        .await;
+    axe.check(&b, "provider accounts, refused to an Admin")
+        .await;
+    b.goto("/console/admin/users/oidc?user=bob").await;
+    assert_eq!(b.heading().await, "Identity-provider accounts of bob");
+    b.press("Sign out").await;
+
+    // A Member: the page and its forms are refused (403), CSRF token or not.
+    b.sign_in(&alice).await;
+    let cookie = format!("{SESSION_COOKIE}={}", b.session_cookie().await);
+    let csrf_member = b.csrf().await;
+    b.goto("/console/admin/users/oidc?user=alice").await;
+    assert_eq!(b.heading().await, "Not allowed");
+    let res = raw_http()
+        .get(format!("{}/console/admin/users/oidc?user=alice", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "GET as a Member");
+    let linked = console_post(
+        &app,
+        &cookie,
+        "/console/admin/users/oidc",
+        &[
+            ("csrf", &csrf_member),
+            ("user", "alice"),
+            ("issuer", "https://idp.example"),
+            ("subject", "by-a-member"),
+        ],
+    )
+    .await;
+    assert_eq!(linked, 403, "a Member links nothing, CSRF token or not");
+    let actions = all_actions(&app).await;
+    assert_eq!(
+        actions.iter().filter(|a| *a == "oidc.linked").count(),
+        1,
+        "one link in all: {actions:?}"
+    );
+
+    axe.report();
+    b.close().await;
     app.stop().await;
 }

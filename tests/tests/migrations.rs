@@ -49,6 +49,7 @@ const TABLES: &[(i64, &[&str])] = &[
     (5, &[]),
     (6, &["pairing_failures", "stream_tickets"]),
     (7, &["console_sessions", "oidc_links"]),
+    (8, &["passkeys"]),
     (9, &["audit_chains"]),
 ];
 
@@ -186,6 +187,7 @@ async fn read_checks<D: TestDb>(db: &D, backend: &str) {
         .expect("fixture resource");
     assert_eq!(r.grants.len(), 1);
     assert!(db.get_endpoint(&scope).await.unwrap().is_some());
+    assert_eq!(db.list_passkeys(&scope).await.unwrap().len(), 1);
     assert_eq!(
         db.list_events(AuditFilter::All(&admin), &PageRequest::default())
             .await

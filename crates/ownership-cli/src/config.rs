@@ -79,6 +79,8 @@ pub struct Config {
     pub keys: KeysSection,
     /// Reports of leaked tokens from secret scanners.
     pub secret_scanning: SecretScanningSection,
+    /// Passkey sign-in to the console.
+    pub passkeys: PasskeysSection,
     /// Console sessions.
     pub sessions: SessionsSection,
     /// Console sign-in with an OpenID Connect provider.
@@ -192,6 +194,18 @@ impl Default for SessionsSection {
     }
 }
 
+/// `[passkeys]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasskeysSection {
+    /// The WebAuthn relying-party id: the console's host name or a domain it is under.
+    /// Unset: the host of `origin`.
+    pub rp_id: Option<String>,
+    /// The origin browsers show for the console (`https://auth.example.com`). Unset: the
+    /// origin of `http.public_url`; with neither, passkeys are off.
+    pub origin: Option<String>,
+}
+
 /// `[secret_scanning]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -225,6 +239,7 @@ impl Default for Config {
             log: LogSection::default(),
             keys: KeysSection::default(),
             secret_scanning: SecretScanningSection::default(),
+            passkeys: PasskeysSection::default(),
         }
     }
 }
@@ -697,6 +712,8 @@ const PLAIN_TEXT_KEYS: &[&str] = &[
     "keys.legacy_token",
     "keys.user_tokens",
     "http.public_url",
+    "passkeys.rp_id",
+    "passkeys.origin",
     "log.level",
     "oidc.issuer",
     "oidc.client_id",
@@ -1145,6 +1162,49 @@ impl Config {
         }
     }
 
+    /// Passkey sign-in's relying party: `passkeys.origin` (else the origin of
+    /// `http.public_url`) and `passkeys.rp_id` (else that origin's host). `None` when
+    /// neither origin is set, or when only `http.public_url` is and it names an IP
+    /// address rather than a domain: passkeys are off.
+    pub fn passkey_settings(
+        &self,
+    ) -> Result<Option<ownership_http::console::PasskeySettings>, String> {
+        let given = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let origin = match given(&self.passkeys.origin) {
+            Some(o) => o,
+            None => match given(&self.http.public_url) {
+                Some(public) => {
+                    let url = url::Url::parse(&public)
+                        .map_err(|e| format!("`http.public_url` `{public}` is not a URL: {e}"))?;
+                    // WebAuthn needs a domain: a public URL on an IP address leaves
+                    // passkeys off unless they are configured on their own.
+                    if self.passkeys.rp_id.is_none()
+                        && !matches!(url.host(), Some(url::Host::Domain(_)))
+                    {
+                        return Ok(None);
+                    }
+                    url.origin().ascii_serialization()
+                }
+                None => return Ok(None),
+            },
+        };
+        let rp_id = match given(&self.passkeys.rp_id) {
+            Some(id) => id,
+            None => url::Url::parse(&origin)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .ok_or_else(|| format!("`passkeys.origin` `{origin}` is not a URL with a host"))?,
+        };
+        ownership_http::console::PasskeySettings::new(&rp_id, &origin)
+            .map(Some)
+            .map_err(|e| format!("`passkeys`: {e}"))
+    }
+
     /// What the store enforces inside its transactions: the `[quotas]` and the wrong
     /// pairing-code budgets of `[limits]`.
     pub fn store_limits(&self) -> Result<ownership_core::quotas::Limits, String> {
@@ -1364,6 +1424,7 @@ impl Config {
                 .map(|(id, pem)| (id.as_str(), pem.as_str())),
         )
         .map_err(|e| format!("`secret_scanning.github_public_keys`: {e}"))?;
+        service.passkeys = self.passkey_settings()?;
         Ok(service)
     }
 
@@ -1606,6 +1667,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(loaded.config.database_url, "b.db");
+    }
+
+    #[test]
+    fn passkeys_follow_the_public_url_unless_set() {
+        let settings = |pairs: &[(&str, &str)]| {
+            load_from(None, env(pairs), &Flags::default()).and_then(|l| l.config.passkey_settings())
+        };
+        assert_eq!(settings(&[]).unwrap(), None, "off without an origin");
+        assert_eq!(
+            settings(&[("OWNERSHIP_HTTP__PUBLIC_URL", "https://127.0.0.1:8443")]).unwrap(),
+            None,
+            "off for a public URL on an IP address"
+        );
+        let derived = settings(&[("OWNERSHIP_HTTP__PUBLIC_URL", "https://auth.example.com/x")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(derived.rp_id(), "auth.example.com");
+        assert_eq!(derived.origin().as_str(), "https://auth.example.com/");
+        let set = settings(&[
+            ("OWNERSHIP_HTTP__PUBLIC_URL", "https://auth.example.com"),
+            ("OWNERSHIP_PASSKEYS__RP_ID", "example.com"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(set.rp_id(), "example.com");
+        let e = settings(&[
+            ("OWNERSHIP_PASSKEYS__ORIGIN", "https://auth.example.com"),
+            ("OWNERSHIP_PASSKEYS__RP_ID", "example.org"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("passkeys") && e.contains("example.org"), "{e}");
     }
 
     #[test]

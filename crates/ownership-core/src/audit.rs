@@ -118,6 +118,12 @@ actions! {
     WebhookDeleted => "webhook.deleted",
     /// A webhook signing secret was rotated.
     WebhookSecretRotated => "webhook.secret_rotated",
+    /// A user registered a passkey for console sign-in.
+    PasskeyRegistered => "passkey.registered",
+    /// A user removed one of their passkeys.
+    PasskeyRemoved => "passkey.removed",
+    /// A user signed in to the console with a passkey.
+    PasskeySignedIn => "passkey.signed_in",
     /// The audit chain was keyed: from this event on, every link is an HMAC under the
     /// chain key.
     AuditChainKeyed => "audit.chain_keyed",

@@ -25,6 +25,7 @@ pub mod leaks;
 pub mod oidc;
 pub mod paging;
 pub mod pairing;
+pub mod passkeys;
 pub mod ports;
 pub mod provision;
 pub mod quotas;

@@ -19,7 +19,8 @@
 //!
 //! The types, port slices and use cases of each area live in that area's module
 //! ([`crate::users`], [`crate::tokens`], [`crate::pairing`], [`crate::audit`],
-//! [`crate::secrets`], [`crate::resources`], [`crate::webhook`], [`crate::provision`]);
+//! [`crate::secrets`], [`crate::resources`], [`crate::webhook`], [`crate::provision`],
+//! [`crate::passkeys`]);
 //! this module holds the clock, the health check and [`Store`], every port at once, and
 //! re-exports the areas' port types under their former paths.
 
@@ -37,6 +38,7 @@ pub use crate::paging::{Page, PageRequest};
 pub use crate::pairing::{
     ChannelBinding, PairingCandidate, PairingIssue, PairingPolicy, PairingStore, PendingPairing,
 };
+pub use crate::passkeys::PasskeyStore;
 pub use crate::provision::ProvisionStore;
 pub use crate::resources::{NewResource, ResourceRecord, ResourceStore};
 pub use crate::secrets::{SecretMeta, SecretStore};
@@ -79,6 +81,7 @@ pub trait Rows:
     + crate::tickets::TicketRows
     + crate::sessions::SessionRows
     + crate::oidc::OidcRows
+    + crate::passkeys::PasskeyRows
 {
 }
 
@@ -95,6 +98,7 @@ impl<T> Rows for T where
         + crate::tickets::TicketRows
         + crate::sessions::SessionRows
         + crate::oidc::OidcRows
+        + crate::passkeys::PasskeyRows
 {
 }
 
@@ -125,6 +129,7 @@ pub trait Store:
     + TicketStore
     + SessionStore
     + OidcStore
+    + PasskeyStore
     + Health
 {
 }
@@ -142,6 +147,7 @@ impl<T> Store for T where
         + TicketStore
         + SessionStore
         + OidcStore
+        + PasskeyStore
         + Health
 {
 }

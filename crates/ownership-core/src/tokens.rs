@@ -616,6 +616,7 @@ impl<D: TokenDatabase> TokenStore for D {
         new: FreshToken,
         grace: Option<Duration>,
     ) -> Result<TokenRecord> {
+        let grace = grace.map(check_grace).transpose()?;
         let (rotator, id) = (rotator.clone(), id.clone());
         db::write(self, move |tx| {
             Box::pin(async move {

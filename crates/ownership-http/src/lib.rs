@@ -23,6 +23,7 @@ pub mod error;
 pub mod github;
 pub mod limits;
 pub mod metrics;
+pub mod passkey_settings;
 pub mod proxy;
 mod routes;
 pub mod state;

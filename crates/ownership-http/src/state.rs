@@ -53,6 +53,9 @@ pub struct ServiceConfig {
     /// GitHub's secret-scanning public keys, by key identifier. Empty: the partner
     /// endpoint answers 404.
     pub github_keys: crate::github::GitHubKeys,
+    /// Passkey sign-in to the console: the relying-party id and origin. `None`: passkeys
+    /// are off (the passkeys page says so).
+    pub passkeys: Option<crate::passkey_settings::PasskeySettings>,
     /// Console sessions: idle timeout, lifetime, how many per user, how often their
     /// last-seen time is written.
     pub console_sessions: ownership_core::sessions::SessionPolicy,
@@ -75,6 +78,7 @@ impl Default for ServiceConfig {
             webhooks: ownership_webhooks::WebhookSettings::default(),
             drain_timeout: Duration::from_secs(10),
             github_keys: crate::github::GitHubKeys::default(),
+            passkeys: None,
             console_sessions: ownership_core::sessions::SessionPolicy::default(),
             oidc: None,
         }

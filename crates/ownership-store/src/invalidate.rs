@@ -127,7 +127,10 @@ fn effect(action: AuditAction) -> Option<Effect> {
         | A::AuditAnchored
         | A::SessionStarted
         | A::OidcLinked
-        | A::OidcUnlinked => Effect::Nothing,
+        | A::OidcUnlinked
+        | A::PasskeyRegistered
+        | A::PasskeyRemoved
+        | A::PasskeySignedIn => Effect::Nothing,
         A::UserRoleChanged | A::UserSuspended | A::UserResumed | A::UserDeleted => Effect::Owner,
         A::TokenRotated | A::TokenRevoked | A::TokenRevokedAsLeaked => Effect::Token,
         A::PairingApproved | A::IdentityUnlinked => Effect::Identity,
@@ -188,6 +191,7 @@ mod tests {
     use ownership_core::ids::{
         ChannelKey, ChannelName, ExternalId, Label, PairingRequestId, SecretName,
     };
+    use ownership_core::passkeys::{CredentialId, PasskeyLabel};
     use ownership_core::provision::{
         PlannedRevocation, PlannedRoleChange, PlannedToken, PlannedTokenUpdate, PlannedUser,
     };
@@ -238,6 +242,7 @@ mod tests {
         let tok = TokenId::parse("tok_0123456789abcdef0123").unwrap();
         let new_tok = TokenId::parse("tok_aaaaaaaaaaaaaaaaaaaa").unwrap();
         let res = ResourceId::parse("res_0123456789abcdef0123").unwrap();
+        let passkey = CredentialId::parse("q83vEjRWeJA").unwrap();
         let key = ChannelKey::new(
             ChannelName::parse("telegram").unwrap(),
             ExternalId::parse("12/34").unwrap(),
@@ -409,6 +414,24 @@ mod tests {
                     },
                 ),
                 token(),
+            ),
+            (
+                ownership_core::passkeys::events::registered(
+                    at,
+                    &actor,
+                    &carol,
+                    &passkey,
+                    &PasskeyLabel::parse("laptop").unwrap(),
+                ),
+                None,
+            ),
+            (
+                ownership_core::passkeys::events::removed(at, &actor, &carol, &passkey, 1),
+                None,
+            ),
+            (
+                ownership_core::passkeys::events::signed_in(at, &carol, &passkey),
+                None,
             ),
         ]
         .into_iter()

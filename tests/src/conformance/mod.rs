@@ -8,6 +8,7 @@ mod audit;
 mod concurrency;
 mod oidc;
 mod pairing;
+mod passkeys;
 mod provision;
 mod quotas;
 mod resources;
@@ -109,6 +110,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         lookup_tells_refusals_apart,
         rotation_without_grace_revokes_the_old_token_now,
         rotation_with_grace_keeps_the_old_token_until_it_ends,
+        a_grace_past_the_cap_is_refused_alike,
         rotating_a_revoked_token_is_not_found,
         revoke_with_the_wrong_kind_changes_nothing,
         revoke_twice_is_harmless_and_audited_once,
@@ -202,6 +204,13 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         admins_link_members_and_themselves_owners_link_anyone,
         sign_in_follows_the_link_or_a_verified_allow_listed_email,
         unlinking_ends_the_users_provider_sessions_only,
+    );
+    register!(out, passkeys:
+        passkeys_are_registered_listed_and_removed_per_owner,
+        a_user_keeps_a_bounded_number_of_passkeys,
+        sign_in_records_the_counter_and_refuses_a_clone,
+        suspended_or_deleted_users_passkeys_do_not_sign_in,
+        removing_a_passkey_ends_the_users_passkey_sessions_only,
     );
     register!(out, concurrency:
         one_code_redeemed_by_32_clients_binds_once,

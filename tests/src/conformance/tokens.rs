@@ -4,7 +4,7 @@ use ownership_core::authz::{MintPermit, OwnerScope, SystemScope};
 use ownership_core::ids::TokenId;
 use ownership_core::ports::{NewToken, Store, TokenLookup};
 use ownership_core::token::{TokenFamily, digest_of};
-use ownership_core::{TokenKind, TokenKinds, UserRole, UserStatus};
+use ownership_core::{Error, TokenKind, TokenKinds, UserRole, UserStatus};
 
 use super::Ctx;
 use super::support::*;
@@ -180,6 +180,38 @@ pub async fn rotation_with_grace_keeps_the_old_token_until_it_ends<S: Store>(cx:
     // A token inside its grace period is no longer live for another rotation.
     let (_, f) = fresh(TokenFamily::User);
     assert_not_found(s.rotate_token(&root.rotator(), &id, f, None).await);
+}
+
+/// Drift fix: a grace period past the cap was refused as `grace` on libSQL and as
+/// `grace_seconds` on PostgreSQL, and only the HTTP route capped it; the one rule now lives
+/// in core (`tokens::MAX_ROTATION_GRACE`), refused as `grace_seconds` everywhere, with
+/// nothing written.
+pub async fn a_grace_past_the_cap_is_refused_alike<S: Store>(cx: Ctx<S>) {
+    let s = &*cx.store;
+    let root = boot(s).await;
+    let (old, id) = issue(s, &root, "api").await;
+    let (new_secret, f) = fresh(TokenFamily::User);
+    let too_long = ownership_core::tokens::MAX_ROTATION_GRACE + Duration::from_secs(1);
+    let refused = s
+        .rotate_token(&root.rotator(), &id, f, Some(too_long))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Invalid {
+                field: "grace_seconds",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(s.authenticate(&old.digest()).await.unwrap().is_some());
+    assert!(
+        s.authenticate(&new_secret.digest())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 pub async fn rotating_a_revoked_token_is_not_found<S: Store>(cx: Ctx<S>) {

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ownership_core::ids::Label;
 use ownership_core::ids::TokenId;
+use ownership_core::oidc::OidcSubject;
 use ownership_core::ports::PageRequest;
 use ownership_core::service;
 use ownership_core::{ChannelName, Error, OwnerId, TokenKind, TokenKinds, UserRole, UserStatus};
@@ -22,8 +23,8 @@ use super::pages::{
 };
 use super::session::{Flash, random_text};
 use super::views::{
-    DeleteUserPage, PairingPage, PendingRow, Reveal, ServiceTokensPage, TokenRow, UserRow,
-    UsersPage,
+    DeleteUserPage, OidcLinkRow, OidcLinksPage, PairingPage, PendingRow, Reveal, ServiceTokensPage,
+    TokenRow, UserRow, UsersPage,
 };
 
 const PAIRING: &str = "/console/admin/pairing";
@@ -432,6 +433,132 @@ pub(crate) async fn delete_user(
     match state.app.store.delete_user(&admin, &id).await {
         Ok(()) => done(&user, format!("Deleted {id}."), USERS),
         Err(e) => refused(&user, e, USERS),
+    }
+}
+
+// ---- identity-provider accounts of a user ----
+
+const OIDC: &str = "/console/admin/users/oidc";
+
+/// The page of `user`'s identity-provider accounts.
+fn oidc_here(user: &OwnerId) -> String {
+    let id: String = url::form_urlencoded::byte_serialize(user.as_str().as_bytes()).collect();
+    format!("{OIDC}?user={id}")
+}
+
+/// `GET /console/admin/users/oidc?user=…`: the user's linked `(issuer, subject)` pairs and
+/// the form that links one, under the linking rule the use case checks (an Admin for
+/// Members and themself, an Owner for anyone; anything else is the 403 page).
+pub(crate) async fn oidc_page(
+    State(state): State<ConsoleState>,
+    user: Signed,
+    q: Result<Query<UserQuery>, QueryRejection>,
+) -> Response {
+    let admin = match user.admin() {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let id = match target(&q.user) {
+        Ok(id) => id,
+        Err(e) => return Refusal::from_error(e).into_response(),
+    };
+    match state.app.store.oidc_links(&admin, &id).await {
+        Ok(links) => render(
+            StatusCode::OK,
+            &OidcLinksPage {
+                chrome: user.chrome("Identity-provider accounts", "users"),
+                user_id: id.to_string(),
+                links: links.iter().map(OidcLinkRow::new).collect(),
+            },
+        ),
+        Err(e) => Refusal::from_error(e).into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct OidcForm {
+    csrf: String,
+    user: String,
+    issuer: String,
+    subject: String,
+}
+
+impl CsrfForm for OidcForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// The target and the subject of a link form; a refusal (a flashed message, or the
+/// not-found page for a user id that cannot name anyone) otherwise.
+fn oidc_target(
+    user: &Signed,
+    form: &OidcForm,
+) -> Result<(OwnerId, OidcSubject, String), Box<Response>> {
+    let id =
+        target(form.user.trim()).map_err(|e| Box::new(Refusal::from_error(e).into_response()))?;
+    let here = oidc_here(&id);
+    match OidcSubject::parse(&form.issuer, form.subject.trim()) {
+        Ok(subject) => Ok((id, subject, here)),
+        Err(e) => Err(Box::new(refused(user, e, &here))),
+    }
+}
+
+/// `POST /console/admin/users/oidc`: `link_oidc` under the admin's scope, as
+/// `ownership users link-oidc`; audited (`oidc.linked`) by the use case.
+pub(crate) async fn link_oidc(
+    State(state): State<ConsoleState>,
+    Posted { user, form }: Posted<OidcForm>,
+) -> Response {
+    let admin = match user.admin() {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let (id, subject, here) = match oidc_target(&user, &form) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    match state.app.store.link_oidc(&admin, &id, &subject).await {
+        Ok(_) => done(
+            &user,
+            format!(
+                "Linked the subject {} of {} to {id}.",
+                subject.subject(),
+                subject.issuer()
+            ),
+            &here,
+        ),
+        Err(e) => refused(&user, e, &here),
+    }
+}
+
+/// `POST /console/admin/users/oidc/unlink`: `unlink_oidc`, which also ends the user's
+/// sessions started with a provider; audited (`oidc.unlinked`) by the use case.
+pub(crate) async fn unlink_oidc(
+    State(state): State<ConsoleState>,
+    Posted { user, form }: Posted<OidcForm>,
+) -> Response {
+    let admin = match user.admin() {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let (id, subject, here) = match oidc_target(&user, &form) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    match state.app.store.unlink_oidc(&admin, &id, &subject).await {
+        Ok(()) => done(
+            &user,
+            format!(
+                "Unlinked the subject {} of {} from {id}; their provider sessions ended.",
+                subject.subject(),
+                subject.issuer()
+            ),
+            &here,
+        ),
+        Err(e) => refused(&user, e, &here),
     }
 }
 

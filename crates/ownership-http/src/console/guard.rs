@@ -245,6 +245,12 @@ impl Refusal {
         match e {
             Error::RateLimited { retry_after } => Self::rate_limited(retry_after),
             Error::NotFound => Self::not_found(),
+            Error::Forbidden(rule) => Self::page(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Not allowed",
+                super::pages::sentence(&rule),
+            ),
             Error::Unavailable(detail) => Self::page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

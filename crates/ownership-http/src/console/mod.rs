@@ -7,21 +7,24 @@
 //! what comes back. No SQL, no authorization decision and no business rule lives here.
 //!
 //! - **Pages**: askama templates (`templates/*.html`, compiled into the binary and
-//!   HTML-escaped by default), one small stylesheet embedded with `include_str!`, no
-//!   script. Actions are plain POST forms answered by a redirect (POST-redirect-GET) with
+//!   HTML-escaped by default), one small stylesheet embedded with `include_str!`, and
+//!   one script (`assets/passkey.js`, the browser's half of the passkey ceremonies),
+//!   loaded only by the passkeys page and the sign-in page. Actions are plain POST forms
+//!   answered by a redirect (POST-redirect-GET) with
 //!   one-time messages kept in the session. The one exception: a newly minted token
 //!   (a user's, a service token, a resource credential) or webhook signing secret is
 //!   rendered directly by the POST's response (`Cache-Control: no-store`) so that its
 //!   value is never kept on the server, not even until the next page; every minting form
 //!   carries a single-use id, so a browser that resubmits it mints nothing twice. A
 //!   secret's value is never rendered at all.
-//! - **Sessions** (`session.rs`): a random 256-bit secret in an `HttpOnly`,
-//!   `SameSite=Strict`, `Path=/` cookie (`__Host-` and `Secure` over HTTPS); the server
-//!   keeps its SHA-256 digest, in this process's memory only. Idle timeout 30 minutes,
-//!   lifetime 12 hours. The session is bound to the token it was started with (its digest,
-//!   never the token) and that token's user: every request re-authenticates the digest
-//!   through the store, so revoking the token or suspending or deleting the user ends it
-//!   on the next request (`guard::Signed`).
+//! - **Sessions** (`session.rs`, `signin.rs`): a random 256-bit secret in an `HttpOnly`,
+//!   `SameSite=Strict`, `Path=/` cookie (`__Host-` and `Secure` over HTTPS); the store
+//!   keeps its SHA-256 digest (`ownership_core::sessions`), so every process sees the
+//!   same sessions, with idle and absolute timeouts and a bound per user. A session is
+//!   started by a `manage` token (bound to it: every request re-authenticates its digest,
+//!   so revoking it ends the session), an OpenID Connect provider (unlinking ends it) or
+//!   a passkey (removing a passkey ends its owner's passkey sessions); suspending or
+//!   deleting the user ends every session (`guard::Signed`).
 //! - **CSRF**: every state-changing request is a POST from this origin (`Origin` and
 //!   `Sec-Fetch-Site` checked when present) carrying the session's CSRF token
 //!   (`guard::Posted`); the sign-in form uses a double-submit cookie.
@@ -37,6 +40,7 @@ mod admin;
 mod guard;
 mod oidc;
 mod pages;
+mod passkeys;
 mod session;
 mod signin;
 mod views;
@@ -49,6 +53,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tokio::sync::Mutex;
 
+pub use crate::passkey_settings::PasskeySettings;
 use crate::state::AppState;
 pub use crate::state::OidcConfig;
 use guard::Refusal;
@@ -71,6 +76,7 @@ pub(crate) struct ConsoleState {
     sessions: Arc<Sessions>,
     oidc: Option<Arc<oidc::Oidc>>,
     chain: Arc<Mutex<pages::ChainCheck>>,
+    passkeys: Arc<passkeys::Passkeys>,
 }
 
 impl std::fmt::Debug for ConsoleState {
@@ -82,14 +88,15 @@ impl std::fmt::Debug for ConsoleState {
 }
 
 /// The console's routes, `GET /` (a redirect to `/console`) and the stylesheet, ready to
-/// merge into a router of [`AppState`] ([`crate::router`] does). Each call starts an empty
-/// session store: mount it once per process.
+/// merge into a router of [`AppState`] ([`crate::router`] does). Mount it once per
+/// process (one-time messages, used form ids and passkey ceremonies live in it).
 pub fn router(state: &AppState) -> Router<AppState> {
     let console = ConsoleState {
         app: state.clone(),
         sessions: Arc::new(Sessions::new(state.config.console_sessions)),
         oidc: oidc::Oidc::new(state.config.oidc.as_ref()),
         chain: Arc::new(Mutex::new(pages::ChainCheck::default())),
+        passkeys: Arc::new(passkeys::Passkeys::new(state.config.passkeys.as_ref())),
     };
     let refuse = || async { Refusal::method_not_allowed() };
     Router::new()
@@ -99,6 +106,34 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/console/assets/console.css",
             get(stylesheet).fallback(refuse),
+        )
+        .route(
+            "/console/assets/passkey.js",
+            get(passkeys::script).fallback(refuse),
+        )
+        .route(
+            "/console/passkeys",
+            get(passkeys::passkeys_page).fallback(refuse),
+        )
+        .route(
+            "/console/passkeys/register/options",
+            post(passkeys::register_options).fallback(refuse),
+        )
+        .route(
+            "/console/passkeys/register",
+            post(passkeys::register).fallback(refuse),
+        )
+        .route(
+            "/console/passkeys/remove",
+            post(passkeys::remove).fallback(refuse),
+        )
+        .route(
+            "/console/passkeys/login/options",
+            post(passkeys::login_options).fallback(refuse),
+        )
+        .route(
+            "/console/passkeys/login",
+            post(passkeys::login).fallback(refuse),
         )
         .route(
             "/console/login",
@@ -199,6 +234,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(admin::delete_page)
                 .post(admin::delete_user)
                 .fallback(refuse),
+        )
+        .route(
+            "/console/admin/users/oidc",
+            get(admin::oidc_page)
+                .post(admin::link_oidc)
+                .fallback(refuse),
+        )
+        .route(
+            "/console/admin/users/oidc/unlink",
+            post(admin::unlink_oidc).fallback(refuse),
         )
         .route(
             "/console/{*rest}",

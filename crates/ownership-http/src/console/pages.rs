@@ -156,6 +156,7 @@ fn login_form(
         },
         csrf,
         error,
+        passkeys: state.passkeys.enabled(),
         provider: state.oidc.as_ref().map(|o| o.display_name().to_owned()),
     };
     (jar, render(status, &page)).into_response()
@@ -501,6 +502,10 @@ pub(crate) async fn create_token(
     if !user.session.use_form(&form.form_id) {
         return resubmitted(&user, HERE);
     }
+    let minter = match user.minting_token() {
+        Ok(p) => p,
+        Err(e) => return refused(&user, e, HERE),
+    };
     if form.kind.is_empty() {
         return alert(&user, "Choose at least one kind.", HERE);
     }
@@ -531,10 +536,6 @@ pub(crate) async fn create_token(
         expires_in,
     };
     let now = state.app.clock.now();
-    let minter = match user.minting_token() {
-        Ok(p) => p,
-        Err(e) => return refused(&user, e, HERE),
-    };
     match service::issue_token(
         &*state.app.store,
         minter,

@@ -89,6 +89,8 @@ pub(crate) struct LoginPage {
     pub chrome: Chrome,
     pub csrf: String,
     pub error: Option<String>,
+    /// Whether the passkey button (and its script) is on the page.
+    pub passkeys: bool,
     /// The OpenID Connect provider's name, when one is configured.
     pub provider: Option<String>,
 }
@@ -277,6 +279,32 @@ pub(crate) struct UsersPage {
 pub(crate) struct DeleteUserPage {
     pub chrome: Chrome,
     pub user_id: String,
+}
+
+/// A user's identity-provider accounts, and the form that links one.
+#[derive(Template)]
+#[template(path = "oidc_links.html")]
+pub(crate) struct OidcLinksPage {
+    pub chrome: Chrome,
+    pub user_id: String,
+    pub links: Vec<OidcLinkRow>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct OidcLinkRow {
+    pub issuer: String,
+    pub subject: String,
+    pub linked: When,
+}
+
+impl OidcLinkRow {
+    pub fn new(l: &ownership_core::oidc::OidcLink) -> Self {
+        Self {
+            issuer: l.subject.issuer().to_owned(),
+            subject: l.subject.subject().to_owned(),
+            linked: When::of(l.created_at),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

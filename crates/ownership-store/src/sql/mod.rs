@@ -11,6 +11,7 @@ mod tx;
 mod audit;
 mod oidc;
 pub(crate) mod pairing;
+mod passkeys;
 mod provision;
 pub(crate) mod resources;
 mod secrets;

@@ -317,6 +317,20 @@ pub static TABLES: &[Table] = &[
         key_len: 2,
         since: 7,
     },
+    Table {
+        name: "passkeys",
+        columns: &[
+            col("credential_id", Text),
+            col("owner_id", Text),
+            col("label", Text),
+            col("credential", Text),
+            col("sign_count", BigInt),
+            col("created_at", Time),
+            opt("last_used_at", Time),
+        ],
+        key_len: 1,
+        since: 8,
+    },
 ];
 
 /// Earlier shapes of tables a later migration added columns to: `(v, table)` is the
