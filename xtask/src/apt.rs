@@ -61,6 +61,24 @@ pub fn install(packages: &[&str]) -> Result {
     .map_err(|error| format!("installing Debian's {list} failed: {error}"))
 }
 
+/// What building the workspace needs besides Rust and a C compiler: OpenSSL's headers,
+/// found through `pkg-config` (webauthn-rs, behind the console's passkeys, links OpenSSL).
+/// Installs Debian's `libssl-dev` and `pkg-config` when `pkg-config --exists openssl`
+/// fails, so `cargo xtask ci` and `cargo xtask test` build on a fresh machine by themselves.
+pub fn ensure_build_deps() -> Result {
+    let found = Command::new("pkg-config")
+        .args(["--exists", "openssl"])
+        .status()
+        .is_ok_and(|status| status.success());
+    if found {
+        return Ok(());
+    }
+    say(
+        "OpenSSL's headers (pkg-config openssl) not found; installing Debian's libssl-dev pkg-config",
+    );
+    install(&["libssl-dev", "pkg-config"])
+}
+
 /// `apt-get -q`, non-interactive, waiting for a held dpkg lock instead of failing at once.
 fn apt_get() -> Command {
     let mut command = Command::new("apt-get");

@@ -64,6 +64,8 @@ fn fmt() -> Result {
 }
 
 fn clippy() -> Result {
+    // The first step that builds the workspace.
+    crate::apt::ensure_build_deps()?;
     run(cargo().args([
         "clippy",
         "--workspace",

@@ -194,6 +194,7 @@ fn say_version(what: &str, path: &Path) {
 }
 
 pub fn run_all() -> Result {
+    apt::ensure_build_deps()?;
     let peers = ensure_peers()?;
     if env::var_os("DATABASE_URL").is_some() {
         say("DATABASE_URL is set: the PostgreSQL tests use that server");

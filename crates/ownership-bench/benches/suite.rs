@@ -128,7 +128,10 @@ struct Tok {
     id: String,
 }
 
+/// `n` fresh user tokens whose ids are `tok_` + `tag` + 19 hex digits: `tag` must be a hex
+/// digit, or the ids would not parse when read back (a stored id is checked like any other).
 fn make_tokens(n: usize, tag: char) -> Vec<Tok> {
+    assert!(tag.is_ascii_hexdigit(), "a token id tag is a hex digit");
     (0..n)
         .map(|i| {
             let secret = TokenSecret::generate(TokenFamily::User, &mut OsRandom);
@@ -417,7 +420,7 @@ fn cache_maps(quick: bool) {
     let n = 100_000;
     let ttl = Duration::from_secs(3600);
     let deadline = unix_nanos() + i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX);
-    let tokens: Vec<String> = make_tokens(n, 'm').into_iter().map(|t| t.secret).collect();
+    let tokens: Vec<String> = make_tokens(n, 'd').into_iter().map(|t| t.secret).collect();
     let entries: Vec<([u8; 32], Arc<Entry>)> = tokens
         .iter()
         .enumerate()
@@ -846,7 +849,7 @@ async fn http_many(quick: bool) {
     let owner = me.body["user_id"].as_str().expect("owner id").to_owned();
     // The tokens go in by SQL (minting a million through the API would take the run), on
     // a connection of the bench's own to the server's file.
-    let tokens = make_tokens(n, 'h');
+    let tokens = make_tokens(n, 'b');
     let db = libsql::Builder::new_local(&app.database_url)
         .build()
         .await
@@ -861,9 +864,16 @@ async fn http_many(quick: bool) {
             .expect("insert tokens");
     }
     let auths: Vec<String> = tokens.iter().map(|t| bearer(&t.secret)).collect();
+    let tokens_first = tokens.first().expect("a token").secret.clone();
     drop(tokens);
     let one = [bearer(&app.owner_token)];
     let url = format!("{}/v1/me", app.base);
+    // One token of the set first, so a failure says what the server answered.
+    let first = app.call("GET", "/v1/me", Some(&tokens_first), None).await;
+    assert_eq!(
+        first.status, 200,
+        "a token written by SQL authenticates: {first:?}"
+    );
     // A warm-up pass over a sample, so the store's pages are read in as in steady state.
     let (_, warm_errors) = load(&url, &auths, Duration::from_secs(1)).await;
     assert_eq!(warm_errors, 0, "every token authenticates");
