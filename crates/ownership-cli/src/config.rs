@@ -37,6 +37,9 @@ use crate::backend::Location;
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_FILE: &str = "ownership.toml";
 
+/// How often `serve` anchors the owner audit chains by default (`audit.anchor_interval_seconds`).
+pub const DEFAULT_ANCHOR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Every setting of the `ownership` binary.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -101,7 +104,7 @@ pub struct AuditSection {
 impl Default for AuditSection {
     fn default() -> Self {
         Self {
-            anchor_interval_seconds: crate::server::DEFAULT_ANCHOR_INTERVAL.as_secs(),
+            anchor_interval_seconds: DEFAULT_ANCHOR_INTERVAL.as_secs(),
         }
     }
 }

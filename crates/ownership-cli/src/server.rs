@@ -257,8 +257,9 @@ pub struct ServerConfig {
     pub anchor_interval: std::time::Duration,
 }
 
-/// The default of [`ServerConfig::anchor_interval`].
-pub const DEFAULT_ANCHOR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// The default of [`ServerConfig::anchor_interval`] (kept with the configuration file's
+/// defaults).
+pub use crate::config::DEFAULT_ANCHOR_INTERVAL;
 
 impl ServerConfig {
     /// The defaults for a location.

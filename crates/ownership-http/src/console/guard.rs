@@ -249,7 +249,7 @@ impl Refusal {
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "Not allowed",
-                super::pages::sentence(&rule),
+                super::views::sentence(&rule),
             ),
             Error::Unavailable(detail) => Self::page(
                 StatusCode::SERVICE_UNAVAILABLE,

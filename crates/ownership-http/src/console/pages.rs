@@ -41,18 +41,7 @@ pub(crate) fn back(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
-/// A domain message as a sentence: capitalized, with a final period.
-pub(crate) fn sentence(m: &str) -> String {
-    let mut chars = m.chars();
-    let mut out: String = match chars.next() {
-        Some(c) => c.to_uppercase().chain(chars).collect(),
-        None => return String::new(),
-    };
-    if !out.ends_with(['.', '!', '?']) {
-        out.push('.');
-    }
-    out
-}
+pub(crate) use super::views::sentence;
 
 /// What a refused action tells the person, for the errors a person can act on; `None`
 /// for the rest (store outages, integrity failures), which become an error page.

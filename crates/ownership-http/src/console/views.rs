@@ -535,6 +535,19 @@ pub(crate) struct ServiceTokensPage {
     pub tokens: Vec<TokenRow>,
 }
 
+/// A domain message as a sentence: capitalized, with a final period.
+pub(crate) fn sentence(m: &str) -> String {
+    let mut chars = m.chars();
+    let mut out: String = match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::details;

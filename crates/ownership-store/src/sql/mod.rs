@@ -9,6 +9,7 @@ pub mod driver;
 mod tx;
 
 mod audit;
+mod chain;
 mod oidc;
 pub(crate) mod pairing;
 mod passkeys;
@@ -21,7 +22,8 @@ pub(crate) mod tokens;
 mod users;
 mod webhooks;
 
-pub(crate) use audit::{EVENT_COLS, event_from, lock_lane, newest_seq};
+pub(crate) use audit::{EVENT_COLS, event_from};
+pub(crate) use chain::{lock_lane, newest_seq};
 pub use driver::{Driver, Fail, Param, Row, Val};
 pub use tx::SqlTx;
 pub(crate) use tx::head;

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use ownership_core::audit::{AuditEvent, ChainHash, ChainHead, ChainKeys, NewAuditEvent};
 
-use super::audit::Lane;
+use super::chain::Lane;
 use ownership_core::authz::ActorState;
 use ownership_core::db::Tx;
 use ownership_core::{OwnerId, Result, UserRole, UserStatus};
@@ -87,7 +87,7 @@ impl<D: Driver> Tx for SqlTx<D> {
     /// driver.
     async fn append(&mut self, event: NewAuditEvent) -> Result<()> {
         let (lane, keys) = (self.lane.as_mut(), self.keys.get());
-        let linked = super::audit::append(&mut self.d, &mut self.head, lane, event, keys).await?;
+        let linked = super::chain::append(&mut self.d, &mut self.head, lane, event, keys).await?;
         self.d.appended(&linked).await?;
         self.appended.push(linked);
         Ok(())

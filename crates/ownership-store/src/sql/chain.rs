@@ -1,0 +1,203 @@
+//! An audit chain's append, inside the transaction of the mutation it records: into the
+//! system chain or an owner's chain, with its head moved, and an owner's write's chain
+//! lock (its lane). Used by the transaction ([`super::tx`]) and the adapters; the listings
+//! and the verification's rows are [`super::audit`]'s.
+
+use ownership_core::audit::{AuditEvent, ChainHash, ChainHead, ChainKeys, NewAuditEvent};
+use ownership_core::{OwnerId, Result};
+
+use super::driver::*;
+
+/// The newest event's number, of any chain (0: none).
+pub(crate) async fn newest_seq<D: Driver>(d: &mut D) -> Result<i64> {
+    let sql = "SELECT COALESCE(MAX(seq), 0) FROM audit_events";
+    int(&query_one(d, sql, &[], "newest audit event").await?, 0)
+}
+
+/// An owner's write ([`lock_lane`]): the owner, the account identity that names its chain,
+/// and the chain's head as locked.
+#[derive(Debug)]
+pub(crate) struct Lane {
+    owner: OwnerId,
+    uid: String,
+    head: ChainHead,
+}
+
+/// Locks the head of `owner`'s chain (`FOR UPDATE` on PostgreSQL: writes of the same owner
+/// queue there, other owners' do not), creating the head row on the chain's first write.
+/// `None` when there is no such owner.
+pub(crate) async fn lock_lane<D: Driver>(d: &mut D, owner: &OwnerId) -> Result<Option<Lane>> {
+    const LOCK: &str = "SELECT chain, seq, hash, key_version FROM audit_chains \
+         WHERE chain = (SELECT uid FROM users WHERE id = $1) FOR UPDATE";
+    let mut row = query_opt(d, LOCK, args![owner.as_str()]).await?;
+    if row.is_none() {
+        let sql = "INSERT INTO audit_chains (chain, seq, hash) \
+                   SELECT uid, 0, $2 FROM users WHERE id = $1 ON CONFLICT (chain) DO NOTHING";
+        let genesis = ChainHash::GENESIS;
+        exec(d, sql, args![owner.as_str(), genesis.as_bytes().as_slice()]).await?;
+        row = query_opt(d, LOCK, args![owner.as_str()]).await?;
+    }
+    row.map(|row| {
+        Ok(Lane {
+            owner: owner.clone(),
+            uid: text(&row, 0)?,
+            head: head_at(&row, 1)?,
+        })
+    })
+    .transpose()
+}
+
+/// The chain head in columns `i..i + 3` (seq, hash, key version); NULLs: an empty chain.
+fn head_at(row: &[Val], i: usize) -> Result<ChainHead> {
+    if opt_int(row, i)?.is_none() {
+        return Ok(ChainHead::EMPTY);
+    }
+    Ok(ChainHead {
+        seq: int(row, i)?,
+        hash: ChainHash::from_bytes(bytes::<32>(row, i + 1, "audit head hash")?),
+        key_version: opt_u32(row, i + 2, "audit key version")?,
+    })
+}
+
+/// The head a chain has once `event` is its newest.
+fn head_of(event: &AuditEvent) -> ChainHead {
+    ChainHead {
+        seq: event.seq,
+        hash: event.hash,
+        key_version: event.key_version,
+    }
+}
+
+/// Appends `event` to its chain (core's [`NewAuditEvent::chain`]) and returns it linked.
+/// In an owner's write (`lane`) the event must go into that owner's chain; its number is
+/// taken under a lock held until commit, so numbers commit in order (whoever tails the log
+/// after a number never sees a smaller one commit later). Otherwise the write runs alone
+/// (libSQL's one writer, PostgreSQL's exclusive writes lock): `system` is the system
+/// chain's head when already read, and an owner chain's head needs no lock.
+pub(crate) async fn append<D: Driver>(
+    d: &mut D,
+    system: &mut Option<ChainHead>,
+    lane: Option<&mut Lane>,
+    event: NewAuditEvent,
+    keys: Option<&ChainKeys>,
+) -> Result<AuditEvent> {
+    if let Some(lane) = lane {
+        let event = event.with_owner_uid(Some(lane.uid.clone()));
+        if event.owner.as_ref() != Some(&lane.owner) || event.chain().is_none() {
+            return Err(integrity("an owner's write appended to another chain"));
+        }
+        let sql = pick::<D>(
+            "SELECT nextval('audit_events_seq') \
+             FROM (SELECT pg_advisory_xact_lock(122511586554484)) AS in_commit_order",
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_events",
+        );
+        let seq = int(&query_one(d, sql, &[], "audit sequence").await?, 0)?;
+        let linked = insert_linked(d, &lane.head, seq, event, keys).await?;
+        lane.head = head_of(&linked);
+        return Ok(linked);
+    }
+    // The immutable identity of the owner's account as it is in this transaction.
+    let event = match (&event.owner_uid, &event.owner) {
+        (None, Some(owner)) => {
+            let sql = "SELECT uid FROM users WHERE id = $1";
+            let uid = match query_opt(d, sql, args![owner.as_str()]).await? {
+                Some(row) => opt_text(&row, 0)?,
+                None => None,
+            };
+            event.with_owner_uid(uid)
+        }
+        _ => event,
+    };
+    let next = pick::<D>(
+        "nextval('audit_events_seq')",
+        "(SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_events)",
+    );
+    let (row, head) = match (event.chain(), *system) {
+        (None, Some(head)) => {
+            let row = query_one(d, &format!("SELECT {next}"), &[], "audit sequence").await?;
+            (row, Some(head))
+        }
+        (None, None) => {
+            let sql = format!("SELECT {next}, seq, hash, key_version FROM audit_head WHERE id = 1");
+            (query_one(d, &sql, &[], "audit head").await?, None)
+        }
+        (Some(chain), _) => {
+            let sql = format!(
+                "SELECT {next}, h.seq, h.hash, h.key_version FROM (SELECT 1) AS one \
+                 LEFT JOIN audit_chains h ON h.chain = $1"
+            );
+            (query_one(d, &sql, args![chain], "audit head").await?, None)
+        }
+    };
+    let head = match head {
+        Some(head) => head,
+        None => head_at(&row, 1)?,
+    };
+    let linked = insert_linked(d, &head, int(&row, 0)?, event, keys).await?;
+    if linked.chain.is_none() {
+        *system = Some(head_of(&linked));
+    }
+    Ok(linked)
+}
+
+/// Links `event` after `head` as number `seq`, inserts it and moves its chain's head.
+async fn insert_linked<D: Driver>(
+    d: &mut D,
+    head: &ChainHead,
+    seq: i64,
+    event: NewAuditEvent,
+    keys: Option<&ChainKeys>,
+) -> Result<AuditEvent> {
+    let linked = head.link_next(seq, event, keys)?;
+    exec(
+        d,
+        "INSERT INTO audit_events (seq, at, actor, owner_id, action, target, details, prev_hash, hash, owner_uid, key_version, chain) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        args![
+            linked.seq,
+            linked.at,
+            linked.actor.to_string(),
+            linked.owner.as_ref().map(OwnerId::as_str),
+            linked.action.as_str(),
+            linked.target.as_str(),
+            linked.details.as_str(),
+            linked.prev_hash.as_bytes().as_slice(),
+            linked.hash.as_bytes().as_slice(),
+            linked.owner_uid.as_deref(),
+            linked.key_version,
+            linked.chain.as_deref(),
+        ],
+    )
+    .await?;
+    let hash = linked.hash.as_bytes().as_slice();
+    let moved = match &linked.chain {
+        None => {
+            let sql = "UPDATE audit_head SET seq = $1, hash = $2, key_version = $3 \
+                       WHERE id = 1 AND seq = $4";
+            exec(
+                d,
+                sql,
+                args![linked.seq, hash, linked.key_version, head.seq],
+            )
+            .await?
+        }
+        Some(chain) => {
+            let sql = "INSERT INTO audit_chains (chain, seq, hash, key_version) \
+                       VALUES ($1, $2, $3, $4) ON CONFLICT (chain) DO UPDATE SET \
+                       seq = excluded.seq, hash = excluded.hash, key_version = excluded.key_version \
+                       WHERE audit_chains.seq = $5";
+            let params = args![
+                chain.as_str(),
+                linked.seq,
+                hash,
+                linked.key_version,
+                head.seq
+            ];
+            exec(d, sql, params).await?
+        }
+    };
+    if moved != 1 {
+        return Err(integrity("audit head"));
+    }
+    Ok(linked)
+}
