@@ -8,10 +8,15 @@ use ownership_core::{OwnerId, Result};
 
 use super::driver::*;
 
-/// The newest event's number, of any chain (0: none).
+/// The newest event's number as the heads record it: the largest head of any chain, the
+/// system chain's (`audit_head`) or an owner's (`audit_chains`); 0 when there is none.
+/// Every append moves exactly one head to its event, so in a consistent store this is the
+/// newest event's number, and a head ahead of the events is a change the log does not
+/// explain (libSQL's watcher then flushes its cache).
 pub(crate) async fn newest_seq<D: Driver>(d: &mut D) -> Result<i64> {
-    let sql = "SELECT COALESCE(MAX(seq), 0) FROM audit_events";
-    int(&query_one(d, sql, &[], "newest audit event").await?, 0)
+    let sql = "SELECT COALESCE(MAX(seq), 0) FROM \
+               (SELECT seq FROM audit_head UNION ALL SELECT seq FROM audit_chains) AS heads";
+    int(&query_one(d, sql, &[], "newest audit head").await?, 0)
 }
 
 /// An owner's write ([`lock_lane`]): the owner, the account identity that names its chain,
