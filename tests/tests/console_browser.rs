@@ -379,6 +379,25 @@ impl Browser {
         self.wait_text("//h1").await
     }
 
+    /// Waits until the page's heading is `want` (a click's navigation may still be on the
+    /// way when this is called), failing with the page that was shown instead.
+    async fn expect_heading(&self, want: &str) {
+        let xpath = format!("//h1[normalize-space()='{want}']");
+        let found = self
+            .c
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::XPath(&xpath))
+            .await;
+        if found.is_err() {
+            panic!(
+                "the heading {want:?} never showed on {}; the heading is {:?}",
+                self.path().await,
+                self.heading().await
+            );
+        }
+    }
+
     async fn sign_in(&self, token: &str) {
         self.goto("/console/login").await;
         self.fill("Access token", token).await;
@@ -548,7 +567,7 @@ async fn sign_in_and_out(backend: Backend) {
         b.is_on_sign_in_page().await,
         "`/` leads to the sign-in page"
     );
-    assert_eq!(b.heading().await, "Sign in");
+    b.expect_heading("Sign in").await;
 
     b.fill("Access token", "own_u_not-a-real-token").await;
     b.press("Sign in").await;
@@ -737,7 +756,7 @@ async fn member_links_a_chat_account(backend: Backend) {
     assert!(!b.has_link("Users").await, "members see no Users");
 
     b.follow("Link a chat account").await;
-    assert_eq!(b.heading().await, "Link a chat account");
+    b.expect_heading("Link a chat account").await;
     b.fill("Channel", "Telegram").await;
     b.fill("Pairing code", &typed_loosely(&code)).await;
     b.press("Link account").await;
@@ -803,7 +822,7 @@ async fn admin_approves_a_code_for_a_user(backend: Backend) {
     let b = driver.browser(&app).await;
     b.sign_in(&ada).await;
     b.follow("Pairing requests").await;
-    assert_eq!(b.heading().await, "Pairing requests");
+    b.expect_heading("Pairing requests").await;
     // Listed by default, with every channel's requests; then filtered to one channel.
     b.wait_for("//tr/td[normalize-space()='tg-777']").await;
     b.choose("Show channel", "telegram").await;
@@ -869,7 +888,7 @@ async fn owner_creates_a_user_whose_token_works(backend: Backend) {
     let owner = driver.browser(&app).await;
     owner.sign_in(&app.owner_token).await;
     owner.follow("Users").await;
-    assert_eq!(owner.heading().await, "Users");
+    owner.expect_heading("Users").await;
     owner.fill("User id", "carol").await;
     owner.choose("Role", "member").await;
     owner.press("Create user").await;
@@ -923,7 +942,7 @@ async fn owner_creates_a_user_whose_token_works(backend: Backend) {
     owner.press_in_row("carol", "Change role").await;
     owner.expect_message("status", "carol is now admin").await;
     owner.press_in_row("carol", "Delete").await;
-    assert_eq!(owner.heading().await, "Delete carol?");
+    owner.expect_heading("Delete carol?").await;
     owner.press("Delete user").await;
     owner.expect_message("status", "Deleted carol").await;
     assert_eq!(app.get("/v1/me", &carol).await.status, 401);
@@ -1836,7 +1855,7 @@ async fn account_and_admin_pages(backend: Backend) {
     );
     assert!(!b.has_link("Pairing requests").await);
     b.follow("Secrets").await;
-    assert_eq!(b.heading().await, "Secrets");
+    b.expect_heading("Secrets").await;
     b.follow("Link a chat account").await;
     axe.check(&b, "link, empty").await;
     let cookie = format!("{SESSION_COOKIE}={}", b.session_cookie().await);
@@ -1880,7 +1899,7 @@ async fn account_and_admin_pages(backend: Backend) {
 
 async fn secrets_and_resources(app: &TestApp, b: &Browser, axe: &Axe) {
     b.follow("Secrets").await;
-    assert_eq!(b.heading().await, "Secrets");
+    b.expect_heading("Secrets").await;
     b.wait_for("//p[normalize-space()='No secret yet.']").await;
     axe.check(b, "secrets, empty").await;
     // Set, then replace; the value never comes back.
@@ -1911,7 +1930,7 @@ async fn secrets_and_resources(app: &TestApp, b: &Browser, axe: &Axe) {
 
     // A resource credential granted the secret: its token is shown once and works.
     b.follow("Resource credentials").await;
-    assert_eq!(b.heading().await, "Resource credentials");
+    b.expect_heading("Resource credentials").await;
     axe.check(b, "resources, empty").await;
     b.fill("Kind", "deploy").await;
     b.fill("Reference", "ci-42").await;
@@ -1965,7 +1984,7 @@ async fn webhook_endpoint_and_deliveries(
     received: &std::sync::atomic::AtomicUsize,
 ) {
     b.follow("Webhook").await;
-    assert_eq!(b.heading().await, "Webhook");
+    b.expect_heading("Webhook").await;
     b.wait_for("//p[normalize-space()='No endpoint is set.']")
         .await;
     axe.check(b, "webhook, none").await;
@@ -2081,7 +2100,7 @@ async fn webhook_endpoint_and_deliveries(
 
 async fn service_tokens(app: &TestApp, b: &Browser, axe: &Axe) {
     b.follow("Service tokens").await;
-    assert_eq!(b.heading().await, "Service tokens");
+    b.expect_heading("Service tokens").await;
     // The two minted through the API at the start are listed; the owner's own is not.
     let mut kinds = b.column("Kinds").await;
     kinds.sort();
@@ -2365,7 +2384,7 @@ async fn passkeys_register_sign_in_and_remove(backend: Backend) {
     b.sign_in(&app.owner_token).await;
     assert_eq!(b.count("//script").await, 0, "the home page has no script");
     b.follow("Passkeys").await;
-    assert_eq!(b.heading().await, "Passkeys");
+    b.expect_heading("Passkeys").await;
     b.wait_text("//p[normalize-space()='No passkey yet.']")
         .await;
     assert_eq!(
@@ -2881,7 +2900,8 @@ async fn admin_links_an_identity_provider_account(backend: Backend) {
 
     b.follow("Users").await;
     b.press_in_row("alice", "Provider accounts").await;
-    assert_eq!(b.heading().await, "Identity-provider accounts of alice");
+    b.expect_heading("Identity-provider accounts of alice")
+        .await;
     b.wait_for("//p[normalize-space()='No identity-provider account is linked to alice.']")
         .await;
     axe.check(&b, "provider accounts, empty").await;
@@ -2948,20 +2968,20 @@ async fn admin_links_an_identity_provider_account(backend: Backend) {
     );
     // A user that does not exist is the not-found page.
     b.goto("/console/admin/users/oidc?user=nobody").await;
-    assert_eq!(b.heading().await, "Not found");
+    b.expect_heading("Not found").await;
     b.goto("/console").await;
     b.press("Sign out").await;
 
     // An Admin manages Members and themself, not an Owner: the 403 page says the rule.
     b.sign_in(&bob).await;
     b.goto("/console/admin/users/oidc?user=olga").await;
-    assert_eq!(b.heading().await, "Not allowed");
+    b.expect_heading("Not allowed").await;
     b.expect_message("alert", "Only an Owner may manage Admins and Owners")
         .await;
     axe.check(&b, "provider accounts, refused to an Admin")
         .await;
     b.goto("/console/admin/users/oidc?user=bob").await;
-    assert_eq!(b.heading().await, "Identity-provider accounts of bob");
+    b.expect_heading("Identity-provider accounts of bob").await;
     b.press("Sign out").await;
 
     // A Member: the page and its forms are refused (403), CSRF token or not.
@@ -2969,7 +2989,7 @@ async fn admin_links_an_identity_provider_account(backend: Backend) {
     let cookie = format!("{SESSION_COOKIE}={}", b.session_cookie().await);
     let csrf_member = b.csrf().await;
     b.goto("/console/admin/users/oidc?user=alice").await;
-    assert_eq!(b.heading().await, "Not allowed");
+    b.expect_heading("Not allowed").await;
     let res = raw_http()
         .get(format!("{}/console/admin/users/oidc?user=alice", app.base))
         .header("cookie", &cookie)
