@@ -627,7 +627,7 @@ pub struct ChainPoint {
 }
 
 /// Where a verified log ended: the last event's number, how many events it holds, and
-/// where each chain ended. A later check can resume from it ([`ChainsVerifier::resume`])
+/// where each chain ended. A later check can resume from it ([`ChainsVerifier::starting`])
 /// instead of walking everything again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainCheckpoint {

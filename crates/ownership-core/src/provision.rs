@@ -30,7 +30,7 @@
 //!   entry without a role takes the role another entry gives the same user, and `member`
 //!   when none does; two different roles for one user are refused;
 //! - `kinds` defaults to `["manage", "api"]`; `label` follows
-//!   [`parse_label`](crate::tokens::parse_label).
+//!   [`Label::parse`](crate::ids::Label::parse).
 //!
 //! Only the command-line operator ([`AdminScope::operator`]) may apply a table: it
 //! installs credentials for any user, Owners included, as only the operator may mint for
