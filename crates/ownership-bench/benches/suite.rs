@@ -708,9 +708,10 @@ async fn http(quick: bool) {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     // The same JSON from a handler without the auth extractor, under the same layers
-    // (`ownership_http::standard_layers`) and served the same way: the difference is
-    // the authentication (token check, cache, rate limits), nothing else.
-    let bare = ownership_http::standard_layers(
+    // (`ownership_http::service_layers`, the stack `ownership_http::router` puts around
+    // its routes) and served the same way: the difference is the authentication (token
+    // check, cache, rate limits) and the answer's serialisation, nothing else.
+    let bare = ownership_http::service_layers(
         axum::Router::new().route(
             "/v1/me",
             axum::routing::get(move || {
@@ -724,6 +725,7 @@ async fn http(quick: bool) {
             }),
         ),
         &ownership_http::ServiceConfig::default(),
+        ownership_http::drain::Drain::default(),
     );
     let bare_server = tokio::spawn(async move {
         axum::serve(

@@ -25,8 +25,15 @@ use crate::proxy::TrustedProxies;
 
 /// What the extractors need. Put it in your router state and implement
 /// `FromRef<YourState> for AuthState`, or use it as the state itself.
+///
+/// Cheap to clone (one reference count): the extractors take it from the state on every
+/// request.
 #[derive(Clone)]
 pub struct AuthState {
+    inner: Arc<AuthInner>,
+}
+
+struct AuthInner {
     /// The tokens, as a trait object so the extractors need no store type parameter.
     tokens: Arc<dyn TokenStore>,
     /// Whether tokens without our prefix are looked up (the store holds provisioned or
@@ -39,7 +46,7 @@ pub struct AuthState {
 impl std::fmt::Debug for AuthState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthState")
-            .field("trusted_proxies", &self.proxies.nets())
+            .field("trusted_proxies", &self.inner.proxies.nets())
             .finish_non_exhaustive()
     }
 }
@@ -56,10 +63,12 @@ impl AuthState {
         proxies: TrustedProxies,
     ) -> Self {
         Self {
-            tokens,
-            foreign_allowed,
-            limits,
-            proxies,
+            inner: Arc::new(AuthInner {
+                tokens,
+                foreign_allowed,
+                limits,
+                proxies,
+            }),
         }
     }
 
@@ -76,12 +85,12 @@ impl AuthState {
 
     /// The limits.
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        &self.inner.limits
     }
 
     /// The trusted proxies.
     pub fn proxies(&self) -> &TrustedProxies {
-        &self.proxies
+        &self.inner.proxies
     }
 
     /// The client address of a request, as the limits see it.
@@ -92,14 +101,16 @@ impl AuthState {
     /// The client address from the headers and the TCP peer: the peer, unless it is a
     /// trusted proxy (then the forwarding headers name the client).
     pub fn client_ip_from(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
-        self.proxies.client_address(headers, peer.map(|p| p.ip()))
+        self.inner
+            .proxies
+            .client_address(headers, peer.map(|p| p.ip()))
     }
 
     /// Counts a failed authentication (a token, secret or credential that did not check
     /// out) against `ip`. The refusal to answer: 429 once the address's failure budget is
     /// spent, else `otherwise`.
     pub fn failure(&self, ip: Option<IpAddr>, otherwise: ApiError) -> ApiError {
-        match ip.and_then(|ip| self.limits.address_failed(ip)) {
+        match ip.and_then(|ip| self.inner.limits.address_failed(ip)) {
             Some(wait) => {
                 tracing::info!(client = ?ip, wait_secs = wait.as_secs(), "failed authentication refused: the address is over its failure budget");
                 ApiError::rate_limited(wait)
@@ -118,24 +129,30 @@ impl AuthState {
         parts: &Parts,
         raw: Option<&str>,
     ) -> Result<Principal, ApiError> {
-        let ip = self.client_ip(parts);
+        // The client address matters only to a refusal: worked out there, not on the
+        // warm path.
         let Some(raw) = raw.filter(|r| !r.is_empty()) else {
             // No token is no guess: not counted, but a blocked address hears it is blocked.
-            return Err(match ip.and_then(|ip| self.limits.address_blocked(ip)) {
-                Some(wait) => {
-                    crate::metrics::auth(crate::metrics::AuthOutcome::RateLimited);
-                    ApiError::rate_limited(wait)
-                }
-                None => {
-                    crate::metrics::auth(crate::metrics::AuthOutcome::Missing);
-                    ApiError::unauthenticated()
-                }
-            });
+            let ip = self.client_ip(parts);
+            return Err(
+                match ip.and_then(|ip| self.inner.limits.address_blocked(ip)) {
+                    Some(wait) => {
+                        crate::metrics::auth(crate::metrics::AuthOutcome::RateLimited);
+                        ApiError::rate_limited(wait)
+                    }
+                    None => {
+                        crate::metrics::auth(crate::metrics::AuthOutcome::Missing);
+                        ApiError::unauthenticated()
+                    }
+                },
+            );
         };
-        let foreign_allowed = self.foreign_allowed.load(Ordering::Relaxed);
-        match crate::metrics::counted_authenticate(&*self.tokens, raw, foreign_allowed).await {
+        let foreign_allowed = self.inner.foreign_allowed.load(Ordering::Relaxed);
+        match crate::metrics::counted_authenticate(&*self.inner.tokens, raw, foreign_allowed).await
+        {
             Ok(p) => {
-                self.limits
+                self.inner
+                    .limits
                     .identity_request(p.identity().owner_id())
                     .inspect_err(|_| crate::metrics::auth(crate::metrics::AuthOutcome::RateLimited))
                     .map_err(ApiError::rate_limited)?;
@@ -144,6 +161,7 @@ impl AuthState {
                 Ok(p)
             }
             Err(Error::Unauthenticated) => {
+                let ip = self.client_ip(parts);
                 tracing::info!(client = ?ip, "authentication failed");
                 let refusal = self.failure(ip, ApiError::unauthenticated());
                 if refusal.status() == axum::http::StatusCode::TOO_MANY_REQUESTS {

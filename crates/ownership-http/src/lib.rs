@@ -75,13 +75,27 @@ pub fn router(state: AppState) -> Router {
             async move { axum::Json((*doc).clone()) }
         }),
     );
-    standard_layers(routes, &config)
+    service_layers(routes, &config, drain).with_state(state)
+}
+
+/// Every layer [`router`] runs its routes under: the [`standard_layers`], then
+/// `Cache-Control: no-store`, the HTTP metrics and the in-flight count `drain` keeps for
+/// a graceful shutdown. Public so that the benchmarks' baseline runs under exactly the
+/// service's stack, and differs from it by the authentication alone.
+pub fn service_layers<S>(
+    routes: Router<S>,
+    config: &ServiceConfig,
+    drain: drain::Drain,
+) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    standard_layers(routes, config)
         .layer(axum::middleware::map_response(no_store))
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(axum::middleware::from_fn(move |req, next| {
             drain::count_in_flight(drain.clone(), req, next)
         }))
-        .with_state(state)
 }
 
 /// `Cache-Control: no-store` on every response that does not set its own: API answers
