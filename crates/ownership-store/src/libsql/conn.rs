@@ -31,7 +31,33 @@ use crate::sql::driver::{
 
 /// A unit of work for the database thread. It gets its own handle to the connection (a
 /// cheap clone) so its future borrows nothing from the thread.
-type Job = Box<dyn FnOnce(Connection) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+type Task = Box<dyn FnOnce(Connection) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+
+/// A write for the group commit ([`commit_group`]): given the connection, it runs inside
+/// the group's transaction and says whether it succeeded, and how to answer its caller
+/// once the group's commit is known; given none (its transaction could not begin), it
+/// runs nothing and answers `Unavailable`.
+type WriteTask =
+    Box<dyn FnOnce(Option<Connection>) -> Pin<Box<dyn Future<Output = Written>>> + Send>;
+
+/// What a [`WriteTask`] left: whether its body succeeded (else its statements are undone),
+/// and its answer, to send with whether the group committed.
+struct Written {
+    ok: bool,
+    answer: Box<dyn FnOnce(bool)>,
+}
+
+/// What the database thread is asked to do.
+enum Job {
+    /// Anything run alone on the connection (a read transaction, a migration, a backup).
+    Run(Task),
+    /// A write transaction's body, committed with the writes queued beside it.
+    Write(WriteTask),
+}
+
+/// Most writes committed together. Each caller still hears back only once its write is
+/// durable; a group only spares each of them its own commit (and fsync).
+const MAX_GROUP: usize = 64;
 
 /// Where the database lives.
 #[derive(Debug, Clone)]
@@ -51,6 +77,54 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
 pub(super) struct Worker {
     jobs: mpsc::UnboundedSender<Job>,
     readers: Option<std::sync::Arc<Readers>>,
+    /// The statements the database thread's connection prepared (its transactions use
+    /// them: they are the same few dozen statements over and over).
+    statements: Prepared,
+}
+
+/// Most statements a connection keeps prepared (the row layer's SQL is a fixed set; a
+/// statement built at run time beyond this is prepared each time).
+const PREPARED_MAX: usize = 512;
+
+/// Statements one connection prepared, by SQL text, for as long as it lives. Only that
+/// connection's drivers use them, on one thread at a time and one statement at a time
+/// (each is run to its end and reset before the next), so a statement is shared, not
+/// taken out: a hit is one lookup, with no allocation.
+#[derive(Clone, Default)]
+pub(super) struct Prepared(
+    std::sync::Arc<std::sync::Mutex<HashMap<String, std::sync::Arc<Statement>>>>,
+);
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, std::sync::Arc<Statement>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The statement kept for `sql` (reset), if any.
+    fn get(&self, sql: &str) -> Option<std::sync::Arc<Statement>> {
+        self.map().get(sql).cloned()
+    }
+
+    /// Keeps `stmt` for the next use of `sql`.
+    fn keep(&self, sql: &str, stmt: &std::sync::Arc<Statement>) {
+        let mut map = self.map();
+        if map.len() < PREPARED_MAX {
+            map.insert(sql.to_owned(), std::sync::Arc::clone(stmt));
+        }
+    }
+
+    /// Drops the statement of `sql` after it failed: whatever went wrong is not kept.
+    fn forget(&self, sql: &str) {
+        self.map().remove(sql);
+    }
 }
 
 /// Most idle reader connections kept (a busy process opens more and closes the extras).
@@ -97,10 +171,7 @@ impl Readers {
         let conn = self.db.connect().map_err(db_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
         futures_executor::block_on(pragma(&conn, "PRAGMA query_only = 1"))?;
-        Ok(Lite {
-            conn,
-            prepared: Some(HashMap::new()),
-        })
+        Ok(Lite::keeping(conn, Prepared::default()))
     }
 
     fn put(&self, reader: Lite) {
@@ -156,13 +227,33 @@ impl Worker {
                 if ready_tx.send(Ok(())).is_err() {
                     return;
                 }
-                while let Some(job) = queue.blocking_recv() {
-                    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        runtime.block_on(job(conn.clone()))
+                let mut next = None;
+                loop {
+                    let Some(job) = next.take().or_else(|| queue.blocking_recv()) else {
+                        break;
+                    };
+                    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| match job {
+                        Job::Run(task) => runtime.block_on(task(conn.clone())),
+                        Job::Write(first) => {
+                            // The writes already queued join this one's transaction; the
+                            // first job of another kind waits for the group's commit.
+                            let mut group = vec![first];
+                            while group.len() < MAX_GROUP {
+                                match queue.try_recv() {
+                                    Ok(Job::Write(w)) => group.push(w),
+                                    Ok(other) => {
+                                        next = Some(other);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            runtime.block_on(commit_group(&conn, group));
+                        }
                     }));
                     if ran.is_err() {
-                        // The caller sees its reply channel closed (Unavailable); make sure
-                        // no half-done transaction survives into the next job.
+                        // The callers see their reply channels closed (Unavailable); make
+                        // sure no half-done transaction survives into the next job.
                         tracing::error!("a libsql job panicked; rolling back");
                         if !conn.is_autocommit() {
                             let _ = runtime.block_on(conn.execute("ROLLBACK", ()));
@@ -180,7 +271,17 @@ impl Worker {
             Some(path) => Some(std::sync::Arc::new(Readers::open(path).await?)),
             None => None,
         };
-        Ok(Self { jobs, readers })
+        Ok(Self {
+            jobs,
+            readers,
+            statements: Prepared::default(),
+        })
+    }
+
+    /// A driver on the database thread's connection `conn` (the one every job is given),
+    /// with the statements it prepared before.
+    pub(super) fn on_thread(&self, conn: Connection) -> Lite {
+        Lite::keeping(conn, self.statements.clone())
     }
 
     /// Runs the point read `f` (one statement outside any transaction) on the calling
@@ -192,7 +293,9 @@ impl Worker {
         F: AsyncFnOnce(&mut Lite) -> Result<T> + Send + 'static,
     {
         let Some(readers) = &self.readers else {
-            let on_thread = move |conn| async move { f(&mut Lite::new(conn)).await };
+            let statements = self.statements.clone();
+            let on_thread =
+                move |conn| async move { f(&mut Lite::keeping(conn, statements)).await };
             return self.timed(Op::Read, on_thread).await;
         };
         let started = Instant::now();
@@ -236,11 +339,16 @@ impl Worker {
         Fut: Future<Output = Result<T>> + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
+        let task: Task = Box::new(move |conn| {
             Box::pin(async move {
                 let _ = reply.send(f(conn).await);
             })
         });
+        self.send(Job::Run(task), answer).await
+    }
+
+    /// Queues `job` and waits for the answer it sends on `answer`.
+    async fn send<T>(&self, job: Job, answer: oneshot::Receiver<Result<T>>) -> Result<T> {
         self.jobs.send(job).map_err(|_| {
             tracing::error!("the libsql thread has stopped");
             unavailable()
@@ -251,17 +359,37 @@ impl Worker {
         })?
     }
 
-    /// Runs `f` in a `BEGIN IMMEDIATE` transaction: committed when `f` returns `Ok`, rolled
-    /// back on any error. Every mutation goes through here.
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction: committed when `f` returns `Ok`, undone
+    /// on any error. Every mutation goes through here. Writes queued at the same time share
+    /// one transaction and one commit ([`commit_group`]), each inside a savepoint of its
+    /// own; each caller is answered once the commit is done (or failed).
     pub(super) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: AsyncFnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.timed(Op::Write, move |conn| async move {
-            transaction(&conn, "BEGIN IMMEDIATE", f).await
-        })
-        .await
+        let started = Instant::now();
+        let (reply, answer) = oneshot::channel::<Result<T>>();
+        let task: WriteTask = Box::new(move |conn| {
+            Box::pin(async move {
+                let result = match conn {
+                    Some(conn) => f(&conn).await,
+                    None => Err(unavailable()),
+                };
+                Written {
+                    ok: result.is_ok(),
+                    answer: Box::new(move |committed| {
+                        let _ = reply.send(match result {
+                            Ok(_) if !committed => Err(unavailable()),
+                            other => other,
+                        });
+                    }),
+                }
+            })
+        });
+        let result = self.send(Job::Write(task), answer).await;
+        crate::metrics::store_call("libsql", Op::Write, started, &result);
+        result
     }
 
     /// Runs `f` in a read transaction (one consistent snapshot for all its statements).
@@ -295,6 +423,92 @@ where
         Err(e) => {
             rollback(conn).await;
             Err(e)
+        }
+    }
+}
+
+/// Runs a group of writes in one `BEGIN IMMEDIATE` transaction (the group commit): each
+/// body in a savepoint of its own, undone alone when it fails, then one `COMMIT` for all.
+/// A body sees the writes before it in the group as committed, as it would have one by
+/// one. Each caller is answered after the commit: with its own error, with its value once
+/// committed, or with `Unavailable` when the commit failed (then nothing was written).
+async fn commit_group(conn: &Connection, group: Vec<WriteTask>) {
+    let mut done: Vec<Box<dyn FnOnce(bool)>> = Vec::with_capacity(group.len());
+    let alone = group.len() == 1;
+    let mut open = false;
+    for task in group {
+        if !open {
+            if let Err(e) = conn.execute("BEGIN IMMEDIATE", ()).await {
+                // Another process held the write lock past the busy timeout: this one fails
+                // unrun, the rest of the group tries again.
+                let _ = db_err(e);
+                (task(None).await.answer)(false);
+                continue;
+            }
+            open = true;
+        }
+        if !alone && !control(conn, "SAVEPOINT grouped").await {
+            written_failed(conn, &mut done).await;
+            open = false;
+            (task(None).await.answer)(false);
+            continue;
+        }
+        let written = task(Some(conn.clone())).await;
+        if written.ok {
+            if !alone && !control(conn, "RELEASE grouped").await {
+                written_failed(conn, &mut done).await;
+                open = false;
+                (written.answer)(false);
+                continue;
+            }
+            done.push(written.answer);
+        } else {
+            if alone {
+                rollback(conn).await;
+                open = false;
+            } else if conn.is_autocommit()
+                || !control(conn, "ROLLBACK TO grouped").await
+                || !control(conn, "RELEASE grouped").await
+            {
+                // SQLite ended the whole transaction (some errors do): what the group wrote
+                // before is gone too.
+                written_failed(conn, &mut done).await;
+                open = false;
+            }
+            (written.answer)(false);
+        }
+    }
+    if !open {
+        return;
+    }
+    let committed = match conn.execute("COMMIT", ()).await {
+        Ok(_) => true,
+        Err(e) => {
+            let _ = db_err(e);
+            rollback(conn).await;
+            false
+        }
+    };
+    for answer in done {
+        answer(committed);
+    }
+}
+
+/// Ends the group's transaction (rolled back) and answers the writes it held: not written.
+async fn written_failed(conn: &Connection, done: &mut Vec<Box<dyn FnOnce(bool)>>) {
+    rollback(conn).await;
+    for answer in done.drain(..) {
+        answer(false);
+    }
+}
+
+/// A statement that steers the group's transaction; `false` (logged) when it failed.
+async fn control(conn: &Connection, sql: &str) -> bool {
+    match conn.execute(sql, ()).await {
+        Ok(_) => true,
+        Err(e) => {
+            let _ = db_err(e);
+            false
         }
     }
 }
@@ -366,12 +580,13 @@ async fn pragma(conn: &Connection, sql: &str) -> Result<Row> {
 }
 
 /// The row layer's [`Driver`] on a libSQL connection: times are unix microseconds, the
-/// SQL is rewritten to SQLite's dialect ([`sqlite_dialect`], cached). A reader
-/// connection's driver keeps the statements it prepared, by SQL text, for as long as the
-/// connection lives ([`Readers`]); a transaction's prepares each statement.
+/// SQL is rewritten to SQLite's dialect ([`sqlite_dialect`], cached). The drivers of a
+/// reader connection ([`Readers`]) and of the database thread's keep the statements they
+/// prepared, by SQL text, for as long as the connection lives ([`Prepared`]); others
+/// (migrations, transfers) prepare each statement.
 pub struct Lite {
     conn: Connection,
-    prepared: Option<HashMap<String, Statement>>,
+    prepared: Option<Prepared>,
 }
 
 impl std::fmt::Debug for Lite {
@@ -387,6 +602,34 @@ impl Lite {
             conn,
             prepared: None,
         }
+    }
+
+    /// A driver on `conn` that keeps the statements it prepares in `prepared` (the
+    /// connection's own).
+    pub(super) fn keeping(conn: Connection, prepared: Prepared) -> Self {
+        Self {
+            conn,
+            prepared: Some(prepared),
+        }
+    }
+
+    /// The statement for `sql` kept in `prepared`, or a new one, kept.
+    async fn statement(
+        &self,
+        prepared: &Prepared,
+        sql: &str,
+    ) -> Result<std::sync::Arc<Statement>, Fail> {
+        if let Some(stmt) = prepared.get(sql) {
+            return Ok(stmt);
+        }
+        let stmt = std::sync::Arc::new(
+            self.conn
+                .prepare(&sqlite_dialect(sql))
+                .await
+                .map_err(fail)?,
+        );
+        prepared.keep(sql, &stmt);
+        Ok(stmt)
     }
 }
 
@@ -438,32 +681,34 @@ impl Driver for Lite {
 
     async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, Fail> {
         let values = params.iter().map(bind).collect::<Result<Vec<_>>>()?;
-        let sql = sqlite_dialect(sql);
-        self.conn.execute(&sql, values).await.map_err(fail)
+        let Some(prepared) = &self.prepared else {
+            let sql = sqlite_dialect(sql);
+            return self.conn.execute(&sql, values).await.map_err(fail);
+        };
+        let stmt = self.statement(prepared, sql).await?;
+        let changed = stmt.execute(values).await;
+        stmt.reset();
+        let changed = changed.map_err(|e| {
+            prepared.forget(sql);
+            fail(e)
+        })?;
+        u64::try_from(changed).map_err(|_| Fail::Other(integrity("changed row count")))
     }
 
     async fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Fail> {
         let values = params.iter().map(bind).collect::<Result<Vec<_>>>()?;
-        let Some(prepared) = &mut self.prepared else {
+        let Some(prepared) = &self.prepared else {
             let sql = sqlite_dialect(sql);
             return read_all(self.conn.query(&sql, values).await.map_err(fail)?).await;
         };
-        if !prepared.contains_key(sql) {
-            let stmt = self
-                .conn
-                .prepare(&sqlite_dialect(sql))
-                .await
-                .map_err(fail)?;
-            prepared.insert(sql.to_owned(), stmt);
-        }
-        let stmt = prepared
-            .get(sql)
-            .ok_or_else(|| Fail::Other(integrity("prepared statement")))?;
-        stmt.reset();
-        let rows = read_all(stmt.query(values).await.map_err(fail)?).await;
+        let stmt = self.statement(prepared, sql).await?;
+        let rows = match stmt.query(values).await {
+            Ok(rows) => read_all(rows).await,
+            Err(e) => Err(fail(e)),
+        };
         // Reset at once: a statement left stepping would hold its read snapshot.
         stmt.reset();
-        rows
+        rows.inspect_err(|_| prepared.forget(sql))
     }
 }
 

@@ -22,10 +22,10 @@ use crate::sql::{SqlTx, pairing, resources, tokens};
 pub type LibsqlTx = SqlTx<Lite>;
 
 impl LibsqlStore {
-    /// A transaction on `c` at the store's time now.
+    /// A transaction on the database thread's connection `c` at the store's time now.
     fn tx(&self, c: &Connection) -> LibsqlTx {
         SqlTx::new(
-            Lite::new(c.clone()),
+            self.worker.on_thread(c.clone()),
             now_of(self.clock.as_ref()),
             Arc::clone(&self.chain_keys),
             None,

@@ -809,3 +809,76 @@ async fn driver_errors_are_generic() {
         .unwrap_err();
     assert_eq!(err, Error::Unavailable("store unavailable".into()));
 }
+
+/// Writes queued together share one transaction (the group commit), each in a savepoint
+/// of its own: a write that fails, by its own error or by a constraint, leaves nothing
+/// behind, and the writes beside it are committed and answered with their values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grouped_writes_fail_alone_and_commit_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LibsqlStore::open_file(&dir.path().join("group.db"), clock())
+        .await
+        .unwrap();
+    store
+        .execute_batch_for_tests("CREATE TABLE grouped (n INTEGER PRIMARY KEY)")
+        .await
+        .unwrap();
+    let writes: Vec<_> = (0..300_i64)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let result = store
+                    .worker
+                    .write(async move |c: &::libsql::Connection| {
+                        let insert = "INSERT INTO grouped (n) VALUES (?1)";
+                        c.execute(insert, [n]).await.map_err(super::conn::db_err)?;
+                        if n % 5 == 0 {
+                            // A constraint the write breaks after its first statement.
+                            c.execute(insert, [n]).await.map_err(super::conn::db_err)?;
+                        }
+                        if n % 3 == 0 {
+                            return Err(Error::Conflict("refused by the body".into()));
+                        }
+                        Ok(n * 2)
+                    })
+                    .await;
+                (n, result)
+            })
+        })
+        .collect();
+    for write in writes {
+        let (n, result) = write.await.unwrap();
+        if n % 5 == 0 {
+            assert_eq!(
+                result,
+                Err(Error::Unavailable("store unavailable".into())),
+                "{n}"
+            );
+        } else if n % 3 == 0 {
+            assert_eq!(
+                result,
+                Err(Error::Conflict("refused by the body".into())),
+                "{n}"
+            );
+        } else {
+            assert_eq!(result, Ok(n * 2), "{n}");
+        }
+    }
+    let kept: Vec<i64> = store
+        .worker
+        .read(async |c: &::libsql::Connection| {
+            let mut rows = c
+                .query("SELECT n FROM grouped ORDER BY n", ())
+                .await
+                .map_err(super::conn::db_err)?;
+            let mut kept = Vec::new();
+            while let Some(row) = rows.next().await.map_err(super::conn::db_err)? {
+                kept.push(row.get::<i64>(0).map_err(super::conn::db_err)?);
+            }
+            Ok(kept)
+        })
+        .await
+        .unwrap();
+    let expected: Vec<i64> = (0..300).filter(|n| n % 5 != 0 && n % 3 != 0).collect();
+    assert_eq!(kept, expected);
+}
