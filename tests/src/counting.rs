@@ -68,6 +68,14 @@ impl<D: Database> Transactions for Counting<D> {
         self.hit().write_owner(owner, body).await
     }
 
+    async fn write_unowned<R, F>(&self, body: F) -> Result<Committed<R>>
+    where
+        R: Send + 'static,
+        F: Body<D::Tx, R>,
+    {
+        self.hit().write_unowned(body).await
+    }
+
     async fn read<R, F>(&self, body: F) -> Result<R>
     where
         R: Send + 'static,

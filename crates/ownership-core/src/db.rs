@@ -126,6 +126,21 @@ pub trait Transactions: Send + Sync + 'static {
         self.write(body)
     }
 
+    /// Runs `body` as a write of rows no owner holds (a channel's pending pairing
+    /// requests): it may append only events of the system chain, and must not read an
+    /// invariant that spans owners. It then runs beside owners' writes
+    /// ([`Transactions::write_owner`]), serialized with the other writes of the system
+    /// chain; a [`Transactions::write`] still runs alone. The transaction's [`Tx::now`] is
+    /// read once the system chain's lock is held. By default, [`Transactions::write`].
+    /// A decorator forwards it like `write_owner`, or its writes lose their lane.
+    fn write_unowned<R, F>(&self, body: F) -> impl Future<Output = Result<Committed<R>>> + Send
+    where
+        R: Send + 'static,
+        F: Body<Self::Tx, R>,
+    {
+        self.write(body)
+    }
+
     /// Runs `body` in a read transaction (or on a read connection): it must only read.
     fn read<R, F>(&self, body: F) -> impl Future<Output = Result<R>> + Send
     where
@@ -152,6 +167,16 @@ where
     F: Body<D::Tx, R>,
 {
     db.write_owner(owner, body).await.map(|c| c.value)
+}
+
+/// [`Transactions::write_unowned`], returning only the value.
+pub async fn write_unowned<D, R, F>(db: &D, body: F) -> Result<R>
+where
+    D: Transactions + ?Sized,
+    R: Send + 'static,
+    F: Body<D::Tx, R>,
+{
+    db.write_unowned(body).await.map(|c| c.value)
 }
 
 /// [`Transactions::write`], returning only the value.

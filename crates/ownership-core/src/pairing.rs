@@ -499,16 +499,18 @@ pub trait PairingRows: Tx {
     async fn pairing_taken(&mut self, candidate: &PairingCandidate) -> Result<bool>;
     /// Inserts a request.
     async fn insert_pairing(&mut self, row: NewPairingRow<'_>) -> Result<()>;
-    /// Deletes one request.
-    async fn delete_pairing(&mut self, id: &PairingRequestId) -> Result<()>;
+    /// Deletes one request; whether it was there to delete (a write beside this one may
+    /// have consumed it first).
+    async fn delete_pairing(&mut self, id: &PairingRequestId) -> Result<bool>;
     /// The requests live at [`Tx::now`], oldest first: the channel's, or with `None`
     /// every channel's.
     async fn live_pairings(&mut self, channel: Option<&ChannelName>)
     -> Result<Vec<PendingPairing>>;
     /// The binding of a chat account, if any.
     async fn binding(&mut self, key: &ChannelKey) -> Result<Option<ChannelBinding>>;
-    /// Inserts a binding.
-    async fn insert_binding(&mut self, binding: &ChannelBinding) -> Result<()>;
+    /// Inserts a binding; `false` when the chat account was bound meanwhile (by a write
+    /// beside this one), and nothing was inserted.
+    async fn insert_binding(&mut self, binding: &ChannelBinding) -> Result<bool>;
     /// The owner's bindings, oldest first.
     async fn bindings_of(&mut self, owner: &OwnerId) -> Result<Vec<ChannelBinding>>;
     /// Deletes the binding of `key` when it is `owner`'s; how many rows (0 or 1).
@@ -623,11 +625,7 @@ async fn consume_within_budget<T: PairingRows + ?Sized>(
     let per_user = Gcra::new(budget.per_user, budget.user_window)?;
     let mut user = None;
     if let Some(who) = who {
-        let stored = tx.budget_spent_until(FailureKey::User(who)).await?;
-        if let Some(retry_after) = per_user.wait(stored, now) {
-            return Err(Error::RateLimited { retry_after });
-        }
-        user = Some((who, stored));
+        user = Some((who, user_budget(tx, &per_user, who).await?));
     }
     let outcome = consume(tx, actor, channel, code_hash, owner).await?;
     if !matches!(outcome, Err(Error::NotFound)) {
@@ -650,6 +648,20 @@ async fn consume_within_budget<T: PairingRows + ?Sized>(
         tx.set_budget_spent_until(key, until).await?;
     }
     Ok(outcome)
+}
+
+/// What `who` spent of their wrong-code budget, as stored; refused with
+/// [`Error::RateLimited`] when none is left.
+async fn user_budget<T: PairingRows + ?Sized>(
+    tx: &mut T,
+    per_user: &Gcra,
+    who: &OwnerId,
+) -> Result<Option<OffsetDateTime>> {
+    let stored = tx.budget_spent_until(FailureKey::User(who)).await?;
+    match per_user.wait(stored, tx.now()) {
+        Some(retry_after) => Err(Error::RateLimited { retry_after }),
+        None => Ok(stored),
+    }
 }
 
 /// `until - now` rounded up to whole seconds and at least one: a `Retry-After`.
@@ -683,15 +695,21 @@ async fn consume<T: PairingRows + ?Sized>(
     if owner_state.is_none_or(|state| state.status != UserStatus::Active) {
         return Err(Error::NotFound);
     }
+    // Claimed first: a redemption of the same request beside this one (another owner's)
+    // either consumed it already, or waits for this one.
+    if !tx.delete_pairing(&request.id).await? {
+        return Err(Error::NotFound);
+    }
     let key = ChannelKey::new(channel.clone(), request.external_id);
+    // Never moved silently: the old binding must be removed first, and nothing is
+    // consumed (the transaction rolls back).
+    let bound_elsewhere = || {
+        Error::Conflict(
+            "this chat account is bound to another owner; it must be unlinked first".into(),
+        )
+    };
     let binding = match tx.binding(&key).await? {
-        // Never moved silently: the old binding must be removed first, and nothing is
-        // consumed (the transaction rolls back).
-        Some(existing) if existing.owner_id != *owner => {
-            return Err(Error::Conflict(
-                "this chat account is bound to another owner; it must be unlinked first".into(),
-            ));
-        }
+        Some(existing) if existing.owner_id != *owner => return Err(bound_elsewhere()),
         Some(existing) => existing,
         None => {
             let binding = ChannelBinding {
@@ -699,13 +717,16 @@ async fn consume<T: PairingRows + ?Sized>(
                 owner_id: owner.clone(),
                 created_at: now,
             };
-            tx.insert_binding(&binding).await?;
+            if !tx.insert_binding(&binding).await? {
+                // Bound meanwhile, by another owner's redemption (of another request of
+                // the same sender) beside this one: as if this one came second.
+                return Err(bound_elsewhere());
+            }
             tx.append(events::pairing_approved(now, actor, &binding.key, owner))
                 .await?;
             binding
         }
     };
-    tx.delete_pairing(&request.id).await?;
     Ok(Ok(binding))
 }
 
@@ -736,7 +757,8 @@ impl<D: PairingDatabase> PairingStore for D {
         let meta = meta.map(str::to_owned);
         let candidates = candidates.to_vec();
         let policy = *policy;
-        db::write(self, move |tx| {
+        // A channel's requests are no owner's rows: beside owners' writes.
+        db::write_unowned(self, move |tx| {
             Box::pin(async move {
                 let now = tx.now();
                 // A sender already bound may ask too: that is how a chat account moves to
@@ -819,6 +841,31 @@ impl<D: PairingDatabase> PairingStore for D {
     ) -> Result<ChannelBinding> {
         let (scope, channel, code_hash) = (scope.clone(), channel.clone(), *code_hash);
         let budget = self.limits().pairing;
+        // A code that redeems binds a chat account to the caller and appends to the
+        // caller's chain: the caller's write, beside other owners'. `None`: the code did
+        // not redeem (at most an expired request was deleted, and that is committed).
+        let redeemed = {
+            let (caller, channel) = (scope.clone(), channel.clone());
+            db::write_owner(self, scope.owner(), move |tx| {
+                Box::pin(async move {
+                    let (scope, owner) = (&caller, caller.owner());
+                    let per_user = Gcra::new(budget.per_user, budget.user_window)?;
+                    user_budget(tx, &per_user, owner).await?;
+                    Ok(
+                        match consume(tx, scope.actor(), &channel, &code_hash, owner).await? {
+                            Err(Error::NotFound) => None,
+                            outcome => Some(outcome),
+                        },
+                    )
+                })
+            })
+            .await?
+        };
+        if let Some(outcome) = redeemed {
+            return outcome;
+        }
+        // A wrong code spends from the channel's budget too, which every owner's attempts
+        // share, and may burn the channel's codes: that write runs alone.
         db::write(self, move |tx| {
             Box::pin(async move {
                 let owner = scope.owner();

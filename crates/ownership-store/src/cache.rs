@@ -274,6 +274,17 @@ impl<D: Database> Transactions for Cached<D> {
         out
     }
 
+    /// As [`Cached::write`], for a write of rows no owner holds.
+    async fn write_unowned<R, F>(&self, body: F) -> Result<Committed<R>>
+    where
+        R: Send + 'static,
+        F: Body<D::Tx, R>,
+    {
+        let out = self.shared.inner.write_unowned(body).await;
+        self.committed(&out);
+        out
+    }
+
     async fn read<R, F>(&self, body: F) -> Result<R>
     where
         R: Send + 'static,

@@ -219,6 +219,7 @@ pub fn cases<S: Store + 'static>() -> Vec<Case<S>> {
         concurrent_mutations_never_fork_the_chain,
         revocation_racing_rotations_with_a_moving_clock_is_final,
         a_rotation_that_waited_for_the_lock_sees_the_revocation,
+        a_tail_of_every_event_misses_none,
     );
     out
 }

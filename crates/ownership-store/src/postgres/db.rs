@@ -31,7 +31,7 @@ const WRITE_BEGIN: &str = "BEGIN; SET LOCAL statement_timeout = '30s'; \
      SET LOCAL idle_in_transaction_session_timeout = '60s'; \
      SELECT pg_advisory_xact_lock(122511586554483)";
 
-/// [`WRITE_BEGIN`] of an owner's write: the writes lock shared.
+/// [`WRITE_BEGIN`] of an owner's write, or of an unowned one: the writes lock shared.
 const OWNER_WRITE_BEGIN: &str = "BEGIN; SET LOCAL statement_timeout = '30s'; \
      SET LOCAL idle_in_transaction_session_timeout = '60s'; \
      SELECT pg_advisory_xact_lock_shared(122511586554483)";
@@ -43,6 +43,27 @@ impl PgStore {
     async fn begin_write(&self, begin: &'static str) -> Result<Pg> {
         let t = self.pool.begin_with(begin).await.map_err(unavailable)?;
         Ok(Pg::Tx(t))
+    }
+
+    /// A write of the system chain: the writes lock (exclusive, or shared for a write
+    /// `beside` owners' writes), then the chain's head (`FOR UPDATE`), then the clock.
+    async fn write_system_chain<R, F>(&self, beside: bool, body: F) -> Result<Committed<R>>
+    where
+        R: Send + 'static,
+        F: Body<PgTx, R>,
+    {
+        let started = Instant::now();
+        let begin = if beside {
+            OWNER_WRITE_BEGIN
+        } else {
+            WRITE_BEGIN
+        };
+        let mut d = self.begin_write(begin).await?;
+        let head = head(&mut d, true).await?;
+        let keys = Arc::clone(&self.chain_keys);
+        let tx = SqlTx::new(d, PgStore::now(self), keys, Some(head));
+        let tx = if beside { tx.unowned() } else { tx };
+        self.run_write(tx, body, started).await
     }
 
     /// Runs `body` in the write `tx` (begun at `started`) and commits it.
@@ -81,12 +102,7 @@ impl Transactions for PgStore {
         R: Send + 'static,
         F: Body<PgTx, R>,
     {
-        let started = Instant::now();
-        let mut d = self.begin_write(WRITE_BEGIN).await?;
-        let head = head(&mut d, true).await?;
-        let keys = Arc::clone(&self.chain_keys);
-        let tx = SqlTx::new(d, PgStore::now(self), keys, Some(head));
-        self.run_write(tx, body, started).await
+        self.write_system_chain(false, body).await
     }
 
     /// Begins a transaction holding the writes lock shared (no system write runs
@@ -109,6 +125,17 @@ impl Transactions for PgStore {
         let keys = Arc::clone(&self.chain_keys);
         let tx = SqlTx::new(d, PgStore::now(self), keys, None).with_lane(lane);
         self.run_write(tx, body, started).await
+    }
+
+    /// Begins a transaction holding the writes lock shared (owners' writes run
+    /// meanwhile, no system write does), locks the system chain's head (`FOR UPDATE`),
+    /// which serializes it after the other writes of that chain, then reads the clock.
+    async fn write_unowned<R, F>(&self, body: F) -> Result<Committed<R>>
+    where
+        R: Send + 'static,
+        F: Body<PgTx, R>,
+    {
+        self.write_system_chain(true, body).await
     }
 
     async fn read<R, F>(&self, body: F) -> Result<R>

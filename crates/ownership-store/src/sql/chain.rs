@@ -73,33 +73,65 @@ fn head_of(event: &AuditEvent) -> ChainHead {
     }
 }
 
+/// How the write that appends runs beside others.
+#[derive(Debug)]
+pub(crate) enum Writing<'a> {
+    /// Alone: libSQL's one writer, or PostgreSQL's exclusive writes lock.
+    Alone,
+    /// An owner's write, holding its lane: its events go into that owner's chain.
+    Owner(&'a mut Lane),
+    /// A write of no owner's rows beside owners' writes, holding the system chain's head:
+    /// its events go into the system chain.
+    Unowned,
+}
+
+/// The next event number, taken under a lock held until commit, so numbers commit in
+/// order (whoever tails the log after a number never sees a smaller one commit later):
+/// for a write that runs beside others.
+async fn next_in_commit_order<D: Driver>(d: &mut D) -> Result<i64> {
+    let sql = pick::<D>(
+        "SELECT nextval('audit_events_seq') \
+         FROM (SELECT pg_advisory_xact_lock(122511586554484)) AS in_commit_order",
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_events",
+    );
+    int(&query_one(d, sql, &[], "audit sequence").await?, 0)
+}
+
 /// Appends `event` to its chain (core's [`NewAuditEvent::chain`]) and returns it linked.
-/// In an owner's write (`lane`) the event must go into that owner's chain; its number is
-/// taken under a lock held until commit, so numbers commit in order (whoever tails the log
-/// after a number never sees a smaller one commit later). Otherwise the write runs alone
-/// (libSQL's one writer, PostgreSQL's exclusive writes lock): `system` is the system
-/// chain's head when already read, and an owner chain's head needs no lock.
+/// A write beside others (`writing`) appends only to the chain it holds, with a number in
+/// commit order ([`next_in_commit_order`]). A write alone may append to any chain:
+/// `system` is the system chain's head when already read, and an owner chain's head needs
+/// no lock.
 pub(crate) async fn append<D: Driver>(
     d: &mut D,
     system: &mut Option<ChainHead>,
-    lane: Option<&mut Lane>,
+    writing: Writing<'_>,
     event: NewAuditEvent,
     keys: Option<&ChainKeys>,
 ) -> Result<AuditEvent> {
-    if let Some(lane) = lane {
-        let event = event.with_owner_uid(Some(lane.uid.clone()));
-        if event.owner.as_ref() != Some(&lane.owner) || event.chain().is_none() {
-            return Err(integrity("an owner's write appended to another chain"));
+    match writing {
+        Writing::Owner(lane) => {
+            let event = event.with_owner_uid(Some(lane.uid.clone()));
+            if event.owner.as_ref() != Some(&lane.owner) || event.chain().is_none() {
+                return Err(integrity("an owner's write appended to another chain"));
+            }
+            let seq = next_in_commit_order(d).await?;
+            let linked = insert_linked(d, &lane.head, seq, event, keys).await?;
+            lane.head = head_of(&linked);
+            return Ok(linked);
         }
-        let sql = pick::<D>(
-            "SELECT nextval('audit_events_seq') \
-             FROM (SELECT pg_advisory_xact_lock(122511586554484)) AS in_commit_order",
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_events",
-        );
-        let seq = int(&query_one(d, sql, &[], "audit sequence").await?, 0)?;
-        let linked = insert_linked(d, &lane.head, seq, event, keys).await?;
-        lane.head = head_of(&linked);
-        return Ok(linked);
+        Writing::Unowned => {
+            let (Some(head), None) = (*system, event.owner.as_ref()) else {
+                return Err(integrity(
+                    "an unowned write appended an event naming an owner",
+                ));
+            };
+            let seq = next_in_commit_order(d).await?;
+            let linked = insert_linked(d, &head, seq, event, keys).await?;
+            *system = Some(head_of(&linked));
+            return Ok(linked);
+        }
+        Writing::Alone => {}
     }
     // The immutable identity of the owner's account as it is in this transaction.
     let event = match (&event.owner_uid, &event.owner) {

@@ -142,9 +142,11 @@ impl<D: Driver> PairingRows for SqlTx<D> {
         .map(drop)
     }
 
-    async fn delete_pairing(&mut self, id: &PairingRequestId) -> Result<()> {
+    async fn delete_pairing(&mut self, id: &PairingRequestId) -> Result<bool> {
         let sql = "DELETE FROM pairing_requests WHERE id = $1";
-        exec(&mut self.d, sql, args![id.as_str()]).await.map(drop)
+        exec(&mut self.d, sql, args![id.as_str()])
+            .await
+            .map(|deleted| deleted > 0)
     }
 
     async fn live_pairings(
@@ -197,10 +199,11 @@ impl<D: Driver> PairingRows for SqlTx<D> {
             .transpose()
     }
 
-    async fn insert_binding(&mut self, binding: &ChannelBinding) -> Result<()> {
+    async fn insert_binding(&mut self, binding: &ChannelBinding) -> Result<bool> {
         exec(
             &mut self.d,
-            "INSERT INTO channel_identities (channel, external_id, owner_id, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO channel_identities (channel, external_id, owner_id, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (channel, external_id) DO NOTHING",
             args![
                 binding.key.channel.as_str(),
                 binding.key.external_id.as_str(),
@@ -209,7 +212,7 @@ impl<D: Driver> PairingRows for SqlTx<D> {
             ],
         )
         .await
-        .map(drop)
+        .map(|inserted| inserted > 0)
     }
 
     async fn bindings_of(&mut self, owner: &OwnerId) -> Result<Vec<ChannelBinding>> {

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use ownership_core::audit::{AuditEvent, ChainHash, ChainHead, ChainKeys, NewAuditEvent};
 
-use super::chain::Lane;
+use super::chain::{Lane, Writing};
 use ownership_core::authz::ActorState;
 use ownership_core::db::Tx;
 use ownership_core::{OwnerId, Result, UserRole, UserStatus};
@@ -26,6 +26,8 @@ pub struct SqlTx<D> {
     head: Option<ChainHead>,
     /// An owner's write: the owner's chain, its head locked (PostgreSQL).
     lane: Option<Lane>,
+    /// A write of no owner's rows beside owners' writes (PostgreSQL).
+    unowned: bool,
 }
 
 impl<D: Driver> SqlTx<D> {
@@ -43,7 +45,15 @@ impl<D: Driver> SqlTx<D> {
             keys,
             head,
             lane: None,
+            unowned: false,
         }
+    }
+
+    /// The transaction as a write of no owner's rows beside owners' writes, holding the
+    /// system chain's head: its events go into the system chain.
+    pub(crate) fn unowned(mut self) -> Self {
+        self.unowned = true;
+        self
     }
 
     /// The transaction as a write of one owner's objects, holding `lane` (its chain's
@@ -86,8 +96,14 @@ impl<D: Driver> Tx for SqlTx<D> {
     /// Links `event` after its chain's head, inserts it, moves the head and tells the
     /// driver.
     async fn append(&mut self, event: NewAuditEvent) -> Result<()> {
-        let (lane, keys) = (self.lane.as_mut(), self.keys.get());
-        let linked = super::chain::append(&mut self.d, &mut self.head, lane, event, keys).await?;
+        let writing = match (self.lane.as_mut(), self.unowned) {
+            (Some(lane), _) => Writing::Owner(lane),
+            (None, true) => Writing::Unowned,
+            (None, false) => Writing::Alone,
+        };
+        let keys = self.keys.get();
+        let linked =
+            super::chain::append(&mut self.d, &mut self.head, writing, event, keys).await?;
         self.d.appended(&linked).await?;
         self.appended.push(linked);
         Ok(())
