@@ -262,14 +262,17 @@ impl Browser {
         }
     }
 
-    async fn wait_for(&self, xpath: &str) -> Element {
-        let found = self
-            .c
+    /// The element at `xpath`, once it shows (within `PATIENCE`).
+    async fn awaited(&self, xpath: &str) -> Result<Element, fantoccini::error::CmdError> {
+        self.c
             .wait()
             .at_most(PATIENCE)
             .for_element(Locator::XPath(xpath))
-            .await;
-        match found {
+            .await
+    }
+
+    async fn wait_for(&self, xpath: &str) -> Element {
+        match self.awaited(xpath).await {
             Ok(e) => e,
             Err(e) => panic!(
                 "`{xpath}` not found on {} ({e}); the page says:\n{}",
@@ -383,13 +386,7 @@ impl Browser {
     /// way when this is called), failing with the page that was shown instead.
     async fn expect_heading(&self, want: &str) {
         let xpath = format!("//h1[normalize-space()='{want}']");
-        let found = self
-            .c
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::XPath(&xpath))
-            .await;
-        if found.is_err() {
+        if self.awaited(&xpath).await.is_err() {
             panic!(
                 "the heading {want:?} never showed on {}; the heading is {:?}",
                 self.path().await,

@@ -1,6 +1,8 @@
-//! The Admin and Owner pages: pairing approvals and user management. Every handler first
-//! asks for the `AdminScope` proof (a Member gets 403) and passes it to the same use case
-//! or port the `/v1/admin` routes call; the rules of docs/security.md#authorization are checked there.
+//! The Admin and Owner pages: pairing approvals and user management. Every handler takes
+//! the `AdminScope` proof through its extractor ([`AdminSigned`] for a page,
+//! [`AdminPosted`] for a form: a Member gets 403 before the handler runs) and passes it to
+//! the same use case or port the `/v1/admin` routes call; the rules of
+//! docs/security.md#authorization are checked there.
 
 use std::collections::BTreeSet;
 
@@ -8,6 +10,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use ownership_core::authz::AdminScope;
 use ownership_core::ids::Label;
 use ownership_core::ids::TokenId;
 use ownership_core::oidc::OidcSubject;
@@ -17,7 +20,7 @@ use ownership_core::{ChannelName, Error, OwnerId, TokenKind, TokenKinds, UserRol
 use serde::Deserialize;
 
 use super::ConsoleState;
-use super::guard::{CsrfForm, Posted, Refusal, Signed, render};
+use super::guard::{AdminPosted, AdminSigned, CsrfForm, Refusal, Signed, render};
 use super::pages::{
     AfterQuery, alert, code_refusal, done, refused, resubmitted, sentence, too_many_codes,
 };
@@ -42,13 +45,9 @@ pub(crate) struct ChannelQuery {
 /// channel, newest first, or of the one channel asked for.
 pub(crate) async fn pairing_page(
     State(state): State<ConsoleState>,
-    user: Signed,
+    AdminSigned { user, admin }: AdminSigned,
     q: Result<Query<ChannelQuery>, QueryRejection>,
 ) -> Response {
-    let admin = match user.admin() {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
     let asked = q
         .ok()
         .and_then(|Query(q)| q.channel)
@@ -129,12 +128,8 @@ impl CsrfForm for ApproveForm {
 /// another user is refused (the 409 of the API) with the store's message.
 pub(crate) async fn approve(
     State(state): State<ConsoleState>,
-    Posted { user, form }: Posted<ApproveForm>,
+    AdminPosted { user, admin, form }: AdminPosted<ApproveForm>,
 ) -> Response {
-    let admin = match user.admin() {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
     let channel = match ChannelName::parse(form.channel.trim()) {
         Ok(c) => c,
         Err(e) => return refused(&user, e, PAIRING),
@@ -200,14 +195,11 @@ pub(crate) async fn approve(
 async fn users_view(
     state: &ConsoleState,
     user: &Signed,
+    admin: &AdminScope,
     after: PageRequest,
     reveal: Option<Reveal>,
 ) -> Response {
-    let admin = match user.admin() {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
-    let page = match state.app.store.list_users(&admin, &after).await {
+    let page = match state.app.store.list_users(admin, &after).await {
         Ok(p) => p,
         Err(e) => return Refusal::from_error(e).into_response(),
     };
@@ -229,11 +221,11 @@ async fn users_view(
 /// `GET /console/admin/users`.
 pub(crate) async fn users_page(
     State(state): State<ConsoleState>,
-    user: Signed,
+    AdminSigned { user, admin }: AdminSigned,
     q: Result<Query<AfterQuery>, QueryRejection>,
 ) -> Response {
     let q = AfterQuery::or_default(q);
-    users_view(&state, &user, q.page(), None).await
+    users_view(&state, &user, &admin, q.page(), None).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -255,12 +247,8 @@ impl CsrfForm for CreateUserForm {
 /// user's first token is rendered once, by this response.
 pub(crate) async fn create_user(
     State(state): State<ConsoleState>,
-    Posted { user, form }: Posted<CreateUserForm>,
+    AdminPosted { user, admin, form }: AdminPosted<CreateUserForm>,
 ) -> Response {
-    let admin = match user.admin() {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
     if !user.session.use_form(&form.form_id) {
         return alert(
             &user,
@@ -287,7 +275,7 @@ pub(crate) async fn create_user(
                 ),
                 secret.expose(),
             );
-            users_view(&state, &user, PageRequest::default(), Some(reveal)).await
+            users_view(&state, &user, &admin, PageRequest::default(), Some(reveal)).await
         }
         Err(e) => refused(&user, e, USERS),
     }
@@ -315,12 +303,8 @@ fn target(raw: &str) -> Result<OwnerId, Error> {
 /// `POST /console/admin/users/role`.
 pub(crate) async fn set_role(
     State(state): State<ConsoleState>,
-    Posted { user, form }: Posted<RoleForm>,
+    AdminPosted { user, admin, form }: AdminPosted<RoleForm>,
 ) -> Response {
-    let admin = match user.admin() {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
     let (id, role) = match (target(&form.user), UserRole::parse(&form.role)) {
         (Ok(id), Ok(role)) => (id, role),
         (Err(e), _) | (_, Err(e)) => return refused(&user, e, USERS),
@@ -349,12 +333,8 @@ impl CsrfForm for StatusForm {
 /// working at once, and with them their console sessions.
 pub(crate) async fn set_status(
     State(state): State<ConsoleState>,
-    Posted { user, form }: Posted<StatusForm>,
+    AdminPosted { user, admin, form }: AdminPosted<StatusForm>,
 ) -> Response {
-    let admin = match user.admin() {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
     let (id, status) = match (target(&form.user), UserStatus::parse(&form.status)) {
         (Ok(id), Ok(s)) => (id, s),
         (Err(e), _) | (_, Err(e)) => return refused(&user, e, USERS),
@@ -379,13 +359,9 @@ pub(crate) struct UserQuery {
 /// `GET /console/admin/users/delete?user=…`: the confirmation page.
 pub(crate) async fn delete_page(
     State(state): State<ConsoleState>,
-    user: Signed,
+    AdminSigned { user, admin }: AdminSigned,
     q: Result<Query<UserQuery>, QueryRejection>,
 ) -> Response {
-    let admin = match user.admin() {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
     let q = q.map(|Query(q)| q).unwrap_or_default();
     let found = match target(&q.user) {
         Ok(id) => state.app.store.get_user(&admin, &id).await,
@@ -420,12 +396,8 @@ impl CsrfForm for DeleteForm {
 /// data key go (the rules of docs/security.md#authorization apply in the store's transaction).
 pub(crate) async fn delete_user(
     State(state): State<ConsoleState>,
-    Posted { user, form }: Posted<DeleteForm>,
+    AdminPosted { user, admin, form }: AdminPosted<DeleteForm>,
 ) -> Response {
-    let admin = match user.admin() {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
     let id = match target(&form.user) {
         Ok(id) => id,
         Err(e) => return refused(&user, e, USERS),
@@ -451,13 +423,9 @@ fn oidc_here(user: &OwnerId) -> String {
 /// Members and themself, an Owner for anyone; anything else is the 403 page).
 pub(crate) async fn oidc_page(
     State(state): State<ConsoleState>,
-    user: Signed,
+    AdminSigned { user, admin }: AdminSigned,
     q: Result<Query<UserQuery>, QueryRejection>,
 ) -> Response {
-    let admin = match user.admin() {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
     let q = q.map(|Query(q)| q).unwrap_or_default();
     let id = match target(&q.user) {
         Ok(id) => id,
@@ -510,12 +478,8 @@ fn oidc_target(
 /// `ownership users link-oidc`; audited (`oidc.linked`) by the use case.
 pub(crate) async fn link_oidc(
     State(state): State<ConsoleState>,
-    Posted { user, form }: Posted<OidcForm>,
+    AdminPosted { user, admin, form }: AdminPosted<OidcForm>,
 ) -> Response {
-    let admin = match user.admin() {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
     let (id, subject, here) = match oidc_target(&user, &form) {
         Ok(t) => t,
         Err(r) => return *r,
@@ -538,12 +502,8 @@ pub(crate) async fn link_oidc(
 /// sessions started with a provider; audited (`oidc.unlinked`) by the use case.
 pub(crate) async fn unlink_oidc(
     State(state): State<ConsoleState>,
-    Posted { user, form }: Posted<OidcForm>,
+    AdminPosted { user, admin, form }: AdminPosted<OidcForm>,
 ) -> Response {
-    let admin = match user.admin() {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
     let (id, subject, here) = match oidc_target(&user, &form) {
         Ok(t) => t,
         Err(r) => return *r,
@@ -566,14 +526,13 @@ pub(crate) async fn unlink_oidc(
 
 const SERVICE_TOKENS: &str = "/console/admin/service-tokens";
 
+/// The Admin's own service tokens (`_admin`: only an Admin or Owner sees this page).
 async fn service_tokens_view(
     state: &ConsoleState,
     user: &Signed,
+    _admin: &AdminScope,
     reveal: Option<Reveal>,
 ) -> Response {
-    if let Err(r) = user.admin() {
-        return r.into_response();
-    }
     let tokens = match state.app.store.list_tokens(&user.scope()).await {
         Ok(t) => t,
         Err(e) => return Refusal::from_error(e).into_response(),
@@ -595,9 +554,9 @@ async fn service_tokens_view(
 /// `GET /console/admin/service-tokens`: the Admin's own service tokens.
 pub(crate) async fn service_tokens_page(
     State(state): State<ConsoleState>,
-    user: Signed,
+    AdminSigned { user, admin }: AdminSigned,
 ) -> Response {
-    service_tokens_view(&state, &user, None).await
+    service_tokens_view(&state, &user, &admin, None).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -642,12 +601,8 @@ fn service_kinds(form: &ServiceTokenForm) -> Result<TokenKinds, Error> {
 /// once, by this response.
 pub(crate) async fn mint_service_token(
     State(state): State<ConsoleState>,
-    Posted { user, form }: Posted<ServiceTokenForm>,
+    AdminPosted { user, admin, form }: AdminPosted<ServiceTokenForm>,
 ) -> Response {
-    let admin = match user.admin() {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
     if !user.session.use_form(&form.form_id) {
         return resubmitted(&user, SERVICE_TOKENS);
     }
@@ -684,7 +639,7 @@ pub(crate) async fn mint_service_token(
                 ),
                 secret.expose(),
             );
-            service_tokens_view(&state, &user, Some(reveal)).await
+            service_tokens_view(&state, &user, &admin, Some(reveal)).await
         }
         Err(e) => refused(&user, e, SERVICE_TOKENS),
     }
@@ -707,11 +662,8 @@ impl CsrfForm for RevokeForm {
 /// working at once (a token of another kind is not found here).
 pub(crate) async fn revoke_service_token(
     State(state): State<ConsoleState>,
-    Posted { user, form }: Posted<RevokeForm>,
+    AdminPosted { user, form, .. }: AdminPosted<RevokeForm>,
 ) -> Response {
-    if let Err(r) = user.admin() {
-        return r.into_response();
-    }
     let Ok(id) = TokenId::parse(&form.id) else {
         return refused(&user, Error::NotFound, SERVICE_TOKENS);
     };

@@ -536,6 +536,52 @@ where
     }
 }
 
+/// A signed-in Admin or Owner and their admin scope: a Member is refused (403, logged)
+/// before the handler runs. What every admin page takes.
+pub(crate) struct AdminSigned {
+    /// Who.
+    pub user: Signed,
+    /// Their admin scope.
+    pub admin: AdminScope,
+}
+
+impl FromRequestParts<ConsoleState> for AdminSigned {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ConsoleState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = Signed::from_request_parts(parts, state).await?;
+        let admin = user.admin()?;
+        Ok(Self { user, admin })
+    }
+}
+
+/// [`Posted`] by an Admin or Owner, with their admin scope (a Member: 403, after the
+/// form's own checks). What every admin form takes.
+pub(crate) struct AdminPosted<T> {
+    /// Who.
+    pub user: Signed,
+    /// Their admin scope.
+    pub admin: AdminScope,
+    /// The form.
+    pub form: T,
+}
+
+impl<T> FromRequest<ConsoleState> for AdminPosted<T>
+where
+    T: DeserializeOwned + CsrfForm + Send,
+{
+    type Rejection = Refusal;
+
+    async fn from_request(req: Request, state: &ConsoleState) -> Result<Self, Self::Rejection> {
+        let Posted { user, form } = Posted::from_request(req, state).await?;
+        let admin = user.admin()?;
+        Ok(Self { user, admin, form })
+    }
+}
+
 /// A form that cannot be read: too large (413), or not one of ours (403: our forms are
 /// always URL-encoded with every field).
 pub(crate) fn form_refusal(r: FormRejection) -> Refusal {
