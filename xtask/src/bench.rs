@@ -558,8 +558,9 @@ fn document(typed: &str, r: &Results, table: &str, svg_link: &str) -> String {
          5. **HTTP**: requests per second of `GET /v1/me` with a bearer token on the real\n\
             server (`ownership_cli::server`, libSQL file, cache on), against the same JSON\n\
             from a handler without the auth extractor under the same layers\n\
-            (`ownership_http::standard_layers`: request id, tracing, timeout, body limit,\n\
-            JSON errors) and the same default logging (`info`, JSON, to a sink), both in the\n\
+            (`ownership_http::service_layers`, the server's whole stack: request id,\n\
+            tracing, timeout, body limit, JSON errors, `Cache-Control`, HTTP metrics, the\n\
+            in-flight count) and the same default logging (`info`, JSON, to a sink), both in the\n\
             same process over loopback, driven by the same keep-alive load generator (fixed\n\
             concurrency, fixed duration after a warm-up), in alternating rounds with the\n\
             order swapped each round; the best round of each side. Errors are non-200\n\
@@ -570,10 +571,13 @@ fn document(typed: &str, r: &Results, table: &str, svg_link: &str) -> String {
             (`cache.capacity`): about nine requests in ten take the miss path (checksum,\n\
             store read, an insert that evicts). Against the one-token rate of the same\n\
             server, in alternating rounds. No target yet.\n\
-         6. **Pairing**: 64 concurrent clients, each repeatedly requesting a pairing code\n\
-            (service token scope) and redeeming it (owner scope) through the store API;\n\
-            throughput of completed redemptions and the 99th percentile of one\n\
-            request + redeem round.\n\
+         6. **Pairing**: 64 concurrent clients, each acting for an owner of its own,\n\
+            through the store API, for 3 s (quick) or 10 s: a pairing code requested\n\
+            (service token scope) and redeemed (the owner's scope), then a token minted\n\
+            and revoked, four writes a round; throughput of completed redemptions and\n\
+            the 99th percentile of one request + redeem. A full run's rate comes out\n\
+            lower than a quick one's; by its end the store holds more rows (each round\n\
+            leaves a revoked token and four events).\n\
          7. **Memory**: growth of the resident set while 100k (quick) or 1M (full)\n\
             principals are read from an in-memory libSQL store into the cache, per entry,\n\
             against a std `HashMap` from digest bytes to the same principal struct filled\n\
