@@ -333,33 +333,43 @@ impl Browser {
         }
     }
 
+    /// Clicks the element at `xpath` (`what` names it in a failure). One found on a page
+    /// that is being replaced (a form just submitted, whose old page matched too) goes
+    /// stale before the click: it is looked up again on the new page.
+    async fn click(&self, xpath: &str, what: &str) {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            match self.wait_for(xpath).await.click().await {
+                Ok(()) => return,
+                Err(e)
+                    if e.is_stale_element_reference() && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{what}: {e}"),
+            }
+        }
+    }
+
     async fn press(&self, button: &str) {
-        self.wait_for(&format!("//button[normalize-space()={}]", quoted(button)))
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("press `{button}`: {e}"));
+        let xpath = format!("//button[normalize-space()={}]", quoted(button));
+        self.click(&xpath, &format!("press `{button}`")).await;
     }
 
     /// Presses the button named `button` in the table row that mentions `row`.
     async fn press_in_row(&self, row: &str, button: &str) {
-        self.wait_for(&format!(
+        let xpath = format!(
             "//tr[td[contains(normalize-space(), {})]]//button[normalize-space()={}]",
             quoted(row),
             quoted(button)
-        ))
-        .await
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("press `{button}` for `{row}`: {e}"));
+        );
+        self.click(&xpath, &format!("press `{button}` for `{row}`"))
+            .await;
     }
 
     async fn follow(&self, link: &str) {
-        self.wait_for(&format!("//a[normalize-space()={}]", quoted(link)))
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("follow `{link}`: {e}"));
+        let xpath = format!("//a[normalize-space()={}]", quoted(link));
+        self.click(&xpath, &format!("follow `{link}`")).await;
     }
 
     async fn has_link(&self, link: &str) -> bool {
