@@ -5,13 +5,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use ownership_core::db::{Body, Committed, Transactions};
+use ownership_core::db::{Body, Committed, Lane, Transactions};
 use ownership_core::pairing::{ChannelAuth, PairingDatabase};
 use ownership_core::ports::{Database, Health};
 use ownership_core::resources::{ResourceAuth, ResourceDatabase};
 use ownership_core::token::TokenDigest;
 use ownership_core::tokens::{TokenAuth, TokenDatabase};
-use ownership_core::{ChannelKey, OwnerId, RandomSource, Result};
+use ownership_core::{ChannelKey, RandomSource, Result};
 use time::OffsetDateTime;
 
 /// Wraps a database and counts the calls that reach it.
@@ -52,28 +52,12 @@ impl<D: Database> Transactions for Counting<D> {
         self.inner.limits()
     }
 
-    async fn write<R, F>(&self, body: F) -> Result<Committed<R>>
+    async fn write_in<R, F>(&self, lane: Lane<'_>, body: F) -> Result<Committed<R>>
     where
         R: Send + 'static,
         F: Body<D::Tx, R>,
     {
-        self.hit().write(body).await
-    }
-
-    async fn write_owner<R, F>(&self, owner: &OwnerId, body: F) -> Result<Committed<R>>
-    where
-        R: Send + 'static,
-        F: Body<D::Tx, R>,
-    {
-        self.hit().write_owner(owner, body).await
-    }
-
-    async fn write_unowned<R, F>(&self, body: F) -> Result<Committed<R>>
-    where
-        R: Send + 'static,
-        F: Body<D::Tx, R>,
-    {
-        self.hit().write_unowned(body).await
+        self.hit().write_in(lane, body).await
     }
 
     async fn read<R, F>(&self, body: F) -> Result<R>

@@ -2,7 +2,7 @@
 //!
 //! Every use case is written once, in its area's module, as an async function over a
 //! transaction (`&mut impl TokenRows`, `&mut impl UserRows`, …). An adapter implements
-//! [`Transactions`]: it opens transactions ([`Transactions::write`],
+//! [`Transactions`]: it opens transactions ([`Transactions::write_in`],
 //! [`Transactions::read`]) whose [`Tx`] type implements each area's row trait with SQL and
 //! row mapping only. Every port of [`crate::ports`] is then implemented once, in its area,
 //! for every database whose transactions have that area's rows.
@@ -83,6 +83,24 @@ impl<T: ?Sized, R, F> Body<T, R> for F where
 {
 }
 
+/// Which writes a write transaction runs beside ([`Transactions::write_in`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane<'a> {
+    /// Alone: no other write runs meanwhile. Whatever spans owners (user management, the
+    /// last active Owner, role re-checks, a channel's wrong-code budget) runs here.
+    Alone,
+    /// A write of one owner's objects: it may read and change only that owner's rows and
+    /// append only events of that owner, which go into the owner's chain
+    /// ([`crate::audit::chain_of`]). Writes of different owners may run at once; an
+    /// [`Lane::Alone`] write excludes them all.
+    Owner(&'a OwnerId),
+    /// A write of rows no owner holds (a channel's pending pairing requests): it may
+    /// append only events of the system chain and must not read an invariant that spans
+    /// owners. It runs beside owners' writes, serialized with the other writes of the
+    /// system chain; an [`Lane::Alone`] write excludes it.
+    Unowned,
+}
+
 /// A database the use cases run on: transactions and the clock. Each area adds the point
 /// reads a cache may answer instead (`tokens::TokenDatabase`, `pairing::PairingDatabase`,
 /// `resources::ResourceDatabase`); `ports::Database` is all of them at once.
@@ -98,48 +116,20 @@ pub trait Transactions: Send + Sync + 'static {
     /// inside their write transactions.
     fn limits(&self) -> Limits;
 
-    /// Runs `body` in a write transaction: committed when it returns `Ok`, rolled back on
-    /// any error. Writes are serialized; the transaction's [`Tx::now`] is read after the
-    /// lock.
-    fn write<R, F>(&self, body: F) -> impl Future<Output = Result<Committed<R>>> + Send
-    where
-        R: Send + 'static,
-        F: Body<Self::Tx, R>;
-
-    /// Runs `body` as a write of one owner's objects: it may read and change only
-    /// `owner`'s rows and append only events of `owner` that go into `owner`'s chain
-    /// ([`crate::audit::chain_of`]). Writes of different owners may then run at once; a
-    /// [`Transactions::write`] still runs alone (it excludes every owner's write), so
-    /// whatever spans owners (user management, the last active Owner, role re-checks)
-    /// stays serialized. The transaction's [`Tx::now`] is read once `owner`'s lock is
-    /// held. By default, [`Transactions::write`].
-    fn write_owner<R, F>(
+    /// Runs `body` in a write transaction on `lane`: committed when it returns `Ok`,
+    /// rolled back on any error. The transaction's [`Tx::now`] is read once the lane's
+    /// locks are held, so no change is stamped earlier than one committed before it.
+    ///
+    /// One method for every lane, with no default: a decorator of the port (a cache, a
+    /// counter) forwards the lane it was given, and cannot forget one.
+    fn write_in<R, F>(
         &self,
-        owner: &OwnerId,
+        lane: Lane<'_>,
         body: F,
     ) -> impl Future<Output = Result<Committed<R>>> + Send
     where
         R: Send + 'static,
-        F: Body<Self::Tx, R>,
-    {
-        let _ = owner;
-        self.write(body)
-    }
-
-    /// Runs `body` as a write of rows no owner holds (a channel's pending pairing
-    /// requests): it may append only events of the system chain, and must not read an
-    /// invariant that spans owners. It then runs beside owners' writes
-    /// ([`Transactions::write_owner`]), serialized with the other writes of the system
-    /// chain; a [`Transactions::write`] still runs alone. The transaction's [`Tx::now`] is
-    /// read once the system chain's lock is held. By default, [`Transactions::write`].
-    /// A decorator forwards it like `write_owner`, or its writes lose their lane.
-    fn write_unowned<R, F>(&self, body: F) -> impl Future<Output = Result<Committed<R>>> + Send
-    where
-        R: Send + 'static,
-        F: Body<Self::Tx, R>,
-    {
-        self.write(body)
-    }
+        F: Body<Self::Tx, R>;
 
     /// Runs `body` in a read transaction (or on a read connection): it must only read.
     fn read<R, F>(&self, body: F) -> impl Future<Output = Result<R>> + Send
@@ -159,32 +149,32 @@ pub trait Transactions: Send + Sync + 'static {
     fn rng(&self) -> Box<dyn crate::RandomSource + Send>;
 }
 
-/// [`Transactions::write_owner`], returning only the value.
+/// A write on [`Lane::Owner`], returning only the value.
 pub async fn write_owner<D, R, F>(db: &D, owner: &OwnerId, body: F) -> Result<R>
 where
     D: Transactions + ?Sized,
     R: Send + 'static,
     F: Body<D::Tx, R>,
 {
-    db.write_owner(owner, body).await.map(|c| c.value)
+    db.write_in(Lane::Owner(owner), body).await.map(|c| c.value)
 }
 
-/// [`Transactions::write_unowned`], returning only the value.
+/// A write on [`Lane::Unowned`], returning only the value.
 pub async fn write_unowned<D, R, F>(db: &D, body: F) -> Result<R>
 where
     D: Transactions + ?Sized,
     R: Send + 'static,
     F: Body<D::Tx, R>,
 {
-    db.write_unowned(body).await.map(|c| c.value)
+    db.write_in(Lane::Unowned, body).await.map(|c| c.value)
 }
 
-/// [`Transactions::write`], returning only the value.
+/// A write on [`Lane::Alone`], returning only the value.
 pub async fn write<D, R, F>(db: &D, body: F) -> Result<R>
 where
     D: Transactions + ?Sized,
     R: Send + 'static,
     F: Body<D::Tx, R>,
 {
-    db.write(body).await.map(|c| c.value)
+    db.write_in(Lane::Alone, body).await.map(|c| c.value)
 }

@@ -33,14 +33,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ownership_core::authz::{Principal, SystemScope};
-use ownership_core::db::{Body, Committed, Transactions};
+use ownership_core::db::{Body, Committed, Lane, Transactions};
 use ownership_core::ids::{ChannelKey, TokenId};
 use ownership_core::pairing::{ChannelAuth, PairingDatabase};
 use ownership_core::ports::{Clock, Database, Health, ResourceRecord, TokenStore};
 use ownership_core::resources::{ResourceAuth, ResourceDatabase};
 use ownership_core::token::TokenDigest;
 use ownership_core::tokens::{TokenAuth, TokenDatabase, TokenLookup};
-use ownership_core::{Error, Identity, OwnerId, Result, UserStatus};
+use ownership_core::{Error, Identity, Result, UserStatus};
 use time::OffsetDateTime;
 
 pub use crate::invalidate::Invalidation;
@@ -253,34 +253,12 @@ impl<D: Database> Transactions for Cached<D> {
     /// The write, then the evictions its committed audit events name
     /// ([`invalidation_of`]). A write whose outcome is unknown (the store failed, perhaps
     /// at commit) flushes everything.
-    async fn write<R, F>(&self, body: F) -> Result<Committed<R>>
+    async fn write_in<R, F>(&self, lane: Lane<'_>, body: F) -> Result<Committed<R>>
     where
         R: Send + 'static,
         F: Body<D::Tx, R>,
     {
-        let out = self.shared.inner.write(body).await;
-        self.committed(&out);
-        out
-    }
-
-    /// As [`Cached::write`], for one owner's write.
-    async fn write_owner<R, F>(&self, owner: &OwnerId, body: F) -> Result<Committed<R>>
-    where
-        R: Send + 'static,
-        F: Body<D::Tx, R>,
-    {
-        let out = self.shared.inner.write_owner(owner, body).await;
-        self.committed(&out);
-        out
-    }
-
-    /// As [`Cached::write`], for a write of rows no owner holds.
-    async fn write_unowned<R, F>(&self, body: F) -> Result<Committed<R>>
-    where
-        R: Send + 'static,
-        F: Body<D::Tx, R>,
-    {
-        let out = self.shared.inner.write_unowned(body).await;
+        let out = self.shared.inner.write_in(lane, body).await;
         self.committed(&out);
         out
     }

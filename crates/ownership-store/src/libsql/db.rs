@@ -5,7 +5,7 @@
 use ::libsql::Connection;
 use std::sync::Arc;
 
-use ownership_core::db::{Body, Committed, Transactions};
+use ownership_core::db::{Body, Committed, Lane, Transactions};
 use ownership_core::pairing::{ChannelAuth, PairingDatabase};
 use ownership_core::resources::{ResourceAuth, ResourceDatabase};
 use ownership_core::token::TokenDigest;
@@ -44,7 +44,8 @@ impl Transactions for LibsqlStore {
         self.limits
     }
 
-    async fn write<R, F>(&self, body: F) -> Result<Committed<R>>
+    /// Every lane is the one writer's: libSQL serializes all writes anyway.
+    async fn write_in<R, F>(&self, _lane: Lane<'_>, body: F) -> Result<Committed<R>>
     where
         R: Send + 'static,
         F: Body<LibsqlTx, R>,

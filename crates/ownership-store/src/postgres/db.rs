@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ownership_core::db::{Body, Committed, Transactions};
+use ownership_core::db::{Body, Committed, Lane, Transactions};
 use ownership_core::pairing::{ChannelAuth, PairingDatabase};
 use ownership_core::resources::{ResourceAuth, ResourceDatabase};
 use ownership_core::token::TokenDigest;
 use ownership_core::tokens::{TokenAuth, TokenDatabase};
-use ownership_core::{ChannelKey, OwnerId, Result};
+use ownership_core::{ChannelKey, Result};
 use time::OffsetDateTime;
 
 use super::PgStore;
@@ -93,49 +93,36 @@ impl Transactions for PgStore {
         self.limits
     }
 
-    /// Begins a transaction holding the writes lock exclusively, locks the system chain's
-    /// head (`FOR UPDATE`), which serializes it after every other mutation, and only then
-    /// reads the clock: a transaction that waited for the locks is never stamped earlier
-    /// than one committed before it.
-    async fn write<R, F>(&self, body: F) -> Result<Committed<R>>
+    /// Begins a transaction on `lane`, and only once its locks are held reads the clock
+    /// (a transaction that waited is never stamped earlier than one committed before it):
+    /// - [`Lane::Alone`]: the writes lock exclusively and the system chain's head
+    ///   (`FOR UPDATE`), which serializes it after every other mutation;
+    /// - [`Lane::Owner`]: the writes lock shared (no alone write runs meanwhile) and the
+    ///   head of the owner's chain (writes of the same owner queue there, other owners' do
+    ///   not); with no such owner, whatever the body does (most likely refuse) runs alone;
+    /// - [`Lane::Unowned`]: the writes lock shared (owners' writes run meanwhile) and the
+    ///   system chain's head, which serializes it after the other writes of that chain.
+    async fn write_in<R, F>(&self, lane: Lane<'_>, body: F) -> Result<Committed<R>>
     where
         R: Send + 'static,
         F: Body<PgTx, R>,
     {
-        self.write_system_chain(false, body).await
-    }
-
-    /// Begins a transaction holding the writes lock shared (no system write runs
-    /// meanwhile), locks the head of `owner`'s chain (writes of the same owner queue
-    /// there, other owners' do not), then reads the clock.
-    async fn write_owner<R, F>(&self, owner: &OwnerId, body: F) -> Result<Committed<R>>
-    where
-        R: Send + 'static,
-        F: Body<PgTx, R>,
-    {
+        let owner = match lane {
+            Lane::Alone => return self.write_system_chain(false, body).await,
+            Lane::Unowned => return self.write_system_chain(true, body).await,
+            Lane::Owner(owner) => owner,
+        };
         let started = Instant::now();
         let mut d = self.begin_write(OWNER_WRITE_BEGIN).await?;
         let Some(lane) = lock_lane(&mut d, owner).await? else {
             if let Pg::Tx(t) = d {
                 t.rollback().await.map_err(unavailable)?;
             }
-            // No such owner: whatever the body does (most likely refuse), it runs alone.
-            return self.write(body).await;
+            return self.write_system_chain(false, body).await;
         };
         let keys = Arc::clone(&self.chain_keys);
         let tx = SqlTx::new(d, PgStore::now(self), keys, None).with_lane(lane);
         self.run_write(tx, body, started).await
-    }
-
-    /// Begins a transaction holding the writes lock shared (owners' writes run
-    /// meanwhile, no system write does), locks the system chain's head (`FOR UPDATE`),
-    /// which serializes it after the other writes of that chain, then reads the clock.
-    async fn write_unowned<R, F>(&self, body: F) -> Result<Committed<R>>
-    where
-        R: Send + 'static,
-        F: Body<PgTx, R>,
-    {
-        self.write_system_chain(true, body).await
     }
 
     async fn read<R, F>(&self, body: F) -> Result<R>

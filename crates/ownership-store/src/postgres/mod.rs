@@ -8,7 +8,7 @@
 //!   `SELECT … FROM audit_head WHERE id = 1 FOR UPDATE`: it runs alone, so each use case's
 //!   read-check-write that spans owners (the last Owner, one live pairing code per sender,
 //!   exactly one winner of a redemption or rotation) cannot race. An owner's token or
-//!   secret write ([`Transactions::write_owner`](ownership_core::db::Transactions::write_owner))
+//!   secret write ([`Lane::Owner`](ownership_core::db::Lane::Owner))
 //!   takes the writes lock shared and that owner's `audit_chains` row `FOR UPDATE`, so
 //!   different owners' writes run at once. No audit chain forks. The isolation level stays
 //!   READ COMMITTED: once the locks are held, every later statement of the transaction sees
