@@ -177,7 +177,25 @@ pub(crate) async fn append<D: Driver>(
     Ok(linked)
 }
 
-/// Links `event` after `head` as number `seq`, inserts it and moves its chain's head.
+/// The columns of an event row, as [`insert_linked`] binds them (`$1`..`$12`).
+const EVENT_COLUMNS: &str = "seq, at, actor, owner_id, action, target, details, prev_hash, \
+     hash, owner_uid, key_version, chain";
+
+/// Moves the system chain's head to the event just inserted (`$1` its number, `$9` its
+/// hash, `$11` its key version), if it is still at `$13`.
+const MOVE_SYSTEM_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $9, key_version = $11 \
+     WHERE id = 1 AND seq = $13";
+
+/// Moves an owner chain's head (`$12`) to the event just inserted, if it is still at `$13`
+/// (created at the chain's first event).
+const MOVE_CHAIN_HEAD: &str = "INSERT INTO audit_chains (chain, seq, hash, key_version) \
+     SELECT $12, $1, $9, $11 {FROM} ON CONFLICT (chain) DO UPDATE SET \
+     seq = excluded.seq, hash = excluded.hash, key_version = excluded.key_version \
+     WHERE audit_chains.seq = $13";
+
+/// Links `event` after `head` as number `seq`, inserts it and moves its chain's head: on
+/// PostgreSQL in one statement (the insert a data-modifying `WITH`, so a write beside
+/// others holds the commit-order lock one round trip less), on SQLite in two.
 async fn insert_linked<D: Driver>(
     d: &mut D,
     head: &ChainHead,
@@ -186,52 +204,42 @@ async fn insert_linked<D: Driver>(
     keys: Option<&ChainKeys>,
 ) -> Result<AuditEvent> {
     let linked = head.link_next(seq, event, keys)?;
-    exec(
-        d,
-        "INSERT INTO audit_events (seq, at, actor, owner_id, action, target, details, prev_hash, hash, owner_uid, key_version, chain) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        args![
-            linked.seq,
-            linked.at,
-            linked.actor.to_string(),
-            linked.owner.as_ref().map(OwnerId::as_str),
-            linked.action.as_str(),
-            linked.target.as_str(),
-            linked.details.as_str(),
-            linked.prev_hash.as_bytes().as_slice(),
-            linked.hash.as_bytes().as_slice(),
-            linked.owner_uid.as_deref(),
-            linked.key_version,
-            linked.chain.as_deref(),
-        ],
-    )
-    .await?;
-    let hash = linked.hash.as_bytes().as_slice();
-    let moved = match &linked.chain {
-        None => {
-            let sql = "UPDATE audit_head SET seq = $1, hash = $2, key_version = $3 \
-                       WHERE id = 1 AND seq = $4";
-            exec(
-                d,
-                sql,
-                args![linked.seq, hash, linked.key_version, head.seq],
-            )
-            .await?
-        }
-        Some(chain) => {
-            let sql = "INSERT INTO audit_chains (chain, seq, hash, key_version) \
-                       VALUES ($1, $2, $3, $4) ON CONFLICT (chain) DO UPDATE SET \
-                       seq = excluded.seq, hash = excluded.hash, key_version = excluded.key_version \
-                       WHERE audit_chains.seq = $5";
-            let params = args![
-                chain.as_str(),
-                linked.seq,
-                hash,
-                linked.key_version,
-                head.seq
-            ];
-            exec(d, sql, params).await?
-        }
+    let params = args![
+        linked.seq,
+        linked.at,
+        linked.actor.to_string(),
+        linked.owner.as_ref().map(OwnerId::as_str),
+        linked.action.as_str(),
+        linked.target.as_str(),
+        linked.details.as_str(),
+        linked.prev_hash.as_bytes().as_slice(),
+        linked.hash.as_bytes().as_slice(),
+        linked.owner_uid.as_deref(),
+        linked.key_version,
+        linked.chain.as_deref(),
+        head.seq,
+    ];
+    let insert = format!(
+        "INSERT INTO audit_events ({EVENT_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    );
+    let move_head = match linked.chain {
+        None => MOVE_SYSTEM_HEAD.to_owned(),
+        Some(_) if D::POSTGRES => MOVE_CHAIN_HEAD.replace("{FROM}", "FROM inserted"),
+        Some(_) => MOVE_CHAIN_HEAD.replace("{FROM}", "WHERE true"),
+    };
+    let moved = if D::POSTGRES {
+        let both = match linked.chain {
+            None => format!(
+                "WITH inserted AS ({insert} RETURNING seq) {move_head} \
+                 AND EXISTS (SELECT 1 FROM inserted)"
+            ),
+            Some(_) => format!("WITH inserted AS ({insert} RETURNING seq) {move_head}"),
+        };
+        exec(d, &both, params).await?
+    } else {
+        exec(d, &insert, &params[..12]).await?;
+        exec(d, &move_head, params).await?
     };
     if moved != 1 {
         return Err(integrity("audit head"));
