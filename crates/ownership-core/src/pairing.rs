@@ -495,10 +495,9 @@ pub trait PairingRows: Tx {
         &mut self,
         channel: &ChannelName,
     ) -> Result<(u64, Option<OffsetDateTime>)>;
-    /// Whether any request (of any channel) has the candidate's code hash or id.
-    async fn pairing_taken(&mut self, candidate: &PairingCandidate) -> Result<bool>;
-    /// Inserts a request.
-    async fn insert_pairing(&mut self, row: NewPairingRow<'_>) -> Result<()>;
+    /// Inserts a request; `false` when a request (of any channel) has the candidate's
+    /// code hash or id already, and nothing was inserted.
+    async fn insert_pairing(&mut self, row: NewPairingRow<'_>) -> Result<bool>;
     /// Deletes one request; whether it was there to delete (a write beside this one may
     /// have consumed it first).
     async fn delete_pairing(&mut self, id: &PairingRequestId) -> Result<bool>;
@@ -508,8 +507,8 @@ pub trait PairingRows: Tx {
     -> Result<Vec<PendingPairing>>;
     /// The binding of a chat account, if any.
     async fn binding(&mut self, key: &ChannelKey) -> Result<Option<ChannelBinding>>;
-    /// Inserts a binding; `false` when the chat account was bound meanwhile (by a write
-    /// beside this one), and nothing was inserted.
+    /// Inserts a binding; `false` when the chat account is bound already (perhaps by a
+    /// write beside this one, committed meanwhile), and nothing was inserted.
     async fn insert_binding(&mut self, binding: &ChannelBinding) -> Result<bool>;
     /// The owner's bindings, oldest first.
     async fn bindings_of(&mut self, owner: &OwnerId) -> Result<Vec<ChannelBinding>>;
@@ -708,26 +707,22 @@ async fn consume<T: PairingRows + ?Sized>(
             "this chat account is bound to another owner; it must be unlinked first".into(),
         )
     };
-    let binding = match tx.binding(&key).await? {
-        Some(existing) if existing.owner_id != *owner => return Err(bound_elsewhere()),
-        Some(existing) => existing,
-        None => {
-            let binding = ChannelBinding {
-                key,
-                owner_id: owner.clone(),
-                created_at: now,
-            };
-            if !tx.insert_binding(&binding).await? {
-                // Bound meanwhile, by another owner's redemption (of another request of
-                // the same sender) beside this one: as if this one came second.
-                return Err(bound_elsewhere());
-            }
-            tx.append(events::pairing_approved(now, actor, &binding.key, owner))
-                .await?;
-            binding
-        }
+    let binding = ChannelBinding {
+        key,
+        owner_id: owner.clone(),
+        created_at: now,
     };
-    Ok(Ok(binding))
+    if tx.insert_binding(&binding).await? {
+        tx.append(events::pairing_approved(now, actor, &binding.key, owner))
+            .await?;
+        return Ok(Ok(binding));
+    }
+    // Bound already (or meanwhile, by another owner's redemption of another request of
+    // the same sender beside this one: as if this one came second).
+    match tx.binding(&binding.key).await? {
+        Some(existing) if existing.owner_id == *owner => Ok(Ok(existing)),
+        _ => Err(bound_elsewhere()),
+    }
 }
 
 /// A database that pairs chat accounts: transactions with [`PairingRows`], and the point
@@ -782,17 +777,17 @@ impl<D: PairingDatabase> PairingStore for D {
                     });
                 }
                 for candidate in &candidates {
-                    if tx.pairing_taken(candidate).await? {
-                        continue;
-                    }
-                    tx.insert_pairing(NewPairingRow {
+                    let row = NewPairingRow {
                         key: &key,
                         candidate,
                         meta: meta.as_deref(),
                         created_at: now,
                         expires_at,
-                    })
-                    .await?;
+                    };
+                    if !tx.insert_pairing(row).await? {
+                        // Its code hash or id is taken: the next candidate.
+                        continue;
+                    }
                     tx.append(events::pairing_requested(
                         now,
                         scope.actor(),

@@ -8,7 +8,7 @@ use ownership_core::pairing::{
     ChannelAuth, Expiry, FailureKey, NewPairingRow, PairingBy, PairingKey, PairingRequestRow,
     PairingRows, PairingSeed,
 };
-use ownership_core::ports::{ChannelBinding, PairingCandidate, PendingPairing};
+use ownership_core::ports::{ChannelBinding, PendingPairing};
 use ownership_core::{ChannelKey, ChannelName, ExternalId, OwnerId, Result, UserRole, UserStatus};
 use time::OffsetDateTime;
 
@@ -110,23 +110,11 @@ impl<D: Driver> PairingRows for SqlTx<D> {
         Ok((count_at(&row, 0, "pairing count")?, opt_time(&row, 1)?))
     }
 
-    async fn pairing_taken(&mut self, candidate: &PairingCandidate) -> Result<bool> {
-        exists(
-            &mut self.d,
-            "SELECT 1 FROM pairing_requests WHERE code_hash = $1 OR id = $2",
-            args![
-                candidate.code_hash.as_bytes().as_slice(),
-                candidate.id.as_str()
-            ],
-        )
-        .await
-    }
-
-    async fn insert_pairing(&mut self, row: NewPairingRow<'_>) -> Result<()> {
+    async fn insert_pairing(&mut self, row: NewPairingRow<'_>) -> Result<bool> {
         exec(
             &mut self.d,
             "INSERT INTO pairing_requests (id, channel, external_id, seed, code_hash, meta, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
             args![
                 row.candidate.id.as_str(),
                 row.key.channel.as_str(),
@@ -139,7 +127,7 @@ impl<D: Driver> PairingRows for SqlTx<D> {
             ],
         )
         .await
-        .map(drop)
+        .map(|inserted| inserted > 0)
     }
 
     async fn delete_pairing(&mut self, id: &PairingRequestId) -> Result<bool> {
