@@ -10,7 +10,7 @@ use ownership_core::pairing::{ChannelAuth, PairingDatabase};
 use ownership_core::resources::{ResourceAuth, ResourceDatabase};
 use ownership_core::token::TokenDigest;
 use ownership_core::tokens::{TokenAuth, TokenDatabase};
-use ownership_core::{ChannelKey, Result};
+use ownership_core::{ChannelKey, OwnerId, Result};
 use time::OffsetDateTime;
 
 use super::PgStore;
@@ -35,6 +35,53 @@ const WRITE_BEGIN: &str = "BEGIN; SET LOCAL statement_timeout = '30s'; \
 const OWNER_WRITE_BEGIN: &str = "BEGIN; SET LOCAL statement_timeout = '30s'; \
      SET LOCAL idle_in_transaction_session_timeout = '60s'; \
      SELECT pg_advisory_xact_lock_shared(122511586554483)";
+
+/// How many queues the owners' writes of one process are spread over ([`Lanes`]).
+const OWNER_QUEUES: usize = 256;
+
+/// This process's queues in front of the database's write locks, taken in the same order
+/// (the writes lock, then a chain's head): a write waits here, holding no connection,
+/// until the locks it will take in the database are free of this process's other
+/// writes. Without them a burst of writes behind one lock (sixteen rotations of one
+/// owner's token, or every pairing request of a busy channel) would hold every pooled
+/// connection while it waits, and the reads and other owners' writes that could run
+/// would wait for a connection instead, up to the pool's acquire timeout. Across
+/// processes the database's locks still decide; these only keep one process's waiting
+/// writes off its pool.
+#[derive(Debug)]
+pub(crate) struct Lanes {
+    /// The writes lock: exclusive for a write alone, shared beside others. Fair: a
+    /// waiting write alone is not overtaken by later shared ones.
+    writes: tokio::sync::RwLock<()>,
+    /// The system chain's head: writes of no owner's rows.
+    system: tokio::sync::Mutex<()>,
+    /// Owners' chain heads, by a hash of the owner (two owners may share a queue).
+    owners: Box<[tokio::sync::Mutex<()>]>,
+}
+
+impl Default for Lanes {
+    fn default() -> Self {
+        Self {
+            writes: tokio::sync::RwLock::new(()),
+            system: tokio::sync::Mutex::new(()),
+            owners: (0..OWNER_QUEUES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+}
+
+impl Lanes {
+    /// The queue of `owner`'s writes.
+    fn owner(&self, owner: &OwnerId) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(owner);
+        let i = usize::try_from(hash % OWNER_QUEUES as u64).unwrap_or(0);
+        // Always in range; were it not, the system chain's queue is a coarser one that
+        // still takes one queue after the writes lock.
+        self.owners.get(i).unwrap_or(&self.system)
+    }
+}
 
 impl PgStore {
     /// A write transaction begun with `begin` (the limits, the writes lock). The limits
@@ -107,17 +154,29 @@ impl Transactions for PgStore {
         R: Send + 'static,
         F: Body<PgTx, R>,
     {
+        let lanes = Arc::clone(&self.lanes);
         let owner = match lane {
-            Lane::Alone => return self.write_system_chain(false, body).await,
-            Lane::Unowned => return self.write_system_chain(true, body).await,
+            Lane::Alone => {
+                let _alone = lanes.writes.write().await;
+                return self.write_system_chain(false, body).await;
+            }
+            Lane::Unowned => {
+                let _beside = lanes.writes.read().await;
+                let _system = lanes.system.lock().await;
+                return self.write_system_chain(true, body).await;
+            }
             Lane::Owner(owner) => owner,
         };
+        let beside = lanes.writes.read().await;
+        let queued = lanes.owner(owner).lock().await;
         let started = Instant::now();
         let mut d = self.begin_write(OWNER_WRITE_BEGIN).await?;
         let Some(lane) = lock_lane(&mut d, owner).await? else {
             if let Pg::Tx(t) = d {
                 t.rollback().await.map_err(unavailable)?;
             }
+            drop((queued, beside));
+            let _alone = lanes.writes.write().await;
             return self.write_system_chain(false, body).await;
         };
         let keys = Arc::clone(&self.chain_keys);

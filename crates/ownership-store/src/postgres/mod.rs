@@ -149,6 +149,8 @@ pub struct PgStore {
     /// The audit chain keys, once set ([`PgStore::set_chain_keys`]).
     chain_keys: Arc<std::sync::OnceLock<ownership_core::audit::ChainKeys>>,
     limits: Limits,
+    /// This process's queues in front of the write locks ([`db::Lanes`]).
+    lanes: Arc<db::Lanes>,
 }
 
 /// Opens a transaction on a read connection (through a transaction pooler).
@@ -227,6 +229,7 @@ impl PgStore {
             reads: Some(reads),
             clock,
             chain_keys: Arc::default(),
+            lanes: Arc::default(),
             limits: Limits::default(),
         })
     }
@@ -238,6 +241,7 @@ impl PgStore {
             reads: None,
             clock,
             chain_keys: Arc::default(),
+            lanes: Arc::default(),
             limits: Limits::default(),
         }
     }
