@@ -470,6 +470,18 @@ pub enum Expiry {
     Live,
 }
 
+/// A channel's pending requests as a new request meets them
+/// ([`PairingRows::channel_pending`]).
+#[derive(Debug, Clone)]
+pub struct ChannelPending {
+    /// The sender's request, live or not.
+    pub sender: Option<PairingRequestRow>,
+    /// How many requests the channel holds.
+    pub count: u64,
+    /// The earliest expiry among them.
+    pub oldest: Option<OffsetDateTime>,
+}
+
 /// How a request is looked up within its channel.
 #[derive(Debug, Clone, Copy)]
 pub enum PairingBy<'a> {
@@ -490,11 +502,9 @@ pub trait PairingRows: Tx {
         channel: &ChannelName,
         by: PairingBy<'_>,
     ) -> Result<Option<PairingRequestRow>>;
-    /// How many requests the channel holds, and the earliest expiry among them.
-    async fn pairing_count(
-        &mut self,
-        channel: &ChannelName,
-    ) -> Result<(u64, Option<OffsetDateTime>)>;
+    /// The requests of `key`'s channel: the sender's (live or not), how many the channel
+    /// holds and the earliest expiry among them, in one read.
+    async fn channel_pending(&mut self, key: &ChannelKey) -> Result<ChannelPending>;
     /// Inserts a request; `false` when a request (of any channel) has the candidate's
     /// code hash or id already, and nothing was inserted.
     async fn insert_pairing(&mut self, row: NewPairingRow<'_>) -> Result<bool>;
@@ -760,8 +770,8 @@ impl<D: PairingDatabase> PairingStore for D {
                 // another owner. Redeeming or approving it for a different owner stays a
                 // conflict (consuming nothing) until the old binding is removed.
                 tx.delete_pairings(&key.channel, Expiry::Expired).await?;
-                let by = PairingBy::Sender(&key.external_id);
-                if let Some(live) = tx.find_pairing(&key.channel, by).await? {
+                let pending = tx.channel_pending(&key).await?;
+                if let Some(live) = pending.sender {
                     return Ok(PairingIssue {
                         id: live.id,
                         seed: live.seed,
@@ -770,10 +780,9 @@ impl<D: PairingDatabase> PairingStore for D {
                     });
                 }
                 let expires_at = truncate_to_micros(add_duration(now, policy.ttl, "ttl")?);
-                let (pending, oldest) = tx.pairing_count(&key.channel).await?;
-                if pending >= u64::from(policy.max_pending_per_channel) {
+                if pending.count >= u64::from(policy.max_pending_per_channel) {
                     return Err(Error::RateLimited {
-                        retry_after: retry_after(now, oldest.unwrap_or(expires_at)),
+                        retry_after: retry_after(now, pending.oldest.unwrap_or(expires_at)),
                     });
                 }
                 for candidate in &candidates {

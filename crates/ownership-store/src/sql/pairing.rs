@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use ownership_core::ids::PairingRequestId;
 use ownership_core::pairing::{
-    ChannelAuth, Expiry, FailureKey, NewPairingRow, PairingBy, PairingKey, PairingRequestRow,
-    PairingRows, PairingSeed,
+    ChannelAuth, ChannelPending, Expiry, FailureKey, NewPairingRow, PairingBy, PairingKey,
+    PairingRequestRow, PairingRows, PairingSeed,
 };
 use ownership_core::ports::{ChannelBinding, PendingPairing};
 use ownership_core::{ChannelKey, ChannelName, ExternalId, OwnerId, Result, UserRole, UserStatus};
@@ -94,20 +94,22 @@ impl<D: Driver> PairingRows for SqlTx<D> {
             .transpose()
     }
 
-    async fn pairing_count(
-        &mut self,
-        channel: &ChannelName,
-    ) -> Result<(u64, Option<OffsetDateTime>)> {
-        let row = query_opt(
-            &mut self.d,
-            "SELECT COUNT(*), MIN(expires_at) FROM pairing_requests WHERE channel = $1",
-            args![channel.as_str()],
-        )
-        .await?;
-        let Some(row) = row else {
-            return Ok((0, None));
+    async fn channel_pending(&mut self, key: &ChannelKey) -> Result<ChannelPending> {
+        let sql = "SELECT c.n, c.oldest, r.id, r.external_id, r.seed, r.expires_at FROM \
+             (SELECT COUNT(*) AS n, MIN(expires_at) AS oldest FROM pairing_requests \
+              WHERE channel = $1) AS c \
+             LEFT JOIN pairing_requests r ON r.channel = $1 AND r.external_id = $2";
+        let params = args![key.channel.as_str(), key.external_id.as_str()];
+        let row = query_one(&mut self.d, sql, params, "pending pairings").await?;
+        let sender = match opt_text(&row, 2)? {
+            Some(_) => Some(request_from(row.get(2..).unwrap_or_default())?),
+            None => None,
         };
-        Ok((count_at(&row, 0, "pairing count")?, opt_time(&row, 1)?))
+        Ok(ChannelPending {
+            sender,
+            count: count_at(&row, 0, "pairing count")?,
+            oldest: opt_time(&row, 1)?,
+        })
     }
 
     async fn insert_pairing(&mut self, row: NewPairingRow<'_>) -> Result<bool> {
