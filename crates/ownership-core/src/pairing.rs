@@ -482,25 +482,16 @@ pub struct ChannelPending {
     pub oldest: Option<OffsetDateTime>,
 }
 
-/// How a request is looked up within its channel.
-#[derive(Debug, Clone, Copy)]
-pub enum PairingBy<'a> {
-    /// By its sender (one request per sender).
-    Sender(&'a ExternalId),
-    /// By its code's keyed hash.
-    Code(&'a CodeHash),
-}
-
 /// The pairing rows a transaction reads and writes: SQL and row mapping, no decisions.
 #[async_trait]
 pub trait PairingRows: Tx {
     /// Deletes the channel's requests that are `which` at [`Tx::now`]; how many.
     async fn delete_pairings(&mut self, channel: &ChannelName, which: Expiry) -> Result<u64>;
-    /// The channel's request of this sender or with this code hash, live or not.
+    /// The channel's request with this code hash, live or not.
     async fn find_pairing(
         &mut self,
         channel: &ChannelName,
-        by: PairingBy<'_>,
+        code_hash: &CodeHash,
     ) -> Result<Option<PairingRequestRow>>;
     /// The requests of `key`'s channel: the sender's (live or not), how many the channel
     /// holds and the earliest expiry among them, in one read.
@@ -692,8 +683,7 @@ async fn consume<T: PairingRows + ?Sized>(
     owner: &OwnerId,
 ) -> Result<Result<ChannelBinding>> {
     let now = tx.now();
-    let by = PairingBy::Code(code_hash);
-    let Some(request) = tx.find_pairing(channel, by).await? else {
+    let Some(request) = tx.find_pairing(channel, code_hash).await? else {
         return Ok(Err(Error::NotFound));
     };
     if request.expires_at <= now {

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use ownership_core::ids::PairingRequestId;
 use ownership_core::pairing::{
-    ChannelAuth, ChannelPending, Expiry, FailureKey, NewPairingRow, PairingBy, PairingKey,
+    ChannelAuth, ChannelPending, CodeHash, Expiry, FailureKey, NewPairingRow, PairingKey,
     PairingRequestRow, PairingRows, PairingSeed,
 };
 use ownership_core::ports::{ChannelBinding, PendingPairing};
@@ -79,16 +79,12 @@ impl<D: Driver> PairingRows for SqlTx<D> {
     async fn find_pairing(
         &mut self,
         channel: &ChannelName,
-        by: PairingBy<'_>,
+        code_hash: &CodeHash,
     ) -> Result<Option<PairingRequestRow>> {
-        let (column, value) = match by {
-            PairingBy::Sender(sender) => ("external_id", Param::from(sender.as_str())),
-            PairingBy::Code(hash) => ("code_hash", Param::from(hash.as_bytes().as_slice())),
-        };
-        let sql = format!(
-            "SELECT id, external_id, seed, expires_at FROM pairing_requests WHERE channel = $1 AND {column} = $2"
-        );
-        query_opt(&mut self.d, &sql, &[Param::from(channel.as_str()), value])
+        let sql = "SELECT id, external_id, seed, expires_at FROM pairing_requests \
+                   WHERE channel = $1 AND code_hash = $2";
+        let params = args![channel.as_str(), code_hash.as_bytes().as_slice()];
+        query_opt(&mut self.d, sql, params)
             .await?
             .map(|row| request_from(&row))
             .transpose()
