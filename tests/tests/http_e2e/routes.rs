@@ -53,6 +53,14 @@ async fn me_describes_the_caller_and_the_token_used(backend: Backend) {
     );
     assert_eq!(strings(&r.body["token"]["kinds"]), set(&["manage", "api"]));
     assert!(r.body["token"]["expires_at"].is_null());
+    // These fields and no others (the route writes them from the principal directly).
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&r.body), ["role", "token", "user_id"]);
+    assert_eq!(keys(&r.body["token"]), ["expires_at", "id", "kinds"]);
 
     let member = app.create_user("alice", "member").await;
     let r = app.get("/v1/me", &member).await;
