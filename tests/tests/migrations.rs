@@ -51,6 +51,8 @@ const TABLES: &[(i64, &[&str])] = &[
     (7, &["console_sessions", "oidc_links"]),
     (8, &["passkeys"]),
     (9, &["audit_chains"]),
+    // Indexes only.
+    (10, &[]),
 ];
 
 fn fixture(backend: &str, version: i64) -> String {

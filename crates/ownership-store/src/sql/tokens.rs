@@ -96,8 +96,15 @@ pub(crate) async fn token_auth<D: Driver>(d: &mut D, digest: &[u8]) -> Result<Op
 #[async_trait]
 impl<D: Driver> TokenRows for SqlTx<D> {
     async fn live_token_count(&mut self, owner: &OwnerId, at: OffsetDateTime) -> Result<u64> {
-        let sql = "SELECT COUNT(*) FROM tokens WHERE owner_id = $1 \
-                   AND (revoked_at IS NULL OR revoked_at > $2) AND (expires_at IS NULL OR expires_at > $2)";
+        // Three ranges of `tokens_owner_live` (owner, revoked_at, expires_at), each holding
+        // live tokens only: never revoked and never expiring; never revoked and expiring
+        // later; revoked later (a rotation's grace). Revoked and expired tokens are
+        // skipped by the index, not read and filtered.
+        let sql = "SELECT \
+                   (SELECT COUNT(*) FROM tokens WHERE owner_id = $1 AND revoked_at IS NULL AND expires_at IS NULL) \
+                   + (SELECT COUNT(*) FROM tokens WHERE owner_id = $1 AND revoked_at IS NULL AND expires_at > $2) \
+                   + (SELECT COUNT(*) FROM tokens WHERE owner_id = $1 AND revoked_at > $2 \
+                   AND (expires_at IS NULL OR expires_at > $2))";
         query_count(&mut self.d, sql, args![owner.as_str(), at], "token count").await
     }
 
