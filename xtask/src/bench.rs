@@ -580,14 +580,14 @@ fn document(typed: &str, r: &Results, table: &str, svg_link: &str) -> String {
             and revoked, four writes a round; throughput of completed redemptions and\n\
             the 99th percentile of one request + redeem. A full run's rate comes out\n\
             lower than a quick one's; by its end the store holds more rows (each round\n\
-            leaves a revoked token and four events).\n\
+            leaves a revoked token, a chat binding and four events).\n\
          7. **Memory**: growth of the resident set while 100k (quick) or 1M (full)\n\
             principals are read from an in-memory libSQL store into the cache, per entry,\n\
             against a std `HashMap` from digest bytes to the same principal struct filled\n\
             from the same store; each side in a fresh process of its own, so neither reuses\n\
-            memory freed earlier. The cache keeps one map (digest → shared principal, with\n\
-            tags of its token and owner ids for eviction by scan), an eviction queue and a\n\
-            deadline and last-use stamp per entry.\n\
+            memory freed earlier. The cache keeps one map (digest → principal, held in\n\
+            the entry, with tags of its token and owner ids for eviction by scan), an\n\
+            eviction queue and a deadline and last-use stamp per entry.\n\
          8. **Revocation propagation**: three `ownership serve` processes (the release\n\
             binary) on one PostgreSQL database, each token warm on the other two; a token is\n\
             revoked through the first, and timed from that answer until both others answer\n\
@@ -596,6 +596,44 @@ fn document(typed: &str, r: &Results, table: &str, svg_link: &str) -> String {
          \n\
          The pairing targets are multiples of the rates measured on a fresh checkout\n\
          before the second performance round (libSQL 1,926/s, PostgreSQL 550/s).\n\
+         \n\
+         ## Where the time goes in the rows near or past their targets\n\
+         \n\
+         Profiles taken on the reference machine (2 vCPU, the benchmark and the database\n\
+         sharing them) while the row ran, with `perf record` on the suite binary\n\
+         (`cargo bench -p ownership-bench --bench suite --no-run` prints its path; the\n\
+         section is its first argument), and `vmstat 1` beside it. Written by hand\n\
+         from the second performance round's profiles; the results above are this run's.\n\
+         \n\
+         - **Pairing, PostgreSQL** (about 500-620/s and p99 120-150 ms against 1,650/s and\n\
+           50 ms). `perf record -a` over the PostgreSQL part: the postgres backends 52% of\n\
+           the samples, the benchmark's tokio workers 22%, idle 25%; 55% of all samples in\n\
+           the kernel (task switches, system calls, loopback TCP). `vmstat`: 50,000-58,000\n\
+           context switches/s, user 45-58%, system 25-34%. A write is about ten\n\
+           statements, each a round trip that wakes a backend and then the client: some\n\
+           2,000 writes/s are 20,000 round trips. Inside the backends no function stands\n\
+           out (the lock and buffer managers' hash tables 1.9%, heap lookups 1.7%, parsing\n\
+           of statements sent unprepared 0.7%). Removing the commit-order lock outright\n\
+           (unsafe; measured, not kept) gave 605-633/s: it is not the limit. The p99 comes\n\
+           from pairing requests, which are serialized per channel (one live code per\n\
+           sender, an exact cap), and the benchmark has one channel. What would close it:\n\
+           fewer round trips per write (a use case's statements sent as one pipeline or\n\
+           folded into fewer statements), a lock per channel instead of the system chain's\n\
+           head for requests, and a machine where client and database do not share two\n\
+           cores.\n\
+         - **Pairing, libSQL** (target 2,889/s). The one writer thread is the limit: in\n\
+           the second half of a full run it (with the checkpointer) took 56% of the\n\
+           samples, 47% of its own in the kernel: appending pages to the write-ahead log\n\
+           (`mark_buffer_dirty`, `copy_folio_from_iter_atomic`, ext4), waking the\n\
+           callers, and the checkpointer's reads. Before migration 0010 the top function\n\
+           was `sqlite3BtreeTableMoveto` (7%): the token quota count read every token the\n\
+           owner ever had. What would close the rest: fewer pages written per commit.\n\
+         - **HTTP** (target 0.95×). Quick runs land between 0.93× and 0.99×. `perf record\n\
+           --call-graph dwarf` over the row: authenticating (`Authenticated`'s extractor)\n\
+           is 3.9% of all samples, and within it no function passes 0.2% (the map lookup\n\
+           0.18%, SHA-256 0.09%; the per-identity limiter's two, 0.26% together); the\n\
+           rest of the stack is the baseline's too. No single change closes the gap,\n\
+           which is about the size of the run-to-run spread.\n\
          \n\
          ## Verify cost against stored tokens\n\
          \n\
