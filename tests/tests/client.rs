@@ -80,7 +80,21 @@ async fn users_tokens_and_audit_through_the_client(backend: Backend) {
     let app = app(backend).await;
     let owner = owner(&app);
     assert_eq!(owner.healthz().await.unwrap().status, "ok");
-    assert_eq!(owner.readyz().await.unwrap().status, "ok");
+    // On PostgreSQL the server is ready once its cache-invalidation listener has connected,
+    // which may come a moment after it starts serving: `/readyz` says so until then.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = owner.readyz().await.unwrap().status;
+        if status == "ok" {
+            break;
+        }
+        assert_eq!(status, "unavailable");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz still {status} after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // No bootstrap secret is configured: the route answers 404, typed.
     assert_refused(
         owner
