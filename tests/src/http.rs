@@ -2,9 +2,30 @@
 //! client with a generous timeout, and one request with its status, JSON body (or the text,
 //! as a JSON string) and whether it carried `WWW-Authenticate`.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+/// Polls `probe` every 50 ms until it returns `Ok`, for at most `patience`; then fails
+/// with `what` and the last `Err` it gave.
+pub async fn eventually<T, F, Fut>(what: &str, patience: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                start.elapsed() < patience,
+                "{what}: still not so after {patience:?}; last: {last}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 /// A client with a 60 s timeout (debug builds on a loaded machine).
 pub fn client() -> reqwest::Client {

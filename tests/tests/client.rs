@@ -24,6 +24,7 @@ use ownership_client::{Client, CreateResource, CreateToken, Error, OPERATIONS, S
 use ownership_core::ids::{ResourceId, SecretName, TokenId};
 use ownership_core::{ChannelName, ExternalId, OwnerId, TokenKind, UserRole, UserStatus};
 use ownership_tests::app::{Backend, TestApp, spawn_app_with};
+use ownership_tests::http::eventually;
 use ownership_tests::logcheck::Kind;
 use serde_json::Value;
 
@@ -82,19 +83,16 @@ async fn users_tokens_and_audit_through_the_client(backend: Backend) {
     assert_eq!(owner.healthz().await.unwrap().status, "ok");
     // On PostgreSQL the server is ready once its cache-invalidation listener has connected,
     // which may come a moment after it starts serving: `/readyz` says so until then.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = owner.readyz().await.unwrap().status;
-        if status == "ok" {
-            break;
+    eventually("/readyz says ok", Duration::from_secs(10), || async {
+        match owner.readyz().await.unwrap().status.as_str() {
+            "ok" => Ok(()),
+            other => {
+                assert_eq!(other, "unavailable");
+                Err(other.to_owned())
+            }
         }
-        assert_eq!(status, "unavailable");
-        assert!(
-            std::time::Instant::now() < deadline,
-            "/readyz still {status} after 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     // No bootstrap secret is configured: the route answers 404, typed.
     assert_refused(
         owner

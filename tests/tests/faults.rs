@@ -18,7 +18,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
-use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -30,7 +29,7 @@ use base64::Engine as _;
 use ownership_core::token::{TokenFamily, TokenSecret};
 use ownership_store::OsRandom;
 use ownership_store::libsql::LibsqlStore;
-use ownership_tests::http::{Reply, client as http, try_call};
+use ownership_tests::http::{Reply, client as http, eventually, try_call};
 use ownership_tests::pg::PgCluster;
 use ownership_tests::serve::{
     operator_command, run_to_end, serve_command, serve_command_via, start_command,
@@ -78,25 +77,6 @@ async fn call_patiently(
     }
 }
 
-/// Polls `probe` until it returns `Some`, at most [`PATIENCE`].
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let start = Instant::now();
-    loop {
-        match probe().await {
-            Ok(value) => return value,
-            Err(last) => assert!(
-                start.elapsed() < PATIENCE,
-                "{what}: still not so after {PATIENCE:?}; last: {last}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Waits until `GET path` answers `want`.
 async fn answers_eventually(
     http: &reqwest::Client,
@@ -105,14 +85,18 @@ async fn answers_eventually(
     token: Option<&str>,
     want: u16,
 ) -> Reply {
-    eventually(&format!("GET {path} answers {want}"), || async move {
-        let r = call(http, base, "GET", path, token, None).await;
-        if r.status == want {
-            Ok(r)
-        } else {
-            Err(format!("{r:?}"))
-        }
-    })
+    eventually(
+        &format!("GET {path} answers {want}"),
+        PATIENCE,
+        || async move {
+            let r = call(http, base, "GET", path, token, None).await;
+            if r.status == want {
+                Ok(r)
+            } else {
+                Err(format!("{r:?}"))
+            }
+        },
+    )
     .await
 }
 

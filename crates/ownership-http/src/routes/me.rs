@@ -2,13 +2,12 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use ownership_core::authz::{Principal, Rotator};
+use ownership_core::authz::Rotator;
 use ownership_core::ids::Label;
 use ownership_core::ids::TokenId;
 use ownership_core::ports::AuditFilter;
 use ownership_core::service::{self, TokenRequest};
 use ownership_core::{ChannelKey, ExternalId, TokenKind, TokenKinds};
-use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
 
 use super::{CREATED, channel, page};
 use crate::api_doc::*;
@@ -33,63 +32,16 @@ const MAX_EXPIRES_IN_SECONDS: u64 = 3_155_760_000;
 /// The caller's user and the token they called with. Any valid token.
 #[utoipa::path(get, path = "/v1/me", tag = "me",
     responses((status = 200, description = "The caller and the token they called with.", body = Me), AuthErrors))]
-pub async fn me(Authenticated(p): Authenticated) -> ApiJson<MeOf> {
-    ApiJson(MeOf(p))
-}
-
-/// [`Me`] written straight from the principal: the same JSON (field for field, in the
-/// same order), without first copying each id and kind into a `String` of its own. This
-/// is the route every client calls to check its token (docs/benchmarks.md, "HTTP").
-pub struct MeOf(Principal);
-
-impl Serialize for MeOf {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let p = &self.0;
-        let mut me = serializer.serialize_struct("Me", 3)?;
-        me.serialize_field("user_id", p.identity().owner_id().as_str())?;
-        me.serialize_field("role", p.identity().role().as_str())?;
-        me.serialize_field("token", &TokenOf(p))?;
-        me.end()
-    }
-}
-
-/// [`MeToken`] from the principal.
-struct TokenOf<'a>(&'a Principal);
-
-impl Serialize for TokenOf<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let p = self.0;
-        let mut token = serializer.serialize_struct("MeToken", 3)?;
-        token.serialize_field("id", p.token_id().as_str())?;
-        token.serialize_field("kinds", &KindsOf(p))?;
-        token.serialize_field(
-            "expires_at",
-            &p.expires_at().map(ownership_core::audit::rfc3339),
-        )?;
-        token.end()
-    }
-}
-
-/// The token's kinds, each as its wire name.
-struct KindsOf<'a>(&'a Principal);
-
-impl Serialize for KindsOf<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut kinds = serializer.serialize_seq(Some(self.0.kinds().iter().count()))?;
-        for kind in self.0.kinds().iter() {
-            kinds.serialize_element(&Named(kind))?;
-        }
-        kinds.end()
-    }
-}
-
-/// A value written as its `Display` text, straight into the output.
-struct Named<'a, T>(&'a T);
-
-impl<T: std::fmt::Display> Serialize for Named<'_, T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self.0)
-    }
+pub async fn me(Authenticated(p): Authenticated) -> ApiJson<Me> {
+    ApiJson(Me {
+        user_id: p.identity().owner_id().to_string(),
+        role: p.identity().role().to_string(),
+        token: MeToken {
+            id: p.token_id().to_string(),
+            kinds: p.kinds().iter().map(ToString::to_string).collect(),
+            expires_at: p.expires_at().map(ownership_core::audit::rfc3339),
+        },
+    })
 }
 
 /// List the caller's tokens.
